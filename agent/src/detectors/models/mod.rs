@@ -1,0 +1,530 @@
+//! Model discovery: walk, pick candidates, identify by content, digest, attribute, group.
+//!
+//! Per file, in order:
+//! 1. the walker hands over regular files only (by directory entry type);
+//! 2. [`is_candidate`] decides from the name whether the content is worth opening (model
+//!    extensions, defining files of directory models, shard indexes, extension-less blobs in
+//!    content-addressed stores); other files are counted and left alone;
+//! 3. `lstat` gives the [`FileStamp`]; the cache answers for unchanged content (not a model, or
+//!    a model with its identification and digest) without opening the file;
+//! 4. otherwise the file is opened safely ([`crate::fileio`]), its first bytes read and the
+//!    format registry consulted ([`crate::formats::identify`]);
+//! 5. a model's digest comes from its content-addressed name (after the store's size check),
+//!    or from hashing it; directory models get the tree digest of their files;
+//! 6. after the walk, shards are grouped with their index and GGUF splits with each other.
+//!
+//! Any failure is an entry in `errors` naming the path; the walk never stops for one file.
+
+mod directory;
+mod groups;
+pub mod sources;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::cache::{CacheEntry, VerdictCache};
+use crate::fileio::{open_regular, read_head, FileStamp};
+use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
+use crate::hash::{tree_digest, FileHasher};
+use crate::report::{DigestSource, FileError, ModelEntry, Safety};
+use crate::walk::{walk, WalkItem, WalkOptions};
+use sources::{Logical, StoreIndex};
+
+/// Extensions whose files are opened and identified by content.
+pub const MODEL_EXTENSIONS: &[&str] = &[
+    "gguf",
+    "ggml",
+    "ggjt",
+    "bin",
+    "safetensors",
+    "onnx",
+    "ort",
+    "pt",
+    "pth",
+    "ckpt",
+    "pkl",
+    "pickle",
+    "joblib",
+    "jl",
+    "dat",
+    "data",
+    "npy",
+    "npz",
+    "h5",
+    "hdf5",
+    "keras",
+    "pb",
+    "tflite",
+    "lite",
+    "mlmodel",
+    "xml",
+    "model",
+    "mar",
+    "dill",
+    "sav",
+    "zip",
+];
+
+/// Compression suffixes opened when the stem names a pickle or joblib file (`x.pkl.gz`).
+const COMPRESSED_SUFFIXES: &[&str] = &["z", "gz", "bz2", "xz", "lzma", "lz4"];
+
+/// Largest shard index read.
+const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Live counters, readable while the scan runs (progress bar).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Regular files seen.
+    pub files_seen: AtomicU64,
+    /// Directories entered.
+    pub dirs_seen: AtomicU64,
+    /// Candidate files examined.
+    pub candidates: AtomicU64,
+    /// Models found so far.
+    pub models: AtomicU64,
+    /// Bytes hashed so far.
+    pub bytes_hashed: AtomicU64,
+    /// Model digests answered by the cache.
+    pub hash_cache_hits: AtomicU64,
+    /// Non-model files answered by the cache.
+    pub verdict_cache_hits: AtomicU64,
+    /// Digests taken from content-addressed names.
+    pub digests_from_name: AtomicU64,
+}
+
+/// A model found, with where it sits logically (for grouping).
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The public entry.
+    pub entry: ModelEntry,
+    /// Logical location.
+    pub logical: Logical,
+}
+
+/// A shard index (`*.index.json` with a `weight_map`).
+#[derive(Debug, Clone)]
+pub struct IndexFile {
+    /// Where the index is.
+    pub path: PathBuf,
+    /// Its logical location (shards are named relative to it).
+    pub logical: Logical,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Shard file names, distinct, sorted.
+    pub shards: Vec<String>,
+}
+
+/// Everything the model scan produced.
+#[derive(Debug, Default)]
+pub struct ModelsOutcome {
+    /// Models, sorted by path.
+    pub models: Vec<ModelEntry>,
+    /// Per-path errors.
+    pub errors: Vec<FileError>,
+    /// Cache keys met (for pruning).
+    pub seen_keys: HashSet<[u8; 40]>,
+}
+
+#[derive(Debug, Default)]
+struct Collected {
+    models: Vec<Found>,
+    indexes: Vec<IndexFile>,
+    errors: Vec<FileError>,
+    seen_keys: HashSet<[u8; 40]>,
+}
+
+/// Shared state of one model scan.
+#[derive(Debug)]
+pub struct ModelScan<'a> {
+    /// Verdict and hash cache, when a state directory is in use.
+    cache: Option<&'a VerdictCache>,
+    /// Store indexes (Hugging Face, Ollama).
+    stores: StoreIndex,
+    /// Live counters.
+    progress: &'a Progress,
+    /// Results gathered by the walker threads.
+    collected: Mutex<Collected>,
+}
+
+/// Per-thread buffers.
+#[derive(Debug)]
+pub struct Worker {
+    /// Hashing buffer.
+    hasher: FileHasher,
+    /// Header buffer.
+    head: Vec<u8>,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Self {
+            hasher: FileHasher::default(),
+            head: vec![0u8; HEAD_LEN],
+        }
+    }
+}
+
+/// What one examined file turned out to be.
+enum Examined {
+    NotModel,
+    Model(Box<Found>),
+    Index(IndexFile),
+}
+
+fn lower_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}
+
+/// Whether a file with this (lowercase) name, at this path, is opened. See the module doc.
+pub fn is_candidate(path: &Path, name: &str) -> bool {
+    if name == formats::savedmodel::DEFINING_FILE
+        || name == formats::mlflow::DEFINING_FILE
+        || name.ends_with(".index.json")
+    {
+        return true;
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => {
+            MODEL_EXTENSIONS.contains(&ext)
+                || (COMPRESSED_SUFFIXES.contains(&ext)
+                    && [".pkl", ".pickle", ".joblib"]
+                        .iter()
+                        .any(|s| stem.ends_with(s)))
+        }
+        // Extension-less (or dot-file) names: only blobs of content-addressed stores.
+        _ => path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|p| p == "blobs"),
+    }
+}
+
+fn rfc3339(mtime_ns: i128) -> Option<String> {
+    let ns = u64::try_from(mtime_ns).ok()?;
+    let t = UNIX_EPOCH.checked_add(Duration::from_nanos(ns))?;
+    Some(humantime::format_rfc3339_seconds(t).to_string())
+}
+
+impl<'a> ModelScan<'a> {
+    /// A scan that reports into `progress` and uses `cache` when given.
+    pub fn new(cache: Option<&'a VerdictCache>, progress: &'a Progress) -> Self {
+        Self {
+            cache,
+            stores: StoreIndex::default(),
+            progress,
+            collected: Mutex::new(Collected::default()),
+        }
+    }
+
+    fn collected(&self) -> std::sync::MutexGuard<'_, Collected> {
+        self.collected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn error(&self, path: &Path, error: impl Into<String>) {
+        let error = error.into();
+        tracing::debug!(path = %path.display(), error = %error, "cannot scan file");
+        self.collected().errors.push(FileError {
+            path: path.display().to_string(),
+            error,
+        });
+    }
+
+    fn remember(&self, key: [u8; 40]) {
+        if self.cache.is_some() {
+            self.collected().seen_keys.insert(key);
+        }
+    }
+
+    /// Runs the walk and returns the models found.
+    pub fn run(self, opts: &WalkOptions) -> Result<ModelsOutcome, crate::walk::WalkError> {
+        let this = &self;
+        walk(opts, || {
+            let mut worker = Worker::default();
+            move |item: WalkItem<'_>| this.visit(item, &mut worker)
+        })?;
+        let mut c = self
+            .collected
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        groups::assign(&mut c.models, &c.indexes);
+        let mut models: Vec<ModelEntry> = c.models.into_iter().map(|f| f.entry).collect();
+        models.sort_by(|a, b| a.path.cmp(&b.path));
+        models.dedup_by(|a, b| a.path == b.path);
+        c.errors.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(ModelsOutcome {
+            models,
+            errors: c.errors,
+            seen_keys: c.seen_keys,
+        })
+    }
+
+    fn visit(&self, item: WalkItem<'_>, worker: &mut Worker) {
+        match item {
+            WalkItem::Dir(_) => {
+                self.progress.dirs_seen.fetch_add(1, Ordering::Relaxed);
+            }
+            WalkItem::Error(path, e) => self.error(path.unwrap_or(Path::new("")), e),
+            WalkItem::File(path) => {
+                self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
+                let name = lower_name(path);
+                if !is_candidate(path, &name) {
+                    return;
+                }
+                self.progress.candidates.fetch_add(1, Ordering::Relaxed);
+                match self.examine(path, &name, worker) {
+                    Ok(Examined::NotModel) => {}
+                    Ok(Examined::Model(found)) => {
+                        self.progress.models.fetch_add(1, Ordering::Relaxed);
+                        self.collected().models.push(*found);
+                    }
+                    Ok(Examined::Index(index)) => self.collected().indexes.push(index),
+                    Err(e) => self.error(path, e),
+                }
+            }
+        }
+    }
+
+    fn examine(&self, path: &Path, name: &str, worker: &mut Worker) -> Result<Examined, String> {
+        let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string().to_lowercase())?;
+        if !meta.file_type().is_file() {
+            return Ok(Examined::NotModel);
+        }
+        let stamp = FileStamp::of(&meta);
+        self.remember(stamp.key());
+        let cached = self.cache.and_then(|c| c.get(&stamp));
+        if let Some(entry) = &cached {
+            match (&entry.detection, &entry.sha256) {
+                (None, _) if entry.probed => {
+                    self.progress
+                        .verdict_cache_hits
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(Examined::NotModel);
+                }
+                (Some(det), Some(digest)) if !directory::is_directory_model(path, det.format) => {
+                    self.progress
+                        .hash_cache_hits
+                        .fetch_add(1, Ordering::Relaxed);
+                    let placement = self.stores.place(path);
+                    return Ok(model(
+                        path,
+                        &stamp,
+                        det.clone(),
+                        digest.clone(),
+                        DigestSource::Cache,
+                        placement,
+                    ));
+                }
+                _ => {}
+            }
+        }
+
+        let (file, stamp) = open_regular(path).map_err(|e| e.to_string().to_lowercase())?;
+        self.remember(stamp.key());
+        let n = read_head(&file, &mut worker.head).map_err(|e| e.to_string().to_lowercase())?;
+        let head = worker.head.get(..n).unwrap_or_default();
+        let input = ProbeInput {
+            source: &file,
+            size: stamp.size,
+            head,
+            name,
+        };
+
+        if name.ends_with(".index.json")
+            || (head.first() == Some(&b'{')
+                && path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|p| p == "blobs"))
+        {
+            return Ok(self
+                .index(path, &input)
+                .map(Examined::Index)
+                .unwrap_or(Examined::NotModel));
+        }
+
+        let detection = match formats::identify(&input) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                if let Some(c) = self.cache {
+                    c.put(
+                        &stamp,
+                        &CacheEntry {
+                            probed: true,
+                            ..cached.unwrap_or_default()
+                        },
+                    );
+                }
+                return Ok(Examined::NotModel);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if directory::is_directory_model(path, detection.format) {
+            return self.directory(path, detection, worker);
+        }
+
+        let placement = self.stores.place(path);
+        let name_digest = placement.content_address.as_ref().and_then(|(digest, size)| match size {
+            Some(s) if *s != stamp.size => {
+                tracing::warn!(path = %path.display(), manifest_size = s, size = stamp.size, "blob size differs from its manifest, hashing it");
+                None
+            }
+            _ => Some(digest.clone()),
+        });
+        let (digest, how) = match name_digest {
+            Some(d) => {
+                self.progress
+                    .digests_from_name
+                    .fetch_add(1, Ordering::Relaxed);
+                (d, DigestSource::Name)
+            }
+            None => {
+                let d = worker
+                    .hasher
+                    .sha256(&file, &stamp, &self.progress.bytes_hashed)
+                    .map_err(|e| e.to_string().to_lowercase())?;
+                (hex::encode(d), DigestSource::Hashed)
+            }
+        };
+        if let Some(c) = self.cache {
+            c.put(
+                &stamp,
+                &CacheEntry {
+                    probed: true,
+                    detection: Some(detection.clone()),
+                    sha256: Some(digest.clone()),
+                },
+            );
+        }
+        Ok(model(path, &stamp, detection, digest, how, placement))
+    }
+}
+
+fn model(
+    path: &Path,
+    stamp: &FileStamp,
+    detection: Detection,
+    sha256: String,
+    how: DigestSource,
+    placement: sources::Placement,
+) -> Examined {
+    Examined::Model(Box::new(Found {
+        entry: ModelEntry {
+            path: path.display().to_string(),
+            format: detection.format,
+            size: stamp.size,
+            sha256,
+            digest_source: how,
+            modified: rfc3339(stamp.mtime_ns),
+            metadata: detection.metadata,
+            source: placement.source,
+            group: None,
+            safety: Safety::default(),
+        },
+        logical: placement.logical,
+    }))
+}
+
+impl<'a> ModelScan<'a> {
+    fn index(&self, path: &Path, input: &ProbeInput<'_>) -> Option<IndexFile> {
+        if input.size > MAX_INDEX_BYTES {
+            return None;
+        }
+        let raw = input.read_exact_at("index", 0, input.size).ok()?;
+        let json: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        let map = json.get("weight_map")?.as_object()?;
+        let mut shards: Vec<String> = map
+            .values()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        shards.sort();
+        shards.dedup();
+        Some(IndexFile {
+            path: path.to_path_buf(),
+            logical: self.stores.place(path).logical,
+            sha256: crate::hash::sha256_hex(&raw),
+            shards,
+        })
+    }
+
+    fn directory(
+        &self,
+        defining: &Path,
+        detection: Detection,
+        worker: &mut Worker,
+    ) -> Result<Examined, String> {
+        let Some((root, files)) = directory::layout(defining, &detection)? else {
+            return Ok(Examined::NotModel);
+        };
+        let mut digests = Vec::with_capacity(files.len());
+        let mut size = 0u64;
+        let mut newest = 0i128;
+        for (rel, path) in &files {
+            let digest = self
+                .member_digest(path, worker)
+                .map_err(|e| format!("member {}: {e}", path.display()))?;
+            size += digest.1.size;
+            newest = newest.max(digest.1.mtime_ns);
+            digests.push((rel.clone(), digest.0));
+        }
+        let sha256 = tree_digest(&digests);
+        let placement = self.stores.place(&root);
+        Ok(Examined::Model(Box::new(Found {
+            entry: ModelEntry {
+                path: root.display().to_string(),
+                format: detection.format,
+                size,
+                sha256: sha256.clone(),
+                digest_source: DigestSource::Tree,
+                modified: rfc3339(newest),
+                metadata: detection.metadata,
+                source: placement.source,
+                group: Some(directory::group(
+                    root.parent()
+                        .filter(|_| detection.format == ModelFormat::Openvino)
+                        .unwrap_or(&root),
+                    &sha256,
+                    &files,
+                )),
+                safety: Safety::default(),
+            },
+            logical: placement.logical,
+        })))
+    }
+
+    /// SHA-256 of one member of a directory model, through the cache.
+    fn member_digest(
+        &self,
+        path: &Path,
+        worker: &mut Worker,
+    ) -> Result<(String, FileStamp), String> {
+        let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string().to_lowercase())?;
+        let stamp = FileStamp::of(&meta);
+        self.remember(stamp.key());
+        let cached = self.cache.and_then(|c| c.get(&stamp));
+        if let Some(d) = cached.as_ref().and_then(|c| c.sha256.clone()) {
+            return Ok((d, stamp));
+        }
+        let (file, stamp) = open_regular(path).map_err(|e| e.to_string().to_lowercase())?;
+        let digest = hex::encode(
+            worker
+                .hasher
+                .sha256(&file, &stamp, &self.progress.bytes_hashed)
+                .map_err(|e| e.to_string().to_lowercase())?,
+        );
+        if let Some(c) = self.cache {
+            c.put(
+                &stamp,
+                &CacheEntry {
+                    sha256: Some(digest.clone()),
+                    ..cached.unwrap_or_default()
+                },
+            );
+        }
+        Ok((digest, stamp))
+    }
+}

@@ -1,0 +1,131 @@
+//! Opening files safely for scanning.
+//!
+//! 1. The directory entry's type is checked before anything is opened: FIFOs, sockets, devices
+//!    and symlinks are never opened (the walker does not follow links).
+//! 2. A file is opened with `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, so a path swapped for a link or
+//!    a FIFO between the check and the open can neither redirect nor block the scan; the opened
+//!    descriptor is checked again with `fstat` and anything but a regular file is refused.
+//! 3. A [`FileStamp`] (device, inode, size, mtime in ns) identifies the content for the cache and
+//!    is compared before and after reading to catch a file that changes mid-read.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What identifies a file's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    /// Device id.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of `meta`.
+    pub fn of(meta: &Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+
+    /// Fixed-width big-endian key (40 bytes) for the cache.
+    pub fn key(&self) -> [u8; 40] {
+        let mut k = [0u8; 40];
+        let parts = [
+            &self.dev.to_be_bytes()[..],
+            &self.ino.to_be_bytes()[..],
+            &self.size.to_be_bytes()[..],
+            &self.mtime_ns.to_be_bytes()[..],
+        ];
+        let mut at = 0;
+        for p in parts {
+            if let Some(dst) = k.get_mut(at..at + p.len()) {
+                dst.copy_from_slice(p);
+            }
+            at += p.len();
+        }
+        k
+    }
+}
+
+/// Opens `path` for reading if and only if it is a regular file; returns it with its stamp.
+pub fn open_regular(path: &Path) -> io::Result<(File, FileStamp)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok((file, FileStamp::of(&meta)))
+}
+
+/// Fails if `file` no longer matches `before` (size or mtime changed while it was read).
+pub fn check_unchanged(file: &File, before: &FileStamp) -> io::Result<()> {
+    let now = FileStamp::of(&file.metadata()?);
+    if now.size != before.size || now.mtime_ns != before.mtime_ns {
+        return Err(io::Error::other(format!(
+            "file changed while being read (size {} -> {}, mtime changed: {})",
+            before.size,
+            now.size,
+            now.mtime_ns != before.mtime_ns
+        )));
+    }
+    Ok(())
+}
+
+/// Reads up to `buf.len()` bytes from the start of `file`.
+pub fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let dst = buf.get_mut(filled..).unwrap_or_default();
+        match file.read_at(dst, filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("model.gguf");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = open_regular(&fifo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        assert!(open_regular(&dir.path().join("link")).is_err());
+    }
+}

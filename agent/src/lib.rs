@@ -1,0 +1,42 @@
+//! aiscout agent: finds the machine-learning models on a host and identifies them by content.
+//!
+//! # Layout
+//! - [`scan`]: one scan from options to report (roots, cache, detectors, stats).
+//! - [`detectors`]: one module per kind of asset; [`detectors::models`] walks, picks candidate
+//!   files, identifies, digests, attributes and groups models.
+//! - [`formats`]: one file per model format, each a bounded content prober registered once in
+//!   [`formats::REGISTRY`].
+//! - [`walk`]: the parallel walk (ignore crate) with exclusion rules.
+//! - [`roots`]: default roots, cache locations and mounts.
+//! - [`fileio`]: safe opening (no FIFOs, devices, links) and file stamps.
+//! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
+//! - [`cache`]: the sled verdict/hash cache keyed by file stamp.
+//! - [`report`]: the public JSON document; [`host`]: host facts in it.
+//! - [`output`]: the human-readable table and progress bar.
+
+pub mod cache;
+pub mod detectors;
+pub mod fileio;
+pub mod formats;
+pub mod hash;
+pub mod host;
+pub mod output;
+pub mod report;
+pub mod roots;
+pub mod scan;
+pub mod walk;
+
+/// Sets up `tracing` on stderr: human-readable, or JSON lines when `json` is set. The level
+/// comes from `AISCOUT_LOG` (default `warn`).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AISCOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

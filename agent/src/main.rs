@@ -1,0 +1,106 @@
+//! `aiscout-agent`: parses the command line, starts tracing, and hands over to the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aiscout_agent::detectors::models::Progress;
+use aiscout_agent::scan::{self, ScanOptions, Section};
+use clap::{Parser, Subcommand};
+
+/// aiscout agent: inventories the machine-learning models on this host.
+#[derive(Debug, Parser)]
+#[command(name = "aiscout-agent", version, about)]
+struct Cli {
+    /// Log as JSON lines on stderr (level from AISCOUT_LOG, default warn).
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Find model files under PATHs (default: homes, /opt, /srv, /data, /models, /mnt, /var/lib
+    /// and model caches) and identify them by content.
+    Scan {
+        /// Roots to walk instead of the defaults.
+        paths: Vec<PathBuf>,
+        /// Print one JSON document (docs/scan-json.md) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Directory for the hash cache (default /var/lib/aiscout for root, else ~/.local/state/aiscout).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Do not read or write the hash cache.
+        #[arg(long, conflicts_with = "state_dir")]
+        no_cache: bool,
+        /// Sections to produce.
+        #[arg(long, value_delimiter = ',', default_value = "models")]
+        only: Vec<Section>,
+        /// Skip files and directories matching GLOB (a name, or an absolute path pattern with '/').
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Walker threads (default: number of CPUs, at most 8).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also walk network file systems (NFS, SMB, sshfs) mounted below the roots.
+        #[arg(long)]
+        network_fs: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    aiscout_agent::init_tracing(cli.log_json);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("aiscout-agent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Scan {
+            paths,
+            json,
+            state_dir,
+            no_cache,
+            only,
+            exclude,
+            threads,
+            network_fs,
+        } => {
+            let opts = ScanOptions {
+                roots: paths,
+                state_dir: if no_cache {
+                    None
+                } else {
+                    state_dir.or_else(scan::default_state_dir)
+                },
+                only,
+                excludes: exclude,
+                threads: threads.unwrap_or_else(scan::default_threads),
+                scan_network_fs: network_fs,
+            };
+            let progress = Arc::new(Progress::default());
+            let bar =
+                (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
+            let report = scan::run_scan(&opts, &progress)?;
+            drop(bar);
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                aiscout_agent::output::write_table(&report, &mut out)?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

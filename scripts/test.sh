@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every check and every test: formatting, clippy (-D warnings), unit, property and end-to-end
+# tests. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build binaries (the end-to-end tests run them)"
+cargo build --workspace --bins --locked
+echo "== tests"
+cargo test --workspace --locked

@@ -1,0 +1,69 @@
+//! Helpers for the end-to-end tests: locate the built binaries and the committed fixtures.
+//!
+//! # Layout
+//! - this file: [`agent_bin`], [`fixtures_dir`], [`run_scan_json`].
+//! - `tests/e2e.rs`: the test binary; it `mod`s one file per area.
+
+// Test helpers fail the test by panicking, with the reason.
+#![allow(clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The committed fixtures (`tests/fixtures`, written by `scripts/make-fixtures.py`).
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The `aiscout-agent` binary of the profile these tests were built with. `scripts/test.sh`
+/// builds the binaries before running the tests.
+pub fn agent_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = profile_dir.join("aiscout-agent");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo build --workspace --bins, as scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `aiscout-agent scan --json` over `roots` with its cache in `state_dir` and returns
+/// the parsed document. Panics with stderr when the command fails.
+pub fn run_scan_json(roots: &[&Path], state_dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(agent_bin())
+        .arg("scan")
+        .arg("--json")
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(extra)
+        .args(roots)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run aiscout-agent: {e}"));
+    assert!(
+        out.status.success(),
+        "scan failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "scan output is not json: {e}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}

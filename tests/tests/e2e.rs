@@ -1,0 +1,15 @@
+//! End-to-end tests: the real `aiscout-agent` binary against real model files.
+//!
+//! One test binary that `mod`s every area (ripgrep's layout).
+
+// Test code fails by panicking; helpers outside #[test] functions need the same allowance.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod cache;
+mod fixtures;
+mod hazards;

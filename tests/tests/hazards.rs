@@ -1,0 +1,134 @@
+//! Hostile file-system shapes: FIFOs, sockets, symlink loops, vanishing files, missing roots.
+
+use std::os::unix::fs::symlink;
+use std::time::{Duration, Instant};
+
+use aiscout_e2e::{agent_bin, fixtures_dir, run_scan_json};
+
+#[test]
+fn fifo_socket_and_symlink_loop_do_not_hang_or_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(
+        fixtures_dir().join("models/tiny-llama.gguf"),
+        root.join("real.gguf"),
+    )
+    .unwrap();
+    let fifo = root.join("model.gguf");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(root.join("weights.safetensors")).unwrap();
+    std::fs::create_dir(root.join("loop")).unwrap();
+    symlink("..", root.join("loop/up")).unwrap();
+    symlink(root.join("real.gguf"), root.join("link.gguf")).unwrap();
+    symlink(root.join("missing"), root.join("dangling.pt")).unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let doc = run_scan_json(&[root], state.path(), &[]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let paths: Vec<&str> = doc["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert!(paths[0].ends_with("/real.gguf"));
+    assert!(
+        doc["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        doc["errors"]
+    );
+}
+
+#[test]
+fn missing_root_is_an_error_entry_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures_dir().join("models/tiny.onnx"),
+        dir.path().join("m.onnx"),
+    )
+    .unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let state = tempfile::tempdir().unwrap();
+    let doc = run_scan_json(&[dir.path(), &missing], state.path(), &[]);
+    assert_eq!(doc["models"].as_array().unwrap().len(), 1);
+    let errs = doc["errors"].as_array().unwrap();
+    assert!(
+        errs.iter()
+            .any(|e| e["path"].as_str().unwrap().ends_with("no-such-dir")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn only_missing_roots_fail_with_status_2() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(agent_bin())
+        .args(["scan", "--json", "--state-dir"])
+        .arg(state.path())
+        .arg("/no/such/root/anywhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/root/anywhere"), "{err}");
+}
+
+#[test]
+fn unsupported_section_is_refused_by_name() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(agent_bin())
+        .args(["scan", "--json", "--only", "frameworks", "--state-dir"])
+        .arg(state.path())
+        .arg(fixtures_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Frameworks"));
+}
+
+#[test]
+fn table_output_lists_models_and_summary() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(agent_bin())
+        .args(["scan", "--state-dir"])
+        .arg(state.path())
+        .arg(fixtures_dir().join("models"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("FORMAT"), "{text}");
+    assert!(text.contains("tiny-llama.gguf"));
+    assert!(text.contains(" models · "), "{text}");
+}
+
+#[test]
+fn excludes_skip_names_and_paths() {
+    let state = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(fixtures_dir().join("models")).unwrap();
+    let doc = run_scan_json(
+        &[&root],
+        state.path(),
+        &[
+            "--exclude",
+            "*.gguf",
+            "--exclude",
+            &format!("{}/sharded", root.display()),
+        ],
+    );
+    for m in doc["models"].as_array().unwrap() {
+        let p = m["path"].as_str().unwrap();
+        assert!(
+            !p.ends_with(".gguf") && !p.contains("/sharded/"),
+            "{p} not excluded"
+        );
+    }
+    assert!(!doc["models"].as_array().unwrap().is_empty());
+}
