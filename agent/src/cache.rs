@@ -56,10 +56,7 @@ impl VerdictCache {
     /// Opens (creating) the cache in `dir`.
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
         let path = dir.join("cache");
-        let err = |source| CacheError::Open {
-            path: path.display().to_string(),
-            source,
-        };
+        let err = |source| CacheError::Open { path: path.display().to_string(), source };
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_CAPACITY)

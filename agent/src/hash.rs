@@ -27,21 +27,14 @@ pub struct FileHasher {
 
 impl Default for FileHasher {
     fn default() -> Self {
-        Self {
-            buf: vec![0u8; CHUNK],
-        }
+        Self { buf: vec![0u8; CHUNK] }
     }
 }
 
 impl FileHasher {
     /// Hashes the whole of `file`, which must still match `stamp` at the end. `progress` is
     /// advanced by the bytes read.
-    pub fn sha256(
-        &mut self,
-        file: &File,
-        stamp: &FileStamp,
-        progress: &AtomicU64,
-    ) -> io::Result<[u8; 32]> {
+    pub fn sha256(&mut self, file: &File, stamp: &FileStamp, progress: &AtomicU64) -> io::Result<[u8; 32]> {
         let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Sequential);
         let mut hasher = Sha256::new();
         let mut offset: u64 = 0;
@@ -100,10 +93,7 @@ mod tests {
         let (f, stamp) = crate::fileio::open_regular(&p).unwrap();
         let progress = AtomicU64::new(0);
         let d = FileHasher::default().sha256(&f, &stamp, &progress).unwrap();
-        assert_eq!(
-            hex::encode(d),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hex::encode(d), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(progress.load(Ordering::Relaxed), 3);
     }
 
@@ -113,9 +103,6 @@ mod tests {
         let a = sha256_hex(b"y");
         let b = sha256_hex(b"x");
         let listing = format!("{a}  a\n{b}  b\n");
-        assert_eq!(
-            tree_digest(&[("b".into(), b), ("a".into(), a)]),
-            sha256_hex(listing.as_bytes())
-        );
+        assert_eq!(tree_digest(&[("b".into(), b), ("a".into(), a)]), sha256_hex(listing.as_bytes()));
     }
 }

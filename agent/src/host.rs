@@ -26,10 +26,7 @@ impl HostInfo {
         let os = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix("PRETTY_NAME=")
-                        .map(|v| v.trim_matches('"').to_string())
-                })
+                t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
             })
             .unwrap_or_else(|| std::env::consts::OS.to_string());
         Self {

@@ -65,31 +65,17 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Scan {
-            paths,
-            json,
-            state_dir,
-            no_cache,
-            only,
-            exclude,
-            threads,
-            network_fs,
-        } => {
+        Command::Scan { paths, json, state_dir, no_cache, only, exclude, threads, network_fs } => {
             let opts = ScanOptions {
                 roots: paths,
-                state_dir: if no_cache {
-                    None
-                } else {
-                    state_dir.or_else(scan::default_state_dir)
-                },
+                state_dir: if no_cache { None } else { state_dir.or_else(scan::default_state_dir) },
                 only,
                 excludes: exclude,
                 threads: threads.unwrap_or_else(scan::default_threads),
                 scan_network_fs: network_fs,
             };
             let progress = Arc::new(Progress::default());
-            let bar =
-                (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
+            let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
             let report = scan::run_scan(&opts, &progress)?;
             drop(bar);
             let mut out = std::io::stdout().lock();

@@ -57,10 +57,7 @@ impl ProgressBar {
             }
             bar.finish_and_clear();
         });
-        Self {
-            done,
-            ticker: Some(ticker),
-        }
+        Self { done, ticker: Some(ticker) }
     }
 }
 
@@ -75,17 +72,9 @@ impl Drop for ProgressBar {
 
 /// Writes the table of models, the summary line and the errors.
 pub fn write_table(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<15} {:>10}  {:<12}  {:<32}  PATH",
-        "FORMAT", "SIZE", "SHA256", "SOURCE"
-    )?;
+    writeln!(out, "{:<15} {:>10}  {:<12}  {:<32}  PATH", "FORMAT", "SIZE", "SHA256", "SOURCE")?;
     for m in &report.models {
-        let source = m
-            .source
-            .as_ref()
-            .map(describe)
-            .unwrap_or_else(|| "-".into());
+        let source = m.source.as_ref().map(describe).unwrap_or_else(|| "-".into());
         let short = m.sha256.get(..12).unwrap_or(&m.sha256);
         writeln!(
             out,

@@ -99,9 +99,7 @@ pub struct Safety {
 
 impl Default for Safety {
     fn default() -> Self {
-        Self {
-            verdict: "unknown".into(),
-        }
+        Self { verdict: "unknown".into() }
     }
 }
 

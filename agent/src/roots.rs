@@ -78,19 +78,8 @@ const PSEUDO_FS: &[&str] = &[
 ];
 
 /// Network file systems: walked only when asked, scanning a shared volume from every host is costly.
-const NETWORK_FS: &[&str] = &[
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "fuse.sshfs",
-    "9p",
-    "ceph",
-    "glusterfs",
-    "fuse.s3fs",
-    "afs",
-];
+const NETWORK_FS: &[&str] =
+    &["nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs", "fuse.s3fs", "afs"];
 
 /// Environment variables that name model caches.
 pub const CACHE_ENV: &[&str] = &[
@@ -106,11 +95,7 @@ pub const CACHE_ENV: &[&str] = &[
 ];
 
 /// Fixed system stores outside the default roots.
-const SYSTEM_STORES: &[&str] = &[
-    "/usr/share/ollama/.ollama/models",
-    "/tmp/.keras",
-    "/tmp/tfhub_modules",
-];
+const SYSTEM_STORES: &[&str] = &["/usr/share/ollama/.ollama/models", "/tmp/.keras", "/tmp/tfhub_modules"];
 
 /// Home directories of real users.
 fn homes() -> Vec<PathBuf> {
@@ -118,8 +103,7 @@ fn homes() -> Vec<PathBuf> {
     if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
         for line in passwd.lines() {
             let f: Vec<&str> = line.split(':').collect();
-            let (Some(uid), Some(home)) = (f.get(2).and_then(|u| u.parse::<u32>().ok()), f.get(5))
-            else {
+            let (Some(uid), Some(home)) = (f.get(2).and_then(|u| u.parse::<u32>().ok()), f.get(5)) else {
                 continue;
             };
             if (uid == 0 || (1000..65534).contains(&uid)) && home.starts_with('/') && *home != "/" {
@@ -149,30 +133,20 @@ fn mounts() -> Vec<Mount> {
             let (left, right) = l.split_once(" - ")?;
             let path = left.split(' ').nth(4)?;
             let fstype = right.split(' ').next()?;
-            Some(Mount {
-                path: PathBuf::from(unescape_mount(path)),
-                fstype: fstype.to_string(),
-            })
+            Some(Mount { path: PathBuf::from(unescape_mount(path)), fstype: fstype.to_string() })
         })
         .collect()
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
 /// The default roots for this host (see the module doc).
 pub fn default_roots(scan_network_fs: bool) -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = homes();
-    roots.extend(
-        ["/opt", "/srv", "/data", "/models", "/mnt", "/var/lib"]
-            .iter()
-            .map(PathBuf::from),
-    );
+    roots.extend(["/opt", "/srv", "/data", "/models", "/mnt", "/var/lib"].iter().map(PathBuf::from));
     for var in CACHE_ENV {
         if let Some(v) = std::env::var_os(var) {
             roots.push(PathBuf::from(v));
@@ -184,12 +158,9 @@ pub fn default_roots(scan_network_fs: bool) -> Vec<PathBuf> {
     roots.extend(SYSTEM_STORES.iter().map(PathBuf::from));
     let mut roots = normalize(roots);
     for m in mounts() {
-        let local = !PSEUDO_FS.contains(&m.fstype.as_str())
-            && (scan_network_fs || !NETWORK_FS.contains(&m.fstype.as_str()));
-        if local
-            && roots.iter().any(|r| m.path.starts_with(r) && m.path != *r)
-            && !is_excluded_path(&m.path)
-        {
+        let local =
+            !PSEUDO_FS.contains(&m.fstype.as_str()) && (scan_network_fs || !NETWORK_FS.contains(&m.fstype.as_str()));
+        if local && roots.iter().any(|r| m.path.starts_with(r) && m.path != *r) && !is_excluded_path(&m.path) {
             roots.push(m.path);
         }
     }
@@ -218,10 +189,7 @@ pub fn normalize(roots: Vec<PathBuf>) -> Vec<PathBuf> {
     }
     let all: Vec<(PathBuf, u64)> = canon.into_iter().collect();
     all.iter()
-        .filter(|(p, dev)| {
-            !all.iter()
-                .any(|(q, qdev)| q != p && p.starts_with(q) && qdev == dev)
-        })
+        .filter(|(p, dev)| !all.iter().any(|(q, qdev)| q != p && p.starts_with(q) && qdev == dev))
         .map(|(p, _)| p.clone())
         .collect()
 }

@@ -82,10 +82,7 @@ pub enum ScanError {
     Walk(#[from] WalkError),
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
-    StateDir {
-        path: String,
-        source: std::io::Error,
-    },
+    StateDir { path: String, source: std::io::Error },
     /// A section that this build does not produce yet.
     #[error("section {0:?} is not available in this version of the agent")]
     Unsupported(Section),
@@ -123,10 +120,8 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
 
     let cache = match &opts.state_dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|source| ScanError::StateDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| ScanError::StateDir { path: dir.display().to_string(), source })?;
             Some(VerdictCache::open(dir)?)
         }
         None => None,
@@ -134,19 +129,10 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
     let walk = WalkOptions {
         roots: roots.clone(),
         excludes: opts.excludes.clone(),
-        skip_paths: opts
-            .state_dir
-            .iter()
-            .filter_map(|d| std::fs::canonicalize(d).ok())
-            .collect(),
+        skip_paths: opts.state_dir.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect(),
         threads: opts.threads,
     };
-    tracing::info!(
-        roots = roots.len(),
-        threads = opts.threads,
-        cache = cache.is_some(),
-        "scan started"
-    );
+    tracing::info!(roots = roots.len(), threads = opts.threads, cache = cache.is_some(), "scan started");
     let outcome = ModelScan::new(cache.as_ref(), progress).run(&walk)?;
     if let Some(c) = &cache {
         // Only a scan of the default roots sees every file the cache may describe.
@@ -177,10 +163,5 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         duration_ms = stats.duration_ms,
         "scan finished"
     );
-    Ok(ScanReport {
-        host,
-        models: outcome.models,
-        stats,
-        errors,
-    })
+    Ok(ScanReport { host, models: outcome.models, stats, errors })
 }

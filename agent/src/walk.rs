@@ -40,10 +40,7 @@ pub struct WalkOptions {
 pub enum WalkError {
     /// An exclude glob does not parse.
     #[error("invalid exclude pattern {pattern:?}: {source}")]
-    Pattern {
-        pattern: String,
-        source: globset::Error,
-    },
+    Pattern { pattern: String, source: globset::Error },
     /// No root given.
     #[error("no root to walk")]
     NoRoots,
@@ -73,11 +70,8 @@ impl Excludes {
         let mut names = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         for pattern in &opts.excludes {
-            let glob =
-                Glob::new(pattern.trim_end_matches('/')).map_err(|source| WalkError::Pattern {
-                    pattern: pattern.clone(),
-                    source,
-                })?;
+            let glob = Glob::new(pattern.trim_end_matches('/'))
+                .map_err(|source| WalkError::Pattern { pattern: pattern.clone(), source })?;
             if pattern.trim_end_matches('/').contains('/') {
                 paths.add(glob);
             } else {
@@ -85,23 +79,13 @@ impl Excludes {
             }
         }
         let build = |b: GlobSetBuilder| {
-            b.build().map_err(|source| WalkError::Pattern {
-                pattern: opts.excludes.join(","),
-                source,
-            })
+            b.build().map_err(|source| WalkError::Pattern { pattern: opts.excludes.join(","), source })
         };
-        Ok(Self {
-            names: build(names)?,
-            paths: build(paths)?,
-            skip_paths: opts.skip_paths.clone(),
-        })
+        Ok(Self { names: build(names)?, paths: build(paths)?, skip_paths: opts.skip_paths.clone() })
     }
 
     fn excluded(&self, path: &Path, is_dir: bool) -> bool {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         if self.names.is_match(name.as_ref()) || self.paths.is_match(path) {
             return true;
         }
@@ -134,9 +118,7 @@ where
         .follow_links(false)
         .same_file_system(true)
         .threads(opts.threads.max(1))
-        .filter_entry(move |e| {
-            e.depth() == 0 || !filter.excluded(e.path(), e.file_type().is_some_and(|t| t.is_dir()))
-        });
+        .filter_entry(move |e| e.depth() == 0 || !filter.excluded(e.path(), e.file_type().is_some_and(|t| t.is_dir())));
     builder.build_parallel().run(|| {
         let mut visit = make_visitor();
         Box::new(move |result| {
@@ -161,9 +143,7 @@ where
 fn error_path(e: &ignore::Error) -> Option<PathBuf> {
     match e {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-            error_path(err)
-        }
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
         ignore::Error::Loop { child, .. } => Some(child.clone()),
         _ => None,
     }

@@ -12,10 +12,7 @@ use std::process::Command;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The committed fixtures (`tests/fixtures`, written by `scripts/make-fixtures.py`).
@@ -28,11 +25,7 @@ pub fn fixtures_dir() -> PathBuf {
 pub fn agent_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test binary>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
     let bin = profile_dir.join("aiscout-agent");
     assert!(
         bin.is_file(),
@@ -54,16 +47,7 @@ pub fn run_scan_json(roots: &[&Path], state_dir: &Path, extra: &[&str]) -> serde
         .args(roots)
         .output()
         .unwrap_or_else(|e| panic!("cannot run aiscout-agent: {e}"));
-    assert!(
-        out.status.success(),
-        "scan failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "scan output is not json: {e}\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    assert!(out.status.success(), "scan failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("scan output is not json: {e}\n{}", String::from_utf8_lossy(&out.stdout)))
 }

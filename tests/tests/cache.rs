@@ -5,12 +5,7 @@ use std::process::Command;
 use aiscout_e2e::{fixtures_dir, run_scan_json};
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
+    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
     assert!(status.success());
 }
 
@@ -31,13 +26,7 @@ fn rescan_hashes_zero_bytes_and_reports_the_same_models() {
             .unwrap()
             .iter()
             .map(|m| {
-                (
-                    m["path"].clone(),
-                    m["sha256"].clone(),
-                    m["format"].clone(),
-                    m["metadata"].clone(),
-                    m["group"].clone(),
-                )
+                (m["path"].clone(), m["sha256"].clone(), m["format"].clone(), m["metadata"].clone(), m["group"].clone())
             })
             .collect::<Vec<_>>()
     };
@@ -59,8 +48,5 @@ fn changed_file_is_rehashed() {
     std::fs::write(&model, &bytes).unwrap();
     let second = run_scan_json(&[dir.path()], state.path(), &[]);
     assert_ne!(first["models"][0]["sha256"], second["models"][0]["sha256"]);
-    assert_eq!(
-        second["stats"]["bytes_hashed"].as_u64().unwrap(),
-        bytes.len() as u64
-    );
+    assert_eq!(second["stats"]["bytes_hashed"].as_u64().unwrap(), bytes.len() as u64);
 }

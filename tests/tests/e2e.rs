@@ -3,12 +3,7 @@
 //! One test binary that `mod`s every area (ripgrep's layout).
 
 // Test code fails by panicking; helpers outside #[test] functions need the same allowance.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod cache;
 mod fixtures;

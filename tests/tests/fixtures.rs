@@ -8,9 +8,7 @@ use aiscout_e2e::{fixtures_dir, run_scan_json};
 use serde_json::Value;
 
 fn rel(path: &str, root: &Path) -> String {
-    path.strip_prefix(&format!("{}/", root.display()))
-        .unwrap_or(path)
-        .to_string()
+    path.strip_prefix(&format!("{}/", root.display())).unwrap_or(path).to_string()
 }
 
 fn scan_fixtures() -> (Value, std::path::PathBuf) {
@@ -27,31 +25,20 @@ fn expected() -> Value {
 fn every_model_found_with_format_digest_and_metadata() {
     let (doc, root) = scan_fixtures();
     let exp = expected();
-    let found: BTreeMap<String, &Value> = doc["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (rel(m["path"].as_str().unwrap(), &root), m))
-        .collect();
+    let found: BTreeMap<String, &Value> =
+        doc["models"].as_array().unwrap().iter().map(|m| (rel(m["path"].as_str().unwrap(), &root), m)).collect();
     let mut wanted = Vec::new();
     for e in exp["models"].as_array().unwrap() {
         let path = e["path"].as_str().unwrap();
         wanted.push(path.to_string());
-        let m = found.get(path).unwrap_or_else(|| {
-            panic!(
-                "model {path} not found; found: {:?}",
-                found.keys().collect::<Vec<_>>()
-            )
-        });
+        let m = found
+            .get(path)
+            .unwrap_or_else(|| panic!("model {path} not found; found: {:?}", found.keys().collect::<Vec<_>>()));
         assert_eq!(m["format"], e["format"], "format of {path}");
         assert_eq!(m["sha256"], e["sha256"], "sha256 of {path}");
         assert_eq!(m["size"], e["size"], "size of {path}");
         for (k, v) in e["metadata"].as_object().unwrap() {
-            assert_eq!(
-                &m["metadata"][k], v,
-                "metadata.{k} of {path}: {}",
-                m["metadata"]
-            );
+            assert_eq!(&m["metadata"][k], v, "metadata.{k} of {path}: {}", m["metadata"]);
         }
         match e["source"].as_object() {
             Some(src) => {
@@ -59,11 +46,7 @@ fn every_model_found_with_format_digest_and_metadata() {
                     assert_eq!(&m["source"][k], v, "source.{k} of {path}");
                 }
             }
-            None => assert!(
-                m["source"].is_null(),
-                "{path} has an unexpected source {}",
-                m["source"]
-            ),
+            None => assert!(m["source"].is_null(), "{path} has an unexpected source {}", m["source"]),
         }
         match e["group"].as_object() {
             Some(g) => {
@@ -73,18 +56,10 @@ fn every_model_found_with_format_digest_and_metadata() {
                     g["root"].as_str().unwrap(),
                     "group root of {path}"
                 );
-                let mut members: Vec<String> = m["group"]["members"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| rel(p.as_str().unwrap(), &root))
-                    .collect();
-                let mut want: Vec<String> = g["members"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.as_str().unwrap().to_string())
-                    .collect();
+                let mut members: Vec<String> =
+                    m["group"]["members"].as_array().unwrap().iter().map(|p| rel(p.as_str().unwrap(), &root)).collect();
+                let mut want: Vec<String> =
+                    g["members"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
                 members.sort();
                 want.sort();
                 if g["kind"] == "directory" {
@@ -98,100 +73,54 @@ fn every_model_found_with_format_digest_and_metadata() {
                 }
                 assert_eq!(m["group"]["id"].as_str().unwrap().len(), 64);
             }
-            None => assert!(
-                m["group"].is_null(),
-                "{path} has an unexpected group {}",
-                m["group"]
-            ),
+            None => assert!(m["group"].is_null(), "{path} has an unexpected group {}", m["group"]),
         }
         assert_eq!(m["safety"]["verdict"], "unknown");
     }
     for d in exp["directory_models"].as_array().unwrap() {
         let path = d["path"].as_str().unwrap();
         wanted.push(path.to_string());
-        let m = found
-            .get(path)
-            .unwrap_or_else(|| panic!("directory model {path} not found"));
+        let m = found.get(path).unwrap_or_else(|| panic!("directory model {path} not found"));
         assert_eq!(m["format"], d["format"], "format of {path}");
         assert_eq!(m["digest_source"], "tree");
         assert_eq!(m["group"]["kind"], "directory");
     }
     let extra: Vec<&String> = found.keys().filter(|k| !wanted.contains(k)).collect();
-    assert!(
-        extra.is_empty(),
-        "reported as models but not expected: {extra:?}"
-    );
-    assert_eq!(
-        doc["stats"]["models"].as_u64().unwrap() as usize,
-        wanted.len()
-    );
+    assert!(extra.is_empty(), "reported as models but not expected: {extra:?}");
+    assert_eq!(doc["stats"]["models"].as_u64().unwrap() as usize, wanted.len());
 }
 
 #[test]
 fn hazards_are_errors_and_decoys_are_silent() {
     let (doc, root) = scan_fixtures();
     let exp = expected();
-    let errors: Vec<String> = doc["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| rel(e["path"].as_str().unwrap(), &root))
-        .collect();
+    let errors: Vec<String> =
+        doc["errors"].as_array().unwrap().iter().map(|e| rel(e["path"].as_str().unwrap(), &root)).collect();
     for h in exp["hazards"].as_array().unwrap() {
-        assert!(
-            errors.contains(&h.as_str().unwrap().to_string()),
-            "hazard {h} not reported as an error: {errors:?}"
-        );
+        assert!(errors.contains(&h.as_str().unwrap().to_string()), "hazard {h} not reported as an error: {errors:?}");
     }
-    let models: Vec<String> = doc["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| rel(m["path"].as_str().unwrap(), &root))
-        .collect();
+    let models: Vec<String> =
+        doc["models"].as_array().unwrap().iter().map(|m| rel(m["path"].as_str().unwrap(), &root)).collect();
     for d in exp["decoys"].as_array().unwrap() {
         let d = d.as_str().unwrap().to_string();
         assert!(!models.contains(&d), "decoy {d} reported as a model");
         assert!(!errors.contains(&d), "decoy {d} reported as an error");
     }
-    assert_eq!(
-        errors.len(),
-        exp["hazards"].as_array().unwrap().len(),
-        "unexpected errors: {errors:?}"
-    );
-    assert_eq!(
-        doc["stats"]["errors"].as_u64().unwrap() as usize,
-        errors.len()
-    );
+    assert_eq!(errors.len(), exp["hazards"].as_array().unwrap().len(), "unexpected errors: {errors:?}");
+    assert_eq!(doc["stats"]["errors"].as_u64().unwrap() as usize, errors.len());
 }
 
 #[test]
 fn document_has_the_public_shape() {
     let (doc, _) = scan_fixtures();
-    for key in [
-        "hostname",
-        "os",
-        "kernel",
-        "arch",
-        "agent_version",
-        "scanned_at",
-    ] {
+    for key in ["hostname", "os", "kernel", "arch", "agent_version", "scanned_at"] {
         assert!(doc["host"][key].is_string(), "host.{key}");
     }
-    for key in [
-        "files_seen",
-        "models",
-        "bytes_hashed",
-        "hash_cache_hits",
-        "duration_ms",
-        "errors",
-    ] {
+    for key in ["files_seen", "models", "bytes_hashed", "hash_cache_hits", "duration_ms", "errors"] {
         assert!(doc["stats"][key].is_u64(), "stats.{key}");
     }
     let m = &doc["models"][0];
-    for key in [
-        "path", "format", "size", "sha256", "metadata", "source", "group", "safety",
-    ] {
+    for key in ["path", "format", "size", "sha256", "metadata", "source", "group", "safety"] {
         assert!(m.get(key).is_some(), "model.{key}");
     }
 }

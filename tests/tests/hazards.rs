@@ -9,18 +9,9 @@ use aiscout_e2e::{agent_bin, fixtures_dir, run_scan_json};
 fn fifo_socket_and_symlink_loop_do_not_hang_or_count() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    std::fs::copy(
-        fixtures_dir().join("models/tiny-llama.gguf"),
-        root.join("real.gguf"),
-    )
-    .unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny-llama.gguf"), root.join("real.gguf")).unwrap();
     let fifo = root.join("model.gguf");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-    )
-    .unwrap();
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o644)).unwrap();
     let _sock = std::os::unix::net::UnixListener::bind(root.join("weights.safetensors")).unwrap();
     std::fs::create_dir(root.join("loop")).unwrap();
     symlink("..", root.join("loop/up")).unwrap();
@@ -31,39 +22,22 @@ fn fifo_socket_and_symlink_loop_do_not_hang_or_count() {
     let started = Instant::now();
     let doc = run_scan_json(&[root], state.path(), &[]);
     assert!(started.elapsed() < Duration::from_secs(30));
-    let paths: Vec<&str> = doc["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["path"].as_str().unwrap())
-        .collect();
+    let paths: Vec<&str> = doc["models"].as_array().unwrap().iter().map(|m| m["path"].as_str().unwrap()).collect();
     assert_eq!(paths.len(), 1, "{paths:?}");
     assert!(paths[0].ends_with("/real.gguf"));
-    assert!(
-        doc["errors"].as_array().unwrap().is_empty(),
-        "{}",
-        doc["errors"]
-    );
+    assert!(doc["errors"].as_array().unwrap().is_empty(), "{}", doc["errors"]);
 }
 
 #[test]
 fn missing_root_is_an_error_entry_not_an_abort() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        fixtures_dir().join("models/tiny.onnx"),
-        dir.path().join("m.onnx"),
-    )
-    .unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), dir.path().join("m.onnx")).unwrap();
     let missing = dir.path().join("no-such-dir");
     let state = tempfile::tempdir().unwrap();
     let doc = run_scan_json(&[dir.path(), &missing], state.path(), &[]);
     assert_eq!(doc["models"].as_array().unwrap().len(), 1);
     let errs = doc["errors"].as_array().unwrap();
-    assert!(
-        errs.iter()
-            .any(|e| e["path"].as_str().unwrap().ends_with("no-such-dir")),
-        "{errs:?}"
-    );
+    assert!(errs.iter().any(|e| e["path"].as_str().unwrap().ends_with("no-such-dir")), "{errs:?}");
 }
 
 #[test]
@@ -116,19 +90,11 @@ fn excludes_skip_names_and_paths() {
     let doc = run_scan_json(
         &[&root],
         state.path(),
-        &[
-            "--exclude",
-            "*.gguf",
-            "--exclude",
-            &format!("{}/sharded", root.display()),
-        ],
+        &["--exclude", "*.gguf", "--exclude", &format!("{}/sharded", root.display())],
     );
     for m in doc["models"].as_array().unwrap() {
         let p = m["path"].as_str().unwrap();
-        assert!(
-            !p.ends_with(".gguf") && !p.contains("/sharded/"),
-            "{p} not excluded"
-        );
+        assert!(!p.ends_with(".gguf") && !p.contains("/sharded/"), "{p} not excluded");
     }
     assert!(!doc["models"].as_array().unwrap().is_empty());
 }

@@ -53,33 +53,29 @@ fn model_type(field: u64) -> Option<&'static str> {
 /// Reads `ModelDescription.metadata` (field 100): 1 shortDescription, 2 versionString,
 /// 3 author, 4 license.
 fn description(cur: &mut Cursor<'_>, end: u64, md: &mut ModelMetadata) -> Result<(), FormatError> {
-    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| {
-        match (field, wire) {
-            (100, Wire::Len) => {
-                let n = protobuf::len(cur, FORMAT, end)?;
-                let stop = cur.pos() + n;
-                protobuf::walk(cur, FORMAT, stop, |cur, field, wire, end| {
-                    match (field, wire) {
-                        (1, Wire::Len) => md.name = Some(protobuf::string(cur, FORMAT, end, 4096)?),
-                        (2, Wire::Len) => {
-                            let v = protobuf::string(cur, FORMAT, end, 256)?;
-                            md.extra.insert("version".into(), v.into());
-                        }
-                        (3, Wire::Len) => {
-                            let v = protobuf::string(cur, FORMAT, end, 4096)?;
-                            md.extra.insert("author".into(), v.into());
-                        }
-                        (4, Wire::Len) => {
-                            md.license = Some(protobuf::string(cur, FORMAT, end, 4096)?)
-                        }
-                        _ => protobuf::skip(cur, FORMAT, wire, end)?,
+    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| match (field, wire) {
+        (100, Wire::Len) => {
+            let n = protobuf::len(cur, FORMAT, end)?;
+            let stop = cur.pos() + n;
+            protobuf::walk(cur, FORMAT, stop, |cur, field, wire, end| {
+                match (field, wire) {
+                    (1, Wire::Len) => md.name = Some(protobuf::string(cur, FORMAT, end, 4096)?),
+                    (2, Wire::Len) => {
+                        let v = protobuf::string(cur, FORMAT, end, 256)?;
+                        md.extra.insert("version".into(), v.into());
                     }
-                    Ok(())
-                })?;
-                cur.seek(stop)
-            }
-            _ => protobuf::skip(cur, FORMAT, wire, end),
+                    (3, Wire::Len) => {
+                        let v = protobuf::string(cur, FORMAT, end, 4096)?;
+                        md.extra.insert("author".into(), v.into());
+                    }
+                    (4, Wire::Len) => md.license = Some(protobuf::string(cur, FORMAT, end, 4096)?),
+                    _ => protobuf::skip(cur, FORMAT, wire, end)?,
+                }
+                Ok(())
+            })?;
+            cur.seek(stop)
         }
+        _ => protobuf::skip(cur, FORMAT, wire, end),
     })?;
     Ok(())
 }
@@ -114,12 +110,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
                 kind = model_type(f);
                 protobuf::skip(cur, FORMAT, wire, end)?;
             }
-            (f, _) => {
-                return Err(FormatError::invalid(
-                    FORMAT,
-                    format!("unexpected field {f}"),
-                ))
-            }
+            (f, _) => return Err(FormatError::invalid(FORMAT, format!("unexpected field {f}"))),
         }
         Ok(())
     });
@@ -127,10 +118,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         (Ok(true), Some(spec), true, Some(kind)) => {
             md.architecture = Some(kind.to_string());
             md.format_version = Some(spec.to_string());
-            Ok(Some(Detection {
-                format: ModelFormat::Coreml,
-                metadata: md,
-            }))
+            Ok(Some(Detection { format: ModelFormat::Coreml, metadata: md }))
         }
         (Err(e), _, _, _) if input.extension() == "mlmodel" => Err(e),
         _ => Ok(None),

@@ -90,18 +90,10 @@ impl Parser<'_> {
     fn string_len(&mut self, what: &str) -> Result<u64, FormatError> {
         let n = self.len(what)?;
         if n > limits::MAX_STRING {
-            return Err(FormatError::bound(
-                FORMAT,
-                format!("{what} length"),
-                n,
-                limits::MAX_STRING,
-            ));
+            return Err(FormatError::bound(FORMAT, format!("{what} length"), n, limits::MAX_STRING));
         }
         if n > self.cur.remaining() {
-            return Err(FormatError::truncated(
-                FORMAT,
-                format!("{what} of {n} bytes"),
-            ));
+            return Err(FormatError::truncated(FORMAT, format!("{what} of {n} bytes")));
         }
         Ok(n)
     }
@@ -159,12 +151,7 @@ impl Parser<'_> {
                 self.skip_array(what)?;
                 Value::Array
             }
-            other => {
-                return Err(FormatError::invalid(
-                    FORMAT,
-                    format!("{what}: unknown value type {other}"),
-                ))
-            }
+            other => return Err(FormatError::invalid(FORMAT, format!("{what}: unknown value type {other}"))),
         })
     }
 
@@ -172,27 +159,18 @@ impl Parser<'_> {
         let elem = self.cur.u32(what)?;
         let count = self.len(what)?;
         if count > limits::MAX_ARRAY {
-            return Err(FormatError::bound(
-                FORMAT,
-                format!("{what} array length"),
-                count,
-                limits::MAX_ARRAY,
-            ));
+            return Err(FormatError::bound(FORMAT, format!("{what} array length"), count, limits::MAX_ARRAY));
         }
         if let Some(size) = Self::fixed_size(elem) {
-            let bytes = count
-                .checked_mul(size)
-                .ok_or_else(|| FormatError::bound(FORMAT, what, count, limits::MAX_ARRAY))?;
+            let bytes =
+                count.checked_mul(size).ok_or_else(|| FormatError::bound(FORMAT, what, count, limits::MAX_ARRAY))?;
             return self.cur.skip(bytes, what);
         }
         match elem {
             vt::STRING => {
                 // Each string takes at least its length field.
                 if count.saturating_mul(if self.wide { 8 } else { 4 }) > self.cur.remaining() {
-                    return Err(FormatError::truncated(
-                        FORMAT,
-                        format!("{what}: {count} strings"),
-                    ));
+                    return Err(FormatError::truncated(FORMAT, format!("{what}: {count} strings")));
                 }
                 for _ in 0..count {
                     self.skip_string(what)?;
@@ -200,10 +178,7 @@ impl Parser<'_> {
                 Ok(())
             }
             // Nested arrays are legal but never used by writers we know; refuse to recurse.
-            other => Err(FormatError::invalid(
-                FORMAT,
-                format!("{what}: unsupported array element type {other}"),
-            )),
+            other => Err(FormatError::invalid(FORMAT, format!("{what}: unsupported array element type {other}"))),
         }
     }
 }
@@ -299,16 +274,12 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         // `GGUF` followed by text or garbage: not a GGUF file at all.
         return Ok(None);
     }
-    let mut p = Parser {
-        cur: Cursor::new(FORMAT, input.source, input.size, 8),
-        wide: version >= 2,
-    };
+    let mut p = Parser { cur: Cursor::new(FORMAT, input.source, input.size, 8), wide: version >= 2 };
     let tensor_count = p.len("tensor count")?;
     let kv_count = p.len("metadata count")?;
-    for (what, count, min) in [
-        ("metadata count", kv_count, MIN_KV_BYTES),
-        ("tensor count", tensor_count, MIN_TENSOR_BYTES),
-    ] {
+    for (what, count, min) in
+        [("metadata count", kv_count, MIN_KV_BYTES), ("tensor count", tensor_count, MIN_TENSOR_BYTES)]
+    {
         if count > limits::MAX_ENTRIES {
             return Err(FormatError::bound(FORMAT, what, count, limits::MAX_ENTRIES));
         }
@@ -329,14 +300,9 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     }
     let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v);
 
-    let alignment = get("general.alignment")
-        .and_then(Value::as_u64)
-        .unwrap_or(32);
+    let alignment = get("general.alignment").and_then(Value::as_u64).unwrap_or(32);
     if alignment == 0 || !alignment.is_power_of_two() || alignment > 1 << 20 {
-        return Err(FormatError::invalid(
-            FORMAT,
-            format!("general.alignment {alignment} is not a power of two"),
-        ));
+        return Err(FormatError::invalid(FORMAT, format!("general.alignment {alignment} is not a power of two")));
     }
 
     let mut dtypes = BTreeSet::new();
@@ -346,12 +312,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         p.skip_string(&format!("tensor {i} name"))?;
         let dims = p.cur.u32("tensor dims")?;
         if dims > MAX_DIMS {
-            return Err(FormatError::bound(
-                FORMAT,
-                format!("tensor {i} dimensions"),
-                dims.into(),
-                MAX_DIMS.into(),
-            ));
+            return Err(FormatError::bound(FORMAT, format!("tensor {i} dimensions"), dims.into(), MAX_DIMS.into()));
         }
         let mut elems: u64 = 1;
         for _ in 0..dims {
@@ -361,11 +322,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         let ty = p.cur.u32("tensor type")?;
         let offset = p.cur.u64("tensor offset")?;
         let (name, traits) = ggml_type(ty);
-        dtypes.insert(if traits.is_some() {
-            name.to_string()
-        } else {
-            format!("type_{ty}")
-        });
+        dtypes.insert(if traits.is_some() { name.to_string() } else { format!("type_{ty}") });
         parameters = parameters.saturating_add(elems);
         if let Some((block, size)) = traits {
             let bytes = elems.div_ceil(block).saturating_mul(size);
@@ -376,29 +333,15 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     let split_count = get("split.count").and_then(Value::as_u64);
     let end = data_start.saturating_add(data_needed);
     if tensor_count > 0 && end > input.size {
-        return Err(FormatError::truncated(
-            FORMAT,
-            format!("tensor data ends at {end}, file is {} bytes", input.size),
-        ));
+        return Err(FormatError::truncated(FORMAT, format!("tensor data ends at {end}, file is {} bytes", input.size)));
     }
 
-    let arch = get("general.architecture")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let arch = get("general.architecture").and_then(Value::as_str).map(str::to_string);
     let mut md = ModelMetadata {
-        name: get("general.name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        license: get("general.license")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        quantization: get("general.file_type")
-            .and_then(Value::as_u64)
-            .map(file_type_name),
-        context_length: arch
-            .as_deref()
-            .and_then(|a| get(&format!("{a}.context_length")))
-            .and_then(Value::as_u64),
+        name: get("general.name").and_then(Value::as_str).map(str::to_string),
+        license: get("general.license").and_then(Value::as_str).map(str::to_string),
+        quantization: get("general.file_type").and_then(Value::as_u64).map(file_type_name),
+        context_length: arch.as_deref().and_then(|a| get(&format!("{a}.context_length"))).and_then(Value::as_u64),
         architecture: arch,
         parameters: Some(parameters),
         tensor_count: Some(tensor_count),
@@ -418,19 +361,13 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         "adapter.type",
     ] {
         if let Some(Value::Str(s)) = get(key) {
-            md.extra.insert(
-                key.trim_start_matches("general.").to_string(),
-                s.clone().into(),
-            );
+            md.extra.insert(key.trim_start_matches("general.").to_string(), s.clone().into());
         }
     }
     if let Some(v) = get("general.quantization_version").and_then(Value::as_u64) {
         md.extra.insert("quantization_version".into(), v.into());
     }
-    Ok(Some(Detection {
-        format: ModelFormat::Gguf,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format: ModelFormat::Gguf, metadata: md }))
 }
 
 #[cfg(test)]
@@ -462,10 +399,7 @@ mod tests {
 
     #[test]
     fn text_after_magic_is_not_gguf() {
-        assert_eq!(
-            crate::formats::identify_bytes("readme.gguf", b"GGUF is a format for models").unwrap(),
-            None
-        );
+        assert_eq!(crate::formats::identify_bytes("readme.gguf", b"GGUF is a format for models").unwrap(), None);
     }
 
     #[test]
@@ -484,9 +418,7 @@ mod tests {
             b.push(0);
         }
         b.extend([0u8; 32]);
-        let d = crate::formats::identify_bytes("t.gguf", &b)
-            .unwrap()
-            .unwrap();
+        let d = crate::formats::identify_bytes("t.gguf", &b).unwrap().unwrap();
         assert_eq!(d.format, ModelFormat::Gguf);
         assert_eq!(d.metadata.architecture.as_deref(), Some("llama"));
         assert_eq!(d.metadata.parameters, Some(8));

@@ -21,9 +21,7 @@ pub struct SourceReader<'a> {
 
 impl std::fmt::Debug for SourceReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceReader")
-            .field("pos", &self.pos)
-            .finish()
+        f.debug_struct("SourceReader").field("pos", &self.pos).finish()
     }
 }
 
@@ -45,14 +43,10 @@ impl Write for Capped {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let room = self.cap.saturating_sub(self.buf.len());
         if room == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "decompression cap reached",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "decompression cap reached"));
         }
         let n = room.min(data.len());
-        self.buf
-            .extend_from_slice(data.get(..n).unwrap_or_default());
+        self.buf.extend_from_slice(data.get(..n).unwrap_or_default());
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -69,44 +63,30 @@ pub fn compression_of(head: &[u8]) -> Option<&'static str> {
         [0x5d, 0x00, 0x00, ..] => Some("lzma"),
         [0x04, 0x22, 0x4d, 0x18, ..] => Some("lz4"),
         [b'Z', b'F', b'0', b'x', ..] => Some("zlib_legacy"),
-        [a, b, ..]
-            if *a & 0x0f == 8 && *a >> 4 <= 7 && (u16::from(*a) << 8 | u16::from(*b)) % 31 == 0 =>
-        {
-            Some("zlib")
-        }
+        [a, b, ..] if *a & 0x0f == 8 && *a >> 4 <= 7 && (u16::from(*a) << 8 | u16::from(*b)) % 31 == 0 => Some("zlib"),
         _ => None,
     }
 }
 
 /// Decompresses at most `cap` bytes of the stream starting at `offset`.
-pub fn decompress_prefix(
-    src: &dyn Source,
-    offset: u64,
-    scheme: &str,
-    cap: usize,
-) -> Result<Vec<u8>, String> {
+pub fn decompress_prefix(src: &dyn Source, offset: u64, scheme: &str, cap: usize) -> Result<Vec<u8>, String> {
     let reader = SourceReader { src, pos: offset };
-    let mut out = Capped {
-        buf: Vec::new(),
-        cap,
-    };
+    let mut out = Capped { buf: Vec::new(), cap };
     let result = match scheme {
-        "zlib" => std::io::copy(&mut flate2::read::ZlibDecoder::new(reader), &mut out)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        "zlib" => {
+            std::io::copy(&mut flate2::read::ZlibDecoder::new(reader), &mut out).map(|_| ()).map_err(|e| e.to_string())
+        }
         "gzip" => std::io::copy(&mut flate2::read::MultiGzDecoder::new(reader), &mut out)
             .map(|_| ())
             .map_err(|e| e.to_string()),
-        "bz2" => std::io::copy(&mut bzip2::read::BzDecoder::new(reader), &mut out)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        "bz2" => {
+            std::io::copy(&mut bzip2::read::BzDecoder::new(reader), &mut out).map(|_| ()).map_err(|e| e.to_string())
+        }
         "lz4" => std::io::copy(&mut lz4_flex::frame::FrameDecoder::new(reader), &mut out)
             .map(|_| ())
             .map_err(|e| e.to_string()),
-        "xz" => lzma_rs::xz_decompress(&mut std::io::BufReader::new(reader), &mut out)
-            .map_err(|e| e.to_string()),
-        "lzma" => lzma_rs::lzma_decompress(&mut std::io::BufReader::new(reader), &mut out)
-            .map_err(|e| e.to_string()),
+        "xz" => lzma_rs::xz_decompress(&mut std::io::BufReader::new(reader), &mut out).map_err(|e| e.to_string()),
+        "lzma" => lzma_rs::lzma_decompress(&mut std::io::BufReader::new(reader), &mut out).map_err(|e| e.to_string()),
         other => Err(format!("unknown compression {other}")),
     };
     match result {
@@ -128,12 +108,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     };
     let (scheme, offset) = if scheme == "zlib_legacy" {
         // `ZF0x<hex length>` padded with spaces, then the zlib stream.
-        let start = input
-            .head
-            .iter()
-            .skip(2)
-            .position(|&b| b == 0x78)
-            .map(|p| p + 2);
+        let start = input.head.iter().skip(2).position(|&b| b == 0x78).map(|p| p + 2);
         match start {
             Some(s) if s <= 32 => ("zlib", s as u64),
             _ => return Ok(None),
@@ -141,41 +116,25 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     } else {
         (scheme, 0)
     };
-    let Ok(plain) = decompress_prefix(input.source, offset, scheme, limits::MAX_SNIFF_DECOMPRESSED)
-    else {
+    let Ok(plain) = decompress_prefix(input.source, offset, scheme, limits::MAX_SNIFF_DECOMPRESSED) else {
         return Ok(None);
     };
     let inner = ProbeInput {
         source: &plain.as_slice(),
         size: plain.len() as u64,
-        head: plain
-            .get(..plain.len().min(super::HEAD_LEN))
-            .unwrap_or_default(),
+        head: plain.get(..plain.len().min(super::HEAD_LEN)).unwrap_or_default(),
         name: input.name,
     };
     let summary = match pickle::summarize(&inner) {
         Ok(Some(s)) => s,
         // The sniff cut the stream: a pickle that was valid up to the cut still counts.
         Err(FormatError::Truncated { .. }) if plain.len() >= limits::MAX_SNIFF_DECOMPRESSED => {
-            let md = super::ModelMetadata {
-                compression: Some(scheme.into()),
-                ..super::ModelMetadata::default()
-            };
-            return Ok(Some(Detection {
-                format: ModelFormat::Joblib,
-                metadata: md,
-            }));
+            let md = super::ModelMetadata { compression: Some(scheme.into()), ..super::ModelMetadata::default() };
+            return Ok(Some(Detection { format: ModelFormat::Joblib, metadata: md }));
         }
         _ => return Ok(None),
     };
     let mut md = pickle::metadata(&summary);
-    md.compression = Some(if offset > 0 {
-        "zlib".into()
-    } else {
-        scheme.into()
-    });
-    Ok(Some(Detection {
-        format: ModelFormat::Joblib,
-        metadata: md,
-    }))
+    md.compression = Some(if offset > 0 { "zlib".into() } else { scheme.into() });
+    Ok(Some(Detection { format: ModelFormat::Joblib, metadata: md }))
 }

@@ -39,11 +39,7 @@ fn version_after(buf: &[u8], at: usize, window: usize) -> Option<String> {
     let mut i = 0;
     while i < region.len() {
         let start = i;
-        while i < region.len()
-            && (region
-                .get(i)
-                .is_some_and(|b| b.is_ascii_digit() || *b == b'.'))
-        {
+        while i < region.len() && (region.get(i).is_some_and(|b| b.is_ascii_digit() || *b == b'.')) {
             i += 1;
         }
         let run = region.get(start..i).unwrap_or_default();
@@ -51,11 +47,7 @@ fn version_after(buf: &[u8], at: usize, window: usize) -> Option<String> {
             && run.first().is_some_and(u8::is_ascii_digit)
             && run.len() >= 3
         {
-            return Some(
-                String::from_utf8_lossy(run)
-                    .trim_end_matches('.')
-                    .to_string(),
-            );
+            return Some(String::from_utf8_lossy(run).trim_end_matches('.').to_string());
         }
         i += 1;
     }
@@ -67,10 +59,7 @@ fn json_after(buf: &[u8], at: usize, window: usize) -> Option<serde_json::Value>
     let region = buf.get(at..(at + window).min(buf.len()))?;
     let open = memmem::find(region, b"{\"")?;
     let rest = buf.get(at + open..)?;
-    serde_json::Deserializer::from_slice(rest)
-        .into_iter::<serde_json::Value>()
-        .next()?
-        .ok()
+    serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>().next()?.ok()
 }
 
 /// Identifies a Keras HDF5 model or weights file.
@@ -81,8 +70,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     let buf = input.read_exact_at(FORMAT, 0, input.size.min(SEARCH_WINDOW))?;
     let config_at = memmem::find(&buf, b"model_config");
     let version_at = memmem::find(&buf, b"keras_version");
-    let weights = memmem::find(&buf, b"model_weights").is_some()
-        || memmem::find(&buf, b"layer_names").is_some();
+    let weights = memmem::find(&buf, b"model_weights").is_some() || memmem::find(&buf, b"layer_names").is_some();
     if config_at.is_none() && !(version_at.is_some() && weights) {
         return Ok(None);
     }
@@ -99,21 +87,12 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     }
     match config_at.and_then(|at| json_after(&buf, at, 1 << 20)) {
         Some(config) => {
-            md.architecture = config
-                .pointer("/class_name")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
-            md.name = config
-                .pointer("/config/name")
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
+            md.architecture = config.pointer("/class_name").and_then(|v| v.as_str()).map(str::to_string);
+            md.name = config.pointer("/config/name").and_then(|v| v.as_str()).map(str::to_string);
         }
         None => {
             md.extra.insert("weights_only".into(), true.into());
         }
     }
-    Ok(Some(Detection {
-        format: ModelFormat::KerasH5,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format: ModelFormat::KerasH5, metadata: md }))
 }

@@ -38,8 +38,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
                 if !v.is_empty() {
                     match k {
                         "mlflow_version" => md.producer_version = Some(v),
-                        "run_id" | "model_uuid" | "artifact_path" | "utc_time_created"
-                        | "model_id" => {
+                        "run_id" | "model_uuid" | "artifact_path" | "utc_time_created" | "model_id" => {
                             md.extra.insert(k.into(), v.into());
                         }
                         _ => {}
@@ -59,13 +58,6 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         return Ok(None);
     }
     md.producer = Some("mlflow".into());
-    md.architecture = md
-        .contents
-        .iter()
-        .find(|f| f.as_str() != "python_function")
-        .cloned();
-    Ok(Some(Detection {
-        format: ModelFormat::Mlflow,
-        metadata: md,
-    }))
+    md.architecture = md.contents.iter().find(|f| f.as_str() != "python_function").cloned();
+    Ok(Some(Detection { format: ModelFormat::Mlflow, metadata: md }))
 }

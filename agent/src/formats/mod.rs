@@ -185,10 +185,7 @@ pub struct Detection {
 impl Detection {
     /// A detection with empty metadata.
     pub fn bare(format: ModelFormat) -> Self {
-        Self {
-            format,
-            metadata: ModelMetadata::default(),
-        }
+        Self { format, metadata: ModelMetadata::default() }
     }
 }
 
@@ -200,12 +197,7 @@ pub enum FormatError {
     Truncated { format: &'static str, what: String },
     /// A length, count or offset exceeds the file or a parser bound.
     #[error("{format}: {what} is out of bounds ({value} > {bound})")]
-    OutOfBounds {
-        format: &'static str,
-        what: String,
-        value: u64,
-        bound: u64,
-    },
+    OutOfBounds { format: &'static str, what: String, value: u64, bound: u64 },
     /// The structure is invalid.
     #[error("{format}: {what}")]
     Invalid { format: &'static str, what: String },
@@ -216,29 +208,13 @@ pub enum FormatError {
 
 impl FormatError {
     pub(crate) fn invalid(format: &'static str, what: impl Into<String>) -> Self {
-        Self::Invalid {
-            format,
-            what: what.into(),
-        }
+        Self::Invalid { format, what: what.into() }
     }
     pub(crate) fn truncated(format: &'static str, what: impl Into<String>) -> Self {
-        Self::Truncated {
-            format,
-            what: what.into(),
-        }
+        Self::Truncated { format, what: what.into() }
     }
-    pub(crate) fn bound(
-        format: &'static str,
-        what: impl Into<String>,
-        value: u64,
-        bound: u64,
-    ) -> Self {
-        Self::OutOfBounds {
-            format,
-            what: what.into(),
-            value,
-            bound,
-        }
+    pub(crate) fn bound(format: &'static str, what: impl Into<String>, value: u64, bound: u64) -> Self {
+        Self::OutOfBounds { format, what: what.into(), value, bound }
     }
 }
 
@@ -264,9 +240,7 @@ impl Source for &[u8] {
         self.len() as u64
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.len());
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
         let avail = self.get(start..).unwrap_or_default();
         let n = avail.len().min(buf.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), avail.get(..n)) {
@@ -290,10 +264,7 @@ pub struct ProbeInput<'a> {
 
 impl std::fmt::Debug for ProbeInput<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProbeInput")
-            .field("size", &self.size)
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("ProbeInput").field("size", &self.size).field("name", &self.name).finish()
     }
 }
 
@@ -302,31 +273,18 @@ pub const HEAD_LEN: usize = 4096;
 
 impl<'a> ProbeInput<'a> {
     /// Reads exactly `len` bytes at `offset`, bounded by the content size and `limits::MAX_HEADER_BYTES`.
-    pub fn read_exact_at(
-        &self,
-        format: &'static str,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, FormatError> {
+    pub fn read_exact_at(&self, format: &'static str, offset: u64, len: u64) -> Result<Vec<u8>, FormatError> {
         if len > limits::MAX_HEADER_BYTES {
-            return Err(FormatError::bound(
-                format,
-                "read length",
-                len,
-                limits::MAX_HEADER_BYTES,
-            ));
+            return Err(FormatError::bound(format, "read length", len, limits::MAX_HEADER_BYTES));
         }
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| FormatError::bound(format, "offset", offset, self.size))?;
+        let end = offset.checked_add(len).ok_or_else(|| FormatError::bound(format, "offset", offset, self.size))?;
         if end > self.size {
             return Err(FormatError::truncated(
                 format,
                 format!("{len} bytes at offset {offset} past end {}", self.size),
             ));
         }
-        let len = usize::try_from(len)
-            .map_err(|_| FormatError::bound(format, "read length", len, u64::MAX))?;
+        let len = usize::try_from(len).map_err(|_| FormatError::bound(format, "read length", len, u64::MAX))?;
         let mut buf = vec![0u8; len];
         let mut filled = 0usize;
         while filled < len {
@@ -334,17 +292,11 @@ impl<'a> ProbeInput<'a> {
             let n = self
                 .source
                 .read_at(dst, offset + filled as u64)
-                .map_err(|e| FormatError::Io {
-                    format,
-                    what: e.to_string(),
-                })?;
+                .map_err(|e| FormatError::Io { format, what: e.to_string() })?;
             if n == 0 {
                 return Err(FormatError::truncated(
                     format,
-                    format!(
-                        "file shrank while reading at offset {}",
-                        offset + filled as u64
-                    ),
+                    format!("file shrank while reading at offset {}", offset + filled as u64),
                 ));
             }
             filled += n;
@@ -355,6 +307,13 @@ impl<'a> ProbeInput<'a> {
     /// The file name's extension, lowercase, without the dot.
     pub fn extension(&self) -> &str {
         self.name.rsplit_once('.').map(|(_, e)| e).unwrap_or("")
+    }
+
+    /// Whether the file is named with one of `extensions`. Probers whose magic is short (one or
+    /// two bytes) report a structural error only for files named like their format: random
+    /// bytes in a `.bin` that happen to start like a pickle are not a broken model.
+    pub fn named_as(&self, extensions: &[&str]) -> bool {
+        extensions.contains(&self.extension())
     }
 }
 
@@ -393,10 +352,5 @@ pub fn identify(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError
 /// Identifies an in-memory buffer (tests, fuzzing, members of containers).
 pub fn identify_bytes(name: &str, bytes: &[u8]) -> Result<Option<Detection>, FormatError> {
     let head = bytes.get(..HEAD_LEN.min(bytes.len())).unwrap_or_default();
-    identify(&ProbeInput {
-        source: &bytes,
-        size: bytes.len() as u64,
-        head,
-        name,
-    })
+    identify(&ProbeInput { source: &bytes, size: bytes.len() as u64, head, name })
 }

@@ -39,10 +39,7 @@ impl NpyHeader {
 fn field<'a>(dict: &'a str, key: &str) -> Option<&'a str> {
     let k1 = format!("'{key}':");
     let k2 = format!("\"{key}\":");
-    let at = dict
-        .find(&k1)
-        .map(|i| i + k1.len())
-        .or_else(|| dict.find(&k2).map(|i| i + k2.len()))?;
+    let at = dict.find(&k1).map(|i| i + k1.len()).or_else(|| dict.find(&k2).map(|i| i + k2.len()))?;
     dict.get(at..).map(str::trim_start)
 }
 
@@ -68,22 +65,14 @@ pub fn parse_header(input: &ProbeInput<'_>) -> Result<Option<NpyHeader>, FormatE
     let (len, start) = match major {
         1 => (super::reader::le_u16(input.head, 8).map(u64::from), 10u64),
         2 | 3 => (super::reader::le_u32(input.head, 8).map(u64::from), 12u64),
-        _ => {
-            return Err(FormatError::invalid(
-                FORMAT,
-                format!("unknown npy version {major}.{minor}"),
-            ))
-        }
+        _ => return Err(FormatError::invalid(FORMAT, format!("unknown npy version {major}.{minor}"))),
     };
     let len = len.ok_or_else(|| FormatError::truncated(FORMAT, "header length"))?;
     if len > MAX_HEADER {
         return Err(FormatError::bound(FORMAT, "header length", len, MAX_HEADER));
     }
     if start + len > input.size {
-        return Err(FormatError::truncated(
-            FORMAT,
-            format!("header of {len} bytes in a {} byte file", input.size),
-        ));
+        return Err(FormatError::truncated(FORMAT, format!("header of {len} bytes in a {} byte file", input.size)));
     }
     let raw = input.read_exact_at(FORMAT, start, len)?;
     let dict = String::from_utf8_lossy(&raw);
@@ -91,16 +80,9 @@ pub fn parse_header(input: &ProbeInput<'_>) -> Result<Option<NpyHeader>, FormatE
     if !dict.starts_with('{') {
         return Err(FormatError::invalid(FORMAT, "header is not a dict literal"));
     }
-    let descr_text = field(dict, "descr")
-        .ok_or_else(|| FormatError::invalid(FORMAT, "header has no 'descr'"))?;
-    let descr = if let Some(rest) = descr_text
-        .strip_prefix('\'')
-        .or_else(|| descr_text.strip_prefix('"'))
-    {
-        rest.split(['\'', '"'])
-            .next()
-            .unwrap_or_default()
-            .to_string()
+    let descr_text = field(dict, "descr").ok_or_else(|| FormatError::invalid(FORMAT, "header has no 'descr'"))?;
+    let descr = if let Some(rest) = descr_text.strip_prefix('\'').or_else(|| descr_text.strip_prefix('"')) {
+        rest.split(['\'', '"']).next().unwrap_or_default().to_string()
     } else {
         // Structured dtype: a list of tuples; keep it verbatim up to the matching bracket.
         let mut depth = 0i32;
@@ -120,8 +102,7 @@ pub fn parse_header(input: &ProbeInput<'_>) -> Result<Option<NpyHeader>, FormatE
         }
         descr_text.get(..end).unwrap_or_default().to_string()
     };
-    let shape_text = field(dict, "shape")
-        .ok_or_else(|| FormatError::invalid(FORMAT, "header has no 'shape'"))?;
+    let shape_text = field(dict, "shape").ok_or_else(|| FormatError::invalid(FORMAT, "header has no 'shape'"))?;
     let inner = shape_text
         .strip_prefix('(')
         .and_then(|s| s.split_once(')'))
@@ -136,13 +117,7 @@ pub fn parse_header(input: &ProbeInput<'_>) -> Result<Option<NpyHeader>, FormatE
         shape.push(d);
     }
     let fortran_order = field(dict, "fortran_order").is_some_and(|v| v.starts_with("True"));
-    Ok(Some(NpyHeader {
-        descr,
-        shape,
-        fortran_order,
-        data_offset: start + len,
-        version: format!("{major}.{minor}"),
-    }))
+    Ok(Some(NpyHeader { descr, shape, fortran_order, data_offset: start + len, version: format!("{major}.{minor}") }))
 }
 
 /// Identifies a `.npy` file.
@@ -153,9 +128,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     let elems = h.shape.iter().try_fold(1u64, |a, d| a.checked_mul(*d));
     if !h.has_object() {
         if let (Some(size), Some(elems)) = (itemsize(&h.descr), elems) {
-            let want = elems
-                .checked_mul(size)
-                .and_then(|b| b.checked_add(h.data_offset));
+            let want = elems.checked_mul(size).and_then(|b| b.checked_add(h.data_offset));
             if want != Some(input.size) {
                 return Err(FormatError::invalid(
                     FORMAT,
@@ -169,10 +142,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             }
         }
     }
-    Ok(Some(Detection {
-        format: ModelFormat::Numpy,
-        metadata: metadata(&h),
-    }))
+    Ok(Some(Detection { format: ModelFormat::Numpy, metadata: metadata(&h) }))
 }
 
 /// Metadata of one array.
@@ -213,17 +183,11 @@ mod tests {
 
     #[test]
     fn float_array() {
-        let b = npy(
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-            24,
-        );
+        let b = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24);
         let d = identify_bytes("w.npy", &b).unwrap().unwrap();
         assert_eq!(d.metadata.shape, Some(vec![2, 3]));
         assert_eq!(d.metadata.dtypes, vec!["<f4".to_string()]);
-        let short = npy(
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-            20,
-        );
+        let short = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20);
         assert!(identify_bytes("w.npy", &short).is_err());
     }
 

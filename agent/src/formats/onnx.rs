@@ -63,42 +63,37 @@ struct Graph {
 
 fn read_tensor(cur: &mut Cursor<'_>, end: u64, g: &mut Graph) -> Result<(), FormatError> {
     let mut elems: u64 = 1;
-    let ok = protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| {
-        match (field, wire) {
-            (1, Wire::Varint) => {
-                elems = elems.saturating_mul(protobuf::varint(cur, FORMAT)?);
-                Ok(())
-            }
-            (1, Wire::Len) => {
-                let n = protobuf::len(cur, FORMAT, end)?;
-                let stop = cur.pos() + n;
-                while cur.pos() < stop {
-                    elems = elems.saturating_mul(protobuf::varint(cur, FORMAT)?);
-                }
-                Ok(())
-            }
-            (2, Wire::Varint) => {
-                g.dtypes.insert(data_type(protobuf::varint(cur, FORMAT)?));
-                Ok(())
-            }
-            (13, Wire::Len) => {
-                g.external_data = true;
-                protobuf::skip(cur, FORMAT, wire, end)
-            }
-            (14, Wire::Varint) => {
-                if protobuf::varint(cur, FORMAT)? == 1 {
-                    g.external_data = true;
-                }
-                Ok(())
-            }
-            _ => protobuf::skip(cur, FORMAT, wire, end),
+    let ok = protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| match (field, wire) {
+        (1, Wire::Varint) => {
+            elems = elems.saturating_mul(protobuf::varint(cur, FORMAT)?);
+            Ok(())
         }
+        (1, Wire::Len) => {
+            let n = protobuf::len(cur, FORMAT, end)?;
+            let stop = cur.pos() + n;
+            while cur.pos() < stop {
+                elems = elems.saturating_mul(protobuf::varint(cur, FORMAT)?);
+            }
+            Ok(())
+        }
+        (2, Wire::Varint) => {
+            g.dtypes.insert(data_type(protobuf::varint(cur, FORMAT)?));
+            Ok(())
+        }
+        (13, Wire::Len) => {
+            g.external_data = true;
+            protobuf::skip(cur, FORMAT, wire, end)
+        }
+        (14, Wire::Varint) => {
+            if protobuf::varint(cur, FORMAT)? == 1 {
+                g.external_data = true;
+            }
+            Ok(())
+        }
+        _ => protobuf::skip(cur, FORMAT, wire, end),
     })?;
     if !ok {
-        return Err(FormatError::invalid(
-            FORMAT,
-            "initializer has an invalid field",
-        ));
+        return Err(FormatError::invalid(FORMAT, "initializer has an invalid field"));
     }
     g.initializers += 1;
     g.parameters = g.parameters.saturating_add(elems);
@@ -107,28 +102,21 @@ fn read_tensor(cur: &mut Cursor<'_>, end: u64, g: &mut Graph) -> Result<(), Form
 
 fn read_graph(cur: &mut Cursor<'_>, end: u64) -> Result<Graph, FormatError> {
     let mut g = Graph::default();
-    let ok = protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| {
-        match (field, wire) {
-            (2, Wire::Len) => {
-                g.name = Some(protobuf::string(cur, FORMAT, end, MAX_KEPT)?);
-                Ok(())
-            }
-            (5, Wire::Len) => {
-                if g.initializers >= limits::MAX_ENTRIES {
-                    return Err(FormatError::bound(
-                        FORMAT,
-                        "initializer count",
-                        g.initializers,
-                        limits::MAX_ENTRIES,
-                    ));
-                }
-                let n = protobuf::len(cur, FORMAT, end)?;
-                let stop = cur.pos() + n;
-                read_tensor(cur, stop, &mut g)?;
-                cur.seek(stop)
-            }
-            _ => protobuf::skip(cur, FORMAT, wire, end),
+    let ok = protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| match (field, wire) {
+        (2, Wire::Len) => {
+            g.name = Some(protobuf::string(cur, FORMAT, end, MAX_KEPT)?);
+            Ok(())
         }
+        (5, Wire::Len) => {
+            if g.initializers >= limits::MAX_ENTRIES {
+                return Err(FormatError::bound(FORMAT, "initializer count", g.initializers, limits::MAX_ENTRIES));
+            }
+            let n = protobuf::len(cur, FORMAT, end)?;
+            let stop = cur.pos() + n;
+            read_tensor(cur, stop, &mut g)?;
+            cur.seek(stop)
+        }
+        _ => protobuf::skip(cur, FORMAT, wire, end),
     })?;
     if !ok {
         return Err(FormatError::invalid(FORMAT, "graph has an invalid field"));
@@ -139,36 +127,32 @@ fn read_graph(cur: &mut Cursor<'_>, end: u64) -> Result<Graph, FormatError> {
 fn read_opset(cur: &mut Cursor<'_>, end: u64) -> Result<(String, u64), FormatError> {
     let mut domain = String::new();
     let mut version = 0;
-    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| {
-        match (field, wire) {
-            (1, Wire::Len) => {
-                domain = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
-                Ok(())
-            }
-            (2, Wire::Varint) => {
-                version = protobuf::varint(cur, FORMAT)?;
-                Ok(())
-            }
-            _ => protobuf::skip(cur, FORMAT, wire, end),
+    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| match (field, wire) {
+        (1, Wire::Len) => {
+            domain = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
+            Ok(())
         }
+        (2, Wire::Varint) => {
+            version = protobuf::varint(cur, FORMAT)?;
+            Ok(())
+        }
+        _ => protobuf::skip(cur, FORMAT, wire, end),
     })?;
     Ok((domain, version))
 }
 
 fn read_prop(cur: &mut Cursor<'_>, end: u64) -> Result<(String, String), FormatError> {
     let (mut k, mut v) = (String::new(), String::new());
-    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| {
-        match (field, wire) {
-            (1, Wire::Len) => {
-                k = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
-                Ok(())
-            }
-            (2, Wire::Len) => {
-                v = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
-                Ok(())
-            }
-            _ => protobuf::skip(cur, FORMAT, wire, end),
+    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| match (field, wire) {
+        (1, Wire::Len) => {
+            k = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
+            Ok(())
         }
+        (2, Wire::Len) => {
+            v = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
+            Ok(())
+        }
+        _ => protobuf::skip(cur, FORMAT, wire, end),
     })?;
     Ok((k, v))
 }
@@ -185,9 +169,7 @@ fn parse(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         match (field, wire) {
             (1, Wire::Varint) => md.ir_version = Some(protobuf::varint(cur, FORMAT)?),
             (2, Wire::Len) => md.producer = Some(protobuf::string(cur, FORMAT, end, MAX_KEPT)?),
-            (3, Wire::Len) => {
-                md.producer_version = Some(protobuf::string(cur, FORMAT, end, MAX_KEPT)?)
-            }
+            (3, Wire::Len) => md.producer_version = Some(protobuf::string(cur, FORMAT, end, MAX_KEPT)?),
             (4, Wire::Len) => {
                 let d = protobuf::string(cur, FORMAT, end, MAX_KEPT)?;
                 md.extra.insert("domain".into(), d.into());
@@ -218,12 +200,7 @@ fn parse(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             (14, Wire::Len) => {
                 props += 1;
                 if props > limits::MAX_ENTRIES {
-                    return Err(FormatError::bound(
-                        FORMAT,
-                        "metadata_props count",
-                        props,
-                        limits::MAX_ENTRIES,
-                    ));
+                    return Err(FormatError::bound(FORMAT, "metadata_props count", props, limits::MAX_ENTRIES));
                 }
                 let n = protobuf::len(cur, FORMAT, end)?;
                 let stop = cur.pos() + n;
@@ -241,12 +218,7 @@ fn parse(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             }
             (6 | 20 | 21 | 25, Wire::Len) => protobuf::skip(cur, FORMAT, wire, end)?,
             (f, _) if f <= 64 => protobuf::skip(cur, FORMAT, wire, end)?,
-            (f, _) => {
-                return Err(FormatError::invalid(
-                    FORMAT,
-                    format!("unexpected top-level field {f}"),
-                ))
-            }
+            (f, _) => return Err(FormatError::invalid(FORMAT, format!("unexpected top-level field {f}"))),
         }
         Ok(())
     })?;
@@ -264,10 +236,7 @@ fn parse(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             md.extra.insert("external_data".into(), true.into());
         }
     }
-    Ok(Some(Detection {
-        format: ModelFormat::Onnx,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format: ModelFormat::Onnx, metadata: md }))
 }
 
 /// Identifies an ONNX model.

@@ -22,10 +22,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     let text = String::from_utf8_lossy(input.head);
     let body = text.trim_start_matches('\u{feff}').trim_start();
     let body = match body.strip_prefix("<?xml") {
-        Some(rest) => rest
-            .split_once("?>")
-            .map(|(_, r)| r.trim_start())
-            .unwrap_or_default(),
+        Some(rest) => rest.split_once("?>").map(|(_, r)| r.trim_start()).unwrap_or_default(),
         None => body,
     };
     let Some(rest) = body.strip_prefix("<net") else {
@@ -38,13 +35,6 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     if !after.contains("<layers") || version.is_none() {
         return Ok(None);
     }
-    let md = ModelMetadata {
-        name: attribute(tag, "name"),
-        format_version: version,
-        ..ModelMetadata::default()
-    };
-    Ok(Some(Detection {
-        format: ModelFormat::Openvino,
-        metadata: md,
-    }))
+    let md = ModelMetadata { name: attribute(tag, "name"), format_version: version, ..ModelMetadata::default() };
+    Ok(Some(Detection { format: ModelFormat::Openvino, metadata: md }))
 }

@@ -116,9 +116,7 @@ impl Machine {
         if self.stack.len() <= self.base() {
             return Err(invalid(pos, "stack underflow"));
         }
-        self.stack
-            .pop()
-            .ok_or_else(|| invalid(pos, "stack underflow"))
+        self.stack.pop().ok_or_else(|| invalid(pos, "stack underflow"))
     }
     fn pop_n(&mut self, n: usize, pos: u64) -> Result<(), FormatError> {
         for _ in 0..n {
@@ -127,10 +125,7 @@ impl Machine {
         Ok(())
     }
     fn pop_mark(&mut self, pos: u64) -> Result<Vec<Slot>, FormatError> {
-        let m = self
-            .marks
-            .pop()
-            .ok_or_else(|| invalid(pos, "no mark on the stack"))?;
+        let m = self.marks.pop().ok_or_else(|| invalid(pos, "no mark on the stack"))?;
         Ok(self.stack.split_off(m.min(self.stack.len())))
     }
     fn need(&self, n: usize, pos: u64) -> Result<(), FormatError> {
@@ -141,10 +136,7 @@ impl Machine {
     }
     fn top(&self, pos: u64) -> Result<Slot, FormatError> {
         self.need(1, pos)?;
-        self.stack
-            .last()
-            .cloned()
-            .ok_or_else(|| invalid(pos, "stack underflow"))
+        self.stack.last().cloned().ok_or_else(|| invalid(pos, "stack underflow"))
     }
     fn memo_put(&mut self, key: u64, pos: u64) -> Result<(), FormatError> {
         let top = self.top(pos)?;
@@ -160,16 +152,11 @@ impl Machine {
         Ok(())
     }
     fn memo_get(&mut self, key: u64, pos: u64) -> Result<(), FormatError> {
-        let v = self
-            .memo
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| invalid(pos, format!("memo key {key} missing")))?;
+        let v = self.memo.get(&key).cloned().ok_or_else(|| invalid(pos, format!("memo key {key} missing")))?;
         self.push(v, pos)
     }
     fn tuple(&mut self, items: Vec<Slot>, pos: u64) -> Result<(), FormatError> {
-        let slot = if items.len() <= MAX_TUPLE && self.tuple_cells + items.len() <= MAX_TUPLE_CELLS
-        {
+        let slot = if items.len() <= MAX_TUPLE && self.tuple_cells + items.len() <= MAX_TUPLE_CELLS {
             self.tuple_cells += items.len();
             Slot::Tuple(items.into())
         } else {
@@ -194,8 +181,7 @@ impl Machine {
                     });
                     if let Some(elems) = elems {
                         self.summary.tensors += 1;
-                        self.summary.tensor_elements =
-                            self.summary.tensor_elements.saturating_add(elems);
+                        self.summary.tensor_elements = self.summary.tensor_elements.saturating_add(elems);
                     }
                 }
             }
@@ -243,17 +229,13 @@ fn decimal(bytes: &[u8], pos: u64) -> Result<u64, FormatError> {
 fn text_is_number(bytes: &[u8]) -> bool {
     let s = String::from_utf8_lossy(bytes);
     let s = s.trim().trim_end_matches('L');
-    !s.is_empty()
-        && (s.parse::<i128>().is_ok() || s.parse::<f64>().is_ok() || s == "00" || s == "01")
+    !s.is_empty() && (s.parse::<i128>().is_ok() || s.parse::<f64>().is_ok() || s == "00" || s == "01")
 }
 
 /// Reads a length-prefixed string; keeps it when short, skips it otherwise.
 fn counted(cur: &mut Cursor<'_>, len: u64, as_str: bool) -> Result<Slot, FormatError> {
     if len > cur.remaining() {
-        return Err(FormatError::truncated(
-            FORMAT,
-            format!("{len}-byte argument at offset {}", cur.pos()),
-        ));
+        return Err(FormatError::truncated(FORMAT, format!("{len}-byte argument at offset {}", cur.pos())));
     }
     if as_str && len <= MAX_KEPT_STRING {
         let b = cur.bytes(len, "string argument")?;
@@ -284,12 +266,7 @@ pub fn walk(cur: &mut Cursor<'_>, budget: u64) -> Result<PickleSummary, FormatEr
         match op {
             b'(' => {
                 if m.marks.len() >= MAX_STACK {
-                    return Err(FormatError::bound(
-                        FORMAT,
-                        "mark depth",
-                        m.marks.len() as u64,
-                        MAX_STACK as u64,
-                    ));
+                    return Err(FormatError::bound(FORMAT, "mark depth", m.marks.len() as u64, MAX_STACK as u64));
                 }
                 m.marks.push(m.stack.len());
             }
@@ -319,12 +296,7 @@ pub fn walk(cur: &mut Cursor<'_>, budget: u64) -> Result<PickleSummary, FormatEr
                     return Err(invalid(pos, "bad number literal"));
                 }
                 let text = String::from_utf8_lossy(&l);
-                let int = text
-                    .trim()
-                    .trim_end_matches('L')
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|_| op != b'F');
+                let int = text.trim().trim_end_matches('L').parse::<i64>().ok().filter(|_| op != b'F');
                 m.push(int.map_or(Slot::Other, Slot::Int), pos)?;
             }
             b'J' => {
@@ -396,14 +368,8 @@ pub fn walk(cur: &mut Cursor<'_>, budget: u64) -> Result<PickleSummary, FormatEr
                 let n = cur.u8("LONG1 length")?;
                 let bytes = cur.take(n.into(), "LONG1")?;
                 let value = (1..=8).contains(&bytes.len()).then(|| {
-                    let mut b = [if bytes.last().is_some_and(|x| x & 0x80 != 0) {
-                        0xff
-                    } else {
-                        0
-                    }; 8];
-                    b.get_mut(..bytes.len())
-                        .unwrap_or_default()
-                        .copy_from_slice(bytes);
+                    let mut b = [if bytes.last().is_some_and(|x| x & 0x80 != 0) { 0xff } else { 0 }; 8];
+                    b.get_mut(..bytes.len()).unwrap_or_default().copy_from_slice(bytes);
                     i64::from_le_bytes(b)
                 });
                 m.push(value.map_or(Slot::Other, Slot::Int), pos)?;
@@ -433,22 +399,14 @@ pub fn walk(cur: &mut Cursor<'_>, budget: u64) -> Result<PickleSummary, FormatEr
             b'c' => {
                 let module = line(cur)?;
                 let name = line(cur)?;
-                let g = format!(
-                    "{}.{}",
-                    String::from_utf8_lossy(&module),
-                    String::from_utf8_lossy(&name)
-                );
+                let g = format!("{}.{}", String::from_utf8_lossy(&module), String::from_utf8_lossy(&name));
                 m.import(g, pos)?;
             }
             b'i' => {
                 let module = line(cur)?;
                 let name = line(cur)?;
                 m.pop_mark(pos)?;
-                let g = format!(
-                    "{}.{}",
-                    String::from_utf8_lossy(&module),
-                    String::from_utf8_lossy(&name)
-                );
+                let g = format!("{}.{}", String::from_utf8_lossy(&module), String::from_utf8_lossy(&name));
                 m.import(g, pos)?;
                 m.pop(pos)?;
                 m.push(Slot::Other, pos)?;
@@ -541,15 +499,25 @@ pub fn walk(cur: &mut Cursor<'_>, budget: u64) -> Result<PickleSummary, FormatEr
             0x95 => {
                 let n = cur.u64("FRAME length")?;
                 if n > cur.remaining() {
-                    return Err(FormatError::truncated(
-                        FORMAT,
-                        format!("frame of {n} bytes at offset {pos}"),
-                    ));
+                    return Err(FormatError::truncated(FORMAT, format!("frame of {n} bytes at offset {pos}")));
                 }
             }
             other => return Err(invalid(pos, format!("unknown opcode 0x{other:02x}"))),
         }
     }
+}
+
+/// Names under which a broken pickle is reported as an error rather than ignored.
+pub const PICKLE_EXTENSIONS: &[&str] = &["pkl", "pickle", "joblib", "jl", "pt", "pth", "ckpt", "dill", "sav", "p"];
+
+/// Whether the bytes after `end` are nothing, whitespace, or the start of another pickle.
+fn ends_file(input: &ProbeInput<'_>, end: u64) -> Result<bool, FormatError> {
+    let rest = input.size.saturating_sub(end).min(64);
+    if rest == 0 {
+        return Ok(true);
+    }
+    let tail = input.read_exact_at(FORMAT, end, rest)?;
+    Ok(tail.first() == Some(&0x80) || tail.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Opcodes a protocol 0/1 pickle commonly starts with.
@@ -587,9 +555,13 @@ pub fn summarize(input: &ProbeInput<'_>) -> Result<Option<PickleSummary>, Format
     }
     let mut cur = Cursor::new(FORMAT, input.source, input.size, 0);
     match walk(&mut cur, MAX_OPS) {
-        Ok(s) if binary || (s.complete && s.ops >= 2) => Ok(Some(s)),
+        Ok(s) if binary && s.ops >= 3 => Ok(Some(s)),
+        // Text protocols: a short valid prefix such as `N.` is common in random and text
+        // data, so the stream must hold a few opcodes and end the file (or be followed by
+        // another pickle or trailing whitespace).
+        Ok(s) if s.complete && s.ops >= 3 && ends_file(input, s.end)? => Ok(Some(s)),
         Ok(_) => Ok(None),
-        Err(e) if binary => Err(e),
+        Err(e) if binary && input.named_as(PICKLE_EXTENSIONS) => Err(e),
         Err(_) => Ok(None),
     }
 }
@@ -600,20 +572,13 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         return Ok(None);
     };
     let mut md = metadata(&s);
-    let format = if s
-        .imports
-        .iter()
-        .any(|g| g.starts_with("joblib.numpy_pickle."))
-    {
+    let format = if s.imports.iter().any(|g| g.starts_with("joblib.numpy_pickle.")) {
         md.compression = Some("none".into());
         ModelFormat::Joblib
     } else {
         ModelFormat::Pickle
     };
-    Ok(Some(Detection {
-        format,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format, metadata: md }))
 }
 
 /// Modules whose classes are plumbing rather than the model's own type.
@@ -636,11 +601,7 @@ pub fn metadata(s: &PickleSummary) -> ModelMetadata {
     let architecture = s
         .imports
         .iter()
-        .find(|g| {
-            !PLUMBING
-                .iter()
-                .any(|p| g.starts_with(p) || g.as_str() == p.trim_end_matches('.'))
-        })
+        .find(|g| !PLUMBING.iter().any(|p| g.starts_with(p) || g.as_str() == p.trim_end_matches('.')))
         .cloned();
     let tensors = (s.tensors > 0).then_some(s.tensors);
     ModelMetadata {
@@ -683,14 +644,8 @@ mod tests {
 
     #[test]
     fn text_is_not_a_pickle() {
-        assert_eq!(
-            identify_bytes("notes.pkl", b"(hello world) this is text\n").unwrap(),
-            None
-        );
-        assert_eq!(
-            identify_bytes("notes.pkl", b"I am not a pickle.\n").unwrap(),
-            None
-        );
+        assert_eq!(identify_bytes("notes.pkl", b"(hello world) this is text\n").unwrap(), None);
+        assert_eq!(identify_bytes("notes.pkl", b"I am not a pickle.\n").unwrap(), None);
     }
 
     #[test]

@@ -19,20 +19,14 @@ pub fn varint(cur: &mut Cursor<'_>, format: &'static str) -> Result<u64, FormatE
     for i in 0..10u32 {
         let b = cur.u8("varint")?;
         if i == 9 && b > 1 {
-            return Err(FormatError::invalid(
-                format,
-                format!("varint longer than 64 bits at offset {}", cur.pos()),
-            ));
+            return Err(FormatError::invalid(format, format!("varint longer than 64 bits at offset {}", cur.pos())));
         }
         value |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err(FormatError::invalid(
-        format,
-        format!("varint longer than 10 bytes at offset {}", cur.pos()),
-    ))
+    Err(FormatError::invalid(format, format!("varint longer than 10 bytes at offset {}", cur.pos())))
 }
 
 /// Reads a field tag; `Ok(None)` means the wire type is one identification never accepts
@@ -59,23 +53,13 @@ pub fn len(cur: &mut Cursor<'_>, format: &'static str, limit: u64) -> Result<u64
     let n = varint(cur, format)?;
     let room = limit.saturating_sub(cur.pos());
     if n > room {
-        return Err(FormatError::bound(
-            format,
-            format!("field length at offset {}", cur.pos()),
-            n,
-            room,
-        ));
+        return Err(FormatError::bound(format, format!("field length at offset {}", cur.pos()), n, room));
     }
     Ok(n)
 }
 
 /// Skips one field value of wire type `wire`, staying within `limit`.
-pub fn skip(
-    cur: &mut Cursor<'_>,
-    format: &'static str,
-    wire: Wire,
-    limit: u64,
-) -> Result<(), FormatError> {
+pub fn skip(cur: &mut Cursor<'_>, format: &'static str, wire: Wire, limit: u64) -> Result<(), FormatError> {
     match wire {
         Wire::Varint => varint(cur, format).map(|_| ()),
         Wire::Fixed64 => cur.skip(8, "fixed64"),
@@ -88,12 +72,7 @@ pub fn skip(
 }
 
 /// Reads a length-delimited UTF-8 string (lossy), bounded by `max`.
-pub fn string(
-    cur: &mut Cursor<'_>,
-    format: &'static str,
-    limit: u64,
-    max: u64,
-) -> Result<String, FormatError> {
+pub fn string(cur: &mut Cursor<'_>, format: &'static str, limit: u64, max: u64) -> Result<String, FormatError> {
     let n = len(cur, format, limit)?;
     if n > max {
         cur.skip(n, "string")?;
@@ -106,12 +85,7 @@ pub fn string(
 /// Walks the fields of the message that spans `[cur.pos(), end)`, calling `visit` with each
 /// field number and wire type; `visit` must consume the value (or call [`skip`]). Returns
 /// `Ok(false)` when a tag has a wire type identification rejects.
-pub fn walk<F>(
-    cur: &mut Cursor<'_>,
-    format: &'static str,
-    end: u64,
-    mut visit: F,
-) -> Result<bool, FormatError>
+pub fn walk<F>(cur: &mut Cursor<'_>, format: &'static str, end: u64, mut visit: F) -> Result<bool, FormatError>
 where
     F: FnMut(&mut Cursor<'_>, u64, Wire, u64) -> Result<(), FormatError>,
 {
@@ -121,10 +95,7 @@ where
         };
         visit(cur, field, wire, end)?;
         if cur.pos() > end {
-            return Err(FormatError::invalid(
-                format,
-                format!("field {field} runs past its message end {end}"),
-            ));
+            return Err(FormatError::invalid(format, format!("field {field} runs past its message end {end}")));
         }
     }
     Ok(true)

@@ -20,19 +20,12 @@ pub fn probe_legacy(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatE
     let mut cur = Cursor::new(FORMAT, input.source, input.size, LEGACY_MAGIC.len() as u64);
     let mut md = ModelMetadata::default();
     // Protocol version, sys_info, the object, the storage keys.
-    for (i, what) in ["protocol version", "sys_info", "object", "storage keys"]
-        .iter()
-        .enumerate()
-    {
+    for (i, what) in ["protocol version", "sys_info", "object", "storage keys"].iter().enumerate() {
         let start = cur.pos();
-        let s = pickle::walk(&mut cur, pickle::MAX_OPS).map_err(|e| {
-            FormatError::invalid(FORMAT, format!("{what} pickle at offset {start}: {e}"))
-        })?;
+        let s = pickle::walk(&mut cur, pickle::MAX_OPS)
+            .map_err(|e| FormatError::invalid(FORMAT, format!("{what} pickle at offset {start}: {e}")))?;
         if !s.complete {
-            return Err(FormatError::invalid(
-                FORMAT,
-                format!("{what} pickle at offset {start} does not end"),
-            ));
+            return Err(FormatError::invalid(FORMAT, format!("{what} pickle at offset {start} does not end")));
         }
         if i == 0 {
             let raw = input.read_exact_at(FORMAT, start, s.end - start)?;
@@ -49,8 +42,5 @@ pub fn probe_legacy(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatE
             md.parameters = from_pickle.parameters;
         }
     }
-    Ok(Some(Detection {
-        format: ModelFormat::PytorchLegacy,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format: ModelFormat::PytorchLegacy, metadata: md }))
 }

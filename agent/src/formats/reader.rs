@@ -26,24 +26,14 @@ pub struct Cursor<'a> {
 
 impl std::fmt::Debug for Cursor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cursor")
-            .field("pos", &self.pos)
-            .field("size", &self.size)
-            .finish()
+        f.debug_struct("Cursor").field("pos", &self.pos).field("size", &self.size).finish()
     }
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at `pos`.
     pub fn new(format: &'static str, src: &'a dyn Source, size: u64, pos: u64) -> Self {
-        Self {
-            src,
-            size,
-            pos,
-            window: Vec::new(),
-            window_start: 0,
-            format,
-        }
+        Self { src, size, pos, window: Vec::new(), window_start: 0, format }
     }
 
     /// Current offset.
@@ -59,10 +49,7 @@ impl<'a> Cursor<'a> {
     /// Moves to an absolute offset (must not pass the end).
     pub fn seek(&mut self, pos: u64) -> Result<(), FormatError> {
         if pos > self.size {
-            return Err(FormatError::truncated(
-                self.format,
-                format!("seek to {pos} past end {}", self.size),
-            ));
+            return Err(FormatError::truncated(self.format, format!("seek to {pos} past end {}", self.size)));
         }
         self.pos = pos;
         Ok(())
@@ -82,13 +69,10 @@ impl<'a> Cursor<'a> {
 
     fn fill(&mut self, need: usize, what: &str) -> Result<usize, FormatError> {
         if (need as u64) > self.remaining() {
-            return Err(FormatError::truncated(
-                self.format,
-                format!("{what} at offset {}", self.pos),
-            ));
+            return Err(FormatError::truncated(self.format, format!("{what} at offset {}", self.pos)));
         }
-        let in_window = self.pos >= self.window_start
-            && self.pos + need as u64 <= self.window_start + self.window.len() as u64;
+        let in_window =
+            self.pos >= self.window_start && self.pos + need as u64 <= self.window_start + self.window.len() as u64;
         if !in_window {
             let len = (WINDOW.max(need) as u64).min(self.remaining());
             let len = usize::try_from(len).unwrap_or(WINDOW);
@@ -99,10 +83,7 @@ impl<'a> Cursor<'a> {
                 let n = self
                     .src
                     .read_at(dst, self.pos + filled as u64)
-                    .map_err(|e| FormatError::Io {
-                        format: self.format,
-                        what: e.to_string(),
-                    })?;
+                    .map_err(|e| FormatError::Io { format: self.format, what: e.to_string() })?;
                 if n == 0 {
                     return Err(FormatError::truncated(
                         self.format,
@@ -120,20 +101,13 @@ impl<'a> Cursor<'a> {
     pub fn take(&mut self, n: usize, what: &str) -> Result<&[u8], FormatError> {
         let at = self.fill(n, what)?;
         self.pos += n as u64;
-        self.window
-            .get(at..at + n)
-            .ok_or_else(|| FormatError::truncated(self.format, what.to_string()))
+        self.window.get(at..at + n).ok_or_else(|| FormatError::truncated(self.format, what.to_string()))
     }
 
     /// Reads `n` bytes into a new vector, bounded by `limits::MAX_STRING` and the content size.
     pub fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, FormatError> {
         if n > limits::MAX_STRING {
-            return Err(FormatError::bound(
-                self.format,
-                format!("{what} length"),
-                n,
-                limits::MAX_STRING,
-            ));
+            return Err(FormatError::bound(self.format, format!("{what} length"), n, limits::MAX_STRING));
         }
         if n > self.remaining() {
             return Err(FormatError::truncated(

@@ -19,19 +19,14 @@ const MAX_HEADER: u64 = 100_000_000;
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Entry {
-    Tensor {
-        dtype: String,
-        shape: Vec<u64>,
-        data_offsets: [u64; 2],
-    },
+    Tensor { dtype: String, shape: Vec<u64>, data_offsets: [u64; 2] },
     Metadata(BTreeMap<String, String>),
 }
 
 /// Bytes per element of each dtype (`Dtype::bitsize` / 8, sub-byte types rounded by the caller).
 fn dtype_bits(dtype: &str) -> Option<u64> {
     Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ"
-        | "F8_E5M2FNUZ" => 8,
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" | "F8_E4M3FNUZ" | "F8_E5M2FNUZ" => 8,
         "F6_E2M3" | "F6_E3M2" => 6,
         "F4" => 4,
         "I16" | "U16" | "F16" | "BF16" => 16,
@@ -55,14 +50,15 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         Some(b'"') | Some(b'}') | Some(b' ') | Some(b'\n') | None => {}
         _ => return Ok(None),
     }
+    // Two bytes of "magic" are weak: an implausible length is an error only for a file named
+    // like safetensors; anything else starting this way is just not a model.
+    let named = input.named_as(&["safetensors"]);
     if !(2..=MAX_HEADER).contains(&n) {
-        return Err(FormatError::bound(FORMAT, "header length", n, MAX_HEADER));
+        return if named { Err(FormatError::bound(FORMAT, "header length", n, MAX_HEADER)) } else { Ok(None) };
     }
     if 8 + n > input.size {
-        return Err(FormatError::truncated(
-            FORMAT,
-            format!("header of {n} bytes in a {} byte file", input.size),
-        ));
+        let what = format!("header of {n} bytes in a {} byte file", input.size);
+        return if named { Err(FormatError::truncated(FORMAT, what)) } else { Ok(None) };
     }
     let raw = input.read_exact_at(FORMAT, 8, n)?;
     let header: BTreeMap<String, Entry> = serde_json::from_slice(&raw)
@@ -76,26 +72,20 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         match entry {
             Entry::Metadata(m) if name == "__metadata__" => meta = Some(m),
             Entry::Metadata(_) => {
-                return Err(FormatError::invalid(
-                    FORMAT,
-                    format!("tensor {name:?} has no dtype/shape/data_offsets"),
-                ))
+                return Err(FormatError::invalid(FORMAT, format!("tensor {name:?} has no dtype/shape/data_offsets")))
             }
-            Entry::Tensor {
-                dtype,
-                shape,
-                data_offsets: [begin, end],
-            } => {
-                let bits = dtype_bits(&dtype).ok_or_else(|| {
-                    FormatError::invalid(FORMAT, format!("tensor {name:?}: unknown dtype {dtype}"))
-                })?;
+            Entry::Tensor { dtype, shape, data_offsets: [begin, end] } => {
+                let bits = dtype_bits(&dtype)
+                    .ok_or_else(|| FormatError::invalid(FORMAT, format!("tensor {name:?}: unknown dtype {dtype}")))?;
                 let elems = shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d));
-                let elems = elems.ok_or_else(|| {
-                    FormatError::invalid(FORMAT, format!("tensor {name:?}: shape overflows"))
-                })?;
+                let elems =
+                    elems.ok_or_else(|| FormatError::invalid(FORMAT, format!("tensor {name:?}: shape overflows")))?;
                 let bytes = elems.checked_mul(bits).map(|b| b.div_ceil(8));
                 if begin > end || bytes != Some(end - begin) {
-                    return Err(FormatError::invalid(FORMAT, format!("tensor {name:?}: data_offsets [{begin}, {end}] do not match {dtype} {shape:?}")));
+                    return Err(FormatError::invalid(
+                        FORMAT,
+                        format!("tensor {name:?}: data_offsets [{begin}, {end}] do not match {dtype} {shape:?}"),
+                    ));
                 }
                 parameters = parameters.saturating_add(elems);
                 dtypes.insert(dtype);
@@ -107,19 +97,13 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     let mut expected = 0u64;
     for (begin, end) in &ranges {
         if *begin != expected {
-            return Err(FormatError::invalid(
-                FORMAT,
-                format!("data_offsets leave a gap or overlap at {begin}"),
-            ));
+            return Err(FormatError::invalid(FORMAT, format!("data_offsets leave a gap or overlap at {begin}")));
         }
         expected = *end;
     }
     let total = 8 + n + expected;
     if total != input.size {
-        return Err(FormatError::invalid(
-            FORMAT,
-            format!("header describes {total} bytes, file has {}", input.size),
-        ));
+        return Err(FormatError::invalid(FORMAT, format!("header describes {total} bytes, file has {}", input.size)));
     }
     let mut md = ModelMetadata {
         tensor_count: Some(ranges.len() as u64),
@@ -135,10 +119,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             }
         }
     }
-    Ok(Some(Detection {
-        format: ModelFormat::Safetensors,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format: ModelFormat::Safetensors, metadata: md }))
 }
 
 #[cfg(test)]
@@ -154,16 +135,10 @@ mod tests {
 
     #[test]
     fn valid_file() {
-        let b = file(
-            r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"__metadata__":{"format":"pt"}}"#,
-            16,
-        );
+        let b = file(r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"__metadata__":{"format":"pt"}}"#, 16);
         let d = identify_bytes("x.safetensors", &b).unwrap().unwrap();
         assert_eq!(d.metadata.parameters, Some(4));
-        assert_eq!(
-            d.metadata.extra.get("format").and_then(|v| v.as_str()),
-            Some("pt")
-        );
+        assert_eq!(d.metadata.extra.get("format").and_then(|v| v.as_str()), Some("pt"));
     }
 
     #[test]
@@ -175,10 +150,7 @@ mod tests {
 
     #[test]
     fn size_mismatch_is_an_error() {
-        let b = file(
-            r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#,
-            8,
-        );
+        let b = file(r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#, 8);
         assert!(identify_bytes("x.safetensors", &b).is_err());
     }
 }

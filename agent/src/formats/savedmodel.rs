@@ -22,18 +22,16 @@ fn meta_info(
     tags: &mut BTreeSet<String>,
     version: &mut Option<String>,
 ) -> Result<(), FormatError> {
-    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| {
-        match (field, wire) {
-            (4, Wire::Len) => {
-                tags.insert(protobuf::string(cur, FORMAT, end, 256)?);
-                Ok(())
-            }
-            (5, Wire::Len) => {
-                *version = Some(protobuf::string(cur, FORMAT, end, 256)?);
-                Ok(())
-            }
-            _ => protobuf::skip(cur, FORMAT, wire, end),
+    protobuf::walk(cur, FORMAT, end, |cur, field, wire, end| match (field, wire) {
+        (4, Wire::Len) => {
+            tags.insert(protobuf::string(cur, FORMAT, end, 256)?);
+            Ok(())
         }
+        (5, Wire::Len) => {
+            *version = Some(protobuf::string(cur, FORMAT, end, 256)?);
+            Ok(())
+        }
+        _ => protobuf::skip(cur, FORMAT, wire, end),
     })?;
     Ok(())
 }
@@ -54,42 +52,27 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             (2, Wire::Len) => {
                 graphs += 1;
                 if graphs > limits::MAX_ENTRIES {
-                    return Err(FormatError::bound(
-                        FORMAT,
-                        "meta graph count",
-                        graphs,
-                        limits::MAX_ENTRIES,
-                    ));
+                    return Err(FormatError::bound(FORMAT, "meta graph count", graphs, limits::MAX_ENTRIES));
                 }
                 let n = protobuf::len(cur, FORMAT, end)?;
                 let stop = cur.pos() + n;
-                protobuf::walk(cur, FORMAT, stop, |cur, field, wire, end| {
-                    match (field, wire) {
-                        (1, Wire::Len) => {
-                            let n = protobuf::len(cur, FORMAT, end)?;
-                            let inner = cur.pos() + n;
-                            meta_info(cur, inner, &mut tags, &mut tf_version)?;
-                            cur.seek(inner)
-                        }
-                        _ => protobuf::skip(cur, FORMAT, wire, end),
+                protobuf::walk(cur, FORMAT, stop, |cur, field, wire, end| match (field, wire) {
+                    (1, Wire::Len) => {
+                        let n = protobuf::len(cur, FORMAT, end)?;
+                        let inner = cur.pos() + n;
+                        meta_info(cur, inner, &mut tags, &mut tf_version)?;
+                        cur.seek(inner)
                     }
+                    _ => protobuf::skip(cur, FORMAT, wire, end),
                 })?;
                 cur.seek(stop)?;
             }
-            (f, _) => {
-                return Err(FormatError::invalid(
-                    FORMAT,
-                    format!("unexpected top-level field {f}"),
-                ))
-            }
+            (f, _) => return Err(FormatError::invalid(FORMAT, format!("unexpected top-level field {f}"))),
         }
         Ok(())
     })?;
     if !ok || graphs == 0 {
-        return Err(FormatError::invalid(
-            FORMAT,
-            "saved_model.pb holds no meta graph",
-        ));
+        return Err(FormatError::invalid(FORMAT, "saved_model.pb holds no meta graph"));
     }
     let mut md = ModelMetadata {
         producer: Some("tensorflow".into()),
@@ -98,10 +81,6 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         ..ModelMetadata::default()
     };
     md.extra.insert("meta_graphs".into(), graphs.into());
-    md.extra
-        .insert("tags".into(), tags.into_iter().collect::<Vec<_>>().into());
-    Ok(Some(Detection {
-        format: ModelFormat::TfSavedmodel,
-        metadata: md,
-    }))
+    md.extra.insert("tags".into(), tags.into_iter().collect::<Vec<_>>().into());
+    Ok(Some(Detection { format: ModelFormat::TfSavedmodel, metadata: md }))
 }

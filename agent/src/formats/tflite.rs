@@ -18,8 +18,7 @@ fn u32_at(input: &ProbeInput<'_>, at: u64) -> Result<u32, FormatError> {
 /// Position of field `index` of the table at `table`, if present.
 fn field(input: &ProbeInput<'_>, table: u64, index: u64) -> Result<Option<u64>, FormatError> {
     let soffset = i64::from(u32_at(input, table)? as i32);
-    let vtable = u64::try_from(table as i64 - soffset)
-        .map_err(|_| FormatError::invalid(FORMAT, "vtable offset"))?;
+    let vtable = u64::try_from(table as i64 - soffset).map_err(|_| FormatError::invalid(FORMAT, "vtable offset"))?;
     let vt = input.read_exact_at(FORMAT, vtable, 4)?;
     let vt_len = u64::from(le_u16(&vt, 0).unwrap_or(0));
     let slot = 4 + 2 * index;
@@ -45,12 +44,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     }
     let root = u64::from(le_u32(input.head, 0).unwrap_or(0));
     if root < 8 || root + 4 > input.size {
-        return Err(FormatError::bound(
-            FORMAT,
-            "root table offset",
-            root,
-            input.size,
-        ));
+        return Err(FormatError::bound(FORMAT, "root table offset", root, input.size));
     }
     let mut md = ModelMetadata::default();
     if let Some(at) = field(input, root, 0)? {
@@ -62,8 +56,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     };
     md.extra.insert("subgraphs".into(), subgraphs.into());
     if let Some(at) = field(input, root, 1)? {
-        md.extra
-            .insert("operator_codes".into(), vector_len(input, at)?.1.into());
+        md.extra.insert("operator_codes".into(), vector_len(input, at)?.1.into());
     }
     if let Some(at) = field(input, root, 3)? {
         let (start, len) = vector_len(input, at)?;
@@ -72,8 +65,5 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             md.producer = Some(String::from_utf8_lossy(&s).into_owned());
         }
     }
-    Ok(Some(Detection {
-        format: ModelFormat::Tflite,
-        metadata: md,
-    }))
+    Ok(Some(Detection { format: ModelFormat::Tflite, metadata: md }))
 }

@@ -69,10 +69,7 @@ impl ZipArchive {
             return Ok(None);
         }
         let Some((eocd, tail)) = eocd_position(input)? else {
-            return Err(FormatError::invalid(
-                FORMAT,
-                "no end of central directory record",
-            ));
+            return Err(FormatError::invalid(FORMAT, "no end of central directory record"));
         };
         let tail_start = input.size - tail.len() as u64;
         let at = usize::try_from(eocd - tail_start).unwrap_or(0);
@@ -84,19 +81,11 @@ impl ZipArchive {
             if le_u32(&loc, 0) == Some(ZIP64_LOCATOR_SIG) {
                 let rec_off = le_u64(&loc, 8).unwrap_or(u64::MAX);
                 if rec_off.saturating_add(56) > input.size {
-                    return Err(FormatError::bound(
-                        FORMAT,
-                        "zip64 record offset",
-                        rec_off,
-                        input.size,
-                    ));
+                    return Err(FormatError::bound(FORMAT, "zip64 record offset", rec_off, input.size));
                 }
                 let rec = input.read_exact_at(FORMAT, rec_off, 56)?;
                 if le_u32(&rec, 0) != Some(ZIP64_EOCD_SIG) {
-                    return Err(FormatError::invalid(
-                        FORMAT,
-                        "bad zip64 end of central directory",
-                    ));
+                    return Err(FormatError::invalid(FORMAT, "bad zip64 end of central directory"));
                 }
                 count = le_u64(&rec, 32).unwrap_or(0);
                 cd_size = le_u64(&rec, 40).unwrap_or(0);
@@ -104,20 +93,10 @@ impl ZipArchive {
             }
         }
         if count > limits::MAX_ENTRIES {
-            return Err(FormatError::bound(
-                FORMAT,
-                "member count",
-                count,
-                limits::MAX_ENTRIES,
-            ));
+            return Err(FormatError::bound(FORMAT, "member count", count, limits::MAX_ENTRIES));
         }
         if cd_size > limits::MAX_HEADER_BYTES || cd_offset.saturating_add(cd_size) > input.size {
-            return Err(FormatError::bound(
-                FORMAT,
-                "central directory",
-                cd_offset.saturating_add(cd_size),
-                input.size,
-            ));
+            return Err(FormatError::bound(FORMAT, "central directory", cd_offset.saturating_add(cd_size), input.size));
         }
         let cd = input.read_exact_at(FORMAT, cd_offset, cd_size)?;
         let mut members = Vec::with_capacity(usize::try_from(count.min(4096)).unwrap_or(0));
@@ -138,9 +117,7 @@ impl ZipArchive {
             };
             let name = String::from_utf8_lossy(name).into_owned();
             // Zip64 extended information: present values replace the 0xffffffff ones in order.
-            let extra = cd
-                .get(name_start + name_len..name_start + name_len + extra_len)
-                .unwrap_or_default();
+            let extra = cd.get(name_start + name_len..name_start + name_len + extra_len).unwrap_or_default();
             let mut e = 0usize;
             while e + 4 <= extra.len() {
                 let id = le_u16(extra, e).unwrap_or(0);
@@ -158,13 +135,7 @@ impl ZipArchive {
                 }
                 e += 4 + len;
             }
-            members.push(ZipMember {
-                name,
-                method,
-                compressed_size,
-                size,
-                local_offset,
-            });
+            members.push(ZipMember { name, method, compressed_size, size, local_offset });
             p = name_start + name_len + extra_len + comment_len;
         }
         Ok(Some(Self { members }))
@@ -176,20 +147,12 @@ impl ZipArchive {
     }
 
     /// Reads up to `max` uncompressed bytes of `member`. Data larger than `max` is cut there.
-    pub fn read(
-        &self,
-        input: &ProbeInput<'_>,
-        member: &ZipMember,
-        max: usize,
-    ) -> Result<Vec<u8>, FormatError> {
+    pub fn read(&self, input: &ProbeInput<'_>, member: &ZipMember, max: usize) -> Result<Vec<u8>, FormatError> {
         let header = input.read_exact_at(FORMAT, member.local_offset, 30)?;
         if le_u32(&header, 0) != Some(LOCAL_SIG) {
             return Err(FormatError::invalid(
                 FORMAT,
-                format!(
-                    "member {:?}: no local header at {}",
-                    member.name, member.local_offset
-                ),
+                format!("member {:?}: no local header at {}", member.name, member.local_offset),
             ));
         }
         let name_len = u64::from(le_u16(&header, 26).unwrap_or(0));
@@ -199,25 +162,17 @@ impl ZipArchive {
         match member.method {
             0 => input.read_exact_at(FORMAT, data, avail.min(max as u64)),
             8 => {
-                let reader = super::joblib::SourceReader {
-                    src: input.source,
-                    pos: data,
-                };
+                let reader = super::joblib::SourceReader { src: input.source, pos: data };
                 let mut out = Vec::new();
                 flate2::read::DeflateDecoder::new(reader.take(avail))
                     .take(max as u64)
                     .read_to_end(&mut out)
-                    .map_err(|e| {
-                        FormatError::invalid(FORMAT, format!("member {:?}: {e}", member.name))
-                    })?;
+                    .map_err(|e| FormatError::invalid(FORMAT, format!("member {:?}: {e}", member.name)))?;
                 Ok(out)
             }
             m => Err(FormatError::invalid(
                 FORMAT,
-                format!(
-                    "member {:?}: unsupported compression method {m}",
-                    member.name
-                ),
+                format!("member {:?}: unsupported compression method {m}", member.name),
             )),
         }
     }

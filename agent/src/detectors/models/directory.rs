@@ -26,23 +26,17 @@ fn members(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
     while let Some((d, depth)) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
+        let entries = std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             let path = e.path();
             if ft.is_dir() && depth < MAX_DEPTH {
                 stack.push((path, depth + 1));
             } else if ft.is_file() {
-                let rel = path
-                    .strip_prefix(dir)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let rel = path.strip_prefix(dir).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
                 out.push((rel, path));
                 if out.len() > MAX_MEMBERS {
-                    return Err(format!(
-                        "directory model holds more than {MAX_MEMBERS} files"
-                    ));
+                    return Err(format!("directory model holds more than {MAX_MEMBERS} files"));
                 }
             }
         }
@@ -58,10 +52,7 @@ fn mlpackage(path: &Path) -> Option<PathBuf> {
     path.ancestors()
         .skip(1)
         .take(4)
-        .find(|a| {
-            a.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("mlpackage"))
-        })
+        .find(|a| a.extension().is_some_and(|e| e.eq_ignore_ascii_case("mlpackage")))
         .map(Path::to_path_buf)
 }
 
@@ -75,10 +66,7 @@ pub fn is_directory_model(path: &Path, format: ModelFormat) -> bool {
 }
 
 /// Returns the path the model is reported at and its member files.
-pub fn layout(
-    defining: &Path,
-    detection: &Detection,
-) -> Result<Option<(PathBuf, Members)>, String> {
+pub fn layout(defining: &Path, detection: &Detection) -> Result<Option<(PathBuf, Members)>, String> {
     let parent = defining.parent().map(Path::to_path_buf).unwrap_or_default();
     match detection.format {
         ModelFormat::Coreml => match mlpackage(defining) {
@@ -91,15 +79,8 @@ pub fn layout(
                 Ok(m) if m.is_file() => {}
                 _ => return Ok(None),
             }
-            let name = |p: &Path| {
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            };
-            let files = vec![
-                (name(&bin), bin.clone()),
-                (name(defining), defining.to_path_buf()),
-            ];
+            let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let files = vec![(name(&bin), bin.clone()), (name(defining), defining.to_path_buf())];
             Ok(Some((defining.to_path_buf(), files)))
         }
         _ => Ok(Some((parent.clone(), members(&parent)?))),

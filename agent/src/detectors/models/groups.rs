@@ -30,32 +30,14 @@ fn join(prefix: &str, name: &str) -> String {
 /// Assigns `group` to every model that belongs to one.
 pub fn assign(models: &mut [Found], indexes: &[IndexFile]) {
     for index in indexes {
-        let prefix = index
-            .logical
-            .name
-            .rsplit_once('/')
-            .map(|(p, _)| p.to_string())
-            .unwrap_or_default();
-        let index_name = index
-            .logical
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let mut members = vec![(
-            index_name,
-            index.sha256.clone(),
-            index.path.display().to_string(),
-        )];
+        let prefix = index.logical.name.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+        let index_name = index.logical.name.rsplit('/').next().unwrap_or_default().to_string();
+        let mut members = vec![(index_name, index.sha256.clone(), index.path.display().to_string())];
         let mut missing = Vec::new();
         let mut hits = Vec::new();
         for shard in &index.shards {
             let want = join(&prefix, shard);
-            match models
-                .iter()
-                .position(|m| m.logical.dir == index.logical.dir && m.logical.name == want)
-            {
+            match models.iter().position(|m| m.logical.dir == index.logical.dir && m.logical.name == want) {
                 Some(i) => {
                     if let Some(m) = models.get(i) {
                         members.push((shard.clone(), m.entry.sha256.clone(), m.entry.path.clone()));
@@ -69,12 +51,7 @@ pub fn assign(models: &mut [Found], indexes: &[IndexFile]) {
             continue;
         }
         members.sort_by(|a, b| a.0.cmp(&b.0));
-        let id = tree_digest(
-            &members
-                .iter()
-                .map(|(n, d, _)| (n.clone(), d.clone()))
-                .collect::<Vec<_>>(),
-        );
+        let id = tree_digest(&members.iter().map(|(n, d, _)| (n.clone(), d.clone())).collect::<Vec<_>>());
         let group = ModelGroup {
             id,
             kind: "sharded".into(),
@@ -94,12 +71,8 @@ pub fn assign(models: &mut [Found], indexes: &[IndexFile]) {
 
 /// A model file inside a directory model (the pickle of an MLflow model) joins its group.
 fn directory_members(models: &mut [Found]) {
-    let dirs: Vec<ModelGroup> = models
-        .iter()
-        .filter_map(|m| m.entry.group.as_ref())
-        .filter(|g| g.kind == "directory")
-        .cloned()
-        .collect();
+    let dirs: Vec<ModelGroup> =
+        models.iter().filter_map(|m| m.entry.group.as_ref()).filter(|g| g.kind == "directory").cloned().collect();
     for m in models.iter_mut().filter(|m| m.entry.group.is_none()) {
         if let Some(g) = dirs.iter().find(|g| g.members.contains(&m.entry.path)) {
             m.entry.group = Some(g.clone());
@@ -115,11 +88,7 @@ fn split_name(name: &str) -> Option<(String, u32, u32)> {
     if number.len() != 5 || count.len() != 5 {
         return None;
     }
-    Some((
-        prefix.to_string(),
-        number.parse().ok()?,
-        count.parse().ok()?,
-    ))
+    Some((prefix.to_string(), number.parse().ok()?, count.parse().ok()?))
 }
 
 fn gguf_splits(models: &mut [Found]) {
@@ -129,9 +98,7 @@ fn gguf_splits(models: &mut [Found]) {
             continue;
         }
         if let Some((prefix, _, count)) = split_name(&m.logical.name) {
-            sets.entry((m.logical.dir.clone(), prefix, count))
-                .or_default()
-                .push(i);
+            sets.entry((m.logical.dir.clone(), prefix, count)).or_default().push(i);
         }
     }
     for ((_, prefix, count), mut idx) in sets {
@@ -141,12 +108,7 @@ fn gguf_splits(models: &mut [Found]) {
             .filter_map(|i| models.get(*i))
             .map(|m| {
                 (
-                    m.logical
-                        .name
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
+                    m.logical.name.rsplit('/').next().unwrap_or_default().to_string(),
                     m.entry.sha256.clone(),
                     m.entry.path.clone(),
                 )
@@ -159,12 +121,7 @@ fn gguf_splits(models: &mut [Found]) {
             .filter(|n| !present.contains(&n))
             .collect();
         let group = ModelGroup {
-            id: tree_digest(
-                &members
-                    .iter()
-                    .map(|(n, d, _)| (n.clone(), d.clone()))
-                    .collect::<Vec<_>>(),
-            ),
+            id: tree_digest(&members.iter().map(|(n, d, _)| (n.clone(), d.clone())).collect::<Vec<_>>()),
             kind: "gguf_split".into(),
             root: members.first().map(|m| m.2.clone()).unwrap_or_default(),
             members: members.iter().map(|m| m.2.clone()).collect(),
@@ -182,10 +139,7 @@ fn gguf_splits(models: &mut [Found]) {
 mod tests {
     #[test]
     fn split_names() {
-        assert_eq!(
-            super::split_name("tiny-00001-of-00002.gguf"),
-            Some(("tiny".into(), 1, 2))
-        );
+        assert_eq!(super::split_name("tiny-00001-of-00002.gguf"), Some(("tiny".into(), 1, 2)));
         assert_eq!(super::split_name("tiny.gguf"), None);
     }
 }

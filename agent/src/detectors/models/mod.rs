@@ -160,10 +160,7 @@ pub struct Worker {
 
 impl Default for Worker {
     fn default() -> Self {
-        Self {
-            hasher: FileHasher::default(),
-            head: vec![0u8; HEAD_LEN],
-        }
+        Self { hasher: FileHasher::default(), head: vec![0u8; HEAD_LEN] }
     }
 }
 
@@ -175,9 +172,7 @@ enum Examined {
 }
 
 fn lower_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default()
 }
 
 /// Whether a file with this (lowercase) name, at this path, is opened. See the module doc.
@@ -192,15 +187,10 @@ pub fn is_candidate(path: &Path, name: &str) -> bool {
         Some((stem, ext)) if !stem.is_empty() => {
             MODEL_EXTENSIONS.contains(&ext)
                 || (COMPRESSED_SUFFIXES.contains(&ext)
-                    && [".pkl", ".pickle", ".joblib"]
-                        .iter()
-                        .any(|s| stem.ends_with(s)))
+                    && [".pkl", ".pickle", ".joblib"].iter().any(|s| stem.ends_with(s)))
         }
         // Extension-less (or dot-file) names: only blobs of content-addressed stores.
-        _ => path
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|p| p == "blobs"),
+        _ => path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"),
     }
 }
 
@@ -213,12 +203,7 @@ fn rfc3339(mtime_ns: i128) -> Option<String> {
 impl<'a> ModelScan<'a> {
     /// A scan that reports into `progress` and uses `cache` when given.
     pub fn new(cache: Option<&'a VerdictCache>, progress: &'a Progress) -> Self {
-        Self {
-            cache,
-            stores: StoreIndex::default(),
-            progress,
-            collected: Mutex::new(Collected::default()),
-        }
+        Self { cache, stores: StoreIndex::default(), progress, collected: Mutex::new(Collected::default()) }
     }
 
     fn collected(&self) -> std::sync::MutexGuard<'_, Collected> {
@@ -228,10 +213,7 @@ impl<'a> ModelScan<'a> {
     fn error(&self, path: &Path, error: impl Into<String>) {
         let error = error.into();
         tracing::debug!(path = %path.display(), error = %error, "cannot scan file");
-        self.collected().errors.push(FileError {
-            path: path.display().to_string(),
-            error,
-        });
+        self.collected().errors.push(FileError { path: path.display().to_string(), error });
     }
 
     fn remember(&self, key: [u8; 40]) {
@@ -247,20 +229,13 @@ impl<'a> ModelScan<'a> {
             let mut worker = Worker::default();
             move |item: WalkItem<'_>| this.visit(item, &mut worker)
         })?;
-        let mut c = self
-            .collected
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut c = self.collected.into_inner().unwrap_or_else(|p| p.into_inner());
         groups::assign(&mut c.models, &c.indexes);
         let mut models: Vec<ModelEntry> = c.models.into_iter().map(|f| f.entry).collect();
         models.sort_by(|a, b| a.path.cmp(&b.path));
         models.dedup_by(|a, b| a.path == b.path);
         c.errors.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(ModelsOutcome {
-            models,
-            errors: c.errors,
-            seen_keys: c.seen_keys,
-        })
+        Ok(ModelsOutcome { models, errors: c.errors, seen_keys: c.seen_keys })
     }
 
     fn visit(&self, item: WalkItem<'_>, worker: &mut Worker) {
@@ -300,24 +275,13 @@ impl<'a> ModelScan<'a> {
         if let Some(entry) = &cached {
             match (&entry.detection, &entry.sha256) {
                 (None, _) if entry.probed => {
-                    self.progress
-                        .verdict_cache_hits
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.progress.verdict_cache_hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Examined::NotModel);
                 }
                 (Some(det), Some(digest)) if !directory::is_directory_model(path, det.format) => {
-                    self.progress
-                        .hash_cache_hits
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.progress.hash_cache_hits.fetch_add(1, Ordering::Relaxed);
                     let placement = self.stores.place(path);
-                    return Ok(model(
-                        path,
-                        &stamp,
-                        det.clone(),
-                        digest.clone(),
-                        DigestSource::Cache,
-                        placement,
-                    ));
+                    return Ok(model(path, &stamp, det.clone(), digest.clone(), DigestSource::Cache, placement));
                 }
                 _ => {}
             }
@@ -327,37 +291,19 @@ impl<'a> ModelScan<'a> {
         self.remember(stamp.key());
         let n = read_head(&file, &mut worker.head).map_err(|e| e.to_string().to_lowercase())?;
         let head = worker.head.get(..n).unwrap_or_default();
-        let input = ProbeInput {
-            source: &file,
-            size: stamp.size,
-            head,
-            name,
-        };
+        let input = ProbeInput { source: &file, size: stamp.size, head, name };
 
         if name.ends_with(".index.json")
-            || (head.first() == Some(&b'{')
-                && path
-                    .parent()
-                    .and_then(Path::file_name)
-                    .is_some_and(|p| p == "blobs"))
+            || (head.first() == Some(&b'{') && path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"))
         {
-            return Ok(self
-                .index(path, &input)
-                .map(Examined::Index)
-                .unwrap_or(Examined::NotModel));
+            return Ok(self.index(path, &input).map(Examined::Index).unwrap_or(Examined::NotModel));
         }
 
         let detection = match formats::identify(&input) {
             Ok(Some(d)) => d,
             Ok(None) => {
                 if let Some(c) = self.cache {
-                    c.put(
-                        &stamp,
-                        &CacheEntry {
-                            probed: true,
-                            ..cached.unwrap_or_default()
-                        },
-                    );
+                    c.put(&stamp, &CacheEntry { probed: true, ..cached.unwrap_or_default() });
                 }
                 return Ok(Examined::NotModel);
             }
@@ -377,9 +323,7 @@ impl<'a> ModelScan<'a> {
         });
         let (digest, how) = match name_digest {
             Some(d) => {
-                self.progress
-                    .digests_from_name
-                    .fetch_add(1, Ordering::Relaxed);
+                self.progress.digests_from_name.fetch_add(1, Ordering::Relaxed);
                 (d, DigestSource::Name)
             }
             None => {
@@ -393,11 +337,7 @@ impl<'a> ModelScan<'a> {
         if let Some(c) = self.cache {
             c.put(
                 &stamp,
-                &CacheEntry {
-                    probed: true,
-                    detection: Some(detection.clone()),
-                    sha256: Some(digest.clone()),
-                },
+                &CacheEntry { probed: true, detection: Some(detection.clone()), sha256: Some(digest.clone()) },
             );
         }
         Ok(model(path, &stamp, detection, digest, how, placement))
@@ -437,10 +377,7 @@ impl<'a> ModelScan<'a> {
         let raw = input.read_exact_at("index", 0, input.size).ok()?;
         let json: serde_json::Value = serde_json::from_slice(&raw).ok()?;
         let map = json.get("weight_map")?.as_object()?;
-        let mut shards: Vec<String> = map
-            .values()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(str::to_string)).collect();
         shards.sort();
         shards.dedup();
         Some(IndexFile {
@@ -451,12 +388,7 @@ impl<'a> ModelScan<'a> {
         })
     }
 
-    fn directory(
-        &self,
-        defining: &Path,
-        detection: Detection,
-        worker: &mut Worker,
-    ) -> Result<Examined, String> {
+    fn directory(&self, defining: &Path, detection: Detection, worker: &mut Worker) -> Result<Examined, String> {
         let Some((root, files)) = directory::layout(defining, &detection)? else {
             return Ok(Examined::NotModel);
         };
@@ -464,9 +396,7 @@ impl<'a> ModelScan<'a> {
         let mut size = 0u64;
         let mut newest = 0i128;
         for (rel, path) in &files {
-            let digest = self
-                .member_digest(path, worker)
-                .map_err(|e| format!("member {}: {e}", path.display()))?;
+            let digest = self.member_digest(path, worker).map_err(|e| format!("member {}: {e}", path.display()))?;
             size += digest.1.size;
             newest = newest.max(digest.1.mtime_ns);
             digests.push((rel.clone(), digest.0));
@@ -484,9 +414,7 @@ impl<'a> ModelScan<'a> {
                 metadata: detection.metadata,
                 source: placement.source,
                 group: Some(directory::group(
-                    root.parent()
-                        .filter(|_| detection.format == ModelFormat::Openvino)
-                        .unwrap_or(&root),
+                    root.parent().filter(|_| detection.format == ModelFormat::Openvino).unwrap_or(&root),
                     &sha256,
                     &files,
                 )),
@@ -497,11 +425,7 @@ impl<'a> ModelScan<'a> {
     }
 
     /// SHA-256 of one member of a directory model, through the cache.
-    fn member_digest(
-        &self,
-        path: &Path,
-        worker: &mut Worker,
-    ) -> Result<(String, FileStamp), String> {
+    fn member_digest(&self, path: &Path, worker: &mut Worker) -> Result<(String, FileStamp), String> {
         let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string().to_lowercase())?;
         let stamp = FileStamp::of(&meta);
         self.remember(stamp.key());
@@ -517,13 +441,7 @@ impl<'a> ModelScan<'a> {
                 .map_err(|e| e.to_string().to_lowercase())?,
         );
         if let Some(c) = self.cache {
-            c.put(
-                &stamp,
-                &CacheEntry {
-                    sha256: Some(digest.clone()),
-                    ..cached.unwrap_or_default()
-                },
-            );
+            c.put(&stamp, &CacheEntry { sha256: Some(digest.clone()), ..cached.unwrap_or_default() });
         }
         Ok((digest, stamp))
     }

@@ -74,25 +74,17 @@ pub struct StoreIndex {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn name_of(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn source(kind: &str, attrs: &[(&str, String)]) -> ModelSource {
     ModelSource {
         kind: kind.into(),
-        attributes: attrs
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect(),
+        attributes: attrs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
     }
 }
 
@@ -105,16 +97,10 @@ fn load_hf(repo_dir: &Path) -> HfRepo {
         _ => ("model", folder.as_str()),
     };
     let repo = rest.replacen("--", "/", 1);
-    let main = std::fs::read_to_string(repo_dir.join("refs/main"))
-        .ok()
-        .map(|s| s.trim().to_string());
+    let main = std::fs::read_to_string(repo_dir.join("refs/main")).ok().map(|s| s.trim().to_string());
     let mut links: HashMap<String, (String, String)> = HashMap::new();
     let Ok(revs) = std::fs::read_dir(repo_dir.join("snapshots")) else {
-        return HfRepo {
-            repo,
-            repo_type,
-            links,
-        };
+        return HfRepo { repo, repo_type, links };
     };
     let mut seen = 0usize;
     for rev in revs.flatten() {
@@ -138,12 +124,9 @@ fn load_hf(repo_dir: &Path) -> HfRepo {
                         continue;
                     };
                     let blob = name_of(&target);
-                    let file = path
-                        .strip_prefix(rev.path())
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    let prefer =
-                        main.as_deref() == Some(revision.as_str()) || !links.contains_key(&blob);
+                    let file =
+                        path.strip_prefix(rev.path()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                    let prefer = main.as_deref() == Some(revision.as_str()) || !links.contains_key(&blob);
                     if prefer {
                         links.insert(blob, (revision.clone(), file));
                     }
@@ -151,18 +134,11 @@ fn load_hf(repo_dir: &Path) -> HfRepo {
             }
         }
     }
-    HfRepo {
-        repo,
-        repo_type,
-        links,
-    }
+    HfRepo { repo, repo_type, links }
 }
 
 fn ollama_name(rel: &Path) -> Option<String> {
-    let parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
     let [registry, namespace, model, tag] = parts.as_slice() else {
         return None;
     };
@@ -205,29 +181,15 @@ fn load_ollama(models_dir: &Path) -> OllamaStore {
             let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&text) else {
                 continue;
             };
-            let layers = manifest
-                .get("layers")
-                .and_then(|l| l.as_array())
-                .cloned()
-                .unwrap_or_default();
+            let layers = manifest.get("layers").and_then(|l| l.as_array()).cloned().unwrap_or_default();
             for layer in layers.iter().chain(manifest.get("config")) {
-                let Some(hex) = layer
-                    .get("digest")
-                    .and_then(|d| d.as_str())
-                    .and_then(|d| d.strip_prefix("sha256:"))
+                let Some(hex) = layer.get("digest").and_then(|d| d.as_str()).and_then(|d| d.strip_prefix("sha256:"))
                 else {
                     continue;
                 };
                 let size = layer.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
-                let media = layer
-                    .get("mediaType")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let slot = store
-                    .layers
-                    .entry(hex.to_string())
-                    .or_insert_with(|| (Vec::new(), size, media));
+                let media = layer.get("mediaType").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+                let slot = store.layers.entry(hex.to_string()).or_insert_with(|| (Vec::new(), size, media));
                 if !slot.0.contains(&name) {
                     slot.0.push(name.clone());
                     slot.0.sort();
@@ -250,38 +212,25 @@ fn components(path: &Path) -> Vec<String> {
 impl StoreIndex {
     fn hf_repo(&self, repo_dir: &Path) -> Arc<HfRepo> {
         let mut map = self.hf.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(
-            map.entry(repo_dir.to_path_buf())
-                .or_insert_with(|| Arc::new(load_hf(repo_dir))),
-        )
+        Arc::clone(map.entry(repo_dir.to_path_buf()).or_insert_with(|| Arc::new(load_hf(repo_dir))))
     }
 
     fn ollama_store(&self, models_dir: &Path) -> Arc<OllamaStore> {
         let mut map = self.ollama.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(
-            map.entry(models_dir.to_path_buf())
-                .or_insert_with(|| Arc::new(load_ollama(models_dir))),
-        )
+        Arc::clone(map.entry(models_dir.to_path_buf()).or_insert_with(|| Arc::new(load_ollama(models_dir))))
     }
 
     /// What the location of `path` (a file, or a directory model) tells.
     pub fn place(&self, path: &Path) -> Placement {
         let name = name_of(path);
         let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let plain = Logical {
-            dir: parent.clone(),
-            name: name.clone(),
-        };
+        let plain = Logical { dir: parent.clone(), name: name.clone() };
         let parent_name = name_of(&parent);
         let grand = parent.parent().map(Path::to_path_buf).unwrap_or_default();
 
         // 1. Hugging Face blob.
         let grand_name = name_of(&grand);
-        if parent_name == "blobs"
-            && ["models--", "datasets--", "spaces--"]
-                .iter()
-                .any(|p| grand_name.starts_with(p))
-        {
+        if parent_name == "blobs" && ["models--", "datasets--", "spaces--"].iter().any(|p| grand_name.starts_with(p)) {
             let repo = self.hf_repo(&grand);
             let content_address = is_hex(&name, 64).then(|| (name.clone(), None));
             let (src, logical) = match repo.links.get(&name) {
@@ -295,35 +244,19 @@ impl StoreIndex {
                             ("type", type_attr(repo.repo_type)),
                         ],
                     ),
-                    Logical {
-                        dir: grand.join("snapshots").join(revision),
-                        name: file.clone(),
-                    },
+                    Logical { dir: grand.join("snapshots").join(revision), name: file.clone() },
                 ),
                 None => (
-                    source(
-                        "huggingface",
-                        &[
-                            ("repo", repo.repo.clone()),
-                            ("type", type_attr(repo.repo_type)),
-                        ],
-                    ),
+                    source("huggingface", &[("repo", repo.repo.clone()), ("type", type_attr(repo.repo_type))]),
                     plain.clone(),
                 ),
             };
-            return Placement {
-                source: Some(src),
-                content_address,
-                logical,
-            };
+            return Placement { source: Some(src), content_address, logical };
         }
         // 2. Ollama blob.
         if parent_name == "blobs" {
             if let Some(hex) = name.strip_prefix("sha256-").filter(|h| is_hex(h, 64)) {
-                let store = grand
-                    .join("manifests")
-                    .is_dir()
-                    .then(|| self.ollama_store(&grand));
+                let store = grand.join("manifests").is_dir().then(|| self.ollama_store(&grand));
                 let layer = store.as_ref().and_then(|s| s.layers.get(hex).cloned());
                 let src = layer.as_ref().map(|(names, _, _)| {
                     let mut attrs = vec![("name", names.first().cloned().unwrap_or_default())];
@@ -341,11 +274,7 @@ impl StoreIndex {
             }
         }
         let parts = components(path);
-        Placement {
-            source: path_source(&parts),
-            content_address: None,
-            logical: plain,
-        }
+        Placement { source: path_source(&parts), content_address: None, logical: plain }
     }
 }
 
@@ -358,9 +287,7 @@ fn type_attr(t: &str) -> String {
 }
 
 fn position(parts: &[String], seq: &[&str]) -> Option<usize> {
-    parts
-        .windows(seq.len())
-        .position(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+    parts.windows(seq.len()).position(|w| w.iter().zip(seq).all(|(a, b)| a == b))
 }
 
 fn part(parts: &[String], i: usize) -> String {
@@ -373,13 +300,7 @@ fn path_source(parts: &[String]) -> Option<ModelSource> {
     for seq in [&[".lmstudio", "models"][..], &["lm-studio", "models"][..]] {
         if let Some(i) = position(parts, seq) {
             if i + 4 <= n {
-                return Some(source(
-                    "lmstudio",
-                    &[
-                        ("publisher", part(parts, i + 2)),
-                        ("model", part(parts, i + 3)),
-                    ],
-                ));
+                return Some(source("lmstudio", &[("publisher", part(parts, i + 2)), ("model", part(parts, i + 3))]));
             }
         }
     }
@@ -387,26 +308,16 @@ fn path_source(parts: &[String]) -> Option<ModelSource> {
         let rest = parts.get(i + 1..).unwrap_or_default();
         let art = rest.iter().position(|p| p == "artifacts");
         if let Some(a) = art {
-            let dir_parts = rest
-                .get(a + 1..rest.len().saturating_sub(1))
-                .unwrap_or_default();
+            let dir_parts = rest.get(a + 1..rest.len().saturating_sub(1)).unwrap_or_default();
             let artifact_path = dir_parts.join("/");
             return Some(match rest.get(..a) {
                 Some([exp, models, model_id]) if models == "models" => source(
                     "mlflow",
-                    &[
-                        ("experiment_id", exp.clone()),
-                        ("model_id", model_id.clone()),
-                        ("artifact_path", artifact_path),
-                    ],
+                    &[("experiment_id", exp.clone()), ("model_id", model_id.clone()), ("artifact_path", artifact_path)],
                 ),
                 Some([exp, run]) => source(
                     "mlflow",
-                    &[
-                        ("experiment_id", exp.clone()),
-                        ("run_id", run.clone()),
-                        ("artifact_path", artifact_path),
-                    ],
+                    &[("experiment_id", exp.clone()), ("run_id", run.clone()), ("artifact_path", artifact_path)],
                 ),
                 _ => source("mlflow", &[("artifact_path", artifact_path)]),
             });
@@ -418,14 +329,10 @@ fn path_source(parts: &[String]) -> Option<ModelSource> {
     if position(parts, &[".keras", "models"]).is_some() {
         return Some(source("keras", &[]));
     }
-    if parts.iter().any(|p| p == "llama.cpp")
-        && parts.iter().any(|p| p == ".cache" || p == "Caches")
-    {
+    if parts.iter().any(|p| p == "llama.cpp") && parts.iter().any(|p| p == ".cache" || p == "Caches") {
         return Some(source("llama_cpp", &[]));
     }
-    if position(parts, &["nomic.ai", "GPT4All"]).is_some()
-        || position(parts, &[".cache", "gpt4all"]).is_some()
-    {
+    if position(parts, &["nomic.ai", "GPT4All"]).is_some() || position(parts, &[".cache", "gpt4all"]).is_some() {
         return Some(source("gpt4all", &[]));
     }
     for seq in [&["jan", "models"][..], &["Jan", "data", "models"][..]] {
@@ -447,24 +354,12 @@ fn path_source(parts: &[String]) -> Option<ModelSource> {
 pub fn describe(source: &ModelSource) -> String {
     let attrs: BTreeMap<&String, &String> = source.attributes.iter().collect();
     match source.kind.as_str() {
-        "huggingface" => attrs
-            .get(&"repo".to_string())
-            .map(|r| format!("hf:{r}"))
-            .unwrap_or_else(|| "hf".into()),
-        "ollama" => attrs
-            .get(&"name".to_string())
-            .map(|r| format!("ollama:{r}"))
-            .unwrap_or_else(|| "ollama".into()),
+        "huggingface" => attrs.get(&"repo".to_string()).map(|r| format!("hf:{r}")).unwrap_or_else(|| "hf".into()),
+        "ollama" => attrs.get(&"name".to_string()).map(|r| format!("ollama:{r}")).unwrap_or_else(|| "ollama".into()),
         "lmstudio" => format!(
             "lmstudio:{}/{}",
-            attrs
-                .get(&"publisher".to_string())
-                .map(|s| s.as_str())
-                .unwrap_or(""),
-            attrs
-                .get(&"model".to_string())
-                .map(|s| s.as_str())
-                .unwrap_or("")
+            attrs.get(&"publisher".to_string()).map(|s| s.as_str()).unwrap_or(""),
+            attrs.get(&"model".to_string()).map(|s| s.as_str()).unwrap_or("")
         ),
         "mlflow" => attrs
             .get(&"run_id".to_string())
