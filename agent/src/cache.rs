@@ -1,8 +1,10 @@
 //! The verdict and hash cache, kept in sled under the state directory.
 //!
 //! Key: a file's [`FileStamp`] (device, inode, size, mtime ns; 40 bytes). Value: JSON of
-//! [`CacheEntry`]: whether the content was probed, what it was identified as, and its SHA-256
-//! once hashed. A rescan of an unchanged file therefore opens nothing and hashes nothing. A
+//! [`CacheEntry`]: what a model file was identified as and its SHA-256 (also the digests of
+//! directory models' member files). A rescan of an unchanged model therefore opens nothing and
+//! hashes nothing; files that are not models are remembered per directory by
+//! [`crate::listing`]. A
 //! change of size or mtime changes the key, so stale entries are never read; they are pruned
 //! by [`VerdictCache::retain`] after a full scan.
 //!
@@ -24,9 +26,6 @@ const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 /// What is remembered about one file content.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {
-    /// The content was probed for a model format.
-    #[serde(default)]
-    pub probed: bool,
     /// The identification, when the content is a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
@@ -50,6 +49,8 @@ pub struct VerdictCache {
     db: sled::Db,
     /// The tree holding entries of the current schema.
     tree: sled::Tree,
+    /// Where the database lives (for messages).
+    path: std::path::PathBuf,
 }
 
 impl VerdictCache {
@@ -64,7 +65,7 @@ impl VerdictCache {
             .open()
             .map_err(err)?;
         let tree = db.open_tree(SCHEMA).map_err(err)?;
-        Ok(Self { db, tree })
+        Ok(Self { db, tree, path })
     }
 
     /// The entry for `stamp`, if any. A corrupt entry reads as absent.
@@ -104,6 +105,16 @@ impl VerdictCache {
                 let _ = self.tree.remove(key);
             }
         }
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The database, for the other trees kept beside the stamp cache.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     /// Flushes to disk.

@@ -10,7 +10,8 @@
 //! - [`roots`]: default roots, cache locations and mounts.
 //! - [`fileio`]: safe opening (no FIFOs, devices, links) and file stamps.
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
-//! - [`cache`]: the sled verdict/hash cache keyed by file stamp.
+//! - [`cache`]: the sled hash cache keyed by file stamp.
+//! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
 //! - [`report`]: the public JSON document; [`host`]: host facts in it.
 //! - [`output`]: the human-readable table and progress bar.
 
@@ -20,6 +21,7 @@ pub mod fileio;
 pub mod formats;
 pub mod hash;
 pub mod host;
+pub mod listing;
 pub mod output;
 pub mod report;
 pub mod roots;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::cache::{CacheError, VerdictCache};
 use crate::detectors::models::{ModelScan, Progress};
 use crate::host::HostInfo;
+use crate::listing::ListingCache;
 use crate::report::{FileError, ScanReport, ScanStats};
 use crate::roots;
 use crate::walk::{WalkError, WalkOptions};
@@ -133,7 +134,14 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         threads: opts.threads,
     };
     tracing::info!(roots = roots.len(), threads = opts.threads, cache = cache.is_some(), "scan started");
-    let outcome = ModelScan::new(cache.as_ref(), progress).run(&walk)?;
+    let listings = match &cache {
+        Some(c) => Some(
+            ListingCache::open(c.db(), &walk.fingerprint())
+                .map_err(|source| CacheError::Open { path: format!("{} (listings)", c.path()), source })?,
+        ),
+        None => None,
+    };
+    let outcome = ModelScan::new(cache.as_ref(), progress).run(&walk, listings.as_ref())?;
     if let Some(c) = &cache {
         // Only a scan of the default roots sees every file the cache may describe.
         if defaults {

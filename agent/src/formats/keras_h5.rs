@@ -18,17 +18,21 @@ pub const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// How much of the file is searched for Keras attributes.
 pub const SEARCH_WINDOW: u64 = 8 * 1024 * 1024;
 
-/// Whether an HDF5 superblock signature is at one of the offsets HDF5 allows.
+/// Whether an HDF5 superblock signature is at one of the offsets HDF5 allows (0, then 512 and
+/// each power of two after it, for files written with a user block). Offsets within the
+/// header already read cost nothing; further ones are read only for files named like HDF5.
 pub fn is_hdf5(input: &ProbeInput<'_>) -> Result<bool, FormatError> {
-    if input.head.starts_with(HDF5_MAGIC) {
-        return Ok(true);
-    }
-    let mut at = 512u64;
+    let mut at = 0u64;
     while at + 8 <= input.size && at <= 1 << 20 {
-        if input.read_exact_at(FORMAT, at, 8)? == HDF5_MAGIC {
+        let hit = match input.head.get(at as usize..at as usize + 8) {
+            Some(bytes) => bytes == HDF5_MAGIC,
+            None if input.named_as(&["h5", "hdf5", "keras"]) => input.read_exact_at(FORMAT, at, 8)? == HDF5_MAGIC,
+            None => return Ok(false),
+        };
+        if hit {
             return Ok(true);
         }
-        at *= 2;
+        at = if at == 0 { 512 } else { at * 2 };
     }
     Ok(false)
 }

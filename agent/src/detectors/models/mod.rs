@@ -30,7 +30,8 @@ use crate::fileio::{open_regular, read_head, FileStamp};
 use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
 use crate::report::{DigestSource, FileError, ModelEntry, Safety};
-use crate::walk::{walk, WalkItem, WalkOptions};
+use crate::listing::{CandidateRecord, ListingCache, Verdict};
+use crate::walk::{walk, Visitor, WalkError, WalkOptions};
 use sources::{Logical, StoreIndex};
 
 /// Extensions whose files are opened and identified by content.
@@ -175,19 +176,23 @@ fn lower_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default()
 }
 
-/// Whether a file with this (lowercase) name, at this path, is opened. See the module doc.
-pub fn is_candidate(path: &Path, name: &str) -> bool {
-    if name == formats::savedmodel::DEFINING_FILE
-        || name == formats::mlflow::DEFINING_FILE
-        || name.ends_with(".index.json")
+/// Whether the file at `path` is opened, from its name alone. See the module doc. Runs for
+/// every file the walk meets, so it allocates nothing.
+pub fn is_candidate(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(name) = path.file_name().map(OsStrExt::as_bytes) else { return false };
+    let eq = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
+    let ends = |a: &[u8], b: &str| a.len() >= b.len() && eq(a.get(a.len() - b.len()..).unwrap_or_default(), b);
+    if eq(name, formats::savedmodel::DEFINING_FILE) || eq(name, formats::mlflow::DEFINING_FILE) || ends(name, ".index.json")
     {
         return true;
     }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => {
-            MODEL_EXTENSIONS.contains(&ext)
-                || (COMPRESSED_SUFFIXES.contains(&ext)
-                    && [".pkl", ".pickle", ".joblib"].iter().any(|s| stem.ends_with(s)))
+    match name.iter().rposition(|b| *b == b'.') {
+        Some(dot) if dot > 0 => {
+            let (stem, ext) = (name.get(..dot).unwrap_or_default(), name.get(dot + 1..).unwrap_or_default());
+            MODEL_EXTENSIONS.iter().any(|e| eq(ext, e))
+                || (COMPRESSED_SUFFIXES.iter().any(|e| eq(ext, e))
+                    && [".pkl", ".pickle", ".joblib"].iter().any(|s| ends(stem, s)))
         }
         // Extension-less (or dot-file) names: only blobs of content-addressed stores.
         _ => path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"),
@@ -216,19 +221,17 @@ impl<'a> ModelScan<'a> {
         self.collected().errors.push(FileError { path: path.display().to_string(), error });
     }
 
+    /// Notes a stamp-cache key in use (a model or a directory model's member), so that a scan
+    /// of the default roots can prune the rest.
     fn remember(&self, key: [u8; 40]) {
         if self.cache.is_some() {
             self.collected().seen_keys.insert(key);
         }
     }
 
-    /// Runs the walk and returns the models found.
-    pub fn run(self, opts: &WalkOptions) -> Result<ModelsOutcome, crate::walk::WalkError> {
-        let this = &self;
-        walk(opts, || {
-            let mut worker = Worker::default();
-            move |item: WalkItem<'_>| this.visit(item, &mut worker)
-        })?;
+    /// Runs the walk (refreshing `listings` when given) and returns the models found.
+    pub fn run(self, opts: &WalkOptions, listings: Option<&ListingCache>) -> Result<ModelsOutcome, WalkError> {
+        walk(opts, listings, &self)?;
         let mut c = self.collected.into_inner().unwrap_or_else(|p| p.into_inner());
         groups::assign(&mut c.models, &c.indexes);
         let mut models: Vec<ModelEntry> = c.models.into_iter().map(|f| f.entry).collect();
@@ -238,79 +241,52 @@ impl<'a> ModelScan<'a> {
         Ok(ModelsOutcome { models, errors: c.errors, seen_keys: c.seen_keys })
     }
 
-    fn visit(&self, item: WalkItem<'_>, worker: &mut Worker) {
-        match item {
-            WalkItem::Dir(_) => {
-                self.progress.dirs_seen.fetch_add(1, Ordering::Relaxed);
+    /// Examines one candidate. `lstat` is its stamp when the caller already took it (rescans);
+    /// otherwise the file is opened straight away and stamped with `fstat`.
+    fn examine(&self, path: &Path, name: &str, lstat: Option<FileStamp>, worker: &mut Worker) -> Result<(Examined, FileStamp), String> {
+        let io = |e: std::io::Error| e.to_string().to_lowercase();
+        let (mut opened, stamp) = match lstat {
+            Some(stamp) => (None, stamp),
+            None => {
+                let (file, stamp) = open_regular(path).map_err(io)?;
+                (Some(file), stamp)
             }
-            WalkItem::Error(path, e) => self.error(path.unwrap_or(Path::new("")), e),
-            WalkItem::File(path) => {
-                self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
-                let name = lower_name(path);
-                if !is_candidate(path, &name) {
-                    return;
-                }
-                self.progress.candidates.fetch_add(1, Ordering::Relaxed);
-                match self.examine(path, &name, worker) {
-                    Ok(Examined::NotModel) => {}
-                    Ok(Examined::Model(found)) => {
-                        self.progress.models.fetch_add(1, Ordering::Relaxed);
-                        self.collected().models.push(*found);
-                    }
-                    Ok(Examined::Index(index)) => self.collected().indexes.push(index),
-                    Err(e) => self.error(path, e),
-                }
-            }
-        }
-    }
-
-    fn examine(&self, path: &Path, name: &str, worker: &mut Worker) -> Result<Examined, String> {
-        let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string().to_lowercase())?;
-        if !meta.file_type().is_file() {
-            return Ok(Examined::NotModel);
-        }
-        let stamp = FileStamp::of(&meta);
-        self.remember(stamp.key());
+        };
         let cached = self.cache.and_then(|c| c.get(&stamp));
-        if let Some(entry) = &cached {
-            match (&entry.detection, &entry.sha256) {
-                (None, _) if entry.probed => {
-                    self.progress.verdict_cache_hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Examined::NotModel);
-                }
-                (Some(det), Some(digest)) if !directory::is_directory_model(path, det.format) => {
-                    self.progress.hash_cache_hits.fetch_add(1, Ordering::Relaxed);
-                    let placement = self.stores.place(path);
-                    return Ok(model(path, &stamp, det.clone(), digest.clone(), DigestSource::Cache, placement));
-                }
-                _ => {}
+        if let Some(CacheEntry { detection: Some(det), sha256: Some(digest) }) = &cached {
+            if !directory::is_directory_model(path, det.format) {
+                self.remember(stamp.key());
+                self.progress.hash_cache_hits.fetch_add(1, Ordering::Relaxed);
+                let placement = self.stores.place(path);
+                return Ok((model(path, &stamp, det.clone(), digest.clone(), DigestSource::Cache, placement), stamp));
             }
         }
-
-        let (file, stamp) = open_regular(path).map_err(|e| e.to_string().to_lowercase())?;
-        self.remember(stamp.key());
-        let n = read_head(&file, &mut worker.head).map_err(|e| e.to_string().to_lowercase())?;
+        let (file, stamp) = match opened.take() {
+            Some(file) => (file, stamp),
+            None => {
+                let (file, now) = open_regular(path).map_err(io)?;
+                (file, now)
+            }
+        };
+        // Read no more than the file holds: a short read would cost a second syscall.
+        let want = worker.head.len().min(usize::try_from(stamp.size).unwrap_or(usize::MAX));
+        let n = read_head(&file, worker.head.get_mut(..want).unwrap_or_default()).map_err(io)?;
         let head = worker.head.get(..n).unwrap_or_default();
         let input = ProbeInput { source: &file, size: stamp.size, head, name };
 
         if name.ends_with(".index.json")
             || (head.first() == Some(&b'{') && path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"))
         {
-            return Ok(self.index(path, &input).map(Examined::Index).unwrap_or(Examined::NotModel));
+            return Ok((self.index(path, &input).map(Examined::Index).unwrap_or(Examined::NotModel), stamp));
         }
 
         let detection = match formats::identify(&input) {
             Ok(Some(d)) => d,
-            Ok(None) => {
-                if let Some(c) = self.cache {
-                    c.put(&stamp, &CacheEntry { probed: true, ..cached.unwrap_or_default() });
-                }
-                return Ok(Examined::NotModel);
-            }
+            Ok(None) => return Ok((Examined::NotModel, stamp)),
             Err(e) => return Err(e.to_string()),
         };
         if directory::is_directory_model(path, detection.format) {
-            return self.directory(path, detection, worker);
+            return self.directory(path, detection, worker).map(|e| (e, stamp));
         }
 
         let placement = self.stores.place(path);
@@ -334,13 +310,89 @@ impl<'a> ModelScan<'a> {
                 (hex::encode(d), DigestSource::Hashed)
             }
         };
+        self.remember(stamp.key());
         if let Some(c) = self.cache {
             c.put(
                 &stamp,
-                &CacheEntry { probed: true, detection: Some(detection.clone()), sha256: Some(digest.clone()) },
+                &CacheEntry { detection: Some(detection.clone()), sha256: Some(digest.clone()) },
             );
         }
-        Ok(model(path, &stamp, detection, digest, how, placement))
+        Ok((model(path, &stamp, detection, digest, how, placement), stamp))
+    }
+}
+
+impl Visitor for ModelScan<'_> {
+    type Worker = Worker;
+
+    fn file(&self, path: &Path, known: Option<&CandidateRecord>, worker: &mut Worker) -> Option<CandidateRecord> {
+        self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
+        if !is_candidate(path) {
+            return None;
+        }
+        let name = lower_name(path);
+        self.progress.candidates.fetch_add(1, Ordering::Relaxed);
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let record = |stamp: &FileStamp, verdict| CandidateRecord {
+            name: file_name.clone(),
+            ino: stamp.ino,
+            size: stamp.size,
+            mtime_ns: stamp.mtime_ns,
+            verdict,
+        };
+        // A file known from the last listing is `lstat`ed to see whether it changed; a new one
+        // is opened directly (examine stamps it).
+        let lstat = match known {
+            None => None,
+            Some(k) => match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.file_type().is_file() => {
+                    let stamp = FileStamp::of(&meta);
+                    if k.verdict == Verdict::NotModel && k.matches(&stamp) {
+                        self.progress.verdict_cache_hits.fetch_add(1, Ordering::Relaxed);
+                        return Some(k.clone());
+                    }
+                    Some(stamp)
+                }
+                Ok(_) => return None,
+                Err(e) => {
+                    self.error(path, e.to_string().to_lowercase());
+                    return Some(record(&FileStamp { dev: 0, ino: 0, size: 0, mtime_ns: 0 }, Verdict::Error));
+                }
+            },
+        };
+        let mut stamp = lstat.unwrap_or(FileStamp { dev: 0, ino: 0, size: 0, mtime_ns: 0 });
+        let examined = self.examine(path, &name, lstat, worker).map(|(e, s)| {
+            stamp = s;
+            e
+        });
+        let verdict = match examined {
+            Ok(Examined::NotModel) => Verdict::NotModel,
+            Ok(Examined::Model(found)) => {
+                self.progress.models.fetch_add(1, Ordering::Relaxed);
+                self.collected().models.push(*found);
+                Verdict::Examine
+            }
+            Ok(Examined::Index(index)) => {
+                self.collected().indexes.push(index);
+                Verdict::Examine
+            }
+            Err(e) => {
+                self.error(path, e);
+                Verdict::Error
+            }
+        };
+        Some(record(&stamp, verdict))
+    }
+
+    fn known_other_files(&self, n: u64) {
+        self.progress.files_seen.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn dir(&self, _path: &Path) {
+        self.progress.dirs_seen.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn error(&self, path: Option<&Path>, message: String) {
+        ModelScan::error(self, path.unwrap_or(Path::new("")), message);
     }
 }
 
