@@ -224,7 +224,9 @@ fn first_walk<V: Visitor>(
                                 Err(e) => visitor.error(Some(path), io_message(&e)),
                             }
                             if let Some(b) = parent.and_then(|p| local.builder(p)) {
-                                b.record.subdirs.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                                b.record.subdirs.push(
+                                    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                                );
                             }
                         }
                         // Symlinks, FIFOs, sockets and devices are never opened.

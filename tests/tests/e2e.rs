@@ -8,3 +8,4 @@
 mod cache;
 mod fixtures;
 mod hazards;
+mod listing;

@@ -29,8 +29,8 @@ use crate::cache::{CacheEntry, VerdictCache};
 use crate::fileio::{open_regular, read_head, FileStamp};
 use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
-use crate::report::{DigestSource, FileError, ModelEntry, Safety};
 use crate::listing::{CandidateRecord, ListingCache, Verdict};
+use crate::report::{DigestSource, FileError, ModelEntry, Safety};
 use crate::walk::{walk, Visitor, WalkError, WalkOptions};
 use sources::{Logical, StoreIndex};
 
@@ -183,7 +183,9 @@ pub fn is_candidate(path: &Path) -> bool {
     let Some(name) = path.file_name().map(OsStrExt::as_bytes) else { return false };
     let eq = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
     let ends = |a: &[u8], b: &str| a.len() >= b.len() && eq(a.get(a.len() - b.len()..).unwrap_or_default(), b);
-    if eq(name, formats::savedmodel::DEFINING_FILE) || eq(name, formats::mlflow::DEFINING_FILE) || ends(name, ".index.json")
+    if eq(name, formats::savedmodel::DEFINING_FILE)
+        || eq(name, formats::mlflow::DEFINING_FILE)
+        || ends(name, ".index.json")
     {
         return true;
     }
@@ -243,7 +245,13 @@ impl<'a> ModelScan<'a> {
 
     /// Examines one candidate. `lstat` is its stamp when the caller already took it (rescans);
     /// otherwise the file is opened straight away and stamped with `fstat`.
-    fn examine(&self, path: &Path, name: &str, lstat: Option<FileStamp>, worker: &mut Worker) -> Result<(Examined, FileStamp), String> {
+    fn examine(
+        &self,
+        path: &Path,
+        name: &str,
+        lstat: Option<FileStamp>,
+        worker: &mut Worker,
+    ) -> Result<(Examined, FileStamp), String> {
         let io = |e: std::io::Error| e.to_string().to_lowercase();
         let (mut opened, stamp) = match lstat {
             Some(stamp) => (None, stamp),
@@ -312,10 +320,7 @@ impl<'a> ModelScan<'a> {
         };
         self.remember(stamp.key());
         if let Some(c) = self.cache {
-            c.put(
-                &stamp,
-                &CacheEntry { detection: Some(detection.clone()), sha256: Some(digest.clone()) },
-            );
+            c.put(&stamp, &CacheEntry { detection: Some(detection.clone()), sha256: Some(digest.clone()) });
         }
         Ok((model(path, &stamp, detection, digest, how, placement), stamp))
     }
