@@ -130,4 +130,57 @@ impl ListingCache {
     pub fn remove(&self, dir: &Path) {
         let _ = self.tree.remove(Self::key(dir));
     }
+
+    /// Forgets the records of `dir` and of every directory below it.
+    pub fn remove_tree(&self, dir: &Path) {
+        self.remove(dir);
+        let mut prefix = Self::key(dir).to_vec();
+        prefix.push(b'/');
+        for key in self.tree.scan_prefix(&prefix).keys().flatten() {
+            let _ = self.tree.remove(key);
+        }
+    }
+
+    /// Number of directory records (tests, diagnostics).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(mtime_ns: i128) -> FileStamp {
+        FileStamp { dev: 1, ino: 2, size: 3, mtime_ns }
+    }
+
+    #[test]
+    fn record_is_trusted_only_when_unchanged_and_old_enough() {
+        let r = DirRecord { dev: 1, ino: 2, mtime_ns: 10, listed_at_ns: 10 + RACY_WINDOW_NS + 1, ..DirRecord::default() };
+        assert!(r.trusted_for(&stamp(10)));
+        assert!(!r.trusted_for(&stamp(11)));
+        let racy = DirRecord { listed_at_ns: 10 + RACY_WINDOW_NS, ..r.clone() };
+        assert!(!racy.trusted_for(&stamp(10)));
+    }
+
+    #[test]
+    fn removing_a_tree_removes_descendants_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let l = ListingCache::open(&db, "t").unwrap();
+        for p in ["/a", "/a/b", "/a/b/c", "/ab", "/x"] {
+            l.put(Path::new(p), &DirRecord::default());
+        }
+        l.remove_tree(Path::new("/a"));
+        assert!(l.get(Path::new("/a/b/c")).is_none());
+        assert!(l.get(Path::new("/a")).is_none());
+        assert!(l.get(Path::new("/ab")).is_some());
+        assert_eq!(l.len(), 2);
+    }
 }

@@ -424,6 +424,10 @@ fn visit_dir<V: Visitor>(
         }
         old => {
             let listed = relist(dir, &stamp, old.as_ref(), excludes, visitor, worker);
+            // Subdirectories that are gone take their records with them.
+            for gone in old.iter().flat_map(|o| o.subdirs.iter()).filter(|s| !listed.subdirs.contains(s)) {
+                listings.remove_tree(&dir.join(gone));
+            }
             listings.put(dir, &listed);
             listed
         }

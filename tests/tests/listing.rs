@@ -63,6 +63,12 @@ fn rescan_sees_added_changed_and_removed_files() {
     assert_eq!(paths, want);
     let gguf = third["models"].as_array().unwrap().iter().find(|m| m["format"] == "gguf").unwrap();
     assert_eq!(gguf["digest_source"], "hashed");
+
+    // A directory removed after it was recorded.
+    std::fs::remove_dir_all(root.join("a/b/new")).unwrap();
+    let fourth = run_scan_json(&[&root], state.path(), &[]);
+    assert!(fourth["errors"].as_array().unwrap().is_empty(), "{}", fourth["errors"]);
+    assert_eq!(model_paths(&fourth).len(), 2);
 }
 
 #[test]
