@@ -84,6 +84,7 @@ pub fn tree_digest(members: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn hashes_a_file() {
@@ -95,6 +96,27 @@ mod tests {
         let d = FileHasher::default().sha256(&f, &stamp, &progress).unwrap();
         assert_eq!(hex::encode(d), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(progress.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_file_that_changes_while_read_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![7u8; 4096]).unwrap();
+        let (f, stamp) = crate::fileio::open_regular(&p).unwrap();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"more").unwrap();
+        let err = FileHasher::default().sha256(&f, &stamp, &AtomicU64::new(0)).unwrap_err();
+        assert!(err.to_string().contains("changed while being read"), "{err}");
+    }
+
+    #[test]
+    fn a_file_truncated_after_open_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![7u8; 4096]).unwrap();
+        let (f, stamp) = crate::fileio::open_regular(&p).unwrap();
+        std::fs::write(&p, b"x").unwrap();
+        assert!(FileHasher::default().sha256(&f, &stamp, &AtomicU64::new(0)).is_err());
     }
 
     #[test]

@@ -162,7 +162,8 @@ mod tests {
 
     #[test]
     fn record_is_trusted_only_when_unchanged_and_old_enough() {
-        let r = DirRecord { dev: 1, ino: 2, mtime_ns: 10, listed_at_ns: 10 + RACY_WINDOW_NS + 1, ..DirRecord::default() };
+        let r =
+            DirRecord { dev: 1, ino: 2, mtime_ns: 10, listed_at_ns: 10 + RACY_WINDOW_NS + 1, ..DirRecord::default() };
         assert!(r.trusted_for(&stamp(10)));
         assert!(!r.trusted_for(&stamp(11)));
         let racy = DirRecord { listed_at_ns: 10 + RACY_WINDOW_NS, ..r.clone() };

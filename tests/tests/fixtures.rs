@@ -124,3 +124,49 @@ fn document_has_the_public_shape() {
         assert!(m.get(key).is_some(), "model.{key}");
     }
 }
+
+#[test]
+fn content_addressed_blobs_take_their_digest_from_the_name() {
+    let (doc, root) = scan_fixtures();
+    let models = doc["models"].as_array().unwrap();
+    let blob = |prefix: &str| {
+        models.iter().filter(|m| rel(m["path"].as_str().unwrap(), &root).starts_with(prefix)).collect::<Vec<_>>()
+    };
+    let hf = blob("home/.cache/huggingface/hub/models--acme--tiny-bert/blobs/");
+    assert_eq!(hf.len(), 1);
+    assert_eq!(hf[0]["digest_source"], "name");
+    let ollama = blob("home/.ollama/models/blobs/");
+    assert_eq!(ollama.len(), 1);
+    assert_eq!(ollama[0]["digest_source"], "name");
+    // tiny-bert, the two tiny-sharded shards, the Ollama model layer.
+    assert_eq!(doc["stats"]["digests_from_name"].as_u64().unwrap(), 4);
+}
+
+#[test]
+fn ollama_blob_whose_size_disagrees_with_its_manifest_is_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("models");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fixtures_dir().join("home/.ollama/models"))
+        .arg(&store)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest = store.join("manifests/registry.ollama.ai/library/tinyllama/latest");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    for layer in m["layers"].as_array_mut().unwrap() {
+        if layer["mediaType"] == "application/vnd.ollama.image.model" {
+            layer["size"] = Value::from(layer["size"].as_u64().unwrap() + 1);
+        }
+    }
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let doc = run_scan_json(&[&store], state.path(), &[]);
+    let model = &doc["models"][0];
+    assert_eq!(model["digest_source"], "hashed");
+    assert_eq!(model["source"]["name"], "tinyllama:latest");
+    // The name still matches the content here; hashing confirmed it rather than trusting it.
+    let name = model["path"].as_str().unwrap().rsplit("sha256-").next().unwrap().to_string();
+    assert_eq!(model["sha256"].as_str().unwrap(), name);
+}
