@@ -102,39 +102,45 @@ fn load_hf(repo_dir: &Path) -> HfRepo {
     let Ok(revs) = std::fs::read_dir(repo_dir.join("snapshots")) else {
         return HfRepo { repo, repo_type, links };
     };
-    let mut seen = 0usize;
     for rev in revs.flatten() {
-        let revision = name_of(&rev.path());
-        let mut stack = vec![rev.path()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                seen += 1;
-                if seen > MAX_STORE_FILES {
-                    break;
-                }
-                let Ok(ft) = e.file_type() else { continue };
-                let path = e.path();
-                if ft.is_dir() {
-                    stack.push(path);
-                } else if ft.is_symlink() {
-                    let Ok(target) = std::fs::read_link(&path) else {
-                        continue;
-                    };
-                    let blob = name_of(&target);
-                    let file =
-                        path.strip_prefix(rev.path()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                    let prefer = main.as_deref() == Some(revision.as_str()) || !links.contains_key(&blob);
-                    if prefer {
-                        links.insert(blob, (revision.clone(), file));
-                    }
-                }
+        let snapshot = rev.path();
+        let revision = name_of(&snapshot);
+        for_each_entry(&snapshot, |path, ft| {
+            if !ft.is_symlink() {
+                return;
+            }
+            let Ok(target) = std::fs::read_link(path) else { return };
+            let blob = name_of(&target);
+            let file = path.strip_prefix(&snapshot).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            if main.as_deref() == Some(revision.as_str()) || !links.contains_key(&blob) {
+                links.insert(blob, (revision.clone(), file));
+            }
+        });
+    }
+    HfRepo { repo, repo_type, links }
+}
+
+/// Calls `f` with every entry below `root` (directories are descended, links are not
+/// followed), stopping after [`MAX_STORE_FILES`] entries.
+fn for_each_entry(root: &Path, mut f: impl FnMut(&Path, std::fs::FileType)) {
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_STORE_FILES {
+                return;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            let path = e.path();
+            if ft.is_dir() {
+                stack.push(path);
+            } else {
+                f(&path, ft);
             }
         }
     }
-    HfRepo { repo, repo_type, links }
 }
 
 fn ollama_name(rel: &Path) -> Option<String> {
@@ -152,51 +158,27 @@ fn ollama_name(rel: &Path) -> Option<String> {
 fn load_ollama(models_dir: &Path) -> OllamaStore {
     let mut store = OllamaStore::default();
     let root = models_dir.join("manifests");
-    let mut stack = vec![root.clone()];
-    let mut seen = 0usize;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            seen += 1;
-            if seen > MAX_STORE_FILES {
-                return store;
-            }
-            let Ok(ft) = e.file_type() else { continue };
-            let path = e.path();
-            if ft.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if !ft.is_file() || e.metadata().map(|m| m.len() > 1 << 20).unwrap_or(true) {
-                continue;
-            }
-            let Some(name) = path.strip_prefix(&root).ok().and_then(ollama_name) else {
+    for_each_entry(&root, |path, ft| {
+        if !ft.is_file() || std::fs::symlink_metadata(path).map(|m| m.len() > 1 << 20).unwrap_or(true) {
+            return;
+        }
+        let Some(name) = path.strip_prefix(&root).ok().and_then(ollama_name) else { return };
+        let Ok(text) = std::fs::read(path) else { return };
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&text) else { return };
+        let layers = manifest.get("layers").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+        for layer in layers.iter().chain(manifest.get("config")) {
+            let Some(hex) = layer.get("digest").and_then(|d| d.as_str()).and_then(|d| d.strip_prefix("sha256:")) else {
                 continue;
             };
-            let Ok(text) = std::fs::read(&path) else {
-                continue;
-            };
-            let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&text) else {
-                continue;
-            };
-            let layers = manifest.get("layers").and_then(|l| l.as_array()).cloned().unwrap_or_default();
-            for layer in layers.iter().chain(manifest.get("config")) {
-                let Some(hex) = layer.get("digest").and_then(|d| d.as_str()).and_then(|d| d.strip_prefix("sha256:"))
-                else {
-                    continue;
-                };
-                let size = layer.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
-                let media = layer.get("mediaType").and_then(|m| m.as_str()).unwrap_or_default().to_string();
-                let slot = store.layers.entry(hex.to_string()).or_insert_with(|| (Vec::new(), size, media));
-                if !slot.0.contains(&name) {
-                    slot.0.push(name.clone());
-                    slot.0.sort();
-                }
+            let size = layer.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
+            let media = layer.get("mediaType").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+            let slot = store.layers.entry(hex.to_string()).or_insert_with(|| (Vec::new(), size, media));
+            if !slot.0.contains(&name) {
+                slot.0.push(name.clone());
+                slot.0.sort();
             }
         }
-    }
+    });
     store
 }
 
