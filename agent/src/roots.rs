@@ -156,15 +156,28 @@ pub fn default_roots(scan_network_fs: bool) -> Vec<PathBuf> {
         roots.push(PathBuf::from(xdg));
     }
     roots.extend(SYSTEM_STORES.iter().map(PathBuf::from));
+    with_mounts(roots, scan_network_fs)
+}
+
+/// `roots` normalised, plus the local file systems mounted below them (the walk never crosses
+/// a mount point by itself). Applies to explicit roots as well as to the defaults.
+pub fn with_mounts(roots: Vec<PathBuf>, scan_network_fs: bool) -> Vec<PathBuf> {
     let mut roots = normalize(roots);
-    for m in mounts() {
-        let local =
-            !PSEUDO_FS.contains(&m.fstype.as_str()) && (scan_network_fs || !NETWORK_FS.contains(&m.fstype.as_str()));
-        if local && roots.iter().any(|r| m.path.starts_with(r) && m.path != *r) && !is_excluded_path(&m.path) {
-            roots.push(m.path);
-        }
-    }
+    roots.extend(mounts_below(&roots, &mounts(), scan_network_fs));
     normalize(roots)
+}
+
+/// The mounts from `mounts` strictly below one of `roots` that are worth walking.
+fn mounts_below(roots: &[PathBuf], mounts: &[Mount], scan_network_fs: bool) -> Vec<PathBuf> {
+    mounts
+        .iter()
+        .filter(|m| {
+            let fstype = m.fstype.as_str();
+            !PSEUDO_FS.contains(&fstype) && (scan_network_fs || !NETWORK_FS.contains(&fstype))
+        })
+        .filter(|m| roots.iter().any(|r| m.path.starts_with(r) && m.path != *r) && !is_excluded_path(&m.path))
+        .map(|m| m.path.clone())
+        .collect()
 }
 
 /// Whether `path` is under one of the default excluded paths.
@@ -192,4 +205,37 @@ pub fn normalize(roots: Vec<PathBuf>) -> Vec<PathBuf> {
         .filter(|(p, dev)| !all.iter().any(|(q, qdev)| q != p && p.starts_with(q) && qdev == dev))
         .map(|(p, _)| p.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_mounts_below_roots_become_roots() {
+        let mount = |p: &str, t: &str| Mount { path: PathBuf::from(p), fstype: t.into() };
+        let mounts = [
+            mount("/data/disk", "ext4"),
+            mount("/data/proc", "proc"),
+            mount("/data/nfs", "nfs4"),
+            mount("/other", "xfs"),
+            mount("/data", "ext4"),
+        ];
+        let roots = [PathBuf::from("/data")];
+        assert_eq!(mounts_below(&roots, &mounts, false), vec![PathBuf::from("/data/disk")]);
+        assert_eq!(mounts_below(&roots, &mounts, true), vec![PathBuf::from("/data/disk"), PathBuf::from("/data/nfs")]);
+    }
+
+    #[test]
+    fn nested_roots_on_one_device_collapse() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        assert_eq!(normalize(vec![root.join("a/b"), root.join("a")]), vec![root.join("a")]);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mount("/mnt/my\\040disk"), "/mnt/my disk");
+    }
 }

@@ -112,7 +112,7 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
                 });
             }
         }
-        roots::normalize(opts.roots.clone())
+        roots::with_mounts(opts.roots.clone(), opts.scan_network_fs)
     };
     if roots.is_empty() {
         let names: Vec<String> = opts.roots.iter().map(|r| r.display().to_string()).collect();
