@@ -37,6 +37,16 @@ impl FileStamp {
         }
     }
 
+    /// The stamp of a raw `stat` result.
+    pub fn of_stat(st: &rustix::fs::Stat) -> Self {
+        Self {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime_ns: i128::from(st.st_mtime as i64) * 1_000_000_000 + i128::from(st.st_mtime_nsec as i64),
+        }
+    }
+
     /// Fixed-width big-endian key (40 bytes) for the cache.
     pub fn key(&self) -> [u8; 40] {
         let mut k = [0u8; 40];
@@ -68,6 +78,20 @@ pub fn open_regular(path: &Path) -> io::Result<(File, FileStamp)> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
     Ok((file, FileStamp::of(&meta)))
+}
+
+/// `lstat`s `name` inside the directory open as `dir` (one path component to resolve, where a
+/// full path would walk every component again). `Ok(None)` when it is not a regular file.
+pub fn stat_in(dir: &std::os::fd::OwnedFd, name: &str) -> io::Result<Option<FileStamp>> {
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    let regular = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    Ok(regular.then(|| FileStamp::of_stat(&st)))
+}
+
+/// Opens a directory for [`stat_in`] (never through a symlink).
+pub fn open_dir(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// Fails if `file` no longer matches `before` (size or mtime changed while it was read).
@@ -111,6 +135,19 @@ mod tests {
         rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
         let err = open_regular(&fifo).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn stat_in_a_directory_matches_lstat() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"abc").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        let fd = open_dir(dir.path()).unwrap();
+        let via_fd = stat_in(&fd, "f").unwrap().unwrap();
+        let via_path = FileStamp::of(&std::fs::symlink_metadata(dir.path().join("f")).unwrap());
+        assert_eq!(via_fd, via_path);
+        assert_eq!(stat_in(&fd, "l").unwrap(), None);
+        assert!(stat_in(&fd, "missing").is_err());
     }
 
     #[test]

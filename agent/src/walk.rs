@@ -33,7 +33,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
 
 use crate::fileio::FileStamp;
-use crate::listing::{now_ns, CandidateRecord, DirRecord, ListingCache};
+use crate::listing::{now_ns, CandidateRecord, DirRecord, ListingCache, Verdict};
 use crate::roots::{BUILD_OUTPUT_DIRS, DEFAULT_EXCLUDED_DIRS, DEFAULT_EXCLUDED_PATHS};
 
 /// How to walk.
@@ -72,16 +72,27 @@ pub enum WalkError {
     NoRoots,
 }
 
+/// A candidate file known from the last listing of its directory.
+#[derive(Debug)]
+pub struct Known<'a> {
+    /// What it was then.
+    pub record: &'a CandidateRecord,
+    /// Its stamp now, taken by the walk (`Ok(None)`: no longer a regular file).
+    pub now: std::io::Result<Option<FileStamp>>,
+}
+
 /// What the walk asks of its user.
 pub trait Visitor: Sync {
     /// Per-thread state (buffers).
     type Worker: Default + Send;
     /// A regular file (by its directory entry). `known` is its record from the last listing of
-    /// its directory. Returns the file's candidate record, or `None` when the file is not a
-    /// candidate.
-    fn file(&self, path: &Path, known: Option<&CandidateRecord>, worker: &mut Self::Worker) -> Option<CandidateRecord>;
+    /// its directory with its stamp now. Returns the file's candidate record, or `None` when the
+    /// file is not a candidate.
+    fn file(&self, path: &Path, known: Option<Known<'_>>, worker: &mut Self::Worker) -> Option<CandidateRecord>;
     /// `n` regular files, known from a listing record not to be candidates.
     fn known_other_files(&self, n: u64);
+    /// `n` candidate files, known from a listing record not to be models, that have not changed.
+    fn unchanged_candidates(&self, n: u64);
     /// A directory entered.
     fn dir(&self, path: &Path);
     /// An entry that could not be read.
@@ -406,19 +417,36 @@ fn visit_dir<V: Visitor>(
     let record = match old {
         Some(r) if r.trusted_for(&stamp) => {
             visitor.known_other_files(r.other_files);
-            let mut changed = false;
-            let mut candidates = Vec::with_capacity(r.candidates.len());
-            for c in &r.candidates {
-                match visitor.file(&dir.join(&c.name), Some(c), worker) {
-                    Some(new) => {
-                        changed |= new != *c;
-                        candidates.push(new);
+            // Candidates whose record changes (index, new record or `None` when gone).
+            let mut updates: Vec<(usize, Option<CandidateRecord>)> = Vec::new();
+            let fd = crate::fileio::open_dir(dir);
+            let mut unchanged = 0u64;
+            for (i, c) in r.candidates.iter().enumerate() {
+                let now = match &fd {
+                    Ok(fd) => crate::fileio::stat_in(fd, &c.name),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                };
+                // The common case, decided here without a call: a non-model that has not changed.
+                if let (Verdict::NotModel, Ok(Some(stamp))) = (c.verdict, &now) {
+                    if c.matches(stamp) {
+                        unchanged += 1;
+                        continue;
                     }
-                    None => changed = true,
+                }
+                let new = visitor.file(&dir.join(&c.name), Some(Known { record: c, now }), worker);
+                if new.as_ref() != Some(c) {
+                    updates.push((i, new));
                 }
             }
-            if changed {
-                listings.put(dir, &DirRecord { candidates, ..r.clone() });
+            visitor.unchanged_candidates(unchanged);
+            if !updates.is_empty() {
+                let mut candidates: Vec<Option<CandidateRecord>> = r.candidates.iter().cloned().map(Some).collect();
+                for (i, new) in updates {
+                    if let Some(slot) = candidates.get_mut(i) {
+                        *slot = new;
+                    }
+                }
+                listings.put(dir, &DirRecord { candidates: candidates.into_iter().flatten().collect(), ..r.clone() });
             }
             r
         }
@@ -475,7 +503,10 @@ fn relist<V: Visitor>(
         if ft.is_dir() && !excludes.excluded(&path, true) {
             record.subdirs.push(name);
         } else if ft.is_file() && !excludes.excluded(&path, false) {
-            let known = old.and_then(|o| o.candidates.iter().find(|c| c.name == name));
+            let known = old.and_then(|o| o.candidates.iter().find(|c| c.name == name)).map(|record| Known {
+                record,
+                now: std::fs::symlink_metadata(&path).map(|m| m.file_type().is_file().then(|| FileStamp::of(&m))),
+            });
             match visitor.file(&path, known, worker) {
                 Some(c) => record.candidates.push(c),
                 None => record.other_files += 1,

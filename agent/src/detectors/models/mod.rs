@@ -31,7 +31,7 @@ use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
 use crate::listing::{CandidateRecord, ListingCache, Verdict};
 use crate::report::{DigestSource, FileError, ModelEntry, Safety};
-use crate::walk::{walk, Visitor, WalkError, WalkOptions};
+use crate::walk::{walk, Known, Visitor, WalkError, WalkOptions};
 use sources::{Logical, StoreIndex};
 
 /// Extensions whose files are opened and identified by content.
@@ -329,7 +329,7 @@ impl<'a> ModelScan<'a> {
 impl Visitor for ModelScan<'_> {
     type Worker = Worker;
 
-    fn file(&self, path: &Path, known: Option<&CandidateRecord>, worker: &mut Worker) -> Option<CandidateRecord> {
+    fn file(&self, path: &Path, known: Option<Known<'_>>, worker: &mut Worker) -> Option<CandidateRecord> {
         self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
         if !is_candidate(path) {
             return None;
@@ -344,20 +344,19 @@ impl Visitor for ModelScan<'_> {
             mtime_ns: stamp.mtime_ns,
             verdict,
         };
-        // A file known from the last listing is `lstat`ed to see whether it changed; a new one
-        // is opened directly (examine stamps it).
+        // A file known from the last listing comes with its stamp now, to see whether it
+        // changed; a new one is opened directly (examine stamps it).
         let lstat = match known {
             None => None,
-            Some(k) => match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.file_type().is_file() => {
-                    let stamp = FileStamp::of(&meta);
+            Some(Known { record: k, now }) => match now {
+                Ok(Some(stamp)) => {
                     if k.verdict == Verdict::NotModel && k.matches(&stamp) {
                         self.progress.verdict_cache_hits.fetch_add(1, Ordering::Relaxed);
                         return Some(k.clone());
                     }
                     Some(stamp)
                 }
-                Ok(_) => return None,
+                Ok(None) => return None,
                 Err(e) => {
                     self.error(path, e.to_string().to_lowercase());
                     return Some(record(&FileStamp { dev: 0, ino: 0, size: 0, mtime_ns: 0 }, Verdict::Error));
@@ -390,6 +389,12 @@ impl Visitor for ModelScan<'_> {
 
     fn known_other_files(&self, n: u64) {
         self.progress.files_seen.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn unchanged_candidates(&self, n: u64) {
+        for counter in [&self.progress.files_seen, &self.progress.candidates, &self.progress.verdict_cache_hits] {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     fn dir(&self, _path: &Path) {
