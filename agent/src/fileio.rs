@@ -37,7 +37,9 @@ impl FileStamp {
         }
     }
 
-    /// The stamp of a raw `stat` result.
+    /// The stamp of a raw `stat` result. (The field types of `stat` differ between targets,
+    /// hence the casts.)
+    #[allow(clippy::unnecessary_cast)]
     pub fn of_stat(st: &rustix::fs::Stat) -> Self {
         Self {
             dev: st.st_dev as u64,
