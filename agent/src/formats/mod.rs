@@ -31,6 +31,7 @@ pub mod pytorch;
 pub mod reader;
 pub mod safetensors;
 pub mod savedmodel;
+pub mod sevenz;
 pub mod tflite;
 pub mod zip;
 pub mod zip_models;
@@ -330,6 +331,7 @@ pub const REGISTRY: &[(&str, Prober)] = &[
     ("safetensors", safetensors::probe),
     ("numpy", numpy::probe),
     ("zip", zip_models::probe),
+    ("7z", sevenz::probe),
     ("pytorch_legacy", pytorch::probe_legacy),
     ("joblib", joblib::probe),
     ("tflite", tflite::probe),

@@ -59,6 +59,8 @@ struct Graph {
     parameters: u64,
     dtypes: BTreeSet<String>,
     external_data: bool,
+    /// `location` values of tensors stored outside the file (at most 32 kept).
+    external_locations: BTreeSet<String>,
 }
 
 fn read_tensor(cur: &mut Cursor<'_>, end: u64, g: &mut Graph) -> Result<(), FormatError> {
@@ -82,7 +84,13 @@ fn read_tensor(cur: &mut Cursor<'_>, end: u64, g: &mut Graph) -> Result<(), Form
         }
         (13, Wire::Len) => {
             g.external_data = true;
-            protobuf::skip(cur, FORMAT, wire, end)
+            let n = protobuf::len(cur, FORMAT, end)?;
+            let stop = cur.pos() + n;
+            let (k, v) = read_prop(cur, stop)?;
+            if k == "location" && g.external_locations.len() < 32 {
+                g.external_locations.insert(v);
+            }
+            cur.seek(stop)
         }
         (14, Wire::Varint) => {
             if protobuf::varint(cur, FORMAT)? == 1 {
@@ -234,6 +242,8 @@ fn parse(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         md.dtypes = g.dtypes.into_iter().collect();
         if g.external_data {
             md.extra.insert("external_data".into(), true.into());
+            let locations: Vec<serde_json::Value> = g.external_locations.into_iter().map(Into::into).collect();
+            md.extra.insert("external_locations".into(), locations.into());
         }
     }
     Ok(Some(Detection { format: ModelFormat::Onnx, metadata: md }))

@@ -30,7 +30,8 @@ use crate::fileio::{open_regular, read_head, FileStamp};
 use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
 use crate::listing::{CandidateRecord, ListingCache, Verdict};
-use crate::report::{DigestSource, FileError, ModelEntry, Safety};
+use crate::report::{DigestSource, FileError, ModelEntry};
+use crate::safety::{self, SafetyReport};
 use crate::walk::{walk, Known, Visitor, WalkError, WalkOptions};
 use sources::{Logical, StoreIndex};
 
@@ -67,6 +68,7 @@ pub const MODEL_EXTENSIONS: &[&str] = &[
     "dill",
     "sav",
     "zip",
+    "7z",
 ];
 
 /// Compression suffixes opened when the stem names a pickle or joblib file (`x.pkl.gz`).
@@ -261,12 +263,14 @@ impl<'a> ModelScan<'a> {
             }
         };
         let cached = self.cache.and_then(|c| c.get(&stamp));
-        if let Some(CacheEntry { detection: Some(det), sha256: Some(digest) }) = &cached {
+        if let Some(CacheEntry { detection: Some(det), sha256: Some(digest), safety: Some(verdict) }) = &cached {
             if !directory::is_directory_model(path, det.format) {
                 self.remember(stamp.key());
                 self.progress.hash_cache_hits.fetch_add(1, Ordering::Relaxed);
                 let placement = self.stores.place(path);
-                return Ok((model(path, &stamp, det.clone(), digest.clone(), DigestSource::Cache, placement), stamp));
+                let found =
+                    model(path, &stamp, det.clone(), digest.clone(), DigestSource::Cache, placement, verdict.clone());
+                return Ok((found, stamp));
             }
         }
         let (file, stamp) = match opened.take() {
@@ -293,8 +297,9 @@ impl<'a> ModelScan<'a> {
             Ok(None) => return Ok((Examined::NotModel, stamp)),
             Err(e) => return Err(e.to_string()),
         };
+        let verdict = safety::assess(path, &input, &detection);
         if directory::is_directory_model(path, detection.format) {
-            return self.directory(path, detection, worker).map(|e| (e, stamp));
+            return self.directory(path, detection, verdict, worker).map(|e| (e, stamp));
         }
 
         let placement = self.stores.place(path);
@@ -320,9 +325,14 @@ impl<'a> ModelScan<'a> {
         };
         self.remember(stamp.key());
         if let Some(c) = self.cache {
-            c.put(&stamp, &CacheEntry { detection: Some(detection.clone()), sha256: Some(digest.clone()) });
+            let entry = CacheEntry {
+                detection: Some(detection.clone()),
+                sha256: Some(digest.clone()),
+                safety: Some(verdict.clone()),
+            };
+            c.put(&stamp, &entry);
         }
-        Ok((model(path, &stamp, detection, digest, how, placement), stamp))
+        Ok((model(path, &stamp, detection, digest, how, placement, verdict), stamp))
     }
 }
 
@@ -413,6 +423,7 @@ fn model(
     sha256: String,
     how: DigestSource,
     placement: sources::Placement,
+    safety: SafetyReport,
 ) -> Examined {
     Examined::Model(Box::new(Found {
         entry: ModelEntry {
@@ -425,10 +436,30 @@ fn model(
             metadata: detection.metadata,
             source: placement.source,
             group: None,
-            safety: Safety::default(),
+            safety,
         },
         logical: placement.logical,
     }))
+}
+
+/// The safety of one file inside a directory model, when it is a format that can carry code
+/// (an MLflow model's pickle, a SavedModel's assets); `None` for anything else.
+fn member_safety(path: &Path, worker: &mut Worker) -> Option<SafetyReport> {
+    let (file, stamp) = open_regular(path).ok()?;
+    let want = worker.head.len().min(usize::try_from(stamp.size).unwrap_or(usize::MAX));
+    let n = read_head(&file, worker.head.get_mut(..want).unwrap_or_default()).ok()?;
+    let name = lower_name(path);
+    let input =
+        ProbeInput { source: &file, size: stamp.size, head: worker.head.get(..n).unwrap_or_default(), name: &name };
+    let detection = formats::identify(&input).ok()??;
+    match detection.format {
+        ModelFormat::Pickle
+        | ModelFormat::Joblib
+        | ModelFormat::Pytorch
+        | ModelFormat::PytorchLegacy
+        | ModelFormat::Numpy => Some(safety::assess(path, &input, &detection)),
+        _ => None,
+    }
 }
 
 impl<'a> ModelScan<'a> {
@@ -450,7 +481,13 @@ impl<'a> ModelScan<'a> {
         })
     }
 
-    fn directory(&self, defining: &Path, detection: Detection, worker: &mut Worker) -> Result<Examined, String> {
+    fn directory(
+        &self,
+        defining: &Path,
+        detection: Detection,
+        mut verdict: SafetyReport,
+        worker: &mut Worker,
+    ) -> Result<Examined, String> {
         let Some((root, files)) = directory::layout(defining, &detection)? else {
             return Ok(Examined::NotModel);
         };
@@ -462,7 +499,13 @@ impl<'a> ModelScan<'a> {
             size += digest.1.size;
             newest = newest.max(digest.1.mtime_ns);
             digests.push((rel.clone(), digest.0));
+            if path != defining {
+                if let Some(member) = member_safety(path, worker) {
+                    verdict.merge_at(member, rel);
+                }
+            }
         }
+        let verdict = verdict.finish();
         let sha256 = tree_digest(&digests);
         let placement = self.stores.place(&root);
         Ok(Examined::Model(Box::new(Found {
@@ -480,7 +523,7 @@ impl<'a> ModelScan<'a> {
                     &sha256,
                     &files,
                 )),
-                safety: Safety::default(),
+                safety: verdict,
             },
             logical: placement.logical,
         })))

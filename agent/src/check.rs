@@ -1,0 +1,135 @@
+//! `aiscout-agent check`: the safety verdict alone, for CI gates (like picklescan, ModelScan and
+//! fickling's command lines). Exit status: 0 when every model is safe, 1 when something is
+//! suspicious or dangerous, 2 when nothing is flagged but something could not be read.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::formats::ModelFormat;
+use crate::report::{FileError, ScanReport};
+use crate::safety::{Finding, Verdict};
+
+/// One model and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedFile {
+    /// The model's path (a directory for directory models).
+    pub path: String,
+    /// Its format.
+    pub format: ModelFormat,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub findings: Vec<Finding>,
+    /// What its pickles import.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<String>,
+}
+
+/// Counts of a check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckSummary {
+    /// Models checked.
+    pub models: u64,
+    /// Safe ones.
+    pub safe: u64,
+    /// Suspicious ones.
+    pub suspicious: u64,
+    /// Dangerous ones.
+    pub dangerous: u64,
+    /// Paths that could not be read.
+    pub errors: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// The `check --json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Every model found under the paths, worst first.
+    pub files: Vec<CheckedFile>,
+    /// Paths that could not be read or parsed.
+    pub errors: Vec<FileError>,
+    /// Counts.
+    pub summary: CheckSummary,
+}
+
+impl CheckReport {
+    /// The check view of a scan.
+    pub fn from_scan(scan: ScanReport) -> Self {
+        let mut summary = CheckSummary { duration_ms: scan.stats.duration_ms, ..CheckSummary::default() };
+        let mut files: Vec<CheckedFile> = scan
+            .models
+            .into_iter()
+            .map(|m| CheckedFile {
+                path: m.path,
+                format: m.format,
+                verdict: m.safety.verdict,
+                findings: m.safety.findings,
+                imports: m.safety.imports,
+            })
+            .collect();
+        files.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.path.cmp(&b.path)));
+        for f in &files {
+            summary.models += 1;
+            match f.verdict {
+                Verdict::Dangerous => summary.dangerous += 1,
+                Verdict::Suspicious => summary.suspicious += 1,
+                Verdict::Safe | Verdict::Unknown => summary.safe += 1,
+            }
+        }
+        summary.errors = scan.errors.len() as u64;
+        Self { files, errors: scan.errors, summary }
+    }
+
+    /// 0 all safe, 1 something flagged, 2 nothing flagged but errors.
+    pub fn exit_code(&self) -> u8 {
+        if self.summary.dangerous + self.summary.suspicious > 0 {
+            1
+        } else if self.summary.errors > 0 {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// One line per model, worst first, then the errors and a summary.
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for f in &self.files {
+            let reasons: Vec<String> = f
+                .findings
+                .iter()
+                .take(4)
+                .map(|x| match &x.location {
+                    Some(l) => format!("{} {} ({l})", x.kind, x.subject),
+                    None => format!("{} {}", x.kind, x.subject),
+                })
+                .collect();
+            let more = f.findings.len().saturating_sub(4);
+            let tail = if more > 0 { format!(", +{more} more") } else { String::new() };
+            writeln!(
+                out,
+                "{:<10}  {:<14}  {}  {}{}",
+                f.verdict.as_str(),
+                f.format.as_str(),
+                f.path,
+                reasons.join(", "),
+                tail
+            )?;
+        }
+        for e in &self.errors {
+            writeln!(out, "{:<10}  {:<14}  {}  {}", "error", "-", e.path, e.error)?;
+        }
+        let s = &self.summary;
+        writeln!(
+            out,
+            "\n{} models: {} safe, {} suspicious, {} dangerous; {} errors; {:.2} s",
+            s.models,
+            s.safe,
+            s.suspicious,
+            s.dangerous,
+            s.errors,
+            s.duration_ms as f64 / 1000.0
+        )
+    }
+}

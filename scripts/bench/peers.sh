@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Run the peer model scanners and aiscout over a safety corpus, then print one
+# Markdown table (scripts/bench/peers_table.py).
+#
+# Usage: bash scripts/bench/peers.sh [CORPUS_DIR]     (default: tests/fixtures/safety)
+#
+# Peers, pinned in scripts/bench/peers-requirements.txt and installed into
+# var/peers-venv (rebuilt when that file changes; the install time is written to
+# var/bench/peers/install.txt):
+#   picklescan  one process: picklescan -p DIR -l DEBUG (DEBUG gives the
+#               "Scanning file" lines that attribute a crash to a file)
+#   modelscan   one process: modelscan -p DIR -r json -o modelscan.json --show-skipped
+#   fickling    one process: a Python loop over every file under DIR that routes
+#               each file the way fickling's own multi-file CLI mode
+#               (fickling.cli._scan_huggingface) does: find_file_properties, then
+#               loader.scan_zip_archive / loader.scan_file (graceful=True), which
+#               call fickling.analysis.check_safety on each pickle.
+#   aiscout     target/release/aiscout-agent check --json DIR (not built here:
+#               no cargo; a missing binary or subcommand shows as "not built").
+# Every run is timed (wall clock of the one process) and limited to
+# $PEERS_TIMEOUT seconds (default 900).
+# Raw outputs: var/bench/peers/ ($PEERS_OUT). The table goes to stdout and table.md.
+#
+# The tools only read the files. Nothing here loads or unpickles the corpus.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CORPUS="$(cd "${1:-$ROOT/tests/fixtures/safety}" && pwd)"
+VENV="$ROOT/var/peers-venv"
+REQ="$ROOT/scripts/bench/peers-requirements.txt"
+OUT="${PEERS_OUT:-$ROOT/var/bench/peers}"
+AGENT="${AISCOUT_AGENT:-$ROOT/target/release/aiscout-agent}"
+TIMEOUT="${PEERS_TIMEOUT:-900}"
+PYTHON="${PYTHON:-python3}"   # modelscan 0.8.8 wants Python 3.10-3.12
+STAMP="$VENV/.requirements.sha256"
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.out "$OUT"/*.err "$OUT"/*.rc "$OUT"/*.time "$OUT"/*.json "$OUT"/aiscout.missing
+
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [ ! -x "$VENV/bin/python" ] || [ "$want" != "$have" ]; then
+    echo "peers: creating $VENV" >&2
+    rm -rf "$VENV"
+    mkdir -p "$ROOT/var"
+    "$PYTHON" -m venv "$VENV"
+    start=$(date +%s.%N)
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQ"
+    end=$(date +%s.%N)
+    {
+        echo "pip install -r scripts/bench/peers-requirements.txt: $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.0f", b-a}') s"
+        echo "venv size: $(du -sh "$VENV" | cut -f1)"
+        echo "packages: $("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | wc -l)"
+    } > "$OUT/install.txt"
+    echo "$want" > "$STAMP"
+fi
+"$VENV/bin/python" - > "$OUT/versions.txt" <<'PY'
+import importlib.metadata as md
+import sys
+print(f"python {sys.version.split()[0]}")
+for p in ("picklescan", "modelscan", "fickling", "py7zr", "h5py", "tensorflow-cpu", "numpy"):
+    print(f"{p} {md.version(p)}")
+PY
+
+export TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES="" PYTHONDONTWRITEBYTECODE=1
+WORK="$(mktemp -d)"   # scratch cwd: no modelscan-settings.toml or other files get picked up
+trap 'rm -rf "$WORK"' EXIT
+
+# run_timed NAME CMD...: stdout -> NAME.out, stderr -> NAME.err, exit status -> NAME.rc,
+# wall-clock seconds -> NAME.time
+run_timed() {
+    local name=$1 rc=0 t0 t1
+    shift
+    echo "peers: running $name" >&2
+    t0=$(date +%s.%N)
+    (cd "$WORK" && timeout "$TIMEOUT" "$@") > "$OUT/$name.out" 2> "$OUT/$name.err" || rc=$?
+    t1=$(date +%s.%N)
+    echo "$rc" > "$OUT/$name.rc"
+    awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f\n", b-a}' > "$OUT/$name.time"
+}
+
+run_timed picklescan "$VENV/bin/picklescan" -p "$CORPUS" -l DEBUG
+run_timed modelscan "$VENV/bin/modelscan" -p "$CORPUS" -r json -o "$OUT/modelscan.json" --show-skipped
+
+cat > "$OUT/fickling_scan.py" <<'PY'
+# One process, every file under argv[1]; routing as in fickling.cli._scan_huggingface.
+import json
+import sys
+import types
+from pathlib import Path, PurePosixPath
+
+# fickling.polyglot imports torch only for torch.serialization._is_zipfile; torch is
+# not installed, so provide that function, with torch's own logic (the first four
+# bytes are the zip local-header magic).
+def _is_zipfile(f):
+    start = f.tell()
+    magic = f.read(4)
+    f.seek(start)
+    return magic == b"PK\x03\x04"
+
+if "torch" not in sys.modules:
+    torch = types.ModuleType("torch")
+    serialization = types.ModuleType("torch.serialization")
+    serialization._is_zipfile = _is_zipfile
+    torch.serialization = serialization
+    sys.modules["torch"] = torch
+    sys.modules["torch.serialization"] = serialization
+
+from fickling.analysis import Severity
+from fickling.cli import HF_RAW_PICKLE_EXTENSIONS, HF_ZIP_PICKLE_EXTENSIONS
+from fickling.loader import scan_file, scan_zip_archive
+from fickling.polyglot import find_file_properties
+
+root = Path(sys.argv[1])
+records = []
+for p in sorted(x for x in root.rglob("*") if x.is_file()):
+    rec = {"path": p.relative_to(root).as_posix()}
+    try:
+        ext = PurePosixPath(p.name).suffix.lower()
+        props = find_file_properties(str(p))
+        if props["is_torch_zip"] or props["is_standard_zip"] or ext in HF_ZIP_PICKLE_EXTENSIONS:
+            rec["route"] = "zip"
+            results = list(scan_zip_archive(str(p), graceful=True).values())
+        elif props["is_valid_pickle"] or ext in HF_RAW_PICKLE_EXTENSIONS:
+            rec["route"] = "pickle"
+            results = [scan_file(str(p), graceful=True)]
+        elif props.get("is_7z") or props["is_tar"] or props["is_numpy_pickle"]:
+            rec["route"] = "skipped: 7z/tar/numpy-pickle not supported"
+            results = []
+        else:
+            rec["route"] = "skipped: not a pickle"
+            results = []
+        sev = max((r.severity for r in results), default=Severity.LIKELY_SAFE, key=lambda s: s.value[0])
+        rec["severity"] = sev.name
+        rec["flagged"] = sev.value[0] >= Severity.LIKELY_UNSAFE.value[0]
+        rec["errors"] = [e for r in results for e in r.errors]
+    except Exception as e:  # a crash on one file must not hide the others
+        rec["crash"] = f"{type(e).__name__}: {e}"
+    records.append(rec)
+    print(json.dumps(rec), flush=True)
+PY
+run_timed fickling "$VENV/bin/python" "$OUT/fickling_scan.py" "$CORPUS"
+
+if [ -x "$AGENT" ]; then
+    run_timed aiscout "$AGENT" check --json "$CORPUS"
+else
+    echo "not built: $AGENT" > "$OUT/aiscout.missing"
+fi
+
+python3 "$ROOT/scripts/bench/peers_table.py" --corpus "$CORPUS" --results "$OUT" | tee "$OUT/table.md"
