@@ -15,8 +15,8 @@
 #               (fickling.cli._scan_huggingface) does: find_file_properties, then
 #               loader.scan_zip_archive / loader.scan_file (graceful=True), which
 #               call fickling.analysis.check_safety on each pickle.
-#   aiscout     target/release/aiscout-agent check --json DIR (not built here:
-#               no cargo; a missing binary or subcommand shows as "not built").
+#   aiscout     target/release/aiscout-agent check --json DIR, built first with cargo
+#               unless $AISCOUT_AGENT names a binary (a missing one shows as "not built").
 # Every run is timed (wall clock of the one process) and limited to
 # $PEERS_TIMEOUT seconds (default 900).
 # Raw outputs: var/bench/peers/ ($PEERS_OUT). The table goes to stdout and table.md.
@@ -141,6 +141,9 @@ for p in sorted(x for x in root.rglob("*") if x.is_file()):
 PY
 run_timed fickling "$VENV/bin/python" "$OUT/fickling_scan.py" "$CORPUS"
 
+if [ -z "${AISCOUT_AGENT:-}" ] && command -v cargo >/dev/null 2>&1; then
+    (cd "$ROOT" && cargo build --release --locked --bin aiscout-agent >&2)
+fi
 if [ -x "$AGENT" ]; then
     run_timed aiscout "$AGENT" check --json "$CORPUS"
 else
