@@ -104,6 +104,24 @@ name_index() {
   esac
 }
 
+# Index into NAMES in fuzz_targets/safety.rs of the name that fits a fixture.
+safety_index() {
+  case "$(basename "$1" | tr '[:upper:]' '[:lower:]')" in
+    *.pkl | *.pickle) echo 0 ;;
+    *.pt | *.pth) echo 1 ;;
+    *.joblib) echo 2 ;;
+    *.npy) echo 3 ;;
+    *.npz) echo 4 ;;
+    *.h5) echo 5 ;;
+    *.keras) echo 6 ;;
+    saved_model.pb) echo 7 ;;
+    *.onnx) echo 8 ;;
+    *.7z) echo 9 ;;
+    mlmodel) echo 11 ;;
+    *) echo 10 ;;
+  esac
+}
+
 # seed TARGET: copies the files named on stdin into the target's corpus.
 seed() {
   local target=$1 dir=$FUZZ_DIR/corpus/$1 f dest n=0
@@ -113,6 +131,8 @@ seed() {
     dest=$dir/seed-$(echo "${f#"$FIXTURES"/}" | tr '/' '_')
     if [[ $target == identify_all ]]; then
       { printf "\\x$(printf %02x "$(name_index "$f")")"; cat "$f"; } >"$dest"
+    elif [[ $target == safety ]]; then
+      { printf "\\x$(printf %02x "$(safety_index "$f")")"; cat "$f"; } >"$dest"
     else
       cp "$f" "$dest"
     fi
@@ -138,6 +158,7 @@ seed_target() {
     onnx) fixtures '*.onnx' ;;
     pickle | pickle_walk) fixtures '*.pkl' '*.pickle' 'sk_plain.joblib' 'legacy.pt' 'notes.pt' ;;
     identify_all) find "$FIXTURES/models" "$FIXTURES/hazards" "$FIXTURES/decoys" -type f | sort; fixtures 'MLmodel' ;;
+    safety) find "$FIXTURES/safety" -type f -size -64k ! -name '*.json' ! -name '*.md' | sort ;;
     *) ;;
   esac | seed "$1"
 }

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 /// File names that route bytes into every prober, including the name-gated ones.
 const NAMES: &[&str] = &[
+    "m.7z",
     "m.gguf",
     "m.safetensors",
     "m.onnx",
@@ -29,9 +30,13 @@ const NAMES: &[&str] = &[
 ];
 
 fn fixture_models() -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let dirs = [root.join("models"), root.join("safety/benign"), root.join("safety/hostile")];
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+    for entry in dirs.iter().flat_map(|d| std::fs::read_dir(d).unwrap().flatten()) {
+        if entry.metadata().map(|m| m.len() > 256 * 1024).unwrap_or(true) {
+            continue;
+        }
         let p = entry.path();
         if p.is_file() {
             let name = p.file_name().unwrap().to_string_lossy().to_lowercase();
@@ -48,7 +53,11 @@ fn probe_all(name: &str, bytes: &[u8]) {
     for (_, probe) in REGISTRY {
         let _ = probe(&input);
     }
-    let _ = formats::identify_bytes(name, bytes);
+    // Whatever identifies is also assessed for safety (the pickle machine, containers, Keras).
+    if let Ok(Some(detection)) = formats::identify_bytes(name, bytes) {
+        let report = aiscout_agent::safety::assess(std::path::Path::new("/nonexistent/m"), &input, &detection);
+        assert_ne!(report.verdict, aiscout_agent::safety::Verdict::Unknown);
+    }
 }
 
 proptest! {
