@@ -916,14 +916,9 @@ mod tests {
         let b = b"\x80\x04\x8c\x08builtins\x94\x8c\x05print\x94\x93)R.";
         let d = identify_bytes("x.pkl", b).unwrap().unwrap();
         assert_eq!(d.metadata.architecture.as_deref(), None);
-        let s = summarize(&ProbeInput {
-            source: &b.as_slice(),
-            size: b.len() as u64,
-            head: b,
-            name: "x",
-        })
-        .unwrap()
-        .unwrap();
+        let s = summarize(&ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: b, name: "x" })
+            .unwrap()
+            .unwrap();
         assert_eq!(s.imports, vec!["builtins.print".to_string()]);
     }
 
