@@ -1,7 +1,8 @@
 //! Helpers for the end-to-end tests: locate the built binaries and the committed fixtures.
 //!
 //! # Layout
-//! - this file: [`agent_bin`], [`fixtures_dir`], [`run_scan_json`].
+//! - this file: [`agent_bin`], [`fixtures_dir`], [`run_scan_json`], [`copy_tree`],
+//!   [`model_facts`].
 //! - `tests/e2e.rs`: the test binary; it `mod`s one file per area.
 
 // Test helpers fail the test by panicking, with the reason.
@@ -50,4 +51,26 @@ pub fn run_scan_json(roots: &[&Path], state_dir: &Path, extra: &[&str]) -> serde
     assert!(out.status.success(), "scan failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("scan output is not json: {e}\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Copies `from` to `to` with `cp -a` (links, modes and times kept).
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status =
+        Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+    assert!(status.success(), "cp -a {} {} failed", from.display(), to.display());
+}
+
+/// What a scan says of each model: every field but `digest_source`, which is `hashed` on a
+/// first scan and `cache` on the next.
+pub fn model_facts(doc: &serde_json::Value) -> Vec<serde_json::Value> {
+    let fields = ["path", "format", "size", "sha256", "metadata", "source", "group", "safety", "modified"];
+    doc.get("models")
+        .and_then(|m| m.as_array())
+        .map(|models| {
+            models
+                .iter()
+                .map(|m| fields.iter().map(|f| m.get(*f).cloned().unwrap_or_default()).collect::<Vec<_>>().into())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1,13 +1,6 @@
 //! The hash cache: a rescan of an unchanged tree hashes nothing; a changed file is re-hashed.
 
-use std::process::Command;
-
-use aiscout_e2e::{fixtures_dir, run_scan_json};
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    let status = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
-    assert!(status.success());
-}
+use aiscout_e2e::{copy_tree, fixtures_dir, model_facts, run_scan_json};
 
 #[test]
 fn rescan_hashes_zero_bytes_and_reports_the_same_models() {
@@ -20,17 +13,7 @@ fn rescan_hashes_zero_bytes_and_reports_the_same_models() {
     let warm = run_scan_json(&[&tree], state.path(), &[]);
     assert_eq!(warm["stats"]["bytes_hashed"], 0, "{}", warm["stats"]);
     assert!(warm["stats"]["hash_cache_hits"].as_u64().unwrap() > 0);
-    let strip = |d: &serde_json::Value| {
-        d["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (m["path"].clone(), m["sha256"].clone(), m["format"].clone(), m["metadata"].clone(), m["group"].clone())
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&cold), strip(&warm));
+    assert_eq!(model_facts(&cold), model_facts(&warm));
 }
 
 #[test]

@@ -148,13 +148,7 @@ fn content_addressed_blobs_take_their_digest_from_the_name() {
 fn ollama_blob_whose_size_disagrees_with_its_manifest_is_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("models");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(fixtures_dir().join("home/.ollama/models"))
-        .arg(&store)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    aiscout_e2e::copy_tree(&fixtures_dir().join("home/.ollama/models"), &store);
     let manifest = store.join("manifests/registry.ollama.ai/library/tinyllama/latest");
     let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
     for layer in m["layers"].as_array_mut().unwrap() {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use aiscout_e2e::{fixtures_dir, run_scan_json};
+use aiscout_e2e::{copy_tree, fixtures_dir, model_facts, run_scan_json};
 use serde_json::Value;
 
 fn backdate_dirs(root: &Path) {
@@ -75,8 +75,7 @@ fn rescan_sees_added_changed_and_removed_files() {
 fn rescan_of_unchanged_tree_reads_no_directory_and_matches_first_scan() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("fixtures");
-    let status = Command::new("cp").arg("-a").arg(fixtures_dir()).arg(&tree).status().unwrap();
-    assert!(status.success());
+    copy_tree(&fixtures_dir(), &tree);
     let tree = std::fs::canonicalize(tree).unwrap();
     backdate_dirs(&tree);
     let state = tempfile::tempdir().unwrap();
@@ -86,16 +85,6 @@ fn rescan_of_unchanged_tree_reads_no_directory_and_matches_first_scan() {
         assert_eq!(first["stats"][key], second["stats"][key], "stats.{key}");
     }
     assert_eq!(second["stats"]["bytes_hashed"], 0);
-    let strip = |d: &Value| {
-        d["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (m["path"].clone(), m["sha256"].clone(), m["metadata"].clone(), m["source"].clone(), m["group"].clone())
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&first), strip(&second));
+    assert_eq!(model_facts(&first), model_facts(&second));
     assert_eq!(first["errors"], second["errors"]);
 }
