@@ -39,6 +39,8 @@ pub struct CheckSummary {
     pub dangerous: u64,
     /// Paths that could not be read.
     pub errors: u64,
+    /// Bytes hashed (0: check reads headers and pickles, never whole weight files).
+    pub bytes_hashed: u64,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -57,7 +59,11 @@ pub struct CheckReport {
 impl CheckReport {
     /// The check view of a scan.
     pub fn from_scan(scan: ScanReport) -> Self {
-        let mut summary = CheckSummary { duration_ms: scan.stats.duration_ms, ..CheckSummary::default() };
+        let mut summary = CheckSummary {
+            duration_ms: scan.stats.duration_ms,
+            bytes_hashed: scan.stats.bytes_hashed,
+            ..CheckSummary::default()
+        };
         let mut files: Vec<CheckedFile> = scan
             .models
             .into_iter()

@@ -87,6 +87,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 excludes: exclude,
                 threads: threads.unwrap_or_else(scan::default_threads),
                 scan_network_fs: network_fs,
+                hash_models: true,
             };
             let progress = Arc::new(Progress::default());
             let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
@@ -107,6 +108,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 roots: paths,
                 state_dir: None,
                 threads: threads.unwrap_or_else(scan::default_threads),
+                hash_models: false,
                 ..ScanOptions::default()
             };
             let report = CheckReport::from_scan(scan::run_scan(&opts, &Progress::default())?);

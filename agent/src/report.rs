@@ -34,7 +34,8 @@ pub struct ModelEntry {
     pub size: u64,
     /// Hex SHA-256 of the content; for a directory model, the tree digest of its files.
     pub sha256: String,
-    /// How `sha256` was obtained: `hashed`, `cache`, `name` (content-addressed store) or `tree`.
+    /// How `sha256` was obtained: `hashed`, `cache`, `name` (content-addressed store), `tree`, or
+    /// `skipped` (empty `sha256`; only from `check`).
     pub digest_source: DigestSource,
     /// Modification time (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +62,8 @@ pub enum DigestSource {
     Name,
     /// Tree digest over the member files of a directory model.
     Tree,
+    /// Not computed (`aiscout-agent check`, which reports verdicts only).
+    Skipped,
 }
 
 /// Provenance of a model, from its location in a known store.

@@ -40,6 +40,8 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Walk network file systems mounted below the roots.
     pub scan_network_fs: bool,
+    /// Hash models (off for `check`, which needs verdicts only; also disables the cache).
+    pub hash_models: bool,
 }
 
 impl Default for ScanOptions {
@@ -51,6 +53,7 @@ impl Default for ScanOptions {
             excludes: Vec::new(),
             threads: default_threads(),
             scan_network_fs: false,
+            hash_models: true,
         }
     }
 }
@@ -141,7 +144,11 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         ),
         None => None,
     };
-    let outcome = ModelScan::new(cache.as_ref(), progress).run(&walk, listings.as_ref())?;
+    let mut models = ModelScan::new(cache.as_ref(), progress);
+    if !opts.hash_models {
+        models = models.without_hashing();
+    }
+    let outcome = models.run(&walk, listings.as_ref())?;
     if let Some(c) = &cache {
         // Only a scan of the default roots sees every file the cache may describe.
         if defaults {

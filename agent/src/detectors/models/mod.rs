@@ -150,6 +150,8 @@ pub struct ModelScan<'a> {
     progress: &'a Progress,
     /// Results gathered by the walker threads.
     collected: Mutex<Collected>,
+    /// Whether models are hashed (`check` needs verdicts, not digests).
+    hashing: bool,
 }
 
 /// Per-thread buffers.
@@ -212,7 +214,21 @@ fn rfc3339(mtime_ns: i128) -> Option<String> {
 impl<'a> ModelScan<'a> {
     /// A scan that reports into `progress` and uses `cache` when given.
     pub fn new(cache: Option<&'a VerdictCache>, progress: &'a Progress) -> Self {
-        Self { cache, stores: StoreIndex::default(), progress, collected: Mutex::new(Collected::default()) }
+        Self {
+            cache,
+            stores: StoreIndex::default(),
+            progress,
+            collected: Mutex::new(Collected::default()),
+            hashing: true,
+        }
+    }
+
+    /// Leaves models unhashed (`sha256` empty, `digest_source` `skipped`) and uncached: for
+    /// `check`, which reports verdicts only.
+    pub fn without_hashing(mut self) -> Self {
+        self.hashing = false;
+        self.cache = None;
+        self
     }
 
     fn collected(&self) -> std::sync::MutexGuard<'_, Collected> {
@@ -315,6 +331,7 @@ impl<'a> ModelScan<'a> {
                 self.progress.digests_from_name.fetch_add(1, Ordering::Relaxed);
                 (d, DigestSource::Name)
             }
+            None if !self.hashing => (String::new(), DigestSource::Skipped),
             None => {
                 let d = worker
                     .hasher
@@ -533,6 +550,9 @@ impl<'a> ModelScan<'a> {
     fn member_digest(&self, path: &Path, worker: &mut Worker) -> Result<(String, FileStamp), String> {
         let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string().to_lowercase())?;
         let stamp = FileStamp::of(&meta);
+        if !self.hashing {
+            return Ok((String::new(), stamp));
+        }
         self.remember(stamp.key());
         let cached = self.cache.and_then(|c| c.get(&stamp));
         if let Some(d) = cached.as_ref().and_then(|c| c.sha256.clone()) {
