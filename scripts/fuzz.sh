@@ -79,7 +79,7 @@ zip_fixtures() {
   done
 }
 
-# Index into NAMES in fuzz_targets/identify_all.rs of the name that fits a fixture.
+# Index into formats::FUZZ_NAMES (agent/src/formats/mod.rs) of the name that fits a fixture.
 name_index() {
   case "$(basename "$1" | tr '[:upper:]' '[:lower:]')" in
     *.gguf) echo 0 ;;

@@ -8,31 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use aiscout_agent::formats::reader::Cursor;
-use aiscout_agent::formats::{identify_bytes, pickle, ProbeInput, HEAD_LEN, REGISTRY};
-
-/// File names of `fuzz_targets/identify_all.rs`, chosen by the first input byte. Same order.
-const IDENTIFY_ALL_NAMES: &[&str] = &[
-    "model.gguf",
-    "saved_model.pb",
-    "mlmodel",
-    "model.xml",
-    "model.safetensors",
-    "weights.npy",
-    "bundle.npz",
-    "model.pt",
-    "model.pth",
-    "pytorch_model.bin",
-    "model.joblib",
-    "model.tflite",
-    "model.h5",
-    "model.keras",
-    "model.mlmodel",
-    "model.onnx",
-    "model.pkl",
-    "model.pickle",
-    "model.ckpt",
-    "data.bin",
-];
+use aiscout_agent::formats::{identify_bytes, pickle, ProbeInput, FUZZ_NAMES, HEAD_LEN, REGISTRY};
 
 /// The file name each per-prober fuzz target gives its input.
 fn target_name(target: &str) -> Option<&'static str> {
@@ -63,7 +39,7 @@ fn regressions_dir() -> PathBuf {
 fn replay(target: &str, data: &[u8]) {
     if target == "identify_all" {
         if let Some((&first, content)) = data.split_first() {
-            let name = IDENTIFY_ALL_NAMES[usize::from(first) % IDENTIFY_ALL_NAMES.len()];
+            let name = FUZZ_NAMES[usize::from(first) % FUZZ_NAMES.len()];
             if let Ok(Some(d)) = identify_bytes(name, content) {
                 serde_json::to_string(&d).unwrap();
             }

@@ -3,33 +3,8 @@
 //! structure is an error); the rest is the content. A detection must also serialize to JSON.
 #![no_main]
 
-use aiscout_agent::formats::identify_bytes;
+use aiscout_agent::formats::{identify_bytes, FUZZ_NAMES as NAMES};
 use libfuzzer_sys::fuzz_target;
-
-/// File names, indexed by the first input byte modulo their count. `scripts/fuzz.sh` prefixes
-/// the seeds with the index of the name that fits them: keep the two lists in the same order.
-const NAMES: &[&str] = &[
-    "model.gguf",
-    "saved_model.pb",
-    "mlmodel",
-    "model.xml",
-    "model.safetensors",
-    "weights.npy",
-    "bundle.npz",
-    "model.pt",
-    "model.pth",
-    "pytorch_model.bin",
-    "model.joblib",
-    "model.tflite",
-    "model.h5",
-    "model.keras",
-    "model.mlmodel",
-    "model.onnx",
-    "model.pkl",
-    "model.pickle",
-    "model.ckpt",
-    "data.bin",
-];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, content)) = data.split_first() else {

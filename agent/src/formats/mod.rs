@@ -269,6 +269,33 @@ impl std::fmt::Debug for ProbeInput<'_> {
     }
 }
 
+/// File names that route content into every prober, indexed by the first byte of a fuzz input
+/// (modulo their count) in the `identify_all` fuzz target and its regression test.
+/// `scripts/fuzz.sh` prefixes seeds with the index of the name that fits them, and kept
+/// regression inputs depend on it: append, never reorder.
+pub const FUZZ_NAMES: &[&str] = &[
+    "model.gguf",
+    "saved_model.pb",
+    "mlmodel",
+    "model.xml",
+    "model.safetensors",
+    "weights.npy",
+    "bundle.npz",
+    "model.pt",
+    "model.pth",
+    "pytorch_model.bin",
+    "model.joblib",
+    "model.tflite",
+    "model.h5",
+    "model.keras",
+    "model.mlmodel",
+    "model.onnx",
+    "model.pkl",
+    "model.pickle",
+    "model.ckpt",
+    "data.bin",
+];
+
 /// How many leading bytes are read before probing.
 pub const HEAD_LEN: usize = 4096;
 
