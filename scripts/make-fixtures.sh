@@ -16,21 +16,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/var/fixtures-venv"
 REQ="$ROOT/scripts/fixtures-requirements.txt"
 PYTHON="${PYTHON:-python3}"
-STAMP="$VENV/.requirements.sha256"
 
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
-have="$(cat "$STAMP" 2>/dev/null || true)"
-if [ ! -x "$VENV/bin/python" ] || [ "$want" != "$have" ]; then
-    echo "make-fixtures: creating $VENV" >&2
-    rm -rf "$VENV"
-    mkdir -p "$ROOT/var"
-    "$PYTHON" -m venv "$VENV"
-    start=$(date +%s)
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --no-input -r "$REQ"
-    echo "make-fixtures: pip install took $(( $(date +%s) - start ))s" >&2
-    echo "$want" > "$STAMP"
-fi
+source "$ROOT/scripts/venv.sh"
+ensure_venv make-fixtures "$VENV" "$REQ"
 
 # Fixed environment so the outputs are as reproducible as the libraries allow.
 export TZ=UTC

@@ -32,27 +32,18 @@ OUT="${PEERS_OUT:-$ROOT/var/bench/peers}"
 AGENT="${AISCOUT_AGENT:-$ROOT/target/release/aiscout-agent}"
 TIMEOUT="${PEERS_TIMEOUT:-900}"
 PYTHON="${PYTHON:-python3}"   # modelscan 0.8.8 wants Python 3.10-3.12
-STAMP="$VENV/.requirements.sha256"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.out "$OUT"/*.err "$OUT"/*.rc "$OUT"/*.time "$OUT"/*.json "$OUT"/aiscout.missing
 
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
-have="$(cat "$STAMP" 2>/dev/null || true)"
-if [ ! -x "$VENV/bin/python" ] || [ "$want" != "$have" ]; then
-    echo "peers: creating $VENV" >&2
-    rm -rf "$VENV"
-    mkdir -p "$ROOT/var"
-    "$PYTHON" -m venv "$VENV"
-    start=$(date +%s.%N)
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQ"
-    end=$(date +%s.%N)
+source "$ROOT/scripts/venv.sh"
+ensure_venv peers "$VENV" "$REQ"
+if [ -n "$VENV_INSTALL_SECONDS" ]; then
     {
-        echo "pip install -r scripts/bench/peers-requirements.txt: $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.0f", b-a}') s"
+        echo "pip install -r scripts/bench/peers-requirements.txt: $VENV_INSTALL_SECONDS s"
         echo "venv size: $(du -sh "$VENV" | cut -f1)"
         echo "packages: $("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | wc -l)"
     } > "$OUT/install.txt"
-    echo "$want" > "$STAMP"
 fi
 "$VENV/bin/python" - > "$OUT/versions.txt" <<'PY'
 import importlib.metadata as md
