@@ -4,7 +4,9 @@
 //! - [`scan`]: one scan from options to report (roots, cache, detectors, stats).
 //! - [`check`]: the safety verdicts alone, with CI exit codes.
 //! - [`detectors`]: one module per kind of asset; [`detectors::models`] walks, picks candidate
-//!   files, identifies, digests, attributes and groups models.
+//!   files, identifies, digests, attributes and groups models, noting [`detectors::markers`]
+//!   for [`detectors::frameworks`] and [`detectors::tooling`]; [`detectors::gpus`] and
+//!   [`detectors::runtimes`] read the running system.
 //! - [`formats`]: one file per model format, each a bounded content prober registered once in
 //!   [`formats::REGISTRY`].
 //! - [`walk`]: the parallel walk (ignore crate) with exclusion rules.
@@ -15,7 +17,9 @@
 //! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
 //!   and the allow/deny [`safety::policy`].
-//! - [`report`]: the public JSON document; [`host`]: host facts in it.
+//! - [`report`]: the public JSON document; [`host`]: host facts in it; [`inventory`]: its
+//!   host-inventory entries (frameworks, GPUs, runtimes, tooling).
+//! - [`redact`]: keeps secret values out of command lines, environments and URLs.
 //! - [`output`]: the human-readable table and progress bar.
 
 pub mod cache;
@@ -25,8 +29,10 @@ pub mod fileio;
 pub mod formats;
 pub mod hash;
 pub mod host;
+pub mod inventory;
 pub mod listing;
 pub mod output;
+pub mod redact;
 pub mod report;
 pub mod roots;
 pub mod safety;

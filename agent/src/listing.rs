@@ -34,8 +34,12 @@ pub enum Verdict {
     /// A model or a shard index: examined again on every scan, which for an unchanged model
     /// is a lookup in the stamp cache ([`crate::cache`]).
     Examine,
-    /// Could not be examined: examine again next time.
+    /// Could not be examined (or was not, in a scan without the models section): examine
+    /// again next time.
     Error,
+    /// A marker file for another detector ([`crate::detectors::markers`]): handed to the
+    /// visitor on every scan.
+    Marker,
 }
 
 /// One candidate file of a directory.

@@ -37,8 +37,8 @@ enum Command {
         /// Do not read or write the hash cache.
         #[arg(long, conflicts_with = "state_dir")]
         no_cache: bool,
-        /// Sections to produce.
-        #[arg(long, value_delimiter = ',', default_value = "models")]
+        /// Sections to produce (default: all).
+        #[arg(long, value_delimiter = ',', default_value = "models,frameworks,gpus,runtimes,tooling")]
         only: Vec<Section>,
         /// Skip files and directories matching GLOB (a name, or an absolute path pattern with '/').
         #[arg(long, value_name = "GLOB")]
@@ -49,6 +49,13 @@ enum Command {
         /// Also walk network file systems (NFS, SMB, sshfs) mounted below the roots.
         #[arg(long)]
         network_fs: bool,
+        /// List every package of every Python environment, not only the AI watchlist.
+        #[arg(long)]
+        all_packages: bool,
+        /// Ask inference servers listening on this host for their version and models (one GET
+        /// on the loopback address, 1 s timeout).
+        #[arg(long)]
+        identify_servers: bool,
     },
     /// Judge whether loading model files can run code: exit 0 when all are safe, 1 when any is
     /// suspicious or dangerous, 2 on errors. PATHs may be files or directories.
@@ -79,7 +86,18 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Scan { paths, json, state_dir, no_cache, only, exclude, threads, network_fs } => {
+        Command::Scan {
+            paths,
+            json,
+            state_dir,
+            no_cache,
+            only,
+            exclude,
+            threads,
+            network_fs,
+            all_packages,
+            identify_servers,
+        } => {
             let opts = ScanOptions {
                 roots: paths,
                 state_dir: if no_cache { None } else { state_dir.or_else(scan::default_state_dir) },
@@ -88,6 +106,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 threads: threads.unwrap_or_else(scan::default_threads),
                 scan_network_fs: network_fs,
                 hash_models: true,
+                all_packages,
+                identify_servers,
             };
             let progress = Arc::new(Progress::default());
             let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));

@@ -8,19 +8,62 @@ use serde::{Deserialize, Serialize};
 
 use crate::formats::{ModelFormat, ModelMetadata};
 use crate::host::HostInfo;
+use crate::inventory::{EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RuntimeEntry, ToolingEntry};
 use crate::safety::SafetyReport;
+use crate::scan::Section;
 
-/// The whole document.
+/// The whole document. A section that was not collected is absent (`models`: empty); a
+/// collected section that found nothing is an empty list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScanReport {
     /// The host scanned.
     pub host: HostInfo,
+    /// The sections collected (`--only`).
+    #[serde(default)]
+    pub sections: Vec<Section>,
     /// Every model found, sorted by path.
     pub models: Vec<ModelEntry>,
+    /// AI packages and native runtimes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frameworks: Option<Vec<FrameworkEntry>>,
+    /// Environments examined for frameworks, with package counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Vec<EnvironmentEntry>>,
+    /// NVIDIA GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Vec<GpuDevice>>,
+    /// GPU drivers, CUDA toolkits, and why `gpus` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_drivers: Option<GpuDrivers>,
+    /// Running inference servers and ML processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtimes: Option<Vec<RuntimeEntry>>,
+    /// MCP configurations and API keys (by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tooling: Option<Vec<ToolingEntry>>,
     /// Counters of the scan.
     pub stats: ScanStats,
     /// Files and directories that could not be read or parsed; never fatal.
     pub errors: Vec<FileError>,
+}
+
+impl ScanReport {
+    /// An empty report for `host`.
+    pub fn new(host: HostInfo) -> Self {
+        Self {
+            host,
+            sections: Vec::new(),
+            models: Vec::new(),
+            frameworks: None,
+            environments: None,
+            gpus: None,
+            gpu_drivers: None,
+            runtimes: None,
+            tooling: None,
+            stats: ScanStats::default(),
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// One model file (or model directory).
@@ -115,6 +158,15 @@ pub struct ScanStats {
     pub verdict_cache_hits: u64,
     /// Digests taken from content-addressed names.
     pub digests_from_name: u64,
+    /// Processes examined by the runtimes section.
+    #[serde(default)]
+    pub processes: u64,
+    /// Processes some of whose `/proc` entries the agent was not allowed to read.
+    #[serde(default)]
+    pub processes_restricted: u64,
+    /// Wall time of each part (`walk`, `frameworks`, `gpus`, `runtimes`, `tooling`).
+    #[serde(default)]
+    pub section_ms: BTreeMap<String, u64>,
     /// Wall time of the scan.
     pub duration_ms: u64,
     /// Entries in `errors`.

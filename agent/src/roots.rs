@@ -97,8 +97,9 @@ pub const CACHE_ENV: &[&str] = &[
 /// Fixed system stores outside the default roots.
 const SYSTEM_STORES: &[&str] = &["/usr/share/ollama/.ollama/models", "/tmp/.keras", "/tmp/tfhub_modules"];
 
-/// Home directories of real users.
-fn homes() -> Vec<PathBuf> {
+/// Home directories of real users (root and uids 1000–65533 in `/etc/passwd`, and `$HOME`),
+/// existing, distinct.
+pub fn homes() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
         for line in passwd.lines() {
@@ -114,6 +115,9 @@ fn homes() -> Vec<PathBuf> {
     if let Some(h) = std::env::var_os("HOME") {
         out.push(PathBuf::from(h));
     }
+    out.retain(|h| h.is_dir());
+    out.sort();
+    out.dedup();
     out
 }
 

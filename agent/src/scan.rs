@@ -5,7 +5,12 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::cache::{CacheError, VerdictCache};
+use crate::detectors::frameworks::{self, FrameworkOptions};
+use crate::detectors::gpus;
+use crate::detectors::markers::{MarkerSink, Markers};
 use crate::detectors::models::{ModelScan, Progress};
+use crate::detectors::runtimes::{ModelLookup, RuntimeCollector, RuntimeOptions};
+use crate::detectors::tooling::{self, ToolingOptions};
 use crate::host::HostInfo;
 use crate::listing::ListingCache;
 use crate::report::{FileError, ScanReport, ScanStats};
@@ -13,12 +18,17 @@ use crate::roots;
 use crate::walk::{WalkError, WalkOptions};
 
 /// Sections of the scan document that can be selected with `--only`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Section {
     /// Model files and directories.
     Models,
     /// ML frameworks in Python environments and Node projects.
     Frameworks,
+    /// GPUs, drivers and CUDA toolkits.
+    Gpus,
     /// Running inference servers and ML processes.
     Runtimes,
     /// AI tooling configuration (MCP servers, API keys by name).
@@ -42,6 +52,17 @@ pub struct ScanOptions {
     pub scan_network_fs: bool,
     /// Hash models (off for `check`, which needs verdicts only; also disables the cache).
     pub hash_models: bool,
+    /// List every package of every environment, not just the watchlist.
+    pub all_packages: bool,
+    /// Ask servers listening on loopback for their version and models (one GET, 1 s timeout).
+    pub identify_servers: bool,
+}
+
+impl ScanOptions {
+    /// Whether `section` is to be produced.
+    pub fn wants(&self, section: Section) -> bool {
+        self.only.contains(&section)
+    }
 }
 
 impl Default for ScanOptions {
@@ -54,9 +75,15 @@ impl Default for ScanOptions {
             threads: default_threads(),
             scan_network_fs: false,
             hash_models: true,
+            all_packages: false,
+            identify_servers: false,
         }
     }
 }
+
+/// Every section, in document order.
+pub const ALL_SECTIONS: &[Section] =
+    &[Section::Models, Section::Frameworks, Section::Gpus, Section::Runtimes, Section::Tooling];
 
 /// Walker threads by default: every core (the walk is I/O- and syscall-bound).
 pub fn default_threads() -> usize {
@@ -87,9 +114,6 @@ pub enum ScanError {
     /// The state directory could not be created.
     #[error("cannot create state directory {path}: {source}")]
     StateDir { path: String, source: std::io::Error },
-    /// A section that this build does not produce yet.
-    #[error("section {0:?} is not available in this version of the agent")]
-    Unsupported(Section),
     /// None of the roots exists.
     #[error("none of the roots to scan exists: {0}")]
     NoRoots(String),
@@ -99,17 +123,92 @@ pub enum ScanError {
 pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     let host = HostInfo::collect();
-    if let Some(s) = opts.only.iter().find(|s| **s != Section::Models) {
-        return Err(ScanError::Unsupported(*s));
+    let mut report = ScanReport::new(host);
+    report.sections = ALL_SECTIONS.iter().copied().filter(|s| opts.wants(*s)).collect();
+    let defaults = opts.roots.is_empty();
+    let homes = if defaults { roots::homes() } else { opts.roots.clone() };
+
+    let markers = if [Section::Models, Section::Frameworks, Section::Tooling].iter().any(|s| opts.wants(*s)) {
+        let t = Instant::now();
+        let markers = walk_roots(opts, progress, &mut report)?;
+        report.stats.section_ms.insert("walk".into(), elapsed_ms(t));
+        markers
+    } else {
+        Markers::default()
+    };
+
+    if opts.wants(Section::Frameworks) {
+        let t = Instant::now();
+        let fw_opts = FrameworkOptions { homes: homes.clone(), system: defaults, all_packages: opts.all_packages };
+        let outcome = frameworks::collect(&fw_opts, &markers);
+        report.frameworks = Some(outcome.frameworks);
+        report.environments = Some(outcome.environments);
+        report.errors.extend(outcome.errors);
+        report.stats.section_ms.insert("frameworks".into(), elapsed_ms(t));
     }
-    let mut errors = Vec::new();
+    let gpu = if opts.wants(Section::Gpus) || opts.wants(Section::Runtimes) {
+        let t = Instant::now();
+        let outcome = gpus::collect();
+        report.stats.section_ms.insert("gpus".into(), elapsed_ms(t));
+        Some(outcome)
+    } else {
+        None
+    };
+    if opts.wants(Section::Runtimes) {
+        let t = Instant::now();
+        let gpu_memory = gpu.as_ref().map(|g| g.memory_by_pid()).unwrap_or_default();
+        let rt_opts = RuntimeOptions { identify: opts.identify_servers };
+        let mut collector = RuntimeCollector::new();
+        let outcome =
+            collector.collect(&rt_opts, &ModelLookup::new(&report.models, opts.state_dir.as_deref()), &gpu_memory);
+        report.stats.processes = outcome.processes;
+        report.stats.processes_restricted = outcome.restricted;
+        report.runtimes = Some(outcome.runtimes);
+        report.stats.section_ms.insert("runtimes".into(), elapsed_ms(t));
+    }
+    if let Some(g) = gpu.filter(|_| opts.wants(Section::Gpus)) {
+        report.gpus = Some(g.gpus);
+        report.gpu_drivers = Some(g.drivers);
+    }
+    if opts.wants(Section::Tooling) {
+        let t = Instant::now();
+        let tl_opts = ToolingOptions { homes, processes: true };
+        let outcome = tooling::collect(&tl_opts, &markers);
+        report.tooling = Some(outcome.tooling);
+        report.errors.extend(outcome.errors);
+        report.stats.section_ms.insert("tooling".into(), elapsed_ms(t));
+    }
+    if !opts.wants(Section::Models) {
+        report.models.clear();
+    }
+    report.stats.models = report.models.len() as u64;
+    report.stats.errors = report.errors.len() as u64;
+    report.stats.duration_ms = elapsed_ms(started);
+    tracing::info!(
+        models = report.stats.models,
+        files = report.stats.files_seen,
+        bytes_hashed = report.stats.bytes_hashed,
+        errors = report.stats.errors,
+        duration_ms = report.stats.duration_ms,
+        "scan finished"
+    );
+    Ok(report)
+}
+
+fn elapsed_ms(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The one walk of the roots: models (when asked for) and marker files for the other
+/// detectors. Fills `report.models`, its walk counters and errors.
+fn walk_roots(opts: &ScanOptions, progress: &Progress, report: &mut ScanReport) -> Result<Markers, ScanError> {
     let defaults = opts.roots.is_empty();
     let roots = if defaults {
         roots::default_roots(opts.scan_network_fs)
     } else {
         for r in &opts.roots {
             if let Err(e) = std::fs::symlink_metadata(r) {
-                errors.push(FileError {
+                report.errors.push(FileError {
                     path: r.display().to_string(),
                     error: format!("cannot scan root: {}", e.to_string().to_lowercase()),
                 });
@@ -136,7 +235,7 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         skip_paths: opts.state_dir.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect(),
         threads: opts.threads,
     };
-    tracing::info!(roots = roots.len(), threads = opts.threads, cache = cache.is_some(), "scan started");
+    tracing::info!(roots = roots.len(), threads = opts.threads, cache = cache.is_some(), "walk started");
     let listings = match &cache {
         Some(c) => Some(
             ListingCache::open(c.db(), &walk.fingerprint())
@@ -144,39 +243,36 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         ),
         None => None,
     };
-    let mut models = ModelScan::new(cache.as_ref(), progress);
+    let sink = MarkerSink::default();
+    // Markers are always noted, so that the listing records keep them for later scans.
+    let mut models = ModelScan::new(cache.as_ref(), progress).with_markers(&sink);
     if !opts.hash_models {
         models = models.without_hashing();
     }
+    let examining = opts.wants(Section::Models);
+    if !examining {
+        models = models.markers_only();
+    }
     let outcome = models.run(&walk, listings.as_ref())?;
     if let Some(c) = &cache {
-        // Only a scan of the default roots sees every file the cache may describe.
-        if defaults {
+        // Only a models scan of the default roots sees every file the cache may describe.
+        if defaults && examining {
             c.retain(&outcome.seen_keys);
         }
         c.flush();
     }
-    errors.extend(outcome.errors);
-    let stats = ScanStats {
+    report.errors.extend(outcome.errors);
+    report.models = outcome.models;
+    report.stats = ScanStats {
         roots: roots.iter().map(|r| r.display().to_string()).collect(),
         files_seen: progress.files_seen.load(Ordering::Relaxed),
         dirs_seen: progress.dirs_seen.load(Ordering::Relaxed),
         candidates: progress.candidates.load(Ordering::Relaxed),
-        models: outcome.models.len() as u64,
         bytes_hashed: progress.bytes_hashed.load(Ordering::Relaxed),
         hash_cache_hits: progress.hash_cache_hits.load(Ordering::Relaxed),
         verdict_cache_hits: progress.verdict_cache_hits.load(Ordering::Relaxed),
         digests_from_name: progress.digests_from_name.load(Ordering::Relaxed),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        errors: errors.len() as u64,
+        ..ScanStats::default()
     };
-    tracing::info!(
-        models = stats.models,
-        files = stats.files_seen,
-        bytes_hashed = stats.bytes_hashed,
-        errors = stats.errors,
-        duration_ms = stats.duration_ms,
-        "scan finished"
-    );
-    Ok(ScanReport { host, models: outcome.models, stats, errors })
+    Ok(sink.into_markers())
 }

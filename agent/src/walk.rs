@@ -52,7 +52,8 @@ pub struct WalkOptions {
 impl WalkOptions {
     /// A fingerprint of the options that decide what a listing holds (excludes, skipped paths).
     pub fn fingerprint(&self) -> String {
-        let mut text = self.excludes.join("\n");
+        // The version names what a listing records (v2: marker files).
+        let mut text = format!("listing-v2\n{}", self.excludes.join("\n"));
         for p in &self.skip_paths {
             text.push('\n');
             text.push_str(&p.display().to_string());

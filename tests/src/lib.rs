@@ -39,11 +39,14 @@ pub fn agent_bin() -> PathBuf {
 /// Runs `aiscout-agent scan --json` over `roots` with its cache in `state_dir` and returns
 /// the parsed document. Panics with stderr when the command fails.
 pub fn run_scan_json(roots: &[&Path], state_dir: &Path, extra: &[&str]) -> serde_json::Value {
+    // Model tests ask for models only unless they choose sections themselves.
+    let only: &[&str] = if extra.contains(&"--only") { &[] } else { &["--only", "models"] };
     let out = Command::new(agent_bin())
         .arg("scan")
         .arg("--json")
         .arg("--state-dir")
         .arg(state_dir)
+        .args(only)
         .args(extra)
         .args(roots)
         .output()

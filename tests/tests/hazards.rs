@@ -55,7 +55,7 @@ fn only_missing_roots_fail_with_status_2() {
 }
 
 #[test]
-fn unsupported_section_is_refused_by_name() {
+fn sections_not_asked_for_are_absent() {
     let state = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(agent_bin())
         .args(["scan", "--json", "--only", "frameworks", "--state-dir"])
@@ -63,8 +63,21 @@ fn unsupported_section_is_refused_by_name() {
         .arg(fixtures_dir())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Frameworks"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["sections"], serde_json::json!(["frameworks"]));
+    assert_eq!(doc["models"], serde_json::json!([]));
+    assert!(doc["frameworks"].is_array());
+    for absent in ["runtimes", "tooling", "gpus"] {
+        assert!(doc.get(absent).is_none(), "{absent} present");
+    }
+    // The walk noted markers without opening candidates; a models scan afterwards still finds
+    // every model.
+    let after = run_scan_json(&[fixtures_dir().as_path()], state.path(), &[]);
+    let fresh_state = tempfile::tempdir().unwrap();
+    let fresh = run_scan_json(&[fixtures_dir().as_path()], fresh_state.path(), &[]);
+    assert!(fresh["models"].as_array().unwrap().len() > 10);
+    assert_eq!(after["models"], fresh["models"]);
 }
 
 #[test]

@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cache::{CacheEntry, VerdictCache};
+use crate::detectors::markers::MarkerSink;
 use crate::fileio::{open_regular, read_head, FileStamp};
 use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
@@ -152,6 +153,10 @@ pub struct ModelScan<'a> {
     collected: Mutex<Collected>,
     /// Whether models are hashed (`check` needs verdicts, not digests).
     hashing: bool,
+    /// Whether candidates are examined at all (not when only other sections walk the tree).
+    examining: bool,
+    /// Where marker files for the other detectors go, when they want them.
+    markers: Option<&'a MarkerSink>,
 }
 
 /// Per-thread buffers.
@@ -220,7 +225,22 @@ impl<'a> ModelScan<'a> {
             progress,
             collected: Mutex::new(Collected::default()),
             hashing: true,
+            examining: true,
+            markers: None,
         }
+    }
+
+    /// Notes marker files ([`crate::detectors::markers`]) into `sink` during the walk.
+    pub fn with_markers(mut self, sink: &'a MarkerSink) -> Self {
+        self.markers = Some(sink);
+        self
+    }
+
+    /// Walks for markers only: candidates are not opened, and their listing records say
+    /// "examine next time", so a later models scan loses nothing.
+    pub fn markers_only(mut self) -> Self {
+        self.examining = false;
+        self
     }
 
     /// Leaves models unhashed (`sha256` empty, `digest_source` `skipped`) and uncached: for
@@ -358,19 +378,26 @@ impl Visitor for ModelScan<'_> {
 
     fn file(&self, path: &Path, known: Option<Known<'_>>, worker: &mut Worker) -> Option<CandidateRecord> {
         self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
-        if !is_candidate(path) {
-            return None;
-        }
-        let name = lower_name(path);
-        self.progress.candidates.fetch_add(1, Ordering::Relaxed);
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = || path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let record = |stamp: &FileStamp, verdict| CandidateRecord {
-            name: file_name.clone(),
+            name: file_name(),
             ino: stamp.ino,
             size: stamp.size,
             mtime_ns: stamp.mtime_ns,
             verdict,
         };
+        const NO_STAMP: FileStamp = FileStamp { dev: 0, ino: 0, size: 0, mtime_ns: 0 };
+        if !is_candidate(path) {
+            if self.markers.is_some_and(|m| m.offer(path)) {
+                return Some(record(&NO_STAMP, Verdict::Marker));
+            }
+            return None;
+        }
+        if !self.examining {
+            return Some(record(&NO_STAMP, Verdict::Error));
+        }
+        let name = lower_name(path);
+        self.progress.candidates.fetch_add(1, Ordering::Relaxed);
         // A file known from the last listing comes with its stamp now, to see whether it
         // changed; a new one is opened directly (examine stamps it).
         let lstat = match known {
@@ -386,11 +413,11 @@ impl Visitor for ModelScan<'_> {
                 Ok(None) => return None,
                 Err(e) => {
                     self.error(path, e.to_string().to_lowercase());
-                    return Some(record(&FileStamp { dev: 0, ino: 0, size: 0, mtime_ns: 0 }, Verdict::Error));
+                    return Some(record(&NO_STAMP, Verdict::Error));
                 }
             },
         };
-        let mut stamp = lstat.unwrap_or(FileStamp { dev: 0, ino: 0, size: 0, mtime_ns: 0 });
+        let mut stamp = lstat.unwrap_or(NO_STAMP);
         let examined = self.examine(path, &name, lstat, worker).map(|(e, s)| {
             stamp = s;
             e
