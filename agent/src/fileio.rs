@@ -82,6 +82,20 @@ pub fn open_regular(path: &Path) -> io::Result<(File, FileStamp)> {
     Ok((file, FileStamp::of(&meta)))
 }
 
+/// Reads a whole regular file (configuration, metadata) of at most `max` bytes. A larger file
+/// is an error rather than a truncated read, so a parser never sees half a document. Files of
+/// `/proc` report size 0 and are read up to `max`.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, stamp) = open_regular(path)?;
+    if stamp.size > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(stamp.size).unwrap_or(0));
+    file.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// `lstat`s `name` inside the directory open as `dir` (one path component to resolve, where a
 /// full path would walk every component again). `Ok(None)` when it is not a regular file.
 pub fn stat_in(dir: &std::os::fd::OwnedFd, name: &str) -> io::Result<Option<FileStamp>> {

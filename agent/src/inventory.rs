@@ -288,6 +288,20 @@ pub struct RuntimeEntry {
     pub findings: Vec<String>,
 }
 
+/// A process that could host ML work (it runs an interpreter) but whose memory maps the agent
+/// was not allowed to read, so whether it does cannot be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestrictedProcess {
+    /// Process id.
+    pub pid: u32,
+    /// User name (or uid).
+    pub user: Option<String>,
+    /// Command line (world-readable), secret values redacted.
+    pub cmdline: Vec<String>,
+    /// Parts of `/proc/<pid>` that could not be read (`exe`, `maps`, `fd`, `environ`).
+    pub unreadable: Vec<String>,
+}
+
 /// One MCP server declared in a client configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McpServer {

@@ -177,7 +177,7 @@ fn argument(arg: &str) -> String {
     if looks_like_token(arg) {
         return MARKER.to_string();
     }
-    if let Some((name, v)) = arg.split_once('=') {
+    if let Some((name, v)) = arg.split_once('=').filter(|(name, _)| !name.contains("://")) {
         // `--api-key=x`, `API_KEY=x`, `-Dpassword=x`, `--ServerApp.token=x`.
         let bare = name.trim_start_matches('-');
         let bare = bare.strip_prefix('D').filter(|_| name.starts_with("-D")).unwrap_or(bare);

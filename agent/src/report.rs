@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::formats::{ModelFormat, ModelMetadata};
 use crate::host::HostInfo;
-use crate::inventory::{EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RuntimeEntry, ToolingEntry};
+use crate::inventory::{
+    EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RestrictedProcess, RuntimeEntry, ToolingEntry,
+};
 use crate::safety::SafetyReport;
 use crate::scan::Section;
 
@@ -38,6 +40,10 @@ pub struct ScanReport {
     /// Running inference servers and ML processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtimes: Option<Vec<RuntimeEntry>>,
+    /// Processes that may host ML work but could not be examined (the agent lacks the right
+    /// to read their memory maps); present with `runtimes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted_processes: Option<Vec<RestrictedProcess>>,
     /// MCP configurations and API keys (by name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tooling: Option<Vec<ToolingEntry>>,
@@ -59,6 +65,7 @@ impl ScanReport {
             gpus: None,
             gpu_drivers: None,
             runtimes: None,
+            restricted_processes: None,
             tooling: None,
             stats: ScanStats::default(),
             errors: Vec::new(),

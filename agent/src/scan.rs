@@ -159,11 +159,12 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         let gpu_memory = gpu.as_ref().map(|g| g.memory_by_pid()).unwrap_or_default();
         let rt_opts = RuntimeOptions { identify: opts.identify_servers };
         let mut collector = RuntimeCollector::new();
-        let outcome =
-            collector.collect(&rt_opts, &ModelLookup::new(&report.models, opts.state_dir.as_deref()), &gpu_memory);
+        let outcome = collector.collect(&rt_opts, &ModelLookup::new(&report.models), &gpu_memory);
         report.stats.processes = outcome.processes;
-        report.stats.processes_restricted = outcome.restricted;
+        report.stats.processes_restricted = outcome.restricted_count;
         report.runtimes = Some(outcome.runtimes);
+        report.restricted_processes = Some(outcome.restricted);
+        report.errors.extend(outcome.errors);
         report.stats.section_ms.insert("runtimes".into(), elapsed_ms(t));
     }
     if let Some(g) = gpu.filter(|_| opts.wants(Section::Gpus)) {
