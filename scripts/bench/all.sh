@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every benchmark of the model discovery engine; the figures go into README.md.
+# Runs every benchmark (model discovery, host inventory); the figures go into README.md.
 set -euo pipefail
 dir="$(dirname "$0")"
 bash "$dir/hash.sh"
 bash "$dir/scan-tree.sh"
 bash "$dir/rescan-models.sh"
+bash "$dir/runtimes.sh"

@@ -77,3 +77,59 @@ pub fn model_facts(doc: &serde_json::Value) -> Vec<serde_json::Value> {
         })
         .unwrap_or_default()
 }
+
+/// The Python of `var/process-venv` (onnxruntime, jupyter_server), created on first use by
+/// `scripts/process-venv.sh`.
+pub fn process_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let out = Command::new(workspace_root().join("scripts/process-venv.sh"))
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run scripts/process-venv.sh: {e}"));
+            assert!(out.status.success(), "scripts/process-venv.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
+#[derive(Debug)]
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads one line from the child's stdout (it must have been spawned with a piped stdout).
+pub fn first_line(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.0.stdout.take().unwrap_or_else(|| panic!("child stdout is not piped"));
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap_or_else(|e| panic!("cannot read child output: {e}"));
+    line.trim().to_string()
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`.
+pub fn wait_for_port(port: u16, within: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < within, "nothing listens on port {port} after {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Runs `aiscout-agent` with `args` and returns its stdout (asserting success) and stderr.
+pub fn run_agent(args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
+    let out = Command::new(agent_bin())
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run aiscout-agent: {e}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "aiscout-agent {args:?} failed: {}\n{stderr}", out.status);
+    (stdout, stderr)
+}

@@ -9,4 +9,5 @@ mod cache;
 mod fixtures;
 mod hazards;
 mod listing;
+mod runtimes;
 mod safety;
