@@ -129,7 +129,8 @@ pub fn run_agent(args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
         .envs(envs.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run aiscout-agent: {e}"));
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(out.status.success(), "aiscout-agent {args:?} failed: {}\n{stderr}", out.status);
     (stdout, stderr)
 }

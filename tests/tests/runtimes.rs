@@ -48,8 +48,10 @@ fn onnxruntime_process_is_reported_with_its_model_its_socket_and_no_secret() {
     let (child, port) = start_onnx_holder(&model, &[("OPENAI_API_KEY", &secret), ("CUDA_VISIBLE_DEVICES", "0")]);
     let pid = child.0.id();
 
-    let (stdout, stderr) =
-        run_agent(&["scan", "--json", "--no-cache", "--only", "models,runtimes,tooling", dir.path().to_str().unwrap()], &[]);
+    let (stdout, stderr) = run_agent(
+        &["scan", "--json", "--no-cache", "--only", "models,runtimes,tooling", dir.path().to_str().unwrap()],
+        &[],
+    );
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     let r = runtime(&doc, pid);
     assert_eq!(r["kind"], "ml-process");
