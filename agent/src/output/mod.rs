@@ -1,4 +1,7 @@
-//! Human-readable output: the progress bar while scanning and the table after.
+//! Human-readable output: the progress bar while scanning and the tables after
+//! ([`inventory`] for the host-inventory sections).
+
+mod inventory;
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +11,7 @@ use std::time::Duration;
 use crate::detectors::models::sources::describe;
 use crate::detectors::models::Progress;
 use crate::report::ScanReport;
+use crate::scan::Section;
 
 /// Formats a byte count with binary units.
 pub fn human_bytes(n: u64) -> String {
@@ -70,22 +74,12 @@ impl Drop for ProgressBar {
     }
 }
 
-/// Writes the table of models, the summary line and the errors.
+/// Writes a table per section collected, the summary line and the errors.
 pub fn write_table(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(out, "{:<15} {:>10}  {:<12}  {:<32}  PATH", "FORMAT", "SIZE", "SHA256", "SOURCE")?;
-    for m in &report.models {
-        let source = m.source.as_ref().map(describe).unwrap_or_else(|| "-".into());
-        let short = m.sha256.get(..12).unwrap_or(&m.sha256);
-        writeln!(
-            out,
-            "{:<15} {:>10}  {:<12}  {:<32}  {}",
-            m.format.as_str(),
-            human_bytes(m.size),
-            short,
-            source,
-            m.path
-        )?;
+    if report.sections.contains(&Section::Models) {
+        write_models(report, out)?;
     }
+    inventory::write(report, out)?;
     let s = &report.stats;
     writeln!(
         out,
@@ -103,6 +97,24 @@ pub fn write_table(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
         for e in &report.errors {
             writeln!(out, "  {}: {}", e.path, e.error)?;
         }
+    }
+    Ok(())
+}
+
+fn write_models(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "{:<15} {:>10}  {:<12}  {:<32}  PATH", "FORMAT", "SIZE", "SHA256", "SOURCE")?;
+    for m in &report.models {
+        let source = m.source.as_ref().map(describe).unwrap_or_else(|| "-".into());
+        let short = m.sha256.get(..12).unwrap_or(&m.sha256);
+        writeln!(
+            out,
+            "{:<15} {:>10}  {:<12}  {:<32}  {}",
+            m.format.as_str(),
+            human_bytes(m.size),
+            short,
+            source,
+            m.path
+        )?;
     }
     Ok(())
 }
