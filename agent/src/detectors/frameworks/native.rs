@@ -94,7 +94,8 @@ fn script_version(script: &Path, dist: &str, python: &[Env], errors: &mut Errors
 }
 
 /// One environment per directory holding watchlist executables (kind `user` under a home,
-/// `system` elsewhere), listing them as native packages.
+/// `system` elsewhere), listing them as native packages; the `bin/` of a Python environment
+/// is skipped (its scripts are that environment's packages).
 pub(super) fn find(dirs: &[PathBuf], homes: &[PathBuf], python: &[Env], errors: &mut Errors) -> Vec<Env> {
     let watchlist = Watchlist::get();
     let mut seen = BTreeSet::new();
@@ -102,6 +103,15 @@ pub(super) fn find(dirs: &[PathBuf], homes: &[PathBuf], python: &[Env], errors: 
     for dir in dirs {
         let Some(dir) = canonical(dir, "binary directory", errors) else { continue };
         if !is_dir(&dir) || !seen.insert(dir.clone()) {
+            continue;
+        }
+        // A Python environment's own `bin/` holds its packages' entry points, reported as
+        // packages of that environment already.
+        let own_bin = |e: &&Env| {
+            matches!(e.kind, EnvironmentKind::Venv | EnvironmentKind::Conda | EnvironmentKind::Pyenv)
+                && e.prefix.as_deref().is_some_and(|p| dir.parent() == Some(p))
+        };
+        if python.iter().any(|e| own_bin(&e)) {
             continue;
         }
         let kind =
