@@ -134,3 +134,20 @@ pub fn run_agent(args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
     assert!(out.status.success(), "aiscout-agent {args:?} failed: {}\n{stderr}", out.status);
     (stdout, stderr)
 }
+
+/// Whether the tests run as root (needed to switch users with `setpriv`).
+pub fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// Runs the agent as `nobody` (uid 65534) through `setpriv`; needs root.
+pub fn run_agent_as_nobody(args: &[&str]) -> std::process::Output {
+    assert!(running_as_root(), "switching to nobody needs root (scripts/test.sh runs as root in CI)");
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(agent_bin())
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run setpriv: {e}"))
+}

@@ -7,6 +7,7 @@
 
 mod cache;
 mod fixtures;
+mod frameworks;
 mod hazards;
 mod listing;
 mod runtimes;

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aiscout_e2e::{
-    agent_bin, first_line, fixtures_dir, process_python, run_agent, wait_for_port, workspace_root, Child,
+    first_line, fixtures_dir, process_python, run_agent, run_agent_as_nobody, wait_for_port, workspace_root, Child,
 };
 use serde_json::Value;
 
@@ -140,22 +140,12 @@ fn identification_is_off_unless_asked() {
 fn a_process_the_agent_may_not_read_is_listed_as_restricted() {
     // The ML process runs as this user; the agent runs as `nobody` through setpriv, so the
     // kernel refuses it the process's maps and descriptors. That needs root to set up.
-    assert!(
-        rustix_is_root(),
-        "this test switches users with setpriv and must run as root (as scripts/test.sh does in CI)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.onnx");
     std::fs::copy(fixtures_dir().join("models/tiny.onnx"), &model).unwrap();
     let (child, _) = start_onnx_holder(&model, &[]);
     let pid = child.0.id();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(agent_bin())
-        .args(["scan", "--json", "--only", "runtimes"])
-        .env("HOME", "/nonexistent")
-        .output()
-        .unwrap();
+    let out = run_agent_as_nobody(&["scan", "--json", "--only", "runtimes"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["runtimes"].as_array().unwrap().iter().all(|r| r["pid"] != pid), "it cannot see the ML libraries");
@@ -164,8 +154,4 @@ fn a_process_the_agent_may_not_read_is_listed_as_restricted() {
     let unreadable = entry["unreadable"].as_array().unwrap();
     assert!(unreadable.contains(&Value::from("maps")) && unreadable.contains(&Value::from("fd")), "{entry}");
     assert!(doc["stats"]["processes_restricted"].as_u64().unwrap() >= 1);
-}
-
-fn rustix_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
