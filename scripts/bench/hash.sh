@@ -21,7 +21,7 @@ fi
 size=$(stat -c %s "$file")
 hyperfine -N -w 1 -r 5 --export-json "$BENCH/hash.json" \
   "openssl dgst -sha256 $file" \
-  "$AGENT scan --no-cache --json $file" >&2
+  "$AGENT scan --only models --no-cache --json $file" >&2
 openssl_s=$(hstat "$BENCH/hash.json" 0 mean)
 aiscout_s=$(hstat "$BENCH/hash.json" 1 mean)
 gib=$(python3 -c "print($size / 2**30)")

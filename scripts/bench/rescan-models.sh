@@ -38,11 +38,11 @@ PY
 fi
 state="$BENCH/state-models"
 hyperfine -N -w 1 -r 5 --prepare "rm -rf $state" --export-json "$BENCH/models-cold.json" \
-  "$AGENT scan --json --state-dir $state $corpus" >&2
+  "$AGENT scan --only models --json --state-dir $state $corpus" >&2
 rm -rf "$state"
-"$AGENT" scan --json --state-dir "$state" "$corpus" >"$BENCH/models-cold-scan.json"
-hyperfine -N -w 2 -r 20 --export-json "$BENCH/models-warm.json" "$AGENT scan --json --state-dir $state $corpus" >&2
-"$AGENT" scan --json --state-dir "$state" "$corpus" >"$BENCH/models-warm-scan.json"
+"$AGENT" scan --only models --json --state-dir "$state" "$corpus" >"$BENCH/models-cold-scan.json"
+hyperfine -N -w 2 -r 20 --export-json "$BENCH/models-warm.json" "$AGENT scan --only models --json --state-dir $state $corpus" >&2
+"$AGENT" scan --only models --json --state-dir "$state" "$corpus" >"$BENCH/models-warm-scan.json"
 cold_s=$(hstat "$BENCH/models-cold.json" 0 mean)
 warm_s=$(hstat "$BENCH/models-warm.json" 0 mean)
 echo "models: $(scanstat "$BENCH/models-cold-scan.json" models) models, $(( $(scanstat "$BENCH/models-cold-scan.json" bytes_hashed) / 1048576 )) MiB hashed cold in $(python3 -c "print(f'{$cold_s*1000:.0f}')") ms"

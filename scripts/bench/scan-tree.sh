@@ -14,11 +14,11 @@ fi
 state="$BENCH/state-tree"
 hyperfine -N -w 3 -r 20 --export-json "$BENCH/find.json" "find $tree -type f" >&2
 hyperfine -N -w 1 -r 20 --prepare "rm -rf $state" --export-json "$BENCH/cold.json" \
-  "$AGENT scan --json --state-dir $state $tree" >&2
+  "$AGENT scan --only models --json --state-dir $state $tree" >&2
 rm -rf "$state"
-/usr/bin/time -f "%M" -o "$BENCH/cold.rss" "$AGENT" scan --json --state-dir "$state" "$tree" >"$BENCH/cold-scan.json"
-hyperfine -N -w 2 -r 20 --export-json "$BENCH/warm.json" "$AGENT scan --json --state-dir $state $tree" >&2
-/usr/bin/time -f "%M" -o "$BENCH/warm.rss" "$AGENT" scan --json --state-dir "$state" "$tree" >"$BENCH/warm-scan.json"
+/usr/bin/time -f "%M" -o "$BENCH/cold.rss" "$AGENT" scan --only models --json --state-dir "$state" "$tree" >"$BENCH/cold-scan.json"
+hyperfine -N -w 2 -r 20 --export-json "$BENCH/warm.json" "$AGENT scan --only models --json --state-dir $state $tree" >&2
+/usr/bin/time -f "%M" -o "$BENCH/warm.rss" "$AGENT" scan --only models --json --state-dir "$state" "$tree" >"$BENCH/warm-scan.json"
 
 find_s=$(hstat "$BENCH/find.json" 0 mean)
 cold_s=$(hstat "$BENCH/cold.json" 0 mean)
