@@ -1,0 +1,141 @@
+//! Finding and reading the tooling files: simple globs under a home, bounded safe reads.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::fileio::open_regular;
+
+/// Directory entries examined per `*` segment of a glob (a VS Code `globalStorage` holds one
+/// directory per extension).
+const MAX_DIR_ENTRIES: usize = 10_000;
+
+/// What to do with a file larger than the read limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversize {
+    /// Refuse it (a truncated JSON document is not a document).
+    Refuse,
+    /// Keep the first bytes up to the limit, cut back to the last `separator` (a line, an
+    /// environment entry), so no partial name is ever parsed.
+    Truncate {
+        /// The byte that ends a record.
+        separator: u8,
+    },
+}
+
+/// The files `rel` (a path relative to `home` whose segments may hold `*`) names, sorted.
+/// Directories matched by a `*` are descended only when they are real directories.
+pub fn expand(home: &Path, rel: &str) -> Vec<PathBuf> {
+    let mut found = vec![home.to_path_buf()];
+    let segments: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, segment) in segments.iter().enumerate() {
+        if !segment.contains('*') {
+            found.iter_mut().for_each(|p| p.push(segment));
+            continue;
+        }
+        let Ok(glob) = globset::Glob::new(segment) else { return Vec::new() };
+        let matcher = glob.compile_matcher();
+        found = found
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flat_map(|entries| entries.take(MAX_DIR_ENTRIES).flatten())
+            .filter(|e| matcher.is_match(e.file_name()))
+            .filter(|e| i == last || e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+    }
+    found
+}
+
+/// Reads `path`, at most `limit` bytes. `Ok(None)` when it does not exist (a dangling link
+/// included). A symlink (a dotfile managed by stow or chezmoi) is resolved with
+/// `canonicalize`, which fails on loops, and its target opened like any file: through
+/// [`open_regular`], which refuses FIFOs, sockets and devices without blocking. The error
+/// names what failed, lowercase; the path is the caller's to report.
+pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> Result<Option<Vec<u8>>, String> {
+    let missing = |e: &io::Error| matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory);
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if missing(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read: {}", lower(&e))),
+    };
+    let target = if meta.file_type().is_symlink() {
+        match std::fs::canonicalize(path) {
+            Ok(t) => t,
+            Err(e) if missing(&e) => return Ok(None),
+            Err(e) => return Err(format!("cannot resolve symbolic link: {}", lower(&e))),
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let (file, stamp) = match open_regular(&target) {
+        Ok(f) => f,
+        Err(e) if missing(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot open: {}", lower(&e))),
+    };
+    if oversize == Oversize::Refuse && stamp.size > limit {
+        return Err(format!("too large to read: {} bytes (limit {limit})", stamp.size));
+    }
+    // `/proc` files report size 0: the capacity is a hint, the `take` is the bound.
+    let mut bytes = Vec::with_capacity(usize::try_from(stamp.size.min(limit)).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {}", lower(&e)))?;
+    if bytes.len() as u64 > limit {
+        match oversize {
+            Oversize::Refuse => return Err(format!("too large to read: more than {limit} bytes")),
+            Oversize::Truncate { separator } => {
+                tracing::debug!(path = %path.display(), limit, "file truncated to the read limit");
+                let keep = bytes.get(..usize::try_from(limit).unwrap_or(usize::MAX)).unwrap_or_default();
+                let end = keep.iter().rposition(|b| *b == separator).unwrap_or(0);
+                bytes.truncate(end);
+            }
+        }
+    }
+    Ok(Some(bytes))
+}
+
+/// An I/O error as a lowercase message.
+pub fn lower(e: &io::Error) -> String {
+    e.to_string().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_within_a_segment_and_descend_real_directories_only() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path();
+        for ext in ["a", "b"] {
+            let dir = h.join(format!("g/{ext}/settings"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("m.json"), "{}").unwrap();
+        }
+        std::os::unix::fs::symlink(h.join("g/a"), h.join("g/link")).unwrap();
+        let got = expand(h, "g/*/settings/m.json");
+        assert_eq!(got, vec![h.join("g/a/settings/m.json"), h.join("g/b/settings/m.json")]);
+        assert_eq!(expand(h, "g/a/settings/*.json"), vec![h.join("g/a/settings/m.json")]);
+        assert_eq!(expand(h, "plain/file"), vec![h.join("plain/file")]);
+    }
+
+    #[test]
+    fn reads_are_bounded_and_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("f"), "A=1\nB=2\nC=3\n").unwrap();
+        assert_eq!(read_bounded(&d.join("missing"), 10, Oversize::Refuse).unwrap(), None);
+        assert_eq!(read_bounded(&d.join("f/below"), 10, Oversize::Refuse).unwrap(), None);
+        assert!(read_bounded(&d.join("f"), 5, Oversize::Refuse).unwrap_err().contains("too large"));
+        let cut = read_bounded(&d.join("f"), 9, Oversize::Truncate { separator: b'\n' }).unwrap().unwrap();
+        assert_eq!(cut, b"A=1\nB=2");
+        std::os::unix::fs::symlink(d.join("f"), d.join("link")).unwrap();
+        assert_eq!(read_bounded(&d.join("link"), 100, Oversize::Refuse).unwrap().unwrap(), b"A=1\nB=2\nC=3\n");
+        std::os::unix::fs::symlink(d.join("loop"), d.join("loop")).unwrap();
+        assert!(read_bounded(&d.join("loop"), 100, Oversize::Refuse).unwrap_err().contains("symbolic link"));
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+        assert_eq!(read_bounded(&d.join("dangling"), 100, Oversize::Refuse).unwrap(), None);
+        rustix::fs::mkfifoat(rustix::fs::CWD, d.join("fifo"), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        assert!(read_bounded(&d.join("fifo"), 100, Oversize::Refuse).unwrap_err().contains("not a regular file"));
+    }
+}

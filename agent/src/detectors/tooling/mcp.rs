@@ -1,0 +1,314 @@
+//! MCP servers: the one parser of a server entry that every client and format share, and the
+//! reading of a configuration file into its `mcp_config` (and `api_key`) entries.
+//!
+//! A server entry is an object; its fields are looked for in the places the clients use:
+//!
+//! | field | where |
+//! |---|---|
+//! | transport | `type`, `transport` (a word), `transport.type`; else `stdio` when a command is given, `http` for Gemini's `httpUrl` |
+//! | command | `command` (a string), `command.path` (Zed), `cmd` (Goose), `transport.command` (Continue) |
+//! | args | `args`, `command.args`, `transport.args` |
+//! | env names | keys of `env`, `envs` (Goose), `command.env`, `transport.env`; the lists `env_keys` (Goose), `env_vars` (Codex) |
+//! | url | `url`, `uri` (Goose), `httpUrl` (Gemini), `serverUrl` (Windsurf), `transport.url` |
+//! | header names | keys of `headers`, `http_headers` and `env_http_headers` (Codex), `transport.headers`, `requestOptions.headers` |
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::catalog::{Catalog, KeyPath};
+use super::files::{read_bounded, Oversize};
+use super::keys::is_literal_value;
+use super::mcp_formats::parse_mcp_config;
+use super::{Found, FOUND_IN_MCP_CONFIG};
+use crate::inventory::{McpServer, ToolingDetail};
+use crate::redact;
+
+/// Largest configuration file read (Claude Code's `~/.claude.json` also keeps per-project state
+/// and grows to megabytes).
+const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+type Fields = &'static [&'static [&'static str]];
+const TRANSPORT: Fields = &[&["type"], &["transport"], &["transport", "type"]];
+const COMMAND: Fields = &[&["command"], &["command", "path"], &["cmd"], &["transport", "command"]];
+const ARGS: Fields = &[&["args"], &["command", "args"], &["transport", "args"]];
+const ENV: Fields = &[&["env"], &["envs"], &["command", "env"], &["transport", "env"]];
+const ENV_NAMES: Fields = &[&["env_keys"], &["env_vars"]];
+const URL: Fields = &[&["url"], &["uri"], &["httpUrl"], &["serverUrl"], &["transport", "url"]];
+const HEADERS: Fields = &[
+    &["headers"],
+    &["http_headers"],
+    &["env_http_headers"],
+    &["transport", "headers"],
+    &["requestOptions", "headers"],
+];
+
+/// What one MCP configuration declares. Holds names only: no value of an `env` or a header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpDeclarations {
+    /// The servers, sorted by name.
+    pub servers: Vec<McpServer>,
+    /// Names of the environment variables some server is given a literal value for (not a
+    /// reference such as `${input:x}`), sorted: the candidates for `api_key` entries.
+    pub literal_env: Vec<String>,
+}
+
+/// The servers in the `collections` of a parsed configuration. A collection is an object
+/// (server name → entry) or a list (entries named by their `name`, else by their index); a
+/// `*` in a collection's path matches every key, which prefixes the server names (`<key>:`).
+/// Anything else is ignored: a client ignores what it does not understand, and so do we.
+pub fn declarations(doc: &Value, collections: &[KeyPath]) -> McpDeclarations {
+    let mut out = McpDeclarations::default();
+    for path in collections {
+        let mut found = Vec::new();
+        collections_at(doc, path, String::new(), &mut found);
+        for (prefix, collection) in found {
+            let entries: Vec<(String, &Value)> = match collection {
+                Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+                Value::Array(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        (v.get("name").and_then(Value::as_str).map_or_else(|| i.to_string(), str::to_string), v)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for (name, entry) in entries {
+                if let Some(server) = server(format!("{prefix}{name}"), entry, &mut out.literal_env) {
+                    out.servers.push(server);
+                }
+            }
+        }
+    }
+    out.servers.sort_by(|a, b| a.name.cmp(&b.name));
+    out.servers.dedup();
+    out.literal_env.sort();
+    out.literal_env.dedup();
+    out
+}
+
+/// The values at `path` below `v`, with the keys `*` matched on the way as a name prefix.
+fn collections_at<'a>(v: &'a Value, path: &[String], prefix: String, out: &mut Vec<(String, &'a Value)>) {
+    let Some((head, rest)) = path.split_first() else {
+        out.push((prefix, v));
+        return;
+    };
+    let Some(map) = v.as_object() else { return };
+    if head == "*" {
+        for (key, child) in map {
+            collections_at(child, rest, format!("{prefix}{key}:"), out);
+        }
+    } else if let Some(child) = map.get(head) {
+        collections_at(child, rest, prefix, out);
+    }
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, key| v.get(key))
+}
+
+fn first_text(entry: &Value, fields: Fields) -> Option<&str> {
+    fields.iter().find_map(|f| at(entry, f)?.as_str())
+}
+
+fn objects(entry: &Value, fields: Fields) -> impl Iterator<Item = &Map<String, Value>> {
+    fields.iter().filter_map(move |f| at(entry, f)?.as_object())
+}
+
+/// One server entry; `None` when it is not an object.
+fn server(name: String, entry: &Value, literal_env: &mut Vec<String>) -> Option<McpServer> {
+    entry.as_object()?;
+    let command = first_text(entry, COMMAND);
+    let args: Vec<String> = ARGS
+        .iter()
+        .find_map(|f| at(entry, f)?.as_array())
+        .map(|items| items.iter().filter_map(scalar_text).collect())
+        .unwrap_or_default();
+    let (command, args) = command_line(command, &args);
+    let transport = first_text(entry, TRANSPORT).map(str::to_string).or_else(|| {
+        if command.is_some() {
+            Some("stdio".to_string())
+        } else {
+            at(entry, &["httpUrl"]).map(|_| "http".to_string())
+        }
+    });
+
+    let mut env = Vec::new();
+    for map in objects(entry, ENV) {
+        for (key, value) in map {
+            env.push(key.clone());
+            if value.as_str().is_some_and(is_literal_value) {
+                literal_env.push(key.clone());
+            }
+        }
+    }
+    let listed = ENV_NAMES.iter().filter_map(|f| at(entry, f)?.as_array()).flatten();
+    env.extend(listed.filter_map(Value::as_str).map(str::to_string));
+    env.sort();
+    env.dedup();
+    let mut headers: Vec<String> = objects(entry, HEADERS).flat_map(|m| m.keys().cloned()).collect();
+    headers.sort();
+    headers.dedup();
+
+    Some(McpServer { name, transport, command, args, url: first_text(entry, URL).map(redact::url), env, headers })
+}
+
+/// A string, number or boolean argument as text; objects and lists are not arguments.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The command and its arguments, redacted together (`redact::cmdline`, so that an option in
+/// the command hides the first argument), then [`scrub`]bed. A command string with spaces (a
+/// whole command line) is split into words first and joined again.
+fn command_line(command: Option<&str>, args: &[String]) -> (Option<String>, Vec<String>) {
+    let words: Vec<String> = command.map(|c| c.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    let split = words.len();
+    let line: Vec<String> = words.into_iter().chain(args.iter().cloned()).collect();
+    let mut redacted = redact::cmdline(&line).into_iter().map(scrub);
+    let command_words: Vec<String> = redacted.by_ref().take(split).collect();
+    let command = command.map(|c| if command_words.is_empty() { c.to_string() } else { command_words.join(" ") });
+    (command, redacted.collect())
+}
+
+/// What `redact::cmdline` leaves in an argument with spaces or a header in it: an HTTP header
+/// `Name: value` with a secret name (`Authorization: Bearer x`, `X-Api-Key: x`) loses its value,
+/// and any word that looks like a token is replaced.
+fn scrub(arg: String) -> String {
+    if let Some((name, value)) = arg.split_once(':') {
+        let name = name.trim();
+        let header = !name.is_empty() && !name.contains(char::is_whitespace) && !value.starts_with("//");
+        if header && !value.trim().is_empty() && redact::is_secret_name(name) {
+            return format!("{name}: {}", redact::MARKER);
+        }
+    }
+    if !arg.contains(char::is_whitespace) || !arg.split_whitespace().any(redact::looks_like_token) {
+        return arg;
+    }
+    let words = arg.split_whitespace().map(|w| if redact::looks_like_token(w) { redact::MARKER } else { w });
+    words.collect::<Vec<_>>().join(" ")
+}
+
+/// Reads the MCP configuration `path` of `client` into `found`: one `mcp_config` entry (for a
+/// general `settings` file only when it declares a server), one `api_key` entry per AI key an
+/// `env` gives a literal value, or one error. A missing file is not an error.
+pub(super) fn read_config(found: &mut Found, catalog: &Catalog, client: &str, path: &Path, settings: bool) {
+    let bytes = match read_bounded(path, MAX_CONFIG_BYTES, Oversize::Refuse) {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(e) => return found.error(path, format!("mcp configuration: {e}")),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let declared = match parse_mcp_config(client, &name, &bytes) {
+        Ok(d) => d,
+        Err(e) => return found.error(path, format!("cannot parse mcp configuration: {e}")),
+    };
+    drop(bytes);
+    if settings && declared.servers.is_empty() {
+        return;
+    }
+    let shown = path.display().to_string();
+    for variable in declared.literal_env {
+        if let Some(provider) = catalog.provider_of(&variable) {
+            found.api_key(&shown, variable, provider, FOUND_IN_MCP_CONFIG, None);
+        }
+    }
+    tracing::debug!(path = %shown, client, servers = declared.servers.len(), "mcp configuration");
+    found.push(shown, ToolingDetail::McpConfig { client: client.to_string(), servers: declared.servers });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(doc: Value, at: &[&str]) -> McpDeclarations {
+        declarations(&doc, &[at.iter().map(|s| (*s).to_string()).collect()])
+    }
+
+    #[test]
+    fn a_standard_entry_keeps_names_and_redacts_values() {
+        let d = parse(
+            json!({"mcpServers": {
+                "gh": {
+                    "command": "npx",
+                    "args": ["-y", "@modelcontextprotocol/server-github", "--api-key", "s3cr3t", 7],
+                    "env": {"GITHUB_TOKEN": "ghp_abcdefghijklmnop", "OPENAI_API_KEY": "${env:OPENAI_API_KEY}"}
+                },
+                "remote": {"type": "sse", "url": "https://u:pw@mcp.example.com/sse?token=zzz&x=1",
+                           "headers": {"Authorization": "Bearer t"}},
+                "ignored": "not an object"
+            }}),
+            &["mcpServers"],
+        );
+        let [gh, remote] = d.servers.as_slice() else { panic!("{:?}", d.servers) };
+        assert_eq!(gh.name, "gh");
+        assert_eq!(gh.transport.as_deref(), Some("stdio"));
+        assert_eq!(gh.command.as_deref(), Some("npx"));
+        assert_eq!(gh.args, ["-y", "@modelcontextprotocol/server-github", "--api-key", redact::MARKER, "7"]);
+        assert_eq!(gh.env, ["GITHUB_TOKEN", "OPENAI_API_KEY"]);
+        assert_eq!(d.literal_env, ["GITHUB_TOKEN"]);
+        assert_eq!(remote.transport.as_deref(), Some("sse"));
+        assert_eq!(remote.url.as_deref(), Some("https://<redacted>@mcp.example.com/sse?token=<redacted>&x=1"));
+        assert_eq!(remote.headers, ["Authorization"]);
+        assert_eq!(remote.command, None);
+    }
+
+    #[test]
+    fn wildcards_prefix_names_and_lists_name_by_field_or_index() {
+        let d = parse(
+            json!({"projects": {"/w/a": {"mcpServers": {"db": {"command": "pg"}}}, "/w/b": {}}}),
+            &["projects", "*", "mcpServers"],
+        );
+        assert_eq!(d.servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["/w/a:db"]);
+        let d = parse(
+            json!({"list": [{"name": "n", "command": "a"}, {"transport": {"type": "stdio", "command": "b"}}]}),
+            &["list"],
+        );
+        let names: Vec<_> = d.servers.iter().map(|s| (s.name.as_str(), s.command.as_deref())).collect();
+        assert_eq!(names, [("1", Some("b")), ("n", Some("a"))]);
+    }
+
+    #[test]
+    fn command_strings_and_header_arguments_are_scrubbed() {
+        let d = parse(
+            json!({"s": {"a": {
+                "command": "docker run -e API_KEY=abc123 img",
+                "args": ["--header", "Authorization: Bearer t0ps3cret", "echo sk-test-abcdefghijkl ok", "http://h:1/x"]
+            }}}),
+            &["s"],
+        );
+        let a = d.servers.first().unwrap();
+        assert_eq!(a.command.as_deref(), Some("docker run -e API_KEY=<redacted> img"));
+        assert_eq!(a.args, ["--header", "Authorization: <redacted>", "echo <redacted> ok", "http://h:1/x"]);
+    }
+
+    #[test]
+    fn other_shapes_are_found() {
+        let d = parse(
+            json!({"x": {
+                "zed": {"command": {"path": "/bin/z", "args": ["--k"], "env": {"A": "1"}}},
+                "goose": {"type": "streamable_http", "uri": "https://g/mcp", "envs": {"B": "2"}, "env_keys": ["C"]},
+                "gemini": {"httpUrl": "https://g/h"},
+                "windsurf": {"serverUrl": "https://w/s"}
+            }}),
+            &["x"],
+        );
+        let by = |n: &str| d.servers.iter().find(|s| s.name == n).unwrap();
+        assert_eq!(by("zed").command.as_deref(), Some("/bin/z"));
+        assert_eq!(by("zed").args, ["--k"]);
+        assert_eq!(by("zed").env, ["A"]);
+        assert_eq!(by("goose").transport.as_deref(), Some("streamable_http"));
+        assert_eq!(by("goose").url.as_deref(), Some("https://g/mcp"));
+        assert_eq!(by("goose").env, ["B", "C"]);
+        assert_eq!(by("gemini").transport.as_deref(), Some("http"));
+        assert_eq!(by("windsurf").url.as_deref(), Some("https://w/s"));
+        assert_eq!(by("windsurf").transport, None);
+    }
+}
