@@ -82,17 +82,45 @@ pub fn open_regular(path: &Path) -> io::Result<(File, FileStamp)> {
     Ok((file, FileStamp::of(&meta)))
 }
 
-/// Reads a whole regular file (configuration, metadata) of at most `max` bytes. A larger file
-/// is an error rather than a truncated read, so a parser never sees half a document. Files of
-/// `/proc` report size 0 and are read up to `max`.
-pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+/// What [`read_bounded`] does with a file larger than its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversize {
+    /// Refuse it: a truncated JSON or TOML document is not a document.
+    Refuse,
+    /// Keep the first `limit` bytes (a header is all the caller reads).
+    Prefix,
+    /// Keep the first bytes up to the limit, cut back to the last `separator` (a line, an
+    /// environment entry), so no partial record is ever parsed.
+    Truncate {
+        /// The byte that ends a record.
+        separator: u8,
+    },
+}
+
+/// Reads a regular file (never a FIFO, socket, device or symlink: [`open_regular`]) of which at
+/// most `limit` bytes are kept, larger files handled as `oversize` says. Files of `/proc`
+/// report size 0: the read itself is bounded, not the size.
+pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let (file, stamp) = open_regular(path)?;
-    if stamp.size > max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
+    if oversize == Oversize::Refuse && stamp.size > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
     }
-    let mut buf = Vec::with_capacity(usize::try_from(stamp.size).unwrap_or(0));
-    file.take(max).read_to_end(&mut buf)?;
+    let mut buf = Vec::with_capacity(usize::try_from(stamp.size.min(limit)).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        let keep = usize::try_from(limit).unwrap_or(usize::MAX);
+        match oversize {
+            Oversize::Refuse => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
+            }
+            Oversize::Prefix => buf.truncate(keep),
+            Oversize::Truncate { separator } => {
+                let end = buf.get(..keep).unwrap_or_default().iter().rposition(|b| *b == separator).unwrap_or(0);
+                buf.truncate(end);
+            }
+        }
+    }
     Ok(buf)
 }
 

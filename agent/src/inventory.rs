@@ -333,8 +333,10 @@ pub struct McpServer {
 pub enum ToolingDetail {
     /// An MCP client configuration and the servers it declares.
     McpConfig {
-        /// The client that reads it (`claude-desktop`, `claude-code`, `cursor`, `vscode`,
-        /// `windsurf`, `cline`, `continue`, `zed`, `codex`, `gemini`, `goose`, `project`).
+        /// The client that reads it: `claude-desktop`, `claude-code`, `cursor`, `vscode`,
+        /// `windsurf`, `cline` (and Roo), `continue`, `zed`, `codex`, `gemini`, `goose`,
+        /// `lmstudio`; for project files `claude-code-project`, `cursor-project`,
+        /// `vscode-project`, `windsurf-project`, `roo-project` or `<dir>-project`.
         client: String,
         /// Servers declared.
         servers: Vec<McpServer>,

@@ -10,7 +10,9 @@
 //!    prefixes of well-known key formats such as `sk-`, `hf_`, `ghp_`, `AKIA`, `xoxb-`, or a
 //!    JWT) is replaced;
 //! 3. the user-info part of a URL (`https://user:pass@host`) and the values of secret-named
-//!    query parameters are replaced.
+//!    query parameters are replaced;
+//! 4. an HTTP header argument with a secret name (`Authorization: Bearer x`) keeps its name
+//!    only, and a token-shaped word inside an argument with spaces is replaced.
 //!
 //! Names are always kept: which flags and variables exist is what the inventory needs.
 
@@ -171,11 +173,23 @@ pub fn url(text: &str) -> String {
     format!("{head}{authority}{tail}")
 }
 
-/// One argument of a command line, without context: `NAME=value`, `--opt=value`, a token or
-/// a URL.
+/// One argument of a command line, without context: `NAME=value`, `--opt=value`, an HTTP
+/// header `Name: value`, a token (alone or as a word of an argument with spaces) or a URL.
 fn argument(arg: &str) -> String {
     if looks_like_token(arg) {
         return MARKER.to_string();
+    }
+    if let Some((name, value)) = arg.split_once(':') {
+        // `Authorization: Bearer x`, `X-Api-Key: x` (but not `https://…`).
+        let name = name.trim();
+        let header = !name.is_empty() && !name.contains(char::is_whitespace) && !value.starts_with("//");
+        if header && !value.trim().is_empty() && is_secret_name(name) {
+            return format!("{name}: {MARKER}");
+        }
+    }
+    if arg.contains(char::is_whitespace) && arg.split_whitespace().any(looks_like_token) {
+        let words = arg.split_whitespace().map(|w| if looks_like_token(w) { MARKER } else { w });
+        return words.collect::<Vec<_>>().join(" ");
     }
     if let Some((name, v)) = arg.split_once('=').filter(|(name, _)| !name.contains("://")) {
         // `--api-key=x`, `API_KEY=x`, `-Dpassword=x`, `--ServerApp.token=x`.
@@ -221,10 +235,22 @@ pub fn assigned_name(line: &str) -> Option<&str> {
     if line.starts_with('#') {
         return None;
     }
-    let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
-    let name = match line.strip_prefix("set ") {
-        Some(fish) => fish.split_whitespace().find(|w| !w.starts_with('-'))?,
-        None => line.split_once('=')?.0,
+    let mut line = line;
+    for keyword in ["export ", "declare ", "typeset ", "local ", "readonly "] {
+        if let Some(rest) = line.strip_prefix(keyword) {
+            // `declare -x NAME=…`: options come before the name.
+            line = rest.trim_start();
+            while let Some(opt) = line.strip_prefix('-') {
+                line = opt.split_once(char::is_whitespace).map(|(_, r)| r.trim_start()).unwrap_or("");
+            }
+        }
+    }
+    let name = if let Some(fish) = line.strip_prefix("set ") {
+        fish.split_whitespace().find(|w| !w.starts_with('-'))?
+    } else if let Some(csh) = line.strip_prefix("setenv ") {
+        csh.split_whitespace().next()?
+    } else {
+        line.split_once('=')?.0
     };
     let valid = !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -276,6 +302,17 @@ mod tests {
     }
 
     #[test]
+    fn headers_and_tokens_inside_arguments_are_hidden() {
+        let got = cmdline(&v(&[
+            "--header",
+            "Authorization: Bearer t0ps3cret",
+            "echo sk-test-abcdefghijkl ok",
+            "http://h:1/x",
+        ]));
+        assert_eq!(got, ["--header", "Authorization: <redacted>", "echo <redacted> ok", "http://h:1/x"]);
+    }
+
+    #[test]
     fn token_shapes_are_hidden_whatever_their_name() {
         assert_eq!(cmdline(&v(&["run", "sk-ant-api03-abcdefghijklmnop"]))[1], MARKER);
         assert_eq!(value("X", "hf_abcdefghijklmnopqrstuvwxyz"), MARKER);
@@ -288,6 +325,9 @@ mod tests {
         assert_eq!(assigned_name("export OPENAI_API_KEY=sk-x"), Some("OPENAI_API_KEY"));
         assert_eq!(assigned_name("  ANTHROPIC_API_KEY=\"x\""), Some("ANTHROPIC_API_KEY"));
         assert_eq!(assigned_name("set -gx GROQ_API_KEY abc"), Some("GROQ_API_KEY"));
+        assert_eq!(assigned_name("declare -x HF_TOKEN=abc"), Some("HF_TOKEN"));
+        assert_eq!(assigned_name("typeset -x MISTRAL_API_KEY=abc"), Some("MISTRAL_API_KEY"));
+        assert_eq!(assigned_name("setenv COHERE_API_KEY abc"), Some("COHERE_API_KEY"));
         assert_eq!(assigned_name("# OPENAI_API_KEY=x"), None);
         assert_eq!(assigned_name("echo hi"), None);
     }

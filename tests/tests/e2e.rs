@@ -12,3 +12,4 @@ mod hazards;
 mod listing;
 mod runtimes;
 mod safety;
+mod tooling;

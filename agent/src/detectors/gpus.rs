@@ -132,7 +132,7 @@ fn devices(nvml: &Nvml) -> Vec<GpuDevice> {
 
 /// Reads a small regular file (never a FIFO or device) as text.
 fn read_small(path: &Path) -> Option<String> {
-    let bytes = crate::fileio::read_bounded(path, MAX_VERSION_FILE).ok()?;
+    let bytes = crate::fileio::read_bounded(path, MAX_VERSION_FILE, crate::fileio::Oversize::Refuse).ok()?;
     String::from_utf8(bytes).ok()
 }
 

@@ -7,7 +7,7 @@ use std::fs::FileType;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fileio::{open_regular, read_head};
+use crate::fileio::{self, Oversize};
 use crate::report::FileError;
 
 /// Files and directories that could not be read or parsed, in the order met.
@@ -42,12 +42,7 @@ pub(super) fn is_absent(e: &io::Error) -> bool {
 
 /// The first `limit` bytes of the regular file `path` (fewer when it is shorter).
 pub(super) fn read_bounded(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
-    let (file, stamp) = open_regular(path)?;
-    let len = usize::try_from(stamp.size).map_or(limit, |size| size.min(limit));
-    let mut buf = vec![0; len];
-    let n = read_head(&file, &mut buf)?;
-    buf.truncate(n);
-    Ok(buf)
+    fileio::read_bounded(path, limit as u64, Oversize::Prefix)
 }
 
 /// Like [`read_bounded`], but an absent file is `None` without an error, and other failures

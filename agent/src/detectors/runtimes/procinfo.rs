@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use procfs::process::{FDTarget, MMapPath, Process};
 use procfs::ProcError;
 
+use crate::fileio::Oversize;
 use crate::inventory::ContainerRef;
 
 /// Largest `/proc/<pid>/cgroup` read.
@@ -112,7 +113,7 @@ pub fn netns(pid: i32) -> Option<u64> {
 /// The container `pid` runs in, from its cgroup path.
 pub fn container(pid: i32) -> Option<ContainerRef> {
     let path = PathBuf::from(format!("/proc/{pid}/cgroup"));
-    let text = crate::fileio::read_bounded(&path, MAX_CGROUP_BYTES).ok()?;
+    let text = crate::fileio::read_bounded(&path, MAX_CGROUP_BYTES, Oversize::Prefix).ok()?;
     container_from_cgroup(&String::from_utf8_lossy(&text))
 }
 

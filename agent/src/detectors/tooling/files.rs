@@ -1,26 +1,13 @@
 //! Finding and reading the tooling files: simple globs under a home, bounded safe reads.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
-
-use crate::fileio::open_regular;
 
 /// Directory entries examined per `*` segment of a glob (a VS Code `globalStorage` holds one
 /// directory per extension).
 const MAX_DIR_ENTRIES: usize = 10_000;
 
-/// What to do with a file larger than the read limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Oversize {
-    /// Refuse it (a truncated JSON document is not a document).
-    Refuse,
-    /// Keep the first bytes up to the limit, cut back to the last `separator` (a line, an
-    /// environment entry), so no partial name is ever parsed.
-    Truncate {
-        /// The byte that ends a record.
-        separator: u8,
-    },
-}
+pub use crate::fileio::Oversize;
 
 /// The files `rel` (a path relative to `home` whose segments may hold `*`) names, sorted.
 /// Directories matched by a `*` are descended only when they are real directories.
@@ -50,8 +37,8 @@ pub fn expand(home: &Path, rel: &str) -> Vec<PathBuf> {
 
 /// Reads `path`, at most `limit` bytes. `Ok(None)` when it does not exist (a dangling link
 /// included). A symlink (a dotfile managed by stow or chezmoi) is resolved with
-/// `canonicalize`, which fails on loops, and its target opened like any file: through
-/// [`open_regular`], which refuses FIFOs, sockets and devices without blocking. The error
+/// `canonicalize`, which fails on loops, and its target read like any file: through
+/// [`crate::fileio::read_bounded`], which refuses FIFOs, sockets and devices without blocking. The error
 /// names what failed, lowercase; the path is the caller's to report.
 pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> Result<Option<Vec<u8>>, String> {
     let missing = |e: &io::Error| matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory);
@@ -69,29 +56,12 @@ pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> Result<Optio
     } else {
         path.to_path_buf()
     };
-    let (file, stamp) = match open_regular(&target) {
-        Ok(f) => f,
-        Err(e) if missing(&e) => return Ok(None),
-        Err(e) => return Err(format!("cannot open: {}", lower(&e))),
-    };
-    if oversize == Oversize::Refuse && stamp.size > limit {
-        return Err(format!("too large to read: {} bytes (limit {limit})", stamp.size));
+    match crate::fileio::read_bounded(&target, limit, oversize) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if missing(&e) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(format!("too large to read: {}", lower(&e))),
+        Err(e) => Err(format!("cannot read: {}", lower(&e))),
     }
-    // `/proc` files report size 0: the capacity is a hint, the `take` is the bound.
-    let mut bytes = Vec::with_capacity(usize::try_from(stamp.size.min(limit)).unwrap_or(0));
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {}", lower(&e)))?;
-    if bytes.len() as u64 > limit {
-        match oversize {
-            Oversize::Refuse => return Err(format!("too large to read: more than {limit} bytes")),
-            Oversize::Truncate { separator } => {
-                tracing::debug!(path = %path.display(), limit, "file truncated to the read limit");
-                let keep = bytes.get(..usize::try_from(limit).unwrap_or(usize::MAX)).unwrap_or_default();
-                let end = keep.iter().rposition(|b| *b == separator).unwrap_or(0);
-                bytes.truncate(end);
-            }
-        }
-    }
-    Ok(Some(bytes))
 }
 
 /// An I/O error as a lowercase message.

@@ -165,34 +165,16 @@ fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// The command and its arguments, redacted together (`redact::cmdline`, so that an option in
-/// the command hides the first argument), then [`scrub`]bed. A command string with spaces (a
+/// the command hides the first argument), then redacted. A command string with spaces (a
 /// whole command line) is split into words first and joined again.
 fn command_line(command: Option<&str>, args: &[String]) -> (Option<String>, Vec<String>) {
     let words: Vec<String> = command.map(|c| c.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
     let split = words.len();
     let line: Vec<String> = words.into_iter().chain(args.iter().cloned()).collect();
-    let mut redacted = redact::cmdline(&line).into_iter().map(scrub);
+    let mut redacted = redact::cmdline(&line).into_iter();
     let command_words: Vec<String> = redacted.by_ref().take(split).collect();
     let command = command.map(|c| if command_words.is_empty() { c.to_string() } else { command_words.join(" ") });
     (command, redacted.collect())
-}
-
-/// What `redact::cmdline` leaves in an argument with spaces or a header in it: an HTTP header
-/// `Name: value` with a secret name (`Authorization: Bearer x`, `X-Api-Key: x`) loses its value,
-/// and any word that looks like a token is replaced.
-fn scrub(arg: String) -> String {
-    if let Some((name, value)) = arg.split_once(':') {
-        let name = name.trim();
-        let header = !name.is_empty() && !name.contains(char::is_whitespace) && !value.starts_with("//");
-        if header && !value.trim().is_empty() && redact::is_secret_name(name) {
-            return format!("{name}: {}", redact::MARKER);
-        }
-    }
-    if !arg.contains(char::is_whitespace) || !arg.split_whitespace().any(redact::looks_like_token) {
-        return arg;
-    }
-    let words = arg.split_whitespace().map(|w| if redact::looks_like_token(w) { redact::MARKER } else { w });
-    words.collect::<Vec<_>>().join(" ")
 }
 
 /// Reads the MCP configuration `path` of `client` into `found`: one `mcp_config` entry (for a
