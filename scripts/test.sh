@@ -14,5 +14,7 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build binaries (the end-to-end tests run them)"
 cargo build --workspace --bins --locked
+echo "== python venv for the process tests (tests/process-requirements.txt, reused when unchanged)"
+scripts/process-venv.sh >/dev/null
 echo "== tests"
 cargo test --workspace --locked
