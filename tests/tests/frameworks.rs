@@ -64,6 +64,12 @@ fn a_real_venv_and_a_conda_env_report_their_ai_packages() {
     .unwrap();
     std::fs::write(project.join("node_modules/openai/package.json"), r#"{"name":"openai","version":"4.52.7"}"#)
         .unwrap();
+    // A kernelspec in the (fake) home that runs the venv's interpreter.
+    let kernel = dir.path().join(".local/share/jupyter/kernels/onnx-env");
+    std::fs::create_dir_all(&kernel).unwrap();
+    let spec = serde_json::json!({"argv": [venv.join("bin/python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                  "display_name": "ONNX env", "language": "python"});
+    std::fs::write(kernel.join("kernel.json"), spec.to_string()).unwrap();
 
     let doc = scan_frameworks(&[&venv, dir.path()], &[]);
     let venv = std::fs::canonicalize(&venv).unwrap().display().to_string();
@@ -75,6 +81,7 @@ fn a_real_venv_and_a_conda_env_report_their_ai_packages() {
     let v = envs.iter().find(|e| e["path"] == venv.as_str()).unwrap();
     assert!(v["packages"].as_u64().unwrap() > 20, "every package is counted: {v}");
     assert!(v["ai_packages"].as_u64().unwrap() < v["packages"].as_u64().unwrap());
+    assert_eq!(v["kernels"], serde_json::json!(["onnx-env"]), "the kernelspec runs this venv's interpreter");
     // Only the watchlist is listed by default.
     assert!(doc["frameworks"].as_array().unwrap().iter().all(|f| f["name"] != "requests" && f["name"] != "tornado"));
 
