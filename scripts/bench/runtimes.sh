@@ -31,4 +31,4 @@ mean_cpu=$(printf '%s\n' "${cpu[@]}" | awk '{s += $1} END {printf "%.3f", s / NR
 max_cpu=$(printf '%s\n' "${cpu[@]}" | sort -g | tail -1)
 echo "runtimes: $processes processes examined, $ml reported (ML or servers)"
 echo "runtimes: CPU per collection (user+sys, 10 runs) mean ${mean_cpu}s, max ${max_cpu}s"
-echo "runtimes: wall mean $(hstat "$BENCH/runtimes-hf.json" 0 mean)s"
+echo "runtimes: wall mean $(python3 -c "import sys; print(f'{float(sys.argv[1]) * 1000:.0f}')" "$(hstat "$BENCH/runtimes-hf.json" 0 mean)") ms"

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             let args: Vec<String> = text.split('\0').map(str::to_string).collect();
             drop(redact::cmdline(&args));
             drop(redact::url(&text));
-            drop(redact::assigned_name(&text));
+            let _ = redact::assigned_name(&text);
         }
     }
 });
