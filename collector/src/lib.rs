@@ -6,6 +6,9 @@
 //!
 //! # Layout
 //! - this file: the protocol the collector speaks.
+//! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
+
+pub mod pki;
 
 /// The wire protocol package this collector speaks.
 pub const PROTOCOL_PACKAGE: &str = "aiscout.v1";

@@ -1,0 +1,269 @@
+//! The collector's certificate authority: it signs the collector's server certificate and one
+//! client certificate per enrolled agent.
+//!
+//! Rules:
+//! 1. an agent certificate's subject common name is the agent id the collector chose; the
+//!    CSR's own subject and extensions are ignored (an agent cannot ask for another identity or
+//!    for CA rights), only its public key is used;
+//! 2. agent certificates carry `clientAuth` only, the server certificate `serverAuth` only;
+//! 3. every certificate gets a random 128-bit serial, recorded by the store so that revocation
+//!    and renewal are by agent id;
+//! 4. in dev mode the CA and the server certificate are generated on first start
+//!    ([`DevPki::load_or_create`]) into the collector's data directory: keys 0600, and the CA
+//!    certificate is what agents pin (`collector.ca_file`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+
+/// Errors of the certificate authority.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// A key or certificate could not be generated or signed.
+    #[error("{what}: {source}")]
+    Rcgen {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: rcgen::Error,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A certificate signing request was refused.
+    #[error("certificate signing request refused: {0}")]
+    BadCsr(String),
+}
+
+fn rc(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
+    move |source| PkiError::Rcgen { what, source }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io { path: path.display().to_string(), source }
+}
+
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| PkiError::Io { path: "getrandom".into(), source: std::io::Error::other(e.to_string()) })?;
+    if let Some(first) = bytes.first_mut() {
+        *first &= 0x7f; // a positive integer
+    }
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn validity(params: &mut CertificateParams, lifetime: Duration) -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    let lifetime = time::Duration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2));
+    params.not_after = now + lifetime;
+    params.not_after.unix_timestamp()
+}
+
+/// A certificate authority able to sign.
+#[derive(Debug)]
+pub struct CertificateAuthority {
+    /// The CA certificate (PEM), what clients trust.
+    cert_pem: String,
+    /// The signing identity.
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A signed certificate and when it expires.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// PEM certificate.
+    pub cert_pem: String,
+    /// Hex serial number.
+    pub serial: String,
+    /// Unix seconds after which it is invalid.
+    pub not_after: i64,
+}
+
+impl CertificateAuthority {
+    /// A new self-signed CA named `name`, valid ten years.
+    pub fn generate(name: &str) -> Result<(Self, String), PkiError> {
+        let key = KeyPair::generate().map_err(rc("generating the ca key"))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        dn.push(DnType::OrganizationName, "aiscout");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.serial_number = Some(random_serial()?);
+        validity(&mut params, Duration::from_secs(10 * 365 * 24 * 3600));
+        let cert = params.self_signed(&key).map_err(rc("signing the ca certificate"))?;
+        let key_pem = key.serialize_pem();
+        Ok((Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key) }, key_pem))
+    }
+
+    /// The CA from its PEM certificate and key.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem).map_err(rc("reading the ca key"))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(rc("reading the ca certificate"))?;
+        Ok(Self { cert_pem: cert_pem.to_string(), issuer })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses) and its key (PEM).
+    pub fn server_certificate(&self, names: &[String], lifetime: Duration) -> Result<(Signed, String), PkiError> {
+        let key = KeyPair::generate().map_err(rc("generating the server key"))?;
+        let mut params = CertificateParams::new(names.to_vec()).map_err(rc("naming the server certificate"))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("aiscout-collector"));
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let serial = random_serial()?;
+        params.serial_number = Some(serial.clone());
+        params.use_authority_key_identifier_extension = true;
+        let not_after = validity(&mut params, lifetime);
+        let cert = params.signed_by(&key, &self.issuer).map_err(rc("signing the server certificate"))?;
+        Ok((Signed { cert_pem: cert.pem(), serial: hex(serial.as_ref()), not_after }, key.serialize_pem()))
+    }
+
+    /// Signs an agent's CSR: the certificate names `agent_id` whatever the CSR asked for.
+    pub fn sign_agent(&self, csr_pem: &str, agent_id: &str, lifetime: Duration) -> Result<Signed, PkiError> {
+        if csr_pem.len() > 16 * 1024 {
+            return Err(PkiError::BadCsr("larger than 16 KiB".into()));
+        }
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| PkiError::BadCsr(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, agent_id);
+        dn.push(DnType::OrganizationName, "aiscout agents");
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let serial = random_serial()?;
+        params.serial_number = Some(serial.clone());
+        params.use_authority_key_identifier_extension = true;
+        let not_after = validity(&mut params, lifetime);
+        let request = CertificateSigningRequestParams { params, public_key: csr.public_key };
+        let cert = request.signed_by(&self.issuer).map_err(rc("signing the agent certificate"))?;
+        Ok(Signed { cert_pem: cert.pem(), serial: hex(serial.as_ref()), not_after })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `contents` to `path` readable by the owner only.
+pub fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io(path))?;
+    f.write_all(contents.as_bytes()).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// The dev-mode PKI in a data directory: `ca.pem`, `ca.key`, `server.pem`, `server.key`.
+#[derive(Debug)]
+pub struct DevPki {
+    /// The CA.
+    pub ca: CertificateAuthority,
+    /// The CA certificate file agents are told to trust.
+    pub ca_path: PathBuf,
+    /// Server certificate (PEM).
+    pub server_cert_pem: String,
+    /// Server key (PEM).
+    pub server_key_pem: String,
+    /// Whether it was created by this call.
+    pub created: bool,
+}
+
+impl DevPki {
+    /// Loads the dev PKI from `dir`, or creates it with a server certificate for `names`.
+    pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Self, PkiError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let (ca_path, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+        let (srv_path, srv_key) = (dir.join("server.pem"), dir.join("server.key"));
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(io(p));
+        if ca_path.exists() && ca_key.exists() && srv_path.exists() && srv_key.exists() {
+            let ca = CertificateAuthority::load(&read(&ca_path)?, &read(&ca_key)?)?;
+            return Ok(Self {
+                ca,
+                ca_path,
+                server_cert_pem: read(&srv_path)?,
+                server_key_pem: read(&srv_key)?,
+                created: false,
+            });
+        }
+        let (ca, ca_key_pem) = CertificateAuthority::generate("aiscout dev ca")?;
+        let (server, server_key_pem) = ca.server_certificate(names, Duration::from_secs(2 * 365 * 24 * 3600))?;
+        write_private(&ca_key, &ca_key_pem)?;
+        write_private(&srv_key, &server_key_pem)?;
+        std::fs::write(&ca_path, ca.cert_pem()).map_err(io(&ca_path))?;
+        let chain = format!("{}{}", server.cert_pem, ca.cert_pem());
+        std::fs::write(&srv_path, &chain).map_err(io(&srv_path))?;
+        Ok(Self { ca, ca_path, server_cert_pem: chain, server_key_pem, created: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csr(cn: &str) -> (String, KeyPair) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained); // asks for more than it gets
+        (params.serialize_request(&key).unwrap().pem().unwrap(), key)
+    }
+
+    #[test]
+    fn agent_certificates_name_the_agent_whatever_the_csr_asks() {
+        let (ca, _) = CertificateAuthority::generate("test ca").unwrap();
+        let (request, _key) = csr("i-am-someone-else");
+        let signed = ca.sign_agent(&request, "agent-42", Duration::from_secs(3600)).unwrap();
+        let (_, cert) = x509_parser::pem::parse_x509_pem(signed.cert_pem.as_bytes()).unwrap();
+        let cert = cert.parse_x509().unwrap();
+        let cn: Vec<_> = cert.subject().iter_common_name().map(|c| c.as_str().unwrap().to_string()).collect();
+        assert_eq!(cn, vec!["agent-42"]);
+        assert!(!cert.is_ca());
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        assert!(signed.not_after > 0 && signed.serial.len() == 32);
+    }
+
+    #[test]
+    fn garbage_csrs_are_refused() {
+        let (ca, _) = CertificateAuthority::generate("test ca").unwrap();
+        assert!(matches!(ca.sign_agent("not a csr", "a", Duration::from_secs(60)), Err(PkiError::BadCsr(_))));
+        assert!(matches!(ca.sign_agent(&"x".repeat(20_000), "a", Duration::from_secs(60)), Err(PkiError::BadCsr(_))));
+    }
+
+    #[test]
+    fn dev_pki_is_created_once_with_private_keys() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let first = DevPki::load_or_create(dir.path(), &["localhost".into(), "127.0.0.1".into()]).unwrap();
+        assert!(first.created);
+        let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = DevPki::load_or_create(dir.path(), &["localhost".into()]).unwrap();
+        assert!(!again.created);
+        assert_eq!(again.ca.cert_pem(), first.ca.cert_pem());
+        // The reloaded CA still signs.
+        let (request, _) = csr("x");
+        again.ca.sign_agent(&request, "agent-1", Duration::from_secs(60)).unwrap();
+    }
+}
