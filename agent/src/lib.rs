@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`scan`]: one scan from options to report (roots, cache, detectors, stats).
 //! - [`check`]: the safety verdicts alone, with CI exit codes.
+//! - [`config`]: the daemon's TOML configuration: loading, defaults and validation.
 //! - [`detectors`]: one module per kind of asset; [`detectors::models`] walks, picks candidate
 //!   files, identifies, digests, attributes and groups models, noting [`detectors::markers`]
 //!   for [`detectors::frameworks`] and [`detectors::tooling`]; [`detectors::gpus`] and
@@ -24,6 +25,7 @@
 
 pub mod cache;
 pub mod check;
+pub mod config;
 pub mod detectors;
 pub mod fileio;
 pub mod formats;

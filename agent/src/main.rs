@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aiscout_agent::check::CheckReport;
+use aiscout_agent::config::{self, Config};
 use aiscout_agent::detectors::models::Progress;
 use aiscout_agent::scan::{self, ScanOptions, Section};
 use clap::{Parser, Subcommand};
@@ -69,6 +70,13 @@ enum Command {
         /// Walker threads (default: number of CPUs, at most 8).
         #[arg(long)]
         threads: Option<usize>,
+    },
+    /// Check an agent configuration file: print every problem, one per line naming its key;
+    /// exit 0 when it is valid, 64 when it is invalid or cannot be read.
+    Validate {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
     },
 }
 
@@ -142,5 +150,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::from(report.exit_code()))
         }
+        Command::Validate { config: path } => match Config::load_validated(&path) {
+            Ok(_) => {
+                writeln!(std::io::stdout(), "{}: valid", path.display())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(config::EXIT_INVALID_CONFIG))
+            }
+        },
     }
 }
