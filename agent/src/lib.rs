@@ -16,6 +16,7 @@
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
 //! - [`cache`]: the sled hash cache keyed by file stamp.
 //! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
+//! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
 //!   and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document; [`host`]: host facts in it; [`inventory`]: its
@@ -39,6 +40,7 @@ pub mod report;
 pub mod roots;
 pub mod safety;
 pub mod scan;
+pub mod spool;
 pub mod walk;
 
 /// Sets up `tracing` on stderr: human-readable, or JSON lines when `json` is set. The level
