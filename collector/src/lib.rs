@@ -6,6 +6,10 @@
 //!
 //! # Layout
 //! - this file: the protocol the collector speaks.
+//! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
+//!   identity rules, and the embedded SQLite backend.
+
+pub mod store;
 
 /// The wire protocol package this collector speaks.
 pub const PROTOCOL_PACKAGE: &str = "aiscout.v1";
