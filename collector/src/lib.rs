@@ -7,8 +7,11 @@
 //! # Layout
 //! - this file: the protocol the collector speaks.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
+//! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
+//!   identity rules, and the embedded SQLite backend.
 
 pub mod pki;
+pub mod store;
 
 /// The wire protocol package this collector speaks.
 pub const PROTOCOL_PACKAGE: &str = "aiscout.v1";

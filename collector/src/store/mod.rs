@@ -1,0 +1,145 @@
+//! The fleet inventory store: agents, deduplicated assets, their sightings, tokens.
+//!
+//! Ingest converts wire batches into [`IngestBatch`] and calls [`Store::apply_batch`]; enrollment
+//! registers agents and spends tokens; the HTTP API reads pages. [`Store`] is the only thing they
+//! see: [`SqliteStore`] is the embedded backend, and a PostgreSQL backend shared by several
+//! stateless collectors is to implement the same trait without changing any caller.
+//!
+//! # Why the trait is shaped this way
+//! - **One call, one transaction.** Every method is a complete unit of work that a backend runs
+//!   in one transaction, so several collectors writing one database never interleave half
+//!   operations: there is no begin/commit in the API and no cursor or connection type in it.
+//! - **Idempotent batches.** The agent's last applied sequence is stored in the same transaction
+//!   as the batch's effects. A batch whose sequence is not above it changes nothing, so a replay
+//!   after a lost acknowledgement, a reconnect to another collector, or a crash between commit
+//!   and acknowledgement is harmless.
+//! - **Synchronous.** Each call is a short blocking transaction; the server runs it in
+//!   `spawn_blocking`. A sync trait stays object-safe (`Arc<dyn Store>`) without boxed futures,
+//!   SQLite is blocking anyway, and a PostgreSQL backend can use a pool of blocking clients the
+//!   same way; an async facade over `spawn_blocking` can be added in one place if ever needed.
+//! - **Backend-free types.** Arguments, results and [`StoreError`] carry no database type; the
+//!   identity rules ([`identity`]) and token secrets ([`secret`]) are pure code shared by backends.
+//! - **Time comes from the caller** (`*_ms`, Unix milliseconds), so tests are deterministic and
+//!   several collectors agree on the clock they were given.
+//!
+//! # Asset identity
+//! Agents send each entry as the public scan JSON (`docs/scan-json.md`); the store derives the
+//! asset from it (the wire's `identity` field is advisory and not read), so the rules live in one
+//! place and cannot drift between agent versions. "Host" below is the agent id: hostnames collide
+//! across a fleet and cloned machines get distinct agent ids.
+//! 1. **Model**: the multi-file model's `group.id` when the entry has a group, else the file's
+//!    `sha256`; 64 hex digits, lowercased. Fleet-wide: the same weights anywhere are one asset.
+//!    Id: `model:<digest>`.
+//! 2. **Framework**: (`ecosystem` lowercased, `name`, `version` or empty when null). Fleet-wide:
+//!    torch 2.3.0 in fifty venvs on ten hosts is one asset with fifty sightings.
+//! 3. **Runtime**: (host, `kind`, discriminator) where the discriminator is the lowest listening
+//!    port (`port:11434`), else the executable (`exe:/usr/bin/ollama`), else the first command
+//!    line argument (`cmd:python3`). Per host: a server is a thing running somewhere. The pid is
+//!    not part of it, so a restarted server is the same asset.
+//! 4. **Tooling**: (host, `kind`, `path`, name) where the name is `variable` (API keys) or
+//!    `client` (MCP configurations). A key found in a process environment has the path
+//!    `process_environment`, not `/proc/<pid>/environ`, so it survives restarts.
+//! 5. **Ids**: rules 2 to 4 build the canonical identity as a JSON array of their parts
+//!    (`["pypi","torch","2.3.0"]`), and the id is `<kind>:<hex SHA-256 of that text>`. Every id
+//!    is URL-safe and never changes for the same identity.
+//! 6. An upsert from which no identity can be derived (not a JSON object, a missing field, a
+//!    malformed digest) is skipped and reported in [`ApplySummary::rejected`]; the rest of the
+//!    batch is stored, so one malformed entry cannot wedge a host's stream forever. Its key
+//!    still counts as named by an open snapshot, so the sighting it had stays live.
+//!
+//! # Sightings
+//! A sighting is one (asset, host, local key) with its location, first and last observation,
+//! removal time and latest entry JSON. At most one sighting per (host, kind, local key) is live:
+//! when an upsert names a local key with a different asset (a model file rewritten in place),
+//! the previous asset's sighting there is marked removed. A removed sighting named again is live
+//! again with its `first_seen` kept.
+//!
+//! # Batches
+//! [`Store::apply_batch`] in one transaction:
+//! 1. Refuses unknown and revoked agents and sequence 0; a sequence at or below the agent's last
+//!    returns [`ApplyOutcome::AlreadyApplied`] and writes nothing.
+//! 2. A sequence beyond the next is **applied anyway** and returns [`ApplyOutcome::Gap`]: refusing
+//!    it would stall the agent, whose spool already dropped the missing batches, and the
+//!    snapshot the server then requests repairs whatever the lost deltas said.
+//! 3. Updates host facts and the agent's `last_seen`.
+//! 4. Applies removals (`removed_at` = observed time), then upserts (`last_seen` = observed
+//!    time), so a key both removed and upserted in one batch ends up live.
+//! 5. Snapshot parts: the (kind, local key) of every upsert is recorded under the open snapshot
+//!    in a table (so it works across transactions and collector restarts); a part with a new
+//!    snapshot id abandons the open one. Deltas arriving while a snapshot is open record their
+//!    upserts too. After the last part every live sighting of the host not recorded is marked
+//!    removed, unless a sequence gap hit the snapshot: then some parts may be lost, nothing is
+//!    removed ([`SnapshotProgress::ClosedIncomplete`]) and the next snapshot does it.
+//! 6. Stores the sequence as the agent's last.
+//!
+//! # Pagination
+//! Listings are keyset pages in a fixed order (hosts by agent id, assets by asset id, sightings
+//! by insertion). [`PageRequest::after`] is the previous page's [`Page::next_cursor`], an opaque
+//! string; `next_cursor` is `None` on the last page. Rows added or removed between pages neither
+//! shift nor repeat the others (unlike offsets), which matters while batches keep arriving.
+//! [`Page::total`] counts the whole listing when the page was read. Limits: 0 means 100, at most
+//! 1000. An asset summary lists at most [`AssetSummary::MAX_HOSTNAMES`] hostnames and counts
+//! them all in `live_hosts`.
+//!
+//! # Tokens
+//! Enrollment tokens allow N enrollments until an expiry; API tokens authenticate the HTTP API
+//! until revoked. Only the SHA-256 of a secret is stored ([`secret`]); a secret is shown once.
+//! Spending a use is one conditional update, so two enrollments racing for the last use cannot
+//! both win.
+
+pub mod error;
+pub mod identity;
+pub mod secret;
+pub mod sqlite;
+pub mod types;
+
+pub use error::{BackendError, StoreError, TokenError};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// The collector's persistent state. Each method is one transaction (module docs).
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Registers a new agent or refreshes an existing one's certificate, hostname and version;
+    /// its sequence, sightings and enrollment time are kept. Refused for a revoked agent.
+    fn upsert_agent(&self, agent: &AgentRegistration) -> Result<(), StoreError>;
+
+    /// Revokes an agent: its batches and renewals are refused from now on. Its sightings stay.
+    fn revoke_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// The agent with this id.
+    fn agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError>;
+
+    /// Every agent (revoked ones included) enrolled with this machine fingerprint, oldest first:
+    /// enrollment decides between new host, reinstall and clone from them.
+    fn agents_with_machine_fingerprint(&self, fingerprint: &str) -> Result<Vec<Agent>, StoreError>;
+
+    /// Applies one batch of `agent_id` atomically and idempotently (module docs).
+    fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError>;
+
+    /// Creates an enrollment token and returns its secret, which is not stored.
+    fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<IssuedToken, StoreError>;
+
+    /// Spends one use of the token with this secret, atomically.
+    fn consume_enrollment_token(&self, secret: &str, now_ms: i64) -> Result<TokenUse, TokenError>;
+
+    /// Creates an API bearer token and returns its secret, which is not stored.
+    fn create_api_token(&self, label: &str, now_ms: i64) -> Result<IssuedToken, StoreError>;
+
+    /// The unrevoked API token with this secret, if any.
+    fn verify_api_token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Revokes an API token; `false` when no unrevoked token has this id.
+    fn revoke_api_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// A page of hosts, by agent id, with their live sighting counts.
+    fn hosts(&self, page: &PageRequest) -> Result<Page<HostSummary>, StoreError>;
+
+    /// A page of assets, by asset id, with live sighting counts and hostnames.
+    fn assets(&self, filter: &AssetFilter, page: &PageRequest) -> Result<Page<AssetSummary>, StoreError>;
+
+    /// One asset and a page of its sightings, live and removed.
+    fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

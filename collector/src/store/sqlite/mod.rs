@@ -1,0 +1,243 @@
+//! The embedded SQLite backend of [`Store`].
+//!
+//! One database file holds everything (schema in `schema_v1.sql`). Settings at open, and why:
+//! - **WAL** journal: readers do not block the writer, and a crash (SIGKILL, power loss) leaves
+//!   the database at its last commit, never half a transaction.
+//! - **`synchronous=FULL`**: every commit fsyncs the WAL before returning. `NORMAL` survives a
+//!   process crash but may lose the last commits on power loss, and a commit here precedes an
+//!   acknowledgement after which the agent deletes the batch from its spool: an acknowledged batch
+//!   must survive the machine. One fsync per batch is cheap next to the network round trip.
+//! - **Foreign keys on**, so a sighting never names a missing asset or agent.
+//! - **Busy timeout** of [`BUSY_TIMEOUT`]: another process (a backup, `sqlite3`) holding the lock
+//!   delays a call instead of failing it; past it the call fails with [`StoreError::Busy`].
+//! - **Versioned schema**: a `schema_version` table, migrations applied at open in one
+//!   transaction (`schema.rs`); a database from a newer collector is refused.
+//! - **File mode 0600**: the database is created owner-only (SQLite gives its WAL and shared
+//!   memory files the database's mode). An existing file with wider permissions is warned about.
+//!
+//! One connection behind a mutex: SQLite has one writer at a time anyway, and every call is one
+//! short transaction. Writes use `BEGIN IMMEDIATE` so a transaction never has to upgrade its lock
+//! halfway (which can fail with a busy error the timeout does not cover); reads use a deferred
+//! transaction so a page and its total come from one snapshot. A panic inside a call rolls its
+//! transaction back as it unwinds, so a poisoned mutex still guards a consistent connection and
+//! is recovered.
+
+mod agents;
+mod batch;
+mod queries;
+mod schema;
+mod tokens;
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use tracing::{debug, warn};
+
+use super::error::{StoreError, TokenError};
+use super::types::{
+    Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, HostSummary, IngestBatch,
+    IssuedToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
+};
+use super::Store;
+
+/// How long a call waits for a lock held by another connection.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite store (module docs).
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// The one connection; its mutex serialises calls.
+    conn: Mutex<Connection>,
+    /// The database file, or `:memory:`; named in errors and logs.
+    path: PathBuf,
+}
+
+/// Failure inside a transaction: a database error, or a domain error decided by the code.
+#[derive(Debug)]
+enum Fail {
+    /// SQLite failed.
+    Db(rusqlite::Error),
+    /// The operation is refused (unknown agent, invalid batch, ...).
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Fail {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl Fail {
+    fn into_store(self, operation: &'static str) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::Db(e) => db_error(operation, e),
+        }
+    }
+}
+
+/// Result of the code inside a transaction.
+type Res<T> = Result<T, Fail>;
+
+fn db_error(operation: &'static str, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy { operation },
+        _ => StoreError::Backend { operation, source: Box::new(e) },
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it 0600 if absent) the database at `path` and migrates its schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error =
+            |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open { path: path.to_owned(), source };
+        create_private(path).map_err(|e| open_error(Box::new(e)))?;
+        let conn = Connection::open(path).map_err(|e| open_error(Box::new(e)))?;
+        Self::setup(conn, path.to_owned(), true)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::Open { path: PathBuf::from(":memory:"), source: Box::new(e) })?;
+        Self::setup(conn, PathBuf::from(":memory:"), false)
+    }
+
+    fn setup(mut conn: Connection, path: PathBuf, on_disk: bool) -> Result<Self, StoreError> {
+        let pragmas = |conn: &Connection| -> rusqlite::Result<String> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.pragma_update(None, "foreign_keys", true)?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        };
+        let mode = pragmas(&conn).map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?;
+        if on_disk && !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open { path, source: format!("journal mode is {mode}, not wal").into() });
+        }
+        let version = schema::migrate(&mut conn, &path)?;
+        debug!(path = %path.display(), schema_version = version, "store opened");
+        Ok(Self { conn: Mutex::new(conn), path })
+    }
+
+    /// The database file this store uses (`:memory:` for an in-memory one).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+    fn transaction<T>(
+        &self,
+        operation: &'static str,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Transaction<'_>) -> Res<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(behavior).map_err(|e| db_error(operation, e))?;
+        let out = f(&tx).map_err(|e| e.into_store(operation))?;
+        tx.commit().map_err(|e| db_error(operation, e))?;
+        Ok(out)
+    }
+
+    fn write<T>(&self, operation: &'static str, f: impl FnOnce(&Transaction<'_>) -> Res<T>) -> Result<T, StoreError> {
+        self.transaction(operation, TransactionBehavior::Immediate, f)
+    }
+
+    fn read<T>(&self, operation: &'static str, f: impl FnOnce(&Transaction<'_>) -> Res<T>) -> Result<T, StoreError> {
+        self.transaction(operation, TransactionBehavior::Deferred, f)
+    }
+
+    /// Runs `f` on the raw connection (tests: inject failures, inspect tables).
+    #[cfg(test)]
+    pub(crate) fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&conn)
+    }
+}
+
+/// Creates `path` owner-only if it does not exist; warns when an existing one is wider.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mode = std::fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "database file is readable by others");
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        OpenOptions::new().write(true).create(true).truncate(false).open(path).map(|_| ())
+    }
+}
+
+impl Store for SqliteStore {
+    fn upsert_agent(&self, agent: &AgentRegistration) -> Result<(), StoreError> {
+        self.write("upsert agent", |tx| agents::upsert(tx, agent))
+    }
+
+    fn revoke_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.write("revoke agent", |tx| agents::revoke(tx, agent_id, now_ms))
+    }
+
+    fn agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError> {
+        self.read("read agent", |tx| agents::get(tx, agent_id))
+    }
+
+    fn agents_with_machine_fingerprint(&self, fingerprint: &str) -> Result<Vec<Agent>, StoreError> {
+        self.read("read agents by fingerprint", |tx| agents::by_machine_fingerprint(tx, fingerprint))
+    }
+
+    fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
+        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch))?;
+        batch::log_outcome(agent_id, batch.sequence, &outcome);
+        Ok(outcome)
+    }
+
+    fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<IssuedToken, StoreError> {
+        self.write("create enrollment token", |tx| tokens::create_enrollment(tx, token))
+    }
+
+    fn consume_enrollment_token(&self, secret: &str, now_ms: i64) -> Result<TokenUse, TokenError> {
+        self.write("consume enrollment token", |tx| tokens::consume_enrollment(tx, secret, now_ms))?
+    }
+
+    fn create_api_token(&self, label: &str, now_ms: i64) -> Result<IssuedToken, StoreError> {
+        self.write("create api token", |tx| tokens::create_api(tx, label, now_ms))
+    }
+
+    fn verify_api_token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.read("verify api token", |tx| tokens::verify_api(tx, secret))
+    }
+
+    fn revoke_api_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("revoke api token", |tx| tokens::revoke_api(tx, token_id, now_ms))
+    }
+
+    fn hosts(&self, page: &PageRequest) -> Result<Page<HostSummary>, StoreError> {
+        self.read("list hosts", |tx| queries::hosts(tx, page))
+    }
+
+    fn assets(&self, filter: &AssetFilter, page: &PageRequest) -> Result<Page<AssetSummary>, StoreError> {
+        self.read("list assets", |tx| queries::assets(tx, filter, page))
+    }
+
+    fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError> {
+        self.read("read asset", |tx| queries::asset(tx, asset_id, sightings))
+    }
+}

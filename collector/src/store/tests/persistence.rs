@@ -1,0 +1,69 @@
+//! The database file: reopening, schema version, settings, permissions.
+
+use super::*;
+use crate::store::StoreError;
+
+#[test]
+fn reopening_the_file_keeps_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let before = {
+        let store = SqliteStore::open(&path).unwrap();
+        store.upsert_agent(&registration("a", "host-a", "fp-a", 10)).unwrap();
+        apply(&store, "a", &delta(1, 1_000, vec![model("/a", SHA_A), framework("/v", "torch", "2.3.0")]));
+        dump(&store)
+    };
+    assert_eq!(before.assets.len(), 2);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(dump(&store), before);
+    assert_eq!(apply(&store, "a", &delta(1, 1_000, vec![])), ApplyOutcome::AlreadyApplied { last_sequence: 1 });
+}
+
+#[test]
+fn the_file_is_private_in_wal_mode_with_full_sync_and_foreign_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (journal, sync, fk, version): (String, i64, i64, i64) = store
+        .with_connection(|c| {
+            c.query_row(
+                "SELECT (SELECT journal_mode FROM pragma_journal_mode), (SELECT synchronous FROM pragma_synchronous), \
+                     (SELECT foreign_keys FROM pragma_foreign_keys), (SELECT version FROM schema_version)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+        })
+        .unwrap();
+    assert_eq!((journal.as_str(), sync, fk, version), ("wal", 2, 1, 1));
+    let wal = dir.path().join("store.db-wal");
+    assert_eq!(std::fs::metadata(wal).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_database_from_a_newer_collector_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE schema_version SET version = 99", []).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+#[test]
+fn foreign_keys_are_enforced() {
+    let store = store();
+    let err = store.with_connection(|c| {
+        c.execute(
+            "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
+             VALUES ('model:x', 'nobody', 'model', '/k', '/k', '{}', 1, 1)",
+            [],
+        )
+    });
+    assert!(err.is_err());
+}

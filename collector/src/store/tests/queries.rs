@@ -1,0 +1,57 @@
+//! Pagination of the listings.
+
+use super::*;
+use crate::store::StoreError;
+
+#[test]
+fn host_pages_follow_the_cursor_without_repeats() {
+    let store = store();
+    for i in 0..5 {
+        store.upsert_agent(&registration(&format!("agent-{i}"), &format!("h{i}"), "fp", i)).unwrap();
+    }
+    apply(&store, "agent-3", &delta(1, 1_000, vec![model("/a", SHA_A), model("/b", SHA_B)]));
+    let first = store.hosts(&PageRequest::first(2)).unwrap();
+    assert_eq!(first.total, 5);
+    let ids =
+        |p: &crate::store::Page<HostSummary>| p.items.iter().map(|h| h.agent.agent_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&first), ["agent-0", "agent-1"]);
+    assert_eq!(first.next_cursor.as_deref(), Some("agent-1"));
+    // A host enrolled between pages sorts before the cursor and shifts nothing.
+    store.upsert_agent(&registration("agent-00", "late", "fp", 9)).unwrap();
+    let second = store.hosts(&PageRequest { after: first.next_cursor, limit: 2 }).unwrap();
+    assert_eq!(ids(&second), ["agent-2", "agent-3"]);
+    assert_eq!(second.items[1].live_sightings, 2);
+    let third = store.hosts(&PageRequest { after: second.next_cursor, limit: 2 }).unwrap();
+    assert_eq!((ids(&third), third.next_cursor, third.total), (vec!["agent-4".to_owned()], None, 6));
+}
+
+#[test]
+fn limits_are_defaulted_and_clamped() {
+    assert_eq!(PageRequest::first(0).effective_limit(), 100);
+    assert_eq!(PageRequest::first(5000).effective_limit(), 1000);
+    assert_eq!(PageRequest::first(7).effective_limit(), 7);
+}
+
+#[test]
+fn asset_listing_filters_by_kind_and_pages_sightings() {
+    let store = store_with_two_agents();
+    let models: Vec<_> = (0..3).map(|i| model(&format!("/m{i}"), SHA_A)).collect();
+    apply(&store, "a", &delta(1, 1_000, models));
+    apply(&store, "b", &delta(1, 1_000, vec![model("/x", SHA_A), framework("/v", "torch", "2.3.0")]));
+    let frameworks = store.assets(&AssetFilter { kind: Some(AssetKind::Framework) }, &PageRequest::default()).unwrap();
+    assert_eq!((frameworks.total, frameworks.items[0].kind), (1, AssetKind::Framework));
+    let all = store.assets(&AssetFilter::default(), &PageRequest::first(1)).unwrap();
+    assert_eq!((all.total, all.items.len(), all.next_cursor.is_some()), (2, 1, true));
+
+    let id = format!("model:{SHA_A}");
+    let page1 = store.asset(&id, &PageRequest::first(3)).unwrap().unwrap();
+    assert_eq!((page1.asset.live_sightings, page1.asset.live_hosts), (4, 2));
+    assert_eq!((page1.sightings.items.len(), page1.sightings.total), (3, 4));
+    let page2 = store.asset(&id, &PageRequest { after: page1.sightings.next_cursor, limit: 3 }).unwrap().unwrap();
+    let keys: Vec<_> = page2.sightings.items.iter().map(|s| (s.agent_id.as_str(), s.local_key.as_str())).collect();
+    assert_eq!((keys, page2.sightings.next_cursor), (vec![("b", "/x")], None));
+
+    let err = store.asset(&id, &PageRequest { after: Some("nope".into()), limit: 1 }).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidCursor { .. }), "{err:?}");
+    assert_eq!(store.asset("model:0000", &PageRequest::default()).unwrap(), None);
+}

@@ -1,0 +1,113 @@
+//! Enrollment and API tokens.
+
+use super::*;
+use crate::store::{NewEnrollmentToken, StoreError, TokenError};
+
+fn new_token(uses: u32, expires_at_ms: i64) -> NewEnrollmentToken {
+    NewEnrollmentToken { uses, expires_at_ms, label: "team-ml".into(), now_ms: 100 }
+}
+
+#[test]
+fn an_enrollment_token_allows_its_uses_then_is_exhausted() {
+    let store = store();
+    let token = store.create_enrollment_token(&new_token(2, 10_000)).unwrap();
+    let first = store.consume_enrollment_token(token.secret.expose(), 200).unwrap();
+    assert_eq!((first.token_id.as_str(), first.label.as_str(), first.uses_left), (token.id.as_str(), "team-ml", 1));
+    assert_eq!(store.consume_enrollment_token(token.secret.expose(), 300).unwrap().uses_left, 0);
+    let third = store.consume_enrollment_token(token.secret.expose(), 400).unwrap_err();
+    assert!(matches!(&third, TokenError::Exhausted { token_id } if *token_id == token.id), "{third:?}");
+    assert_eq!(third.to_string(), format!("enrollment token {} has no use left", token.id));
+}
+
+#[test]
+fn an_expired_token_is_refused_without_spending_a_use() {
+    let store = store();
+    let token = store.create_enrollment_token(&new_token(1, 10_000)).unwrap();
+    let err = store.consume_enrollment_token(token.secret.expose(), 10_000).unwrap_err();
+    assert!(matches!(&err, TokenError::Expired { token_id } if *token_id == token.id), "{err:?}");
+    let uses: i64 =
+        store.with_connection(|c| c.query_row("SELECT uses_left FROM enrollment_tokens", [], |r| r.get(0))).unwrap();
+    assert_eq!(uses, 1);
+    assert_eq!(store.consume_enrollment_token(token.secret.expose(), 9_999).unwrap().uses_left, 0);
+}
+
+#[test]
+fn unknown_secrets_and_zero_uses_are_refused() {
+    let store = store();
+    let token = store.create_enrollment_token(&new_token(1, 10_000)).unwrap();
+    let err = store.consume_enrollment_token(&format!("{}x", token.secret.expose()), 200).unwrap_err();
+    assert!(matches!(err, TokenError::Unknown), "{err:?}");
+    assert!(matches!(store.consume_enrollment_token("", 200), Err(TokenError::Unknown)));
+    let err = store.create_enrollment_token(&new_token(0, 10_000)).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidArgument { field: "uses", .. }), "{err:?}");
+}
+
+#[test]
+fn api_tokens_verify_until_revoked() {
+    let store = store();
+    let token = store.create_api_token("dashboard", 100).unwrap();
+    let other = store.create_api_token("ci", 200).unwrap();
+    assert_ne!(token.secret, other.secret);
+    let found = store.verify_api_token(token.secret.expose()).unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.label.as_str(), found.created_at_ms), (token.id.as_str(), "dashboard", 100));
+    assert_eq!(store.verify_api_token("aiscout_api_00").unwrap(), None);
+    // An enrollment secret is not an API token.
+    let enroll = store.create_enrollment_token(&new_token(1, 10_000)).unwrap();
+    assert_eq!(store.verify_api_token(enroll.secret.expose()).unwrap(), None);
+    assert!(store.revoke_api_token(&token.id, 300).unwrap());
+    assert!(!store.revoke_api_token(&token.id, 400).unwrap());
+    assert_eq!(store.verify_api_token(token.secret.expose()).unwrap(), None);
+    assert!(store.verify_api_token(other.secret.expose()).unwrap().is_some());
+}
+
+#[test]
+fn only_hashes_of_secrets_reach_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let enroll = store.create_enrollment_token(&new_token(3, 10_000)).unwrap();
+    let api = store.create_api_token("dashboard", 100).unwrap();
+    store.consume_enrollment_token(enroll.secret.expose(), 200).unwrap();
+
+    let read_all = || -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        bytes
+    };
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    // Checked while open (data in the WAL) and after close (checkpointed into the main file).
+    for bytes in [read_all(), {
+        drop(store);
+        read_all()
+    }] {
+        for secret in [&enroll.secret, &api.secret] {
+            let text = secret.expose();
+            let random_part = &text.as_bytes()[text.len() - 64..];
+            assert!(!contains(&bytes, random_part), "a secret is in the database files");
+            // The check reads the right files: the hash is there.
+            assert!(contains(&bytes, &crate::store::secret::secret_hash(text)));
+        }
+    }
+}
+
+#[test]
+fn two_collectors_on_one_file_never_overspend_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    let token = first.create_enrollment_token(&new_token(5, 10_000)).unwrap();
+    let spend = |store: &SqliteStore| {
+        (0..5).filter(|_| store.consume_enrollment_token(token.secret.expose(), 200).is_ok()).count()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spend(&first));
+        let b = s.spawn(|| spend(&second));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a + b, 5);
+    let last = second.consume_enrollment_token(token.secret.expose(), 300).unwrap_err();
+    assert!(matches!(last, TokenError::Exhausted { .. }), "{last:?}");
+}

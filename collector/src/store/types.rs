@@ -1,0 +1,400 @@
+//! Domain types of the store: what ingest hands in and what the API reads out.
+//!
+//! None of them is a wire or database type: ingest converts `aiscout.v1` messages into these,
+//! and every backend maps them onto its own tables. Times are Unix milliseconds (`*_ms`), the
+//! unit of the wire protocol's `observed_at_ms`.
+
+use std::fmt;
+
+/// What an inventory entry is (the wire's `AssetKind` without `UNSPECIFIED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssetKind {
+    /// A model file or multi-file model (`models[]` of the scan document).
+    Model,
+    /// An installed package or native executable (`frameworks[]`).
+    Framework,
+    /// A running inference server or ML process (`runtimes[]`).
+    Runtime,
+    /// An MCP client configuration or an AI API key by name (`tooling[]`).
+    Tooling,
+}
+
+impl AssetKind {
+    /// Every kind, in the order the API lists them.
+    pub const ALL: [AssetKind; 4] = [Self::Model, Self::Framework, Self::Runtime, Self::Tooling];
+
+    /// The kind's name in asset ids, the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Framework => "framework",
+            Self::Runtime => "runtime",
+            Self::Tooling => "tooling",
+        }
+    }
+
+    /// The kind named `name` (the inverse of [`AssetKind::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for AssetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a host's inventory, as an agent stated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestAsset {
+    /// What the entry is; selects the identity rule.
+    pub kind: AssetKind,
+    /// The entry's stable key on its host: what later deltas update or remove.
+    pub local_key: String,
+    /// The entry as the public JSON of `docs/scan-json.md`; the identity is derived from it.
+    pub json: String,
+}
+
+/// An entry that is gone from its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRemoval {
+    /// Kind of the entry that went away.
+    pub kind: AssetKind,
+    /// Its local key, as the upsert that created it gave it.
+    pub local_key: String,
+}
+
+/// Whether a batch states changes or the whole inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchMode {
+    /// Changes only: what is not named is unchanged.
+    Delta,
+    /// One part of a snapshot: after the last part, what no part named is removed.
+    SnapshotPart {
+        /// Shared by every part of one snapshot.
+        snapshot_id: u64,
+        /// This part closes the snapshot.
+        last_part: bool,
+    },
+}
+
+/// Facts about the host sent with a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The scan document's `host` object, kept as the host's latest facts.
+    pub json: String,
+    /// The hostname the agent reports now (hosts are renamed).
+    pub hostname: String,
+    /// The machine fingerprint the agent reports now; differing from the enrolled one hints at a
+    /// clone.
+    pub machine_fingerprint: String,
+}
+
+/// A unit of inventory from one agent (the wire's `Batch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestBatch {
+    /// Per-agent sequence number, from 1, growing by 1: the idempotency key.
+    pub sequence: u64,
+    /// Delta or snapshot part.
+    pub mode: BatchMode,
+    /// Entries created or changed.
+    pub upserts: Vec<IngestAsset>,
+    /// Entries gone.
+    pub removals: Vec<IngestRemoval>,
+    /// Host facts, when the batch carries them.
+    pub host: Option<HostFacts>,
+    /// When the agent observed this state (agent clock): sightings' `last_seen`.
+    pub observed_at_ms: i64,
+    /// When the collector received the batch (collector clock): the agent's `last_seen`.
+    pub received_at_ms: i64,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The batch was the next one and is stored.
+    Applied(ApplySummary),
+    /// Sequences `expected..sequence` never arrived. The batch is stored anyway and is now the
+    /// agent's last sequence; the server should ask the agent for a snapshot.
+    Gap {
+        /// The sequence that should have come next.
+        expected: u64,
+        /// What the batch did.
+        summary: ApplySummary,
+    },
+    /// The sequence was applied before: nothing changed. The server still acknowledges it.
+    AlreadyApplied {
+        /// The agent's last applied sequence.
+        last_sequence: u64,
+    },
+}
+
+/// Counts of what one applied batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplySummary {
+    /// Upserts stored.
+    pub upserted: u64,
+    /// Live sightings marked removed by the batch's removals.
+    pub removed: u64,
+    /// Upserts skipped because no identity could be derived from them.
+    pub rejected: Vec<RejectedEntry>,
+    /// What happened to the snapshot this batch belongs to.
+    pub snapshot: SnapshotProgress,
+}
+
+/// An upsert the store could not use; the rest of its batch is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedEntry {
+    /// Kind the agent gave.
+    pub kind: AssetKind,
+    /// Local key of the entry, to find it on the host.
+    pub local_key: String,
+    /// Why no identity could be derived.
+    pub reason: String,
+}
+
+/// The state of a snapshot after a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SnapshotProgress {
+    /// No snapshot is open (the batch is a delta).
+    #[default]
+    None,
+    /// A snapshot is open: this batch's upserts were recorded under it, more parts are to come.
+    Open,
+    /// The last part arrived: this many live sightings no part named were marked removed.
+    Closed {
+        /// Sightings marked removed.
+        removed: u64,
+    },
+    /// The last part arrived but a sequence gap hit the snapshot, so some parts may be lost:
+    /// nothing was removed (removing on partial knowledge would hide live assets).
+    ClosedIncomplete,
+}
+
+/// An agent as enrollment registers it (and certificate renewal refreshes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRegistration {
+    /// The id the collector gave the agent: its certificate's common name.
+    pub agent_id: String,
+    /// Serial number of the agent's current certificate.
+    pub cert_serial: String,
+    /// SHA-256 fingerprint of the agent's current certificate.
+    pub cert_fingerprint: String,
+    /// When the current certificate expires.
+    pub cert_not_after_ms: i64,
+    /// The host's composite machine fingerprint at enrollment.
+    pub machine_fingerprint: String,
+    /// Hostname at enrollment.
+    pub hostname: String,
+    /// Agent version at enrollment.
+    pub agent_version: String,
+    /// Registration time (enrollment time for a new agent).
+    pub now_ms: i64,
+}
+
+/// An agent (one host's install) as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// The agent's id.
+    pub agent_id: String,
+    /// Serial number of its current certificate.
+    pub cert_serial: String,
+    /// SHA-256 fingerprint of its current certificate.
+    pub cert_fingerprint: String,
+    /// When its current certificate expires.
+    pub cert_not_after_ms: i64,
+    /// Machine fingerprint at enrollment.
+    pub machine_fingerprint: String,
+    /// Machine fingerprint of the latest batch, when one carried host facts.
+    pub reported_machine_fingerprint: Option<String>,
+    /// Latest hostname (enrollment, then batches).
+    pub hostname: String,
+    /// Agent version at its last registration.
+    pub agent_version: String,
+    /// First registration.
+    pub enrolled_at_ms: i64,
+    /// Last batch received (collector clock), if any.
+    pub last_seen_ms: Option<i64>,
+    /// Last applied batch sequence (0 before the first).
+    pub last_sequence: u64,
+    /// When it was revoked; a revoked agent's batches are refused.
+    pub revoked_at_ms: Option<i64>,
+    /// Latest host facts JSON.
+    pub host_facts_json: Option<String>,
+}
+
+/// What a new enrollment token allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrollmentToken {
+    /// How many enrollments it allows (at least 1).
+    pub uses: u32,
+    /// It is refused from this time on.
+    pub expires_at_ms: i64,
+    /// Operator's note (team, purpose).
+    pub label: String,
+    /// Creation time.
+    pub now_ms: i64,
+}
+
+/// A token's secret: shown once at creation, never stored, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(pub(crate) String);
+
+impl TokenSecret {
+    /// The secret text to hand to the operator.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(<redacted>)")
+    }
+}
+
+/// A token just created: its public id and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// Public id, to list and revoke the token.
+    pub id: String,
+    /// The secret; the store keeps only its SHA-256.
+    pub secret: TokenSecret,
+}
+
+/// A successful use of an enrollment token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    /// The token used.
+    pub token_id: String,
+    /// Its label, to tag the new agent.
+    pub label: String,
+    /// Uses left after this one.
+    pub uses_left: u32,
+}
+
+/// A valid API bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Public id.
+    pub id: String,
+    /// Operator's note.
+    pub label: String,
+    /// Creation time.
+    pub created_at_ms: i64,
+}
+
+/// Which page of a listing to return (keyset pagination, see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// `next_cursor` of the previous page; `None` for the first page.
+    pub after: Option<String>,
+    /// Items per page; 0 means [`PageRequest::DEFAULT_LIMIT`], larger than
+    /// [`PageRequest::MAX_LIMIT`] is clamped.
+    pub limit: u32,
+}
+
+impl PageRequest {
+    /// Items per page when the request says 0.
+    pub const DEFAULT_LIMIT: u32 = 100;
+    /// The most items one page holds.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The first page with `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// The limit actually applied.
+    pub fn effective_limit(&self) -> u32 {
+        match self.limit {
+            0 => Self::DEFAULT_LIMIT,
+            n => n.min(Self::MAX_LIMIT),
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, in the listing's order.
+    pub items: Vec<T>,
+    /// Cursor of the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// Items in the whole listing (with its filter) when this page was read.
+    pub total: u64,
+}
+
+/// A host in the hosts listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSummary {
+    /// The agent behind the host.
+    pub agent: Agent,
+    /// Live sightings on the host.
+    pub live_sightings: u64,
+}
+
+/// Filter of the assets listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssetFilter {
+    /// Only assets of this kind.
+    pub kind: Option<AssetKind>,
+}
+
+/// An asset in the assets listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetSummary {
+    /// Stable, URL-safe id (module docs).
+    pub id: String,
+    /// What the asset is.
+    pub kind: AssetKind,
+    /// The canonical identity the id is derived from (module docs).
+    pub identity: String,
+    /// First sighting anywhere.
+    pub first_seen_ms: i64,
+    /// Latest sighting anywhere.
+    pub last_seen_ms: i64,
+    /// Sightings not removed.
+    pub live_sightings: u64,
+    /// Distinct hosts with a live sighting.
+    pub live_hosts: u64,
+    /// Hostnames of those hosts, sorted, at most [`AssetSummary::MAX_HOSTNAMES`].
+    pub hostnames: Vec<String>,
+}
+
+impl AssetSummary {
+    /// Hostnames listed per asset; `live_hosts` tells how many there are.
+    pub const MAX_HOSTNAMES: usize = 50;
+}
+
+/// One asset seen at one place on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    /// The host's agent.
+    pub agent_id: String,
+    /// The host's latest hostname.
+    pub hostname: String,
+    /// The entry's key on the host.
+    pub local_key: String,
+    /// Where on the host: a model's path, a framework's environment, a runtime's executable, a
+    /// tooling file.
+    pub path_or_environment: String,
+    /// First observed (agent clock).
+    pub first_seen_ms: i64,
+    /// Last observed (agent clock).
+    pub last_seen_ms: i64,
+    /// When it went away; `None` while live.
+    pub removed_at_ms: Option<i64>,
+    /// The latest entry JSON.
+    pub json: String,
+}
+
+/// An asset with a page of its sightings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetDetail {
+    /// The asset.
+    pub asset: AssetSummary,
+    /// Its sightings, live and removed, in a stable order.
+    pub sightings: Page<Sighting>,
+}
