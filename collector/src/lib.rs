@@ -1,17 +1,40 @@
 //! aiscout collector.
 //!
 //! The collector enrolls agents, receives their inventory streams over mutual TLS, deduplicates
-//! assets across the fleet and serves the inventory. This crate is a skeleton until the fleet
-//! pipeline lands (issue 5); today it only names the protocol it will speak.
+//! assets across the fleet and serves the inventory. Data flows one way: [`grpc`] (enrollment,
+//! inventory streams) → [`ingest`] (wire → domain) → [`store`] → [`api`] (reads).
 //!
 //! # Layout
-//! - this file: the protocol the collector speaks.
+//! - this file: tracing and small shared helpers.
+//! - [`config`]: the TOML configuration and its validation.
+//! - [`server`]: `serve`: the gRPC (TLS) and HTTP listeners until shutdown.
+//! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, status mapping.
+//! - [`ingest`]: wire batches into store batches.
+//! - [`api`]: the read-only HTTP API with bearer tokens.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
 //!   identity rules, and the embedded SQLite backend.
 
+pub mod api;
+pub mod config;
+pub mod grpc;
+pub mod ingest;
 pub mod pki;
+pub mod server;
 pub mod store;
+
+/// Sets up `tracing` on stderr; the level comes from `AISCOUT_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AISCOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Creates `dir` (and parents) readable by the owner only.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
 
 /// The wire protocol package this collector speaks.
 pub const PROTOCOL_PACKAGE: &str = "aiscout.v1";

@@ -1,18 +1,156 @@
-//! `aiscout-collector`: thin binary over the library.
+//! `aiscout-collector`: parses the command line, starts tracing, loads the configuration and
+//! hands over to the library; errors print `{:#}` and exit 2 (64 for a bad configuration).
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// aiscout collector (skeleton: the fleet pipeline arrives in a later release).
+use aiscout_collector::config::{CollectorConfig, ConfigError};
+use aiscout_collector::grpc::now_ms;
+use aiscout_collector::store::{NewEnrollmentToken, SqliteStore, Store};
+use clap::{Parser, Subcommand};
+
+/// aiscout collector: enrolls agents, ingests their inventory, serves the fleet inventory.
 #[derive(Debug, Parser)]
 #[command(name = "aiscout-collector", version, about)]
-struct Cli {}
+struct Cli {
+    /// Configuration file (docs/collector.md).
+    #[arg(long, global = true, default_value = "/etc/aiscout/collector.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "aiscout-collector {}: speaks {}; serving arrives with the fleet pipeline",
-        env!("CARGO_PKG_VERSION"),
-        aiscout_collector::PROTOCOL_PACKAGE
-    );
-    std::process::exit(64);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve agents (gRPC, mTLS) and the HTTP API.
+    Serve,
+    /// Check the configuration and print every problem.
+    Validate,
+    /// Enrollment tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// API bearer tokens.
+    ApiToken {
+        #[command(subcommand)]
+        action: ApiTokenAction,
+    },
+    /// Agents.
+    Agent {
+        #[command(subcommand)]
+        action: AgentAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create an enrollment token; prints its secret once.
+    Create {
+        /// How many agents may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it is valid (humantime: 1h, 7d).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// A label for audits.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenAction {
+    /// Create an API token; prints its secret once.
+    Create {
+        /// A label for audits.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentAction {
+    /// Revoke an agent: its next call is refused.
+    Revoke {
+        /// The agent id.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    aiscout_collector::init_tracing();
+    let config = match CollectorConfig::load(&cli.config) {
+        Ok(c) => c,
+        Err(e @ (ConfigError::Parse { .. } | ConfigError::Invalid { .. })) => {
+            eprintln!("aiscout-collector: {e}");
+            return ExitCode::from(64);
+        }
+        Err(e) => {
+            eprintln!("aiscout-collector: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    match run(cli.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aiscout-collector: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
+    aiscout_collector::create_private_dir(&config.data_dir)?;
+    Ok(Arc::new(SqliteStore::open(&config.database_path())?))
+}
+
+#[allow(clippy::print_stdout)]
+fn run(command: Command, config: CollectorConfig) -> anyhow::Result<()> {
+    match command {
+        Command::Validate => {
+            println!("configuration is valid");
+            Ok(())
+        }
+        Command::Serve => {
+            let store = open_store(&config)?;
+            let tls = aiscout_collector::server::tls_material(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async move {
+                let grpc = tokio::net::TcpListener::bind(config.listen).await?;
+                let api = tokio::net::TcpListener::bind(config.api_listen).await?;
+                if let Some(ca) = &tls.ca_path {
+                    println!("dev mode: agents trust the CA in {} (collector.ca_file)", ca.display());
+                }
+                println!("agents: https://{}  api: http://{}", grpc.local_addr()?, api.local_addr()?);
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                aiscout_collector::server::run(&config, store, tls, grpc, api, shutdown).await
+            })
+        }
+        Command::Token { action: TokenAction::Create { uses, ttl, label } } => {
+            let store = open_store(&config)?;
+            let now = now_ms();
+            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+            let token = store.create_enrollment_token(&NewEnrollmentToken { uses, expires_at_ms: now.saturating_add(ttl_ms), label, now_ms: now })?;
+            println!("{}", token.secret.expose());
+            Ok(())
+        }
+        Command::ApiToken { action: ApiTokenAction::Create { label } } => {
+            let store = open_store(&config)?;
+            let token = store.create_api_token(&label, now_ms())?;
+            println!("{}", token.secret.expose());
+            Ok(())
+        }
+        Command::Agent { action: AgentAction::Revoke { id } } => {
+            let store = open_store(&config)?;
+            store.revoke_agent(&id, now_ms())?;
+            println!("agent {id} revoked");
+            Ok(())
+        }
+    }
 }

@@ -1,0 +1,302 @@
+//! The gRPC services: `Enrollment` (no client certificate) and `Inventory` (client
+//! certificate required), over one TLS listener that asks for, but does not demand, a client
+//! certificate; each method decides.
+//!
+//! Authentication of `Inventory` calls, in order:
+//! 1. the TLS layer verified the client certificate against the collector CA (rustls);
+//! 2. the certificate's common name is the agent id; no certificate → `unauthenticated`;
+//! 3. the agent must be enrolled, not revoked, and the certificate must be the one issued to it
+//!    last (its serial): a certificate of another agent id, an older certificate after renewal,
+//!    or any certificate after `agent revoke` → `permission_denied`, checked on every batch so
+//!    a revocation cuts a live stream at its next batch.
+//!
+//! Domain errors become `tonic::Status` in [`status`] only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aiscout_proto::v1::{
+    self, agent_message, collector_message, enrollment_server::Enrollment, inventory_server::Inventory,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::ingest::to_ingest;
+use crate::pki::CertificateAuthority;
+use crate::store::{AgentRegistration, ApplyOutcome, Store, StoreError, TokenError};
+
+/// What the services share.
+#[derive(Debug)]
+pub struct Services {
+    /// The inventory store.
+    pub store: Arc<dyn Store>,
+    /// Signs agent certificates.
+    pub ca: Arc<CertificateAuthority>,
+    /// Lifetime of agent certificates.
+    pub cert_lifetime: Duration,
+    /// Most batches one agent may send per minute.
+    pub batches_per_minute: u32,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// The one mapping of domain errors to gRPC statuses.
+pub fn status(e: &StoreError) -> Status {
+    match e {
+        StoreError::UnknownAgent { .. } => Status::permission_denied(e.to_string()),
+        StoreError::AgentRevoked { .. } => Status::permission_denied(e.to_string()),
+        StoreError::InvalidBatch { .. } | StoreError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+        StoreError::Busy { .. } => Status::unavailable(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn token_status(e: &TokenError) -> Status {
+    match e {
+        TokenError::Store(s) => status(s),
+        other => Status::permission_denied(format!("enrollment refused: {other}")),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("worker failed: {e}")))?
+}
+
+/// A fresh agent id: 16 random bytes, hex.
+fn new_agent_id() -> Result<String, Status> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Status::internal(format!("no randomness: {e}")))?;
+    Ok(format!("agent-{}", hex::encode(bytes)))
+}
+
+/// The agent id and certificate serial of the peer's client certificate.
+fn peer_agent<T>(request: &Request<T>) -> Result<(String, String), Status> {
+    let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let der = certs.first().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| Status::unauthenticated(format!("unreadable client certificate: {e}")))?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .ok_or_else(|| Status::unauthenticated("client certificate without a common name"))?;
+    Ok((cn.to_string(), hex::encode(cert.raw_serial())))
+}
+
+impl Services {
+    /// Checks that `agent_id` may speak with the certificate `serial` (module docs, rule 3).
+    fn authorize(&self, agent_id: &str, serial: &str) -> Result<(), Status> {
+        let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
+        let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
+        if agent.revoked_at_ms.is_some() {
+            return Err(Status::permission_denied(format!("agent {agent_id} is revoked")));
+        }
+        if !agent.cert_serial.eq_ignore_ascii_case(serial) {
+            return Err(Status::permission_denied(format!("certificate {serial} is not the current one of {agent_id}")));
+        }
+        Ok(())
+    }
+}
+
+/// The `Enrollment` service.
+#[derive(Debug, Clone)]
+pub struct EnrollmentService(pub Arc<Services>);
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentService {
+    async fn enroll(&self, request: Request<v1::EnrollRequest>) -> Result<Response<v1::EnrollResponse>, Status> {
+        let req = request.into_inner();
+        if req.token.is_empty() || req.token.len() > 256 {
+            return Err(Status::invalid_argument("enrollment token missing or longer than 256 bytes"));
+        }
+        let services = Arc::clone(&self.0);
+        let response = blocking(move || {
+            let now = now_ms();
+            let identity = req.identity.unwrap_or_default();
+            let token = services.store.consume_enrollment_token(&req.token, now).map_err(|e| token_status(&e))?;
+            let earlier = if identity.machine_fingerprint.is_empty() {
+                Vec::new()
+            } else {
+                services.store.agents_with_machine_fingerprint(&identity.machine_fingerprint).map_err(|e| status(&e))?
+            };
+            let host_status = if earlier.iter().any(|a| a.revoked_at_ms.is_none()) { "reinstall" } else { "new" };
+            let agent_id = new_agent_id()?;
+            let signed = services
+                .ca
+                .sign_agent(&req.csr_pem, &agent_id, services.cert_lifetime)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            services
+                .store
+                .upsert_agent(&AgentRegistration {
+                    agent_id: agent_id.clone(),
+                    cert_serial: signed.serial.clone(),
+                    cert_fingerprint: signed.serial.clone(),
+                    cert_not_after_ms: signed.not_after.saturating_mul(1000),
+                    machine_fingerprint: identity.machine_fingerprint.clone(),
+                    hostname: identity.hostname.clone(),
+                    agent_version: req.agent_version.clone(),
+                    now_ms: now,
+                })
+                .map_err(|e| status(&e))?;
+            tracing::info!(agent_id = %agent_id, token = %token.token_id, host_status, hostname = %identity.hostname, "agent enrolled");
+            Ok(v1::EnrollResponse {
+                agent_id,
+                certificate_pem: signed.cert_pem,
+                ca_pem: services.ca.cert_pem().to_string(),
+                not_after: signed.not_after,
+                host_status: host_status.to_string(),
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+}
+
+/// The `Inventory` service.
+#[derive(Debug, Clone)]
+pub struct InventoryService(pub Arc<Services>);
+
+type CollectorStream = Pin<Box<dyn Stream<Item = Result<v1::CollectorMessage, Status>> + Send + 'static>>;
+
+fn message(m: collector_message::Message) -> v1::CollectorMessage {
+    v1::CollectorMessage { message: Some(m) }
+}
+
+#[tonic::async_trait]
+impl Inventory for InventoryService {
+    type StreamStream = CollectorStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn stream(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<CollectorStream>, Status> {
+        let (agent_id, serial) = peer_agent(&request)?;
+        let services = Arc::clone(&self.0);
+        {
+            let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
+            blocking(move || services.authorize(&agent_id, &serial)).await?;
+        }
+        let mut incoming = request.into_inner();
+        let (tx, rx) = mpsc::channel::<Result<v1::CollectorMessage, Status>>(16);
+        tokio::spawn(async move {
+            let mut window_start = std::time::Instant::now();
+            let mut in_window = 0u32;
+            while let Some(next) = incoming.next().await {
+                let msg = match next {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::debug!(agent_id = %agent_id, error = %e, "stream ended");
+                        break;
+                    }
+                };
+                let reply = match msg.message {
+                    Some(agent_message::Message::Hello(hello)) => {
+                        tracing::info!(agent_id = %agent_id, version = %hello.agent_version, "agent connected");
+                        let (services, id) = (Arc::clone(&services), agent_id.clone());
+                        let agent = blocking(move || services.store.agent(&id).map_err(|e| status(&e))).await;
+                        if agent.ok().flatten().is_some_and(|a| a.last_sequence == 0) {
+                            let request = v1::SnapshotRequest { reason: "first contact".into() };
+                            vec![Ok(message(collector_message::Message::SnapshotRequest(request)))]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    Some(agent_message::Message::Batch(batch)) => {
+                        if window_start.elapsed() >= Duration::from_secs(60) {
+                            window_start = std::time::Instant::now();
+                            in_window = 0;
+                        }
+                        in_window += 1;
+                        if in_window > services.batches_per_minute {
+                            let wait = Duration::from_secs(60).saturating_sub(window_start.elapsed());
+                            vec![Ok(message(collector_message::Message::RetryAfterMs(
+                                u64::try_from(wait.as_millis()).unwrap_or(60_000),
+                            )))]
+                        } else {
+                            apply(&services, &agent_id, &serial, batch).await
+                        }
+                    }
+                    None => Vec::new(),
+                };
+                let stop = reply.iter().any(Result::is_err);
+                for r in reply {
+                    if tx.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                if stop {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn renew(&self, request: Request<v1::RenewRequest>) -> Result<Response<v1::RenewResponse>, Status> {
+        let (agent_id, serial) = peer_agent(&request)?;
+        let req = request.into_inner();
+        let services = Arc::clone(&self.0);
+        let response = blocking(move || {
+            services.authorize(&agent_id, &serial)?;
+            let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
+            let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
+            let signed = services
+                .ca
+                .sign_agent(&req.csr_pem, &agent_id, services.cert_lifetime)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            services
+                .store
+                .upsert_agent(&AgentRegistration {
+                    agent_id: agent_id.clone(),
+                    cert_serial: signed.serial.clone(),
+                    cert_fingerprint: signed.serial.clone(),
+                    cert_not_after_ms: signed.not_after.saturating_mul(1000),
+                    machine_fingerprint: agent.machine_fingerprint,
+                    hostname: agent.hostname,
+                    agent_version: agent.agent_version,
+                    now_ms: now_ms(),
+                })
+                .map_err(|e| status(&e))?;
+            tracing::info!(agent_id = %agent_id, "certificate renewed");
+            Ok(v1::RenewResponse { certificate_pem: signed.cert_pem, not_after: signed.not_after })
+        })
+        .await?;
+        Ok(Response::new(response))
+    }
+}
+
+/// Applies one batch and says what to answer: an ack, plus a snapshot request after a gap.
+async fn apply(
+    services: &Arc<Services>,
+    agent_id: &str,
+    serial: &str,
+    batch: v1::Batch,
+) -> Vec<Result<v1::CollectorMessage, Status>> {
+    let sequence = batch.sequence;
+    let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
+    let outcome = blocking(move || {
+        services.authorize(&agent_id, &serial)?;
+        let (ingest, dropped) = to_ingest(batch, now_ms());
+        if dropped > 0 {
+            tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");
+        }
+        services.store.apply_batch(&agent_id, &ingest).map_err(|e| status(&e))
+    })
+    .await;
+    let ack = || Ok(message(collector_message::Message::Ack(v1::Ack { sequence })));
+    match outcome {
+        Ok(ApplyOutcome::Applied(_)) | Ok(ApplyOutcome::AlreadyApplied { .. }) => vec![ack()],
+        Ok(ApplyOutcome::Gap { expected, .. }) => vec![
+            ack(),
+            Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest {
+                reason: format!("sequence gap: expected {expected}, got {sequence}"),
+            }))),
+        ],
+        Err(e) => vec![Err(e)],
+    }
+}
