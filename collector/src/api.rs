@@ -66,9 +66,7 @@ struct PageJson {
     total: u64,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))?
@@ -151,8 +149,13 @@ async fn assets(
             ApiError(StatusCode::BAD_REQUEST, format!("unknown kind {k:?}: model, framework, runtime or tooling"))
         })?),
     };
-    let page = blocking(move || store.assets(&AssetFilter { kind }, &params.page()).map_err(|e| http_status(&e))).await?;
-    Ok(Json(PageJson { items: page.items.iter().map(asset_json).collect(), next_cursor: page.next_cursor, total: page.total }))
+    let page =
+        blocking(move || store.assets(&AssetFilter { kind }, &params.page()).map_err(|e| http_status(&e))).await?;
+    Ok(Json(PageJson {
+        items: page.items.iter().map(asset_json).collect(),
+        next_cursor: page.next_cursor,
+        total: page.total,
+    }))
 }
 
 async fn asset(

@@ -72,7 +72,14 @@ pub struct TlsConfig {
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        Self { dev: false, names: default_names(), cert_file: None, key_file: None, ca_cert_file: None, ca_key_file: None }
+        Self {
+            dev: false,
+            names: default_names(),
+            cert_file: None,
+            key_file: None,
+            ca_cert_file: None,
+            ca_key_file: None,
+        }
     }
 }
 
@@ -156,13 +163,15 @@ pub enum ConfigError {
 impl CollectorConfig {
     /// Parses TOML text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string().trim().into() })
+        toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string().trim().into() })
     }
 
     /// Loads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
         let config = Self::parse(&text, &origin)?;
         let problems = config.validate();
         if problems.is_empty() {
@@ -182,7 +191,12 @@ impl CollectorConfig {
             out.push(format!("api_listen: must differ from listen ({})", self.listen));
         }
         let t = &self.tls;
-        let files = [("tls.cert_file", &t.cert_file), ("tls.key_file", &t.key_file), ("tls.ca_cert_file", &t.ca_cert_file), ("tls.ca_key_file", &t.ca_key_file)];
+        let files = [
+            ("tls.cert_file", &t.cert_file),
+            ("tls.key_file", &t.key_file),
+            ("tls.ca_cert_file", &t.ca_cert_file),
+            ("tls.ca_key_file", &t.ca_key_file),
+        ];
         if t.dev {
             if t.names.is_empty() {
                 out.push("tls.names: dev mode needs at least one name".to_string());
@@ -231,7 +245,15 @@ mod tests {
         let keys: Vec<String> = bad.validate().iter().map(|p| p.split(':').next().unwrap_or("").to_string()).collect();
         assert_eq!(
             keys,
-            ["api_listen", "tls.cert_file", "tls.key_file", "tls.ca_cert_file", "tls.ca_key_file", "agents.cert_lifetime", "agents.batches_per_minute"]
+            [
+                "api_listen",
+                "tls.cert_file",
+                "tls.key_file",
+                "tls.ca_cert_file",
+                "tls.ca_key_file",
+                "agents.cert_lifetime",
+                "agents.batches_per_minute"
+            ]
         );
     }
 

@@ -99,7 +99,9 @@ impl Services {
             return Err(Status::permission_denied(format!("agent {agent_id} is revoked")));
         }
         if !agent.cert_serial.eq_ignore_ascii_case(serial) {
-            return Err(Status::permission_denied(format!("certificate {serial} is not the current one of {agent_id}")));
+            return Err(Status::permission_denied(format!(
+                "certificate {serial} is not the current one of {agent_id}"
+            )));
         }
         Ok(())
     }

@@ -81,7 +81,12 @@ mod tests {
             snapshot_id: 3,
             last_part: true,
             upserts: vec![
-                v1::Asset { kind: v1::AssetKind::Model as i32, local_key: "/m".into(), identity: String::new(), json: "{}".into() },
+                v1::Asset {
+                    kind: v1::AssetKind::Model as i32,
+                    local_key: "/m".into(),
+                    identity: String::new(),
+                    json: "{}".into(),
+                },
                 v1::Asset { kind: 0, local_key: "/x".into(), identity: String::new(), json: "{}".into() },
                 v1::Asset { kind: 99, local_key: "/y".into(), identity: String::new(), json: "{}".into() },
             ],

@@ -136,7 +136,12 @@ fn run(command: Command, config: CollectorConfig) -> anyhow::Result<()> {
             let store = open_store(&config)?;
             let now = now_ms();
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-            let token = store.create_enrollment_token(&NewEnrollmentToken { uses, expires_at_ms: now.saturating_add(ttl_ms), label, now_ms: now })?;
+            let token = store.create_enrollment_token(&NewEnrollmentToken {
+                uses,
+                expires_at_ms: now.saturating_add(ttl_ms),
+                label,
+                now_ms: now,
+            })?;
             println!("{}", token.secret.expose());
             Ok(())
         }

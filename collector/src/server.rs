@@ -48,7 +48,10 @@ pub fn tls_material(config: &CollectorConfig) -> anyhow::Result<TlsMaterial> {
         let p = p.as_ref().ok_or_else(|| anyhow::anyhow!("{key} is not set"))?;
         std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{key} {}: {e}", p.display()))
     };
-    let ca = CertificateAuthority::load(&read("tls.ca_cert_file", &config.tls.ca_cert_file)?, &read("tls.ca_key_file", &config.tls.ca_key_file)?)?;
+    let ca = CertificateAuthority::load(
+        &read("tls.ca_cert_file", &config.tls.ca_cert_file)?,
+        &read("tls.ca_key_file", &config.tls.ca_key_file)?,
+    )?;
     Ok(TlsMaterial {
         ca: Arc::new(ca),
         server_cert_pem: read("tls.cert_file", &config.tls.cert_file)?,
