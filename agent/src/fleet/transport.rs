@@ -1,0 +1,170 @@
+//! Sending the spool to the collector: one `Inventory.Stream` per connection.
+//!
+//! A drain, in order:
+//! 1. connect over mutual TLS (the agent's certificate, the collector CA) with gzip;
+//! 2. send `Hello`, then every pending spool record as a `Batch` whose `sequence` is the
+//!    record's; the payload is a prost-encoded `Batch` written when the record was spooled;
+//! 3. each `Ack(n)` acknowledges the spool up to `n` ([`crate::spool::Spool::ack`]), which
+//!    deletes those records; a `SnapshotRequest` is reported to the caller, which spools a
+//!    snapshot; `RetryAfterMs` pauses sending;
+//! 4. the drain ends when the last sent sequence is acknowledged, or fails when the stream
+//!    breaks or no acknowledgement arrives within [`ACK_TIMEOUT`]; whatever was not
+//!    acknowledged stays in the spool and is sent again by the next drain (the collector
+//!    ignores sequences it already applied).
+
+use std::time::Duration;
+
+use aiscout_proto::v1::{self, agent_message, collector_message, inventory_client::InventoryClient};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::spool::Spool;
+
+/// Longest wait for an acknowledgement.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Largest message sent (the collector accepts 8 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Errors of a drain.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The collector URL is not usable.
+    #[error("collector url {url}: {message}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The connection failed.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The cause.
+        source: tonic::transport::Error,
+    },
+    /// The collector refused or broke the stream.
+    #[error("collector: {0}")]
+    Status(#[from] tonic::Status),
+    /// No acknowledgement in time.
+    #[error("no acknowledgement of sequence {0} within {ACK_TIMEOUT:?}")]
+    AckTimeout(u64),
+    /// The spool failed.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
+    /// A spooled payload does not decode (it is skipped and acknowledged by the next ack).
+    #[error("spooled record {sequence} does not decode: {message}")]
+    Payload {
+        /// Its sequence.
+        sequence: u64,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// What a drain did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// Batches sent.
+    pub sent: u64,
+    /// Highest sequence acknowledged.
+    pub acked: u64,
+    /// The collector asked for a full snapshot (with its reason).
+    pub snapshot_requested: Option<String>,
+}
+
+/// Connects to the collector at `url` with `tls`.
+pub async fn connect(url: &str, tls: ClientTlsConfig) -> Result<InventoryClient<Channel>, TransportError> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| TransportError::Url { url: url.into(), message: e.to_string() })?
+        .tls_config(tls)
+        .map_err(|e| TransportError::Url { url: url.into(), message: e.to_string() })?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_keepalive(Some(Duration::from_secs(60)));
+    let channel = endpoint.connect().await.map_err(|source| TransportError::Connect { url: url.into(), source })?;
+    Ok(InventoryClient::new(channel)
+        .send_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+fn message(m: agent_message::Message) -> v1::AgentMessage {
+    v1::AgentMessage { message: Some(m) }
+}
+
+/// Sends every pending spool record and waits for their acknowledgements.
+pub async fn drain(
+    client: &mut InventoryClient<Channel>,
+    spool: &Spool,
+    agent_version: &str,
+) -> Result<DrainOutcome, TransportError> {
+    let (tx, rx) = mpsc::channel::<v1::AgentMessage>(8);
+    let hello = v1::Hello { agent_version: agent_version.to_string(), resume_from: spool.stats().acked_sequence };
+    // The outbound side is fed from a task so acknowledgements are read while sending.
+    let _ = tx.send(message(agent_message::Message::Hello(hello))).await;
+    let mut records = Vec::new();
+    for r in spool.pending() {
+        records.push(r?);
+    }
+    let last = records.last().map(|r| r.sequence);
+    let mut outcome = DrainOutcome::default();
+    let mut batches = Vec::with_capacity(records.len());
+    for r in records {
+        let mut batch = v1::Batch::decode(r.payload.as_slice())
+            .map_err(|e| TransportError::Payload { sequence: r.sequence, message: e.to_string() })?;
+        batch.sequence = r.sequence;
+        batches.push(batch);
+    }
+    outcome.sent = batches.len() as u64;
+    let sender = tokio::spawn(async move {
+        for b in batches {
+            if tx.send(message(agent_message::Message::Batch(b))).await.is_err() {
+                break;
+            }
+        }
+        // Keep the stream open until the acknowledgements are in: dropping `tx` ends it.
+        tx
+    });
+    let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
+    let Some(last) = last else {
+        // Nothing to send: one exchange to learn whether the collector wants a snapshot.
+        if let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_secs(2), inbound.message()).await {
+            if let Some(collector_message::Message::SnapshotRequest(r)) = m.message {
+                outcome.snapshot_requested = Some(r.reason);
+            }
+        }
+        drop(sender);
+        return Ok(outcome);
+    };
+    loop {
+        let next = tokio::time::timeout(ACK_TIMEOUT, inbound.message()).await.map_err(|_| TransportError::AckTimeout(last))?;
+        let Some(m) = next? else {
+            return Err(TransportError::Status(tonic::Status::unavailable("stream closed before the last acknowledgement")));
+        };
+        match m.message {
+            Some(collector_message::Message::Ack(a)) => {
+                spool.ack(a.sequence.min(last))?;
+                outcome.acked = outcome.acked.max(a.sequence);
+                if a.sequence >= last {
+                    break;
+                }
+            }
+            Some(collector_message::Message::SnapshotRequest(r)) => {
+                tracing::info!(reason = %r.reason, "collector asks for a snapshot");
+                outcome.snapshot_requested = Some(r.reason);
+            }
+            Some(collector_message::Message::RetryAfterMs(ms)) => {
+                tracing::warn!(retry_after_ms = ms, "collector rate limit");
+                tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+            }
+            None => {}
+        }
+    }
+    drop(sender);
+    Ok(outcome)
+}
