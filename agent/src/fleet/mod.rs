@@ -8,3 +8,4 @@
 
 pub mod payload;
 pub mod state;
+pub mod transport;

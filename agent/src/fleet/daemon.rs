@@ -1,0 +1,291 @@
+//! `aiscout-agent run`: the agent as a daemon.
+//!
+//! One cycle, in order:
+//! 1. identity and enrollment: the host identity ([`super::identity`]) and the agent's
+//!    certificate, enrolling with the token file when there is none ([`super::enroll`]);
+//! 2. collection: a full scan (every configured section) when one is due, else a runtimes-only
+//!    scan when that is due; both run on a blocking thread;
+//! 3. spooling: a snapshot when one is due (first cycle, every `schedule.snapshot_every` full
+//!    scans, the spool or the sent state lost something, or the collector asked), else the
+//!    delta against what was last spooled ([`super::state`]); batches are in the spool
+//!    ([`crate::spool`]) before anything is sent;
+//! 4. sending: the spool is drained to the collector ([`super::transport`]); a failure leaves
+//!    it in the spool and the next attempt waits an exponential backoff with full jitter.
+//!
+//! State directory layout: `cache/` (scan caches), `spool/`, `fleet/` (sent state), `tls/`
+//! (key, certificate, CA, agent id; 0600), `install.key`.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aiscout_proto::v1::{self, AssetKind};
+
+use super::state::{batches, BatchLimits, Contents, SentState};
+use super::{enroll, identity, payload, transport};
+use crate::config::Config;
+use crate::detectors::models::Progress;
+use crate::report::ScanReport;
+use crate::scan::{self, ScanOptions, Section};
+use crate::spool::Spool;
+
+/// Errors that stop the daemon (everything else is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state directory cannot be used.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The spool cannot be opened or written.
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
+    /// The sent state cannot be opened or written.
+    #[error(transparent)]
+    State(#[from] super::state::StateError),
+    /// The sent-state database cannot be opened.
+    #[error("sent state {path}: {source}")]
+    StateDb {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: sled::Error,
+    },
+    /// The host identity cannot be read.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// Enrollment failed.
+    #[error(transparent)]
+    Enroll(#[from] enroll::EnrollError),
+    /// A scan could not run.
+    #[error(transparent)]
+    Scan(#[from] scan::ScanError),
+    /// Sending failed (only fatal with `--once`).
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    /// The scan thread died.
+    #[error("scan worker failed: {0}")]
+    Worker(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// One full collection, sent and acknowledged, then exit.
+    pub once: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+fn kind_of(section: Section) -> Option<AssetKind> {
+    match section {
+        Section::Models => Some(AssetKind::Model),
+        Section::Frameworks => Some(AssetKind::Framework),
+        Section::Runtimes => Some(AssetKind::Runtime),
+        Section::Tooling => Some(AssetKind::Tooling),
+        Section::Gpus => None,
+    }
+}
+
+/// The scan options of a configuration, for `sections`.
+fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
+    ScanOptions {
+        roots: config.scan.roots.clone(),
+        state_dir: Some(config.state_dir.clone()),
+        only: sections,
+        excludes: config.scan.excludes.clone(),
+        scan_network_fs: config.scan.network_fs,
+        all_packages: config.scan.all_packages,
+        identify_servers: config.scan.identify_servers,
+        ..ScanOptions::default()
+    }
+}
+
+async fn collect(options: ScanOptions) -> Result<ScanReport, DaemonError> {
+    tokio::task::spawn_blocking(move || scan::run_scan(&options, &Progress::default()))
+        .await
+        .map_err(|e| DaemonError::Worker(e.to_string()))?
+        .map_err(DaemonError::from)
+}
+
+/// The daemon's open stores.
+struct Agent {
+    config: Config,
+    spool: Spool,
+    sent: SentState,
+    identity: v1::HostIdentity,
+    /// Full scans since the last snapshot.
+    since_snapshot: u32,
+    /// The collector asked for a snapshot.
+    snapshot_requested: bool,
+}
+
+impl Agent {
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_assets: self.config.transport.batch_max_assets,
+            max_bytes: usize::try_from(self.config.transport.batch_max_bytes.bytes()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Spools the report: a snapshot when due, else the delta within `scope`.
+    fn spool_report(&mut self, report: &ScanReport, scope: &[AssetKind], full: bool) -> Result<u64, DaemonError> {
+        let assets = payload::assets(report);
+        let host = payload::host_facts(report, self.identity.clone());
+        let snapshot_due = full
+            && (self.snapshot_requested
+                || self.sent.needs_snapshot()?
+                || self.spool.needs_snapshot()
+                || self.since_snapshot + 1 >= self.config.schedule.snapshot_every);
+        let mut appended = 0;
+        if snapshot_due {
+            let snapshot_id = u64::try_from(now_ms()).unwrap_or(1).max(1);
+            self.sent.begin()?;
+            for b in batches(Contents::Snapshot { assets: &assets, snapshot_id }, Some(&host), now_ms(), self.limits()) {
+                self.spool.append(b.into_record())?;
+                appended += 1;
+            }
+            self.sent.replace_all(&assets)?;
+            self.since_snapshot = 0;
+            self.snapshot_requested = false;
+            tracing::info!(assets = assets.len(), batches = appended, "snapshot spooled");
+        } else {
+            let delta = self.sent.delta(&assets, scope)?;
+            if !delta.is_empty() {
+                self.sent.begin()?;
+                for b in batches(Contents::Delta(&delta), Some(&host), now_ms(), self.limits()) {
+                    self.spool.append(b.into_record())?;
+                    appended += 1;
+                }
+                self.sent.record(&delta)?;
+                tracing::info!(upserts = delta.upserts.len(), removals = delta.removals.len(), "delta spooled");
+            }
+            if full {
+                self.since_snapshot += 1;
+            }
+        }
+        Ok(appended)
+    }
+
+    /// Sends the spool; returns whether everything was acknowledged.
+    async fn send(&mut self, enrolled: &enroll::Enrolled) -> Result<(), DaemonError> {
+        let url = self.config.collector.url.clone().unwrap_or_default();
+        let tls = enroll::channel_config(enrolled, &self.config)?;
+        let mut client = transport::connect(&url, tls).await?;
+        let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
+        tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
+        if let Some(reason) = outcome.snapshot_requested {
+            tracing::info!(reason = %reason, "snapshot requested");
+            self.snapshot_requested = true;
+        }
+        Ok(())
+    }
+}
+
+/// Full jitter: a random wait in `[0, min(max, initial * 2^attempt)]`.
+fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+    let cap = initial.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX)).min(max);
+    let mut b = [0u8; 8];
+    let r = getrandom::fill(&mut b).map(|_| u64::from_le_bytes(b)).unwrap_or(0);
+    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(if millis == 0 { 0 } else { r % (millis + 1) })
+}
+
+/// Runs the agent until `shutdown` (or once).
+pub async fn run(
+    config: Config,
+    opts: RunOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let dir = config.state_dir.clone();
+    crate::fileio::create_private_dir(&dir).map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
+    let identity = identity::collect(&dir, &config.identity)?;
+    let spool = Spool::open(&dir, config.spool.max_bytes.bytes())?;
+    let fleet_path = dir.join("fleet");
+    let db = sled::Config::new()
+        .path(&fleet_path)
+        .mode(sled::Mode::LowSpace)
+        .open()
+        .map_err(|source| DaemonError::StateDb { path: fleet_path.display().to_string(), source })?;
+    let sent = SentState::open(&db)?;
+    let mut agent = Agent { config, spool, sent, identity, since_snapshot: 0, snapshot_requested: false };
+    tokio::pin!(shutdown);
+
+    let mut enrolled = None;
+    let mut attempt = 0u32;
+    let mut next_full = Instant::now();
+    let mut next_runtimes = Instant::now() + agent.config.schedule.runtimes_interval;
+    loop {
+        // 1. enrollment
+        if enrolled.is_none() {
+            enrolled = match enroll::load(&dir)? {
+                Some(e) => Some(e),
+                None => match enroll::enroll(&agent.config, agent.identity.clone()).await {
+                    Ok(e) => Some(e),
+                    Err(e) if opts.once => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "enrollment failed; retrying");
+                        None
+                    }
+                },
+            };
+        }
+        // 2–3. collection and spooling
+        let now = Instant::now();
+        if now >= next_full || agent.snapshot_requested {
+            let report = collect(scan_options(&agent.config, agent.config.scan.sections.clone())).await?;
+            let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| kind_of(*s)).collect();
+            agent.spool_report(&report, &scope, true)?;
+            let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
+            next_full = now + agent.config.schedule.full_interval + backoff(jitter, jitter, 0);
+            next_runtimes = now + agent.config.schedule.runtimes_interval;
+        } else if now >= next_runtimes && agent.config.scan.sections.contains(&Section::Runtimes) {
+            let report = collect(scan_options(&agent.config, vec![Section::Runtimes])).await?;
+            agent.spool_report(&report, &[AssetKind::Runtime], false)?;
+            next_runtimes = now + agent.config.schedule.runtimes_interval;
+        }
+        // 4. sending
+        let mut wait = next_full.min(next_runtimes).saturating_duration_since(Instant::now());
+        if let Some(e) = &enrolled {
+            match agent.send(e).await {
+                Ok(()) => attempt = 0,
+                Err(err) if opts.once => return Err(err),
+                Err(err) => {
+                    attempt = attempt.saturating_add(1);
+                    let t = &agent.config.transport;
+                    let retry = backoff(t.backoff_initial, t.backoff_max, attempt);
+                    tracing::warn!(error = %err, attempt, retry_ms = u64::try_from(retry.as_millis()).unwrap_or(0), "send failed");
+                    wait = wait.min(retry);
+                }
+            }
+        }
+        if opts.once && !agent.snapshot_requested {
+            return Ok(());
+        }
+        if agent.snapshot_requested {
+            continue;
+        }
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        for attempt in 0..30 {
+            let b = backoff(Duration::from_secs(1), Duration::from_secs(300), attempt);
+            assert!(b <= Duration::from_secs(300));
+            assert!(b <= Duration::from_secs(1u64 << attempt.min(20)));
+        }
+        assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 3), Duration::ZERO);
+    }
+}
