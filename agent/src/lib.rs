@@ -16,6 +16,7 @@
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
 //! - [`cache`]: the sled hash cache keyed by file stamp.
 //! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
+//! - [`fleet`]: the host identity and fingerprint, enrollment and the client certificate.
 //! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
 //!   and the allow/deny [`safety::policy`].
@@ -29,6 +30,7 @@ pub mod check;
 pub mod config;
 pub mod detectors;
 pub mod fileio;
+pub mod fleet;
 pub mod formats;
 pub mod hash;
 pub mod host;
