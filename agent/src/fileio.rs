@@ -82,6 +82,27 @@ pub fn open_regular(path: &Path) -> io::Result<(File, FileStamp)> {
     Ok((file, FileStamp::of(&meta)))
 }
 
+/// Creates `path` (and missing parents) as a `0700` directory, or tightens an existing one
+/// (state directories: spool, caches, keys). A symlink or a non-directory at `path` is refused.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    const DIR_MODE: u32 = 0o700;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 == 0 {
+                return Ok(());
+            }
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))
+        }
+        Ok(_) => Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// What [`read_bounded`] does with a file larger than its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Oversize {

@@ -16,7 +16,8 @@
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
 //! - [`cache`]: the sled hash cache keyed by file stamp.
 //! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
-//! - [`fleet`]: the collector payload: assets and host facts, what was last sent, batches.
+//! - [`fleet`]: the fleet: host identity, enrollment, payload and sent state, transport, the
+//!   `run` daemon.
 //! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
 //!   and the allow/deny [`safety::policy`].

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aiscout_agent::check::CheckReport;
 use aiscout_agent::config::{self, Config};
 use aiscout_agent::detectors::models::Progress;
+use aiscout_agent::fleet::daemon::RunOptions;
 use aiscout_agent::scan::{self, ScanOptions, Section};
 use clap::{Parser, Subcommand};
 
@@ -77,6 +78,16 @@ enum Command {
         /// The configuration file.
         #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+    },
+    /// Run as a daemon: enroll, collect on schedule, spool, stream to the collector
+    /// (docs/agent-config.md). Stops on SIGINT or SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// One full collection, sent and acknowledged, then exit (0 on success).
+        #[arg(long)]
+        once: bool,
     },
 }
 
@@ -160,5 +171,26 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(config::EXIT_INVALID_CONFIG))
             }
         },
+        Command::Run { config: path, once } => {
+            let config = match Config::load_validated(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(config::EXIT_INVALID_CONFIG));
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(async move {
+                let shutdown = async {
+                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                    }
+                };
+                aiscout_agent::fleet::daemon::run(config, RunOptions { once }, shutdown).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

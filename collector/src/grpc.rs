@@ -198,15 +198,10 @@ impl Inventory for InventoryService {
                 };
                 let reply = match msg.message {
                     Some(agent_message::Message::Hello(hello)) => {
+                        // A new agent's first batch is a snapshot already; a collector that lost
+                        // state sees a sequence gap and asks for one then.
                         tracing::info!(agent_id = %agent_id, version = %hello.agent_version, "agent connected");
-                        let (services, id) = (Arc::clone(&services), agent_id.clone());
-                        let agent = blocking(move || services.store.agent(&id).map_err(|e| status(&e))).await;
-                        if agent.ok().flatten().is_some_and(|a| a.last_sequence == 0) {
-                            let request = v1::SnapshotRequest { reason: "first contact".into() };
-                            vec![Ok(message(collector_message::Message::SnapshotRequest(request)))]
-                        } else {
-                            Vec::new()
-                        }
+                        Vec::new()
                     }
                     Some(agent_message::Message::Batch(batch)) => {
                         if window_start.elapsed() >= Duration::from_secs(60) {

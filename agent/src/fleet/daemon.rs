@@ -126,7 +126,7 @@ struct Agent {
 impl Agent {
     fn limits(&self) -> BatchLimits {
         BatchLimits {
-            max_assets: self.config.transport.batch_max_assets,
+            max_assets: usize::try_from(self.config.transport.batch_max_assets).unwrap_or(usize::MAX),
             max_bytes: usize::try_from(self.config.transport.batch_max_bytes.bytes()).unwrap_or(usize::MAX),
         }
     }
@@ -144,7 +144,8 @@ impl Agent {
         if snapshot_due {
             let snapshot_id = u64::try_from(now_ms()).unwrap_or(1).max(1);
             self.sent.begin()?;
-            for b in batches(Contents::Snapshot { assets: &assets, snapshot_id }, Some(&host), now_ms(), self.limits()) {
+            for b in batches(Contents::Snapshot { assets: &assets, snapshot_id }, Some(&host), now_ms(), self.limits())
+            {
                 self.spool.append(b.into_record())?;
                 appended += 1;
             }
@@ -173,8 +174,9 @@ impl Agent {
     /// Sends the spool; returns whether everything was acknowledged.
     async fn send(&mut self, enrolled: &enroll::Enrolled) -> Result<(), DaemonError> {
         let url = self.config.collector.url.clone().unwrap_or_default();
-        let tls = enroll::channel_config(enrolled, &self.config)?;
-        let mut client = transport::connect(&url, tls).await?;
+        let tls = enroll::channel_config(enrolled, &self.config);
+        let endpoint = enroll::endpoint(&self.config, tls)?;
+        let mut client = transport::connect(&url, endpoint).await?;
         let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
         tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
         if let Some(reason) = outcome.snapshot_requested {
@@ -201,7 +203,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
     let dir = config.state_dir.clone();
-    crate::fileio::create_private_dir(&dir).map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
+    crate::fileio::create_private_dir(&dir)
+        .map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
     let identity = identity::collect(&dir, &config.identity)?;
     let spool = Spool::open(&dir, config.spool.max_bytes.bytes())?;
     let fleet_path = dir.join("fleet");

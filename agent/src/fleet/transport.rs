@@ -19,7 +19,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 use crate::spool::Spool;
 
@@ -32,14 +32,6 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Errors of a drain.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// The collector URL is not usable.
-    #[error("collector url {url}: {message}")]
-    Url {
-        /// The URL.
-        url: String,
-        /// What is wrong.
-        message: String,
-    },
     /// The connection failed.
     #[error("cannot connect to {url}: {source}")]
     Connect {
@@ -78,14 +70,10 @@ pub struct DrainOutcome {
     pub snapshot_requested: Option<String>,
 }
 
-/// Connects to the collector at `url` with `tls`.
-pub async fn connect(url: &str, tls: ClientTlsConfig) -> Result<InventoryClient<Channel>, TransportError> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| TransportError::Url { url: url.into(), message: e.to_string() })?
-        .tls_config(tls)
-        .map_err(|e| TransportError::Url { url: url.into(), message: e.to_string() })?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_keepalive(Some(Duration::from_secs(60)));
+/// Connects to the collector at `url` through `endpoint` (its TLS set up by
+/// [`super::enroll::endpoint`]).
+pub async fn connect(url: &str, endpoint: Endpoint) -> Result<InventoryClient<Channel>, TransportError> {
+    let endpoint = endpoint.tcp_keepalive(Some(Duration::from_secs(60)));
     let channel = endpoint.connect().await.map_err(|source| TransportError::Connect { url: url.into(), source })?;
     Ok(InventoryClient::new(channel)
         .send_compressed(CompressionEncoding::Gzip)
@@ -142,9 +130,12 @@ pub async fn drain(
         return Ok(outcome);
     };
     loop {
-        let next = tokio::time::timeout(ACK_TIMEOUT, inbound.message()).await.map_err(|_| TransportError::AckTimeout(last))?;
+        let next =
+            tokio::time::timeout(ACK_TIMEOUT, inbound.message()).await.map_err(|_| TransportError::AckTimeout(last))?;
         let Some(m) = next? else {
-            return Err(TransportError::Status(tonic::Status::unavailable("stream closed before the last acknowledgement")));
+            return Err(TransportError::Status(tonic::Status::unavailable(
+                "stream closed before the last acknowledgement",
+            )));
         };
         match m.message {
             Some(collector_message::Message::Ack(a)) => {

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Mode of the spool directory and of directories sled makes in it.
@@ -17,19 +17,7 @@ const FILE_MODE: u32 = 0o600;
 /// How deep sled nests directories (`blobs/`); deeper entries are left alone.
 const MAX_DEPTH: usize = 2;
 
-/// Creates `path` (and missing parents) as a `0700` directory, or tightens an existing one.
-/// A symlink or a non-directory at `path` is refused.
-pub fn prepare_dir(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => tighten(path, &meta, DIR_MODE),
-        Ok(_) => Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory")),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)?;
-            fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
-        }
-        Err(e) => Err(e),
-    }
-}
+pub use crate::fileio::create_private_dir as prepare_dir;
 
 /// Removes group and other permissions from everything under `dir`. Failures are logged: the
 /// `0700` directory still protects the files.
