@@ -24,10 +24,19 @@ pub fn fixtures_dir() -> PathBuf {
 /// The `aiscout-agent` binary of the profile these tests were built with. `scripts/test.sh`
 /// builds the binaries before running the tests.
 pub fn agent_bin() -> PathBuf {
+    workspace_bin("aiscout-agent")
+}
+
+/// The `aiscout-collector` binary of the profile these tests were built with.
+pub fn collector_bin() -> PathBuf {
+    workspace_bin("aiscout-collector")
+}
+
+fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test binary>
     let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-    let bin = profile_dir.join("aiscout-agent");
+    let bin = profile_dir.join(name);
     assert!(
         bin.is_file(),
         "{} is missing: build it first (cargo build --workspace --bins, as scripts/test.sh does)",

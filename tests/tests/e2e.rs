@@ -7,6 +7,7 @@
 
 mod cache;
 mod fixtures;
+mod fleet;
 mod frameworks;
 mod hazards;
 mod listing;
