@@ -98,7 +98,8 @@ impl Services {
         if agent.revoked_at_ms.is_some() {
             return Err(Status::permission_denied(format!("agent {agent_id} is revoked")));
         }
-        if !agent.cert_serial.eq_ignore_ascii_case(serial) {
+        let canonical = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
+        if canonical(&agent.cert_serial) != canonical(serial) {
             return Err(Status::permission_denied(format!(
                 "certificate {serial} is not the current one of {agent_id}"
             )));

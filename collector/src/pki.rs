@@ -57,7 +57,9 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
     getrandom::fill(&mut bytes)
         .map_err(|e| PkiError::Io { path: "getrandom".into(), source: std::io::Error::other(e.to_string()) })?;
     if let Some(first) = bytes.first_mut() {
-        *first &= 0x7f; // a positive integer
+        // Positive, and never a leading zero byte (DER would drop it, and the serial read back
+        // from a presented certificate would no longer match the one recorded).
+        *first = (*first & 0x7f) | 0x40;
     }
     Ok(SerialNumber::from_slice(&bytes))
 }
@@ -242,6 +244,16 @@ mod tests {
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
         assert!(signed.not_after > 0 && signed.serial.len() == 32);
+    }
+
+    #[test]
+    fn serials_are_positive_and_keep_their_length_in_der() {
+        for _ in 0..2000 {
+            let serial = random_serial().unwrap();
+            let first = *serial.as_ref().first().unwrap();
+            assert!((0x40..=0x7f).contains(&first), "{first:#x}");
+            assert_eq!(serial.as_ref().len(), 16);
+        }
     }
 
     #[test]
