@@ -90,7 +90,39 @@ fn peer_agent<T>(request: &Request<T>) -> Result<(String, String), Status> {
     Ok((cn.to_string(), hex::encode(cert.raw_serial())))
 }
 
+/// What is recorded of an agent's host with each certificate.
+#[derive(Debug)]
+struct HostRecord {
+    /// The machine fingerprint the agent reported at enrollment.
+    machine_fingerprint: String,
+    /// Its host name.
+    hostname: String,
+    /// Its version.
+    agent_version: String,
+}
+
 impl Services {
+    /// Signs `csr_pem` for `agent_id` and records the certificate as the agent's current one.
+    fn certify(&self, csr_pem: &str, agent_id: &str, host: HostRecord) -> Result<crate::pki::Signed, Status> {
+        let signed = self
+            .ca
+            .sign_agent(csr_pem, agent_id, self.cert_lifetime)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.store
+            .upsert_agent(&AgentRegistration {
+                agent_id: agent_id.to_string(),
+                cert_serial: signed.serial.clone(),
+                cert_fingerprint: signed.serial.clone(),
+                cert_not_after_ms: signed.not_after.saturating_mul(1000),
+                machine_fingerprint: host.machine_fingerprint,
+                hostname: host.hostname,
+                agent_version: host.agent_version,
+                now_ms: now_ms(),
+            })
+            .map_err(|e| status(&e))?;
+        Ok(signed)
+    }
+
     /// Checks that `agent_id` may speak with the certificate `serial` (module docs, rule 3).
     fn authorize(&self, agent_id: &str, serial: &str) -> Result<(), Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
@@ -131,23 +163,12 @@ impl Enrollment for EnrollmentService {
             };
             let host_status = if earlier.iter().any(|a| a.revoked_at_ms.is_none()) { "reinstall" } else { "new" };
             let agent_id = new_agent_id()?;
-            let signed = services
-                .ca
-                .sign_agent(&req.csr_pem, &agent_id, services.cert_lifetime)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            services
-                .store
-                .upsert_agent(&AgentRegistration {
-                    agent_id: agent_id.clone(),
-                    cert_serial: signed.serial.clone(),
-                    cert_fingerprint: signed.serial.clone(),
-                    cert_not_after_ms: signed.not_after.saturating_mul(1000),
-                    machine_fingerprint: identity.machine_fingerprint.clone(),
-                    hostname: identity.hostname.clone(),
-                    agent_version: req.agent_version.clone(),
-                    now_ms: now,
-                })
-                .map_err(|e| status(&e))?;
+            let host = HostRecord {
+                machine_fingerprint: identity.machine_fingerprint.clone(),
+                hostname: identity.hostname.clone(),
+                agent_version: req.agent_version.clone(),
+            };
+            let signed = services.certify(&req.csr_pem, &agent_id, host)?;
             tracing::info!(agent_id = %agent_id, token = %token.token_id, host_status, hostname = %identity.hostname, "agent enrolled");
             Ok(v1::EnrollResponse {
                 agent_id,
@@ -243,23 +264,12 @@ impl Inventory for InventoryService {
             services.authorize(&agent_id, &serial)?;
             let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
             let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
-            let signed = services
-                .ca
-                .sign_agent(&req.csr_pem, &agent_id, services.cert_lifetime)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            services
-                .store
-                .upsert_agent(&AgentRegistration {
-                    agent_id: agent_id.clone(),
-                    cert_serial: signed.serial.clone(),
-                    cert_fingerprint: signed.serial.clone(),
-                    cert_not_after_ms: signed.not_after.saturating_mul(1000),
-                    machine_fingerprint: agent.machine_fingerprint,
-                    hostname: agent.hostname,
-                    agent_version: agent.agent_version,
-                    now_ms: now_ms(),
-                })
-                .map_err(|e| status(&e))?;
+            let host = HostRecord {
+                machine_fingerprint: agent.machine_fingerprint,
+                hostname: agent.hostname,
+                agent_version: agent.agent_version,
+            };
+            let signed = services.certify(&req.csr_pem, &agent_id, host)?;
             tracing::info!(agent_id = %agent_id, "certificate renewed");
             Ok(v1::RenewResponse { certificate_pem: signed.cert_pem, not_after: signed.not_after })
         })
