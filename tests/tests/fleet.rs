@@ -193,3 +193,37 @@ fn a_revoked_agent_is_cut_off_at_its_next_call() {
     assert!(err.contains("revoked"), "{err}");
     assert_eq!(model_assets(&c).len(), 1, "nothing from the revoked agent lands");
 }
+
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    let ours = Collector::start();
+    let theirs = Collector::start();
+    let roots = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), roots.path().join("m.onnx")).unwrap();
+    // Enrolled with the other collector: its certificate is signed by the other CA.
+    let token = theirs.token_file("token", &[]);
+    let config = theirs.agent("stranger", &[roots.path()], &token);
+    assert_ok(&run_once(&config));
+    // Pointed at our collector, trusting our server certificate too: the TLS handshake must
+    // still refuse the client certificate our CA did not sign.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&format!("https://127.0.0.1:{}", theirs.grpc_port), &format!("https://127.0.0.1:{}", ours.grpc_port));
+    std::fs::write(&config, text).unwrap();
+    let state_ca = theirs.dir.path().join("agent-stranger/tls/ca.pem");
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(&state_ca).unwrap(),
+        std::fs::read_to_string(ours.dir.path().join("data/pki/ca.pem")).unwrap()
+    );
+    std::fs::write(&state_ca, both).unwrap();
+    std::fs::copy(fixtures_dir().join("models/weights.npy"), roots.path().join("new.npy")).unwrap();
+    let out = run_once(&config);
+    assert!(!out.status.success(), "a certificate from another CA must be refused");
+    // The collector's TLS layer ends the handshake (both dev CAs share a name, so rustls finds
+    // ours and the signature check fails: a fatal alert from the server).
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("alert"), "{err}");
+    assert_eq!(ours.get("/api/v1/hosts")["total"], 0);
+    assert_eq!(model_assets(&ours).len(), 0);
+}
