@@ -220,10 +220,10 @@ fn a_certificate_from_another_ca_is_refused() {
     std::fs::copy(fixtures_dir().join("models/weights.npy"), roots.path().join("new.npy")).unwrap();
     let out = run_once(&config);
     assert!(!out.status.success(), "a certificate from another CA must be refused");
-    // The collector's TLS layer ends the handshake (both dev CAs share a name, so rustls finds
-    // ours and the signature check fails: a fatal alert from the server).
+    // The collector's TLS layer ends the connection: the client sees the server's fatal alert,
+    // or (TLS 1.3 finishes the client side first) the connection closed under the request.
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(err.contains("alert"), "{err}");
+    assert!(err.contains("transport error"), "{err}");
     assert_eq!(ours.get("/api/v1/hosts")["total"], 0);
     assert_eq!(model_assets(&ours).len(), 0);
 }
