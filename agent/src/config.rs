@@ -782,12 +782,11 @@ impl ScanConfig {
             p.absolute("scan.roots", root);
         }
         for pattern in &self.excludes {
-            // The same reading as the walk's (`crate::walk`): a trailing `/` is ignored.
-            let trimmed = pattern.trim_end_matches('/');
-            if trimmed.is_empty() {
+            // The walk's own reading of a pattern (`crate::walk::parse_exclude`).
+            if pattern.trim_end_matches('/').is_empty() {
                 p.add("scan.excludes", format!("{pattern:?} is an empty pattern"));
-            } else if let Err(e) = globset::Glob::new(trimmed) {
-                p.add("scan.excludes", e.to_string());
+            } else if let Err(crate::walk::WalkError::Pattern { source, .. }) = crate::walk::parse_exclude(pattern) {
+                p.add("scan.excludes", source.to_string());
             }
         }
         if self.sections.is_empty() {

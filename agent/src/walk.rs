@@ -108,18 +108,23 @@ struct Excludes {
     skip_paths: Vec<PathBuf>,
 }
 
+/// How the walk reads one `--exclude` pattern: a trailing `/` is ignored; a pattern with `/`
+/// matches absolute paths (`true`), one without matches names anywhere (`false`).
+pub fn parse_exclude(pattern: &str) -> Result<(Glob, bool), WalkError> {
+    let trimmed = pattern.trim_end_matches('/');
+    let glob = Glob::new(trimmed).map_err(|source| WalkError::Pattern { pattern: pattern.to_string(), source })?;
+    Ok((glob, trimmed.contains('/')))
+}
+
 impl Excludes {
     fn new(opts: &WalkOptions) -> Result<Self, WalkError> {
         let mut names = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         for pattern in &opts.excludes {
-            let trimmed = pattern.trim_end_matches('/');
-            let glob = Glob::new(trimmed).map_err(|source| WalkError::Pattern { pattern: pattern.clone(), source })?;
-            if trimmed.contains('/') {
-                paths.add(glob);
-            } else {
-                names.add(glob);
-            }
+            match parse_exclude(pattern)? {
+                (glob, true) => paths.add(glob),
+                (glob, false) => names.add(glob),
+            };
         }
         let build = |b: GlobSetBuilder| {
             b.build().map_err(|source| WalkError::Pattern { pattern: opts.excludes.join(","), source })

@@ -49,7 +49,7 @@
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -679,14 +679,13 @@ fn save(state_dir: &Path, enrolled: &Enrolled) -> Result<(), EnrollError> {
     };
     let dir = state_dir.join(TLS_DIR);
     let staging = state_dir.join(STAGING_DIR);
-    fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR_MODE).create(state_dir).map_err(write_error(state_dir))?;
+    crate::fileio::create_private_dir(state_dir).map_err(write_error(state_dir))?;
     if let Err(e) = fs::remove_dir_all(&staging) {
         if e.kind() != io::ErrorKind::NotFound {
             return Err(write_error(&staging)(e));
         }
     }
-    fs::DirBuilder::new().mode(PRIVATE_DIR_MODE).create(&staging).map_err(write_error(&staging))?;
-    fs::set_permissions(&staging, fs::Permissions::from_mode(PRIVATE_DIR_MODE)).map_err(write_error(&staging))?;
+    crate::fileio::create_private_dir(&staging).map_err(write_error(&staging))?;
     let agent_id_line = format!("{}\n", enrolled.agent_id);
     for (part, contents) in [
         (Part::AgentId, &agent_id_line),

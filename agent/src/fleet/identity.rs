@@ -47,7 +47,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aiscout_proto::v1;
@@ -268,10 +268,7 @@ fn install_key(state_dir: &Path) -> Result<String, IdentityError> {
     if let Some(key) = read_install_key(&path)? {
         return Ok(key);
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(PRIVATE_DIR_MODE)
-        .create(state_dir)
+    crate::fileio::create_private_dir(state_dir)
         .map_err(|source| IdentityError::StateDir { path: state_dir.to_path_buf(), source })?;
     let mut bytes = [0u8; INSTALL_KEY_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| IdentityError::Random(e.to_string()))?;
