@@ -121,6 +121,16 @@ pub enum ScanError {
 
 /// Runs one scan, reporting live counters into `progress`.
 pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, ScanError> {
+    run_scan_with(opts, progress, &mut RuntimeCollector::new())
+}
+
+/// Runs one scan with a caller's [`RuntimeCollector`], so a daemon keeps one process table
+/// across scans instead of building a new one each time.
+pub fn run_scan_with(
+    opts: &ScanOptions,
+    progress: &Progress,
+    collector: &mut RuntimeCollector,
+) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     let host = HostInfo::collect();
     let mut report = ScanReport::new(host);
@@ -158,7 +168,6 @@ pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, S
         let t = Instant::now();
         let gpu_memory = gpu.as_ref().map(|g| g.memory_by_pid()).unwrap_or_default();
         let rt_opts = RuntimeOptions { identify: opts.identify_servers };
-        let mut collector = RuntimeCollector::new();
         let outcome = collector.collect(&rt_opts, &ModelLookup::new(&report.models), &gpu_memory);
         report.stats.processes = outcome.processes;
         report.stats.processes_restricted = outcome.restricted_count;

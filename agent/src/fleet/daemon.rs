@@ -15,6 +15,7 @@
 //! State directory layout: `cache/` (scan caches), `spool/`, `fleet/` (sent state), `tls/`
 //! (key, certificate, CA, agent id; 0600), `install.key`.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aiscout_proto::v1::{self, AssetKind};
@@ -23,6 +24,7 @@ use super::state::{batches, BatchLimits, Contents, SentState};
 use super::{enroll, identity, payload, transport};
 use crate::config::Config;
 use crate::detectors::models::Progress;
+use crate::detectors::runtimes::RuntimeCollector;
 use crate::report::ScanReport;
 use crate::scan::{self, ScanOptions, Section};
 use crate::spool::Spool;
@@ -104,11 +106,16 @@ fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
     }
 }
 
-async fn collect(options: ScanOptions) -> Result<ScanReport, DaemonError> {
-    tokio::task::spawn_blocking(move || scan::run_scan(&options, &Progress::default()))
-        .await
-        .map_err(|e| DaemonError::Worker(e.to_string()))?
-        .map_err(DaemonError::from)
+/// Runs a scan on a blocking thread with the daemon's long-lived process table.
+async fn collect(options: ScanOptions, runtimes: &Arc<Mutex<RuntimeCollector>>) -> Result<ScanReport, DaemonError> {
+    let runtimes = Arc::clone(runtimes);
+    tokio::task::spawn_blocking(move || {
+        let mut collector = runtimes.lock().unwrap_or_else(|p| p.into_inner());
+        scan::run_scan_with(&options, &Progress::default(), &mut collector)
+    })
+    .await
+    .map_err(|e| DaemonError::Worker(e.to_string()))?
+    .map_err(DaemonError::from)
 }
 
 /// The daemon's open stores.
@@ -121,6 +128,8 @@ struct Agent {
     since_snapshot: u32,
     /// The collector asked for a snapshot.
     snapshot_requested: bool,
+    /// One process table for every runtimes collection.
+    runtimes: Arc<Mutex<RuntimeCollector>>,
 }
 
 impl Agent {
@@ -214,7 +223,15 @@ pub async fn run(
         .open()
         .map_err(|source| DaemonError::StateDb { path: fleet_path.display().to_string(), source })?;
     let sent = SentState::open(&db)?;
-    let mut agent = Agent { config, spool, sent, identity, since_snapshot: 0, snapshot_requested: false };
+    let mut agent = Agent {
+        config,
+        spool,
+        sent,
+        identity,
+        since_snapshot: 0,
+        snapshot_requested: false,
+        runtimes: Arc::new(Mutex::new(RuntimeCollector::new())),
+    };
     tokio::pin!(shutdown);
 
     let mut enrolled = None;
@@ -239,14 +256,15 @@ pub async fn run(
         // 2–3. collection and spooling
         let now = Instant::now();
         if now >= next_full || agent.snapshot_requested {
-            let report = collect(scan_options(&agent.config, agent.config.scan.sections.clone())).await?;
+            let report =
+                collect(scan_options(&agent.config, agent.config.scan.sections.clone()), &agent.runtimes).await?;
             let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| kind_of(*s)).collect();
             agent.spool_report(&report, &scope, true)?;
             let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
             next_full = now + agent.config.schedule.full_interval + backoff(jitter, jitter, 0);
             next_runtimes = now + agent.config.schedule.runtimes_interval;
         } else if now >= next_runtimes && agent.config.scan.sections.contains(&Section::Runtimes) {
-            let report = collect(scan_options(&agent.config, vec![Section::Runtimes])).await?;
+            let report = collect(scan_options(&agent.config, vec![Section::Runtimes]), &agent.runtimes).await?;
             agent.spool_report(&report, &[AssetKind::Runtime], false)?;
             next_runtimes = now + agent.config.schedule.runtimes_interval;
         }
