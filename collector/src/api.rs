@@ -130,6 +130,11 @@ async fn hosts(
                 "enrolled_at_ms": h.agent.enrolled_at_ms,
                 "last_seen_ms": h.agent.last_seen_ms,
                 "revoked": h.agent.revoked_at_ms.is_some(),
+                "identity_status": h.agent.identity_status().as_str(),
+                "superseded_by": h.agent.superseded_by,
+                "clone_detected_at_ms": h.agent.clone_detected_at_ms,
+                "fingerprint_changed": h.agent.reported_machine_fingerprint.as_deref()
+                    .is_some_and(|r| r != h.agent.machine_fingerprint),
                 "sightings": h.live_sightings,
             })
         })

@@ -8,7 +8,10 @@
 //! 3. the agent must be enrolled, not revoked, and the certificate must be the one issued to it
 //!    last (its serial): a certificate of another agent id, an older certificate after renewal,
 //!    or any certificate after `agent revoke` → `permission_denied`, checked on every batch so
-//!    a revocation cuts a live stream at its next batch.
+//!    a revocation cuts a live stream at its next batch;
+//! 4. an agent superseded by a reinstall of its host that speaks again is not refused: its host
+//!    was cloned, not reinstalled, so it is made live again, flagged as a clone with the agents
+//!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md).
 //!
 //! Domain errors become `tonic::Status` in [`status`] only.
 
@@ -26,7 +29,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::ingest::to_ingest;
 use crate::pki::CertificateAuthority;
-use crate::store::{AgentRegistration, ApplyOutcome, Store, StoreError, TokenError};
+use sha2::{Digest, Sha256};
+
+use crate::store::{AgentRegistration, ApplyOutcome, HostStatus, Store, StoreError, TokenError};
 
 /// What the services share.
 #[derive(Debug)]
@@ -101,30 +106,56 @@ struct HostRecord {
     agent_version: String,
 }
 
+/// How a certificate is recorded: renewal refreshes the agent, enrollment also settles the
+/// host's status with the install key's digest.
+enum Record {
+    Renewal,
+    Enrollment { install_key_sha256: String },
+}
+
+/// What [`Services::authorize`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+struct Authorized {
+    /// The agent had been superseded by a reinstall and spoke again: it is a clone, live again,
+    /// and owes a snapshot because its sightings were closed.
+    resurfaced: bool,
+}
+
 impl Services {
     /// Signs `csr_pem` for `agent_id` and records the certificate as the agent's current one.
-    fn certify(&self, csr_pem: &str, agent_id: &str, host: HostRecord) -> Result<crate::pki::Signed, Status> {
+    fn certify(
+        &self,
+        csr_pem: &str,
+        agent_id: &str,
+        host: HostRecord,
+        record: Record,
+    ) -> Result<(crate::pki::Signed, HostStatus), Status> {
         let signed = self
             .ca
             .sign_agent(csr_pem, agent_id, self.cert_lifetime)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.store
-            .upsert_agent(&AgentRegistration {
-                agent_id: agent_id.to_string(),
-                cert_serial: signed.serial.clone(),
-                cert_fingerprint: signed.serial.clone(),
-                cert_not_after_ms: signed.not_after.saturating_mul(1000),
-                machine_fingerprint: host.machine_fingerprint,
-                hostname: host.hostname,
-                agent_version: host.agent_version,
-                now_ms: now_ms(),
-            })
-            .map_err(|e| status(&e))?;
-        Ok(signed)
+        let registration = AgentRegistration {
+            agent_id: agent_id.to_string(),
+            cert_serial: signed.serial.clone(),
+            cert_fingerprint: signed.serial.clone(),
+            cert_not_after_ms: signed.not_after.saturating_mul(1000),
+            machine_fingerprint: host.machine_fingerprint,
+            hostname: host.hostname,
+            agent_version: host.agent_version,
+            now_ms: now_ms(),
+        };
+        let host_status = match record {
+            Record::Renewal => self.store.upsert_agent(&registration).map(|()| HostStatus::New),
+            Record::Enrollment { install_key_sha256 } => self.store.enroll_agent(&registration, &install_key_sha256),
+        }
+        .map_err(|e| status(&e))?;
+        Ok((signed, host_status))
     }
 
-    /// Checks that `agent_id` may speak with the certificate `serial` (module docs, rule 3).
-    fn authorize(&self, agent_id: &str, serial: &str) -> Result<(), Status> {
+    /// Checks that `agent_id` may speak with the certificate `serial` (module docs, rule 3),
+    /// and resurfaces it when a reinstall had superseded it (rule 4).
+    fn authorize(&self, agent_id: &str, serial: &str) -> Result<Authorized, Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
         let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
         if agent.revoked_at_ms.is_some() {
@@ -136,7 +167,22 @@ impl Services {
                 "certificate {serial} is not the current one of {agent_id}"
             )));
         }
-        Ok(())
+        let resurfaced = match &agent.superseded_by {
+            None => false,
+            Some(by) => {
+                let resurfaced = self.store.resurface_agent(agent_id, now_ms()).map_err(|e| status(&e))?;
+                if resurfaced {
+                    tracing::warn!(
+                        agent_id = %agent_id,
+                        superseded_by = %by,
+                        machine_fingerprint = %agent.machine_fingerprint,
+                        "superseded agent is alive: its host was cloned, not reinstalled; both flagged as clones"
+                    );
+                }
+                resurfaced
+            }
+        };
+        Ok(Authorized { resurfaced })
     }
 }
 
@@ -156,26 +202,40 @@ impl Enrollment for EnrollmentService {
             let now = now_ms();
             let identity = req.identity.unwrap_or_default();
             let token = services.store.consume_enrollment_token(&req.token, now).map_err(|e| token_status(&e))?;
-            let earlier = if identity.machine_fingerprint.is_empty() {
-                Vec::new()
-            } else {
-                services.store.agents_with_machine_fingerprint(&identity.machine_fingerprint).map_err(|e| status(&e))?
-            };
-            let host_status = if earlier.iter().any(|a| a.revoked_at_ms.is_none()) { "reinstall" } else { "new" };
+            let install_key_sha256 = hex::encode(Sha256::digest(identity.install_key.as_bytes()));
             let agent_id = new_agent_id()?;
             let host = HostRecord {
                 machine_fingerprint: identity.machine_fingerprint.clone(),
                 hostname: identity.hostname.clone(),
                 agent_version: req.agent_version.clone(),
             };
-            let signed = services.certify(&req.csr_pem, &agent_id, host)?;
-            tracing::info!(agent_id = %agent_id, token = %token.token_id, host_status, hostname = %identity.hostname, "agent enrolled");
+            let (signed, host_status) =
+                services.certify(&req.csr_pem, &agent_id, host, Record::Enrollment { install_key_sha256 })?;
+            match &host_status {
+                HostStatus::New => {
+                    tracing::info!(agent_id = %agent_id, token = %token.token_id, hostname = %identity.hostname, "agent enrolled: new host");
+                }
+                HostStatus::Reinstall { superseded } => tracing::info!(
+                    agent_id = %agent_id,
+                    token = %token.token_id,
+                    hostname = %identity.hostname,
+                    superseded = %superseded.join(","),
+                    "agent enrolled: reinstall of a known host; the earlier agents are superseded"
+                ),
+                HostStatus::Clone { of } => tracing::warn!(
+                    agent_id = %agent_id,
+                    token = %token.token_id,
+                    hostname = %identity.hostname,
+                    clone_of = %of.join(","),
+                    "agent enrolled: clone of a known host"
+                ),
+            }
             Ok(v1::EnrollResponse {
                 agent_id,
                 certificate_pem: signed.cert_pem,
                 ca_pem: services.ca.cert_pem().to_string(),
                 not_after: signed.not_after,
-                host_status: host_status.to_string(),
+                host_status: host_status.as_str().to_string(),
             })
         })
         .await?;
@@ -201,12 +261,17 @@ impl Inventory for InventoryService {
     async fn stream(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<CollectorStream>, Status> {
         let (agent_id, serial) = peer_agent(&request)?;
         let services = Arc::clone(&self.0);
-        {
+        let authorized = {
             let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
-            blocking(move || services.authorize(&agent_id, &serial)).await?;
-        }
+            blocking(move || services.authorize(&agent_id, &serial)).await?
+        };
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<v1::CollectorMessage, Status>>(16);
+        if authorized.resurfaced {
+            let request =
+                v1::SnapshotRequest { reason: "this agent was superseded by a reinstall and is live again".into() };
+            let _ = tx.send(Ok(message(collector_message::Message::SnapshotRequest(request)))).await;
+        }
         tokio::spawn(async move {
             let mut window_start = std::time::Instant::now();
             let mut in_window = 0u32;
@@ -261,7 +326,7 @@ impl Inventory for InventoryService {
         let req = request.into_inner();
         let services = Arc::clone(&self.0);
         let response = blocking(move || {
-            services.authorize(&agent_id, &serial)?;
+            let _ = services.authorize(&agent_id, &serial)?;
             let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
             let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
             let host = HostRecord {
@@ -269,7 +334,7 @@ impl Inventory for InventoryService {
                 hostname: agent.hostname,
                 agent_version: agent.agent_version,
             };
-            let signed = services.certify(&req.csr_pem, &agent_id, host)?;
+            let (signed, _) = services.certify(&req.csr_pem, &agent_id, host, Record::Renewal)?;
             tracing::info!(agent_id = %agent_id, "certificate renewed");
             Ok(v1::RenewResponse { certificate_pem: signed.cert_pem, not_after: signed.not_after })
         })
@@ -288,23 +353,24 @@ async fn apply(
     let sequence = batch.sequence;
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
     let outcome = blocking(move || {
-        services.authorize(&agent_id, &serial)?;
+        let authorized = services.authorize(&agent_id, &serial)?;
         let (ingest, dropped) = to_ingest(batch, now_ms());
         if dropped > 0 {
             tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");
         }
-        services.store.apply_batch(&agent_id, &ingest).map_err(|e| status(&e))
+        let outcome = services.store.apply_batch(&agent_id, &ingest).map_err(|e| status(&e))?;
+        Ok((outcome, authorized.resurfaced))
     })
     .await;
     let ack = || Ok(message(collector_message::Message::Ack(v1::Ack { sequence })));
+    let snapshot =
+        |reason: String| Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest { reason })));
     match outcome {
-        Ok(ApplyOutcome::Applied(_)) | Ok(ApplyOutcome::AlreadyApplied { .. }) => vec![ack()],
-        Ok(ApplyOutcome::Gap { expected, .. }) => vec![
-            ack(),
-            Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest {
-                reason: format!("sequence gap: expected {expected}, got {sequence}"),
-            }))),
-        ],
+        Ok((ApplyOutcome::Gap { expected, .. }, _)) => {
+            vec![ack(), snapshot(format!("sequence gap: expected {expected}, got {sequence}"))]
+        }
+        Ok((_, true)) => vec![ack(), snapshot("this agent was superseded by a reinstall and is live again".into())],
+        Ok((ApplyOutcome::Applied(_) | ApplyOutcome::AlreadyApplied { .. }, false)) => vec![ack()],
         Err(e) => vec![Err(e)],
     }
 }

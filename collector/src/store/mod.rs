@@ -113,6 +113,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// enrollment decides between new host, reinstall and clone from them.
     fn agents_with_machine_fingerprint(&self, fingerprint: &str) -> Result<Vec<Agent>, StoreError>;
 
+    /// Registers a newly enrolled agent with the SHA-256 of its install key and settles its
+    /// host's status atomically: new, reinstall (the live agents with its machine fingerprint
+    /// are superseded and their sightings closed) or clone (docs/fleet.md).
+    fn enroll_agent(&self, agent: &AgentRegistration, install_key_sha256: &str) -> Result<HostStatus, StoreError>;
+
+    /// Called when a superseded agent speaks again: it was a clone, not a reinstall. Makes it
+    /// live and flags it and the live agents sharing its fingerprint as clones; `true` when it
+    /// was superseded (its sightings are closed, so it owes a snapshot).
+    fn resurface_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
     /// Applies one batch of `agent_id` atomically and idempotently (module docs).
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError>;
 

@@ -222,6 +222,82 @@ pub struct Agent {
     pub revoked_at_ms: Option<i64>,
     /// Latest host facts JSON.
     pub host_facts_json: Option<String>,
+    /// SHA-256 (hex) of the install key sent at enrollment, when one was.
+    pub install_key_sha256: Option<String>,
+    /// The agent that replaced this one when the host enrolled again (a reinstall).
+    pub superseded_by: Option<String>,
+    /// When it was superseded.
+    pub superseded_at_ms: Option<i64>,
+    /// When it was found to share its machine fingerprint with another live agent (a clone).
+    pub clone_detected_at_ms: Option<i64>,
+}
+
+impl Agent {
+    /// How the collector regards this agent's identity (docs/fleet.md).
+    pub fn identity_status(&self) -> IdentityStatus {
+        if self.revoked_at_ms.is_some() {
+            IdentityStatus::Revoked
+        } else if self.superseded_by.is_some() {
+            IdentityStatus::Superseded
+        } else if self.clone_detected_at_ms.is_some() {
+            IdentityStatus::Clone
+        } else {
+            IdentityStatus::Unique
+        }
+    }
+}
+
+/// How the collector regards an agent's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityStatus {
+    /// The only live agent with its machine fingerprint.
+    Unique,
+    /// Shares its machine fingerprint with another live agent.
+    Clone,
+    /// Replaced by a newer enrollment of its host; its sightings are closed.
+    Superseded,
+    /// Revoked by an operator.
+    Revoked,
+}
+
+impl IdentityStatus {
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unique => "unique",
+            Self::Clone => "clone",
+            Self::Superseded => "superseded",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// What an enrollment concluded about the host (docs/fleet.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostStatus {
+    /// No live agent had the machine fingerprint.
+    New,
+    /// Live agents had it and none is a known clone: the new agent supersedes them.
+    Reinstall {
+        /// The agents superseded, oldest first.
+        superseded: Vec<String>,
+    },
+    /// A known clone group has the fingerprint: the new agent joins it and nothing is superseded.
+    Clone {
+        /// The live agents sharing the fingerprint, oldest first.
+        of: Vec<String>,
+    },
+}
+
+impl HostStatus {
+    /// The name sent to the agent as `EnrollResponse.host_status`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Reinstall { .. } => "reinstall",
+            Self::Clone { .. } => "clone",
+        }
+    }
 }
 
 /// What a new enrollment token allows.

@@ -25,7 +25,7 @@
 mod agents;
 mod batch;
 mod queries;
-mod schema;
+pub(crate) mod schema;
 mod tokens;
 
 use std::fs::OpenOptions;
@@ -38,8 +38,8 @@ use tracing::{debug, warn};
 
 use super::error::{StoreError, TokenError};
 use super::types::{
-    Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, HostSummary, IngestBatch,
-    IssuedToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
+    Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, HostStatus, HostSummary,
+    IngestBatch, IssuedToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
 };
 use super::Store;
 
@@ -201,6 +201,14 @@ impl Store for SqliteStore {
 
     fn agents_with_machine_fingerprint(&self, fingerprint: &str) -> Result<Vec<Agent>, StoreError> {
         self.read("read agents by fingerprint", |tx| agents::by_machine_fingerprint(tx, fingerprint))
+    }
+
+    fn enroll_agent(&self, agent: &AgentRegistration, install_key_sha256: &str) -> Result<HostStatus, StoreError> {
+        self.write("enroll agent", |tx| agents::enroll(tx, agent, install_key_sha256))
+    }
+
+    fn resurface_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("resurface agent", |tx| agents::resurface(tx, agent_id, now_ms))
     }
 
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {

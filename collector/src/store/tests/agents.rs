@@ -41,3 +41,68 @@ fn a_revoked_agent_stays_revoked() {
     let err = store.revoke_agent("ghost", 1).unwrap_err();
     assert!(matches!(err, StoreError::UnknownAgent { agent_id } if agent_id == "ghost"));
 }
+
+/// Enrolls `agent_id` on the host with fingerprint `fp` and install key digest `key`.
+fn enroll(store: &SqliteStore, agent_id: &str, fp: &str, key: &str, now_ms: i64) -> HostStatus {
+    store.enroll_agent(&registration(agent_id, "h", fp, now_ms), key).unwrap()
+}
+
+fn statuses(store: &SqliteStore, ids: &[&str]) -> Vec<IdentityStatus> {
+    ids.iter().map(|id| store.agent(id).unwrap().unwrap().identity_status()).collect()
+}
+
+#[test]
+fn a_reinstall_supersedes_the_earlier_agent_and_closes_its_sightings() {
+    let store = store();
+    assert_eq!(enroll(&store, "old", "fp", "key-1", 10), HostStatus::New);
+    apply(&store, "old", &delta(1, 100, vec![model("/m", SHA_A)]));
+    let status = enroll(&store, "new", "fp", "key-2", 200);
+    assert_eq!(status, HostStatus::Reinstall { superseded: vec!["old".into()] });
+    assert_eq!(statuses(&store, &["old", "new"]), [IdentityStatus::Superseded, IdentityStatus::Unique]);
+    let old = store.agent("old").unwrap().unwrap();
+    assert_eq!((old.superseded_by.as_deref(), old.superseded_at_ms), (Some("new"), Some(200)));
+    // The model is no longer sighted twice on one host once the new agent reports it.
+    apply(&store, "new", &delta(1, 300, vec![model("/m", SHA_A)]));
+    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    assert_eq!((assets.items[0].live_sightings, assets.items[0].live_hosts), (1, 1));
+    // A host with no fingerprint is never matched with another.
+    assert_eq!(enroll(&store, "x", "", "k", 400), HostStatus::New);
+    assert_eq!(enroll(&store, "y", "", "k", 500), HostStatus::New);
+}
+
+#[test]
+fn a_superseded_agent_that_speaks_again_makes_both_clones() {
+    let store = store();
+    enroll(&store, "first", "fp", "key-1", 10);
+    apply(&store, "first", &delta(1, 100, vec![model("/m", SHA_A)]));
+    enroll(&store, "second", "fp", "key-2", 200);
+    assert!(store.resurface_agent("first", 300).unwrap());
+    assert!(!store.resurface_agent("first", 400).unwrap(), "resurfacing happens once");
+    assert!(!store.resurface_agent("second", 400).unwrap());
+    assert_eq!(statuses(&store, &["first", "second"]), [IdentityStatus::Clone, IdentityStatus::Clone]);
+    assert_eq!(store.agent("first").unwrap().unwrap().clone_detected_at_ms, Some(300));
+    // A third enrollment with the fingerprint joins the clone group and supersedes no one.
+    let status = enroll(&store, "third", "fp", "key-3", 500);
+    assert_eq!(status, HostStatus::Clone { of: vec!["first".into(), "second".into()] });
+    assert_eq!(
+        statuses(&store, &["first", "second", "third"]),
+        [IdentityStatus::Clone, IdentityStatus::Clone, IdentityStatus::Clone]
+    );
+    // The resurfaced agent's sightings reopen with its snapshot.
+    apply(&store, "first", &snapshot_part(2, 7, true, 600, vec![model("/m", SHA_A)]));
+    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    assert_eq!(assets.items[0].live_sightings, 1);
+    assert!(matches!(store.resurface_agent("ghost", 1), Err(StoreError::UnknownAgent { .. })));
+}
+
+#[test]
+fn revoked_agents_are_neither_superseded_nor_resurfaced() {
+    let store = store();
+    enroll(&store, "gone", "fp", "key-1", 10);
+    store.revoke_agent("gone", 20).unwrap();
+    assert_eq!(enroll(&store, "next", "fp", "key-2", 30), HostStatus::New);
+    assert!(!store.resurface_agent("gone", 40).unwrap());
+    assert_eq!(statuses(&store, &["gone", "next"]), [IdentityStatus::Revoked, IdentityStatus::Unique]);
+    let next = store.agent("next").unwrap().unwrap();
+    assert_eq!(next.install_key_sha256.as_deref(), Some("key-2"));
+}

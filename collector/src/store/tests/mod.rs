@@ -7,8 +7,8 @@ mod queries;
 mod tokens;
 
 use super::{
-    AgentRegistration, ApplyOutcome, AssetDetail, AssetFilter, AssetKind, BatchMode, HostFacts, HostSummary,
-    IngestAsset, IngestBatch, IngestRemoval, PageRequest, Sighting, SqliteStore, Store,
+    AgentRegistration, ApplyOutcome, AssetDetail, AssetFilter, AssetKind, BatchMode, HostFacts, HostStatus,
+    HostSummary, IdentityStatus, IngestAsset, IngestBatch, IngestRemoval, PageRequest, Sighting, SqliteStore, Store,
 };
 
 pub(super) const SHA_A: &str = "d53ded3de5debad164ac22d3946b5a47d6fb6456f6ca2e412f3245d635eff791";

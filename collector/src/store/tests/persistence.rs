@@ -1,6 +1,7 @@
 //! The database file: reopening, schema version, settings, permissions.
 
 use super::*;
+use crate::store::sqlite::schema::CURRENT_VERSION;
 use crate::store::StoreError;
 
 #[test]
@@ -37,7 +38,7 @@ fn the_file_is_private_in_wal_mode_with_full_sync_and_foreign_keys() {
             )
         })
         .unwrap();
-    assert_eq!((journal.as_str(), sync, fk, version), ("wal", 2, 1, 1));
+    assert_eq!((journal.as_str(), sync, fk, version), ("wal", 2, 1, CURRENT_VERSION));
     let wal = dir.path().join("store.db-wal");
     assert_eq!(std::fs::metadata(wal).unwrap().permissions().mode() & 0o777, 0o600);
 }
@@ -51,7 +52,7 @@ fn a_database_from_a_newer_collector_is_refused() {
     conn.execute("UPDATE schema_version SET version = 99", []).unwrap();
     drop(conn);
     let err = SqliteStore::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 1, .. }), "{err:?}");
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: CURRENT_VERSION, .. }), "{err:?}");
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
 
@@ -66,4 +67,23 @@ fn foreign_keys_are_enforced() {
         )
     });
     assert!(err.is_err());
+}
+
+#[test]
+fn a_version_1_database_is_migrated_keeping_its_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../sqlite/schema_v1.sql")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (1); \
+         INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
+             hostname, agent_version, enrolled_at_ms) VALUES ('a', 's', 'f', 1, 'fp', 'h', '0.1.0', 5)",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let agent = store.agent("a").unwrap().unwrap();
+    assert_eq!(agent.identity_status(), IdentityStatus::Unique);
+    assert_eq!((agent.enrolled_at_ms, agent.install_key_sha256, agent.superseded_by), (5, None, None));
 }
