@@ -44,13 +44,15 @@ pub mod roots;
 pub mod safety;
 pub mod scan;
 pub mod spool;
+pub mod throttle;
 pub mod walk;
 
 /// Sets up `tracing` on stderr: human-readable, or JSON lines when `json` is set. The level
-/// comes from `AISCOUT_LOG` (default `warn`).
-pub fn init_tracing(json: bool) {
+/// comes from `AISCOUT_LOG` when it is set, else `default_level` (a filter directive such as
+/// `"warn"`).
+pub fn init_tracing(json: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AISCOUT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

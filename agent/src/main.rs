@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "aiscout-agent", version, about)]
 struct Cli {
-    /// Log as JSON lines on stderr (level from AISCOUT_LOG, default warn).
+    /// Log as JSON lines on stderr (level from AISCOUT_LOG, else `log.level` for `run`, else warn).
     #[arg(long, global = true)]
     log_json: bool,
     #[command(subcommand)]
@@ -93,8 +93,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    aiscout_agent::init_tracing(cli.log_json);
-    match run(cli.command) {
+    if !matches!(cli.command, Command::Run { .. }) {
+        aiscout_agent::init_tracing(cli.log_json, "warn");
+    }
+    match run(cli.command, cli.log_json) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("aiscout-agent: {e:#}");
@@ -103,7 +105,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<ExitCode> {
+fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
     match command {
         Command::Scan {
             paths,
@@ -179,6 +181,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(config::EXIT_INVALID_CONFIG));
                 }
             };
+            aiscout_agent::init_tracing(log_json || config.log.json, config.log.level.as_str());
+            // Before any thread exists, so that every thread inherits it (throttle module docs).
+            for e in aiscout_agent::throttle::lower_priority(config.throttle.nice, config.throttle.io_idle) {
+                tracing::warn!(error = %e, "running at normal priority");
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             runtime.block_on(async move {
                 let shutdown = async {

@@ -3,24 +3,32 @@
 //! One cycle, in order:
 //! 1. identity and enrollment: the host identity ([`super::identity`]) and the agent's
 //!    certificate, enrolling with the token file when there is none ([`super::enroll`]);
-//! 2. collection: a full scan (every configured section) when one is due, else a runtimes-only
-//!    scan when that is due; both run on a blocking thread;
+//! 2. collection: a full scan (every configured section) when one is due, else a rescan of the
+//!    model directories a file event named ([`super::watch`]; the full scan also refreshes what
+//!    is watched), else a runtimes-only scan when that is due; all run on a blocking thread,
+//!    paced to `throttle.cpu_percent` ([`crate::throttle`]);
 //! 3. spooling: a snapshot when one is due (first cycle, every `schedule.snapshot_every` full
 //!    scans, the spool or the sent state lost something, or the collector asked), else the
 //!    delta against what was last spooled ([`super::state`]); batches are in the spool
 //!    ([`crate::spool`]) before anything is sent;
-//! 4. sending: the spool is drained to the collector ([`super::transport`]); a failure leaves
-//!    it in the spool and the next attempt waits an exponential backoff with full jitter.
+//! 4. renewal and sending: a certificate with less than a third of its lifetime left is
+//!    renewed first ([`enroll::renew`]; a failure is logged and retried next cycle); then the
+//!    spool is drained to the collector ([`super::transport`]); a failure leaves it in the
+//!    spool and the next attempt waits an exponential backoff with full jitter;
+//! 5. waiting: until the next scheduled scan, a retry, shutdown, or a file event in a watched
+//!    model directory (gathered until [`WATCH_QUIET`] passes without one).
 //!
 //! State directory layout: `cache/` (scan caches), `spool/`, `fleet/` (sent state), `tls/`
 //! (key, certificate, CA, agent id; 0600), `install.key`.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aiscout_proto::v1::{self, AssetKind};
 
-use super::state::{batches, BatchLimits, Contents, SentState};
+use super::state::{batches, BatchLimits, Contents, Delta, SentState};
+use super::watch::{self, DirWatcher};
 use super::{enroll, identity, payload, transport};
 use crate::config::Config;
 use crate::detectors::models::Progress;
@@ -28,6 +36,7 @@ use crate::detectors::runtimes::RuntimeCollector;
 use crate::report::ScanReport;
 use crate::scan::{self, ScanOptions, Section};
 use crate::spool::Spool;
+use crate::throttle::CpuBudget;
 
 /// Errors that stop the daemon (everything else is retried).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +80,9 @@ pub enum DaemonError {
     Worker(String),
 }
 
+/// Quiet time that ends a burst of file events (a model being copied writes for a while).
+const WATCH_QUIET: Duration = Duration::from_millis(500);
+
 /// How to run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -107,11 +119,16 @@ fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
 }
 
 /// Runs a scan on a blocking thread with the daemon's long-lived process table.
-async fn collect(options: ScanOptions, runtimes: &Arc<Mutex<RuntimeCollector>>) -> Result<ScanReport, DaemonError> {
+async fn collect(
+    options: ScanOptions,
+    cpu_percent: u32,
+    runtimes: &Arc<Mutex<RuntimeCollector>>,
+) -> Result<ScanReport, DaemonError> {
     let runtimes = Arc::clone(runtimes);
     tokio::task::spawn_blocking(move || {
         let mut collector = runtimes.lock().unwrap_or_else(|p| p.into_inner());
-        scan::run_scan_with(&options, &Progress::default(), &mut collector)
+        let progress = Progress::with_budget(CpuBudget::new(cpu_percent));
+        scan::run_scan_with(&options, &progress, &mut collector)
     })
     .await
     .map_err(|e| DaemonError::Worker(e.to_string()))?
@@ -164,20 +181,45 @@ impl Agent {
             tracing::info!(assets = assets.len(), batches = appended, "snapshot spooled");
         } else {
             let delta = self.sent.delta(&assets, scope)?;
-            if !delta.is_empty() {
-                self.sent.begin()?;
-                for b in batches(Contents::Delta(&delta), Some(&host), now_ms(), self.limits()) {
-                    self.spool.append(b.into_record())?;
-                    appended += 1;
-                }
-                self.sent.record(&delta)?;
-                tracing::info!(upserts = delta.upserts.len(), removals = delta.removals.len(), "delta spooled");
-            }
+            appended = self.spool_delta(&delta, Some(&host))?;
             if full {
                 self.since_snapshot += 1;
             }
         }
         Ok(appended)
+    }
+
+    /// Spools `delta` (nothing when it is empty) and records it; returns the batches appended.
+    fn spool_delta(&mut self, delta: &Delta, host: Option<&v1::HostFacts>) -> Result<u64, DaemonError> {
+        if delta.is_empty() {
+            return Ok(0);
+        }
+        self.sent.begin()?;
+        let mut appended = 0;
+        for b in batches(Contents::Delta(delta), host, now_ms(), self.limits()) {
+            self.spool.append(b.into_record())?;
+            appended += 1;
+        }
+        self.sent.record(delta)?;
+        tracing::info!(upserts = delta.upserts.len(), removals = delta.removals.len(), "delta spooled");
+        Ok(appended)
+    }
+
+    /// Rescans the model directories `dirs` after a change was seen in them and spools what
+    /// changed there (watch module docs). A directory that no longer exists is not scanned:
+    /// its models are removals.
+    async fn rescan(&mut self, dirs: &[PathBuf]) -> Result<u64, DaemonError> {
+        let existing: Vec<PathBuf> =
+            dirs.iter().filter(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir())).cloned().collect();
+        let assets = if existing.is_empty() {
+            Vec::new()
+        } else {
+            let options = ScanOptions { roots: existing, ..scan_options(&self.config, vec![Section::Models]) };
+            payload::assets(&collect(options, self.config.throttle.cpu_percent, &self.runtimes).await?)
+        };
+        let delta = self.sent.delta_under(&assets, AssetKind::Model, dirs)?;
+        tracing::debug!(dirs = dirs.len(), models = assets.len(), "model directories rescanned");
+        self.spool_delta(&delta, None)
     }
 
     /// Sends the spool; returns whether everything was acknowledged.
@@ -234,10 +276,13 @@ pub async fn run(
     };
     tokio::pin!(shutdown);
 
+    let watching = agent.config.watch.enabled && !opts.once && agent.config.scan.sections.contains(&Section::Models);
+    let mut watcher = watching.then(|| DirWatcher::new(&agent.config.watch, vec![dir.clone()]));
     let mut enrolled = None;
     let mut attempt = 0u32;
     let mut next_full = Instant::now();
     let mut next_runtimes = Instant::now() + agent.config.schedule.runtimes_interval;
+    let mut changed_dirs: Vec<PathBuf> = Vec::new();
     loop {
         // 1. enrollment
         if enrolled.is_none() {
@@ -256,19 +301,48 @@ pub async fn run(
         // 2–3. collection and spooling
         let now = Instant::now();
         if now >= next_full || agent.snapshot_requested {
-            let report =
-                collect(scan_options(&agent.config, agent.config.scan.sections.clone()), &agent.runtimes).await?;
+            let config = &agent.config;
+            let report = collect(
+                scan_options(config, config.scan.sections.clone()),
+                config.throttle.cpu_percent,
+                &agent.runtimes,
+            )
+            .await?;
             let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| kind_of(*s)).collect();
             agent.spool_report(&report, &scope, true)?;
             let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
             next_full = now + agent.config.schedule.full_interval + backoff(jitter, jitter, 0);
             next_runtimes = now + agent.config.schedule.runtimes_interval;
+            changed_dirs.clear();
+            if let Some(w) = watcher.as_mut() {
+                let budget = usize::try_from(agent.config.watch.max_watches).unwrap_or(usize::MAX).saturating_mul(2);
+                let paths = report.models.iter().map(|m| m.path.as_str());
+                w.set(&watch::targets(paths, &agent.config.scan.roots, &crate::roots::homes(), budget));
+                let counts = w.counts();
+                tracing::info!(
+                    watched = counts.watched,
+                    polled = counts.polled,
+                    unwatched = counts.unwatched,
+                    "model directories watched"
+                );
+            }
+        } else if !changed_dirs.is_empty() {
+            agent.rescan(&std::mem::take(&mut changed_dirs)).await?;
         } else if now >= next_runtimes && agent.config.scan.sections.contains(&Section::Runtimes) {
-            let report = collect(scan_options(&agent.config, vec![Section::Runtimes]), &agent.runtimes).await?;
+            let options = scan_options(&agent.config, vec![Section::Runtimes]);
+            let report = collect(options, agent.config.throttle.cpu_percent, &agent.runtimes).await?;
             agent.spool_report(&report, &[AssetKind::Runtime], false)?;
             next_runtimes = now + agent.config.schedule.runtimes_interval;
         }
-        // 4. sending
+        // 4. renewal, then sending
+        if let Some(e) = enrolled.as_ref().filter(|e| enroll::needs_renewal(e, SystemTime::now())) {
+            match enroll::renew(&agent.config, e).await {
+                Ok(renewed) => enrolled = Some(renewed),
+                Err(err) => {
+                    tracing::warn!(agent_id = %e.agent_id, not_after = e.not_after, error = %err, "certificate renewal failed; retrying next cycle");
+                }
+            }
+        }
         let mut wait = next_full.min(next_runtimes).saturating_duration_since(Instant::now());
         if let Some(e) = &enrolled {
             match agent.send(e).await {
@@ -289,9 +363,27 @@ pub async fn run(
         if agent.snapshot_requested {
             continue;
         }
-        tokio::select! {
+        let changes = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => None,
+            changes = async {
+                match watcher.as_mut() {
+                    Some(w) => w.changes(WATCH_QUIET).await,
+                    None => std::future::pending().await,
+                }
+            } => Some(changes),
+        };
+        if let (Some(changes), Some(w)) = (changes, watcher.as_mut()) {
+            if changes.overflow {
+                tracing::info!("file events were lost; running a full inventory");
+                next_full = Instant::now();
+            } else {
+                changed_dirs = watch::rescan_dirs(&changes.paths);
+                for d in &changed_dirs {
+                    w.add(d);
+                }
+                tracing::debug!(paths = changes.paths.len(), dirs = changed_dirs.len(), "model directories changed");
+            }
         }
     }
 }

@@ -18,3 +18,4 @@ pub mod identity;
 pub mod payload;
 pub mod state;
 pub mod transport;
+pub mod watch;

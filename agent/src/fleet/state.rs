@@ -50,7 +50,8 @@
 //! `snapshot_id`, are numbered from 0 in [`OutgoingBatch::kind`] and the last has `last_part`;
 //! an empty snapshot is one part with no entries, which removes everything on the collector.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
 
 use aiscout_proto::v1::{self, AssetKind};
 use prost::Message;
@@ -139,6 +140,32 @@ impl SentState {
     /// removals of every recorded entry whose kind is in `scope` and that `assets` lacks. Local
     /// keys must be unique per kind ([`crate::fleet::payload::assets`] makes them so).
     pub fn delta(&self, assets: &[v1::Asset], scope: &[AssetKind]) -> Result<Delta, StateError> {
+        let mut kinds: Vec<u8> = scope.iter().map(|k| kind_byte(i32::from(*k))).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let prefixes: Vec<Vec<u8>> = kinds.into_iter().map(|k| vec![k]).collect();
+        self.delta_over(assets, &prefixes, &[])
+    }
+
+    /// The changes after a rescan of the directories `dirs` that found `assets`: like
+    /// [`delta`](Self::delta), but the only removals are of recorded entries of `kind` whose
+    /// local key (a path) is one of `dirs` or lies below one.
+    pub fn delta_under(&self, assets: &[v1::Asset], kind: AssetKind, dirs: &[PathBuf]) -> Result<Delta, StateError> {
+        let kind = i32::from(kind);
+        let mut prefixes = Vec::with_capacity(dirs.len());
+        let mut exact = Vec::with_capacity(dirs.len());
+        for dir in dirs {
+            let dir = dir.to_string_lossy();
+            let dir = dir.trim_end_matches('/');
+            prefixes.push(state_key(kind, &format!("{dir}/")));
+            exact.push(state_key(kind, dir));
+        }
+        self.delta_over(assets, &prefixes, &exact)
+    }
+
+    /// Upserts of every asset new or changed; removals of recorded keys that start with one of
+    /// `prefixes` or equal one of `exact` and that `assets` lacks.
+    fn delta_over(&self, assets: &[v1::Asset], prefixes: &[Vec<u8>], exact: &[Vec<u8>]) -> Result<Delta, StateError> {
         let mut upserts = Vec::new();
         let mut present: HashSet<Vec<u8>> = HashSet::with_capacity(assets.len());
         for asset in assets {
@@ -149,23 +176,29 @@ impl SentState {
             }
             present.insert(key);
         }
-        let mut kinds: Vec<u8> = scope.iter().map(|k| kind_byte(i32::from(*k))).collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        let mut removals = Vec::new();
-        for kind in kinds {
-            for item in self.tree.scan_prefix([kind]) {
+        let mut gone: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for prefix in prefixes {
+            for item in self.tree.scan_prefix(prefix) {
                 let (key, _) = item.map_err(read)?;
-                if present.contains(key.as_ref()) {
-                    continue;
+                if !present.contains(key.as_ref()) {
+                    gone.insert(key.to_vec());
                 }
-                // A key that is not UTF-8 was never written by us and cannot be named on the
-                // wire; the next snapshot drops it.
-                let Some(local_key) = key.get(1..).and_then(|k| std::str::from_utf8(k).ok()) else {
-                    continue;
-                };
-                removals.push(v1::AssetRemoval { kind: i32::from(kind), local_key: local_key.to_owned() });
             }
+        }
+        for key in exact {
+            if !present.contains(key) && self.tree.contains_key(key).map_err(read)? {
+                gone.insert(key.clone());
+            }
+        }
+        let mut removals = Vec::with_capacity(gone.len());
+        for key in gone {
+            // A key that is not UTF-8 was never written by us and cannot be named on the
+            // wire; the next snapshot drops it.
+            let (Some(&kind), Some(local_key)) = (key.first(), key.get(1..).and_then(|k| std::str::from_utf8(k).ok()))
+            else {
+                continue;
+            };
+            removals.push(v1::AssetRemoval { kind: i32::from(kind), local_key: local_key.to_owned() });
         }
         Ok(Delta { upserts, removals })
     }
@@ -409,7 +442,7 @@ mod tests {
     }
 
     /// A copy of the model fixtures in `dir/models`.
-    fn copied_fixtures(dir: &Path) -> std::path::PathBuf {
+    fn copied_fixtures(dir: &Path) -> PathBuf {
         fn copy(from: &Path, to: &Path) {
             std::fs::create_dir_all(to).unwrap();
             for entry in std::fs::read_dir(from).unwrap() {
@@ -467,6 +500,30 @@ mod tests {
         assert_ne!(first, second, "digest_source differs between the scans");
         let delta = state.delta(&second, &[AssetKind::Model]).unwrap();
         assert!(delta.is_empty(), "{delta:?}");
+    }
+
+    #[test]
+    fn a_rescan_of_some_directories_removes_only_below_them() {
+        let dir = temp();
+        let state = SentState::open(&open_db(dir.path())).unwrap();
+        let recorded = [
+            asset(AssetKind::Model, "/m/a/x.gguf", 1),
+            asset(AssetKind::Model, "/m/a/sub/y.gguf", 1),
+            asset(AssetKind::Model, "/m/ab/z.gguf", 1),
+            asset(AssetKind::Model, "/m/saved", 1),
+            asset(AssetKind::Model, "/m/other/w.gguf", 1),
+            asset(AssetKind::Framework, "/m/a:torch", 1),
+        ];
+        state.replace_all(&recorded).unwrap();
+        // `/m/a` now holds only a new file; `/m/saved` (a directory model) is gone.
+        let found = [asset(AssetKind::Model, "/m/a/new.gguf", 1)];
+        let dirs = [PathBuf::from("/m/a/"), PathBuf::from("/m/saved"), PathBuf::from("/m/a/sub")];
+        let delta = state.delta_under(&found, AssetKind::Model, &dirs).unwrap();
+        assert_eq!(delta.upserts, found);
+        let removed: Vec<&str> = delta.removals.iter().map(|r| r.local_key.as_str()).collect();
+        // `/m/ab` is not below `/m/a`, frameworks are another kind, and the overlapping
+        // `/m/a/sub` does not name `y.gguf` twice.
+        assert_eq!(removed, ["/m/a/sub/y.gguf", "/m/a/x.gguf", "/m/saved"]);
     }
 
     #[test]

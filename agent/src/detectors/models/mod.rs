@@ -97,6 +97,28 @@ pub struct Progress {
     pub verdict_cache_hits: AtomicU64,
     /// Digests taken from content-addressed names.
     pub digests_from_name: AtomicU64,
+    /// The CPU budget workers pace themselves to, if any ([`crate::throttle`]).
+    pub budget: Option<crate::throttle::CpuBudget>,
+}
+
+impl Progress {
+    /// Counters for a scan paced to `budget`.
+    pub fn with_budget(budget: crate::throttle::CpuBudget) -> Self {
+        Self { budget: Some(budget), ..Self::default() }
+    }
+
+    /// Waits while the scan is ahead of its CPU budget.
+    pub fn pace(&self) {
+        if let Some(b) = &self.budget {
+            b.pace();
+        }
+    }
+
+    /// Counts `n` bytes hashed and paces.
+    pub fn hashed(&self, n: u64) {
+        self.bytes_hashed.fetch_add(n, Ordering::Relaxed);
+        self.pace();
+    }
 }
 
 /// A model found, with where it sits logically (for grouping).
@@ -355,7 +377,7 @@ impl<'a> ModelScan<'a> {
             None => {
                 let d = worker
                     .hasher
-                    .sha256(&file, &stamp, &self.progress.bytes_hashed)
+                    .sha256(&file, &stamp, &|n| self.progress.hashed(n))
                     .map_err(|e| e.to_string().to_lowercase())?;
                 (hex::encode(d), DigestSource::Hashed)
             }
@@ -378,6 +400,7 @@ impl Visitor for ModelScan<'_> {
 
     fn file(&self, path: &Path, known: Option<Known<'_>>, worker: &mut Worker) -> Option<CandidateRecord> {
         self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
+        self.progress.pace();
         let file_name = || path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let record = |stamp: &FileStamp, verdict| CandidateRecord {
             name: file_name(),
@@ -589,7 +612,7 @@ impl<'a> ModelScan<'a> {
         let digest = hex::encode(
             worker
                 .hasher
-                .sha256(&file, &stamp, &self.progress.bytes_hashed)
+                .sha256(&file, &stamp, &|n| self.progress.hashed(n))
                 .map_err(|e| e.to_string().to_lowercase())?,
         );
         if let Some(c) = self.cache {
