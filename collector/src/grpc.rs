@@ -351,6 +351,8 @@ async fn apply(
     batch: v1::Batch,
 ) -> Vec<Result<v1::CollectorMessage, Status>> {
     let sequence = batch.sequence;
+    // A gap right before a snapshot's first part is repaired by that snapshot.
+    let opens_snapshot = batch.snapshot && batch.first_part;
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
     let outcome = blocking(move || {
         let authorized = services.authorize(&agent_id, &serial)?;
@@ -366,11 +368,13 @@ async fn apply(
     let snapshot =
         |reason: String| Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest { reason })));
     match outcome {
-        Ok((ApplyOutcome::Gap { expected, .. }, _)) => {
+        Ok((ApplyOutcome::Gap { expected, .. }, _)) if !opens_snapshot => {
             vec![ack(), snapshot(format!("sequence gap: expected {expected}, got {sequence}"))]
         }
         Ok((_, true)) => vec![ack(), snapshot("this agent was superseded by a reinstall and is live again".into())],
-        Ok((ApplyOutcome::Applied(_) | ApplyOutcome::AlreadyApplied { .. }, false)) => vec![ack()],
+        Ok((ApplyOutcome::Applied(_) | ApplyOutcome::AlreadyApplied { .. } | ApplyOutcome::Gap { .. }, false)) => {
+            vec![ack()]
+        }
         Err(e) => vec![Err(e)],
     }
 }

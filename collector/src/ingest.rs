@@ -49,7 +49,11 @@ pub fn to_ingest(batch: v1::Batch, received_at_ms: i64) -> (IngestBatch, u64) {
         })
         .collect();
     let mode = if batch.snapshot {
-        BatchMode::SnapshotPart { snapshot_id: batch.snapshot_id, last_part: batch.last_part }
+        BatchMode::SnapshotPart {
+            snapshot_id: batch.snapshot_id,
+            first_part: batch.first_part,
+            last_part: batch.last_part,
+        }
     } else {
         BatchMode::Delta
     };
@@ -79,6 +83,7 @@ mod tests {
             sequence: 7,
             snapshot: true,
             snapshot_id: 3,
+            first_part: true,
             last_part: true,
             upserts: vec![
                 v1::Asset {
@@ -97,7 +102,7 @@ mod tests {
         let (b, dropped) = to_ingest(batch, 9);
         assert_eq!(dropped, 2);
         assert_eq!(b.upserts.len(), 1);
-        assert_eq!(b.mode, BatchMode::SnapshotPart { snapshot_id: 3, last_part: true });
+        assert_eq!(b.mode, BatchMode::SnapshotPart { snapshot_id: 3, first_part: true, last_part: true });
         assert_eq!(b.removals, vec![IngestRemoval { kind: AssetKind::Tooling, local_key: "/t".into() }]);
         assert_eq!((b.sequence, b.observed_at_ms, b.received_at_ms), (7, 5, 9));
     }

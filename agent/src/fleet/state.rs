@@ -309,6 +309,7 @@ pub fn batches(
         let batch = v1::Batch {
             snapshot,
             snapshot_id,
+            first_part: snapshot,
             last_part: snapshot,
             host: host.cloned(),
             observed_at_ms,
@@ -326,6 +327,7 @@ pub fn batches(
             let mut batch = v1::Batch {
                 snapshot,
                 snapshot_id,
+                first_part: snapshot && index == 0,
                 last_part,
                 host: if index == 0 { host.cloned() } else { None },
                 observed_at_ms,
@@ -642,6 +644,7 @@ mod tests {
             assert!(part.batch.snapshot);
             assert_eq!(part.batch.snapshot_id, 7);
             assert_eq!(part.batch.last_part, last);
+            assert_eq!(part.batch.first_part, i == 0);
             assert_eq!(part.batch.sequence, 0);
             assert_eq!(part.batch.observed_at_ms, 1234);
             assert!(part.batch.removals.is_empty());

@@ -69,7 +69,9 @@
 //!    snapshot id abandons the open one. Deltas arriving while a snapshot is open record their
 //!    upserts too. After the last part every live sighting of the host not recorded is marked
 //!    removed, unless a sequence gap hit the snapshot: then some parts may be lost, nothing is
-//!    removed ([`SnapshotProgress::ClosedIncomplete`]) and the next snapshot does it.
+//!    removed ([`SnapshotProgress::ClosedIncomplete`]) and the next snapshot does it. A gap
+//!    just before a part marked `first_part` lost nothing of that snapshot (an agent whose spool
+//!    compacted old deltas away sends exactly this), so it does not count.
 //! 6. Stores the sequence as the agent's last.
 //!
 //! # Pagination

@@ -74,6 +74,8 @@ pub enum BatchMode {
     SnapshotPart {
         /// Shared by every part of one snapshot.
         snapshot_id: u64,
+        /// This part opens the snapshot: a sequence gap just before it lost none of its parts.
+        first_part: bool,
         /// This part closes the snapshot.
         last_part: bool,
     },

@@ -53,7 +53,7 @@ pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -
 
     let snapshot = match batch.mode {
         BatchMode::Delta => state.open_snapshot.map(|id| OpenSnapshot { id, complete: state.open_complete && !gap }),
-        BatchMode::SnapshotPart { snapshot_id, .. } => {
+        BatchMode::SnapshotPart { snapshot_id, first_part, .. } => {
             let id = i64::try_from(snapshot_id).map_err(|_| invalid("snapshot id is beyond 2^63"))?;
             if id == 0 {
                 return Err(invalid("snapshot id 0").into());
@@ -62,9 +62,9 @@ pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -
                 Some(OpenSnapshot { id, complete: state.open_complete && !gap })
             } else {
                 // A new snapshot abandons the open one; with a gap before it, its first parts
-                // may be among the lost batches.
+                // may be among the lost batches, unless this is its first part.
                 tx.execute("DELETE FROM snapshot_keys WHERE agent_id = ?1", [agent_id])?;
-                Some(OpenSnapshot { id, complete: !gap })
+                Some(OpenSnapshot { id, complete: !gap || first_part })
             }
         }
     };

@@ -188,6 +188,23 @@ fn a_snapshot_hit_by_a_gap_removes_nothing() {
 }
 
 #[test]
+fn a_gap_just_before_a_first_part_does_not_spoil_the_snapshot() {
+    let store = store_with_two_agents();
+    apply(&store, "a", &delta(1, 1_000, vec![model("/a", SHA_A), model("/b", SHA_B)]));
+    // Sequences 2–4 (deltas the agent's spool compacted away) are lost; the snapshot that
+    // superseded them arrives whole.
+    let mut first = snapshot_part(5, 9, false, 2_000, vec![model("/a", SHA_A)]);
+    first.mode = BatchMode::SnapshotPart { snapshot_id: 9, first_part: true, last_part: false };
+    assert!(matches!(apply(&store, "a", &first), ApplyOutcome::Gap { expected: 2, .. }));
+    let last = apply(&store, "a", &snapshot_part(6, 9, true, 3_000, vec![]));
+    assert!(
+        matches!(last, ApplyOutcome::Applied(ApplySummary { snapshot: SnapshotProgress::Closed { removed: 1 }, .. })),
+        "{last:?}"
+    );
+    assert_eq!(sighting(&store, "a", "/b").removed_at_ms, Some(3_000));
+}
+
+#[test]
 fn a_new_snapshot_abandons_an_unfinished_one() {
     let store = store_with_two_agents();
     apply(&store, "a", &delta(1, 1_000, vec![model("/a", SHA_A), model("/b", SHA_B)]));

@@ -89,7 +89,10 @@ pub(super) fn snapshot_part(
     observed_at_ms: i64,
     upserts: Vec<IngestAsset>,
 ) -> IngestBatch {
-    IngestBatch { mode: BatchMode::SnapshotPart { snapshot_id, last_part }, ..delta(sequence, observed_at_ms, upserts) }
+    IngestBatch {
+        mode: BatchMode::SnapshotPart { snapshot_id, first_part: false, last_part },
+        ..delta(sequence, observed_at_ms, upserts)
+    }
 }
 
 pub(super) fn host_facts(hostname: &str, fingerprint: &str) -> HostFacts {
