@@ -297,10 +297,15 @@ impl Inventory for InventoryService {
                         }
                         in_window += 1;
                         if in_window > services.batches_per_minute {
+                            // Nothing of this stream beyond the limit is applied: the answer ends
+                            // it, and the agent resends from its first unacknowledged batch.
                             let wait = Duration::from_secs(60).saturating_sub(window_start.elapsed());
-                            vec![Ok(message(collector_message::Message::RetryAfterMs(
+                            tracing::warn!(agent_id = %agent_id, sequence = batch.sequence, limit = services.batches_per_minute, "rate limit: stream ended");
+                            let retry = message(collector_message::Message::RetryAfterMs(
                                 u64::try_from(wait.as_millis()).unwrap_or(60_000),
-                            )))]
+                            ));
+                            let _ = tx.send(Ok(retry)).await;
+                            return;
                         } else {
                             apply(&services, &agent_id, &serial, batch).await
                         }

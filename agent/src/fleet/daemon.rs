@@ -347,6 +347,18 @@ pub async fn run(
         if let Some(e) = &enrolled {
             match agent.send(e).await {
                 Ok(()) => attempt = 0,
+                Err(DaemonError::Transport(transport::TransportError::RetryAfter(after))) => {
+                    tracing::info!(
+                        retry_ms = u64::try_from(after.as_millis()).unwrap_or(0),
+                        "sending again after the collector's rate limit"
+                    );
+                    if opts.once {
+                        // `--once` ends only when everything is acknowledged.
+                        tokio::time::sleep(after).await;
+                        continue;
+                    }
+                    wait = wait.min(after);
+                }
                 Err(err) if opts.once => return Err(err),
                 Err(err) => {
                     attempt = attempt.saturating_add(1);

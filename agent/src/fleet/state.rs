@@ -47,8 +47,9 @@
 //! toward its size. An entry too large to fit even alone goes alone, in a batch over
 //! `max_bytes`: splitting it is impossible and dropping it would lose it silently. A delta puts
 //! removals before upserts (their keys are disjoint). Snapshot parts share the caller's
-//! `snapshot_id`, are numbered from 0 in [`OutgoingBatch::kind`] and the last has `last_part`;
-//! an empty snapshot is one part with no entries, which removes everything on the collector.
+//! `snapshot_id`, are numbered from 0 in [`OutgoingBatch::kind`], the first has `first_part`
+//! and the last has `last_part`; an empty snapshot is one part with no entries, which removes
+//! everything on the collector.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;

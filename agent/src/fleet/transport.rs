@@ -6,7 +6,8 @@
 //!    record's; the payload is a prost-encoded `Batch` written when the record was spooled;
 //! 3. each `Ack(n)` acknowledges the spool up to `n` ([`crate::spool::Spool::ack`]), which
 //!    deletes those records; a `SnapshotRequest` is reported to the caller, which spools a
-//!    snapshot; `RetryAfterMs` pauses sending;
+//!    snapshot; `RetryAfterMs` (the collector's per-agent rate limit, which also ends the
+//!    stream) ends the drain with [`TransportError::RetryAfter`]: the caller waits that long;
 //! 4. the drain ends when the last sent sequence is acknowledged, or fails when the stream
 //!    breaks or no acknowledgement arrives within [`ACK_TIMEOUT`]; whatever was not
 //!    acknowledged stays in the spool and is sent again by the next drain (the collector
@@ -26,6 +27,9 @@ use crate::spool::Spool;
 /// Longest wait for an acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Longest wait a collector's `RetryAfterMs` may impose (it is the rest of a one-minute window).
+const MAX_RETRY_AFTER_MS: u64 = 60_000;
+
 /// Largest message sent (the collector accepts 8 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -43,6 +47,9 @@ pub enum TransportError {
     /// The collector refused or broke the stream.
     #[error("collector: {0}")]
     Status(#[from] tonic::Status),
+    /// The collector's rate limit ended the stream: resend after this wait.
+    #[error("collector rate limit: retry after {0:?}")]
+    RetryAfter(Duration),
     /// No acknowledgement in time.
     #[error("no acknowledgement of sequence {0} within {ACK_TIMEOUT:?}")]
     AckTimeout(u64),
@@ -150,8 +157,12 @@ pub async fn drain(
                 outcome.snapshot_requested = Some(r.reason);
             }
             Some(collector_message::Message::RetryAfterMs(ms)) => {
-                tracing::warn!(retry_after_ms = ms, "collector rate limit");
-                tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+                tracing::warn!(
+                    retry_after_ms = ms,
+                    acked = outcome.acked,
+                    "collector rate limit; the rest is sent later"
+                );
+                return Err(TransportError::RetryAfter(Duration::from_millis(ms.min(MAX_RETRY_AFTER_MS))));
             }
             None => {}
         }
