@@ -1,6 +1,6 @@
 //! One scan: resolve roots, open the cache, run the detectors, assemble the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -119,18 +119,41 @@ pub enum ScanError {
     NoRoots(String),
 }
 
-/// Runs one scan, reporting live counters into `progress`.
-pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, ScanError> {
-    run_scan_with(opts, progress, &mut RuntimeCollector::new())
+/// What a daemon keeps from one scan to the next: the process table and the open scan cache.
+/// Reopening the cache's sled database for every scan would cost its page cache each time, and
+/// sled does not give all of it back when a database is dropped.
+#[derive(Debug, Default)]
+pub struct ScanState {
+    /// The process table of runtime collections.
+    pub runtimes: RuntimeCollector,
+    /// The cache, with the state directory it was opened in.
+    cache: Option<(PathBuf, VerdictCache)>,
 }
 
-/// Runs one scan with a caller's [`RuntimeCollector`], so a daemon keeps one process table
-/// across scans instead of building a new one each time.
-pub fn run_scan_with(
-    opts: &ScanOptions,
-    progress: &Progress,
-    collector: &mut RuntimeCollector,
-) -> Result<ScanReport, ScanError> {
+impl ScanState {
+    /// The cache in `dir`, opened on first use and kept while `dir` stays the same.
+    fn cache(&mut self, dir: &Path) -> Result<VerdictCache, ScanError> {
+        if let Some((open_dir, cache)) = &self.cache {
+            if open_dir == dir {
+                return Ok(cache.clone());
+            }
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|source| ScanError::StateDir { path: dir.display().to_string(), source })?;
+        let cache = VerdictCache::open(dir)?;
+        self.cache = Some((dir.to_owned(), cache.clone()));
+        Ok(cache)
+    }
+}
+
+/// Runs one scan, reporting live counters into `progress`.
+pub fn run_scan(opts: &ScanOptions, progress: &Progress) -> Result<ScanReport, ScanError> {
+    run_scan_with(opts, progress, &mut ScanState::default())
+}
+
+/// Runs one scan with a caller's [`ScanState`], so a daemon keeps one process table and one
+/// open cache across scans instead of building them again each time.
+pub fn run_scan_with(opts: &ScanOptions, progress: &Progress, state: &mut ScanState) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
     let host = HostInfo::collect();
     let mut report = ScanReport::new(host);
@@ -140,7 +163,7 @@ pub fn run_scan_with(
 
     let markers = if [Section::Models, Section::Frameworks, Section::Tooling].iter().any(|s| opts.wants(*s)) {
         let t = Instant::now();
-        let markers = walk_roots(opts, progress, &mut report)?;
+        let markers = walk_roots(opts, progress, state, &mut report)?;
         report.stats.section_ms.insert("walk".into(), elapsed_ms(t));
         markers
     } else {
@@ -168,7 +191,7 @@ pub fn run_scan_with(
         let t = Instant::now();
         let gpu_memory = gpu.as_ref().map(|g| g.memory_by_pid()).unwrap_or_default();
         let rt_opts = RuntimeOptions { identify: opts.identify_servers };
-        let outcome = collector.collect(&rt_opts, &ModelLookup::new(&report.models), &gpu_memory);
+        let outcome = state.runtimes.collect(&rt_opts, &ModelLookup::new(&report.models), &gpu_memory);
         report.stats.processes = outcome.processes;
         report.stats.processes_restricted = outcome.restricted_count;
         report.runtimes = Some(outcome.runtimes);
@@ -211,7 +234,12 @@ fn elapsed_ms(t: Instant) -> u64 {
 
 /// The one walk of the roots: models (when asked for) and marker files for the other
 /// detectors. Fills `report.models`, its walk counters and errors.
-fn walk_roots(opts: &ScanOptions, progress: &Progress, report: &mut ScanReport) -> Result<Markers, ScanError> {
+fn walk_roots(
+    opts: &ScanOptions,
+    progress: &Progress,
+    state: &mut ScanState,
+    report: &mut ScanReport,
+) -> Result<Markers, ScanError> {
     let defaults = opts.roots.is_empty();
     let roots = if defaults {
         roots::default_roots(opts.scan_network_fs)
@@ -232,11 +260,7 @@ fn walk_roots(opts: &ScanOptions, progress: &Progress, report: &mut ScanReport) 
     }
 
     let cache = match &opts.state_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| ScanError::StateDir { path: dir.display().to_string(), source })?;
-            Some(VerdictCache::open(dir)?)
-        }
+        Some(dir) => Some(state.cache(dir)?),
         None => None,
     };
     let walk = WalkOptions {

@@ -32,9 +32,8 @@ use super::watch::{self, DirWatcher};
 use super::{enroll, identity, payload, transport};
 use crate::config::Config;
 use crate::detectors::models::Progress;
-use crate::detectors::runtimes::RuntimeCollector;
 use crate::report::ScanReport;
-use crate::scan::{self, ScanOptions, Section};
+use crate::scan::{self, ScanOptions, ScanState, Section};
 use crate::spool::Spool;
 use crate::throttle::CpuBudget;
 
@@ -80,6 +79,10 @@ pub enum DaemonError {
     Worker(String),
 }
 
+/// Page cache of the sent-state database (sled's default is 1 GiB): it holds one short key per
+/// asset and is read once per scan.
+const SENT_STATE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Quiet time that ends a burst of file events (a model being copied writes for a while).
 const WATCH_QUIET: Duration = Duration::from_millis(500);
 
@@ -118,17 +121,17 @@ fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
     }
 }
 
-/// Runs a scan on a blocking thread with the daemon's long-lived process table.
+/// Runs a scan on a blocking thread with the daemon's long-lived scan state.
 async fn collect(
     options: ScanOptions,
     cpu_percent: u32,
-    runtimes: &Arc<Mutex<RuntimeCollector>>,
+    scans: &Arc<Mutex<ScanState>>,
 ) -> Result<ScanReport, DaemonError> {
-    let runtimes = Arc::clone(runtimes);
+    let scans = Arc::clone(scans);
     tokio::task::spawn_blocking(move || {
-        let mut collector = runtimes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = scans.lock().unwrap_or_else(|p| p.into_inner());
         let progress = Progress::with_budget(CpuBudget::new(cpu_percent));
-        scan::run_scan_with(&options, &progress, &mut collector)
+        scan::run_scan_with(&options, &progress, &mut state)
     })
     .await
     .map_err(|e| DaemonError::Worker(e.to_string()))?
@@ -145,8 +148,8 @@ struct Agent {
     since_snapshot: u32,
     /// The collector asked for a snapshot.
     snapshot_requested: bool,
-    /// One process table for every runtimes collection.
-    runtimes: Arc<Mutex<RuntimeCollector>>,
+    /// One process table and one open scan cache for every scan.
+    scans: Arc<Mutex<ScanState>>,
 }
 
 impl Agent {
@@ -215,7 +218,7 @@ impl Agent {
             Vec::new()
         } else {
             let options = ScanOptions { roots: existing, ..scan_options(&self.config, vec![Section::Models]) };
-            payload::assets(&collect(options, self.config.throttle.cpu_percent, &self.runtimes).await?)
+            payload::assets(&collect(options, self.config.throttle.cpu_percent, &self.scans).await?)
         };
         let delta = self.sent.delta_under(&assets, AssetKind::Model, dirs)?;
         tracing::debug!(dirs = dirs.len(), models = assets.len(), "model directories rescanned");
@@ -261,6 +264,7 @@ pub async fn run(
     let fleet_path = dir.join("fleet");
     let db = sled::Config::new()
         .path(&fleet_path)
+        .cache_capacity(SENT_STATE_CACHE_BYTES)
         .mode(sled::Mode::LowSpace)
         .open()
         .map_err(|source| DaemonError::StateDb { path: fleet_path.display().to_string(), source })?;
@@ -272,7 +276,7 @@ pub async fn run(
         identity,
         since_snapshot: 0,
         snapshot_requested: false,
-        runtimes: Arc::new(Mutex::new(RuntimeCollector::new())),
+        scans: Arc::new(Mutex::new(ScanState::default())),
     };
     tokio::pin!(shutdown);
 
@@ -302,12 +306,9 @@ pub async fn run(
         let now = Instant::now();
         if now >= next_full || agent.snapshot_requested {
             let config = &agent.config;
-            let report = collect(
-                scan_options(config, config.scan.sections.clone()),
-                config.throttle.cpu_percent,
-                &agent.runtimes,
-            )
-            .await?;
+            let report =
+                collect(scan_options(config, config.scan.sections.clone()), config.throttle.cpu_percent, &agent.scans)
+                    .await?;
             let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| kind_of(*s)).collect();
             agent.spool_report(&report, &scope, true)?;
             let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
@@ -330,7 +331,7 @@ pub async fn run(
             agent.rescan(&std::mem::take(&mut changed_dirs)).await?;
         } else if now >= next_runtimes && agent.config.scan.sections.contains(&Section::Runtimes) {
             let options = scan_options(&agent.config, vec![Section::Runtimes]);
-            let report = collect(options, agent.config.throttle.cpu_percent, &agent.runtimes).await?;
+            let report = collect(options, agent.config.throttle.cpu_percent, &agent.scans).await?;
             agent.spool_report(&report, &[AssetKind::Runtime], false)?;
             next_runtimes = now + agent.config.schedule.runtimes_interval;
         }
