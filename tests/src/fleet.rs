@@ -241,22 +241,24 @@ impl Collector {
     }
 }
 
+/// `aiscout-agent run --once --config <config>`, logging at info level (the daemon logs
+/// warnings only by default).
+fn agent_once(config: &Path) -> Command {
+    let mut command = Command::new(agent_bin());
+    command.args(["run", "--once", "--config"]).arg(config).env("AISCOUT_LOG", "info");
+    command
+}
+
 /// Runs `aiscout-agent run --once` with `config` to the end.
 pub fn run_once(config: &Path) -> Output {
-    Command::new(agent_bin())
-        .args(["run", "--once", "--config"])
-        .arg(config)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the agent: {e}"))
+    agent_once(config).output().unwrap_or_else(|e| panic!("cannot run the agent: {e}"))
 }
 
 /// Starts `aiscout-agent run --once` with `config`, its stderr going to `log`.
 pub fn spawn_once(config: &Path, log: &Path) -> Child {
     let log = File::create(log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
     Child(
-        Command::new(agent_bin())
-            .args(["run", "--once", "--config"])
-            .arg(config)
+        agent_once(config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

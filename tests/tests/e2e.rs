@@ -8,6 +8,7 @@
 mod cache;
 mod fixtures;
 mod fleet;
+mod fleet_hosts;
 mod frameworks;
 mod hazards;
 mod listing;
