@@ -8,6 +8,7 @@
 mod cache;
 mod fixtures;
 mod fleet;
+mod fleet_auth;
 mod fleet_hosts;
 mod frameworks;
 mod hazards;
