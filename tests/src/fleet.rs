@@ -68,11 +68,16 @@ pub struct LiveSighting {
 impl Collector {
     /// Starts a collector and makes an API token.
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// [`Collector::start`] with TOML tables appended to the configuration (`[agents]`).
+    pub fn start_with(extra_toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temporary directory: {e}"));
         let (grpc_port, api_port) = (free_port(), free_port());
         let config = dir.path().join("collector.toml");
         let text = format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc_port}\"\napi_listen = \"127.0.0.1:{api_port}\"\n[tls]\ndev = true\n",
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc_port}\"\napi_listen = \"127.0.0.1:{api_port}\"\n[tls]\ndev = true\n{extra_toml}",
             dir.path().join("data").display()
         );
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));

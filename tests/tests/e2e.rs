@@ -10,6 +10,7 @@ mod fixtures;
 mod fleet;
 mod fleet_auth;
 mod fleet_hosts;
+mod fleet_resilience;
 mod frameworks;
 mod hazards;
 mod listing;
