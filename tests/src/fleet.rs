@@ -109,6 +109,7 @@ impl Collector {
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -246,11 +247,11 @@ impl Collector {
     }
 }
 
-/// `aiscout-agent run --once --config <config>`, logging at info level (the daemon logs
-/// warnings only by default).
+/// `aiscout-agent run --once --config <config>`, logging plain text at info level (the daemon
+/// logs warnings only by default, in colour even to a file).
 fn agent_once(config: &Path) -> Command {
     let mut command = Command::new(agent_bin());
-    command.args(["run", "--once", "--config"]).arg(config).env("AISCOUT_LOG", "info");
+    command.args(["run", "--once", "--config"]).arg(config).env("AISCOUT_LOG", "info").env("NO_COLOR", "1");
     command
 }
 

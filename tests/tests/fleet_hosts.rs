@@ -100,6 +100,7 @@ fn a_second_install_supersedes_the_first_which_is_a_clone_when_it_speaks_again()
 
     let out = run_once(&config_a);
     assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("host_status=new"), "{out:?}");
     let a = agent_id(&c, "a");
     assert_eq!(status(&c, &a), ("unique".into(), None, 1));
 
@@ -108,7 +109,7 @@ fn a_second_install_supersedes_the_first_which_is_a_clone_when_it_speaks_again()
     let out = run_once(&config_b);
     assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("reinstall"), "B's enrollment answer says reinstall: {err}");
+    assert!(err.contains("host_status=reinstall"), "{err}");
     let b = agent_id(&c, "b");
     assert_ne!(a, b);
     assert_eq!(status(&c, &a), ("superseded".into(), Some(b.clone()), 0));
@@ -119,6 +120,8 @@ fn a_second_install_supersedes_the_first_which_is_a_clone_when_it_speaks_again()
     // snapshot, sights its models again in the same run.
     let out = run_once(&config_a);
     assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("snapshot requested") && err.contains("snapshot spooled"), "{err}");
     assert_eq!(status(&c, &a), ("clone".into(), None, 1));
     assert_eq!(status(&c, &b), ("clone".into(), None, 1));
     let path = root.join("shared.onnx").display().to_string();
@@ -147,7 +150,7 @@ fn a_reinstalled_agent_supersedes_the_old_one_and_its_host_sights_each_model_onc
     let out = run_once(&config);
     assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("reinstall"), "the enrollment answer says reinstall: {err}");
+    assert!(err.contains("host_status=reinstall"), "{err}");
 
     let ids: Vec<String> =
         c.hosts().iter().filter(|h| text(h, "hostname") == "host-c").map(|h| text(h, "agent_id").to_string()).collect();
