@@ -4,8 +4,8 @@
 //! deleted file, one asset per distinct model.
 //!
 //! Each model is its own small `.npy` file with distinct contents, and the agent sends one
-//! asset per batch, so a first snapshot is some hundred batches: long enough to be caught in
-//! the middle by polling the API.
+//! asset per batch, so a first snapshot is over a thousand batches, about a second of sending:
+//! long enough to be caught in the middle by polling the API.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,15 +24,18 @@ const MID_SEND: Duration = Duration::from_secs(20);
 /// Most agent runs after a crash before the test gives up.
 const MAX_RUNS: usize = 3;
 
-/// Writes model `i` in `dir`: `weights.npy` with `i` in its first four data bytes, so every
-/// model has its own digest.
-fn write_model(dir: &Path, i: usize) -> PathBuf {
+/// Model `i`: `weights.npy` with `i` in its first four data bytes, so every model has its own
+/// digest.
+fn model(i: usize) -> Vec<u8> {
     let mut bytes = std::fs::read(fixtures_dir().join("models/weights.npy")).unwrap();
     // The fixture's header is 128 bytes; its data follows.
     bytes[128..132].copy_from_slice(&u32::try_from(i).unwrap().to_le_bytes());
-    let path = dir.join(format!("m{i:04}.npy"));
-    std::fs::write(&path, bytes).unwrap();
-    path
+    bytes
+}
+
+/// Writes model `i` in `dir` as `m<i>.npy`.
+fn write_model(dir: &Path, i: usize) {
+    std::fs::write(dir.join(format!("m{i:04}.npy")), model(i)).unwrap();
 }
 
 /// The models on disk, sorted.
@@ -57,8 +60,8 @@ fn wait_mid_send(c: &Collector) -> usize {
     })
 }
 
-/// Deletes some models that landed and some that may not have, and adds new ones; returns how
-/// many distinct models were ever written.
+/// Deletes some models that landed and some that may not have, rewrites one in place and adds
+/// new ones; returns how many distinct models were ever written.
 fn change_models(dir: &Path) -> usize {
     for i in (0..10).chain(MODELS - 10..MODELS) {
         std::fs::remove_file(dir.join(format!("m{i:04}.npy"))).unwrap();
@@ -66,7 +69,8 @@ fn change_models(dir: &Path) -> usize {
     for i in MODELS..MODELS + 20 {
         write_model(dir, i);
     }
-    MODELS + 20
+    std::fs::write(dir.join(format!("m{:04}.npy", MODELS / 2)), model(MODELS + 20)).unwrap();
+    MODELS + 21
 }
 
 /// Runs the agent until a run succeeds; returns how many runs it took.
