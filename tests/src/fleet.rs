@@ -247,8 +247,8 @@ impl Collector {
     }
 }
 
-/// `aiscout-agent run --once --config <config>`, logging plain text at info level (the daemon
-/// logs warnings only by default, in colour even to a file).
+/// `aiscout-agent run --once --config <config>`, logging at info level, which tests read, in
+/// plain text (tracing colours its output even into a file).
 fn agent_once(config: &Path) -> Command {
     let mut command = Command::new(agent_bin());
     command.args(["run", "--once", "--config"]).arg(config).env("AISCOUT_LOG", "info").env("NO_COLOR", "1");
