@@ -3,6 +3,8 @@
 //! # Layout
 //! - this file: [`agent_bin`], [`fixtures_dir`], [`run_scan_json`], [`copy_tree`],
 //!   [`model_facts`].
+//! - [`fleet`]: a collector process and agent configurations on loopback, the HTTP API read
+//!   back.
 //! - `tests/e2e.rs`: the test binary; it `mod`s one file per area.
 
 // Test helpers fail the test by panicking, with the reason.
@@ -10,6 +12,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod fleet;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

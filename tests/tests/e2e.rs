@@ -8,6 +8,9 @@
 mod cache;
 mod fixtures;
 mod fleet;
+mod fleet_auth;
+mod fleet_hosts;
+mod fleet_resilience;
 mod frameworks;
 mod hazards;
 mod listing;

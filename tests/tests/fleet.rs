@@ -1,113 +1,10 @@
 //! The fleet over real TLS on loopback: a dev-mode collector process, agents as processes with
 //! their own state directories, roots and host identities, the HTTP API read back.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use aiscout_e2e::{agent_bin, collector_bin, fixtures_dir, wait_for_port, Child};
-use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A running dev-mode collector in its own directory.
-struct Collector {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    grpc_port: u16,
-    api_port: u16,
-    _process: Child,
-    api_token: String,
-}
-
-impl Collector {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (grpc_port, api_port) = (free_port(), free_port());
-        let config = dir.path().join("collector.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc_port}\"\napi_listen = \"127.0.0.1:{api_port}\"\n[tls]\ndev = true\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let process = Child(
-            Command::new(collector_bin())
-                .arg("--config")
-                .arg(&config)
-                .arg("serve")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_for_port(api_port, Duration::from_secs(30));
-        wait_for_port(grpc_port, Duration::from_secs(30));
-        let mut c = Self { dir, config, grpc_port, api_port, _process: process, api_token: String::new() };
-        c.api_token = c.command(&["api-token", "create", "--label", "test"]);
-        c
-    }
-
-    /// Runs a collector subcommand and returns its stdout, trimmed.
-    fn command(&self, args: &[&str]) -> String {
-        let out = Command::new(collector_bin()).arg("--config").arg(&self.config).args(args).output().unwrap();
-        assert!(out.status.success(), "collector {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn token_file(&self, name: &str, args: &[&str]) -> PathBuf {
-        let mut all = vec!["token", "create"];
-        all.extend_from_slice(args);
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, self.command(&all)).unwrap();
-        path
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let mut resp = ureq::get(&format!("http://127.0.0.1:{}{path}", self.api_port))
-            .header("Authorization", &format!("Bearer {}", self.api_token))
-            .call()
-            .unwrap();
-        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
-    }
-
-    /// An agent configuration with its own state, roots and identity.
-    fn agent(&self, name: &str, roots: &[&Path], token: &Path) -> PathBuf {
-        let state = self.dir.path().join(format!("agent-{name}"));
-        let roots: Vec<String> = roots.iter().map(|r| format!("\"{}\"", r.display())).collect();
-        let config = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "state_dir = \"{}\"\n[collector]\nurl = \"https://127.0.0.1:{}\"\nca_file = \"{}\"\nenrollment_token_file = \"{}\"\n\
-                 [identity]\nmachine_id = \"machine-{name}\"\nhostname = \"host-{name}\"\n[scan]\nroots = [{}]\nsections = [\"models\"]\n",
-                state.display(),
-                self.grpc_port,
-                self.dir.path().join("data/pki/ca.pem").display(),
-                token.display(),
-                roots.join(", "),
-            ),
-        )
-        .unwrap();
-        config
-    }
-}
-
-fn run_once(config: &Path) -> Output {
-    Command::new(agent_bin()).args(["run", "--once", "--config"]).arg(config).output().unwrap()
-}
-
-fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "agent failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn model_assets(c: &Collector) -> Vec<Value> {
-    c.get("/api/v1/assets?kind=model&limit=1000")["items"].as_array().unwrap().clone()
-}
+use aiscout_e2e::fixtures_dir;
+use aiscout_e2e::fleet::{assert_ok, run_once, Collector};
 
 #[test]
 fn the_same_model_under_two_agents_is_one_asset_with_two_sightings() {
@@ -126,7 +23,7 @@ fn the_same_model_under_two_agents_is_one_asset_with_two_sightings() {
 
     let hosts = c.get("/api/v1/hosts");
     assert_eq!(hosts["total"], 2, "{hosts:#}");
-    let models = model_assets(&c);
+    let models = c.model_assets();
     assert_eq!(models.len(), 2, "{models:#?}");
     let shared = models.iter().find(|m| m["hosts"] == 2).unwrap_or_else(|| panic!("{models:#?}"));
     assert_eq!(shared["sightings"], 2);
@@ -145,12 +42,12 @@ fn the_same_model_under_two_agents_is_one_asset_with_two_sightings() {
 
     // A rerun with nothing changed sends nothing new and keeps one asset per model.
     assert_ok(&run_once(&c.agent("a", &[&a], &token)));
-    assert_eq!(model_assets(&c).len(), 2);
+    assert_eq!(c.model_assets().len(), 2);
 
     // A removed file is no longer a live sighting after the next snapshot or delta.
     std::fs::remove_file(a.join("only-a.npy")).unwrap();
     assert_ok(&run_once(&c.agent("a", &[&a], &token)));
-    let models = model_assets(&c);
+    let models = c.model_assets();
     let npy = models.iter().find(|m| m["hosts"] != 2).unwrap();
     assert_eq!(npy["sightings"], 0, "{npy:#}");
 }
@@ -191,7 +88,7 @@ fn a_revoked_agent_is_cut_off_at_its_next_call() {
     assert!(!out.status.success(), "a revoked agent must be refused");
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("revoked"), "{err}");
-    assert_eq!(model_assets(&c).len(), 1, "nothing from the revoked agent lands");
+    assert_eq!(c.model_assets().len(), 1, "nothing from the revoked agent lands");
 }
 
 #[test]
@@ -225,5 +122,5 @@ fn a_certificate_from_another_ca_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(err.contains("transport error"), "{err}");
     assert_eq!(ours.get("/api/v1/hosts")["total"], 0);
-    assert_eq!(model_assets(&ours).len(), 0);
+    assert_eq!(ours.model_assets().len(), 0);
 }
