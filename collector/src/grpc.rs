@@ -42,8 +42,8 @@ pub struct Services {
     pub ca: Arc<CertificateAuthority>,
     /// Lifetime of agent certificates.
     pub cert_lifetime: Duration,
-    /// Most batches one agent may send per minute.
-    pub batches_per_minute: u32,
+    /// The per-agent batch rate limit.
+    pub rate: crate::rate::RateLimiter,
 }
 
 /// Unix milliseconds now.
@@ -273,8 +273,6 @@ impl Inventory for InventoryService {
             let _ = tx.send(Ok(message(collector_message::Message::SnapshotRequest(request)))).await;
         }
         tokio::spawn(async move {
-            let mut window_start = std::time::Instant::now();
-            let mut in_window = 0u32;
             while let Some(next) = incoming.next().await {
                 let msg = match next {
                     Ok(m) => m,
@@ -291,24 +289,17 @@ impl Inventory for InventoryService {
                         Vec::new()
                     }
                     Some(agent_message::Message::Batch(batch)) => {
-                        if window_start.elapsed() >= Duration::from_secs(60) {
-                            window_start = std::time::Instant::now();
-                            in_window = 0;
-                        }
-                        in_window += 1;
-                        if in_window > services.batches_per_minute {
+                        if let Err(wait) = services.rate.admit(&agent_id, std::time::Instant::now()) {
                             // Nothing of this stream beyond the limit is applied: the answer ends
                             // it, and the agent resends from its first unacknowledged batch.
-                            let wait = Duration::from_secs(60).saturating_sub(window_start.elapsed());
-                            tracing::warn!(agent_id = %agent_id, sequence = batch.sequence, limit = services.batches_per_minute, "rate limit: stream ended");
+                            tracing::warn!(agent_id = %agent_id, sequence = batch.sequence, "rate limit: stream ended");
                             let retry = message(collector_message::Message::RetryAfterMs(
                                 u64::try_from(wait.as_millis()).unwrap_or(60_000),
                             ));
                             let _ = tx.send(Ok(retry)).await;
                             return;
-                        } else {
-                            apply(&services, &agent_id, &serial, batch).await
                         }
+                        apply(&services, &agent_id, &serial, batch).await
                     }
                     None => Vec::new(),
                 };

@@ -20,6 +20,7 @@ pub mod config;
 pub mod grpc;
 pub mod ingest;
 pub mod pki;
+pub mod rate;
 pub mod server;
 pub mod store;
 
@@ -27,7 +28,9 @@ pub mod store;
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AISCOUT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only on a terminal: files and the journal get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 /// Creates `dir` (and parents) readable by the owner only.

@@ -12,6 +12,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use crate::config::CollectorConfig;
 use crate::grpc::{EnrollmentService, InventoryService, Services};
 use crate::pki::{CertificateAuthority, DevPki};
+use crate::rate::RateLimiter;
 use crate::store::Store;
 
 /// Largest message accepted from an agent (a batch), in bytes.
@@ -73,7 +74,7 @@ pub async fn run(
         store: Arc::clone(&store),
         ca: Arc::clone(&tls.ca),
         cert_lifetime: config.agents.cert_lifetime,
-        batches_per_minute: config.agents.batches_per_minute,
+        rate: RateLimiter::new(config.agents.batches_per_minute),
     });
     let tls_config = ServerTlsConfig::new()
         .identity(Identity::from_pem(&tls.server_cert_pem, &tls.server_key_pem))

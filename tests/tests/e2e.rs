@@ -11,6 +11,7 @@ mod fleet;
 mod fleet_auth;
 mod fleet_hosts;
 mod fleet_resilience;
+mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;

@@ -44,9 +44,10 @@ pub enum TransportError {
         /// The cause.
         source: tonic::transport::Error,
     },
-    /// The collector refused or broke the stream.
+    /// The collector refused or broke the stream. The status is in the message and not a
+    /// `source`, so logs (which print the message) show it and error chains print it once.
     #[error("collector: {0}")]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
     /// The collector's rate limit ended the stream: resend after this wait.
     #[error("collector rate limit: retry after {0:?}")]
     RetryAfter(Duration),
@@ -64,6 +65,12 @@ pub enum TransportError {
         /// The decoder's message.
         message: String,
     },
+}
+
+impl From<tonic::Status> for TransportError {
+    fn from(status: tonic::Status) -> Self {
+        Self::Status(status)
+    }
 }
 
 /// What a drain did.
