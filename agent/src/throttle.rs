@@ -1,5 +1,5 @@
 //! Keeping the agent cheap on the hosts it inventories: low CPU and I/O priority for the whole
-//! daemon, and a CPU budget for scans.
+//! daemon, a CPU budget for scans, and the heap a scan freed handed back to the kernel.
 //!
 //! # Priority
 //! [`lower_priority`] runs once, on the main thread, before the daemon starts any thread: on
@@ -86,6 +86,19 @@ pub fn io_class() -> std::io::Result<u32> {
     // SAFETY: as in `set_io_idle`, integers only; ioprio_get reads the calling thread's class.
     let rc = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0 as libc::c_long) };
     u32::try_from(rc).map(|v| v >> IOPRIO_CLASS_SHIFT).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// Returns the heap memory that a scan freed to the kernel (`malloc_trim(0)`): glibc keeps
+/// freed memory in per-thread arenas, and a daemon whose scans run on short-lived threads
+/// would otherwise hold each scan's peak for good. A no-op off glibc.
+#[allow(unsafe_code)]
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes an integer, has no preconditions and only returns free
+        // heap pages to the kernel; no live allocation moves.
+        let _ = unsafe { libc::malloc_trim(0) };
+    }
 }
 
 /// The process's CPU time (every thread), from `CLOCK_PROCESS_CPUTIME_ID`.

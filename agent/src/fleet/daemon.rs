@@ -131,7 +131,9 @@ async fn collect(
     tokio::task::spawn_blocking(move || {
         let mut state = scans.lock().unwrap_or_else(|p| p.into_inner());
         let progress = Progress::with_budget(CpuBudget::new(cpu_percent));
-        scan::run_scan_with(&options, &progress, &mut state)
+        let report = scan::run_scan_with(&options, &progress, &mut state);
+        crate::throttle::release_free_memory();
+        report
     })
     .await
     .map_err(|e| DaemonError::Worker(e.to_string()))?
