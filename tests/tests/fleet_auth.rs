@@ -232,3 +232,37 @@ fn an_agent_speaks_only_for_itself_whatever_its_batches_claim() {
     assert_eq!(sightings.len(), 1, "{forged:#}");
     assert_eq!(sightings[0]["agent_id"].as_str(), Some(y.as_str()), "{forged:#}");
 }
+
+#[test]
+fn the_rate_limit_holds_per_agent_across_streams_and_applies_nothing_beyond_it() {
+    let c = Collector::start_with("[agents]\nbatches_per_minute = 2\n");
+    let token = c.token_file("token", &[]);
+    let root = tempfile::tempdir().unwrap();
+    assert_ok(&run_once(&c.agent("r", &[root.path()], &token)));
+    let cert = ClientCert::of_agent(&c, "r");
+    let acks = |answers: &[v1::CollectorMessage]| -> Vec<u64> {
+        answers
+            .iter()
+            .filter_map(|m| match &m.message {
+                Some(collector_message::Message::Ack(a)) => Some(a.sequence),
+                _ => None,
+            })
+            .collect()
+    };
+    let retry = |answers: &[v1::CollectorMessage]| {
+        answers.iter().any(|m| matches!(m.message, Some(collector_message::Message::RetryAfterMs(ms)) if ms > 0))
+    };
+    // The enrollment run used one batch of this minute's two; the window is the agent's, so
+    // a new stream gets one more batch, then the answer to wait, which ends the stream.
+    let batch = |seq: u64| delta(seq, vec![model_upsert(&format!("/rl/{seq}.onnx"), seq as u8)], vec![]);
+    let first = stream(&c, Some(&cert), vec![batch(2), batch(3), batch(4)]).unwrap();
+    assert_eq!(acks(&first), [2], "{first:?}");
+    assert!(retry(&first), "{first:?}");
+    // Reconnecting does not reset the window: nothing is applied, nothing acknowledged.
+    let second = stream(&c, Some(&cert), vec![batch(3), batch(4)]).unwrap();
+    assert_eq!(acks(&second), Vec::<u64>::new(), "{second:?}");
+    assert!(retry(&second), "{second:?}");
+    let landed: Vec<String> =
+        c.live_model_sightings().into_iter().map(|s| s.path).filter(|p| p.starts_with("/rl/")).collect();
+    assert_eq!(landed, ["/rl/2.onnx"]);
+}
