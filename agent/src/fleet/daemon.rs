@@ -393,6 +393,7 @@ pub async fn run(
                 tracing::info!("file events were lost; running a full inventory");
                 next_full = Instant::now();
             } else {
+                w.forget_missing(&changes.paths);
                 changed_dirs = watch::rescan_dirs(&changes.paths);
                 for d in &changed_dirs {
                     w.add(d);

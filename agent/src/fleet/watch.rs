@@ -266,6 +266,27 @@ impl DirWatcher {
         self.unwatched += 1;
     }
 
+    /// Forgets the watched directories among `paths` that no longer exist (the kernel dropped
+    /// their watches with them), so that a directory created again at the same path is
+    /// watched again.
+    pub fn forget_missing(&mut self, paths: &BTreeSet<PathBuf>) {
+        for path in paths {
+            if std::fs::symlink_metadata(path).is_ok() {
+                continue;
+            }
+            if self.watched.remove(path) {
+                if let Some(w) = self.inotify.as_mut() {
+                    let _ = w.unwatch(path);
+                }
+            }
+            if self.polled.remove(path) {
+                if let Some(w) = self.poll.as_mut() {
+                    let _ = w.unwatch(path);
+                }
+            }
+        }
+    }
+
     /// Waits for a change, then gathers further events until none came for `quiet` (or
     /// [`MAX_GATHER`] passed). Never returns when nothing is watched and nothing happens.
     pub async fn changes(&mut self, quiet: Duration) -> Changes {
@@ -424,6 +445,13 @@ mod tests {
         // Narrowing the set drops watches.
         w.set(&dirs[2..]);
         assert_eq!(w.counts(), WatchCounts { watched: 1, polled: 0, unwatched: 0 });
+        // A watched directory that is removed is forgotten, and watched again once recreated.
+        std::fs::remove_dir(&dirs[2]).unwrap();
+        w.forget_missing(&[dirs[2].clone()].into_iter().collect());
+        assert_eq!(w.counts().watched, 0);
+        std::fs::create_dir(&dirs[2]).unwrap();
+        w.add(&dirs[2]);
+        assert_eq!(w.counts().watched, 1);
     }
 
     #[test]
