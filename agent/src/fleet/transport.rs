@@ -44,9 +44,10 @@ pub enum TransportError {
         /// The cause.
         source: tonic::transport::Error,
     },
-    /// The collector refused or broke the stream. The status is in the message and not a
-    /// `source`, so logs (which print the message) show it and error chains print it once.
-    #[error("collector: {0}")]
+    /// The collector refused or broke the stream. The status, with its causes, is in the
+    /// message and not a `source`, so logs (which print the message) show all of it and
+    /// error chains print it once.
+    #[error("collector: {}", status_text(.0))]
     Status(tonic::Status),
     /// The collector's rate limit ended the stream: resend after this wait.
     #[error("collector rate limit: retry after {0:?}")]
@@ -65,6 +66,19 @@ pub enum TransportError {
         /// The decoder's message.
         message: String,
     },
+}
+
+/// `code description: message: cause: cause…` of a status, e.g. `the operation was cancelled:
+/// operation was canceled: transport error: connection closed`.
+fn status_text(status: &tonic::Status) -> String {
+    let mut out = format!("{}: {}", status.code().description(), status.message());
+    let mut cause = std::error::Error::source(status);
+    while let Some(e) = cause {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cause = e.source();
+    }
+    out
 }
 
 impl From<tonic::Status> for TransportError {
@@ -176,4 +190,22 @@ pub async fn drain(
     }
     drop(sender);
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_prints_its_code_message_and_causes_once() {
+        let plain = TransportError::from(tonic::Status::permission_denied("agent a is revoked"));
+        let expected = format!("collector: {}: agent a is revoked", tonic::Code::PermissionDenied.description());
+        assert_eq!(plain.to_string(), expected);
+        assert!(std::error::Error::source(&plain).is_none(), "the status is not repeated as a source");
+        let caused =
+            TransportError::from(tonic::Status::from_error(Box::new(std::io::Error::other("connection closed"))));
+        let text = caused.to_string();
+        assert!(text.starts_with("collector: "), "{text}");
+        assert!(text.ends_with(": connection closed"), "{text}");
+    }
 }
