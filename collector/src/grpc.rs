@@ -154,8 +154,10 @@ impl Services {
     }
 
     /// Checks that `agent_id` may speak with the certificate `serial` (module docs, rule 3),
-    /// and resurfaces it when a reinstall had superseded it (rule 4).
-    fn authorize(&self, agent_id: &str, serial: &str) -> Result<Authorized, Status> {
+    /// and, when `resurface`, makes it live again if a reinstall had superseded it (rule 4).
+    /// Only inventory streams resurface: they can ask for the snapshot that restores the
+    /// agent's closed sightings, which a renewal cannot.
+    fn authorize(&self, agent_id: &str, serial: &str, resurface: bool) -> Result<Authorized, Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
         let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
         if agent.revoked_at_ms.is_some() {
@@ -168,8 +170,7 @@ impl Services {
             )));
         }
         let resurfaced = match &agent.superseded_by {
-            None => false,
-            Some(by) => {
+            Some(by) if resurface => {
                 let resurfaced = self.store.resurface_agent(agent_id, now_ms()).map_err(|e| status(&e))?;
                 if resurfaced {
                     tracing::warn!(
@@ -181,6 +182,7 @@ impl Services {
                 }
                 resurfaced
             }
+            _ => false,
         };
         Ok(Authorized { resurfaced })
     }
@@ -263,7 +265,7 @@ impl Inventory for InventoryService {
         let services = Arc::clone(&self.0);
         let authorized = {
             let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
-            blocking(move || services.authorize(&agent_id, &serial)).await?
+            blocking(move || services.authorize(&agent_id, &serial, true)).await?
         };
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<v1::CollectorMessage, Status>>(16);
@@ -322,7 +324,7 @@ impl Inventory for InventoryService {
         let req = request.into_inner();
         let services = Arc::clone(&self.0);
         let response = blocking(move || {
-            let _ = services.authorize(&agent_id, &serial)?;
+            let _ = services.authorize(&agent_id, &serial, false)?;
             let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
             let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
             let host = HostRecord {
@@ -351,7 +353,7 @@ async fn apply(
     let opens_snapshot = batch.snapshot && batch.first_part;
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
     let outcome = blocking(move || {
-        let authorized = services.authorize(&agent_id, &serial)?;
+        let authorized = services.authorize(&agent_id, &serial, true)?;
         let (ingest, dropped) = to_ingest(batch, now_ms());
         if dropped > 0 {
             tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");

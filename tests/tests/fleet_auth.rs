@@ -11,7 +11,7 @@ use std::future::Future;
 use std::path::Path;
 
 use aiscout_e2e::fixtures_dir;
-use aiscout_e2e::fleet::{assert_ok, run_once, Collector, LiveSighting};
+use aiscout_e2e::fleet::{assert_ok, run_once, AgentOptions, Collector, LiveSighting};
 use aiscout_proto::v1::{self, agent_message, collector_message, inventory_client::InventoryClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
@@ -265,4 +265,29 @@ fn the_rate_limit_holds_per_agent_across_streams_and_applies_nothing_beyond_it()
     let landed: Vec<String> =
         c.live_model_sightings().into_iter().map(|s| s.path).filter(|p| p.starts_with("/rl/")).collect();
     assert_eq!(landed, ["/rl/2.onnx"]);
+}
+
+#[test]
+fn a_superseded_agent_may_renew_but_only_its_next_stream_proves_it_a_clone() {
+    let c = Collector::start();
+    let token = c.token_file("token", &["--uses", "2"]);
+    let root = tempfile::tempdir().unwrap();
+    let same_machine = AgentOptions { machine_id: Some("golden-image".into()), ..AgentOptions::default() };
+    assert_ok(&run_once(&c.agent_with("a", &[root.path()], &token, &same_machine)));
+    assert_ok(&run_once(&c.agent_with("b", &[root.path()], &token, &same_machine)));
+    let a = agent_id(&c, "a");
+    let status = |c: &Collector| c.host(&a)["identity_status"].as_str().unwrap_or_default().to_string();
+    assert_eq!(status(&c), "superseded");
+
+    // Renewing proves nothing the collector could act on: a renewal cannot carry a snapshot
+    // request, so the agent stays superseded.
+    let renewed = renew(&c, Some(&ClientCert::of_agent(&c, "a"))).unwrap();
+    assert_eq!(status(&c), "superseded");
+    // Its next stream makes it a clone and asks it for the snapshot that restores its sightings.
+    let answers = stream(&c, Some(&renewed), vec![]).unwrap();
+    assert!(
+        answers.iter().any(|m| matches!(m.message, Some(collector_message::Message::SnapshotRequest(_)))),
+        "{answers:?}"
+    );
+    assert_eq!(status(&c), "clone");
 }
