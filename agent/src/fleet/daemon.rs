@@ -121,25 +121,6 @@ fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
     }
 }
 
-/// Runs a scan on a blocking thread with the daemon's long-lived scan state.
-async fn collect(
-    options: ScanOptions,
-    cpu_percent: u32,
-    scans: &Arc<Mutex<ScanState>>,
-) -> Result<ScanReport, DaemonError> {
-    let scans = Arc::clone(scans);
-    tokio::task::spawn_blocking(move || {
-        let mut state = scans.lock().unwrap_or_else(|p| p.into_inner());
-        let progress = Progress::with_budget(CpuBudget::new(cpu_percent));
-        let report = scan::run_scan_with(&options, &progress, &mut state);
-        crate::throttle::release_free_memory();
-        report
-    })
-    .await
-    .map_err(|e| DaemonError::Worker(e.to_string()))?
-    .map_err(DaemonError::from)
-}
-
 /// The daemon's open stores.
 struct Agent {
     config: Config,
@@ -155,6 +136,26 @@ struct Agent {
 }
 
 impl Agent {
+    /// Runs a scan of `sections` (below `roots` when given, else the configured roots) on a
+    /// blocking thread, with the daemon's long-lived scan state and its CPU budget.
+    async fn collect(&self, sections: Vec<Section>, roots: Option<Vec<PathBuf>>) -> Result<ScanReport, DaemonError> {
+        let mut options = scan_options(&self.config, sections);
+        if let Some(roots) = roots {
+            options.roots = roots;
+        }
+        let budget = CpuBudget::new(self.config.throttle.cpu_percent);
+        let scans = Arc::clone(&self.scans);
+        tokio::task::spawn_blocking(move || {
+            let mut state = scans.lock().unwrap_or_else(|p| p.into_inner());
+            let report = scan::run_scan_with(&options, &Progress::with_budget(budget), &mut state);
+            crate::throttle::release_free_memory();
+            report
+        })
+        .await
+        .map_err(|e| DaemonError::Worker(e.to_string()))?
+        .map_err(DaemonError::from)
+    }
+
     fn limits(&self) -> BatchLimits {
         BatchLimits {
             max_assets: usize::try_from(self.config.transport.batch_max_assets).unwrap_or(usize::MAX),
@@ -219,8 +220,7 @@ impl Agent {
         let assets = if existing.is_empty() {
             Vec::new()
         } else {
-            let options = ScanOptions { roots: existing, ..scan_options(&self.config, vec![Section::Models]) };
-            payload::assets(&collect(options, self.config.throttle.cpu_percent, &self.scans).await?)
+            payload::assets(&self.collect(vec![Section::Models], Some(existing)).await?)
         };
         let delta = self.sent.delta_under(&assets, AssetKind::Model, dirs)?;
         tracing::debug!(dirs = dirs.len(), models = assets.len(), "model directories rescanned");
@@ -307,10 +307,7 @@ pub async fn run(
         // 2–3. collection and spooling
         let now = Instant::now();
         if now >= next_full || agent.snapshot_requested {
-            let config = &agent.config;
-            let report =
-                collect(scan_options(config, config.scan.sections.clone()), config.throttle.cpu_percent, &agent.scans)
-                    .await?;
+            let report = agent.collect(agent.config.scan.sections.clone(), None).await?;
             let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| kind_of(*s)).collect();
             agent.spool_report(&report, &scope, true)?;
             let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
@@ -332,8 +329,7 @@ pub async fn run(
         } else if !changed_dirs.is_empty() {
             agent.rescan(&std::mem::take(&mut changed_dirs)).await?;
         } else if now >= next_runtimes && agent.config.scan.sections.contains(&Section::Runtimes) {
-            let options = scan_options(&agent.config, vec![Section::Runtimes]);
-            let report = collect(options, agent.config.throttle.cpu_percent, &agent.scans).await?;
+            let report = agent.collect(vec![Section::Runtimes], None).await?;
             agent.spool_report(&report, &[AssetKind::Runtime], false)?;
             next_runtimes = now + agent.config.schedule.runtimes_interval;
         }
