@@ -106,13 +106,6 @@ struct HostRecord {
     agent_version: String,
 }
 
-/// How a certificate is recorded: renewal refreshes the agent, enrollment also settles the
-/// host's status with the install key's digest.
-enum Record {
-    Renewal,
-    Enrollment { install_key_sha256: String },
-}
-
 /// What [`Services::authorize`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -123,14 +116,15 @@ struct Authorized {
 }
 
 impl Services {
-    /// Signs `csr_pem` for `agent_id` and records the certificate as the agent's current one.
-    fn certify(
+    /// Signs `csr_pem` for `agent_id`; returns the certificate and the registration that makes
+    /// it the agent's current one (the caller stores it: renewal with `upsert_agent`,
+    /// enrollment with `enroll_agent`).
+    fn sign(
         &self,
         csr_pem: &str,
         agent_id: &str,
         host: HostRecord,
-        record: Record,
-    ) -> Result<(crate::pki::Signed, HostStatus), Status> {
+    ) -> Result<(crate::pki::Signed, AgentRegistration), Status> {
         let signed = self
             .ca
             .sign_agent(csr_pem, agent_id, self.cert_lifetime)
@@ -145,12 +139,7 @@ impl Services {
             agent_version: host.agent_version,
             now_ms: now_ms(),
         };
-        let host_status = match record {
-            Record::Renewal => self.store.upsert_agent(&registration).map(|()| HostStatus::New),
-            Record::Enrollment { install_key_sha256 } => self.store.enroll_agent(&registration, &install_key_sha256),
-        }
-        .map_err(|e| status(&e))?;
-        Ok((signed, host_status))
+        Ok((signed, registration))
     }
 
     /// Checks that `agent_id` may speak with the certificate `serial` (module docs, rule 3),
@@ -211,8 +200,9 @@ impl Enrollment for EnrollmentService {
                 hostname: identity.hostname.clone(),
                 agent_version: req.agent_version.clone(),
             };
-            let (signed, host_status) =
-                services.certify(&req.csr_pem, &agent_id, host, Record::Enrollment { install_key_sha256 })?;
+            let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
+            let host_status =
+                services.store.enroll_agent(&registration, &install_key_sha256).map_err(|e| status(&e))?;
             match &host_status {
                 HostStatus::New => {
                     tracing::info!(agent_id = %agent_id, token = %token.token_id, hostname = %identity.hostname, "agent enrolled: new host");
@@ -332,7 +322,8 @@ impl Inventory for InventoryService {
                 hostname: agent.hostname,
                 agent_version: agent.agent_version,
             };
-            let (signed, _) = services.certify(&req.csr_pem, &agent_id, host, Record::Renewal)?;
+            let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
+            services.store.upsert_agent(&registration).map_err(|e| status(&e))?;
             tracing::info!(agent_id = %agent_id, "certificate renewed");
             Ok(v1::RenewResponse { certificate_pem: signed.cert_pem, not_after: signed.not_after })
         })
