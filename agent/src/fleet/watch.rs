@@ -74,6 +74,25 @@ pub struct Changes {
     pub overflow: bool,
 }
 
+/// Events were lost: set from the notify threads, taken by [`DirWatcher::changes`], which it
+/// wakes (no timer polls the flag).
+#[derive(Debug, Default)]
+struct Overflow {
+    flag: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Overflow {
+    fn raise(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> bool {
+        self.flag.swap(false, Ordering::Relaxed)
+    }
+}
+
 /// Counts of what is watched, for logs and `check`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WatchCounts {
@@ -95,7 +114,7 @@ pub struct DirWatcher {
     inotify_full: bool,
     max_watches: usize,
     events: mpsc::Receiver<PathBuf>,
-    overflow: Arc<AtomicBool>,
+    overflow: Arc<Overflow>,
     unwatched: usize,
 }
 
@@ -123,13 +142,13 @@ fn relevant(kind: &EventKind) -> bool {
 /// they do not fit or the kernel lost events.
 fn handler(
     tx: mpsc::Sender<PathBuf>,
-    overflow: Arc<AtomicBool>,
+    overflow: Arc<Overflow>,
     ignore: Vec<PathBuf>,
 ) -> impl FnMut(notify::Result<notify::Event>) + Send + 'static {
     move |result| match result {
         Ok(event) => {
             if event.need_rescan() {
-                overflow.store(true, Ordering::Relaxed);
+                overflow.raise();
                 return;
             }
             if !relevant(&event.kind) {
@@ -140,7 +159,7 @@ fn handler(
                     continue;
                 }
                 if tx.try_send(path).is_err() {
-                    overflow.store(true, Ordering::Relaxed);
+                    overflow.raise();
                 }
             }
         }
@@ -155,7 +174,7 @@ impl DirWatcher {
     /// cannot be set up at all, everything is polled.
     pub fn new(config: &WatchConfig, ignore: Vec<PathBuf>) -> Self {
         let (tx, events) = mpsc::channel(CHANNEL_CAPACITY);
-        let overflow = Arc::new(AtomicBool::new(false));
+        let overflow = Arc::new(Overflow::default());
         let inotify = match notify::recommended_watcher(handler(tx.clone(), Arc::clone(&overflow), ignore.clone())) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -292,15 +311,16 @@ impl DirWatcher {
     pub async fn changes(&mut self, quiet: Duration) -> Changes {
         let mut changes = Changes::default();
         let first = loop {
-            if self.overflow.swap(false, Ordering::Relaxed) {
+            if self.overflow.take() {
                 changes.overflow = true;
                 break None;
             }
-            // The overflow flag is set without waking the receiver: check it now and then.
-            match tokio::time::timeout(Duration::from_secs(1), self.events.recv()).await {
-                Ok(Some(path)) => break Some(path),
-                Ok(None) => std::future::pending::<()>().await,
-                Err(_) => {}
+            tokio::select! {
+                path = self.events.recv() => match path {
+                    Some(path) => break Some(path),
+                    None => std::future::pending::<()>().await,
+                },
+                () = self.overflow.wake.notified() => {}
             }
         };
         changes.paths.extend(first);
@@ -314,7 +334,7 @@ impl DirWatcher {
                 Ok(None) | Err(_) => break,
             }
         }
-        changes.overflow |= self.overflow.swap(false, Ordering::Relaxed);
+        changes.overflow |= self.overflow.take();
         changes
     }
 }
@@ -452,6 +472,25 @@ mod tests {
         std::fs::create_dir(&dirs[2]).unwrap();
         w.add(&dirs[2]);
         assert_eq!(w.counts().watched, 1);
+    }
+
+    #[tokio::test]
+    async fn more_events_than_the_channel_holds_report_an_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = DirWatcher::new(&config(10), Vec::new());
+        w.set(&[dir.path().to_path_buf()]);
+        // Nobody drains the channel while the files are written: it fills and the rest is lost.
+        for i in 0..CHANNEL_CAPACITY + 100 {
+            std::fs::write(dir.path().join(format!("{i}.onnx")), b"x").unwrap();
+        }
+        let mut overflow = false;
+        for _ in 0..10 {
+            if next(&mut w).await.overflow {
+                overflow = true;
+                break;
+            }
+        }
+        assert!(overflow, "the lost events must be reported");
     }
 
     #[test]
