@@ -62,12 +62,7 @@ impl VerdictCache {
     pub fn open(dir: &Path) -> Result<Self, CacheError> {
         let path = dir.join("cache");
         let err = |source| CacheError::Open { path: path.display().to_string(), source };
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(CACHE_CAPACITY)
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(err)?;
+        let db = crate::fileio::open_sled(&path, CACHE_CAPACITY).map_err(err)?;
         let tree = db.open_tree(SCHEMA).map_err(err)?;
         Ok(Self { db, tree, path })
     }

@@ -189,6 +189,12 @@ pub fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Opens (creating) the sled database at `path` as the agent keeps all of its own: low-space
+/// mode and a page cache of at most `cache_bytes` (sled's default is 1 GiB).
+pub fn open_sled(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    sled::Config::new().path(path).cache_capacity(cache_bytes).mode(sled::Mode::LowSpace).open()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

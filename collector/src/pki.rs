@@ -64,6 +64,23 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
+/// Makes `params` a leaf certificate for `dn` with one extended key usage, a fresh random
+/// serial and `lifetime`; returns the serial and the end of validity (Unix seconds).
+fn leaf(
+    params: &mut CertificateParams,
+    dn: DistinguishedName,
+    usage: ExtendedKeyUsagePurpose,
+    lifetime: Duration,
+) -> Result<(SerialNumber, i64), PkiError> {
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![usage];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let serial = random_serial()?;
+    params.serial_number = Some(serial.clone());
+    params.use_authority_key_identifier_extension = true;
+    Ok((serial, validity(params, lifetime)))
+}
+
 fn validity(params: &mut CertificateParams, lifetime: Duration) -> i64 {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(5);
@@ -128,13 +145,7 @@ impl CertificateAuthority {
         let mut params = CertificateParams::new(names.to_vec()).map_err(rc("naming the server certificate"))?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("aiscout-collector"));
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let serial = random_serial()?;
-        params.serial_number = Some(serial.clone());
-        params.use_authority_key_identifier_extension = true;
-        let not_after = validity(&mut params, lifetime);
+        let (serial, not_after) = leaf(&mut params, dn, ExtendedKeyUsagePurpose::ServerAuth, lifetime)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(rc("signing the server certificate"))?;
         Ok((Signed { cert_pem: cert.pem(), serial: hex(serial.as_ref()), not_after }, key.serialize_pem()))
     }
@@ -149,13 +160,7 @@ impl CertificateAuthority {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, agent_id);
         dn.push(DnType::OrganizationName, "aiscout agents");
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let serial = random_serial()?;
-        params.serial_number = Some(serial.clone());
-        params.use_authority_key_identifier_extension = true;
-        let not_after = validity(&mut params, lifetime);
+        let (serial, not_after) = leaf(&mut params, dn, ExtendedKeyUsagePurpose::ClientAuth, lifetime)?;
         let request = CertificateSigningRequestParams { params, public_key: csr.public_key };
         let cert = request.signed_by(&self.issuer).map_err(rc("signing the agent certificate"))?;
         Ok(Signed { cert_pem: cert.pem(), serial: hex(serial.as_ref()), not_after })

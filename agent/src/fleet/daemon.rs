@@ -264,11 +264,7 @@ pub async fn run(
     let identity = identity::collect(&dir, &config.identity)?;
     let spool = Spool::open(&dir, config.spool.max_bytes.bytes())?;
     let fleet_path = dir.join("fleet");
-    let db = sled::Config::new()
-        .path(&fleet_path)
-        .cache_capacity(SENT_STATE_CACHE_BYTES)
-        .mode(sled::Mode::LowSpace)
-        .open()
+    let db = crate::fileio::open_sled(&fleet_path, SENT_STATE_CACHE_BYTES)
         .map_err(|source| DaemonError::StateDb { path: fleet_path.display().to_string(), source })?;
     let sent = SentState::open(&db)?;
     let mut agent = Agent {

@@ -35,12 +35,12 @@
 //!
 //! # What the collector concludes
 //! At enrollment the collector compares the fingerprint with the agents it knows and answers
-//! `host_status` (the full rules are in `docs/`):
-//! - **new**: no agent has this fingerprint;
-//! - **reinstall**: an earlier agent has it, from another installation (another install key)
-//!   that is no longer live: the same machine with a fresh agent;
-//! - **clone**: another live agent has it: a copied disk image or a golden image booted many
-//!   times. Both agents are kept and the collision is flagged.
+//! `host_status` (the full rules, and why, are in `docs/fleet.md`):
+//! - **new**: no live agent has this fingerprint;
+//! - **reinstall**: live agents have it: the new agent supersedes them (a superseded agent
+//!   that sends inventory again turns out to be a clone, and both are flagged);
+//! - **clone**: the agents with this fingerprint are a known clone group, which the new agent
+//!   joins.
 //!
 //! Collecting reads a few small files: call it from blocking code (`spawn_blocking`).
 

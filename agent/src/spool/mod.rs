@@ -273,12 +273,7 @@ impl Spool {
         let shown = || path.display().to_string();
         files::prepare_dir(&path).map_err(|source| SpoolError::Directory { path: shown(), source })?;
         let open_err = |source| SpoolError::Open { path: shown(), source };
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(CACHE_CAPACITY)
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(open_err)?;
+        let db = crate::fileio::open_sled(&path, CACHE_CAPACITY).map_err(open_err)?;
         let tree = db.open_tree(TREE).map_err(open_err)?;
         let meta = match tree.get(META_KEY).map_err(open_err)? {
             None => SpoolMeta::default(),
