@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::scan::Section;
+use crate::report::Section;
 
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aiscout/agent.toml";
@@ -266,7 +266,7 @@ pub fn default_snapshot_every() -> u32 {
 }
 /// `scan.sections`: all of them.
 pub fn default_sections() -> Vec<Section> {
-    vec![Section::Models, Section::Frameworks, Section::Gpus, Section::Runtimes, Section::Tooling]
+    Section::ALL.to_vec()
 }
 /// `watch.enabled`.
 pub fn default_watch_enabled() -> bool {
@@ -795,19 +795,9 @@ impl ScanConfig {
         let mut seen = BTreeSet::new();
         for section in &self.sections {
             if !seen.insert(section) {
-                p.add("scan.sections", format!("names {} twice", section_name(*section)));
+                p.add("scan.sections", format!("names {} twice", section.as_str()));
             }
         }
-    }
-}
-
-fn section_name(section: Section) -> &'static str {
-    match section {
-        Section::Models => "models",
-        Section::Frameworks => "frameworks",
-        Section::Gpus => "gpus",
-        Section::Runtimes => "runtimes",
-        Section::Tooling => "tooling",
     }
 }
 

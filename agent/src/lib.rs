@@ -21,8 +21,8 @@
 //! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
 //!   and the allow/deny [`safety::policy`].
-//! - [`report`]: the public JSON document; [`host`]: host facts in it; [`inventory`]: its
-//!   host-inventory entries (frameworks, GPUs, runtimes, tooling).
+//! - [`report`]: the public JSON document and its vocabulary ([`report::Section`]): model
+//!   entries, host facts, host-inventory entries (frameworks, GPUs, runtimes, tooling).
 //! - [`redact`]: keeps secret values out of command lines, environments and URLs.
 //! - [`output`]: the human-readable table and progress bar.
 
@@ -34,8 +34,6 @@ pub mod fileio;
 pub mod fleet;
 pub mod formats;
 pub mod hash;
-pub mod host;
-pub mod inventory;
 pub mod listing;
 pub mod output;
 pub mod redact;

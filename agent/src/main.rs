@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use aiscout_agent::check::CheckReport;
 use aiscout_agent::config::{self, Config};
-use aiscout_agent::detectors::models::Progress;
 use aiscout_agent::fleet::daemon::RunOptions;
-use aiscout_agent::scan::{self, ScanOptions, Section};
+use aiscout_agent::report::Section;
+use aiscout_agent::scan::{self, Progress, ScanOptions};
 use clap::{Parser, Subcommand};
 
 /// aiscout agent: inventories the machine-learning models on this host.
@@ -129,6 +129,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 hash_models: true,
                 all_packages,
                 identify_servers,
+                cpu_percent: None,
             };
             let progress = Arc::new(Progress::default());
             let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));

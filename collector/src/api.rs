@@ -1,4 +1,4 @@
-//! The read-only HTTP API (axum), documented in `docs/collector-api.md`.
+//! The read-only HTTP API (axum), documented in `docs/collector.md` (*HTTP API*).
 //!
 //! Every route needs `Authorization: Bearer <token>` with a token made by
 //! `aiscout-collector api-token create`; the store keeps only its SHA-256. Lists are pages:

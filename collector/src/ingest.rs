@@ -4,8 +4,8 @@
 //! 1. an asset of kind `ASSET_KIND_UNSPECIFIED` (or a kind this collector does not know) is
 //!    dropped from the batch and counted, never an error for the whole batch;
 //! 2. a snapshot part maps to [`BatchMode::SnapshotPart`]; anything else is a delta;
-//! 3. the wire `identity` field is advisory: the store derives identities from the entry JSON
-//!    (its module docs, rule list), so an agent cannot merge unrelated assets;
+//! 3. an asset carries no identity on the wire: the store derives it from the entry JSON (its
+//!    module docs, rule list), so an agent cannot merge unrelated assets;
 //! 4. host facts travel with the batch; the machine fingerprint is the one the agent reports.
 
 use aiscout_proto::v1;
@@ -86,14 +86,9 @@ mod tests {
             first_part: true,
             last_part: true,
             upserts: vec![
-                v1::Asset {
-                    kind: v1::AssetKind::Model as i32,
-                    local_key: "/m".into(),
-                    identity: String::new(),
-                    json: "{}".into(),
-                },
-                v1::Asset { kind: 0, local_key: "/x".into(), identity: String::new(), json: "{}".into() },
-                v1::Asset { kind: 99, local_key: "/y".into(), identity: String::new(), json: "{}".into() },
+                v1::Asset { kind: v1::AssetKind::Model as i32, local_key: "/m".into(), json: "{}".into() },
+                v1::Asset { kind: 0, local_key: "/x".into(), json: "{}".into() },
+                v1::Asset { kind: 99, local_key: "/y".into(), json: "{}".into() },
             ],
             removals: vec![v1::AssetRemoval { kind: v1::AssetKind::Tooling as i32, local_key: "/t".into() }],
             host: None,

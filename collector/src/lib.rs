@@ -38,19 +38,3 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
-
-/// The wire protocol package this collector speaks.
-pub const PROTOCOL_PACKAGE: &str = "aiscout.v1";
-
-/// Returns a model message from the shared protocol crate, proving the crates link.
-pub fn protocol_model_type() -> &'static str {
-    std::any::type_name::<aiscout_proto::v1::ModelArtifact>()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn protocol_crate_links() {
-        assert!(super::protocol_model_type().ends_with("ModelArtifact"));
-    }
-}

@@ -65,7 +65,7 @@ fn stream(
     batches: Vec<v1::Batch>,
 ) -> Result<Vec<v1::CollectorMessage>, tonic::Status> {
     block_on(async {
-        let hello = v1::Hello { agent_version: "test".into(), resume_from: 0 };
+        let hello = v1::Hello { agent_version: "test".into() };
         let messages: Vec<v1::AgentMessage> = std::iter::once(agent_message::Message::Hello(hello))
             .chain(batches.into_iter().map(agent_message::Message::Batch))
             .map(|m| v1::AgentMessage { message: Some(m) })
@@ -95,7 +95,6 @@ fn model_upsert(path: &str, digest_byte: u8) -> v1::Asset {
     v1::Asset {
         kind: v1::AssetKind::Model as i32,
         local_key: path.to_string(),
-        identity: sha256.clone(),
         json: serde_json::json!({ "path": path, "format": "onnx", "size": 1, "sha256": sha256 }).to_string(),
     }
 }

@@ -17,7 +17,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 
-use crate::inventory::{CudaToolkit, GpuDevice, GpuDrivers, GpuProcess};
+use crate::report::inventory::{CudaToolkit, GpuDevice, GpuDrivers, GpuProcess};
 
 /// What the GPU detector found.
 #[derive(Debug, Default)]

@@ -31,11 +31,9 @@ use super::state::{batches, BatchLimits, Contents, Delta, SentState};
 use super::watch::{self, DirWatcher};
 use super::{enroll, identity, payload, transport};
 use crate::config::Config;
-use crate::detectors::models::Progress;
-use crate::report::ScanReport;
-use crate::scan::{self, ScanOptions, ScanState, Section};
+use crate::report::{ScanReport, Section};
+use crate::scan::{self, Progress, ScanOptions, ScanState};
 use crate::spool::Spool;
-use crate::throttle::CpuBudget;
 
 /// Errors that stop the daemon (everything else is retried).
 #[derive(Debug, thiserror::Error)]
@@ -97,16 +95,6 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
-fn kind_of(section: Section) -> Option<AssetKind> {
-    match section {
-        Section::Models => Some(AssetKind::Model),
-        Section::Frameworks => Some(AssetKind::Framework),
-        Section::Runtimes => Some(AssetKind::Runtime),
-        Section::Tooling => Some(AssetKind::Tooling),
-        Section::Gpus => None,
-    }
-}
-
 /// The scan options of a configuration, for `sections`.
 fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
     ScanOptions {
@@ -117,6 +105,7 @@ fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
         scan_network_fs: config.scan.network_fs,
         all_packages: config.scan.all_packages,
         identify_servers: config.scan.identify_servers,
+        cpu_percent: Some(config.throttle.cpu_percent),
         ..ScanOptions::default()
     }
 }
@@ -143,11 +132,10 @@ impl Agent {
         if let Some(roots) = roots {
             options.roots = roots;
         }
-        let budget = CpuBudget::new(self.config.throttle.cpu_percent);
         let scans = Arc::clone(&self.scans);
         tokio::task::spawn_blocking(move || {
             let mut state = scans.lock().unwrap_or_else(|p| p.into_inner());
-            let report = scan::run_scan_with(&options, &Progress::with_budget(budget), &mut state);
+            let report = scan::run_scan_with(&options, &Progress::default(), &mut state);
             crate::throttle::release_free_memory();
             report
         })
@@ -304,7 +292,7 @@ pub async fn run(
         let now = Instant::now();
         if now >= next_full || agent.snapshot_requested {
             let report = agent.collect(agent.config.scan.sections.clone(), None).await?;
-            let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| kind_of(*s)).collect();
+            let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| s.asset_kind()).collect();
             agent.spool_report(&report, &scope, true)?;
             let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
             next_full = now + agent.config.schedule.full_interval + backoff(jitter, jitter, 0);

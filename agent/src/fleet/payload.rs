@@ -25,15 +25,9 @@
 //!    first of `key#2`, `key#3`, … that no entry of the kind uses. Document order is sorted, so
 //!    this is stable while the colliding entries are.
 //!
-//! # Identity (advisory)
-//! The collector recomputes identities from the JSON (`collector/src/store/identity.rs`); the
-//! wire's `identity` is for humans and logs:
-//! - model: `group.id` when the model belongs to a group, else `sha256`;
-//! - framework: `ecosystem/name/version` (version empty when unknown);
-//! - runtime: `kind:port` with the lowest listening port, else `kind:exe`, else `kind:argv0`,
-//!   else `kind`;
-//! - tooling: `kind:path:name` (client or variable), where `path` is `process_environment` for
-//!   keys found in a process environment, as the collector's rule does (the pid changes).
+//! # Identity
+//! The wire carries no identity: the collector derives each asset's fleet-wide identity from its
+//! JSON (`collector/src/store/identity.rs`), the one place those rules live.
 //!
 //! # Host facts
 //! [`host_facts`] sends one JSON object: the fields of the document's `host` object at the top
@@ -49,8 +43,8 @@ use std::collections::HashSet;
 use aiscout_proto::v1::{self, AssetKind};
 use serde::Serialize;
 
-use crate::host::HostInfo;
-use crate::inventory::{
+use crate::report::host::HostInfo;
+use crate::report::inventory::{
     Ecosystem, EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RestrictedProcess, RuntimeEntry, ToolingDetail,
     ToolingEntry,
 };
@@ -63,15 +57,15 @@ pub fn assets(report: &ScanReport) -> Vec<v1::Asset> {
         + report.runtimes.as_ref().map_or(0, Vec::len)
         + report.tooling.as_ref().map_or(0, Vec::len);
     let mut out = Vec::with_capacity(capacity);
-    push_section(&mut out, AssetKind::Model, &report.models, model_key, model_identity);
+    push_section(&mut out, AssetKind::Model, &report.models, model_key);
     if let Some(frameworks) = &report.frameworks {
-        push_section(&mut out, AssetKind::Framework, frameworks, framework_key, framework_identity);
+        push_section(&mut out, AssetKind::Framework, frameworks, framework_key);
     }
     if let Some(runtimes) = &report.runtimes {
-        push_section(&mut out, AssetKind::Runtime, runtimes, runtime_key, runtime_identity);
+        push_section(&mut out, AssetKind::Runtime, runtimes, runtime_key);
     }
     if let Some(tooling) = &report.tooling {
-        push_section(&mut out, AssetKind::Tooling, tooling, tooling_key, tooling_identity);
+        push_section(&mut out, AssetKind::Tooling, tooling, tooling_key);
     }
     out
 }
@@ -116,13 +110,7 @@ struct Facts<'a> {
 }
 
 /// Appends one asset per entry of a section, with unique keys (rule 5).
-fn push_section<T: Serialize>(
-    out: &mut Vec<v1::Asset>,
-    kind: AssetKind,
-    entries: &[T],
-    key: fn(&T) -> String,
-    identity: fn(&T) -> String,
-) {
+fn push_section<T: Serialize>(out: &mut Vec<v1::Asset>, kind: AssetKind, entries: &[T], key: fn(&T) -> String) {
     let keys: Vec<String> = entries.iter().map(key).collect();
     let taken: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let mut used: HashSet<String> = HashSet::with_capacity(keys.len());
@@ -135,7 +123,7 @@ fn push_section<T: Serialize>(
                 continue;
             }
         };
-        out.push(v1::Asset { kind: kind.into(), local_key, identity: identity(entry), json });
+        out.push(v1::Asset { kind: kind.into(), local_key, json });
     }
 }
 
@@ -159,24 +147,9 @@ fn model_key(model: &ModelEntry) -> String {
     model.path.clone()
 }
 
-/// The group id, else the content digest.
-fn model_identity(model: &ModelEntry) -> String {
-    model.group.as_ref().map_or_else(|| model.sha256.clone(), |g| g.id.clone())
-}
-
-/// The ecosystem as the document spells it.
-fn ecosystem_name(ecosystem: Ecosystem) -> &'static str {
-    match ecosystem {
-        Ecosystem::Pypi => "pypi",
-        Ecosystem::Conda => "conda",
-        Ecosystem::Npm => "npm",
-        Ecosystem::Native => "native",
-    }
-}
-
 /// Rule 2.
 fn framework_key(f: &FrameworkEntry) -> String {
-    let mut key = format!("{}:{}@{}", ecosystem_name(f.ecosystem), f.name, f.environment.path);
+    let mut key = format!("{}:{}@{}", f.ecosystem.as_str(), f.name, f.environment.path);
     if let (Ecosystem::Native, Some(path)) = (f.ecosystem, &f.path) {
         key.push('#');
         key.push_str(path);
@@ -184,30 +157,9 @@ fn framework_key(f: &FrameworkEntry) -> String {
     key
 }
 
-/// `ecosystem/name/version`.
-fn framework_identity(f: &FrameworkEntry) -> String {
-    format!("{}/{}/{}", ecosystem_name(f.ecosystem), f.name, f.version.as_deref().unwrap_or(""))
-}
-
 /// Rule 3.
 fn runtime_key(r: &RuntimeEntry) -> String {
     format!("{}:{}", r.pid, r.started_at.as_deref().unwrap_or(""))
-}
-
-/// `kind:port`, `kind:exe`, `kind:argv0` or `kind`.
-fn runtime_identity(r: &RuntimeEntry) -> String {
-    let discriminator = r
-        .listening
-        .iter()
-        .map(|l| l.port)
-        .min()
-        .map(|port| port.to_string())
-        .or_else(|| r.exe.clone().filter(|e| !e.is_empty()))
-        .or_else(|| r.cmdline.first().filter(|a| !a.is_empty()).cloned());
-    match discriminator {
-        Some(d) => format!("{}:{d}", r.kind),
-        None => r.kind.clone(),
-    }
 }
 
 /// Rule 4.
@@ -221,26 +173,16 @@ fn tooling_key(t: &ToolingEntry) -> String {
     }
 }
 
-/// `kind:path:name`.
-fn tooling_identity(t: &ToolingEntry) -> String {
-    match &t.detail {
-        ToolingDetail::McpConfig { client, .. } => format!("mcp_config:{}:{client}", t.path),
-        ToolingDetail::ApiKey { variable, found_in, .. } => {
-            let path = if found_in == "process_environment" { "process_environment" } else { t.path.as_str() };
-            format!("api_key:{path}:{variable}")
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::detectors::models::Progress;
-    use crate::inventory::{EnvironmentKind, EnvironmentRef, Exposure, Listener};
-    use crate::scan::{run_scan, ScanOptions, Section};
+    use crate::report::inventory::{EnvironmentKind, EnvironmentRef, Exposure, Listener};
+    use crate::report::Section;
+    use crate::scan::Progress;
+    use crate::scan::{run_scan, ScanOptions};
 
     /// The committed model fixtures.
     pub(crate) fn fixtures() -> PathBuf {
@@ -357,9 +299,6 @@ pub(crate) mod tests {
             assert_eq!(asset.local_key, model.path);
             let parsed: serde_json::Value = serde_json::from_str(&asset.json).unwrap();
             assert_eq!(&parsed, json, "{}", model.path);
-            let expected = model.group.as_ref().map_or(&model.sha256, |g| &g.id);
-            assert_eq!(&asset.identity, expected);
-            assert_eq!(asset.identity.len(), 64);
         }
         // Grouped fixtures (sharded safetensors, split gguf) use the group id.
         assert!(report.models.iter().any(|m| m.group.is_some()));
@@ -376,28 +315,19 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn inventory_entries_get_the_documented_keys_and_identities() {
+    fn inventory_entries_get_the_documented_keys() {
         let assets = assets(&inventory_report());
-        let got: Vec<(AssetKind, &str, &str)> =
-            assets.iter().map(|a| (a.kind(), a.local_key.as_str(), a.identity.as_str())).collect();
+        let got: Vec<(AssetKind, &str)> = assets.iter().map(|a| (a.kind(), a.local_key.as_str())).collect();
         assert_eq!(
             got,
             vec![
-                (AssetKind::Framework, "pypi:torch@/opt/venv", "pypi/torch/2.5.1"),
-                (AssetKind::Framework, "native:ollama@/usr/bin#/usr/bin/ollama", "native/ollama/0.5.1"),
-                (AssetKind::Runtime, "4242:2025-01-02T03:04:42Z", "ollama:11434"),
-                (AssetKind::Runtime, "77:2025-01-02T03:04:17Z", "vllm:/usr/bin/vllm"),
-                (AssetKind::Tooling, "/home/a/.env#api_key#OPENAI_API_KEY#", "api_key:/home/a/.env:OPENAI_API_KEY"),
-                (
-                    AssetKind::Tooling,
-                    "/proc/99/environ#api_key#OPENAI_API_KEY#99",
-                    "api_key:process_environment:OPENAI_API_KEY"
-                ),
-                (
-                    AssetKind::Tooling,
-                    "/home/a/.cursor/mcp.json#mcp_config#cursor#",
-                    "mcp_config:/home/a/.cursor/mcp.json:cursor"
-                ),
+                (AssetKind::Framework, "pypi:torch@/opt/venv"),
+                (AssetKind::Framework, "native:ollama@/usr/bin#/usr/bin/ollama"),
+                (AssetKind::Runtime, "4242:2025-01-02T03:04:42Z"),
+                (AssetKind::Runtime, "77:2025-01-02T03:04:17Z"),
+                (AssetKind::Tooling, "/home/a/.env#api_key#OPENAI_API_KEY#"),
+                (AssetKind::Tooling, "/proc/99/environ#api_key#OPENAI_API_KEY#99"),
+                (AssetKind::Tooling, "/home/a/.cursor/mcp.json#mcp_config#cursor#"),
             ]
         );
         // Tooling JSON keeps the flattened document shape.

@@ -120,7 +120,7 @@ pub async fn drain(
     agent_version: &str,
 ) -> Result<DrainOutcome, TransportError> {
     let (tx, rx) = mpsc::channel::<v1::AgentMessage>(8);
-    let hello = v1::Hello { agent_version: agent_version.to_string(), resume_from: spool.stats().acked_sequence };
+    let hello = v1::Hello { agent_version: agent_version.to_string() };
     // The outbound side is fed from a task so acknowledgements are read while sending.
     let _ = tx.send(message(agent_message::Message::Hello(hello))).await;
     let mut records = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::inventory::{Exposure, ToolingDetail};
+use crate::report::inventory::{Exposure, ToolingDetail};
 use crate::report::ScanReport;
 
 use super::human_bytes;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::detectors::models::sources::describe;
-use crate::detectors::models::Progress;
 use crate::report::ScanReport;
-use crate::scan::Section;
+use crate::report::Section;
+use crate::scan::Progress;
 
 /// Formats a byte count with binary units.
 pub fn human_bytes(n: u64) -> String {

@@ -23,6 +23,18 @@ pub enum Ecosystem {
     Native,
 }
 
+impl Ecosystem {
+    /// The name the document gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pypi => "pypi",
+            Self::Conda => "conda",
+            Self::Npm => "npm",
+            Self::Native => "native",
+        }
+    }
+}
+
 /// What kind of environment holds a framework.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,18 +1,80 @@
-//! The public scan document (`aiscout-agent scan --json`), documented in `docs/scan-json.md`.
+//! The public scan document (`aiscout-agent scan --json`), documented in `docs/scan-json.md`,
+//! and its vocabulary: the [`Section`]s a scan can produce.
 //!
 //! Field names and meanings here are a public interface: add fields, never rename or repurpose.
+//!
+//! # Layout
+//! - this file: the document ([`ScanReport`]), its counters ([`ScanStats`]), per-path errors
+//!   ([`FileError`]) and [`Section`];
+//! - [`models`]: the `models` entries ([`ModelEntry`] and its source and group);
+//! - [`inventory`]: the host-inventory entries (frameworks, environments, GPUs, runtimes,
+//!   tooling);
+//! - [`host`]: the `host` object.
+//!
+//! Everything that produces or consumes the document imports it from here; this module imports
+//! only the types its entries embed (formats' metadata, safety verdicts), never the code that
+//! fills it.
+
+pub mod host;
+pub mod inventory;
+pub mod models;
 
 use std::collections::BTreeMap;
 
+use aiscout_proto::v1::AssetKind;
 use serde::{Deserialize, Serialize};
 
-use crate::formats::{ModelFormat, ModelMetadata};
-use crate::host::HostInfo;
-use crate::inventory::{
+use host::HostInfo;
+use inventory::{
     EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RestrictedProcess, RuntimeEntry, ToolingEntry,
 };
-use crate::safety::SafetyReport;
-use crate::scan::Section;
+pub use models::{DigestSource, ModelEntry, ModelGroup, ModelSource};
+
+/// A section of the document: what `--only` and `scan.sections` select, in document order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    /// Model files and directories.
+    Models,
+    /// ML frameworks in Python environments and Node projects.
+    Frameworks,
+    /// GPUs, drivers and CUDA toolkits.
+    Gpus,
+    /// Running inference servers and ML processes.
+    Runtimes,
+    /// AI tooling configuration (MCP servers, API keys by name).
+    Tooling,
+}
+
+impl Section {
+    /// Every section, in document order.
+    pub const ALL: [Section; 5] = [Self::Models, Self::Frameworks, Self::Gpus, Self::Runtimes, Self::Tooling];
+
+    /// Its name in the document, on the command line and in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Models => "models",
+            Self::Frameworks => "frameworks",
+            Self::Gpus => "gpus",
+            Self::Runtimes => "runtimes",
+            Self::Tooling => "tooling",
+        }
+    }
+
+    /// The kind of inventory asset its entries travel as; `None` for `gpus`, whose entries
+    /// travel in the host facts.
+    pub fn asset_kind(self) -> Option<AssetKind> {
+        match self {
+            Self::Models => Some(AssetKind::Model),
+            Self::Frameworks => Some(AssetKind::Framework),
+            Self::Runtimes => Some(AssetKind::Runtime),
+            Self::Tooling => Some(AssetKind::Tooling),
+            Self::Gpus => None,
+        }
+    }
+}
 
 /// The whole document. A section that was not collected is absent (`models`: empty); a
 /// collected section that found nothing is an empty list.
@@ -71,77 +133,6 @@ impl ScanReport {
             errors: Vec::new(),
         }
     }
-}
-
-/// One model file (or model directory).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelEntry {
-    /// Absolute path: the file, or the directory for directory formats.
-    pub path: String,
-    /// Format identified from content.
-    pub format: ModelFormat,
-    /// Size in bytes (all member files for a directory model).
-    pub size: u64,
-    /// Hex SHA-256 of the content; for a directory model, the tree digest of its files.
-    pub sha256: String,
-    /// How `sha256` was obtained: `hashed`, `cache`, `name` (content-addressed store), `tree`, or
-    /// `skipped` (empty `sha256`; only from `check`).
-    pub digest_source: DigestSource,
-    /// Modification time (RFC 3339, UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified: Option<String>,
-    /// What the format's header tells.
-    pub metadata: ModelMetadata,
-    /// Where the model came from, when its location tells.
-    pub source: Option<ModelSource>,
-    /// The multi-file model this file belongs to.
-    pub group: Option<ModelGroup>,
-    /// Load-time code execution verdict, with findings.
-    pub safety: SafetyReport,
-}
-
-/// How a digest was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DigestSource {
-    /// Read and hashed in this scan.
-    Hashed,
-    /// Taken from the hash cache (the file's device, inode, size and mtime are unchanged).
-    Cache,
-    /// Taken from a content-addressed name (Hugging Face blob, Ollama `sha256-` blob).
-    Name,
-    /// Tree digest over the member files of a directory model.
-    Tree,
-    /// Not computed (`aiscout-agent check`, which reports verdicts only).
-    Skipped,
-}
-
-/// Provenance of a model, from its location in a known store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelSource {
-    /// `huggingface`, `ollama`, `lmstudio`, `mlflow`, `torch_hub`, `keras`, `llama_cpp`,
-    /// `gpt4all`, `jan`.
-    pub kind: String,
-    /// Kind-specific attributes (`repo`, `revision`, `file`, `name`, `publisher`, `model`,
-    /// `run_id`, `experiment_id`, `artifact_path`, ...).
-    #[serde(flatten)]
-    pub attributes: BTreeMap<String, String>,
-}
-
-/// Ties the files of a multi-file model together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelGroup {
-    /// Tree digest over the members (their logical names and SHA-256); the model's identity.
-    pub id: String,
-    /// `sharded` (index + shards), `gguf_split`, or `directory`.
-    pub kind: String,
-    /// The index file, first split, or directory that defines the group.
-    pub root: String,
-    /// Member paths (absolute) in logical-name order.
-    pub members: Vec<String>,
-    /// Members the index names that were not found.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missing: Vec<String>,
 }
 
 /// Counters of one scan.

@@ -1,39 +1,28 @@
 //! One scan: resolve roots, open the cache, run the detectors, assemble the report.
+//!
+//! # Layout
+//! - this file: [`ScanOptions`], [`run_scan`] and the [`ScanState`] a daemon keeps between scans;
+//! - [`progress`]: the live counters a scan reports into.
+
+pub mod progress;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::cache::{CacheError, VerdictCache};
 use crate::detectors::frameworks::{self, FrameworkOptions};
 use crate::detectors::gpus;
 use crate::detectors::markers::{MarkerSink, Markers};
-use crate::detectors::models::{ModelScan, Progress};
+use crate::detectors::models::ModelScan;
 use crate::detectors::runtimes::{ModelLookup, RuntimeCollector, RuntimeOptions};
 use crate::detectors::tooling::{self, ToolingOptions};
-use crate::host::HostInfo;
 use crate::listing::ListingCache;
-use crate::report::{FileError, ScanReport, ScanStats};
+use crate::report::host::HostInfo;
+use crate::report::{FileError, ScanReport, ScanStats, Section};
 use crate::roots;
+use crate::throttle::CpuBudget;
 use crate::walk::{WalkError, WalkOptions};
-
-/// Sections of the scan document that can be selected with `--only`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Section {
-    /// Model files and directories.
-    Models,
-    /// ML frameworks in Python environments and Node projects.
-    Frameworks,
-    /// GPUs, drivers and CUDA toolkits.
-    Gpus,
-    /// Running inference servers and ML processes.
-    Runtimes,
-    /// AI tooling configuration (MCP servers, API keys by name).
-    Tooling,
-}
+pub use progress::Progress;
 
 /// What to scan and how.
 #[derive(Debug, Clone)]
@@ -56,6 +45,9 @@ pub struct ScanOptions {
     pub all_packages: bool,
     /// Ask servers listening on loopback for their version and models (one GET, 1 s timeout).
     pub identify_servers: bool,
+    /// Pace the walk and the hashing to this share of one CPU, in percent ([`crate::throttle`]);
+    /// `None`: as fast as the machine goes.
+    pub cpu_percent: Option<u32>,
 }
 
 impl ScanOptions {
@@ -77,13 +69,10 @@ impl Default for ScanOptions {
             hash_models: true,
             all_packages: false,
             identify_servers: false,
+            cpu_percent: None,
         }
     }
 }
-
-/// Every section, in document order.
-pub const ALL_SECTIONS: &[Section] =
-    &[Section::Models, Section::Frameworks, Section::Gpus, Section::Runtimes, Section::Tooling];
 
 /// Walker threads by default: every core (the walk is I/O- and syscall-bound).
 pub fn default_threads() -> usize {
@@ -157,7 +146,7 @@ pub fn run_scan_with(opts: &ScanOptions, progress: &Progress, state: &mut ScanSt
     let started = Instant::now();
     let host = HostInfo::collect();
     let mut report = ScanReport::new(host);
-    report.sections = ALL_SECTIONS.iter().copied().filter(|s| opts.wants(*s)).collect();
+    report.sections = Section::ALL.into_iter().filter(|s| opts.wants(*s)).collect();
     let defaults = opts.roots.is_empty();
     let homes = if defaults { roots::homes() } else { opts.roots.clone() };
 
@@ -278,8 +267,12 @@ fn walk_roots(
         None => None,
     };
     let sink = MarkerSink::default();
+    let budget = opts.cpu_percent.map(CpuBudget::new);
     // Markers are always noted, so that the listing records keep them for later scans.
     let mut models = ModelScan::new(cache.as_ref(), progress).with_markers(&sink);
+    if let Some(budget) = &budget {
+        models = models.with_budget(budget);
+    }
     if !opts.hash_models {
         models = models.without_hashing();
     }
@@ -297,16 +290,6 @@ fn walk_roots(
     }
     report.errors.extend(outcome.errors);
     report.models = outcome.models;
-    report.stats = ScanStats {
-        roots: roots.iter().map(|r| r.display().to_string()).collect(),
-        files_seen: progress.files_seen.load(Ordering::Relaxed),
-        dirs_seen: progress.dirs_seen.load(Ordering::Relaxed),
-        candidates: progress.candidates.load(Ordering::Relaxed),
-        bytes_hashed: progress.bytes_hashed.load(Ordering::Relaxed),
-        hash_cache_hits: progress.hash_cache_hits.load(Ordering::Relaxed),
-        verdict_cache_hits: progress.verdict_cache_hits.load(Ordering::Relaxed),
-        digests_from_name: progress.digests_from_name.load(Ordering::Relaxed),
-        ..ScanStats::default()
-    };
+    report.stats = ScanStats { roots: roots.iter().map(|r| r.display().to_string()).collect(), ..progress.stats() };
     Ok(sink.into_markers())
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::files::{bin_prefix, canonical, read_optional, subdirs, Errors};
 use super::python::PythonEnvs;
-use crate::inventory::EnvironmentKind;
+use crate::report::inventory::EnvironmentKind;
 
 /// Bytes of a `kernel.json` read.
 const KERNEL_JSON_LIMIT: usize = 1024 * 1024;

@@ -65,7 +65,7 @@ use self::packages::Package;
 use self::python::PythonEnvs;
 use self::watchlist::Watchlist;
 use crate::detectors::markers::Markers;
-use crate::inventory::{EnvironmentEntry, EnvironmentKind, EnvironmentRef, FrameworkEntry};
+use crate::report::inventory::{EnvironmentEntry, EnvironmentKind, EnvironmentRef, FrameworkEntry};
 use crate::report::FileError;
 
 /// Where to look and what to list.

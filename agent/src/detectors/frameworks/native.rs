@@ -10,7 +10,7 @@ use super::files::{bin_prefix, canonical, is_absent, is_dir, read_optional, subd
 use super::packages::{is_gpu_version, Package};
 use super::watchlist::Watchlist;
 use super::{at_prefix, Env, Host};
-use crate::inventory::{Ecosystem, EnvironmentKind};
+use crate::report::inventory::{Ecosystem, EnvironmentKind};
 
 /// Bytes of an executable read to find its `#!` line (and pip's `'''exec'` second line).
 const SHEBANG_LIMIT: usize = 1024;

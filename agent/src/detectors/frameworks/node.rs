@@ -10,7 +10,7 @@ use super::files::{canonical, read_optional, Errors};
 use super::packages::Package;
 use super::watchlist::Watchlist;
 use super::Env;
-use crate::inventory::{Ecosystem, EnvironmentKind};
+use crate::report::inventory::{Ecosystem, EnvironmentKind};
 
 /// Bytes of a `package.json` read.
 const PACKAGE_JSON_LIMIT: usize = 4 * 1024 * 1024;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::files::{list_dir, read_bounded, read_optional, Errors};
 use super::watchlist::Watchlist;
-use crate::inventory::Ecosystem;
+use crate::report::inventory::Ecosystem;
 
 /// Bytes of `METADATA`/`PKG-INFO` read: the header comes first and is small.
 const METADATA_LIMIT: usize = 64 * 1024;

@@ -8,7 +8,7 @@ use super::files::{canonical, exists, is_dir, is_file, list_dir, read_optional, 
 use super::packages::{read_conda_meta, read_site_dir};
 use super::{at_prefix, Env};
 use crate::detectors::markers::Markers;
-use crate::inventory::{Ecosystem, EnvironmentKind};
+use crate::report::inventory::{Ecosystem, EnvironmentKind};
 
 /// Bytes of a `pyvenv.cfg` read.
 const PYVENV_CFG_LIMIT: usize = 64 * 1024;

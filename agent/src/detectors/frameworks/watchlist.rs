@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use super::packages::normalize_name;
-use crate::inventory::Ecosystem;
+use crate::report::inventory::Ecosystem;
 
 /// The embedded watchlist.
 const SOURCE: &str = include_str!("../../../data/frameworks.toml");

@@ -21,7 +21,7 @@ pub mod sources;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -33,6 +33,8 @@ use crate::hash::{tree_digest, FileHasher};
 use crate::listing::{CandidateRecord, ListingCache, Verdict};
 use crate::report::{DigestSource, FileError, ModelEntry};
 use crate::safety::{self, SafetyReport};
+use crate::scan::progress::Progress;
+use crate::throttle::CpuBudget;
 use crate::walk::{walk, Known, Visitor, WalkError, WalkOptions};
 use sources::{Logical, StoreIndex};
 
@@ -77,49 +79,6 @@ const COMPRESSED_SUFFIXES: &[&str] = &["z", "gz", "bz2", "xz", "lzma", "lz4"];
 
 /// Largest shard index read.
 const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Live counters, readable while the scan runs (progress bar).
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Regular files seen.
-    pub files_seen: AtomicU64,
-    /// Directories entered.
-    pub dirs_seen: AtomicU64,
-    /// Candidate files examined.
-    pub candidates: AtomicU64,
-    /// Models found so far.
-    pub models: AtomicU64,
-    /// Bytes hashed so far.
-    pub bytes_hashed: AtomicU64,
-    /// Model digests answered by the cache.
-    pub hash_cache_hits: AtomicU64,
-    /// Non-model files answered by the cache.
-    pub verdict_cache_hits: AtomicU64,
-    /// Digests taken from content-addressed names.
-    pub digests_from_name: AtomicU64,
-    /// The CPU budget workers pace themselves to, if any ([`crate::throttle`]).
-    pub budget: Option<crate::throttle::CpuBudget>,
-}
-
-impl Progress {
-    /// Counters for a scan paced to `budget`.
-    pub fn with_budget(budget: crate::throttle::CpuBudget) -> Self {
-        Self { budget: Some(budget), ..Self::default() }
-    }
-
-    /// Waits while the scan is ahead of its CPU budget.
-    pub fn pace(&self) {
-        if let Some(b) = &self.budget {
-            b.pace();
-        }
-    }
-
-    /// Counts `n` bytes hashed and paces.
-    pub fn hashed(&self, n: u64) {
-        self.bytes_hashed.fetch_add(n, Ordering::Relaxed);
-        self.pace();
-    }
-}
 
 /// A model found, with where it sits logically (for grouping).
 #[derive(Debug, Clone)]
@@ -171,6 +130,8 @@ pub struct ModelScan<'a> {
     stores: StoreIndex,
     /// Live counters.
     progress: &'a Progress,
+    /// The CPU budget workers pace themselves to, if any ([`crate::throttle`]).
+    budget: Option<&'a CpuBudget>,
     /// Results gathered by the walker threads.
     collected: Mutex<Collected>,
     /// Whether models are hashed (`check` needs verdicts, not digests).
@@ -245,11 +206,31 @@ impl<'a> ModelScan<'a> {
             cache,
             stores: StoreIndex::default(),
             progress,
+            budget: None,
             collected: Mutex::new(Collected::default()),
             hashing: true,
             examining: true,
             markers: None,
         }
+    }
+
+    /// Paces the walk and the hashing to `budget` ([`crate::throttle`]).
+    pub fn with_budget(mut self, budget: &'a CpuBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Waits while the scan is ahead of its CPU budget.
+    fn pace(&self) {
+        if let Some(b) = self.budget {
+            b.pace();
+        }
+    }
+
+    /// Counts `n` bytes hashed and paces.
+    fn hashed(&self, n: u64) {
+        self.progress.bytes_hashed.fetch_add(n, Ordering::Relaxed);
+        self.pace();
     }
 
     /// Notes marker files ([`crate::detectors::markers`]) into `sink` during the walk.
@@ -377,7 +358,7 @@ impl<'a> ModelScan<'a> {
             None => {
                 let d = worker
                     .hasher
-                    .sha256(&file, &stamp, &|n| self.progress.hashed(n))
+                    .sha256(&file, &stamp, &|n| self.hashed(n))
                     .map_err(|e| e.to_string().to_lowercase())?;
                 (hex::encode(d), DigestSource::Hashed)
             }
@@ -400,7 +381,7 @@ impl Visitor for ModelScan<'_> {
 
     fn file(&self, path: &Path, known: Option<Known<'_>>, worker: &mut Worker) -> Option<CandidateRecord> {
         self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
-        self.progress.pace();
+        self.pace();
         let file_name = || path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let record = |stamp: &FileStamp, verdict| CandidateRecord {
             name: file_name(),
@@ -610,10 +591,7 @@ impl<'a> ModelScan<'a> {
         }
         let (file, stamp) = open_regular(path).map_err(|e| e.to_string().to_lowercase())?;
         let digest = hex::encode(
-            worker
-                .hasher
-                .sha256(&file, &stamp, &|n| self.progress.hashed(n))
-                .map_err(|e| e.to_string().to_lowercase())?,
+            worker.hasher.sha256(&file, &stamp, &|n| self.hashed(n)).map_err(|e| e.to_string().to_lowercase())?,
         );
         if let Some(c) = self.cache {
             c.put(&stamp, &CacheEntry { sha256: Some(digest.clone()), ..cached.unwrap_or_default() });

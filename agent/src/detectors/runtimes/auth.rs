@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use crate::inventory::{AuthSetting, Exposure, Listener};
+use crate::report::inventory::{AuthSetting, Exposure, Listener};
 
 use super::signatures::Server;
 

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::inventory::{Exposure, Listener, ServerIdentity};
+use crate::report::inventory::{Exposure, Listener, ServerIdentity};
 
 use super::signatures::IdentifyRequest;
 

@@ -37,8 +37,8 @@ use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, ThreadKind, UpdateK
 use crate::detectors::models::is_candidate;
 use crate::fileio::{open_regular, read_head};
 use crate::formats::{self, ProbeInput, HEAD_LEN};
-use crate::inventory::{OpenModel, RestrictedProcess, RuntimeEntry};
 use crate::redact;
+use crate::report::inventory::{OpenModel, RestrictedProcess, RuntimeEntry};
 use crate::report::{FileError, ModelEntry};
 use signatures::Signatures;
 

@@ -11,7 +11,7 @@ use procfs::process::{FDTarget, MMapPath, Process};
 use procfs::ProcError;
 
 use crate::fileio::Oversize;
-use crate::inventory::ContainerRef;
+use crate::report::inventory::ContainerRef;
 
 /// Largest `/proc/<pid>/cgroup` read.
 const MAX_CGROUP_BYTES: u64 = 64 * 1024;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use procfs::net::{TcpNetEntry, TcpState};
 use procfs::process::Process;
 
-use crate::inventory::{Exposure, Listener};
+use crate::report::inventory::{Exposure, Listener};
 
 /// Listening sockets by inode, for one namespace.
 pub type ListenTable = HashMap<u64, SocketAddr>;

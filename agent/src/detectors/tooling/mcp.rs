@@ -21,8 +21,8 @@ use super::files::{read_bounded, Oversize};
 use super::keys::is_literal_value;
 use super::mcp_formats::parse_mcp_config;
 use super::{Found, FOUND_IN_MCP_CONFIG};
-use crate::inventory::{McpServer, ToolingDetail};
 use crate::redact;
+use crate::report::inventory::{McpServer, ToolingDetail};
 
 /// Largest configuration file read (Claude Code's `~/.claude.json` also keeps per-project state
 /// and grows to megabytes).

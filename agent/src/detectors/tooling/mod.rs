@@ -60,7 +60,7 @@ pub use mcp::{declarations, McpDeclarations};
 pub use mcp_formats::{parse_mcp_config, parse_mcp_json, parse_mcp_toml, parse_mcp_yaml};
 
 use crate::detectors::markers::Markers;
-use crate::inventory::{ToolingDetail, ToolingEntry};
+use crate::report::inventory::{ToolingDetail, ToolingEntry};
 use crate::report::FileError;
 
 /// `found_in` of a key in a dotenv file.

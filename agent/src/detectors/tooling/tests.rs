@@ -4,7 +4,7 @@ use std::hash::BuildHasher;
 use std::path::Path;
 
 use super::*;
-use crate::inventory::McpServer;
+use crate::report::inventory::McpServer;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

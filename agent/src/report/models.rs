@@ -1,0 +1,80 @@
+//! The `models` entries of the scan document: one per model file or directory, with where it
+//! came from and the multi-file model it belongs to.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::formats::{ModelFormat, ModelMetadata};
+use crate::safety::SafetyReport;
+
+/// One model file (or model directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// Absolute path: the file, or the directory for directory formats.
+    pub path: String,
+    /// Format identified from content.
+    pub format: ModelFormat,
+    /// Size in bytes (all member files for a directory model).
+    pub size: u64,
+    /// Hex SHA-256 of the content; for a directory model, the tree digest of its files.
+    pub sha256: String,
+    /// How `sha256` was obtained: `hashed`, `cache`, `name` (content-addressed store), `tree`, or
+    /// `skipped` (empty `sha256`; only from `check`).
+    pub digest_source: DigestSource,
+    /// Modification time (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<String>,
+    /// What the format's header tells.
+    pub metadata: ModelMetadata,
+    /// Where the model came from, when its location tells.
+    pub source: Option<ModelSource>,
+    /// The multi-file model this file belongs to.
+    pub group: Option<ModelGroup>,
+    /// Load-time code execution verdict, with findings.
+    pub safety: SafetyReport,
+}
+
+/// How a digest was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestSource {
+    /// Read and hashed in this scan.
+    Hashed,
+    /// Taken from the hash cache (the file's device, inode, size and mtime are unchanged).
+    Cache,
+    /// Taken from a content-addressed name (Hugging Face blob, Ollama `sha256-` blob).
+    Name,
+    /// Tree digest over the member files of a directory model.
+    Tree,
+    /// Not computed (`aiscout-agent check`, which reports verdicts only).
+    Skipped,
+}
+
+/// Provenance of a model, from its location in a known store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSource {
+    /// `huggingface`, `ollama`, `lmstudio`, `mlflow`, `torch_hub`, `keras`, `llama_cpp`,
+    /// `gpt4all`, `jan`.
+    pub kind: String,
+    /// Kind-specific attributes (`repo`, `revision`, `file`, `name`, `publisher`, `model`,
+    /// `run_id`, `experiment_id`, `artifact_path`, ...).
+    #[serde(flatten)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Ties the files of a multi-file model together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelGroup {
+    /// Tree digest over the members (their logical names and SHA-256); the model's identity.
+    pub id: String,
+    /// `sharded` (index + shards), `gguf_split`, or `directory`.
+    pub kind: String,
+    /// The index file, first split, or directory that defines the group.
+    pub root: String,
+    /// Member paths (absolute) in logical-name order.
+    pub members: Vec<String>,
+    /// Members the index names that were not found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
