@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::fileio::FileStamp;
 use crate::formats::Detection;
 use crate::safety::SafetyReport;
+use crate::state_dir;
 
 /// Name of the sled tree; bump the suffix when cached detections change meaning.
 pub const SCHEMA: &str = "verdicts-v2";
@@ -58,11 +59,11 @@ pub struct VerdictCache {
 }
 
 impl VerdictCache {
-    /// Opens (creating) the cache in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, CacheError> {
-        let path = dir.join("cache");
+    /// Opens (creating) the cache in its private directory `path` ([`state_dir::StateDir::cache`]).
+    pub fn open(path: &Path) -> Result<Self, CacheError> {
+        let path = path.to_path_buf();
         let err = |source| CacheError::Open { path: path.display().to_string(), source };
-        let db = crate::fileio::open_sled(&path, CACHE_CAPACITY).map_err(err)?;
+        let db = state_dir::open_sled(&path, CACHE_CAPACITY).map_err(err)?;
         let tree = db.open_tree(SCHEMA).map_err(err)?;
         Ok(Self { db, tree, path })
     }

@@ -82,27 +82,6 @@ pub fn open_regular(path: &Path) -> io::Result<(File, FileStamp)> {
     Ok((file, FileStamp::of(&meta)))
 }
 
-/// Creates `path` (and missing parents) as a `0700` directory, or tightens an existing one
-/// (state directories: spool, caches, keys). A symlink or a non-directory at `path` is refused.
-pub fn create_private_dir(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    const DIR_MODE: u32 = 0o700;
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            if meta.permissions().mode() & 0o077 == 0 {
-                return Ok(());
-            }
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))
-        }
-        Ok(_) => Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory")),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(DIR_MODE))
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// What [`read_bounded`] does with a file larger than its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Oversize {
@@ -187,12 +166,6 @@ pub fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-/// Opens (creating) the sled database at `path` as the agent keeps all of its own: low-space
-/// mode and a page cache of at most `cache_bytes` (sled's default is 1 GiB).
-pub fn open_sled(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
-    sled::Config::new().path(path).cache_capacity(cache_bytes).mode(sled::Mode::LowSpace).open()
 }
 
 #[cfg(test)]

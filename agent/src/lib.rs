@@ -12,13 +12,16 @@
 //!   [`formats::REGISTRY`].
 //! - [`walk`]: the parallel walk (ignore crate) with exclusion rules.
 //! - [`roots`]: default roots, cache locations and mounts.
-//! - [`fileio`]: safe opening (no FIFOs, devices, links) and file stamps.
+//! - [`fileio`]: safe opening for scanning (no FIFOs, devices, links), bounded reads, file stamps.
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.
 //! - [`cache`]: the sled hash cache keyed by file stamp.
 //! - [`listing`]: per-directory listing records that let rescans skip unchanged directories.
-//! - [`fleet`]: the fleet: host identity, enrollment, payload and sent state, transport, the
-//!   `run` daemon.
+//! - [`fleet`]: the fleet: host identity, credentials, the channel to the collector, enrollment,
+//!   payload, sent state and batches, transport, file watching, the schedule and the `run`
+//!   daemon.
 //! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
+//! - [`state_dir`]: the state directory's layout (cache, spool, sent state, credentials, install
+//!   key) and every private-file operation on it.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
 //!   and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document and its vocabulary ([`report::Section`]): model
@@ -42,6 +45,7 @@ pub mod roots;
 pub mod safety;
 pub mod scan;
 pub mod spool;
+pub mod state_dir;
 pub mod throttle;
 pub mod walk;
 

@@ -1,25 +1,24 @@
 //! `aiscout-agent run`: the agent as a daemon.
 //!
-//! One cycle, in order:
-//! 1. identity and enrollment: the host identity ([`super::identity`]) and the agent's
-//!    certificate, enrolling with the token file when there is none ([`super::enroll`]);
-//! 2. collection: a full scan (every configured section) when one is due, else a rescan of the
-//!    model directories a file event named ([`super::watch`]; the full scan also refreshes what
-//!    is watched), else a runtimes-only scan when that is due; all run on a blocking thread,
-//!    paced to `throttle.cpu_percent` ([`crate::throttle`]);
-//! 3. spooling: a snapshot when one is due (first cycle, every `schedule.snapshot_every` full
-//!    scans, the spool or the sent state lost something, or the collector asked), else the
-//!    delta against what was last spooled ([`super::state`]); batches are in the spool
-//!    ([`crate::spool`]) before anything is sent;
+//! [`run`] opens the state directory ([`crate::state_dir`]) and its stores, then repeats one
+//! cycle whose decisions are all [`super::schedule`]'s; this module only carries them out:
+//! 1. credentials: the agent's certificate, enrolling with the token file when there is none
+//!    ([`super::enroll`]); a failure is logged and tried again next cycle (fatal with `--once`);
+//! 2. collection: what [`Schedule::collection`] picks (a full inventory, a rescan of changed
+//!    model directories, a runtimes refresh, or nothing), run on a blocking thread and paced
+//!    to `throttle.cpu_percent` ([`crate::throttle`]); a full inventory also refreshes what is
+//!    watched ([`super::watch`]);
+//! 3. spooling: a snapshot when [`Schedule::snapshot_due`], else the delta against what was
+//!    last spooled ([`super::sent`]), cut into batches ([`super::batch`]); batches are in the
+//!    spool ([`crate::spool`]) before anything is sent;
 //! 4. renewal and sending: a certificate with less than a third of its lifetime left is
 //!    renewed first ([`enroll::renew`]; a failure is logged and retried next cycle); then the
 //!    spool is drained to the collector ([`super::transport`]); a failure leaves it in the
-//!    spool and the next attempt waits an exponential backoff with full jitter;
-//! 5. waiting: until the next scheduled scan, a retry, shutdown, or a file event in a watched
+//!    spool;
+//! 5. waiting: what [`Schedule::after_send`] says, until shutdown or a file event in a watched
 //!    model directory (gathered until [`WATCH_QUIET`] passes without one).
 //!
-//! State directory layout: `cache/` (scan caches), `spool/`, `fleet/` (sent state), `tls/`
-//! (key, certificate, CA, agent id; 0600), `install.key`.
+//! What lives where in the state directory is [`crate::state_dir`]'s module doc.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,13 +26,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aiscout_proto::v1::{self, AssetKind};
 
-use super::state::{batches, BatchLimits, Contents, Delta, SentState};
+use super::batch::{batches, BatchLimits, Contents, Delta};
+use super::channel::{self, ChannelError};
+use super::credentials::{self, CredentialsError, Enrolled};
+use super::schedule::{After, Collect, Schedule, Timing};
+use super::sent::{SentState, SentStateError};
 use super::watch::{self, DirWatcher};
-use super::{enroll, identity, payload, transport};
+use super::{enroll, host_identity, payload, transport};
 use crate::config::Config;
 use crate::report::{ScanReport, Section};
 use crate::scan::{self, Progress, ScanOptions, ScanState};
 use crate::spool::Spool;
+use crate::state_dir::StateDir;
 
 /// Errors that stop the daemon (everything else is retried).
 #[derive(Debug, thiserror::Error)]
@@ -51,21 +55,19 @@ pub enum DaemonError {
     Spool(#[from] crate::spool::SpoolError),
     /// The sent state cannot be opened or written.
     #[error(transparent)]
-    State(#[from] super::state::StateError),
-    /// The sent-state database cannot be opened.
-    #[error("sent state {path}: {source}")]
-    StateDb {
-        /// The directory.
-        path: String,
-        /// The cause.
-        source: sled::Error,
-    },
+    Sent(#[from] SentStateError),
     /// The host identity cannot be read.
     #[error(transparent)]
-    Identity(#[from] identity::IdentityError),
-    /// Enrollment failed.
+    HostIdentity(#[from] host_identity::HostIdentityError),
+    /// The credentials on disk cannot be read or do not hold together.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Enrollment failed (only fatal with `--once`).
     #[error(transparent)]
     Enroll(#[from] enroll::EnrollError),
+    /// No channel to the collector (only fatal with `--once`).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
     /// A scan could not run.
     #[error(transparent)]
     Scan(#[from] scan::ScanError),
@@ -76,10 +78,6 @@ pub enum DaemonError {
     #[error("scan worker failed: {0}")]
     Worker(String),
 }
-
-/// Page cache of the sent-state database (sled's default is 1 GiB): it holds one short key per
-/// asset and is read once per scan.
-const SENT_STATE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Quiet time that ends a burst of file events (a model being copied writes for a while).
 const WATCH_QUIET: Duration = Duration::from_millis(500);
@@ -110,21 +108,25 @@ fn scan_options(config: &Config, sections: Vec<Section>) -> ScanOptions {
     }
 }
 
-/// The daemon's open stores.
-struct Agent {
+/// The daemon's open stores and what it knows between cycles.
+struct Daemon {
+    /// The validated configuration.
     config: Config,
+    /// The state directory, for the credentials.
+    state: StateDir,
+    /// Batches not yet acknowledged.
     spool: Spool,
+    /// What was last spooled.
     sent: SentState,
+    /// This host's identity, sent at enrollment and with every batch's host facts.
     identity: v1::HostIdentity,
-    /// Full scans since the last snapshot.
-    since_snapshot: u32,
-    /// The collector asked for a snapshot.
-    snapshot_requested: bool,
+    /// The decisions.
+    schedule: Schedule,
     /// One process table and one open scan cache for every scan.
     scans: Arc<Mutex<ScanState>>,
 }
 
-impl Agent {
+impl Daemon {
     /// Runs a scan of `sections` (below `roots` when given, else the configured roots) on a
     /// blocking thread, with the daemon's long-lived scan state and its CPU budget.
     async fn collect(&self, sections: Vec<Section>, roots: Option<Vec<PathBuf>>) -> Result<ScanReport, DaemonError> {
@@ -151,17 +153,15 @@ impl Agent {
         }
     }
 
-    /// Spools the report: a snapshot when due, else the delta within `scope`.
-    fn spool_report(&mut self, report: &ScanReport, scope: &[AssetKind], full: bool) -> Result<u64, DaemonError> {
+    /// Spools the report: for a full inventory a snapshot when one is due, else the delta
+    /// within `scope`.
+    fn spool_report(&mut self, report: &ScanReport, scope: &[AssetKind], full: bool) -> Result<(), DaemonError> {
         let assets = payload::assets(report);
         let host = payload::host_facts(report, self.identity.clone());
-        let snapshot_due = full
-            && (self.snapshot_requested
-                || self.sent.needs_snapshot()?
-                || self.spool.needs_snapshot()
-                || self.since_snapshot + 1 >= self.config.schedule.snapshot_every);
-        let mut appended = 0;
+        let snapshot_due =
+            full && self.schedule.snapshot_due(self.sent.needs_snapshot()? || self.spool.needs_snapshot());
         if snapshot_due {
+            let mut appended = 0u64;
             let snapshot_id = u64::try_from(now_ms()).unwrap_or(1).max(1);
             self.sent.begin()?;
             for b in batches(Contents::Snapshot { assets: &assets, snapshot_id }, Some(&host), now_ms(), self.limits())
@@ -170,17 +170,15 @@ impl Agent {
                 appended += 1;
             }
             self.sent.replace_all(&assets)?;
-            self.since_snapshot = 0;
-            self.snapshot_requested = false;
             tracing::info!(assets = assets.len(), batches = appended, "snapshot spooled");
         } else {
             let delta = self.sent.delta(&assets, scope)?;
-            appended = self.spool_delta(&delta, Some(&host))?;
-            if full {
-                self.since_snapshot += 1;
-            }
+            self.spool_delta(&delta, Some(&host))?;
         }
-        Ok(appended)
+        if full {
+            self.schedule.spooled(snapshot_due);
+        }
+        Ok(())
     }
 
     /// Spools `delta` (nothing when it is empty) and records it; returns the batches appended.
@@ -199,10 +197,32 @@ impl Agent {
         Ok(appended)
     }
 
+    /// A full inventory at `started`: scanned, spooled, and the watcher pointed at the model
+    /// directories it found.
+    async fn full(&mut self, started: Instant, watcher: Option<&mut DirWatcher>) -> Result<(), DaemonError> {
+        let report = self.collect(self.config.scan.sections.clone(), None).await?;
+        let scope: Vec<AssetKind> = self.config.scan.sections.iter().filter_map(|s| s.asset_kind()).collect();
+        self.spool_report(&report, &scope, true)?;
+        self.schedule.full_done(started);
+        if let Some(w) = watcher {
+            let budget = usize::try_from(self.config.watch.max_watches).unwrap_or(usize::MAX).saturating_mul(2);
+            let paths = report.models.iter().map(|m| m.path.as_str());
+            w.set(&watch::targets(paths, &self.config.scan.roots, &crate::roots::homes(), budget));
+            let counts = w.counts();
+            tracing::info!(
+                watched = counts.watched,
+                polled = counts.polled,
+                unwatched = counts.unwatched,
+                "model directories watched"
+            );
+        }
+        Ok(())
+    }
+
     /// Rescans the model directories `dirs` after a change was seen in them and spools what
     /// changed there (watch module docs). A directory that no longer exists is not scanned:
     /// its models are removals.
-    async fn rescan(&mut self, dirs: &[PathBuf]) -> Result<u64, DaemonError> {
+    async fn rescan(&mut self, dirs: &[PathBuf]) -> Result<(), DaemonError> {
         let existing: Vec<PathBuf> =
             dirs.iter().filter(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir())).cloned().collect();
         let assets = if existing.is_empty() {
@@ -212,32 +232,59 @@ impl Agent {
         };
         let delta = self.sent.delta_under(&assets, AssetKind::Model, dirs)?;
         tracing::debug!(dirs = dirs.len(), models = assets.len(), "model directories rescanned");
-        self.spool_delta(&delta, None)
-    }
-
-    /// Sends the spool; returns whether everything was acknowledged.
-    async fn send(&mut self, enrolled: &enroll::Enrolled) -> Result<(), DaemonError> {
-        let url = self.config.collector.url.clone().unwrap_or_default();
-        let tls = enroll::channel_config(enrolled, &self.config);
-        let endpoint = enroll::endpoint(&self.config, tls)?;
-        let mut client = transport::connect(&url, endpoint).await?;
-        let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
-        tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
-        if let Some(reason) = outcome.snapshot_requested {
-            tracing::info!(reason = %reason, "snapshot requested");
-            self.snapshot_requested = true;
-        }
+        self.spool_delta(&delta, None)?;
         Ok(())
     }
-}
 
-/// Full jitter: a random wait in `[0, min(max, initial * 2^attempt)]`.
-fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
-    let cap = initial.saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX)).min(max);
-    let mut b = [0u8; 8];
-    let r = getrandom::fill(&mut b).map(|_| u64::from_le_bytes(b)).unwrap_or(0);
-    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(if millis == 0 { 0 } else { r % (millis + 1) })
+    /// A runtimes refresh at `started`.
+    async fn runtimes(&mut self, started: Instant) -> Result<(), DaemonError> {
+        let report = self.collect(vec![Section::Runtimes], None).await?;
+        self.spool_report(&report, &[AssetKind::Runtime], false)?;
+        self.schedule.runtimes_done(started);
+        Ok(())
+    }
+
+    /// The credentials on disk, else a new enrollment (`None` when it failed and will be
+    /// tried again; fatal with `once`).
+    async fn credentials(&self, once: bool) -> Result<Option<Enrolled>, DaemonError> {
+        if let Some(enrolled) = credentials::load(&self.state)? {
+            return Ok(Some(enrolled));
+        }
+        match enroll::enroll(&self.config, &self.state, self.identity.clone()).await {
+            Ok(enrolled) => Ok(Some(enrolled)),
+            Err(e) if once => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "enrollment failed; retrying");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Renews `enrolled`'s certificate when it is due; keeps the old one when renewal fails.
+    async fn renew_if_due(&self, enrolled: Enrolled) -> Enrolled {
+        if !enroll::needs_renewal(&enrolled, SystemTime::now()) {
+            return enrolled;
+        }
+        match enroll::renew(&self.config, &self.state, &enrolled).await {
+            Ok(renewed) => renewed,
+            Err(err) => {
+                tracing::warn!(agent_id = %enrolled.agent_id, not_after = enrolled.not_after, error = %err, "certificate renewal failed; retrying next cycle");
+                enrolled
+            }
+        }
+    }
+
+    /// Sends the spool; returns whether the collector asked for a snapshot.
+    async fn send(&mut self, enrolled: &Enrolled) -> Result<bool, DaemonError> {
+        let tls = channel::with_client_certificate(&self.config, enrolled);
+        let mut client = transport::client(channel::connect(&self.config, tls).await?);
+        let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
+        tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
+        if let Some(reason) = &outcome.snapshot_requested {
+            tracing::info!(reason = %reason, "snapshot requested");
+        }
+        Ok(outcome.snapshot_requested.is_some())
+    }
 }
 
 /// Runs the agent until `shutdown` (or once).
@@ -246,118 +293,55 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let dir = config.state_dir.clone();
-    crate::fileio::create_private_dir(&dir)
-        .map_err(|source| DaemonError::StateDir { path: dir.display().to_string(), source })?;
-    let identity = identity::collect(&dir, &config.identity)?;
-    let spool = Spool::open(&dir, config.spool.max_bytes.bytes())?;
-    let fleet_path = dir.join("fleet");
-    let db = crate::fileio::open_sled(&fleet_path, SENT_STATE_CACHE_BYTES)
-        .map_err(|source| DaemonError::StateDb { path: fleet_path.display().to_string(), source })?;
-    let sent = SentState::open(&db)?;
-    let mut agent = Agent {
-        config,
-        spool,
-        sent,
-        identity,
-        since_snapshot: 0,
-        snapshot_requested: false,
-        scans: Arc::new(Mutex::new(ScanState::default())),
-    };
+    let state = StateDir::open(&config.state_dir)
+        .map_err(|source| DaemonError::StateDir { path: config.state_dir.display().to_string(), source })?;
+    let identity = host_identity::collect(&state, &config.identity)?;
+    let spool = Spool::open(&state.spool(), config.spool.max_bytes.bytes())?;
+    let sent = SentState::open(&state.sent())?;
+    let schedule = Schedule::new(Timing::of(&config), opts.once, Instant::now());
+    let watching = config.watch.enabled && !opts.once && config.scan.sections.contains(&Section::Models);
+    let mut watcher = watching.then(|| DirWatcher::new(&config.watch, vec![state.root().to_path_buf()]));
+    let mut daemon =
+        Daemon { config, state, spool, sent, identity, schedule, scans: Arc::new(Mutex::new(ScanState::default())) };
     tokio::pin!(shutdown);
 
-    let watching = agent.config.watch.enabled && !opts.once && agent.config.scan.sections.contains(&Section::Models);
-    let mut watcher = watching.then(|| DirWatcher::new(&agent.config.watch, vec![dir.clone()]));
     let mut enrolled = None;
-    let mut attempt = 0u32;
-    let mut next_full = Instant::now();
-    let mut next_runtimes = Instant::now() + agent.config.schedule.runtimes_interval;
-    let mut changed_dirs: Vec<PathBuf> = Vec::new();
     loop {
-        // 1. enrollment
         if enrolled.is_none() {
-            enrolled = match enroll::load(&dir)? {
-                Some(e) => Some(e),
-                None => match enroll::enroll(&agent.config, agent.identity.clone()).await {
-                    Ok(e) => Some(e),
-                    Err(e) if opts.once => return Err(e.into()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "enrollment failed; retrying");
-                        None
-                    }
-                },
-            };
+            enrolled = daemon.credentials(opts.once).await?;
         }
-        // 2–3. collection and spooling
         let now = Instant::now();
-        if now >= next_full || agent.snapshot_requested {
-            let report = agent.collect(agent.config.scan.sections.clone(), None).await?;
-            let scope: Vec<AssetKind> = agent.config.scan.sections.iter().filter_map(|s| s.asset_kind()).collect();
-            agent.spool_report(&report, &scope, true)?;
-            let jitter = agent.config.schedule.jitter.max_delay(agent.config.schedule.full_interval);
-            next_full = now + agent.config.schedule.full_interval + backoff(jitter, jitter, 0);
-            next_runtimes = now + agent.config.schedule.runtimes_interval;
-            changed_dirs.clear();
-            if let Some(w) = watcher.as_mut() {
-                let budget = usize::try_from(agent.config.watch.max_watches).unwrap_or(usize::MAX).saturating_mul(2);
-                let paths = report.models.iter().map(|m| m.path.as_str());
-                w.set(&watch::targets(paths, &agent.config.scan.roots, &crate::roots::homes(), budget));
-                let counts = w.counts();
-                tracing::info!(
-                    watched = counts.watched,
-                    polled = counts.polled,
-                    unwatched = counts.unwatched,
-                    "model directories watched"
-                );
-            }
-        } else if !changed_dirs.is_empty() {
-            agent.rescan(&std::mem::take(&mut changed_dirs)).await?;
-        } else if now >= next_runtimes && agent.config.scan.sections.contains(&Section::Runtimes) {
-            let report = agent.collect(vec![Section::Runtimes], None).await?;
-            agent.spool_report(&report, &[AssetKind::Runtime], false)?;
-            next_runtimes = now + agent.config.schedule.runtimes_interval;
+        match daemon.schedule.collection(now) {
+            Collect::Full => daemon.full(now, watcher.as_mut()).await?,
+            Collect::Rescan(dirs) => daemon.rescan(&dirs).await?,
+            Collect::Runtimes => daemon.runtimes(now).await?,
+            Collect::Nothing => {}
         }
-        // 4. renewal, then sending
-        if let Some(e) = enrolled.as_ref().filter(|e| enroll::needs_renewal(e, SystemTime::now())) {
-            match enroll::renew(&agent.config, e).await {
-                Ok(renewed) => enrolled = Some(renewed),
-                Err(err) => {
-                    tracing::warn!(agent_id = %e.agent_id, not_after = e.not_after, error = %err, "certificate renewal failed; retrying next cycle");
-                }
-            }
-        }
-        let mut wait = next_full.min(next_runtimes).saturating_duration_since(Instant::now());
-        if let Some(e) = &enrolled {
-            match agent.send(e).await {
-                Ok(()) => attempt = 0,
+        if let Some(e) = enrolled.take() {
+            let e = daemon.renew_if_due(e).await;
+            match daemon.send(&e).await {
+                Ok(snapshot_requested) => daemon.schedule.sent(snapshot_requested),
                 Err(DaemonError::Transport(transport::TransportError::RetryAfter(after))) => {
                     tracing::info!(
                         retry_ms = u64::try_from(after.as_millis()).unwrap_or(0),
                         "sending again after the collector's rate limit"
                     );
-                    if opts.once {
-                        // `--once` ends only when everything is acknowledged.
-                        tokio::time::sleep(after).await;
-                        continue;
-                    }
-                    wait = wait.min(after);
+                    daemon.schedule.retry_after(Instant::now(), after);
                 }
                 Err(err) if opts.once => return Err(err),
                 Err(err) => {
-                    attempt = attempt.saturating_add(1);
-                    let t = &agent.config.transport;
-                    let retry = backoff(t.backoff_initial, t.backoff_max, attempt);
+                    let retry = daemon.schedule.send_failed(Instant::now());
+                    let attempt = daemon.schedule.failed_sends();
                     tracing::warn!(error = %err, attempt, retry_ms = u64::try_from(retry.as_millis()).unwrap_or(0), "send failed");
-                    wait = wait.min(retry);
                 }
             }
+            enrolled = Some(e);
         }
-        if opts.once && !agent.snapshot_requested {
-            return Ok(());
-        }
-        if agent.snapshot_requested {
-            continue;
-        }
+        let wait = match daemon.schedule.after_send(Instant::now()) {
+            After::Done => return Ok(()),
+            After::Again => continue,
+            After::Wait(wait) => wait,
+        };
         let changes = tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => None,
@@ -371,30 +355,16 @@ pub async fn run(
         if let (Some(changes), Some(w)) = (changes, watcher.as_mut()) {
             if changes.overflow {
                 tracing::info!("file events were lost; running a full inventory");
-                next_full = Instant::now();
+                daemon.schedule.events_lost(Instant::now());
             } else {
                 w.forget_missing(&changes.paths);
-                changed_dirs = watch::rescan_dirs(&changes.paths);
-                for d in &changed_dirs {
+                let dirs = watch::rescan_dirs(&changes.paths);
+                for d in &dirs {
                     w.add(d);
                 }
-                tracing::debug!(paths = changes.paths.len(), dirs = changed_dirs.len(), "model directories changed");
+                tracing::debug!(paths = changes.paths.len(), dirs = dirs.len(), "model directories changed");
+                daemon.schedule.dirs_changed(dirs);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_stays_within_its_cap() {
-        for attempt in 0..30 {
-            let b = backoff(Duration::from_secs(1), Duration::from_secs(300), attempt);
-            assert!(b <= Duration::from_secs(300));
-            assert!(b <= Duration::from_secs(1u64 << attempt.min(20)));
-        }
-        assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 3), Duration::ZERO);
     }
 }

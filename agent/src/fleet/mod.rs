@@ -2,20 +2,37 @@
 //! holds a certificate from the collector, what it sends and how.
 //!
 //! # Layout
-//! - [`identity`]: the host identity facts and the machine fingerprint sent at enrollment.
-//! - [`enroll`]: enrollment (token and CSR for a client certificate), the TLS state in
-//!   `state_dir/tls/`, and certificate renewal.
-//! - [`payload`]: from a [`crate::report::ScanReport`] to wire assets (kind, local key, advisory
-//!   identity, entry JSON) and host facts.
-//! - [`state`]: what was last spooled for the collector (a sled tree of entry hashes), the
-//!   snapshot or delta that brings the collector up to date, and its split into batches.
+//! - [`host_identity`]: the host identity facts and the machine fingerprint sent at enrollment.
+//! - [`credentials`]: the agent's id, key, certificate and trusted CAs in `state_dir/tls/`:
+//!   checked, saved all at once, loaded back.
+//! - [`channel`]: the TLS channel to the collector (endpoint, trust, client certificate,
+//!   connect), for every call.
+//! - [`enroll`]: the enrollment protocol (token and CSR for a client certificate) and renewal.
+//! - [`payload`]: from a [`crate::report::ScanReport`] to wire assets (kind, local key, entry
+//!   JSON) and host facts.
+//! - [`sent`]: what was last spooled for the collector (a sled tree of change hashes) and the
+//!   delta that brings the collector up to date.
+//! - [`batch`]: a snapshot or a delta cut into batches under count and byte limits.
 //! - [`transport`]: draining the spool over one `Inventory.Stream`, acknowledgements.
-//! - [`daemon`]: `aiscout-agent run`: schedule, collection, spooling, sending, backoff.
+//! - [`watch`]: file events in model directories between full inventories.
+//! - [`schedule`]: what the daemon does next, decided from the time and the events alone.
+//! - [`daemon`]: `aiscout-agent run`: opens the stores and carries out the schedule's steps.
+//!
+//! Unit tests live in `tests/`, one file per module, sharing `tests/support.rs` (a throwaway
+//! CA, a fake collector, hand-built reports).
 
+pub mod batch;
+pub mod channel;
+pub mod credentials;
 pub mod daemon;
 pub mod enroll;
-pub mod identity;
+pub mod host_identity;
 pub mod payload;
-pub mod state;
+pub mod schedule;
+pub mod sent;
 pub mod transport;
 pub mod watch;
+
+#[cfg(test)]
+#[path = "tests/support.rs"]
+pub(crate) mod test_support;

@@ -1,7 +1,7 @@
 //! Sending the spool to the collector: one `Inventory.Stream` per connection.
 //!
 //! A drain, in order:
-//! 1. connect over mutual TLS (the agent's certificate, the collector CA) with gzip;
+//! 1. over a mutual-TLS channel ([`super::channel`]), with gzip both ways;
 //! 2. send `Hello`, then every pending spool record as a `Batch` whose `sequence` is the
 //!    record's; the payload is a prost-encoded `Batch` written when the record was spooled;
 //! 3. each `Ack(n)` acknowledges the spool up to `n` ([`crate::spool::Spool::ack`]), which
@@ -20,8 +20,9 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+use super::channel::error_chain;
 use crate::spool::Spool;
 
 /// Longest wait for an acknowledgement.
@@ -36,14 +37,6 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Errors of a drain.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    /// The connection failed.
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        /// The URL.
-        url: String,
-        /// The cause.
-        source: tonic::transport::Error,
-    },
     /// The collector refused or broke the stream. The status, with its causes, is in the
     /// message and not a `source`, so logs (which print the message) show all of it and
     /// error chains print it once.
@@ -72,11 +65,9 @@ pub enum TransportError {
 /// operation was canceled: transport error: connection closed`.
 fn status_text(status: &tonic::Status) -> String {
     let mut out = format!("{}: {}", status.code().description(), status.message());
-    let mut cause = std::error::Error::source(status);
-    while let Some(e) = cause {
+    if let Some(cause) = std::error::Error::source(status) {
         out.push_str(": ");
-        out.push_str(&e.to_string());
-        cause = e.source();
+        out.push_str(&error_chain(cause));
     }
     out
 }
@@ -98,15 +89,13 @@ pub struct DrainOutcome {
     pub snapshot_requested: Option<String>,
 }
 
-/// Connects to the collector at `url` through `endpoint` (its TLS set up by
-/// [`super::enroll::endpoint`]).
-pub async fn connect(url: &str, endpoint: Endpoint) -> Result<InventoryClient<Channel>, TransportError> {
-    let endpoint = endpoint.tcp_keepalive(Some(Duration::from_secs(60)));
-    let channel = endpoint.connect().await.map_err(|source| TransportError::Connect { url: url.into(), source })?;
-    Ok(InventoryClient::new(channel)
+/// The inventory client over `channel` ([`super::channel::connect`]): gzip both ways, messages
+/// up to [`MAX_MESSAGE_BYTES`].
+pub fn client(channel: Channel) -> InventoryClient<Channel> {
+    InventoryClient::new(channel)
         .send_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Gzip)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 fn message(m: agent_message::Message) -> v1::AgentMessage {

@@ -20,6 +20,7 @@ use crate::listing::ListingCache;
 use crate::report::host::HostInfo;
 use crate::report::{FileError, ScanReport, ScanStats, Section};
 use crate::roots;
+use crate::state_dir::StateDir;
 use crate::throttle::CpuBudget;
 use crate::walk::{WalkError, WalkOptions};
 pub use progress::Progress;
@@ -127,9 +128,9 @@ impl ScanState {
                 return Ok(cache.clone());
             }
         }
-        std::fs::create_dir_all(dir)
-            .map_err(|source| ScanError::StateDir { path: dir.display().to_string(), source })?;
-        let cache = VerdictCache::open(dir)?;
+        let state_dir =
+            StateDir::open(dir).map_err(|source| ScanError::StateDir { path: dir.display().to_string(), source })?;
+        let cache = VerdictCache::open(&state_dir.cache())?;
         self.cache = Some((dir.to_owned(), cache.clone()));
         Ok(cache)
     }

@@ -18,11 +18,13 @@
 //!   [`Spool::pending`] checks each record again as it reads it. The metadata value has no
 //!   checksum of ours (sled's log CRC covers it): if it does not decode, open fails with
 //!   [`SpoolError::CorruptMeta`] rather than guess which sequences were issued.
-//! - **Private.** Reports name model paths on the host: `dir/spool` is `0700` and the files in
-//!   it `0600` (see `files.rs`).
+//! - **Private.** Reports name model paths on the host: the spool's directory is `0700` and the
+//!   files in it `0600`, tightened again after every append because sled creates files with
+//!   the process umask ([`crate::state_dir`], *Private files*).
 //!
 //! # Storage
-//! A sled 0.34 database in `dir/spool` with one tree, [`TREE`], holding two key spaces. One
+//! A sled 0.34 database in its own directory (`state_dir/spool`,
+//! [`crate::state_dir::StateDir::spool`]) with one tree, [`TREE`], holding two key spaces. One
 //! tree because sled's atomic unit (without transactions) is a batch on one tree: every change
 //! below is one batch, so records and metadata never disagree after a crash.
 //!
@@ -118,13 +120,13 @@
 //! [`Spool::pending`] reads sled without it, so a sender can iterate while a scan appends.
 
 mod compaction;
-mod files;
 mod meta;
 mod record;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::state_dir;
 use meta::{SpoolMeta, META_KEY};
 use record::{key_sequence, record_key, Corruption, RECORD_OVERHEAD, RECORD_PREFIX};
 
@@ -132,8 +134,6 @@ use record::{key_sequence, record_key, Corruption, RECORD_OVERHEAD, RECORD_PREFI
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Name of the sled tree; bump the suffix when the record or key layout changes.
 pub const TREE: &str = "spool-v1";
-/// Directory of the database under the state directory.
-const SUBDIR: &str = "spool";
 /// sled page cache size: the spool is written once and read about once.
 const CACHE_CAPACITY: u64 = 4 * 1024 * 1024;
 
@@ -238,7 +238,7 @@ pub struct Spool {
     db: sled::Db,
     /// The tree holding records and metadata.
     tree: sled::Tree,
-    /// The spool directory (`dir/spool`), for messages and permissions.
+    /// The spool's directory, for messages and permissions.
     path: PathBuf,
     /// Stored bytes above which compaction runs.
     max_bytes: u64,
@@ -264,16 +264,17 @@ struct State {
 }
 
 impl Spool {
-    /// Opens (creating) the spool in `dir/spool`, with a cap of `max_bytes` stored bytes.
+    /// Opens (creating) the spool in its private directory `path`, with a cap of `max_bytes`
+    /// stored bytes.
     ///
     /// Every stored record is checked: corrupt ones are removed and counted, then the spool
     /// is compacted if it is over the cap (which may have been lowered).
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
-        let path = dir.join(SUBDIR);
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
+        let path = path.to_path_buf();
         let shown = || path.display().to_string();
-        files::prepare_dir(&path).map_err(|source| SpoolError::Directory { path: shown(), source })?;
+        state_dir::create_private_dir(&path).map_err(|source| SpoolError::Directory { path: shown(), source })?;
         let open_err = |source| SpoolError::Open { path: shown(), source };
-        let db = crate::fileio::open_sled(&path, CACHE_CAPACITY).map_err(open_err)?;
+        let db = state_dir::open_sled(&path, CACHE_CAPACITY).map_err(open_err)?;
         let tree = db.open_tree(TREE).map_err(open_err)?;
         let meta = match tree.get(META_KEY).map_err(open_err)? {
             None => SpoolMeta::default(),
@@ -281,7 +282,7 @@ impl Spool {
         };
         let spool = Self { db, tree, path, max_bytes, state: Mutex::new(State { meta, ..State::default() }) };
         spool.recover()?;
-        files::restrict(&spool.path);
+        state_dir::restrict_tree(&spool.path);
         Ok(spool)
     }
 
@@ -320,7 +321,7 @@ impl Spool {
             }
         }
         drop(state);
-        files::restrict(&self.path);
+        state_dir::restrict_tree(&self.path);
         Ok(sequence)
     }
 

@@ -33,7 +33,7 @@ fn append_all(spool: &Spool, records: impl IntoIterator<Item = NewRecord>) -> Ve
 
 /// Rewrites the stored value of `sequence` with `damage` applied, through sled directly.
 fn damage(dir: &Path, sequence: u64, damage: impl Fn(&mut Vec<u8>)) {
-    let db = sled::Config::new().path(dir.join(SUBDIR)).open().unwrap();
+    let db = sled::Config::new().path(dir).open().unwrap();
     let tree = db.open_tree(TREE).unwrap();
     let mut value = tree.get(record_key(sequence)).unwrap().unwrap().to_vec();
     damage(&mut value);
@@ -297,7 +297,7 @@ fn nothing_in_the_spool_is_readable_by_others() {
     let spool = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
     spool.append(NewRecord { kind: RecordKind::Delta, payload: vec![7; 1 << 20] }).unwrap();
     append_all(&spool, (0..20).map(delta));
-    let mut stack = vec![dir.path().join(SUBDIR)];
+    let mut stack = vec![dir.path().to_path_buf()];
     let mut seen = 0;
     while let Some(path) = stack.pop() {
         let meta = std::fs::symlink_metadata(&path).unwrap();
@@ -313,10 +313,11 @@ fn nothing_in_the_spool_is_readable_by_others() {
 #[test]
 fn a_file_where_the_spool_directory_goes_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(SUBDIR), b"").unwrap();
-    let err = Spool::open(dir.path(), DEFAULT_MAX_BYTES).unwrap_err();
+    let path = dir.path().join("spool");
+    std::fs::write(&path, b"").unwrap();
+    let err = Spool::open(&path, DEFAULT_MAX_BYTES).unwrap_err();
     assert!(matches!(err, SpoolError::Directory { .. }));
-    assert!(err.to_string().contains(&dir.path().join(SUBDIR).display().to_string()));
+    assert!(err.to_string().contains(&path.display().to_string()));
 }
 
 /// One step of the property test.

@@ -1,0 +1,154 @@
+//! Unit tests of [`super`] (enrollment): keys and requests, status mapping, renewal timing, and
+//! enrolling and renewing against a fake collector over mutual TLS.
+
+use std::fs;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{CertificateSigningRequestParams, PublicKeyData};
+use tonic::Status;
+
+use super::*;
+use crate::fleet::test_support::*;
+
+#[test]
+fn the_csr_carries_the_new_key_and_the_key_stays_pkcs8() {
+    let (key, csr_pem) = key_and_csr("host-1").unwrap();
+    let csr = CertificateSigningRequestParams::from_pem(&csr_pem).unwrap();
+    assert_eq!(csr.public_key.subject_public_key_info(), key.subject_public_key_info());
+    assert!(key.serialize_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+    let (other, _) = key_and_csr("").unwrap();
+    assert_ne!(other.subject_public_key_info(), key.subject_public_key_info());
+}
+
+#[test]
+fn statuses_map_to_clear_errors() {
+    let refused = status_error(Call::Enroll, &Status::permission_denied("token already used"));
+    assert_eq!(refused.to_string(), "enrollment refused by the collector: token already used");
+    assert!(!refused.is_retryable());
+    let revoked = status_error(Call::Renew, &Status::unauthenticated("a client certificate is required"));
+    assert!(matches!(revoked, EnrollError::Refused { call: Call::Renew, .. }));
+    let bad = status_error(Call::Enroll, &Status::invalid_argument("certificate signing request refused"));
+    assert!(matches!(bad, EnrollError::Rejected { .. }) && !bad.is_retryable());
+    let down = status_error(Call::Enroll, &Status::unavailable("database is busy"));
+    assert!(matches!(down, EnrollError::Rpc { code: tonic::Code::Unavailable, .. }) && down.is_retryable());
+}
+
+#[test]
+fn renewal_is_due_with_less_than_a_third_of_the_lifetime_left() {
+    let ca = TestCa::new("test ca");
+    let start = 1_900_000_000; // 2030
+    let enrolled = enrolled_by(&ca, "agent-1", start, Duration::from_secs(90 * DAY));
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    assert_eq!(enrolled.not_after, i64::try_from(start + 90 * DAY).unwrap());
+    assert!(!needs_renewal(&enrolled, at(start)));
+    assert!(!needs_renewal(&enrolled, at(start + 59 * DAY)));
+    assert!(!needs_renewal(&enrolled, at(start + 60 * DAY)), "exactly a third left");
+    assert!(needs_renewal(&enrolled, at(start + 60 * DAY + 1)));
+    assert!(needs_renewal(&enrolled, at(start + 365 * DAY)), "expired");
+    assert!(!needs_renewal(&enrolled, UNIX_EPOCH), "not yet valid is not due");
+
+    let garbage = Enrolled { cert_pem: "garbage".into(), ..enrolled };
+    assert!(needs_renewal(&garbage, at(start)));
+}
+
+// ---- against an in-process collector ------------------------------------------------
+
+/// The state directory of `config`.
+fn state_of(config: &Config) -> StateDir {
+    StateDir::open(&config.state_dir).unwrap()
+}
+
+#[tokio::test]
+async fn enrolls_then_renews_over_mutual_tls() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &server, "tok-1", None);
+
+    let enrolled = enroll(&config, &state_of(&config), identity()).await.unwrap();
+    assert_eq!(enrolled.agent_id, AGENT_ID);
+    assert_eq!(server.collector.enrolled.lock().unwrap().clone(), vec![identity()]);
+    assert_eq!(CertFacts::all_from_pem(&enrolled.ca_pem).unwrap().len(), 1);
+    assert_eq!(credentials::load(&state_of(&config)).unwrap(), Some(enrolled.clone()));
+    assert_eq!(mode(&state_of(&config).tls().join(credentials::KEY_FILE)), 0o600);
+    assert!(!needs_renewal(&enrolled, SystemTime::now()));
+    assert!(needs_renewal(&enrolled, SystemTime::now() + Duration::from_secs(45 * 60)));
+
+    let renewed = renew(&config, &state_of(&config), &enrolled).await.unwrap();
+    assert_eq!(server.collector.renewed.lock().unwrap().clone(), vec![AGENT_ID.to_string()]);
+    assert_eq!(renewed.agent_id, enrolled.agent_id);
+    assert_ne!(renewed.key_pem, enrolled.key_pem);
+    assert_ne!(renewed.cert_pem, enrolled.cert_pem);
+    assert_eq!(credentials::load(&state_of(&config)).unwrap(), Some(renewed));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_reported_and_nothing_is_kept() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &server, "tok-spent", None);
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert_eq!(err.to_string(), "enrollment refused by the collector: enrollment refused: unknown token");
+    assert!(!err.is_retryable());
+    assert_eq!(credentials::load(&state_of(&config)).unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_collector_outside_the_configured_ca_is_not_trusted() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = TestCa::new("another ca");
+    let config = agent_config(dir.path(), &server, "tok-1", Some(&stranger.cert_pem));
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(matches!(err, EnrollError::Channel(ChannelError::Connect { .. })), "{err:?}");
+    assert!(err.to_string().contains("cannot connect to the collector at https://127.0.0.1:"), "{err}");
+    assert!(server.collector.enrolled.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn answers_that_do_not_hold_together_are_refused() {
+    for (behaviour, field, says) in [
+        (Behaviour::WrongKey, "certificate_pem", "not for the agent's key"),
+        (Behaviour::BadAgentId, "agent_id", "must be 1 to"),
+    ] {
+        let server = start(behaviour).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = agent_config(dir.path(), &server, "tok-1", None);
+        let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+        let EnrollError::InvalidResponse { field: f, reason, .. } = &err else { panic!("{behaviour:?}: {err:?}") };
+        assert_eq!((*f, reason.contains(says)), (field, true), "{behaviour:?}: {reason}");
+        assert_eq!(credentials::load(&state_of(&config)).unwrap(), None, "{behaviour:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_inputs_are_named_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { state_dir: dir.path().join("state"), ..Config::default() };
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert_eq!(err.to_string(), "collector.url: not set: the agent has no collector to talk to");
+
+    config.collector.url = Some("https://127.0.0.1:9".into());
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(err.to_string().starts_with("collector.enrollment_token_file: not set"), "{err}");
+
+    let token = dir.path().join("token");
+    config.collector.enrollment_token_file = Some(token.clone());
+    config.collector.ca_file = Some(dir.path().join("ca.pem"));
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(err.to_string().starts_with(&format!("{}: cannot read the enrollment token: ", token.display())), "{err}");
+
+    fs::write(&token, " \n").unwrap();
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("{}: the enrollment token file is empty", token.display()));
+
+    fs::write(&token, "tok-1").unwrap();
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: cannot read the collector ca: ", dir.path().join("ca.pem").display())),
+        "{err}"
+    );
+    fs::write(dir.path().join("ca.pem"), "not pem").unwrap();
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(matches!(err, EnrollError::BadCaFile { .. }), "{err:?}");
+}
