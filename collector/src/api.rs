@@ -31,14 +31,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The one mapping of store errors to HTTP statuses.
+/// A store error as an API error: its class's status ([`crate::error_code`]) and its message.
 fn http_status(e: &StoreError) -> ApiError {
-    let code = match e {
-        StoreError::InvalidArgument { .. } | StoreError::InvalidCursor { .. } => StatusCode::BAD_REQUEST,
-        StoreError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    ApiError(code, e.to_string())
+    ApiError(e.code().http(), e.to_string())
 }
 
 /// Page parameters of list routes.

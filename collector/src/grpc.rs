@@ -13,7 +13,8 @@
 //!    was cloned, not reinstalled, so it is made live again, flagged as a clone with the agents
 //!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md).
 //!
-//! Domain errors become `tonic::Status` in [`status`] only.
+//! Domain errors become `tonic::Status` in [`status`] only, from their class in
+//! [`crate::error_code`], which the HTTP API shares.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,10 +28,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::ingest::to_ingest;
-use crate::pki::CertificateAuthority;
 use sha2::{Digest, Sha256};
 
+use crate::ingest::to_ingest;
+use crate::pki::CertificateAuthority;
 use crate::store::{AgentRegistration, ApplyOutcome, HostStatus, Store, StoreError, TokenError};
 
 /// What the services share.
@@ -51,22 +52,18 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
-/// The one mapping of domain errors to gRPC statuses.
+/// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
 pub fn status(e: &StoreError) -> Status {
-    match e {
-        StoreError::UnknownAgent { .. } => Status::permission_denied(e.to_string()),
-        StoreError::AgentRevoked { .. } => Status::permission_denied(e.to_string()),
-        StoreError::InvalidBatch { .. } | StoreError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-        StoreError::Busy { .. } => Status::unavailable(e.to_string()),
-        _ => Status::internal(e.to_string()),
-    }
+    Status::new(e.code().grpc(), e.to_string())
 }
 
+/// A refused enrollment token as a gRPC status; a store failure keeps its own message.
 fn token_status(e: &TokenError) -> Status {
-    match e {
-        TokenError::Store(s) => status(s),
-        other => Status::permission_denied(format!("enrollment refused: {other}")),
-    }
+    let message = match e {
+        TokenError::Store(store) => store.to_string(),
+        refused => format!("enrollment refused: {refused}"),
+    };
+    Status::new(e.code().grpc(), message)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
@@ -148,9 +145,9 @@ impl Services {
     /// agent's closed sightings, which a renewal cannot.
     fn authorize(&self, agent_id: &str, serial: &str, resurface: bool) -> Result<Authorized, Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
-        let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
+        let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.to_string() }))?;
         if agent.revoked_at_ms.is_some() {
-            return Err(Status::permission_denied(format!("agent {agent_id} is revoked")));
+            return Err(status(&StoreError::AgentRevoked { agent_id: agent_id.to_string() }));
         }
         let canonical = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
         if canonical(&agent.cert_serial) != canonical(serial) {
@@ -316,7 +313,7 @@ impl Inventory for InventoryService {
         let response = blocking(move || {
             let _ = services.authorize(&agent_id, &serial, false)?;
             let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
-            let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
+            let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.clone() }))?;
             let host = HostRecord {
                 machine_fingerprint: agent.machine_fingerprint,
                 hostname: agent.hostname,

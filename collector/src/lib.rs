@@ -8,15 +8,17 @@
 //! - this file: tracing and small shared helpers.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`server`]: `serve`: the gRPC (TLS) and HTTP listeners until shutdown.
-//! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, status mapping.
+//! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
 //! - [`ingest`]: wire batches into store batches.
-//! - [`api`]: the read-only HTTP API with bearer tokens.
+//! - [`api`]: the read-only HTTP API with bearer tokens, HTTP statuses.
+//! - [`error_code`]: the one classification of domain errors, and its gRPC code and HTTP status.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
 //!   identity rules, and the embedded SQLite backend.
 
 pub mod api;
 pub mod config;
+pub mod error_code;
 pub mod grpc;
 pub mod ingest;
 pub mod pki;
