@@ -18,7 +18,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aiscout_proto::v1::{
     self, agent_message, collector_message, enrollment_server::Enrollment, inventory_server::Inventory,
@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::ingest::to_ingest;
 use crate::pki::CertificateAuthority;
 use crate::store::{AgentRegistration, ApplyOutcome, HostStatus, Store, StoreError, TokenError};
+use crate::{blocking, now_ms};
 
 /// What the services share.
 #[derive(Debug)]
@@ -47,11 +48,6 @@ pub struct Services {
     pub rate: crate::rate::RateLimiter,
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
 /// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
 pub fn status(e: &StoreError) -> Status {
     Status::new(e.code().grpc(), e.to_string())
@@ -64,10 +60,6 @@ fn token_status(e: &TokenError) -> Status {
         refused => format!("enrollment refused: {refused}"),
     };
     Status::new(e.code().grpc(), message)
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("worker failed: {e}")))?
 }
 
 /// A fresh agent id: 16 random bytes, hex.
@@ -186,7 +178,7 @@ impl Enrollment for EnrollmentService {
             return Err(Status::invalid_argument("enrollment token missing or longer than 256 bytes"));
         }
         let services = Arc::clone(&self.0);
-        let response = blocking(move || {
+        let response = blocking(Status::internal, move || {
             let now = now_ms();
             let identity = req.identity.unwrap_or_default();
             let token = services.store.consume_enrollment_token(&req.token, now).map_err(|e| token_status(&e))?;
@@ -252,7 +244,7 @@ impl Inventory for InventoryService {
         let services = Arc::clone(&self.0);
         let authorized = {
             let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
-            blocking(move || services.authorize(&agent_id, &serial, true)).await?
+            blocking(Status::internal, move || services.authorize(&agent_id, &serial, true)).await?
         };
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<v1::CollectorMessage, Status>>(16);
@@ -310,7 +302,7 @@ impl Inventory for InventoryService {
         let (agent_id, serial) = peer_agent(&request)?;
         let req = request.into_inner();
         let services = Arc::clone(&self.0);
-        let response = blocking(move || {
+        let response = blocking(Status::internal, move || {
             let _ = services.authorize(&agent_id, &serial, false)?;
             let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
             let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.clone() }))?;
@@ -340,7 +332,7 @@ async fn apply(
     // A gap right before a snapshot's first part is repaired by that snapshot.
     let opens_snapshot = batch.snapshot && batch.first_part;
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
-    let outcome = blocking(move || {
+    let outcome = blocking(Status::internal, move || {
         let authorized = services.authorize(&agent_id, &serial, true)?;
         let (ingest, dropped) = to_ingest(batch, now_ms());
         if dropped > 0 {

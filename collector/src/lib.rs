@@ -5,7 +5,8 @@
 //! inventory streams) → [`ingest`] (wire → domain) → [`store`] → [`api`] (reads).
 //!
 //! # Layout
-//! - this file: tracing and small shared helpers.
+//! - this file: tracing and the small helpers every module shares: [`now_ms`], [`blocking`],
+//!   [`create_private_dir`].
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`server`]: `serve`: the gRPC (TLS) and HTTP listeners until shutdown.
 //! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
@@ -33,6 +34,29 @@ pub fn init_tracing() {
     // Colour only on a terminal: files and the journal get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+}
+
+/// Unix milliseconds now (0 before 1970, `i64::MAX` past year 292 million).
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Runs `work` (a store call, signing) on tokio's blocking pool, off the async runtime. A worker
+/// that panicked or was cancelled becomes `worker_died("worker failed: …")`, in the caller's
+/// error type (a gRPC status, an API error).
+pub async fn blocking<T, E>(
+    worker_died: impl FnOnce(String) -> E,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => Err(worker_died(format!("worker failed: {e}"))),
+    }
 }
 
 /// Creates `dir` (and parents) readable by the owner only.

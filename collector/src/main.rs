@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiscout_collector::config::{CollectorConfig, ConfigError};
-use aiscout_collector::grpc::now_ms;
+use aiscout_collector::now_ms;
 use aiscout_collector::store::{NewEnrollmentToken, SqliteStore, Store};
 use clap::{Parser, Subcommand};
 
