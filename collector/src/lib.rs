@@ -59,8 +59,64 @@ where
     }
 }
 
-/// Creates `dir` (and parents) readable by the owner only.
+/// Creates `dir` (and missing parents) as a `0700` directory, or tightens an existing one to
+/// `0700` when others may read it. A symlink or a non-directory at `dir` is refused, so the
+/// database and the dev keys never land where someone else chose.
 pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    const DIR_MODE: u32 = 0o700;
+    let private = || std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE));
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 == 0 {
+                Ok(())
+            } else {
+                private()
+            }
+        }
+        Ok(_) => Err(Error::new(ErrorKind::AlreadyExists, format!("{}: exists and is not a directory", dir.display()))),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // The umask may have narrowed the mode asked for; say it again.
+            std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
+            private()
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_dir_is_created_tightened_and_never_a_symlink_or_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let created = tmp.path().join("a/b");
+        create_private_dir(&created).unwrap();
+        assert_eq!(mode(&created), 0o700);
+
+        let wide = tmp.path().join("wide");
+        std::fs::create_dir(&wide).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&wide).unwrap();
+        assert_eq!(mode(&wide), 0o700);
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&wide, &link).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = create_private_dir(&link).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("link: exists and is not a directory"), "{err}");
+        assert_eq!(mode(&wide), 0o755, "the symlink's target is left alone");
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(create_private_dir(&file).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }
