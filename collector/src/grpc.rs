@@ -192,25 +192,7 @@ impl Enrollment for EnrollmentService {
             let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
             let host_status =
                 services.store.enroll_agent(&registration, &install_key_sha256).map_err(|e| status(&e))?;
-            match &host_status {
-                HostStatus::New => {
-                    tracing::info!(agent_id = %agent_id, token = %token.token_id, hostname = %identity.hostname, "agent enrolled: new host");
-                }
-                HostStatus::Reinstall { superseded } => tracing::info!(
-                    agent_id = %agent_id,
-                    token = %token.token_id,
-                    hostname = %identity.hostname,
-                    superseded = %superseded.join(","),
-                    "agent enrolled: reinstall of a known host; the earlier agents are superseded"
-                ),
-                HostStatus::Clone { of } => tracing::warn!(
-                    agent_id = %agent_id,
-                    token = %token.token_id,
-                    hostname = %identity.hostname,
-                    clone_of = %of.join(","),
-                    "agent enrolled: clone of a known host"
-                ),
-            }
+            log_enrolled(&agent_id, &token.token_id, &identity.hostname, &host_status);
             Ok(v1::EnrollResponse {
                 agent_id,
                 certificate_pem: signed.cert_pem,
@@ -221,6 +203,38 @@ impl Enrollment for EnrollmentService {
         })
         .await?;
         Ok(Response::new(response))
+    }
+}
+
+/// Logs an enrollment in one line whose message, level and related agents come from the host
+/// status (docs/fleet.md): a clone warns, since two machines now answer to one identity.
+fn log_enrolled(agent_id: &str, token_id: &str, hostname: &str, host_status: &HostStatus) {
+    let (message, superseded, clone_of) = match host_status {
+        HostStatus::New => ("agent enrolled: new host", None, None),
+        HostStatus::Reinstall { superseded } => (
+            "agent enrolled: reinstall of a known host; the earlier agents are superseded",
+            Some(superseded.join(",")),
+            None,
+        ),
+        HostStatus::Clone { of } => ("agent enrolled: clone of a known host", None, Some(of.join(","))),
+    };
+    // A tracing level is fixed at each call site; the fields are written once here.
+    macro_rules! enrolled {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                agent_id = %agent_id,
+                token = %token_id,
+                hostname = %hostname,
+                superseded = superseded.as_deref().map(tracing::field::display),
+                clone_of = clone_of.as_deref().map(tracing::field::display),
+                "{message}"
+            )
+        };
+    }
+    match host_status {
+        HostStatus::Clone { .. } => enrolled!(tracing::Level::WARN),
+        HostStatus::New | HostStatus::Reinstall { .. } => enrolled!(tracing::Level::INFO),
     }
 }
 
@@ -354,5 +368,56 @@ async fn apply(
             vec![ack()]
         }
         Err(e) => vec![Err(e)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// What [`log_enrolled`] writes for `status`, as the collector's log shows it.
+    fn enrolled_line(status: &HostStatus) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&out);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || WriteTo(Arc::clone(&writer)))
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || log_enrolled("agent-b", "tok-1", "host-b", status));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text.trim_end().to_string()
+    }
+
+    /// A writer into a shared buffer.
+    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteTo {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_enrollment_is_one_line_whose_message_level_and_agents_follow_the_host_status() {
+        assert_eq!(
+            enrolled_line(&HostStatus::New),
+            " INFO agent enrolled: new host agent_id=agent-b token=tok-1 hostname=host-b"
+        );
+        assert_eq!(
+            enrolled_line(&HostStatus::Reinstall { superseded: vec!["agent-a".into(), "agent-z".into()] }),
+            " INFO agent enrolled: reinstall of a known host; the earlier agents are superseded agent_id=agent-b \
+             token=tok-1 hostname=host-b superseded=agent-a,agent-z"
+        );
+        assert_eq!(
+            enrolled_line(&HostStatus::Clone { of: vec!["agent-a".into()] }),
+            " WARN agent enrolled: clone of a known host agent_id=agent-b token=tok-1 hostname=host-b clone_of=agent-a"
+        );
     }
 }
