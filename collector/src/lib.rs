@@ -10,6 +10,7 @@
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`server`]: `serve`: the gRPC (TLS) and HTTP listeners until shutdown.
 //! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
+//! - [`rate`]: the per-agent batch rate limit the `Inventory` service applies.
 //! - [`ingest`]: wire batches into store batches.
 //! - [`api`]: the read-only HTTP API with bearer tokens, HTTP statuses.
 //! - [`error_code`]: the one classification of domain errors, and its gRPC code and HTTP status.
