@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::blocking;
 use crate::store::{AssetFilter, AssetKind, AssetSummary, PageRequest, Sighting, Store, StoreError};
 
 /// An API error: status and a lowercase message, as `{"error": "..."}`.
@@ -31,14 +32,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The one mapping of store errors to HTTP statuses.
+impl ApiError {
+    /// A failure of the collector itself (a dead worker): 500.
+    fn internal(message: String) -> Self {
+        Self(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+/// A store error as an API error: its class's status ([`crate::error_code`]) and its message.
 fn http_status(e: &StoreError) -> ApiError {
-    let code = match e {
-        StoreError::InvalidArgument { .. } | StoreError::InvalidCursor { .. } => StatusCode::BAD_REQUEST,
-        StoreError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    ApiError(code, e.to_string())
+    ApiError(e.code().http(), e.to_string())
 }
 
 /// Page parameters of list routes.
@@ -66,12 +69,6 @@ struct PageJson {
     total: u64,
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))?
-}
-
 async fn authorize(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -82,7 +79,8 @@ async fn authorize(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<(), Ap
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()))?
         .to_string();
     let store = Arc::clone(store);
-    let found = blocking(move || store.verify_api_token(&token).map_err(|e| http_status(&e))).await?;
+    let found =
+        blocking(ApiError::internal, move || store.verify_api_token(&token).map_err(|e| http_status(&e))).await?;
     found.map(|_| ()).ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked api token".into()))
 }
 
@@ -118,7 +116,7 @@ async fn hosts(
     Query(params): Query<PageParams>,
 ) -> Result<Json<PageJson>, ApiError> {
     authorize(&store, &headers).await?;
-    let page = blocking(move || store.hosts(&params.page()).map_err(|e| http_status(&e))).await?;
+    let page = blocking(ApiError::internal, move || store.hosts(&params.page()).map_err(|e| http_status(&e))).await?;
     let items = page
         .items
         .iter()
@@ -154,8 +152,10 @@ async fn assets(
             ApiError(StatusCode::BAD_REQUEST, format!("unknown kind {k:?}: model, framework, runtime or tooling"))
         })?),
     };
-    let page =
-        blocking(move || store.assets(&AssetFilter { kind }, &params.page()).map_err(|e| http_status(&e))).await?;
+    let page = blocking(ApiError::internal, move || {
+        store.assets(&AssetFilter { kind }, &params.page()).map_err(|e| http_status(&e))
+    })
+    .await?;
     Ok(Json(PageJson {
         items: page.items.iter().map(asset_json).collect(),
         next_cursor: page.next_cursor,
@@ -171,7 +171,8 @@ async fn asset(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&store, &headers).await?;
     let missing = format!("no asset {id}");
-    let detail = blocking(move || store.asset(&id, &params.page()).map_err(|e| http_status(&e))).await?;
+    let detail =
+        blocking(ApiError::internal, move || store.asset(&id, &params.page()).map_err(|e| http_status(&e))).await?;
     let d = detail.ok_or(ApiError(StatusCode::NOT_FOUND, missing))?;
     let mut body = asset_json(&d.asset);
     if let Some(obj) = body.as_object_mut() {

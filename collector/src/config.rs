@@ -1,5 +1,7 @@
-//! The collector's configuration: TOML, unknown keys refused, defaults named, then
-//! [`CollectorConfig::validate`] reports every problem at once by key.
+//! The collector's configuration, in the agent's convention: TOML, unknown keys refused, each
+//! default written once in a `Default` impl, then [`CollectorConfig::validate`] reports every
+//! problem at once as a [`ConfigProblem`] naming its key; [`ConfigError::Invalid`] prints one
+//! `path: key: message` line per problem.
 //!
 //! ```toml
 //! data_dir = "/var/lib/aiscout-collector"  # database, dev PKI
@@ -8,7 +10,7 @@
 //!
 //! [tls]
 //! dev = false             # generate a CA and server certificate in data_dir/pki on first start
-//! names = ["localhost"]   # dev mode: DNS names / IPs of the server certificate
+//! names = ["localhost", "127.0.0.1"]  # dev mode: DNS names / IPs of the server certificate
 //! cert_file = ""          # production: server certificate chain (PEM)
 //! key_file = ""           # production: server key (PEM)
 //! ca_cert_file = ""       # production: CA that signs agent certificates (PEM)
@@ -19,54 +21,56 @@
 //! batches_per_minute = 600  # per-agent rate limit
 //! ```
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The whole configuration.
+/// The whole configuration; a key left out takes its value from [`Default`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Where the database and the dev PKI live.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// gRPC (TLS) listen address.
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// HTTP API listen address.
-    #[serde(default = "default_api_listen")]
     pub api_listen: SocketAddr,
     /// TLS material.
-    #[serde(default)]
     pub tls: TlsConfig,
     /// Agent policy.
-    #[serde(default)]
     pub agents: AgentsConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/aiscout-collector"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
+            tls: TlsConfig::default(),
+            agents: AgentsConfig::default(),
+        }
+    }
 }
 
 /// TLS material: dev mode or files.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// Generate a CA and a server certificate on first start.
-    #[serde(default)]
     pub dev: bool,
     /// Names of the dev server certificate.
-    #[serde(default = "default_names")]
     pub names: Vec<String>,
     /// Server certificate chain (PEM).
-    #[serde(default)]
     pub cert_file: Option<PathBuf>,
     /// Server key (PEM).
-    #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// CA certificate that signs agents (PEM).
-    #[serde(default)]
     pub ca_cert_file: Option<PathBuf>,
     /// Its key (PEM).
-    #[serde(default)]
     pub ca_key_file: Option<PathBuf>,
 }
 
@@ -74,7 +78,7 @@ impl Default for TlsConfig {
     fn default() -> Self {
         Self {
             dev: false,
-            names: default_names(),
+            names: vec!["localhost".into(), "127.0.0.1".into()],
             cert_file: None,
             key_file: None,
             ca_cert_file: None,
@@ -85,50 +89,32 @@ impl Default for TlsConfig {
 
 /// Agent policy.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AgentsConfig {
     /// Lifetime of agent certificates (humantime).
-    #[serde(default = "default_cert_lifetime", deserialize_with = "duration")]
+    #[serde(with = "duration_text")]
     pub cert_lifetime: Duration,
     /// Most batches per agent per minute.
-    #[serde(default = "default_batches_per_minute")]
     pub batches_per_minute: u32,
 }
 
 impl Default for AgentsConfig {
     fn default() -> Self {
-        Self { cert_lifetime: default_cert_lifetime(), batches_per_minute: default_batches_per_minute() }
+        Self { cert_lifetime: Duration::from_secs(30 * 24 * 3600), batches_per_minute: 600 }
     }
 }
 
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
-}
+/// Durations as humantime text (`"30d"`, `"12h"`), for `#[serde(with)]`.
+mod duration_text {
+    use std::time::Duration;
 
-/// Default `data_dir`.
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from("/var/lib/aiscout-collector")
-}
-/// Default `listen`.
-pub fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 7443))
-}
-/// Default `api_listen`.
-pub fn default_api_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 7080))
-}
-/// Default `tls.names`.
-pub fn default_names() -> Vec<String> {
-    vec!["localhost".into(), "127.0.0.1".into()]
-}
-/// Default `agents.cert_lifetime`: 30 days.
-pub fn default_cert_lifetime() -> Duration {
-    Duration::from_secs(30 * 24 * 3600)
-}
-/// Default `agents.batches_per_minute`.
-pub fn default_batches_per_minute() -> u32 {
-    600
+    use serde::{Deserialize, Deserializer};
+
+    /// A humantime duration; a text it cannot read is refused quoting it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
 }
 
 /// Errors loading the configuration.
@@ -150,14 +136,34 @@ pub enum ConfigError {
         /// What the parser said (line, column, key).
         message: String,
     },
-    /// The values are inconsistent; every problem, one per line.
-    #[error("{path}: {}", problems.join("; "))]
+    /// The values are inconsistent; one line per problem, each `path: key: message`.
+    #[error("{}", problem_lines(path, problems))]
     Invalid {
         /// The file.
         path: String,
-        /// `key: problem` lines.
-        problems: Vec<String>,
+        /// Every problem found.
+        problems: Vec<ConfigProblem>,
     },
+}
+
+/// One semantic problem of a configuration, named by its dotted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted TOML key the problem is about (`tls.cert_file`).
+    pub key: &'static str,
+    /// What is wrong with it, lowercase.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn problem_lines(path: &str, problems: &[ConfigProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("{path}: {p}")).collect();
+    lines.join("\n")
 }
 
 impl CollectorConfig {
@@ -181,14 +187,15 @@ impl CollectorConfig {
         }
     }
 
-    /// Every problem, as `key: message`.
-    pub fn validate(&self) -> Vec<String> {
+    /// Every semantic problem, in the order of the keys in the file; empty when it is fit to run.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
+        let mut problem = |key: &'static str, message: String| out.push(ConfigProblem { key, message });
         if self.data_dir.as_os_str().is_empty() {
-            out.push("data_dir: must not be empty".to_string());
+            problem("data_dir", "must not be empty".into());
         }
         if self.listen == self.api_listen {
-            out.push(format!("api_listen: must differ from listen ({})", self.listen));
+            problem("api_listen", format!("must differ from listen ({})", self.listen));
         }
         let t = &self.tls;
         let files = [
@@ -199,25 +206,25 @@ impl CollectorConfig {
         ];
         if t.dev {
             if t.names.is_empty() {
-                out.push("tls.names: dev mode needs at least one name".to_string());
+                problem("tls.names", "dev mode needs at least one name".into());
             }
             for (key, f) in files {
                 if f.is_some() {
-                    out.push(format!("{key}: not used in dev mode (tls.dev = true)"));
+                    problem(key, "not used in dev mode (tls.dev = true)".into());
                 }
             }
         } else {
             for (key, f) in files {
                 if f.is_none() {
-                    out.push(format!("{key}: required unless tls.dev = true"));
+                    problem(key, "required unless tls.dev = true".into());
                 }
             }
         }
         if self.agents.cert_lifetime < Duration::from_secs(3600) {
-            out.push("agents.cert_lifetime: at least 1h".to_string());
+            problem("agents.cert_lifetime", "at least 1h".into());
         }
         if self.agents.batches_per_minute == 0 {
-            out.push("agents.batches_per_minute: at least 1".to_string());
+            problem("agents.batches_per_minute", "at least 1".into());
         }
         out
     }
@@ -233,6 +240,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_empty_file_takes_every_default() {
+        let c = CollectorConfig::parse("", "t").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/aiscout-collector"));
+        assert_eq!(c.listen, "0.0.0.0:7443".parse().unwrap());
+        assert_eq!(c.api_listen, "127.0.0.1:7080".parse().unwrap());
+        assert!(!c.tls.dev);
+        assert_eq!(c.tls.names, ["localhost", "127.0.0.1"]);
+        assert_eq!(
+            (&c.tls.cert_file, &c.tls.key_file, &c.tls.ca_cert_file, &c.tls.ca_key_file),
+            (&None, &None, &None, &None)
+        );
+        assert_eq!(c.agents.cert_lifetime, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(c.agents.batches_per_minute, 600);
+        // A table given in part keeps the defaults of the keys it leaves out.
+        let c = CollectorConfig::parse("[agents]\nbatches_per_minute = 5\n[tls]\ndev = true\n", "t").unwrap();
+        assert_eq!((c.agents.cert_lifetime, c.tls.names.len()), (Duration::from_secs(30 * 24 * 3600), 2));
+    }
+
+    #[test]
     fn defaults_and_every_problem_at_once() {
         let c = CollectorConfig::parse("data_dir = \"/d\"\n[tls]\ndev = true\n", "t").unwrap();
         assert!(c.validate().is_empty(), "{:?}", c.validate());
@@ -242,7 +268,7 @@ mod tests {
             "t",
         )
         .unwrap();
-        let keys: Vec<String> = bad.validate().iter().map(|p| p.split(':').next().unwrap_or("").to_string()).collect();
+        let keys: Vec<&str> = bad.validate().iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
             [
@@ -255,6 +281,40 @@ mod tests {
                 "agents.batches_per_minute"
             ]
         );
+        let dev =
+            CollectorConfig::parse("data_dir = \"\"\n[tls]\ndev = true\nnames = []\nkey_file = \"k\"\n", "t").unwrap();
+        assert_eq!(
+            dev.validate(),
+            [
+                ConfigProblem { key: "data_dir", message: "must not be empty".into() },
+                ConfigProblem { key: "tls.names", message: "dev mode needs at least one name".into() },
+                ConfigProblem { key: "tls.key_file", message: "not used in dev mode (tls.dev = true)".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_prints_one_line_per_problem_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("collector.toml");
+        std::fs::write(&file, "[tls]\ndev = true\nnames = []\n[agents]\nbatches_per_minute = 0\n").unwrap();
+        let err = CollectorConfig::load(&file).unwrap_err();
+        let path = file.display();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{path}: tls.names: dev mode needs at least one name\n{path}: agents.batches_per_minute: at least 1"
+            )
+        );
+        assert!(matches!(err, ConfigError::Invalid { problems, .. } if problems.len() == 2));
+    }
+
+    #[test]
+    fn a_duration_that_is_not_humantime_is_refused_with_its_text() {
+        let e = CollectorConfig::parse("[agents]\ncert_lifetime = \"soon\"\n", "c.toml").unwrap_err().to_string();
+        assert!(e.starts_with("c.toml: ") && e.contains("\"soon\": "), "{e}");
+        let e = CollectorConfig::parse("[agents]\ncert_lifetime = 30\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("expected a string"), "{e}");
     }
 
     #[test]

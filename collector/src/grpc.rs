@@ -13,11 +13,12 @@
 //!    was cloned, not reinstalled, so it is made live again, flagged as a clone with the agents
 //!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md).
 //!
-//! Domain errors become `tonic::Status` in [`status`] only.
+//! Domain errors become `tonic::Status` in [`status`] only, from their class in
+//! [`crate::error_code`], which the HTTP API shares.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aiscout_proto::v1::{
     self, agent_message, collector_message, enrollment_server::Enrollment, inventory_server::Inventory,
@@ -27,11 +28,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::ingest::to_ingest;
-use crate::pki::CertificateAuthority;
 use sha2::{Digest, Sha256};
 
+use crate::ingest::to_ingest;
+use crate::pki::CertificateAuthority;
 use crate::store::{AgentRegistration, ApplyOutcome, HostStatus, Store, StoreError, TokenError};
+use crate::{blocking, now_ms};
 
 /// What the services share.
 #[derive(Debug)]
@@ -46,31 +48,18 @@ pub struct Services {
     pub rate: crate::rate::RateLimiter,
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
-}
-
-/// The one mapping of domain errors to gRPC statuses.
+/// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
 pub fn status(e: &StoreError) -> Status {
-    match e {
-        StoreError::UnknownAgent { .. } => Status::permission_denied(e.to_string()),
-        StoreError::AgentRevoked { .. } => Status::permission_denied(e.to_string()),
-        StoreError::InvalidBatch { .. } | StoreError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-        StoreError::Busy { .. } => Status::unavailable(e.to_string()),
-        _ => Status::internal(e.to_string()),
-    }
+    Status::new(e.code().grpc(), e.to_string())
 }
 
+/// A refused enrollment token as a gRPC status; a store failure keeps its own message.
 fn token_status(e: &TokenError) -> Status {
-    match e {
-        TokenError::Store(s) => status(s),
-        other => Status::permission_denied(format!("enrollment refused: {other}")),
-    }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Status> + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("worker failed: {e}")))?
+    let message = match e {
+        TokenError::Store(store) => store.to_string(),
+        refused => format!("enrollment refused: {refused}"),
+    };
+    Status::new(e.code().grpc(), message)
 }
 
 /// A fresh agent id: 16 random bytes, hex.
@@ -148,9 +137,9 @@ impl Services {
     /// agent's closed sightings, which a renewal cannot.
     fn authorize(&self, agent_id: &str, serial: &str, resurface: bool) -> Result<Authorized, Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
-        let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
+        let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.to_string() }))?;
         if agent.revoked_at_ms.is_some() {
-            return Err(Status::permission_denied(format!("agent {agent_id} is revoked")));
+            return Err(status(&StoreError::AgentRevoked { agent_id: agent_id.to_string() }));
         }
         let canonical = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
         if canonical(&agent.cert_serial) != canonical(serial) {
@@ -189,7 +178,7 @@ impl Enrollment for EnrollmentService {
             return Err(Status::invalid_argument("enrollment token missing or longer than 256 bytes"));
         }
         let services = Arc::clone(&self.0);
-        let response = blocking(move || {
+        let response = blocking(Status::internal, move || {
             let now = now_ms();
             let identity = req.identity.unwrap_or_default();
             let token = services.store.consume_enrollment_token(&req.token, now).map_err(|e| token_status(&e))?;
@@ -203,25 +192,7 @@ impl Enrollment for EnrollmentService {
             let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
             let host_status =
                 services.store.enroll_agent(&registration, &install_key_sha256).map_err(|e| status(&e))?;
-            match &host_status {
-                HostStatus::New => {
-                    tracing::info!(agent_id = %agent_id, token = %token.token_id, hostname = %identity.hostname, "agent enrolled: new host");
-                }
-                HostStatus::Reinstall { superseded } => tracing::info!(
-                    agent_id = %agent_id,
-                    token = %token.token_id,
-                    hostname = %identity.hostname,
-                    superseded = %superseded.join(","),
-                    "agent enrolled: reinstall of a known host; the earlier agents are superseded"
-                ),
-                HostStatus::Clone { of } => tracing::warn!(
-                    agent_id = %agent_id,
-                    token = %token.token_id,
-                    hostname = %identity.hostname,
-                    clone_of = %of.join(","),
-                    "agent enrolled: clone of a known host"
-                ),
-            }
+            log_enrolled(&agent_id, &token.token_id, &identity.hostname, &host_status);
             Ok(v1::EnrollResponse {
                 agent_id,
                 certificate_pem: signed.cert_pem,
@@ -232,6 +203,38 @@ impl Enrollment for EnrollmentService {
         })
         .await?;
         Ok(Response::new(response))
+    }
+}
+
+/// Logs an enrollment in one line whose message, level and related agents come from the host
+/// status (docs/fleet.md): a clone warns, since two machines now answer to one identity.
+fn log_enrolled(agent_id: &str, token_id: &str, hostname: &str, host_status: &HostStatus) {
+    let (message, superseded, clone_of) = match host_status {
+        HostStatus::New => ("agent enrolled: new host", None, None),
+        HostStatus::Reinstall { superseded } => (
+            "agent enrolled: reinstall of a known host; the earlier agents are superseded",
+            Some(superseded.join(",")),
+            None,
+        ),
+        HostStatus::Clone { of } => ("agent enrolled: clone of a known host", None, Some(of.join(","))),
+    };
+    // A tracing level is fixed at each call site; the fields are written once here.
+    macro_rules! enrolled {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                agent_id = %agent_id,
+                token = %token_id,
+                hostname = %hostname,
+                superseded = superseded.as_deref().map(tracing::field::display),
+                clone_of = clone_of.as_deref().map(tracing::field::display),
+                "{message}"
+            )
+        };
+    }
+    match host_status {
+        HostStatus::Clone { .. } => enrolled!(tracing::Level::WARN),
+        HostStatus::New | HostStatus::Reinstall { .. } => enrolled!(tracing::Level::INFO),
     }
 }
 
@@ -255,7 +258,7 @@ impl Inventory for InventoryService {
         let services = Arc::clone(&self.0);
         let authorized = {
             let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
-            blocking(move || services.authorize(&agent_id, &serial, true)).await?
+            blocking(Status::internal, move || services.authorize(&agent_id, &serial, true)).await?
         };
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel::<Result<v1::CollectorMessage, Status>>(16);
@@ -313,10 +316,10 @@ impl Inventory for InventoryService {
         let (agent_id, serial) = peer_agent(&request)?;
         let req = request.into_inner();
         let services = Arc::clone(&self.0);
-        let response = blocking(move || {
+        let response = blocking(Status::internal, move || {
             let _ = services.authorize(&agent_id, &serial, false)?;
             let agent = services.store.agent(&agent_id).map_err(|e| status(&e))?;
-            let agent = agent.ok_or_else(|| Status::permission_denied(format!("agent {agent_id} is not enrolled")))?;
+            let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.clone() }))?;
             let host = HostRecord {
                 machine_fingerprint: agent.machine_fingerprint,
                 hostname: agent.hostname,
@@ -343,7 +346,7 @@ async fn apply(
     // A gap right before a snapshot's first part is repaired by that snapshot.
     let opens_snapshot = batch.snapshot && batch.first_part;
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
-    let outcome = blocking(move || {
+    let outcome = blocking(Status::internal, move || {
         let authorized = services.authorize(&agent_id, &serial, true)?;
         let (ingest, dropped) = to_ingest(batch, now_ms());
         if dropped > 0 {
@@ -365,5 +368,56 @@ async fn apply(
             vec![ack()]
         }
         Err(e) => vec![Err(e)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// What [`log_enrolled`] writes for `status`, as the collector's log shows it.
+    fn enrolled_line(status: &HostStatus) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&out);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || WriteTo(Arc::clone(&writer)))
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || log_enrolled("agent-b", "tok-1", "host-b", status));
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text.trim_end().to_string()
+    }
+
+    /// A writer into a shared buffer.
+    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteTo {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_enrollment_is_one_line_whose_message_level_and_agents_follow_the_host_status() {
+        assert_eq!(
+            enrolled_line(&HostStatus::New),
+            " INFO agent enrolled: new host agent_id=agent-b token=tok-1 hostname=host-b"
+        );
+        assert_eq!(
+            enrolled_line(&HostStatus::Reinstall { superseded: vec!["agent-a".into(), "agent-z".into()] }),
+            " INFO agent enrolled: reinstall of a known host; the earlier agents are superseded agent_id=agent-b \
+             token=tok-1 hostname=host-b superseded=agent-a,agent-z"
+        );
+        assert_eq!(
+            enrolled_line(&HostStatus::Clone { of: vec!["agent-a".into()] }),
+            " WARN agent enrolled: clone of a known host agent_id=agent-b token=tok-1 hostname=host-b clone_of=agent-a"
+        );
     }
 }

@@ -5,18 +5,22 @@
 //! inventory streams) → [`ingest`] (wire → domain) → [`store`] → [`api`] (reads).
 //!
 //! # Layout
-//! - this file: tracing and small shared helpers.
+//! - this file: tracing and the small helpers every module shares: [`now_ms`], [`blocking`],
+//!   [`create_private_dir`].
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`server`]: `serve`: the gRPC (TLS) and HTTP listeners until shutdown.
-//! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, status mapping.
+//! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
+//! - [`rate`]: the per-agent batch rate limit the `Inventory` service applies.
 //! - [`ingest`]: wire batches into store batches.
-//! - [`api`]: the read-only HTTP API with bearer tokens.
+//! - [`api`]: the read-only HTTP API with bearer tokens, HTTP statuses.
+//! - [`error_code`]: the one classification of domain errors, and its gRPC code and HTTP status.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
 //!   identity rules, and the embedded SQLite backend.
 
 pub mod api;
 pub mod config;
+pub mod error_code;
 pub mod grpc;
 pub mod ingest;
 pub mod pki;
@@ -33,8 +37,87 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
-/// Creates `dir` (and parents) readable by the owner only.
+/// Unix milliseconds now (0 before 1970, `i64::MAX` past year 292 million).
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Runs `work` (a store call, signing) on tokio's blocking pool, off the async runtime. A worker
+/// that panicked or was cancelled becomes `worker_died("worker failed: …")`, in the caller's
+/// error type (a gRPC status, an API error).
+pub async fn blocking<T, E>(
+    worker_died: impl FnOnce(String) -> E,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) => Err(worker_died(format!("worker failed: {e}"))),
+    }
+}
+
+/// Creates `dir` (and missing parents) as a `0700` directory, or tightens an existing one to
+/// `0700` when others may read it. A symlink or a non-directory at `dir` is refused, so the
+/// database and the dev keys never land where someone else chose.
 pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    const DIR_MODE: u32 = 0o700;
+    let private = || std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE));
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o077 == 0 {
+                Ok(())
+            } else {
+                private()
+            }
+        }
+        Ok(_) => Err(Error::new(ErrorKind::AlreadyExists, format!("{}: exists and is not a directory", dir.display()))),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // The umask may have narrowed the mode asked for; say it again.
+            std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
+            private()
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_dir_is_created_tightened_and_never_a_symlink_or_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let created = tmp.path().join("a/b");
+        create_private_dir(&created).unwrap();
+        assert_eq!(mode(&created), 0o700);
+
+        let wide = tmp.path().join("wide");
+        std::fs::create_dir(&wide).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&wide).unwrap();
+        assert_eq!(mode(&wide), 0o700);
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&wide, &link).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = create_private_dir(&link).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains("link: exists and is not a directory"), "{err}");
+        assert_eq!(mode(&wide), 0o755, "the symlink's target is left alone");
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(create_private_dir(&file).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }

@@ -1,13 +1,15 @@
 //! `aiscout-collector`: parses the command line, starts tracing, loads the configuration and
-//! hands over to the library; errors print `{:#}` and exit 2 (64 for a bad configuration).
+//! hands over to the library; errors print `{:#}` and exit 2. A configuration that cannot be
+//! read, parsed or validated prints its error as the agent does (`PATH: key: message`, one line
+//! per problem) and exits 64; `validate` prints `PATH: valid` when it is fit to run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiscout_collector::config::{CollectorConfig, ConfigError};
-use aiscout_collector::grpc::now_ms;
+use aiscout_collector::config::CollectorConfig;
+use aiscout_collector::now_ms;
 use aiscout_collector::store::{NewEnrollmentToken, SqliteStore, Store};
 use clap::{Parser, Subcommand};
 
@@ -85,16 +87,13 @@ fn main() -> ExitCode {
     aiscout_collector::init_tracing();
     let config = match CollectorConfig::load(&cli.config) {
         Ok(c) => c,
-        Err(e @ (ConfigError::Parse { .. } | ConfigError::Invalid { .. })) => {
-            eprintln!("aiscout-collector: {e}");
-            return ExitCode::from(64);
-        }
         Err(e) => {
-            eprintln!("aiscout-collector: {e}");
+            // As the agent prints it: every line starts with the file.
+            eprintln!("{e}");
             return ExitCode::from(64);
         }
     };
-    match run(cli.command, config) {
+    match run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aiscout-collector: {e:#}");
@@ -109,10 +108,10 @@ fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 #[allow(clippy::print_stdout)]
-fn run(command: Command, config: CollectorConfig) -> anyhow::Result<()> {
-    match command {
+fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
+    match cli.command {
         Command::Validate => {
-            println!("configuration is valid");
+            println!("{}: valid", cli.config.display());
             Ok(())
         }
         Command::Serve => {

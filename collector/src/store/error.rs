@@ -1,7 +1,10 @@
-//! Errors of the store, free of any backend's types.
+//! Errors of the store, free of any backend's types, each classified once
+//! ([`StoreError::code`], [`TokenError::code`]) for the protocols that report it.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
+
+use crate::error_code::ErrorCode;
 
 /// A backend's own error, boxed so that no database type leaks through the trait.
 pub type BackendError = Box<dyn StdError + Send + Sync + 'static>;
@@ -89,6 +92,22 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The class of this error, from which gRPC and HTTP take their status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnknownAgent { .. } | Self::AgentRevoked { .. } => ErrorCode::AgentRefused,
+            Self::InvalidBatch { .. } => ErrorCode::BadBatch,
+            Self::InvalidArgument { .. } => ErrorCode::BadRequest,
+            Self::InvalidCursor { .. } => ErrorCode::BadCursor,
+            Self::Busy { .. } => ErrorCode::Unavailable,
+            Self::SchemaTooNew { .. } | Self::Open { .. } | Self::Random { .. } | Self::Backend { .. } => {
+                ErrorCode::Internal
+            }
+        }
+    }
+}
+
 /// Why an enrollment token was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -110,4 +129,14 @@ pub enum TokenError {
     /// The store failed; the token is unchanged.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl TokenError {
+    /// The class of this error: a refused token refuses the agent; a store failure keeps its own.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unknown | Self::Exhausted { .. } | Self::Expired { .. } => ErrorCode::AgentRefused,
+            Self::Store(e) => e.code(),
+        }
+    }
 }
