@@ -28,6 +28,8 @@
 //!   entries, host facts, host-inventory entries (frameworks, GPUs, runtimes, tooling).
 //! - [`redact`]: keeps secret values out of command lines, environments and URLs.
 //! - [`output`]: the human-readable table and progress bar.
+//!
+//! This file: tracing setup and the clock ([`now_ms`]).
 
 pub mod cache;
 pub mod check;
@@ -48,6 +50,14 @@ pub mod spool;
 pub mod state_dir;
 pub mod throttle;
 pub mod walk;
+
+/// Milliseconds since the Unix epoch, now (0 if the clock is before it).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// Sets up `tracing` on stderr: human-readable, or JSON lines when `json` is set. The level
 /// comes from `AISCOUT_LOG` when it is set, else `default_level` (a filter directive such as

@@ -121,7 +121,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
         } => {
             let opts = ScanOptions {
                 roots: paths,
-                state_dir: if no_cache { None } else { state_dir.or_else(scan::default_state_dir) },
+                state_dir: if no_cache { None } else { state_dir.or_else(scan::default_scan_state_dir) },
                 only,
                 excludes: exclude,
                 threads: threads.unwrap_or_else(scan::default_threads),

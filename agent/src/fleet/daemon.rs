@@ -22,7 +22,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aiscout_proto::v1::{self, AssetKind};
 
@@ -34,6 +34,7 @@ use super::sent::{SentState, SentStateError};
 use super::watch::{self, DirWatcher};
 use super::{enroll, host_identity, payload, transport};
 use crate::config::Config;
+use crate::now_ms;
 use crate::report::{ScanReport, Section};
 use crate::scan::{self, Progress, ScanOptions, ScanState};
 use crate::spool::Spool;
@@ -87,10 +88,6 @@ const WATCH_QUIET: Duration = Duration::from_millis(500);
 pub struct RunOptions {
     /// One full collection, sent and acknowledged, then exit.
     pub once: bool,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// The scan options of a configuration, for `sections`.

@@ -80,9 +80,10 @@ pub fn default_threads() -> usize {
     num_cpus::get().clamp(1, 8)
 }
 
-/// The default state directory: `/var/lib/aiscout` for root, else
-/// `$XDG_STATE_HOME/aiscout` or `~/.local/state/aiscout`.
-pub fn default_state_dir() -> Option<PathBuf> {
+/// The default state directory of `aiscout-agent scan` (its hash cache): `/var/lib/aiscout` for
+/// root, else `$XDG_STATE_HOME/aiscout` or `~/.local/state/aiscout`. The daemon's is
+/// `state_dir` in its configuration.
+pub fn default_scan_state_dir() -> Option<PathBuf> {
     if rustix::process::geteuid().is_root() {
         return Some(PathBuf::from("/var/lib/aiscout"));
     }

@@ -306,7 +306,10 @@ impl Spool {
         let mut meta = state.meta;
         meta.appended(sequence, record.kind);
         let mut batch = sled::Batch::default();
-        batch.insert(&record_key(sequence), record::encode(sequence, record.kind, now_ms(), &record.payload));
+        batch.insert(
+            &record_key(sequence),
+            record::encode(sequence, record.kind, u64::try_from(crate::now_ms()).unwrap_or(0), &record.payload),
+        );
         batch.insert(META_KEY, meta.encode());
         self.tree.apply_batch(batch).map_err(write_err)?;
         // The batch is in the tree from here on: account for it even if the flush fails, so the
@@ -548,14 +551,6 @@ impl Spool {
     fn shown(&self) -> String {
         self.path.display().to_string()
     }
-}
-
-/// Milliseconds since the Unix epoch, now (0 if the clock is before it).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
