@@ -24,8 +24,8 @@
 //!
 //! # Asset identity
 //! Agents send each entry as the public scan JSON (`docs/scan-json.md`); the store derives the
-//! asset from it (the wire's `identity` field is advisory and not read), so the rules live in one
-//! place and cannot drift between agent versions. "Host" below is the agent id: hostnames collide
+//! asset from it (the wire carries no identity: `Asset.identity` is reserved), so the rules live
+//! in one place and cannot drift between agent versions. "Host" below is the agent id: hostnames collide
 //! across a fleet and cloned machines get distinct agent ids.
 //! 1. **Model**: the multi-file model's `group.id` when the entry has a group, else the file's
 //!    `sha256`; 64 hex digits, lowercased. Fleet-wide: the same weights anywhere are one asset.
