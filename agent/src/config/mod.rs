@@ -5,8 +5,8 @@
 //!
 //! A configuration goes through three steps:
 //! 1. **loading** ([`Config::load`], or [`Config::from_str`] for text): TOML into typed
-//!    structs. Every table denies unknown keys and every absent key takes the value of its
-//!    named `default_*` function, so an almost empty file is a working one. What fails here is
+//!    structs. Every table denies unknown keys and every absent key takes its value from its
+//!    table's `Default` impl, so an almost empty file is a working one. What fails here is
 //!    syntax and types (a misspelt key, a string where a number goes, `"10 parsecs"` as a
 //!    duration); the first such error stops loading and is reported as
 //!    `path:line:column: dotted.key: message`.
@@ -21,8 +21,9 @@
 //!    an empty string in the file (`ca_file = ""`) means "not set".
 //!
 //! # Layout
-//! - `mod.rs` (this file): the types and their defaults, the errors, and step 1, loading
-//!   (a `KeyTree` of the file's keys gives a serde error its dotted key).
+//! - `mod.rs` (this file): the types, their `Default` impls (the one place each default is
+//!   written), the errors, and step 1, loading (a `KeyTree` of the file's keys gives a serde
+//!   error its dotted key).
 //! - `validate.rs`: step 2, [`Config::validate`], with one `check` per table.
 //! - `values.rs`: the values written as text: sizes ([`ByteSize`]), [`Jitter`], durations and
 //!   optional strings where `""` means "not set".
@@ -248,89 +249,13 @@ impl LogLevel {
 }
 
 // ---------------------------------------------------------------------------------------
-// Defaults: one named function per key, used by the `Default` impls below.
-
-/// `state_dir`.
-pub fn default_state_dir() -> PathBuf {
-    PathBuf::from("/var/lib/aiscout")
-}
-/// `schedule.full_interval`.
-pub fn default_full_interval() -> Duration {
-    Duration::from_secs(6 * 3600)
-}
-/// `schedule.jitter`.
-pub fn default_jitter() -> Jitter {
-    Jitter::Percent(10.0)
-}
-/// `schedule.runtimes_interval`.
-pub fn default_runtimes_interval() -> Duration {
-    Duration::from_secs(5 * 60)
-}
-/// `schedule.snapshot_every`.
-pub fn default_snapshot_every() -> u32 {
-    4
-}
-/// `scan.sections`: all of them.
-pub fn default_sections() -> Vec<Section> {
-    Section::ALL.to_vec()
-}
-/// `watch.enabled`.
-pub fn default_watch_enabled() -> bool {
-    true
-}
-/// `watch.max_watches`.
-pub fn default_max_watches() -> u32 {
-    8192
-}
-/// `watch.poll_interval`.
-pub fn default_poll_interval() -> Duration {
-    Duration::from_secs(60)
-}
-/// `throttle.cpu_percent`.
-pub fn default_cpu_percent() -> u32 {
-    25
-}
-/// `throttle.nice`.
-pub fn default_nice() -> i32 {
-    10
-}
-/// `throttle.io_idle`.
-pub fn default_io_idle() -> bool {
-    true
-}
-/// `spool.max_bytes`.
-pub fn default_spool_max_bytes() -> ByteSize {
-    ByteSize(64 * ByteSize::MIB)
-}
-/// `transport.batch_max_assets`.
-pub fn default_batch_max_assets() -> u32 {
-    500
-}
-/// `transport.batch_max_bytes`.
-pub fn default_batch_max_bytes() -> ByteSize {
-    ByteSize(ByteSize::MIB)
-}
-/// `transport.backoff_initial`.
-pub fn default_backoff_initial() -> Duration {
-    Duration::from_secs(1)
-}
-/// `transport.backoff_max`.
-pub fn default_backoff_max() -> Duration {
-    Duration::from_secs(5 * 60)
-}
-/// `transport.compression`.
-pub fn default_compression() -> Compression {
-    Compression::Gzip
-}
-/// `log.level`.
-pub fn default_log_level() -> LogLevel {
-    LogLevel::Info
-}
+// Defaults: each written once, in its table's `Default` impl; `#[serde(default)]` on every
+// table fills an absent key from it.
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            state_dir: default_state_dir(),
+            state_dir: PathBuf::from("/var/lib/aiscout"),
             collector: CollectorConfig::default(),
             identity: IdentityConfig::default(),
             schedule: ScheduleConfig::default(),
@@ -347,10 +272,10 @@ impl Default for Config {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
-            full_interval: default_full_interval(),
-            jitter: default_jitter(),
-            runtimes_interval: default_runtimes_interval(),
-            snapshot_every: default_snapshot_every(),
+            full_interval: Duration::from_secs(6 * 3600),
+            jitter: Jitter::Percent(10.0),
+            runtimes_interval: Duration::from_secs(5 * 60),
+            snapshot_every: 4,
         }
     }
 }
@@ -360,7 +285,7 @@ impl Default for ScanConfig {
         Self {
             roots: Vec::new(),
             excludes: Vec::new(),
-            sections: default_sections(),
+            sections: Section::ALL.to_vec(),
             all_packages: false,
             identify_servers: false,
             network_fs: false,
@@ -370,41 +295,37 @@ impl Default for ScanConfig {
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        Self {
-            enabled: default_watch_enabled(),
-            max_watches: default_max_watches(),
-            poll_interval: default_poll_interval(),
-        }
+        Self { enabled: true, max_watches: 8192, poll_interval: Duration::from_secs(60) }
     }
 }
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
-        Self { cpu_percent: default_cpu_percent(), nice: default_nice(), io_idle: default_io_idle() }
+        Self { cpu_percent: 25, nice: 10, io_idle: true }
     }
 }
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        Self { max_bytes: default_spool_max_bytes() }
+        Self { max_bytes: ByteSize(64 * ByteSize::MIB) }
     }
 }
 
 impl Default for TransportConfig {
     fn default() -> Self {
         Self {
-            batch_max_assets: default_batch_max_assets(),
-            batch_max_bytes: default_batch_max_bytes(),
-            backoff_initial: default_backoff_initial(),
-            backoff_max: default_backoff_max(),
-            compression: default_compression(),
+            batch_max_assets: 500,
+            batch_max_bytes: ByteSize(ByteSize::MIB),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(5 * 60),
+            compression: Compression::Gzip,
         }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: default_log_level(), json: false }
+        Self { level: LogLevel::Info, json: false }
     }
 }
 
