@@ -271,6 +271,21 @@ fn jitter_is_a_percentage_or_a_duration() {
 }
 
 #[test]
+fn values_of_the_wrong_type_name_what_was_expected() {
+    let (_, key, message) = parse_error("[spool]\nmax_bytes = true\n");
+    assert_eq!(key.as_deref(), Some("spool.max_bytes"));
+    assert_eq!(message, "invalid type: boolean `true`, expected a size such as \"64MiB\" or a whole number of bytes");
+    let (_, key, message) = parse_error("[schedule]\njitter = 10\n");
+    assert_eq!(key.as_deref(), Some("schedule.jitter"));
+    assert_eq!(
+        message,
+        "invalid type: integer `10`, expected a percentage such as \"10%\" or a duration such as \"30m\""
+    );
+    let (_, _, message) = parse_error("[transport]\nbackoff_max = [\"5m\"]\n");
+    assert_eq!(message, "invalid type: sequence, expected a duration string such as \"60s\", \"5m\" or \"6h\"");
+}
+
+#[test]
 fn a_batch_must_fit_in_the_spool() {
     let text = format!("{URL_ONLY}[spool]\nmax_bytes = \"2MiB\"\n[transport]\nbatch_max_bytes = \"3MiB\"\n");
     assert_eq!(

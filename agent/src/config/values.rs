@@ -1,12 +1,21 @@
 //! The values a configuration writes as text: sizes ([`ByteSize`]), [`Jitter`], durations
 //! ([`parse_duration`], and `duration_text` for `#[serde(with)]`) and optional strings where
 //! `""` means "not set" (`empty_is_none`).
+//!
+//! Each value type carries its own text form: `FromStr` reads it, `Display` writes it, and
+//! serde goes through them (`#[serde(try_from = "toml::Value", into = "String")]`, the shape of
+//! quickwit's `HumanDuration`). The input is a [`toml::Value`] rather than a `String` so that
+//! a size may also be a bare integer and a value of the wrong type is refused in serde's own
+//! words, naming what was expected (`text_of`).
+//!
+//! Durations stay plain [`Duration`]s in the config types, which the daemon reads directly,
+//! so they are read and written by the `duration_text` functions rather than by a newtype.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, Error as _, Unexpected};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Largest `schedule.jitter` as a percentage of `schedule.full_interval`.
@@ -17,11 +26,27 @@ pub(super) const MAX_JITTER_PERCENT: f64 = 50.0;
 #[error("{0}")]
 pub struct InvalidValue(String);
 
+/// The text of a value written as a string; any other type is refused in serde's words
+/// (``invalid type: integer `60`, expected a duration string such as …``), naming `expected`.
+fn text_of(value: toml::Value, expected: &str) -> Result<String, InvalidValue> {
+    let unexpected = match value {
+        toml::Value::String(text) => return Ok(text),
+        toml::Value::Integer(number) => Unexpected::Signed(number),
+        toml::Value::Float(number) => Unexpected::Float(number),
+        toml::Value::Boolean(flag) => Unexpected::Bool(flag),
+        toml::Value::Array(_) => Unexpected::Seq,
+        // toml hands a datetime to serde as a map.
+        toml::Value::Table(_) | toml::Value::Datetime(_) => Unexpected::Map,
+    };
+    Err(InvalidValue(de::value::Error::invalid_type(unexpected, &expected).to_string()))
+}
+
 /// A size in bytes, written `"64MiB"`, `"512KiB"`, `"1048576"` or `1048576`.
 ///
 /// Units are binary and case-insensitive: `B`, `KiB`, `MiB`, `GiB`, `TiB`. Decimal units
 /// (`MB`) are refused rather than guessed at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "toml::Value", into = "String")]
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
@@ -80,33 +105,23 @@ impl fmt::Display for ByteSize {
     }
 }
 
-impl Serialize for ByteSize {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+impl TryFrom<toml::Value> for ByteSize {
+    type Error = InvalidValue;
+
+    /// A whole number of bytes (`65536`) or the text form (`"64MiB"`).
+    fn try_from(value: toml::Value) -> Result<Self, InvalidValue> {
+        match value {
+            toml::Value::Integer(bytes) => u64::try_from(bytes)
+                .map(ByteSize)
+                .map_err(|_| InvalidValue(format!("invalid size {bytes}: must not be negative"))),
+            other => text_of(other, "a size such as \"64MiB\" or a whole number of bytes")?.parse(),
+        }
     }
 }
 
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size such as \"64MiB\" or a whole number of bytes")
-            }
-            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(bytes))
-            }
-            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<ByteSize, E> {
-                u64::try_from(bytes)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("invalid size {bytes}: must not be negative")))
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
-                text.parse().map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(SizeVisitor)
+impl From<ByteSize> for String {
+    fn from(size: ByteSize) -> String {
+        size.to_string()
     }
 }
 
@@ -125,23 +140,17 @@ pub(super) mod duration_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        struct DurationVisitor;
-        impl Visitor<'_> for DurationVisitor {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration string such as \"60s\", \"5m\" or \"6h\"")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-                parse_duration(text).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(DurationVisitor)
+        let value = toml::Value::deserialize(deserializer)?;
+        text_of(value, "a duration string such as \"60s\", \"5m\" or \"6h\"")
+            .and_then(|text| parse_duration(&text))
+            .map_err(de::Error::custom)
     }
 }
 
 /// The random delay added before each full inventory: a share of `schedule.full_interval`
 /// (`"10%"`) or a duration (`"30m"`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "toml::Value", into = "String")]
 pub enum Jitter {
     /// Percent of the interval (0–50 once validated).
     Percent(f64),
@@ -186,25 +195,18 @@ impl fmt::Display for Jitter {
     }
 }
 
-impl Serialize for Jitter {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+impl TryFrom<toml::Value> for Jitter {
+    type Error = InvalidValue;
+
+    /// The text form (`"10%"`, `"30m"`).
+    fn try_from(value: toml::Value) -> Result<Self, InvalidValue> {
+        text_of(value, "a percentage such as \"10%\" or a duration such as \"30m\"")?.parse()
     }
 }
 
-impl<'de> Deserialize<'de> for Jitter {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct JitterVisitor;
-        impl Visitor<'_> for JitterVisitor {
-            type Value = Jitter;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a percentage such as \"10%\" or a duration such as \"30m\"")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Jitter, E> {
-                text.parse().map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_str(JitterVisitor)
+impl From<Jitter> for String {
+    fn from(jitter: Jitter) -> String {
+        jitter.to_string()
     }
 }
 
