@@ -17,6 +17,7 @@
 //! Bounds: every length, count and offset read from a file is checked against the file size and
 //! against the limits in [`limits`] before anything is allocated.
 
+pub mod compress;
 pub mod coreml;
 pub mod gguf;
 pub mod joblib;

@@ -398,7 +398,7 @@ impl Machine {
             }
             ("zlib.decompress", Some(Slot::Bytes(data)), _) => {
                 let src: &[u8] = data;
-                match super::joblib::decompress_prefix(&src, 0, "zlib", MAX_KEPT_BYTES) {
+                match super::compress::decompress_prefix(&src, 0, "zlib", MAX_KEPT_BYTES) {
                     Ok(out) => Slot::Bytes(out.into()),
                     Err(_) => Slot::Other,
                 }

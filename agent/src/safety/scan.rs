@@ -7,7 +7,7 @@ use super::{SafetyReport, Verdict, DANGEROUS_TF_OPS, MAX_DECOMPRESSED};
 use crate::formats::pickle::{self, PickleSummary};
 use crate::formats::reader::Cursor;
 use crate::formats::zip::ZipArchive;
-use crate::formats::{identify_bytes, joblib, keras_h5, numpy, sevenz, Detection, ModelFormat, ProbeInput, Source};
+use crate::formats::{compress, identify_bytes, keras_h5, numpy, sevenz, Detection, ModelFormat, ProbeInput, Source};
 
 /// Most pickle streams followed one after another in one file.
 const MAX_STREAMS: usize = 64;
@@ -32,7 +32,7 @@ pub fn assess(path: &Path, input: &ProbeInput<'_>, detection: &Detection) -> Saf
         ModelFormat::Onnx => external_data(detection, &mut report),
         ModelFormat::Pickle => streams(input.source, input.size, 0, MAX_STREAMS, None, &mut report),
         ModelFormat::PytorchLegacy => streams(input.source, input.size, 0, LEGACY_STREAMS, None, &mut report),
-        ModelFormat::Joblib => match joblib::compression_of(input.head) {
+        ModelFormat::Joblib => match compress::compression_of(input.head) {
             None => streams(input.source, input.size, 0, MAX_STREAMS, None, &mut report),
             Some(scheme) => compressed(input, scheme, &mut report),
         },
@@ -175,7 +175,7 @@ fn compressed(input: &ProbeInput<'_>, scheme: &str, report: &mut SafetyReport) {
         "zlib_legacy" => ("zlib", input.head.iter().skip(2).position(|&b| b == 0x78).map_or(0, |p| p as u64 + 2)),
         s => (s, 0),
     };
-    match joblib::decompress_prefix(input.source, offset, scheme, MAX_DECOMPRESSED + 1) {
+    match compress::decompress_prefix(input.source, offset, scheme, MAX_DECOMPRESSED + 1) {
         Ok(plain) => {
             if plain.len() > MAX_DECOMPRESSED {
                 report.add(
