@@ -164,7 +164,7 @@ fn streams(src: &dyn Source, size: u64, start: u64, max: usize, location: Option
         at = summary.end;
         let mut next = [0u8; 1];
         match src.read_at(&mut next, at) {
-            Ok(1) if next.first() == Some(&0x80) => {}
+            Ok(1) if next.first() == Some(&pickle::op::PROTO) => {}
             _ => return,
         }
     }
@@ -231,7 +231,7 @@ fn zip_members(input: &ProbeInput<'_>, report: &mut SafetyReport) {
     for m in &zip.members {
         let named = m.name.ends_with(".pkl") || m.name.ends_with(".pickle");
         let starts_like_pickle = match zip.read(input, m, 2) {
-            Ok(head) => head.first() == Some(&0x80) && head.get(1).is_some_and(|p| (2..=5).contains(p)),
+            Ok(head) => head.first() == Some(&pickle::op::PROTO) && head.get(1).is_some_and(|p| (2..=5).contains(p)),
             Err(e) => {
                 report.add("damaged_member", &m.name, &e.to_string(), Verdict::Suspicious, Some(&m.name));
                 continue;
