@@ -8,16 +8,17 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::files::{list_dir, read_bounded, read_optional, Errors};
+use super::files::{list_dir, read_optional, Errors};
 use super::watchlist::{normalize_name, Watchlist};
+use crate::fileio::{self, Oversize};
 use crate::report::inventory::Ecosystem;
 
 /// Bytes of `METADATA`/`PKG-INFO` read: the header comes first and is small.
-const METADATA_LIMIT: usize = 64 * 1024;
+const METADATA_LIMIT: u64 = 64 * 1024;
 /// Bytes of a `conda-meta/*.json` read (their `files` lists run to megabytes).
-const CONDA_META_LIMIT: usize = 32 * 1024 * 1024;
+const CONDA_META_LIMIT: u64 = 32 * 1024 * 1024;
 /// Bytes of an `INSTALLER` file read.
-const INSTALLER_LIMIT: usize = 64;
+const INSTALLER_LIMIT: u64 = 64;
 
 /// One package of an environment.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,7 +184,8 @@ pub(super) fn read_site_dir(dir: &Path, conda: Option<&BTreeSet<String>>, errors
 
 /// Whether the distribution's `INSTALLER` file says conda.
 fn installed_by_conda(dist_dir: &Path) -> bool {
-    read_bounded(&dist_dir.join("INSTALLER"), INSTALLER_LIMIT).is_ok_and(|b| b.trim_ascii() == b"conda")
+    fileio::read_bounded(&dist_dir.join("INSTALLER"), INSTALLER_LIMIT, Oversize::Prefix)
+        .is_ok_and(|b| b.trim_ascii() == b"conda")
 }
 
 /// The packages of a `conda-meta` directory, and the names to leave out of its site
