@@ -15,7 +15,7 @@
 //! records every callable imported and every call made (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `OBJ`,
 //! `INST`), keeps short bytes arguments so that a pickle handed to `pickle.loads` (also after
 //! `zlib.decompress` or `_codecs.encode`) is walked in turn ([`NestedPickle`], at most
-//! [`MAX_DEPTH`] deep), and tracks small tuples and dicts so that tensor shapes and joblib's
+//! `MAX_DEPTH` deep), and tracks small tuples and dicts so that tensor shapes and joblib's
 //! array headers can be read.
 //!
 //! joblib writes NumPy array bytes raw into the stream right after the `BUILD` of a
