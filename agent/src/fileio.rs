@@ -124,6 +124,22 @@ pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> io::Result<V
     Ok(buf)
 }
 
+/// Whether `e` only says that nothing is at the path: `NotFound`, or `NotADirectory` (a
+/// component of the path is not a directory).
+pub fn is_absent(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+}
+
+/// [`read_bounded`] for a file that may not exist: `Ok(None)` when nothing is at `path`
+/// ([`is_absent`]). Every other failure, a FIFO or a symlink included, is an error.
+pub fn read_bounded_if_present(path: &Path, limit: u64, oversize: Oversize) -> io::Result<Option<Vec<u8>>> {
+    match read_bounded(path, limit, oversize) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `lstat`s `name` inside the directory open as `dir` (one path component to resolve, where a
 /// full path would walk every component again). `Ok(None)` when it is not a regular file.
 pub fn stat_in(dir: &std::os::fd::OwnedFd, name: &str) -> io::Result<Option<FileStamp>> {

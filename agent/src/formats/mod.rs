@@ -16,7 +16,12 @@
 //!
 //! Bounds: every length, count and offset read from a file is checked against the file size and
 //! against the limits in [`limits`] before anything is allocated.
+//!
+//! Three modules are not formats but what several probers share: [`reader`] (bounded
+//! little-endian reads), [`zip`] (a bounded zip reader) and [`compress`] (bounded
+//! decompression of a stream's start).
 
+pub mod compress;
 pub mod coreml;
 pub mod gguf;
 pub mod joblib;

@@ -1,10 +1,11 @@
 //! Python pickle streams, protocols 0 to 5.
 //!
 //! Identification runs the pickle machine's stack discipline without building objects: every
-//! opcode is decoded with its argument, the stack and mark stack are tracked as they would be by
-//! `pickle.Unpickler`, and `GLOBAL`/`INST`/`STACK_GLOBAL` names are resolved from string
-//! opcodes and the memo. A stream is a pickle when it reaches `STOP` without an error (or
-//! exhausts the identification budget while still valid).
+//! opcode (named in [`op`] as in CPython's `pickle.py`) is decoded with its argument, the stack
+//! and mark stack are tracked as they would be by `pickle.Unpickler`, and
+//! `GLOBAL`/`INST`/`STACK_GLOBAL` names are resolved from string opcodes and the memo. A stream
+//! is a pickle when it reaches `STOP` without an error (or exhausts the identification budget
+//! while still valid).
 //!
 //! Bounds: opcodes per stream ([`MAX_OPS`]), stack depth and memo size ([`MAX_STACK`],
 //! [`MAX_MEMO`]), line length of text opcodes ([`MAX_LINE`]); a string argument longer than
@@ -14,7 +15,7 @@
 //! records every callable imported and every call made (`REDUCE`, `NEWOBJ`, `NEWOBJ_EX`, `OBJ`,
 //! `INST`), keeps short bytes arguments so that a pickle handed to `pickle.loads` (also after
 //! `zlib.decompress` or `_codecs.encode`) is walked in turn ([`NestedPickle`], at most
-//! [`MAX_DEPTH`] deep), and tracks small tuples and dicts so that tensor shapes and joblib's
+//! `MAX_DEPTH` deep), and tracks small tuples and dicts so that tensor shapes and joblib's
 //! array headers can be read.
 //!
 //! joblib writes NumPy array bytes raw into the stream right after the `BUILD` of a
@@ -26,6 +27,148 @@ use std::rc::Rc;
 
 use super::reader::Cursor;
 use super::{Detection, FormatError, ModelFormat, ModelMetadata, ProbeInput};
+
+/// The opcodes, named and valued as in CPython's `pickle.py` (documented in `pickletools.py`),
+/// in the same order. Each doc gives the protocol that introduced the opcode and its argument.
+pub mod op {
+    /// Push a mark (the start of a stack slice); protocol 0.
+    pub const MARK: u8 = b'(';
+    /// End of the pickle: the top of the stack is the result; protocol 0.
+    pub const STOP: u8 = b'.';
+    /// Discard the top of the stack (or the topmost mark); protocol 0.
+    pub const POP: u8 = b'0';
+    /// Discard everything down to and including the topmost mark; protocol 1.
+    pub const POP_MARK: u8 = b'1';
+    /// Push the top of the stack again; protocol 0.
+    pub const DUP: u8 = b'2';
+    /// Push a float: a decimal literal, newline-terminated; protocol 0.
+    pub const FLOAT: u8 = b'F';
+    /// Push an int or a bool (`00`, `01`): a decimal literal, newline-terminated; protocol 0.
+    pub const INT: u8 = b'I';
+    /// Push an int: 4 bytes, signed little-endian; protocol 1.
+    pub const BININT: u8 = b'J';
+    /// Push an int: 1 unsigned byte; protocol 1.
+    pub const BININT1: u8 = b'K';
+    /// Push a long: a decimal literal with an optional `L`, newline-terminated; protocol 0.
+    pub const LONG: u8 = b'L';
+    /// Push an int: 2 bytes, unsigned little-endian; protocol 1.
+    pub const BININT2: u8 = b'M';
+    /// Push `None`; protocol 0.
+    pub const NONE: u8 = b'N';
+    /// Push the object of a persistent id given as a newline-terminated string; protocol 0.
+    pub const PERSID: u8 = b'P';
+    /// Push the object of the persistent id on top of the stack; protocol 1.
+    pub const BINPERSID: u8 = b'Q';
+    /// Call the callable below the top with the argument tuple on top; protocol 0.
+    pub const REDUCE: u8 = b'R';
+    /// Push a str: a quoted literal, newline-terminated; protocol 0.
+    pub const STRING: u8 = b'S';
+    /// Push a str: a 4-byte signed length, then the bytes; protocol 1.
+    pub const BINSTRING: u8 = b'T';
+    /// Push a str: a 1-byte length, then the bytes; protocol 1.
+    pub const SHORT_BINSTRING: u8 = b'U';
+    /// Push a str: raw-unicode-escaped text, newline-terminated; protocol 0.
+    pub const UNICODE: u8 = b'V';
+    /// Push a str: a 4-byte length, then UTF-8; protocol 1.
+    pub const BINUNICODE: u8 = b'X';
+    /// Append the top of the stack to the list below it; protocol 0.
+    pub const APPEND: u8 = b'a';
+    /// Set the state on top on the object below it (`__setstate__` or a dict update); protocol 0.
+    pub const BUILD: u8 = b'b';
+    /// Push a global: module and name, each newline-terminated; protocol 0.
+    pub const GLOBAL: u8 = b'c';
+    /// Build a dict from the key and value pairs above the topmost mark; protocol 0.
+    pub const DICT: u8 = b'd';
+    /// Push an empty dict; protocol 1.
+    pub const EMPTY_DICT: u8 = b'}';
+    /// Extend the list below the topmost mark with the items above it; protocol 1.
+    pub const APPENDS: u8 = b'e';
+    /// Push a memo entry: a decimal key, newline-terminated; protocol 0.
+    pub const GET: u8 = b'g';
+    /// Push a memo entry: a 1-byte key; protocol 1.
+    pub const BINGET: u8 = b'h';
+    /// Call a class (module and name, newline-terminated) with the items above the topmost
+    /// mark; protocol 0.
+    pub const INST: u8 = b'i';
+    /// Push a memo entry: a 4-byte key; protocol 1.
+    pub const LONG_BINGET: u8 = b'j';
+    /// Build a list from the items above the topmost mark; protocol 0.
+    pub const LIST: u8 = b'l';
+    /// Push an empty list; protocol 1.
+    pub const EMPTY_LIST: u8 = b']';
+    /// Call the class right above the topmost mark with the items above it; protocol 1.
+    pub const OBJ: u8 = b'o';
+    /// Store the top of the stack in the memo: a decimal key, newline-terminated; protocol 0.
+    pub const PUT: u8 = b'p';
+    /// Store the top of the stack in the memo: a 1-byte key; protocol 1.
+    pub const BINPUT: u8 = b'q';
+    /// Store the top of the stack in the memo: a 4-byte key; protocol 1.
+    pub const LONG_BINPUT: u8 = b'r';
+    /// Set a key (below the top) to a value (on top) in the dict below them; protocol 0.
+    pub const SETITEM: u8 = b's';
+    /// Build a tuple from the items above the topmost mark; protocol 0.
+    pub const TUPLE: u8 = b't';
+    /// Push an empty tuple; protocol 1.
+    pub const EMPTY_TUPLE: u8 = b')';
+    /// Set the key and value pairs above the topmost mark in the dict below it; protocol 1.
+    pub const SETITEMS: u8 = b'u';
+    /// Push a float: 8 bytes, big-endian IEEE 754; protocol 1.
+    pub const BINFLOAT: u8 = b'G';
+    /// The protocol version: 1 byte; protocol 2.
+    pub const PROTO: u8 = 0x80;
+    /// Call `cls.__new__(cls, *args)` with the class below the argument tuple; protocol 2.
+    pub const NEWOBJ: u8 = 0x81;
+    /// Push the global registered under an extension code: 1 byte; protocol 2.
+    pub const EXT1: u8 = 0x82;
+    /// Push the global registered under an extension code: 2 bytes; protocol 2.
+    pub const EXT2: u8 = 0x83;
+    /// Push the global registered under an extension code: 4 bytes; protocol 2.
+    pub const EXT4: u8 = 0x84;
+    /// Build a tuple from the top item; protocol 2.
+    pub const TUPLE1: u8 = 0x85;
+    /// Build a tuple from the top two items; protocol 2.
+    pub const TUPLE2: u8 = 0x86;
+    /// Build a tuple from the top three items; protocol 2.
+    pub const TUPLE3: u8 = 0x87;
+    /// Push `True`; protocol 2.
+    pub const NEWTRUE: u8 = 0x88;
+    /// Push `False`; protocol 2.
+    pub const NEWFALSE: u8 = 0x89;
+    /// Push an int: a 1-byte length, then that many bytes, signed little-endian; protocol 2.
+    pub const LONG1: u8 = 0x8a;
+    /// Push an int: a 4-byte length, then that many bytes, signed little-endian; protocol 2.
+    pub const LONG4: u8 = 0x8b;
+    /// Push bytes: a 4-byte length, then the bytes; protocol 3.
+    pub const BINBYTES: u8 = b'B';
+    /// Push bytes: a 1-byte length, then the bytes; protocol 3.
+    pub const SHORT_BINBYTES: u8 = b'C';
+    /// Push a str: a 1-byte length, then UTF-8; protocol 4.
+    pub const SHORT_BINUNICODE: u8 = 0x8c;
+    /// Push a str: an 8-byte length, then UTF-8; protocol 4.
+    pub const BINUNICODE8: u8 = 0x8d;
+    /// Push bytes: an 8-byte length, then the bytes; protocol 4.
+    pub const BINBYTES8: u8 = 0x8e;
+    /// Push an empty set; protocol 4.
+    pub const EMPTY_SET: u8 = 0x8f;
+    /// Add the items above the topmost mark to the set below it; protocol 4.
+    pub const ADDITEMS: u8 = 0x90;
+    /// Build a frozenset from the items above the topmost mark; protocol 4.
+    pub const FROZENSET: u8 = 0x91;
+    /// Call `cls.__new__(cls, *args, **kwargs)` with the class below the arguments; protocol 4.
+    pub const NEWOBJ_EX: u8 = 0x92;
+    /// Push a global named by the module and name strings on top of the stack; protocol 4.
+    pub const STACK_GLOBAL: u8 = 0x93;
+    /// Store the top of the stack in the memo under the next free key; protocol 4.
+    pub const MEMOIZE: u8 = 0x94;
+    /// The start of a frame: its length, 8 bytes; protocol 4.
+    pub const FRAME: u8 = 0x95;
+    /// Push a bytearray: an 8-byte length, then the bytes; protocol 5.
+    pub const BYTEARRAY8: u8 = 0x96;
+    /// Push the next out-of-band buffer; protocol 5.
+    pub const NEXT_BUFFER: u8 = 0x97;
+    /// Make the buffer on top of the stack read-only; protocol 5.
+    pub const READONLY_BUFFER: u8 = 0x98;
+}
 
 const FORMAT: &str = "pickle";
 /// Opcodes walked per stream before identification stops (the stream is still valid so far).
@@ -398,7 +541,7 @@ impl Machine {
             }
             ("zlib.decompress", Some(Slot::Bytes(data)), _) => {
                 let src: &[u8] = data;
-                match super::joblib::decompress_prefix(&src, 0, "zlib", MAX_KEPT_BYTES) {
+                match super::compress::decompress_prefix(&src, 0, "zlib", MAX_KEPT_BYTES) {
                     Ok(out) => Slot::Bytes(out.into()),
                     Err(_) => Slot::Other,
                 }
@@ -518,90 +661,92 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
             return Ok(());
         }
         let pos = cur.pos();
-        let op = cur.u8("opcode")?;
+        let opcode = cur.u8("opcode")?;
         m.summary.ops += 1;
-        match op {
-            b'(' => {
+        match opcode {
+            op::MARK => {
                 if m.marks.len() >= MAX_STACK {
                     return Err(FormatError::bound(FORMAT, "mark depth", m.marks.len() as u64, MAX_STACK as u64));
                 }
                 m.marks.push(m.stack.len());
             }
-            b'.' => {
+            op::STOP => {
                 m.pop(pos)?;
                 m.summary.complete = true;
                 return Ok(());
             }
-            b'0' => {
+            op::POP => {
                 if m.stack.len() > m.base() {
                     m.pop(pos)?;
                 } else {
                     m.pop_mark(pos)?;
                 }
             }
-            b'1' => {
+            op::POP_MARK => {
                 m.pop_mark(pos)?;
             }
-            b'2' => {
+            op::DUP => {
                 let t = m.top(pos)?;
                 m.push(t, pos)?;
             }
-            b'F' | b'I' | b'L' => {
+            op::FLOAT | op::INT | op::LONG => {
                 let l = line(cur)?;
                 if !text_is_number(&l) {
                     return Err(invalid(pos, "bad number literal"));
                 }
                 let text = String::from_utf8_lossy(&l);
-                let int = text.trim().trim_end_matches('L').parse::<i64>().ok().filter(|_| op != b'F');
+                let int = text.trim().trim_end_matches('L').parse::<i64>().ok().filter(|_| opcode != op::FLOAT);
                 m.push(int.map_or(Slot::Other, Slot::Int), pos)?;
             }
-            b'J' => {
+            op::BININT => {
                 let v = cur.u32("BININT")? as i32;
                 m.push(Slot::Int(v.into()), pos)?;
             }
-            b'K' => {
+            op::BININT1 => {
                 let v = cur.u8("BININT1")?;
                 m.push(Slot::Int(v.into()), pos)?;
             }
-            b'M' => {
+            op::BININT2 => {
                 let v = cur.u16("BININT2")?;
                 m.push(Slot::Int(v.into()), pos)?;
             }
-            b')' => m.tuple(Vec::new(), pos)?,
-            b'}' => m.push(Slot::Dict(Rc::from(Vec::new())), pos)?,
-            b'N' => m.push(Slot::None, pos)?,
-            b']' | 0x88 | 0x89 | 0x8f | 0x97 => m.push(Slot::Other, pos)?,
-            b'P' => {
+            op::EMPTY_TUPLE => m.tuple(Vec::new(), pos)?,
+            op::EMPTY_DICT => m.push(Slot::Dict(Rc::from(Vec::new())), pos)?,
+            op::NONE => m.push(Slot::None, pos)?,
+            op::EMPTY_LIST | op::NEWTRUE | op::NEWFALSE | op::EMPTY_SET | op::NEXT_BUFFER => {
+                m.push(Slot::Other, pos)?
+            }
+            op::PERSID => {
                 line(cur)?;
                 m.push(Slot::Other, pos)?;
             }
-            b'Q' | 0x98 => {
+            op::BINPERSID | op::READONLY_BUFFER => {
                 m.pop(pos)?;
                 m.push(Slot::Other, pos)?;
             }
-            0x85 => m.pop_tuple(1, pos)?,
-            0x86 => m.pop_tuple(2, pos)?,
-            0x87 => m.pop_tuple(3, pos)?,
-            b'R' => {
+            op::TUPLE1 => m.pop_tuple(1, pos)?,
+            op::TUPLE2 => m.pop_tuple(2, pos)?,
+            op::TUPLE3 => m.pop_tuple(3, pos)?,
+            op::REDUCE => {
                 let args = m.pop(pos)?;
                 let callable = m.pop(pos)?;
                 let result = m.call(&callable, &args);
                 m.push(result, pos)?;
             }
-            0x81 => {
+            op::NEWOBJ => {
                 let args = m.pop(pos)?;
                 let cls = m.pop(pos)?;
                 let result = m.call(&cls, &args);
                 m.push(result, pos)?;
             }
-            0x92 => {
+            op::NEWOBJ_EX => {
                 m.pop(pos)?;
                 let args = m.pop(pos)?;
                 let cls = m.pop(pos)?;
                 let result = m.call(&cls, &args);
                 m.push(result, pos)?;
             }
-            b'S' => {
+            op::STRING => {
                 let l = line(cur)?;
                 let q = l.first().copied();
                 if !matches!(q, Some(b'\'') | Some(b'"')) || l.len() < 2 || l.last().copied() != q {
@@ -610,29 +755,29 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                 let inner = l.get(1..l.len() - 1).unwrap_or_default();
                 m.push(Slot::Str(String::from_utf8_lossy(inner).into()), pos)?;
             }
-            b'V' => {
+            op::UNICODE => {
                 let l = line(cur)?;
                 m.push(Slot::Str(String::from_utf8_lossy(&l).into()), pos)?;
             }
-            b'T' | b'X' | b'B' => {
+            op::BINSTRING | op::BINUNICODE | op::BINBYTES => {
                 let n = cur.u32("string length")?;
-                if op == b'T' && n > i32::MAX as u32 {
+                if opcode == op::BINSTRING && n > i32::MAX as u32 {
                     return Err(invalid(pos, "negative BINSTRING length"));
                 }
-                let s = m.counted(cur, n.into(), op != b'B')?;
+                let s = m.counted(cur, n.into(), opcode != op::BINBYTES)?;
                 m.push(s, pos)?;
             }
-            b'U' | b'C' | 0x8c => {
+            op::SHORT_BINSTRING | op::SHORT_BINBYTES | op::SHORT_BINUNICODE => {
                 let n = cur.u8("string length")?;
-                let s = m.counted(cur, n.into(), op != b'C')?;
+                let s = m.counted(cur, n.into(), opcode != op::SHORT_BINBYTES)?;
                 m.push(s, pos)?;
             }
-            0x8d | 0x8e | 0x96 => {
+            op::BINUNICODE8 | op::BINBYTES8 | op::BYTEARRAY8 => {
                 let n = cur.u64("string length")?;
-                let s = m.counted(cur, n, op == 0x8d)?;
+                let s = m.counted(cur, n, opcode == op::BINUNICODE8)?;
                 m.push(s, pos)?;
             }
-            0x8a => {
+            op::LONG1 => {
                 let n = cur.u8("LONG1 length")?;
                 let bytes = cur.take(n.into(), "LONG1")?;
                 let value = (1..=8).contains(&bytes.len()).then(|| {
@@ -642,7 +787,7 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                 });
                 m.push(value.map_or(Slot::Other, Slot::Int), pos)?;
             }
-            0x8b => {
+            op::LONG4 => {
                 let n = cur.u32("LONG4 length")?;
                 if n > i32::MAX as u32 {
                     return Err(invalid(pos, "negative LONG4 length"));
@@ -650,11 +795,11 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                 cur.skip(n.into(), "LONG4")?;
                 m.push(Slot::Other, pos)?;
             }
-            b'a' => {
+            op::APPEND => {
                 m.pop(pos)?;
                 m.need(1, pos)?;
             }
-            b'b' => {
+            op::BUILD => {
                 let state = m.pop(pos)?;
                 let target = m.top(pos)?;
                 match &target {
@@ -665,13 +810,13 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                     _ => {}
                 }
             }
-            b'c' => {
+            op::GLOBAL => {
                 let module = line(cur)?;
                 let name = line(cur)?;
                 let g = format!("{}.{}", String::from_utf8_lossy(&module), String::from_utf8_lossy(&name));
                 m.import(g, pos)?;
             }
-            b'i' => {
+            op::INST => {
                 let module = line(cur)?;
                 let name = line(cur)?;
                 let args = m.pop_mark(pos)?;
@@ -680,20 +825,20 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                 let result = m.call(&Slot::Global(g.into()), &Slot::Tuple(args.into()));
                 m.push(result, pos)?;
             }
-            b't' => {
+            op::TUPLE => {
                 let items = m.pop_mark(pos)?;
                 m.tuple(items, pos)?;
             }
-            b'd' => {
+            op::DICT => {
                 let items = m.pop_mark(pos)?;
                 m.push(Slot::Dict(Rc::from(Vec::new())), pos)?;
                 m.set_items(items, pos)?;
             }
-            b'l' | 0x91 => {
+            op::LIST | op::FROZENSET => {
                 m.pop_mark(pos)?;
                 m.push(Slot::Other, pos)?;
             }
-            b'o' => {
+            op::OBJ => {
                 let mut items = m.pop_mark(pos)?;
                 if items.is_empty() {
                     return Err(invalid(pos, "OBJ without a class"));
@@ -702,54 +847,54 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                 let result = m.call(&cls, &Slot::Tuple(items.into()));
                 m.push(result, pos)?;
             }
-            b'u' => {
+            op::SETITEMS => {
                 let items = m.pop_mark(pos)?;
                 m.need(1, pos)?;
                 m.set_items(items, pos)?;
             }
-            b'e' | 0x90 => {
+            op::APPENDS | op::ADDITEMS => {
                 m.pop_mark(pos)?;
                 m.need(1, pos)?;
             }
-            b's' => {
+            op::SETITEM => {
                 let v = m.pop(pos)?;
                 let k = m.pop(pos)?;
                 m.need(1, pos)?;
                 m.set_items(vec![k, v], pos)?;
             }
-            b'g' => {
+            op::GET => {
                 let l = line(cur)?;
                 m.memo_get(decimal(&l, pos)?, pos)?;
             }
-            b'h' => {
+            op::BINGET => {
                 let k = cur.u8("BINGET")?;
                 m.memo_get(k.into(), pos)?;
             }
-            b'j' => {
+            op::LONG_BINGET => {
                 let k = cur.u32("LONG_BINGET")?;
                 m.memo_get(k.into(), pos)?;
             }
-            b'p' => {
+            op::PUT => {
                 let l = line(cur)?;
                 m.memo_put(decimal(&l, pos)?, pos)?;
             }
-            b'q' => {
+            op::BINPUT => {
                 let k = cur.u8("BINPUT")?;
                 m.memo_put(k.into(), pos)?;
             }
-            b'r' => {
+            op::LONG_BINPUT => {
                 let k = cur.u32("LONG_BINPUT")?;
                 m.memo_put(k.into(), pos)?;
             }
-            0x94 => {
+            op::MEMOIZE => {
                 let k = m.memo.len() as u64;
                 m.memo_put(k, pos)?;
             }
-            b'G' => {
+            op::BINFLOAT => {
                 cur.skip(8, "BINFLOAT")?;
                 m.push(Slot::Other, pos)?;
             }
-            0x80 => {
+            op::PROTO => {
                 let v = cur.u8("PROTO")?;
                 if v > 5 {
                     return Err(invalid(pos, format!("unsupported protocol {v}")));
@@ -758,17 +903,17 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                     m.summary.protocol = v;
                 }
             }
-            0x82..=0x84 => {
+            op::EXT1..=op::EXT4 => {
                 // The extension registry maps codes to any global: unresolvable statically.
-                let width = match op {
-                    0x82 => 1,
-                    0x83 => 2,
+                let width = match opcode {
+                    op::EXT1 => 1,
+                    op::EXT2 => 2,
                     _ => 4,
                 };
                 cur.skip(width, "extension code")?;
                 m.import("?".to_string(), pos)?;
             }
-            0x93 => {
+            op::STACK_GLOBAL => {
                 let name = m.pop(pos)?;
                 let module = m.pop(pos)?;
                 let g = match (&module, &name) {
@@ -777,7 +922,7 @@ fn run(m: &mut Machine, cur: &mut Cursor<'_>, budget: u64) -> Result<(), FormatE
                 };
                 m.import(g, pos)?;
             }
-            0x95 => {
+            op::FRAME => {
                 let n = cur.u64("FRAME length")?;
                 if n > cur.remaining() {
                     return Err(FormatError::truncated(FORMAT, format!("frame of {n} bytes at offset {pos}")));
@@ -798,30 +943,31 @@ fn ends_file(input: &ProbeInput<'_>, end: u64) -> Result<bool, FormatError> {
         return Ok(true);
     }
     let tail = input.read_exact_at(FORMAT, end, rest)?;
-    Ok(tail.first() == Some(&0x80) || tail.iter().all(u8::is_ascii_whitespace))
+    Ok(tail.first() == Some(&op::PROTO) || tail.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Opcodes a protocol 0/1 pickle commonly starts with.
 fn plausible_text_start(b: u8) -> bool {
     matches!(
         b,
-        b'(' | b'c'
-            | b'}'
-            | b']'
-            | b')'
-            | b'N'
-            | b'I'
-            | b'S'
-            | b'V'
-            | b'F'
-            | b'L'
-            | b'K'
-            | b'J'
-            | b'X'
-            | b'U'
-            | b'G'
-            | b'M'
-            | b'T'
+        op::MARK
+            | op::GLOBAL
+            | op::EMPTY_DICT
+            | op::EMPTY_LIST
+            | op::EMPTY_TUPLE
+            | op::NONE
+            | op::INT
+            | op::STRING
+            | op::UNICODE
+            | op::FLOAT
+            | op::LONG
+            | op::BININT1
+            | op::BININT
+            | op::BINUNICODE
+            | op::SHORT_BINSTRING
+            | op::BINFLOAT
+            | op::BININT2
+            | op::BINSTRING
     )
 }
 
@@ -830,7 +976,7 @@ pub fn summarize(input: &ProbeInput<'_>) -> Result<Option<PickleSummary>, Format
     let (Some(&b0), Some(&b1)) = (input.head.first(), input.head.get(1)) else {
         return Ok(None);
     };
-    let binary = b0 == 0x80 && (2..=5).contains(&b1);
+    let binary = b0 == op::PROTO && (2..=5).contains(&b1);
     if !binary && !plausible_text_start(b0) {
         return Ok(None);
     }

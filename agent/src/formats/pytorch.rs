@@ -5,12 +5,15 @@
 //! version (1001), a `sys_info` dict, the object itself, the list of storage keys; then the raw
 //! storages. Zip-format PyTorch files are identified in `zip_models`.
 
+use super::pickle::{self, op};
 use super::reader::Cursor;
-use super::{pickle, Detection, FormatError, ModelFormat, ModelMetadata, ProbeInput};
+use super::{Detection, FormatError, ModelFormat, ModelMetadata, ProbeInput};
 
 const FORMAT: &str = "pytorch_legacy";
-/// The pickled magic number that opens every legacy file.
-pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e";
+/// The pickled magic number that opens every legacy file: protocol 2, the 10-byte `LONG1`,
+/// `STOP`.
+pub const LEGACY_MAGIC: &[u8] =
+    &[op::PROTO, 2, op::LONG1, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, op::STOP];
 
 /// Identifies a legacy PyTorch file.
 pub fn probe_legacy(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
@@ -29,8 +32,8 @@ pub fn probe_legacy(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatE
         }
         if i == 0 {
             let raw = input.read_exact_at(FORMAT, start, s.end - start)?;
-            // `80 02 4D <u16>` (BININT2) then STOP.
-            if let (Some(0x4d), Some(v)) = (raw.get(2), super::reader::le_u16(&raw, 3)) {
+            // `PROTO 2`, `BININT2 <u16>`, `STOP`.
+            if let (Some(&op::BININT2), Some(v)) = (raw.get(2), super::reader::le_u16(&raw, 3)) {
                 md.format_version = Some(v.to_string());
             }
         }

@@ -162,7 +162,7 @@ impl ZipArchive {
         match member.method {
             0 => input.read_exact_at(FORMAT, data, avail.min(max as u64)),
             8 => {
-                let reader = super::joblib::SourceReader { src: input.source, pos: data };
+                let reader = super::compress::SourceReader { src: input.source, pos: data };
                 let mut out = Vec::new();
                 flate2::read::DeflateDecoder::new(reader.take(avail))
                     .take(max as u64)

@@ -24,7 +24,7 @@ fn pytorch(input: &ProbeInput<'_>, zip: &ZipArchive) -> Result<Option<Detection>
     };
     let root = data_pkl.name.trim_end_matches("data.pkl").to_string();
     let head = zip.read(input, data_pkl, 2)?;
-    if head.first() != Some(&0x80) {
+    if head.first() != Some(&super::pickle::op::PROTO) {
         return Ok(None);
     }
     let mut md = ModelMetadata::default();

@@ -7,7 +7,7 @@ use super::{SafetyReport, Verdict, DANGEROUS_TF_OPS, MAX_DECOMPRESSED};
 use crate::formats::pickle::{self, PickleSummary};
 use crate::formats::reader::Cursor;
 use crate::formats::zip::ZipArchive;
-use crate::formats::{identify_bytes, joblib, keras_h5, numpy, sevenz, Detection, ModelFormat, ProbeInput, Source};
+use crate::formats::{compress, identify_bytes, keras_h5, numpy, sevenz, Detection, ModelFormat, ProbeInput, Source};
 
 /// Most pickle streams followed one after another in one file.
 const MAX_STREAMS: usize = 64;
@@ -32,7 +32,7 @@ pub fn assess(path: &Path, input: &ProbeInput<'_>, detection: &Detection) -> Saf
         ModelFormat::Onnx => external_data(detection, &mut report),
         ModelFormat::Pickle => streams(input.source, input.size, 0, MAX_STREAMS, None, &mut report),
         ModelFormat::PytorchLegacy => streams(input.source, input.size, 0, LEGACY_STREAMS, None, &mut report),
-        ModelFormat::Joblib => match joblib::compression_of(input.head) {
+        ModelFormat::Joblib => match compress::compression_of(input.head) {
             None => streams(input.source, input.size, 0, MAX_STREAMS, None, &mut report),
             Some(scheme) => compressed(input, scheme, &mut report),
         },
@@ -164,7 +164,7 @@ fn streams(src: &dyn Source, size: u64, start: u64, max: usize, location: Option
         at = summary.end;
         let mut next = [0u8; 1];
         match src.read_at(&mut next, at) {
-            Ok(1) if next.first() == Some(&0x80) => {}
+            Ok(1) if next.first() == Some(&pickle::op::PROTO) => {}
             _ => return,
         }
     }
@@ -175,7 +175,7 @@ fn compressed(input: &ProbeInput<'_>, scheme: &str, report: &mut SafetyReport) {
         "zlib_legacy" => ("zlib", input.head.iter().skip(2).position(|&b| b == 0x78).map_or(0, |p| p as u64 + 2)),
         s => (s, 0),
     };
-    match joblib::decompress_prefix(input.source, offset, scheme, MAX_DECOMPRESSED + 1) {
+    match compress::decompress_prefix(input.source, offset, scheme, MAX_DECOMPRESSED + 1) {
         Ok(plain) => {
             if plain.len() > MAX_DECOMPRESSED {
                 report.add(
@@ -231,7 +231,7 @@ fn zip_members(input: &ProbeInput<'_>, report: &mut SafetyReport) {
     for m in &zip.members {
         let named = m.name.ends_with(".pkl") || m.name.ends_with(".pickle");
         let starts_like_pickle = match zip.read(input, m, 2) {
-            Ok(head) => head.first() == Some(&0x80) && head.get(1).is_some_and(|p| (2..=5).contains(p)),
+            Ok(head) => head.first() == Some(&pickle::op::PROTO) && head.get(1).is_some_and(|p| (2..=5).contains(p)),
             Err(e) => {
                 report.add("damaged_member", &m.name, &e.to_string(), Verdict::Suspicious, Some(&m.name));
                 continue;

@@ -1,5 +1,6 @@
-//! Reading for the frameworks detector: every file through [`open_regular`] (never a FIFO,
-//! socket, device or final symlink) and bounded before allocating; directories listed one level
+//! Reading for the frameworks detector: every file through [`fileio::read_bounded`] (opened
+//! with `open_regular`: never a FIFO, socket, device or final symlink) and bounded before
+//! allocating; directories listed one level
 //! at a time, so a link loop can cost one failed `stat` but never a recursion. Problems are
 //! collected into [`Errors`] rather than returned: nothing here aborts the detector.
 
@@ -7,7 +8,7 @@ use std::fs::FileType;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fileio::{self, Oversize};
+use crate::fileio::{self, is_absent, Oversize};
 use crate::report::FileError;
 
 /// Files and directories that could not be read or parsed, in the order met.
@@ -35,27 +36,13 @@ impl Errors {
     }
 }
 
-/// Whether `e` only says that an optional location is not there.
-pub(super) fn is_absent(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
-}
-
-/// The first `limit` bytes of the regular file `path` (fewer when it is shorter).
-pub(super) fn read_bounded(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
-    fileio::read_bounded(path, limit as u64, Oversize::Prefix)
-}
-
-/// Like [`read_bounded`], but an absent file is `None` without an error, and other failures
-/// are noted as `what` in `errors`.
-pub(super) fn read_optional(path: &Path, limit: usize, what: &str, errors: &mut Errors) -> Option<Vec<u8>> {
-    match read_bounded(path, limit) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if is_absent(&e) => None,
-        Err(e) => {
-            errors.io(path, what, &e);
-            None
-        }
-    }
+/// The first `limit` bytes of the regular file `path` (fewer when it is shorter); `None`
+/// without an error when it is absent, and other failures noted as `what` in `errors`.
+pub(super) fn read_optional(path: &Path, limit: u64, what: &str, errors: &mut Errors) -> Option<Vec<u8>> {
+    fileio::read_bounded_if_present(path, limit, Oversize::Prefix).unwrap_or_else(|e| {
+        errors.io(path, what, &e);
+        None
+    })
 }
 
 /// One entry of a directory listing.
@@ -144,10 +131,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f");
         std::fs::write(&f, b"0123456789").unwrap();
-        assert_eq!(read_bounded(&f, 4).unwrap(), b"0123");
-        assert_eq!(read_bounded(&f, 100).unwrap(), b"0123456789");
+        assert_eq!(fileio::read_bounded(&f, 4, Oversize::Prefix).unwrap(), b"0123");
+        assert_eq!(fileio::read_bounded(&f, 100, Oversize::Prefix).unwrap(), b"0123456789");
         std::os::unix::fs::symlink(&f, dir.path().join("l")).unwrap();
-        assert!(read_bounded(&dir.path().join("l"), 4).is_err());
+        assert!(fileio::read_bounded(&dir.path().join("l"), 4, Oversize::Prefix).is_err());
         let mut errors = Errors::default();
         assert_eq!(read_optional(&dir.path().join("missing"), 4, "x", &mut errors), None);
         assert!(errors.into_sorted().is_empty());

@@ -10,7 +10,7 @@ use super::python::PythonEnvs;
 use crate::report::inventory::EnvironmentKind;
 
 /// Bytes of a `kernel.json` read.
-const KERNEL_JSON_LIMIT: usize = 1024 * 1024;
+const KERNEL_JSON_LIMIT: u64 = 1024 * 1024;
 
 /// What a `kernel.json` says.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

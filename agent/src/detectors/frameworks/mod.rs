@@ -55,16 +55,16 @@ use std::path::{Path, PathBuf};
 pub use kernels::{parse_kernel_spec, KernelSpec};
 pub use native::parse_shebang;
 pub use node::{parse_package_json, PackageJson};
-pub use packages::{
-    normalize_name, parse_conda_file_name, parse_conda_meta, parse_dist_dir_name, parse_metadata, CondaPackage,
-};
+pub use packages::{parse_conda_file_name, parse_conda_meta, parse_dist_dir_name, parse_metadata, CondaPackage};
 pub use python::{parse_pyvenv_cfg, PyvenvCfg};
+pub use watchlist::normalize_name;
 
-use self::files::{canonical, is_absent, Errors};
+use self::files::{canonical, Errors};
 use self::packages::Package;
 use self::python::PythonEnvs;
 use self::watchlist::Watchlist;
 use crate::detectors::markers::Markers;
+use crate::fileio::is_absent;
 use crate::report::inventory::{EnvironmentEntry, EnvironmentKind, EnvironmentRef, FrameworkEntry};
 use crate::report::FileError;
 

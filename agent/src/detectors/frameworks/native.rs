@@ -6,14 +6,15 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::files::{bin_prefix, canonical, is_absent, is_dir, read_optional, subdirs, Errors};
+use super::files::{bin_prefix, canonical, is_dir, read_optional, subdirs, Errors};
 use super::packages::{is_gpu_version, Package};
 use super::watchlist::Watchlist;
 use super::{at_prefix, Env, Host};
+use crate::fileio::is_absent;
 use crate::report::inventory::{Ecosystem, EnvironmentKind};
 
 /// Bytes of an executable read to find its `#!` line (and pip's `'''exec'` second line).
-const SHEBANG_LIMIT: usize = 1024;
+const SHEBANG_LIMIT: u64 = 1024;
 /// System binary directories, under the host root.
 const SYSTEM_BIN_DIRS: &[&str] = &["usr/local/bin", "usr/bin", "usr/local/lib/ollama"];
 /// Binary directories under a home directory.

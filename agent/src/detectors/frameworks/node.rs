@@ -13,7 +13,7 @@ use super::Env;
 use crate::report::inventory::{Ecosystem, EnvironmentKind};
 
 /// Bytes of a `package.json` read.
-const PACKAGE_JSON_LIMIT: usize = 4 * 1024 * 1024;
+const PACKAGE_JSON_LIMIT: u64 = 4 * 1024 * 1024;
 /// The fields that declare dependencies, in the order a name's range is taken from.
 const DEPENDENCY_FIELDS: [&str; 4] = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"];
 

@@ -1,22 +1,24 @@
 //! Installed packages: Python distributions in a site directory (`*.dist-info/METADATA`,
 //! `*.egg-info/PKG-INFO` or a PKG-INFO file named `*.egg-info`) and conda packages
-//! (`conda-meta/*.json`); PEP 503 names and the GPU-build rules.
+//! (`conda-meta/*.json`), their names normalised by [`normalize_name`] (PEP 503), and the
+//! GPU-build rules.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::files::{list_dir, read_bounded, read_optional, Errors};
-use super::watchlist::Watchlist;
+use super::files::{list_dir, read_optional, Errors};
+use super::watchlist::{normalize_name, Watchlist};
+use crate::fileio::{self, Oversize};
 use crate::report::inventory::Ecosystem;
 
 /// Bytes of `METADATA`/`PKG-INFO` read: the header comes first and is small.
-const METADATA_LIMIT: usize = 64 * 1024;
+const METADATA_LIMIT: u64 = 64 * 1024;
 /// Bytes of a `conda-meta/*.json` read (their `files` lists run to megabytes).
-const CONDA_META_LIMIT: usize = 32 * 1024 * 1024;
+const CONDA_META_LIMIT: u64 = 32 * 1024 * 1024;
 /// Bytes of an `INSTALLER` file read.
-const INSTALLER_LIMIT: usize = 64;
+const INSTALLER_LIMIT: u64 = 64;
 
 /// One package of an environment.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,24 +42,6 @@ impl Package {
         let gpu_build = is_gpu_build(&name, version.as_deref(), build);
         Self { ecosystem, name, version, gpu_build, path: None }
     }
-}
-
-/// PEP 503 normalisation: lowercase, and every run of `-`, `_`, `.` becomes one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.trim().chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator {
-                out.push('-');
-            }
-            in_separator = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_separator = false;
-        }
-    }
-    out
 }
 
 /// `Name` and `Version` from the header of a `METADATA` or `PKG-INFO` file (the lines before
@@ -200,7 +184,8 @@ pub(super) fn read_site_dir(dir: &Path, conda: Option<&BTreeSet<String>>, errors
 
 /// Whether the distribution's `INSTALLER` file says conda.
 fn installed_by_conda(dist_dir: &Path) -> bool {
-    read_bounded(&dist_dir.join("INSTALLER"), INSTALLER_LIMIT).is_ok_and(|b| b.trim_ascii() == b"conda")
+    fileio::read_bounded(&dist_dir.join("INSTALLER"), INSTALLER_LIMIT, Oversize::Prefix)
+        .is_ok_and(|b| b.trim_ascii() == b"conda")
 }
 
 /// The packages of a `conda-meta` directory, and the names to leave out of its site
@@ -230,14 +215,6 @@ pub(super) fn read_conda_meta(dir: &Path, errors: &mut Errors) -> (Vec<Package>,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_normalised_per_pep_503() {
-        assert_eq!(normalize_name("Flash_Attn"), "flash-attn");
-        assert_eq!(normalize_name("zope.interface"), "zope-interface");
-        assert_eq!(normalize_name("a-_.b"), "a-b");
-        assert_eq!(normalize_name(" Torch "), "torch");
-    }
 
     #[test]
     fn metadata_header_only() {

@@ -11,9 +11,9 @@ use crate::detectors::markers::Markers;
 use crate::report::inventory::{Ecosystem, EnvironmentKind};
 
 /// Bytes of a `pyvenv.cfg` read.
-const PYVENV_CFG_LIMIT: usize = 64 * 1024;
+const PYVENV_CFG_LIMIT: u64 = 64 * 1024;
 /// Bytes of `~/.conda/environments.txt` read.
-const ENVIRONMENTS_TXT_LIMIT: usize = 1024 * 1024;
+const ENVIRONMENTS_TXT_LIMIT: u64 = 1024 * 1024;
 /// Conda installations under a home directory (each a base environment with `envs/*`).
 const HOME_CONDA_ROOTS: &[&str] = &["miniconda3", "anaconda3", "miniforge3", "mambaforge", "micromamba", ".conda"];
 /// pipx's venv directories under a home directory (older and newer layouts).

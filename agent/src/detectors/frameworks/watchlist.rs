@@ -1,4 +1,6 @@
-//! The watchlist: which package and executable names are AI frameworks, and their category.
+//! The watchlist: which package and executable names are AI frameworks, and their category;
+//! and the PEP 503 normalisation of names ([`normalize_name`]), by which both the watchlist and
+//! the installed packages are keyed.
 //!
 //! The names are data, in `agent/data/frameworks.toml` (its header documents the format),
 //! embedded in the binary and parsed once.
@@ -8,11 +10,28 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::packages::normalize_name;
 use crate::report::inventory::Ecosystem;
 
 /// The embedded watchlist.
 const SOURCE: &str = include_str!("../../../data/frameworks.toml");
+
+/// PEP 503 normalisation: lowercase, and every run of `-`, `_`, `.` becomes one `-`.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_separator = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !in_separator {
+                out.push('-');
+            }
+            in_separator = true;
+        } else {
+            out.extend(c.to_lowercase());
+            in_separator = false;
+        }
+    }
+    out
+}
 
 /// `frameworks.toml` as written.
 #[derive(Debug, Deserialize)]
@@ -163,6 +182,14 @@ impl Watchlist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_normalised_per_pep_503() {
+        assert_eq!(normalize_name("Flash_Attn"), "flash-attn");
+        assert_eq!(normalize_name("zope.interface"), "zope-interface");
+        assert_eq!(normalize_name("a-_.b"), "a-b");
+        assert_eq!(normalize_name(" Torch "), "torch");
+    }
 
     #[test]
     fn embedded_watchlist_parses_and_names_the_required_packages() {

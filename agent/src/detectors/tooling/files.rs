@@ -3,6 +3,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::fileio::is_absent;
+
 /// Directory entries examined per `*` segment of a glob (a VS Code `globalStorage` holds one
 /// directory per extension).
 const MAX_DIR_ENTRIES: usize = 10_000;
@@ -35,32 +37,33 @@ pub fn expand(home: &Path, rel: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Reads `path`, at most `limit` bytes. `Ok(None)` when it does not exist (a dangling link
-/// included). A symlink (a dotfile managed by stow or chezmoi) is resolved with
-/// `canonicalize`, which fails on loops, and its target read like any file: through
-/// [`crate::fileio::read_bounded`], which refuses FIFOs, sockets and devices without blocking. The error
-/// names what failed, lowercase; the path is the caller's to report.
-pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> Result<Option<Vec<u8>>, String> {
-    let missing = |e: &io::Error| matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory);
+/// Reads `path`, at most `limit` bytes, following a final symlink ([`resolve_link`]).
+/// `Ok(None)` when it does not exist (a dangling link included). The file is read through
+/// [`crate::fileio::read_bounded_if_present`], which refuses FIFOs, sockets and devices without
+/// blocking. The error names what failed, lowercase; the path is the caller's to report.
+pub fn read_resolving_link(path: &Path, limit: u64, oversize: Oversize) -> Result<Option<Vec<u8>>, String> {
+    let Some(target) = resolve_link(path)? else { return Ok(None) };
+    crate::fileio::read_bounded_if_present(&target, limit, oversize).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => format!("too large to read: {}", lower(&e)),
+        _ => format!("cannot read: {}", lower(&e)),
+    })
+}
+
+/// `path` itself, or, when it is a symlink (a dotfile managed by stow or chezmoi), its target
+/// resolved with `canonicalize`, which fails on loops. `Ok(None)` when nothing is there.
+fn resolve_link(path: &Path) -> Result<Option<PathBuf>, String> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if missing(&e) => return Ok(None),
+        Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(format!("cannot read: {}", lower(&e))),
     };
-    let target = if meta.file_type().is_symlink() {
-        match std::fs::canonicalize(path) {
-            Ok(t) => t,
-            Err(e) if missing(&e) => return Ok(None),
-            Err(e) => return Err(format!("cannot resolve symbolic link: {}", lower(&e))),
-        }
-    } else {
-        path.to_path_buf()
-    };
-    match crate::fileio::read_bounded(&target, limit, oversize) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if missing(&e) => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(format!("too large to read: {}", lower(&e))),
-        Err(e) => Err(format!("cannot read: {}", lower(&e))),
+    if !meta.file_type().is_symlink() {
+        return Ok(Some(path.to_path_buf()));
+    }
+    match std::fs::canonicalize(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(format!("cannot resolve symbolic link: {}", lower(&e))),
     }
 }
 
@@ -94,18 +97,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("f"), "A=1\nB=2\nC=3\n").unwrap();
-        assert_eq!(read_bounded(&d.join("missing"), 10, Oversize::Refuse).unwrap(), None);
-        assert_eq!(read_bounded(&d.join("f/below"), 10, Oversize::Refuse).unwrap(), None);
-        assert!(read_bounded(&d.join("f"), 5, Oversize::Refuse).unwrap_err().contains("too large"));
-        let cut = read_bounded(&d.join("f"), 9, Oversize::Truncate { separator: b'\n' }).unwrap().unwrap();
+        assert_eq!(read_resolving_link(&d.join("missing"), 10, Oversize::Refuse).unwrap(), None);
+        assert_eq!(read_resolving_link(&d.join("f/below"), 10, Oversize::Refuse).unwrap(), None);
+        assert!(read_resolving_link(&d.join("f"), 5, Oversize::Refuse).unwrap_err().contains("too large"));
+        let cut = read_resolving_link(&d.join("f"), 9, Oversize::Truncate { separator: b'\n' }).unwrap().unwrap();
         assert_eq!(cut, b"A=1\nB=2");
         std::os::unix::fs::symlink(d.join("f"), d.join("link")).unwrap();
-        assert_eq!(read_bounded(&d.join("link"), 100, Oversize::Refuse).unwrap().unwrap(), b"A=1\nB=2\nC=3\n");
+        assert_eq!(read_resolving_link(&d.join("link"), 100, Oversize::Refuse).unwrap().unwrap(), b"A=1\nB=2\nC=3\n");
         std::os::unix::fs::symlink(d.join("loop"), d.join("loop")).unwrap();
-        assert!(read_bounded(&d.join("loop"), 100, Oversize::Refuse).unwrap_err().contains("symbolic link"));
+        assert!(read_resolving_link(&d.join("loop"), 100, Oversize::Refuse).unwrap_err().contains("symbolic link"));
         std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
-        assert_eq!(read_bounded(&d.join("dangling"), 100, Oversize::Refuse).unwrap(), None);
+        assert_eq!(read_resolving_link(&d.join("dangling"), 100, Oversize::Refuse).unwrap(), None);
         rustix::fs::mkfifoat(rustix::fs::CWD, d.join("fifo"), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
-        assert!(read_bounded(&d.join("fifo"), 100, Oversize::Refuse).unwrap_err().contains("not a regular file"));
+        assert!(read_resolving_link(&d.join("fifo"), 100, Oversize::Refuse)
+            .unwrap_err()
+            .contains("not a regular file"));
     }
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::catalog::{self, Catalog};
-use super::files::{read_bounded, Oversize};
+use super::files::{read_resolving_link, Oversize};
 use super::{Found, FOUND_IN_PROCESS};
 
 /// Largest part of a dotenv file or shell profile read (the rest is ignored, whole lines kept).
@@ -90,7 +90,7 @@ fn shell_word(value: &str) -> &str {
 /// Reads a dotenv file or shell profile into `api_key` entries found in `found_in`. A missing
 /// file is not an error.
 pub(super) fn read_assignments(found: &mut Found, catalog: &Catalog, path: &Path, found_in: &'static str) {
-    let bytes = match read_bounded(path, MAX_TEXT_BYTES, Oversize::Truncate { separator: b'\n' }) {
+    let bytes = match read_resolving_link(path, MAX_TEXT_BYTES, Oversize::Truncate { separator: b'\n' }) {
         Ok(Some(b)) => b,
         Ok(None) => return,
         Err(e) => return found.error(path, format!("{} file: {e}", found_in.replace('_', " "))),
@@ -117,7 +117,7 @@ pub(super) fn process_environments(found: &mut Found, catalog: &Catalog, proc_ro
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
         let path = entry.path().join("environ");
-        let bytes = match read_bounded(&path, MAX_ENVIRON_BYTES, Oversize::Truncate { separator: 0 }) {
+        let bytes = match read_resolving_link(&path, MAX_ENVIRON_BYTES, Oversize::Truncate { separator: 0 }) {
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => {

@@ -1,5 +1,7 @@
-//! MCP servers: the one parser of a server entry that every client and format share, and the
-//! reading of a configuration file into its `mcp_config` (and `api_key`) entries.
+//! MCP servers: the one parser of a server entry that every client and format share, the
+//! parsing of a configuration file's bytes (its format read by [`super::mcp_formats`], its
+//! server collections named by the catalog), and the reading of a configuration file into its
+//! `mcp_config` (and `api_key`) entries.
 //!
 //! A server entry is an object; its fields are looked for in the places the clients use:
 //!
@@ -16,10 +18,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::catalog::{Catalog, KeyPath};
-use super::files::{read_bounded, Oversize};
+use super::catalog::{self, Catalog, KeyPath};
+use super::files::{read_resolving_link, Oversize};
 use super::keys::is_literal_value;
-use super::mcp_formats::parse_mcp_config;
+use super::mcp_formats;
 use super::{Found, FOUND_IN_MCP_CONFIG};
 use crate::redact;
 use crate::report::inventory::{McpServer, ToolingDetail};
@@ -51,6 +53,32 @@ pub struct McpDeclarations {
     /// Names of the environment variables some server is given a literal value for (not a
     /// reference such as `${input:x}`), sorted: the candidates for `api_key` entries.
     pub literal_env: Vec<String>,
+}
+
+/// The servers a JSON (or JSONC) configuration of `client` declares.
+pub fn parse_mcp_json(client: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+    Ok(declarations(&mcp_formats::parse_json(bytes)?, collections(client)))
+}
+
+/// The servers a TOML configuration (Codex `config.toml`) of `client` declares.
+pub fn parse_mcp_toml(client: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+    Ok(declarations(&mcp_formats::parse_toml(bytes)?, collections(client)))
+}
+
+/// The servers a YAML configuration (Goose, Continue) of `client` declares.
+pub fn parse_mcp_yaml(client: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+    Ok(declarations(&mcp_formats::parse_yaml(bytes)?, collections(client)))
+}
+
+/// The servers a configuration file named `file_name` declares, parsed by its extension:
+/// `.toml`, `.yaml`/`.yml`, anything else JSON.
+pub fn parse_mcp_config(client: &str, file_name: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+    Ok(declarations(&mcp_formats::parse_by_extension(file_name, bytes)?, collections(client)))
+}
+
+/// Where `client` keeps its servers, from the catalog (none when the catalog does not parse).
+fn collections(client: &str) -> &'static [KeyPath] {
+    catalog::catalog().map(|c| c.collections(client)).unwrap_or_default()
 }
 
 /// The servers in the `collections` of a parsed configuration. A collection is an object
@@ -181,7 +209,7 @@ fn command_line(command: Option<&str>, args: &[String]) -> (Option<String>, Vec<
 /// general `settings` file only when it declares a server), one `api_key` entry per AI key an
 /// `env` gives a literal value, or one error. A missing file is not an error.
 pub(super) fn read_config(found: &mut Found, catalog: &Catalog, client: &str, path: &Path, settings: bool) {
-    let bytes = match read_bounded(path, MAX_CONFIG_BYTES, Oversize::Refuse) {
+    let bytes = match read_resolving_link(path, MAX_CONFIG_BYTES, Oversize::Refuse) {
         Ok(Some(b)) => b,
         Ok(None) => return,
         Err(e) => return found.error(path, format!("mcp configuration: {e}")),

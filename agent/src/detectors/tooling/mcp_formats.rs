@@ -1,14 +1,11 @@
 //! The file formats of MCP configurations: JSON (read as JSONC: comments, trailing commas),
 //! TOML and YAML, each turned into one `serde_json::Value` for the generic server parser in
-//! [`super::mcp`].
+//! [`super::mcp`], which calls these functions (they know nothing of servers).
 //!
 //! Parse errors name the place that failed (line and column) and, for JSON, the fixed kind of
 //! error; they never quote the text, which may hold a secret.
 
 use serde_json::{Map, Number, Value};
-
-use super::catalog;
-use super::mcp::{declarations, McpDeclarations};
 
 /// Most `[` and `{` a YAML configuration may hold, and its largest size. The YAML scanner's work
 /// grows with the number of tokens times the depth of flow collections (`{"a":{"a":…` of
@@ -17,10 +14,10 @@ use super::mcp::{declarations, McpDeclarations};
 const MAX_YAML_FLOW_OPENINGS: usize = 256;
 const MAX_YAML_BYTES: usize = 1024 * 1024;
 
-/// The servers a JSON (or JSONC) configuration of `client` declares.
-pub fn parse_mcp_json(client: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+/// A JSON (or JSONC) configuration as a value.
+pub(super) fn parse_json(bytes: &[u8]) -> Result<Value, String> {
     let text = utf8(bytes)?;
-    let doc = jsonc_parser::parse_to_serde_value::<Value>(text, &Default::default()).map_err(|e| {
+    jsonc_parser::parse_to_serde_value::<Value>(text, &Default::default()).map_err(|e| {
         use jsonc_parser::{errors::ParseErrorKind as K, ParseStringErrorKind as S};
         let kind = match e.kind() {
             // The only kinds whose message quotes the text: never shown.
@@ -29,23 +26,21 @@ pub fn parse_mcp_json(client: &str, bytes: &[u8]) -> Result<McpDeclarations, Str
             k => k.to_string().to_lowercase(),
         };
         format!("invalid json at line {} column {}: {kind}", e.line_display(), e.column_display())
-    })?;
-    Ok(declarations(&doc, collections(client)))
+    })
 }
 
-/// The servers a TOML configuration (Codex `config.toml`) of `client` declares.
-pub fn parse_mcp_toml(client: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+/// A TOML configuration (Codex `config.toml`) as a value.
+pub(super) fn parse_toml(bytes: &[u8]) -> Result<Value, String> {
     let text = utf8(bytes)?;
-    let doc = toml::from_str::<Value>(text).map_err(|e| {
+    toml::from_str::<Value>(text).map_err(|e| {
         let at = e.span().map(|s| s.start).unwrap_or(0);
         let (line, column) = line_column(text, at);
         format!("invalid toml at line {line} column {column}")
-    })?;
-    Ok(declarations(&doc, collections(client)))
+    })
 }
 
-/// The servers a YAML configuration (Goose, Continue) of `client` declares.
-pub fn parse_mcp_yaml(client: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+/// A YAML configuration (Goose, Continue) as a value.
+pub(super) fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
     if bytes.len() > MAX_YAML_BYTES {
         return Err(format!("yaml configuration larger than {MAX_YAML_BYTES} bytes"));
     }
@@ -56,22 +51,18 @@ pub fn parse_mcp_yaml(client: &str, bytes: &[u8]) -> Result<McpDeclarations, Str
         Some(l) => format!("invalid yaml at line {} column {}", l.line(), l.column()),
         None => "invalid yaml".to_string(),
     })?;
-    Ok(declarations(&yaml_to_json(doc), collections(client)))
+    Ok(yaml_to_json(doc))
 }
 
-/// The servers a configuration file named `file_name` declares, parsed by its extension:
-/// `.toml`, `.yaml`/`.yml`, anything else JSON.
-pub fn parse_mcp_config(client: &str, file_name: &str, bytes: &[u8]) -> Result<McpDeclarations, String> {
+/// A configuration file named `file_name` as a value, parsed by its extension: `.toml`,
+/// `.yaml`/`.yml`, anything else JSON.
+pub(super) fn parse_by_extension(file_name: &str, bytes: &[u8]) -> Result<Value, String> {
     let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
-        "toml" => parse_mcp_toml(client, bytes),
-        "yaml" | "yml" => parse_mcp_yaml(client, bytes),
-        _ => parse_mcp_json(client, bytes),
+        "toml" => parse_toml(bytes),
+        "yaml" | "yml" => parse_yaml(bytes),
+        _ => parse_json(bytes),
     }
-}
-
-fn collections(client: &str) -> &'static [catalog::KeyPath] {
-    catalog::catalog().map(|c| c.collections(client)).unwrap_or_default()
 }
 
 /// `bytes` as text, without a byte-order mark.
@@ -121,6 +112,7 @@ fn yaml_to_json(v: serde_yaml_ng::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detectors::tooling::{parse_mcp_config, parse_mcp_json, parse_mcp_toml, parse_mcp_yaml};
 
     #[test]
     fn errors_name_the_place_and_never_quote_the_text() {

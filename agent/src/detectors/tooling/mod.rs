@@ -56,8 +56,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use keys::{is_literal_value, key_names_in_dotenv, key_names_in_environ};
-pub use mcp::{declarations, McpDeclarations};
-pub use mcp_formats::{parse_mcp_config, parse_mcp_json, parse_mcp_toml, parse_mcp_yaml};
+pub use mcp::{declarations, parse_mcp_config, parse_mcp_json, parse_mcp_toml, parse_mcp_yaml, McpDeclarations};
 
 use crate::detectors::markers::Markers;
 use crate::report::inventory::{ToolingDetail, ToolingEntry};
