@@ -45,6 +45,10 @@ pub const PRIVATE_DIR_MODE: u32 = 0o700;
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// How deep [`restrict_tree`] descends (sled nests `blobs/` one level).
 const RESTRICT_DEPTH: usize = 2;
+/// Longest wait for a sled database whose lock a dropped handle still holds ([`open_sled`]).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Pause between attempts to take that lock.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The state directory, created private; hands out the path of each part (module docs,
 /// *Layout*).
@@ -193,11 +197,29 @@ fn restrict_below(dir: &Path, depth: usize) {
 /// of its own: low-space mode and a page cache of at most `cache_bytes` (sled's default is
 /// 1 GiB). The directory is made private first and what sled created is tightened after
 /// (rule 4).
+///
+/// sled releases its file lock when the last of its background jobs lets go of the file, which
+/// can be a moment after the database is dropped; opening waits up to [`LOCK_WAIT`] for a lock
+/// held that way before it reports the database as in use.
 pub fn open_sled(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
     create_private_dir(path).map_err(sled::Error::Io)?;
-    let db = sled::Config::new().path(path).cache_capacity(cache_bytes).mode(sled::Mode::LowSpace).open()?;
+    let config = sled::Config::new().path(path).cache_capacity(cache_bytes).mode(sled::Mode::LowSpace);
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let db = loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if is_lock_held(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            other => break other?,
+        }
+    };
     restrict_tree(path);
     Ok(db)
+}
+
+/// Whether sled refused to open a database because its file lock is held.
+fn is_lock_held(e: &io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 #[cfg(test)]
@@ -284,6 +306,23 @@ mod tests {
                 assert_eq!(mode(&entry), expected, "{}", entry.display());
             }
         }
+    }
+
+    #[test]
+    fn a_lock_released_late_is_waited_for_and_a_lock_held_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("db");
+        let first = open_sled(&path, 1024 * 1024).unwrap();
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        let second = open_sled(&path, 1024 * 1024).unwrap();
+        released.join().unwrap();
+        // A lock that stays held ends in sled's error once the wait is over.
+        let err = open_sled(&path, 1024 * 1024).unwrap_err();
+        assert!(matches!(&err, sled::Error::Io(e) if is_lock_held(e)), "{err}");
+        drop(second);
     }
 
     #[test]
