@@ -41,6 +41,18 @@ def strip_tests(text):
         i = j
 
 
+def inline_modules(text):
+    """(start, end) of every inline `mod name { .. }` block."""
+    spans = []
+    for m in re.finditer(r"\bmod\s+\w+\s*\{", text):
+        depth, j = 1, m.end()
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        spans.append((m.end(), j))
+    return spans
+
+
 def strip_comments(text):
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return "\n".join(line.split("//")[0] if '"' not in line else line for line in text.splitlines())
@@ -86,11 +98,15 @@ def main():
         if not with_tests:
             text = strip_tests(text)
         text = strip_comments(text)
+        inline = inline_modules(text)
         paths = []
         for u in re.finditer(r"\buse\s+([^;]+);", text):
-            paths += expand_use(u.group(1))
-        paths += re.findall(r"\b((?:crate|super|self)(?:::\w+)+)", text)
-        for p in paths:
+            depth = sum(1 for a, b in inline if a <= u.start() < b)
+            paths += [(p, depth) for p in expand_use(u.group(1))]
+        for m in re.finditer(r"\b((?:crate|super|self)(?:::\w+)+)", text):
+            depth = sum(1 for a, b in inline if a <= m.start() < b)
+            paths.append((m.group(1), depth))
+        for p, depth in paths:
             p = re.sub(r"\s+as\s+\w+$", "", p.strip()).replace(" ", "")
             segs = [s for s in p.split("::") if s]
             if not segs:
@@ -98,12 +114,18 @@ def main():
             if segs[0] == "crate":
                 base, segs = (), segs[1:]
             elif segs[0] in ("super", "self"):
-                # `self`/`super` are relative to the module itself; a file `x.rs` is module x.
-                base = mod
+                # `self`/`super` are relative to the module itself (a file `x.rs` is module x);
+                # inside an inline `mod y { .. }` the first `super`s stay in the file.
+                base, inner = mod, depth
                 while segs and segs[0] in ("super", "self"):
                     if segs[0] == "super":
-                        base = base[:-1]
+                        if inner:
+                            inner -= 1
+                        else:
+                            base = base[:-1]
                     segs = segs[1:]
+                if inner:
+                    continue
             elif mod + (segs[0],) in modules:
                 base = mod
             else:
