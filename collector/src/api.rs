@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::blocking;
-use crate::store::{AssetFilter, AssetKind, AssetSummary, PageRequest, Sighting, Store, StoreError};
+use crate::store::{AssetFilter, AssetKind, AssetSummary, PageRequest, Sighting, Store, StoreError, Verdict};
 
 /// An API error: status and a lowercase message, as `{"error": "..."}`.
 #[derive(Debug)]
@@ -94,6 +94,8 @@ fn asset_json(a: &AssetSummary) -> Value {
         "sightings": a.live_sightings,
         "hosts": a.live_hosts,
         "hostnames": a.hostnames,
+        "verdict": a.verdict.map(Verdict::as_str),
+        "verdict_hosts": a.verdict_hosts.iter().map(|(v, n)| (v.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
     })
 }
 
@@ -101,6 +103,7 @@ fn sighting_json(s: &Sighting) -> Value {
     json!({
         "agent_id": s.agent_id,
         "hostname": s.hostname,
+        "reported_hostname": s.reported_hostname,
         "local_key": s.local_key,
         "path": s.path_or_environment,
         "first_seen_ms": s.first_seen_ms,
@@ -124,6 +127,7 @@ async fn hosts(
             json!({
                 "agent_id": h.agent.agent_id,
                 "hostname": h.agent.hostname,
+                "reported_hostname": h.agent.reported_hostname,
                 "agent_version": h.agent.agent_version,
                 "enrolled_at_ms": h.agent.enrolled_at_ms,
                 "last_seen_ms": h.agent.last_seen_ms,
@@ -134,6 +138,7 @@ async fn hosts(
                 "fingerprint_changed": h.agent.reported_machine_fingerprint.as_deref()
                     .is_some_and(|r| r != h.agent.machine_fingerprint),
                 "sightings": h.live_sightings,
+                "stored_bytes": h.agent.stored_bytes,
             })
         })
         .collect();

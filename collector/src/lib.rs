@@ -16,7 +16,9 @@
 //! - [`error_code`]: the one classification of domain errors, and its gRPC code and HTTP status.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
-//!   identity rules, and the embedded SQLite backend.
+//!   identity rules, bounds on what an agent can store (`store::limits`), and the embedded
+//!   SQLite backend.
+//! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
 
 pub mod api;
 pub mod config;
@@ -27,6 +29,7 @@ pub mod pki;
 pub mod rate;
 pub mod server;
 pub mod store;
+pub mod untrusted;
 
 /// Sets up `tracing` on stderr; the level comes from `AISCOUT_LOG` (default `info`).
 pub fn init_tracing() {

@@ -8,7 +8,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::types::AssetKind;
+use super::types::{AssetKind, Verdict};
 
 /// The asset an entry belongs to, and where on its host it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct DerivedIdentity {
     pub identity: String,
     /// Where on the host the entry is (the sighting's `path_or_environment`).
     pub location: String,
+    /// A model's safety verdict (`safety.verdict`), `Unknown` when it says nothing known; `None`
+    /// for other kinds.
+    pub verdict: Option<Verdict>,
 }
 
 /// Why no identity could be derived from an entry.
@@ -54,10 +57,12 @@ pub fn derive(agent_id: &str, kind: AssetKind, local_key: &str, json: &str) -> R
     match kind {
         AssetKind::Model => {
             let digest = model_digest(&entry)?;
+            let verdict = text_at(&entry, &["safety", "verdict"]).map_or(Verdict::Unknown, Verdict::from_name);
             Ok(DerivedIdentity {
                 asset_id: format!("model:{digest}"),
                 identity: digest,
                 location: location(&[&["path"]]),
+                verdict: Some(verdict),
             })
         }
         AssetKind::Framework => {
@@ -127,7 +132,7 @@ fn runtime_discriminator(entry: &Value) -> Result<String, IdentityError> {
 fn hashed(kind: AssetKind, parts: &[&str], location: String) -> DerivedIdentity {
     let identity = Value::Array(parts.iter().map(|p| Value::String((*p).to_owned())).collect()).to_string();
     let digest = hex::encode(Sha256::digest(identity.as_bytes()));
-    DerivedIdentity { asset_id: format!("{kind}:{digest}"), identity, location }
+    DerivedIdentity { asset_id: format!("{kind}:{digest}"), identity, location, verdict: None }
 }
 
 /// The non-empty string at `path`, if any.

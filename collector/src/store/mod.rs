@@ -91,6 +91,7 @@
 
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod secret;
 pub mod sqlite;
 pub mod types;

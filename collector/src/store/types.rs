@@ -45,6 +45,41 @@ impl fmt::Display for AssetKind {
     }
 }
 
+/// A model's safety verdict as its sightings state it (`safety.verdict` of the scan JSON),
+/// ordered from harmless to worst: an asset's fleet-wide verdict is the greatest of its live
+/// sightings', so a flood of `safe` sightings cannot hide one `dangerous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Loading runs no code.
+    Safe,
+    /// The agent could not tell, or said something this collector does not know.
+    Unknown,
+    /// Loading may run code.
+    Suspicious,
+    /// Loading runs code.
+    Dangerous,
+}
+
+impl Verdict {
+    /// Every verdict, worst last.
+    pub const ALL: [Verdict; 4] = [Self::Safe, Self::Unknown, Self::Suspicious, Self::Dangerous];
+
+    /// Its name in the scan JSON, the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Safe => "safe",
+            Self::Unknown => "unknown",
+            Self::Suspicious => "suspicious",
+            Self::Dangerous => "dangerous",
+        }
+    }
+
+    /// The verdict named `name`; any other text is `Unknown` (it comes from an agent).
+    pub fn from_name(name: &str) -> Self {
+        Self::ALL.into_iter().find(|v| v.as_str() == name).unwrap_or(Self::Unknown)
+    }
+}
+
 /// One entry of a host's inventory, as an agent stated it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestAsset {
@@ -139,8 +174,10 @@ pub struct ApplySummary {
     pub upserted: u64,
     /// Live sightings marked removed by the batch's removals.
     pub removed: u64,
-    /// Upserts skipped because no identity could be derived from them.
+    /// Upserts skipped: no identity could be derived, or over a bound (`store::limits`).
     pub rejected: Vec<RejectedEntry>,
+    /// Why the batch's host facts were not stored, when they were over a bound.
+    pub host_rejected: Option<String>,
     /// What happened to the snapshot this batch belongs to.
     pub snapshot: SnapshotProgress,
 }
@@ -150,9 +187,9 @@ pub struct ApplySummary {
 pub struct RejectedEntry {
     /// Kind the agent gave.
     pub kind: AssetKind,
-    /// Local key of the entry, to find it on the host.
+    /// Local key of the entry, to find it on the host (cut to 256 bytes).
     pub local_key: String,
-    /// Why no identity could be derived.
+    /// Why it was not stored.
     pub reason: String,
 }
 
@@ -210,8 +247,12 @@ pub struct Agent {
     pub machine_fingerprint: String,
     /// Machine fingerprint of the latest batch, when one carried host facts.
     pub reported_machine_fingerprint: Option<String>,
-    /// Latest hostname (enrollment, then batches).
+    /// Hostname at enrollment: what the fleet shows (a batch cannot rename a host).
     pub hostname: String,
+    /// Hostname of the latest batch's host facts, when one carried them (unverified).
+    pub reported_hostname: Option<String>,
+    /// Bytes of sightings the agent has made the store keep (its quota counts these).
+    pub stored_bytes: u64,
     /// Agent version at its last registration.
     pub agent_version: String,
     /// First registration.
@@ -439,6 +480,11 @@ pub struct AssetSummary {
     pub live_hosts: u64,
     /// Hostnames of those hosts, sorted, at most [`AssetSummary::MAX_HOSTNAMES`].
     pub hostnames: Vec<String>,
+    /// A model's fleet-wide verdict: the worst of its live sightings' (`None` for other kinds,
+    /// or a model with no live sighting).
+    pub verdict: Option<Verdict>,
+    /// How many distinct hosts state each verdict in a live sighting, worst first (models).
+    pub verdict_hosts: Vec<(Verdict, u64)>,
 }
 
 impl AssetSummary {
@@ -451,16 +497,18 @@ impl AssetSummary {
 pub struct Sighting {
     /// The host's agent.
     pub agent_id: String,
-    /// The host's latest hostname.
+    /// The hostname the host's agent enrolled with.
     pub hostname: String,
+    /// The hostname the agent reports in its latest batch, when it reported one (unverified).
+    pub reported_hostname: Option<String>,
     /// The entry's key on the host.
     pub local_key: String,
     /// Where on the host: a model's path, a framework's environment, a runtime's executable, a
     /// tooling file.
     pub path_or_environment: String,
-    /// First observed (agent clock).
+    /// First observed (agent clock, never later than the collector received it).
     pub first_seen_ms: i64,
-    /// Last observed (agent clock).
+    /// Last observed (agent clock, never later than the collector received it).
     pub last_seen_ms: i64,
     /// When it went away; `None` while live.
     pub removed_at_ms: Option<i64>,

@@ -10,10 +10,10 @@ use crate::store::types::{Agent, AgentRegistration, HostStatus};
 pub(super) const AGENT_COLUMNS: &str = "a.agent_id, a.cert_serial, a.cert_fingerprint, a.cert_not_after_ms, \
      a.machine_fingerprint, a.reported_machine_fingerprint, a.hostname, a.agent_version, a.enrolled_at_ms, \
      a.last_seen_ms, a.last_sequence, a.revoked_at_ms, a.host_facts_json, a.install_key_sha256, a.superseded_by, \
-     a.superseded_at_ms, a.clone_detected_at_ms";
+     a.superseded_at_ms, a.clone_detected_at_ms, a.reported_hostname, a.stored_bytes";
 
 /// Number of columns in [`AGENT_COLUMNS`].
-pub(super) const AGENT_COLUMN_COUNT: usize = 17;
+pub(super) const AGENT_COLUMN_COUNT: usize = 19;
 
 /// The agent in the first [`AGENT_COLUMN_COUNT`] columns of `row`.
 pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
@@ -35,6 +35,8 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         superseded_by: row.get(14)?,
         superseded_at_ms: row.get(15)?,
         clone_detected_at_ms: row.get(16)?,
+        reported_hostname: row.get(17)?,
+        stored_bytes: u64::try_from(row.get::<_, i64>(18)?).unwrap_or_default(),
     })
 }
 

@@ -1,4 +1,7 @@
-//! `apply_batch`: the steps of the module docs' "Batches" section, in one transaction.
+//! `apply_batch`: the steps of the module docs' "Batches" section, in one transaction, within
+//! the bounds of `store::limits`.
+
+use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use tracing::{debug, warn};
@@ -6,9 +9,11 @@ use tracing::{debug, warn};
 use super::Res;
 use crate::store::error::StoreError;
 use crate::store::identity;
+use crate::store::limits::{self, AgentQuota};
 use crate::store::types::{
     ApplyOutcome, ApplySummary, BatchMode, IngestAsset, IngestBatch, RejectedEntry, SnapshotProgress,
 };
+use crate::untrusted;
 
 /// The agent's row as a batch needs it.
 struct AgentState {
@@ -20,6 +25,8 @@ struct AgentState {
     open_snapshot: Option<i64>,
     /// No gap hit the open snapshot so far.
     open_complete: bool,
+    /// Bytes of sightings the agent has made the store keep.
+    stored_bytes: u64,
 }
 
 /// The snapshot this batch's upserts are recorded under.
@@ -31,7 +38,12 @@ struct OpenSnapshot {
     complete: bool,
 }
 
-pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -> Res<ApplyOutcome> {
+pub(super) fn apply(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    batch: &IngestBatch,
+    quota: &AgentQuota,
+) -> Res<ApplyOutcome> {
     let invalid = |reason: &str| StoreError::InvalidBatch {
         agent_id: agent_id.to_owned(),
         sequence: batch.sequence,
@@ -47,6 +59,19 @@ pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -
     }
     if batch.sequence <= state.last_sequence {
         return Ok(ApplyOutcome::AlreadyApplied { last_sequence: state.last_sequence });
+    }
+    if batch.sequence - state.last_sequence > limits::MAX_SEQUENCE_JUMP {
+        let reason = format!(
+            "sequence is more than {} ahead of the last applied {}",
+            limits::MAX_SEQUENCE_JUMP,
+            state.last_sequence
+        );
+        return Err(invalid(&reason).into());
+    }
+    let entries = batch.upserts.len().saturating_add(batch.removals.len());
+    if entries > limits::MAX_ENTRIES_PER_BATCH {
+        let reason = format!("{entries} entries, over the {} a batch may hold", limits::MAX_ENTRIES_PER_BATCH);
+        return Err(invalid(&reason).into());
     }
     let expected = state.last_sequence.saturating_add(1);
     let gap = batch.sequence > expected;
@@ -69,9 +94,11 @@ pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -
         }
     };
 
-    update_host(tx, agent_id, batch)?;
-    let observed = batch.observed_at_ms;
-    let mut summary = ApplySummary::default();
+    let mut summary = ApplySummary { host_rejected: update_host(tx, agent_id, batch)?, ..ApplySummary::default() };
+    // Sightings keep the agent's clock, never ahead of the collector's; assets only the
+    // collector's, so no agent can date what others see.
+    let observed = batch.observed_at_ms.min(batch.received_at_ms);
+    let mut budget = Budget { stored_bytes: state.stored_bytes, quota: *quota };
     for removal in &batch.removals {
         let removed = tx.execute(
             "UPDATE sightings SET removed_at_ms = ?4 \
@@ -80,16 +107,22 @@ pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -
         )?;
         summary.removed += removed as u64;
     }
+    let times = Times { observed, received: batch.received_at_ms };
     for upsert in &batch.upserts {
-        if let Some(open) = snapshot {
+        // A key over its bound cannot name anything stored: it is not recorded.
+        if let (Some(open), true) = (snapshot, upsert.local_key.len() <= limits::MAX_LOCAL_KEY_BYTES) {
             tx.execute(
                 "INSERT OR IGNORE INTO snapshot_keys (agent_id, snapshot_id, kind, local_key) VALUES (?1, ?2, ?3, ?4)",
                 params![agent_id, open.id, upsert.kind.as_str(), upsert.local_key],
             )?;
         }
-        match store_upsert(tx, agent_id, upsert, observed)? {
+        match store_upsert(tx, agent_id, upsert, times, &mut budget)? {
             Ok(()) => summary.upserted += 1,
-            Err(rejected) => summary.rejected.push(rejected),
+            Err(reason) => summary.rejected.push(RejectedEntry {
+                kind: upsert.kind,
+                local_key: truncate(&upsert.local_key, REJECTED_KEY_BYTES),
+                reason,
+            }),
         }
     }
 
@@ -117,7 +150,7 @@ pub(super) fn apply(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -
 fn agent_state(tx: &Transaction<'_>, agent_id: &str) -> Res<AgentState> {
     let row = tx
         .query_row(
-            "SELECT last_sequence, revoked_at_ms IS NOT NULL, open_snapshot_id, open_snapshot_complete \
+            "SELECT last_sequence, revoked_at_ms IS NOT NULL, open_snapshot_id, open_snapshot_complete, stored_bytes \
              FROM agents WHERE agent_id = ?1",
             [agent_id],
             |r| {
@@ -126,6 +159,7 @@ fn agent_state(tx: &Transaction<'_>, agent_id: &str) -> Res<AgentState> {
                     revoked: r.get(1)?,
                     open_snapshot: r.get(2)?,
                     open_complete: r.get(3)?,
+                    stored_bytes: u64::try_from(r.get::<_, i64>(4)?).unwrap_or_default(),
                 })
             },
         )
@@ -133,60 +167,125 @@ fn agent_state(tx: &Transaction<'_>, agent_id: &str) -> Res<AgentState> {
     row.ok_or_else(|| StoreError::UnknownAgent { agent_id: agent_id.to_owned() }.into())
 }
 
-/// Host facts and `last_seen` of the agent.
-fn update_host(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -> Res<()> {
+/// Host facts and `last_seen` of the agent; returns why the facts were not stored when they
+/// are over a bound. The enrolled hostname stays: the reported one is kept beside it.
+fn update_host(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -> Res<Option<String>> {
     tx.execute(
         "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE agent_id = ?1",
         params![agent_id, batch.received_at_ms],
     )?;
-    if let Some(host) = &batch.host {
-        tx.execute(
-            "UPDATE agents SET host_facts_json = ?2, hostname = COALESCE(NULLIF(?3, ''), hostname), \
-                 reported_machine_fingerprint = COALESCE(NULLIF(?4, ''), reported_machine_fingerprint) \
-             WHERE agent_id = ?1",
-            params![agent_id, host.json, host.hostname, host.machine_fingerprint],
-        )?;
+    let Some(host) = &batch.host else { return Ok(None) };
+    if let Err(reason) = limits::check_host(&host.hostname, &host.machine_fingerprint, &host.json) {
+        return Ok(Some(reason));
     }
-    Ok(())
+    tx.execute(
+        "UPDATE agents SET host_facts_json = ?2, reported_hostname = COALESCE(NULLIF(?3, ''), reported_hostname), \
+             reported_machine_fingerprint = COALESCE(NULLIF(?4, ''), reported_machine_fingerprint) \
+         WHERE agent_id = ?1",
+        params![agent_id, host.json, host.hostname, host.machine_fingerprint],
+    )?;
+    Ok(None)
 }
 
-/// Stores one upsert; the inner `Err` is an entry without a derivable identity.
+/// The two clocks of a batch.
+#[derive(Clone, Copy)]
+struct Times {
+    /// The agent's observation, clamped to `received` (sightings).
+    observed: i64,
+    /// The collector's reception (assets).
+    received: i64,
+}
+
+/// What the agent may still make the store keep in this batch (limits rule 4).
+struct Budget {
+    /// Bytes of its sightings so far, this batch's included.
+    stored_bytes: u64,
+    /// Its quota.
+    quota: AgentQuota,
+}
+
+/// Bytes of a rejected entry's local key kept in the summary and the log.
+const REJECTED_KEY_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default().to_owned()
+}
+
+/// Stores one upsert; the inner `Err` says why it was rejected (no identity, over a bound,
+/// over the agent's quota).
 fn store_upsert(
     tx: &Transaction<'_>,
     agent_id: &str,
     upsert: &IngestAsset,
-    observed: i64,
-) -> Res<Result<(), RejectedEntry>> {
+    times: Times,
+    budget: &mut Budget,
+) -> Res<Result<(), String>> {
+    if let Err(reason) = limits::check_entry(&upsert.local_key, &upsert.json) {
+        return Ok(Err(reason));
+    }
     let derived = match identity::derive(agent_id, upsert.kind, &upsert.local_key, &upsert.json) {
         Ok(d) => d,
-        Err(e) => {
-            return Ok(Err(RejectedEntry {
-                kind: upsert.kind,
-                local_key: upsert.local_key.clone(),
-                reason: e.to_string(),
-            }))
-        }
+        Err(e) => return Ok(Err(e.to_string())),
     };
+    if let Err(reason) = limits::check_location(&derived.location) {
+        return Ok(Err(reason));
+    }
     let kind = upsert.kind.as_str();
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT length(CAST(entry_json AS BLOB)) + length(CAST(location AS BLOB)) FROM sightings \
+             WHERE asset_id = ?1 AND agent_id = ?2 AND local_key = ?3",
+            params![derived.asset_id, agent_id, upsert.local_key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let size = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let adds = size(upsert.json.len())
+        + size(derived.location.len())
+        + if existing.is_none() { size(upsert.local_key.len()) } else { 0 };
+    let frees = existing.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    if adds > frees && budget.stored_bytes.saturating_add(adds - frees) > budget.quota.max_stored_bytes {
+        return Ok(Err(format!("the agent's sightings are at their quota of {} bytes", budget.quota.max_stored_bytes)));
+    }
+    if existing.is_none() {
+        let live: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND removed_at_ms IS NULL",
+            params![derived.asset_id, agent_id],
+            |r| r.get(0),
+        )?;
+        if u64::try_from(live).unwrap_or(0) >= limits::MAX_LIVE_SIGHTINGS_PER_ASSET {
+            return Ok(Err(format!(
+                "the agent already has {} live sightings of this asset",
+                limits::MAX_LIVE_SIGHTINGS_PER_ASSET
+            )));
+        }
+    }
+    budget.stored_bytes = budget.stored_bytes.saturating_add(adds).saturating_sub(frees);
     tx.execute(
         "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) \
          ON CONFLICT (asset_id) DO UPDATE SET first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
              last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
-        params![derived.asset_id, kind, derived.identity, observed],
+        params![derived.asset_id, kind, derived.identity, times.received],
     )?;
     // What was at this key before, if it was another asset, is gone from it.
     tx.execute(
         "UPDATE sightings SET removed_at_ms = ?5 \
          WHERE agent_id = ?1 AND kind = ?2 AND local_key = ?3 AND asset_id <> ?4 AND removed_at_ms IS NULL",
-        params![agent_id, kind, upsert.local_key, derived.asset_id, observed],
+        params![agent_id, kind, upsert.local_key, derived.asset_id, times.observed],
     )?;
+    let verdict = derived.verdict.map(|v| v.as_str());
     tx.execute(
-        "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+        "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms, \
+             verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) \
          ON CONFLICT (asset_id, agent_id, local_key) DO UPDATE SET location = excluded.location, \
              entry_json = excluded.entry_json, last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), \
-             removed_at_ms = NULL",
-        params![derived.asset_id, agent_id, kind, upsert.local_key, derived.location, upsert.json, observed],
+             removed_at_ms = NULL, verdict = excluded.verdict",
+        params![derived.asset_id, agent_id, kind, upsert.local_key, derived.location, upsert.json, times.observed, verdict],
     )?;
     Ok(Ok(()))
 }
@@ -216,9 +315,18 @@ pub(super) fn log_outcome(agent_id: &str, sequence: u64, outcome: &ApplyOutcome)
         }
         ApplyOutcome::Applied(summary) => summary,
     };
+    if let Some(reason) = &summary.host_rejected {
+        warn!(agent_id, sequence, reason = %untrusted::text(reason), "host facts not stored");
+    }
+    // One line per batch whatever the number of rejected entries: counts by reason, and the
+    // first entry of each as an example.
+    let mut by_reason: BTreeMap<&str, (u64, &RejectedEntry)> = BTreeMap::new();
     for rejected in &summary.rejected {
-        warn!(agent_id, sequence, kind = %rejected.kind, local_key = %rejected.local_key,
-            reason = %rejected.reason, "entry skipped: no identity");
+        by_reason.entry(rejected.reason.as_str()).or_insert((0, rejected)).0 += 1;
+    }
+    for (reason, (count, example)) in by_reason {
+        warn!(agent_id, sequence, count, reason = %untrusted::text(reason), kind = %example.kind,
+            local_key = %untrusted::text(&example.local_key), "entries not stored");
     }
     debug!(agent_id, sequence, upserted = summary.upserted, removed = summary.removed,
         snapshot = ?summary.snapshot, "batch applied");

@@ -37,6 +37,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use tracing::{debug, warn};
 
 use super::error::{StoreError, TokenError};
+use super::limits::AgentQuota;
 use super::types::{
     Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, HostStatus, HostSummary,
     IngestBatch, IssuedToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The database file, or `:memory:`; named in errors and logs.
     path: PathBuf,
+    /// What one agent may make the store keep.
+    quota: AgentQuota,
 }
 
 /// Failure inside a transaction: a database error, or a domain error decided by the code.
@@ -125,12 +128,18 @@ impl SqliteStore {
         }
         let version = schema::migrate(&mut conn, &path)?;
         debug!(path = %path.display(), schema_version = version, "store opened");
-        Ok(Self { conn: Mutex::new(conn), path })
+        Ok(Self { conn: Mutex::new(conn), path, quota: AgentQuota::default() })
     }
 
     /// The database file this store uses (`:memory:` for an in-memory one).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store with `quota` for every agent instead of the default.
+    pub fn with_quota(mut self, quota: AgentQuota) -> Self {
+        self.quota = quota;
+        self
     }
 
     /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
@@ -212,7 +221,7 @@ impl Store for SqliteStore {
     }
 
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
-        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch))?;
+        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &self.quota))?;
         batch::log_outcome(agent_id, batch.sequence, &outcome);
         Ok(outcome)
     }

@@ -1,4 +1,6 @@
-//! Read pages for the HTTP API (keyset pagination, module docs of `store`).
+//! Read pages for the HTTP API (keyset pagination, module docs of `store`). Rows are read one by
+//! one and a page ends at its limit or once it holds [`MAX_PAGE_BYTES`] of rows (limits rule 6),
+//! so a page's memory and size stay bounded whatever agents stored.
 
 use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -6,8 +8,9 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use super::agents::{self, AGENT_COLUMNS, AGENT_COLUMN_COUNT};
 use super::Res;
 use crate::store::error::StoreError;
+use crate::store::limits::MAX_PAGE_BYTES;
 use crate::store::types::{
-    AssetDetail, AssetFilter, AssetKind, AssetSummary, HostSummary, Page, PageRequest, Sighting,
+    AssetDetail, AssetFilter, AssetKind, AssetSummary, HostSummary, Page, PageRequest, Sighting, Verdict,
 };
 
 pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSummary>> {
@@ -18,13 +21,19 @@ pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSu
          FROM agents a WHERE ?1 IS NULL OR a.agent_id > ?1 ORDER BY a.agent_id LIMIT ?2"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt
-        .query_map(params![page.after, limit + 1], |r| {
-            Ok(HostSummary { agent: agents::from_row(r)?, live_sightings: count(r, AGENT_COLUMN_COUNT)? })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt.query_map(params![page.after, limit + 1], |r| {
+        Ok(HostSummary { agent: agents::from_row(r)?, live_sightings: count(r, AGENT_COLUMN_COUNT)? })
+    })?;
+    let rows = bounded(rows, limit, |h| {
+        let a = &h.agent;
+        [&a.agent_id, &a.hostname, &a.agent_version, &a.machine_fingerprint].iter().map(|s| s.len()).sum::<usize>()
+            + [&a.host_facts_json, &a.reported_hostname, &a.reported_machine_fingerprint]
+                .iter()
+                .map(|s| s.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+    })?;
     let total = tx.query_row("SELECT COUNT(*) FROM agents", [], |r| count(r, 0))?;
-    Ok(paginate(rows, limit, total, |h| h.agent.agent_id.clone()))
+    Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
 }
 
 /// Columns of an asset summary, for `assets` aliased `a`, read by [`asset_from_row`].
@@ -40,13 +49,13 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
          ORDER BY a.asset_id LIMIT ?3"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let mut rows =
-        stmt.query_map(params![kind, page.after, limit + 1], asset_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    for asset in &mut rows {
-        asset.hostnames = hostnames(tx, &asset.id)?;
+    let rows = stmt.query_map(params![kind, page.after, limit + 1], asset_from_row)?;
+    let mut rows = bounded(rows, limit, |a| a.id.len() + a.identity.len())?;
+    for asset in &mut rows.0 {
+        complete(tx, asset)?;
     }
     let total = tx.query_row("SELECT COUNT(*) FROM assets WHERE ?1 IS NULL OR kind = ?1", [kind], |r| count(r, 0))?;
-    Ok(paginate(rows, limit, total, |a| a.id.clone()))
+    Ok(paginate(rows, total, |a| a.id.clone()))
 }
 
 pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) -> Res<Option<AssetDetail>> {
@@ -54,7 +63,7 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
     let Some(mut asset) = tx.query_row(&sql, [asset_id], asset_from_row).optional()? else {
         return Ok(None);
     };
-    asset.hostnames = hostnames(tx, asset_id)?;
+    complete(tx, &mut asset)?;
     let after: i64 = match &page.after {
         None => 0,
         Some(cursor) => cursor.parse().map_err(|_| StoreError::InvalidCursor { cursor: cursor.clone() })?,
@@ -62,27 +71,34 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
     let limit = page.effective_limit();
     let mut stmt = tx.prepare(
         "SELECT s.sighting_id, s.agent_id, g.hostname, s.local_key, s.location, s.first_seen_ms, s.last_seen_ms, \
-             s.removed_at_ms, s.entry_json \
+             s.removed_at_ms, s.entry_json, g.reported_hostname \
          FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
          WHERE s.asset_id = ?1 AND s.sighting_id > ?2 ORDER BY s.sighting_id LIMIT ?3",
     )?;
-    let rows = stmt
-        .query_map(params![asset_id, after, limit + 1], |r| {
-            let sighting = Sighting {
-                agent_id: r.get(1)?,
-                hostname: r.get(2)?,
-                local_key: r.get(3)?,
-                path_or_environment: r.get(4)?,
-                first_seen_ms: r.get(5)?,
-                last_seen_ms: r.get(6)?,
-                removed_at_ms: r.get(7)?,
-                json: r.get(8)?,
-            };
-            Ok((r.get::<_, i64>(0)?, sighting))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt.query_map(params![asset_id, after, limit + 1], |r| {
+        let sighting = Sighting {
+            agent_id: r.get(1)?,
+            hostname: r.get(2)?,
+            reported_hostname: r.get(9)?,
+            local_key: r.get(3)?,
+            path_or_environment: r.get(4)?,
+            first_seen_ms: r.get(5)?,
+            last_seen_ms: r.get(6)?,
+            removed_at_ms: r.get(7)?,
+            json: r.get(8)?,
+        };
+        Ok((r.get::<_, i64>(0)?, sighting))
+    })?;
+    let rows = bounded(rows, limit, |(_, s)| {
+        s.agent_id.len()
+            + s.hostname.len()
+            + s.reported_hostname.as_ref().map_or(0, String::len)
+            + s.local_key.len()
+            + s.path_or_environment.len()
+            + s.json.len()
+    })?;
     let total = tx.query_row("SELECT COUNT(*) FROM sightings WHERE asset_id = ?1", [asset_id], |r| count(r, 0))?;
-    let page = paginate(rows, limit, total, |(id, _)| id.to_string());
+    let page = paginate(rows, total, |(id, _)| id.to_string());
     let sightings =
         Page { items: page.items.into_iter().map(|(_, s)| s).collect(), next_cursor: page.next_cursor, total };
     Ok(Some(AssetDetail { asset, sightings }))
@@ -102,7 +118,40 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
         live_sightings: count(r, 5)?,
         live_hosts: count(r, 6)?,
         hostnames: Vec::new(),
+        verdict: None,
+        verdict_hosts: Vec::new(),
     })
+}
+
+/// Fills what a summary needs beyond its row: the hostnames, and a model's verdicts.
+fn complete(tx: &Transaction<'_>, asset: &mut AssetSummary) -> Res<()> {
+    asset.hostnames = hostnames(tx, &asset.id)?;
+    if asset.kind == AssetKind::Model {
+        asset.verdict_hosts = verdict_hosts(tx, &asset.id)?;
+        asset.verdict = asset.verdict_hosts.first().map(|(v, _)| *v);
+    }
+    Ok(())
+}
+
+/// How many distinct hosts state each verdict in a live sighting of the asset, worst first.
+fn verdict_hosts(tx: &Transaction<'_>, asset_id: &str) -> Res<Vec<(Verdict, u64)>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT COALESCE(s.verdict, 'unknown'), COUNT(DISTINCT s.agent_id) FROM sightings s \
+         WHERE s.asset_id = ?1 AND s.removed_at_ms IS NULL GROUP BY 1",
+    )?;
+    let mut counts = stmt
+        .query_map([asset_id], |r| Ok((Verdict::from_name(&r.get::<_, String>(0)?), count(r, 1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // Two stored names can map to `unknown`: merge them.
+    counts.sort_by_key(|(verdict, _)| std::cmp::Reverse(*verdict));
+    counts.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 += later.1;
+        }
+        same
+    });
+    Ok(counts)
 }
 
 /// Sorted hostnames of the hosts with a live sighting of the asset, at most the summary's cap.
@@ -121,14 +170,32 @@ fn count(r: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
     Ok(u64::try_from(r.get::<_, i64>(idx)?).unwrap_or_default())
 }
 
-/// The page of `rows` (fetched with one extra row to tell whether another page follows).
-fn paginate<T>(mut rows: Vec<T>, limit: u32, total: u64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+/// Reads up to `limit` rows, stopping early once they hold [`MAX_PAGE_BYTES`] by `size_of`
+/// (the first row is always taken); returns them and whether another page may follow. The
+/// query asks for one row more than `limit`, which tells the last page from a full one.
+fn bounded<T>(
+    rows: impl Iterator<Item = rusqlite::Result<T>>,
+    limit: u32,
+    size_of: impl Fn(&T) -> usize,
+) -> rusqlite::Result<(Vec<T>, bool)> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(cursor_of)
-    } else {
-        None
-    };
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    for row in rows {
+        if out.len() == limit {
+            return Ok((out, true));
+        }
+        let row = row?;
+        bytes = bytes.saturating_add(size_of(&row));
+        out.push(row);
+        if bytes >= MAX_PAGE_BYTES {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
+}
+
+/// The page of `rows` read by [`bounded`]: a cursor after the last row when more may follow.
+fn paginate<T>((rows, more): (Vec<T>, bool), total: u64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = if more { rows.last().map(cursor_of) } else { None };
     Page { items: rows, next_cursor, total }
 }

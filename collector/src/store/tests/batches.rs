@@ -15,7 +15,8 @@ fn same_model_on_two_agents_is_one_asset_with_two_sightings() {
     assert_eq!(summary.id, format!("model:{SHA_A}"));
     assert_eq!((summary.live_sightings, summary.live_hosts), (2, 2));
     assert_eq!(summary.hostnames, ["host-a", "host-b"]);
-    assert_eq!((summary.first_seen_ms, summary.last_seen_ms), (1_000, 2_000));
+    // Asset times are the collector's (received 5 ms after the agents observed).
+    assert_eq!((summary.first_seen_ms, summary.last_seen_ms), (1_005, 2_005));
 
     let detail = asset(&store, &summary.id);
     let places: Vec<_> =
@@ -256,7 +257,8 @@ fn a_failed_transaction_leaves_no_partial_state() {
     // /b was named by no part of snapshot 3.
     assert_eq!(summary.snapshot, SnapshotProgress::Closed { removed: 1 });
     assert_eq!(sighting(&store, "a", "/b").removed_at_ms, Some(2_000));
-    assert_eq!(store.agent("a").unwrap().unwrap().hostname, "renamed");
+    let agent = store.agent("a").unwrap().unwrap();
+    assert_eq!((agent.hostname.as_str(), agent.reported_hostname.as_deref()), ("host-a", Some("renamed")));
 }
 
 #[test]
@@ -295,7 +297,8 @@ fn host_facts_and_last_seen_follow_batches() {
     batch.host = Some(host_facts("new-name", "fp-clone"));
     apply(&store, "a", &batch);
     let agent = store.agent("a").unwrap().unwrap();
-    assert_eq!(agent.hostname, "new-name");
+    // A batch cannot rename a host: the enrolled name stays, the reported one is kept beside it.
+    assert_eq!((agent.hostname.as_str(), agent.reported_hostname.as_deref()), ("host-a", Some("new-name")));
     assert_eq!(agent.reported_machine_fingerprint.as_deref(), Some("fp-clone"));
     assert_eq!(agent.machine_fingerprint, "fp-a");
     assert_eq!(agent.host_facts_json.as_deref(), Some(r#"{"hostname":"new-name","os":"Debian GNU/Linux 12"}"#));
@@ -303,5 +306,5 @@ fn host_facts_and_last_seen_follow_batches() {
     // A batch without facts keeps them.
     apply(&store, "a", &delta(2, 2_000, vec![]));
     let agent = store.agent("a").unwrap().unwrap();
-    assert_eq!((agent.hostname.as_str(), agent.last_seen_ms), ("new-name", Some(2_005)));
+    assert_eq!((agent.reported_hostname.as_deref(), agent.last_seen_ms), (Some("new-name"), Some(2_005)));
 }

@@ -2,6 +2,7 @@
 
 mod agents;
 mod batches;
+mod bounds;
 mod persistence;
 mod queries;
 mod tokens;

@@ -87,3 +87,28 @@ fn a_version_1_database_is_migrated_keeping_its_agents() {
     assert_eq!(agent.identity_status(), IdentityStatus::Unique);
     assert_eq!((agent.enrolled_at_ms, agent.install_key_sha256, agent.superseded_by), (5, None, None));
 }
+
+#[test]
+fn a_version_2_database_is_migrated_with_its_stored_bytes_and_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../sqlite/schema_v1.sql")).unwrap();
+    conn.execute_batch(include_str!("../sqlite/schema_v2.sql")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (2); \
+         INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
+             hostname, agent_version, enrolled_at_ms) VALUES ('a', 's', 'f', 1, 'fp', 'h', '0.1.0', 5); \
+         INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES ('model:x', 'model', 'x', 1, 1); \
+         INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
+             VALUES ('model:x', 'a', 'model', '/k', '/k', '{\"safety\":{\"verdict\":\"dangerous\"}}', 1, 1);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let agent = store.agent("a").unwrap().unwrap();
+    let json_len = r#"{"safety":{"verdict":"dangerous"}}"#.len() as u64;
+    assert_eq!(agent.stored_bytes, json_len + 2 + 2);
+    let page = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    assert_eq!(page.items[0].verdict, Some(crate::store::Verdict::Dangerous));
+}
