@@ -18,7 +18,9 @@
 //!
 //! [agents]
 //! cert_lifetime = "30d"     # agents renew before expiry
-//! batches_per_minute = 600  # per-agent rate limit
+//! batches_per_minute = 600  # per-agent rate limit (batches and hellos)
+//! bytes_per_minute = 67108864     # per-agent rate limit in bytes (64 MiB)
+//! max_stored_bytes = 268435456    # sightings one agent may make the store keep (256 MiB)
 //! ```
 
 use std::fmt;
@@ -87,6 +89,12 @@ impl Default for TlsConfig {
     }
 }
 
+/// Smallest `agents.bytes_per_minute`: the largest message an agent may send
+/// ([`crate::server::MAX_MESSAGE_BYTES`]).
+const MIN_BYTES_PER_MINUTE: u64 = crate::server::MAX_MESSAGE_BYTES as u64;
+/// Smallest `agents.max_stored_bytes`.
+const MIN_STORED_BYTES: u64 = 1024 * 1024;
+
 /// Agent policy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,11 +104,20 @@ pub struct AgentsConfig {
     pub cert_lifetime: Duration,
     /// Most batches per agent per minute.
     pub batches_per_minute: u32,
+    /// Most bytes of messages per agent per minute.
+    pub bytes_per_minute: u64,
+    /// Most bytes of sightings one agent may make the store keep.
+    pub max_stored_bytes: u64,
 }
 
 impl Default for AgentsConfig {
     fn default() -> Self {
-        Self { cert_lifetime: Duration::from_secs(30 * 24 * 3600), batches_per_minute: 600 }
+        Self {
+            cert_lifetime: Duration::from_secs(30 * 24 * 3600),
+            batches_per_minute: 600,
+            bytes_per_minute: 64 * 1024 * 1024,
+            max_stored_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -225,6 +242,12 @@ impl CollectorConfig {
         }
         if self.agents.batches_per_minute == 0 {
             problem("agents.batches_per_minute", "at least 1".into());
+        }
+        if self.agents.bytes_per_minute < MIN_BYTES_PER_MINUTE {
+            problem("agents.bytes_per_minute", format!("at least {MIN_BYTES_PER_MINUTE} (one largest message)"));
+        }
+        if self.agents.max_stored_bytes < MIN_STORED_BYTES {
+            problem("agents.max_stored_bytes", format!("at least {MIN_STORED_BYTES}"));
         }
         out
     }

@@ -32,7 +32,9 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::to_ingest;
 use crate::pki::CertificateAuthority;
+use crate::store::limits;
 use crate::store::{AgentRegistration, ApplyOutcome, HostStatus, Store, StoreError, TokenError};
+use crate::untrusted;
 use crate::{blocking, now_ms};
 
 /// What the services share.
@@ -154,7 +156,7 @@ impl Services {
                     tracing::warn!(
                         agent_id = %agent_id,
                         superseded_by = %by,
-                        machine_fingerprint = %agent.machine_fingerprint,
+                        machine_fingerprint = %untrusted::text(&agent.machine_fingerprint),
                         "superseded agent is alive: its host was cloned, not reinstalled; both flagged as clones"
                     );
                 }
@@ -179,26 +181,32 @@ impl Enrollment for EnrollmentService {
         }
         let services = Arc::clone(&self.0);
         let response = blocking(Status::internal, move || {
-            let now = now_ms();
             let identity = req.identity.unwrap_or_default();
-            let token = services.store.consume_enrollment_token(&req.token, now).map_err(|e| token_status(&e))?;
-            let install_key_sha256 = hex::encode(Sha256::digest(identity.install_key.as_bytes()));
+            check_identity(&identity, &req.agent_version)?;
+            // A short install key (the empty one above all) hashes alike on many machines: it
+            // proves nothing and is not kept.
+            let install_key_sha256 = (identity.install_key.len() >= MIN_INSTALL_KEY_CHARS)
+                .then(|| hex::encode(Sha256::digest(identity.install_key.as_bytes())));
             let agent_id = new_agent_id()?;
             let host = HostRecord {
                 machine_fingerprint: identity.machine_fingerprint.clone(),
                 hostname: identity.hostname.clone(),
                 agent_version: req.agent_version.clone(),
             };
+            // The request is checked and its CSR signed before the token is spent: a malformed
+            // enrollment costs the token nothing.
             let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
+            let token = services.store.consume_enrollment_token(&req.token, now_ms()).map_err(|e| token_status(&e))?;
             let host_status =
-                services.store.enroll_agent(&registration, &install_key_sha256).map_err(|e| status(&e))?;
+                services.store.enroll_agent(&registration, install_key_sha256.as_deref()).map_err(|e| status(&e))?;
             log_enrolled(&agent_id, &token.token_id, &identity.hostname, &host_status);
+            // What the collector concluded about the host stays here (the wire's host_status is
+            // retired): telling the client would tell it whether the fingerprint it claimed is known.
             Ok(v1::EnrollResponse {
                 agent_id,
                 certificate_pem: signed.cert_pem,
                 ca_pem: services.ca.cert_pem().to_string(),
                 not_after: signed.not_after,
-                host_status: host_status.as_str().to_string(),
             })
         })
         .await?;
@@ -206,17 +214,52 @@ impl Enrollment for EnrollmentService {
     }
 }
 
+/// Refuses an enrollment whose identity facts or version are over their bounds
+/// (`store::limits`), before anything is spent or stored.
+fn check_identity(identity: &v1::HostIdentity, agent_version: &str) -> Result<(), Status> {
+    let fields = [
+        ("identity.hostname", identity.hostname.len(), limits::MAX_HOSTNAME_BYTES),
+        ("identity.machine_fingerprint", identity.machine_fingerprint.len(), limits::MAX_FINGERPRINT_BYTES),
+        ("identity.machine_id", identity.machine_id.len(), limits::MAX_FINGERPRINT_BYTES),
+        ("identity.product_uuid", identity.product_uuid.len(), limits::MAX_FINGERPRINT_BYTES),
+        ("identity.cloud_instance_id", identity.cloud_instance_id.len(), limits::MAX_HOSTNAME_BYTES),
+        ("identity.install_key", identity.install_key.len(), limits::MAX_FINGERPRINT_BYTES),
+        ("agent_version", agent_version.len(), limits::MAX_VERSION_BYTES),
+    ];
+    for (field, len, max) in fields {
+        if len > max {
+            return Err(Status::invalid_argument(format!("{field}: {len} bytes, over the {max} allowed")));
+        }
+    }
+    if identity.mac_addresses.len() > MAX_MAC_ADDRESSES || identity.mac_addresses.iter().any(|m| m.len() > 64) {
+        return Err(Status::invalid_argument(format!(
+            "identity.mac_addresses: more than {MAX_MAC_ADDRESSES} or one over 64 bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Shortest install key kept as proof of an installation (agents send 64 hex digits).
+const MIN_INSTALL_KEY_CHARS: usize = 32;
+
+/// Most MAC addresses an enrollment may list.
+const MAX_MAC_ADDRESSES: usize = 256;
+
 /// Logs an enrollment in one line whose message, level and related agents come from the host
 /// status (docs/fleet.md): a clone warns, since two machines now answer to one identity.
 fn log_enrolled(agent_id: &str, token_id: &str, hostname: &str, host_status: &HostStatus) {
     let (message, superseded, clone_of) = match host_status {
         HostStatus::New => ("agent enrolled: new host", None, None),
         HostStatus::Reinstall { superseded } => (
-            "agent enrolled: reinstall of a known host; the earlier agents are superseded",
+            "agent enrolled: reinstall of a known installation; the earlier agents are superseded at its first complete snapshot",
             Some(superseded.join(",")),
             None,
         ),
-        HostStatus::Clone { of } => ("agent enrolled: clone of a known host", None, Some(of.join(","))),
+        HostStatus::Clone { of } => (
+            "agent enrolled: its machine fingerprint is shared with live agents; all are flagged as clones",
+            None,
+            Some(of.join(",")),
+        ),
     };
     // A tracing level is fixed at each call site; the fields are written once here.
     macro_rules! enrolled {
@@ -225,7 +268,7 @@ fn log_enrolled(agent_id: &str, token_id: &str, hostname: &str, host_status: &Ho
                 $level,
                 agent_id = %agent_id,
                 token = %token_id,
-                hostname = %hostname,
+                hostname = %untrusted::text(hostname),
                 superseded = superseded.as_deref().map(tracing::field::display),
                 clone_of = clone_of.as_deref().map(tracing::field::display),
                 "{message}"
@@ -243,6 +286,11 @@ fn log_enrolled(agent_id: &str, token_id: &str, hostname: &str, host_status: &Ho
 pub struct InventoryService(pub Arc<Services>);
 
 type CollectorStream = Pin<Box<dyn Stream<Item = Result<v1::CollectorMessage, Status>> + Send + 'static>>;
+
+/// The encoded size of an agent's message, for the byte budget.
+fn message_bytes(msg: &v1::AgentMessage) -> u64 {
+    u64::try_from(prost::Message::encoded_len(msg)).unwrap_or(u64::MAX)
+}
 
 fn message(m: collector_message::Message) -> v1::CollectorMessage {
     v1::CollectorMessage { message: Some(m) }
@@ -268,34 +316,47 @@ impl Inventory for InventoryService {
             let _ = tx.send(Ok(message(collector_message::Message::SnapshotRequest(request)))).await;
         }
         tokio::spawn(async move {
+            let mut hello_seen = false;
             while let Some(next) = incoming.next().await {
                 let msg = match next {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::debug!(agent_id = %agent_id, error = %e, "stream ended");
+                        // The stream ends with a status the agent can read, never with OK: a
+                        // message over the size limit is refused as RESOURCE_EXHAUSTED.
+                        let refusal = match e.code() {
+                            tonic::Code::OutOfRange => Status::resource_exhausted(e.message().to_owned()),
+                            _ => e,
+                        };
+                        tracing::debug!(agent_id = %agent_id, error = %refusal, "stream ended");
+                        let _ = tx.send(Err(refusal)).await;
                         break;
                     }
                 };
+                // Every message counts against the agent's rate limit: its bytes always, and as a
+                // message unless it is the stream's first Hello. Nothing beyond the limit is
+                // applied: the answer ends the stream, and the agent resends from its first
+                // unacknowledged batch.
+                let first_hello = matches!(msg.message, Some(agent_message::Message::Hello(_))) && !hello_seen;
+                hello_seen |= first_hello;
+                let counted = u32::from(!first_hello);
+                if let Err(wait) =
+                    services.rate.admit(&agent_id, std::time::Instant::now(), counted, message_bytes(&msg))
+                {
+                    tracing::warn!(agent_id = %agent_id, "rate limit: stream ended");
+                    let retry = message(collector_message::Message::RetryAfterMs(
+                        u64::try_from(wait.as_millis()).unwrap_or(60_000),
+                    ));
+                    let _ = tx.send(Ok(retry)).await;
+                    return;
+                }
                 let reply = match msg.message {
                     Some(agent_message::Message::Hello(hello)) => {
                         // A new agent's first batch is a snapshot already; a collector that lost
                         // state sees a sequence gap and asks for one then.
-                        tracing::info!(agent_id = %agent_id, version = %hello.agent_version, "agent connected");
+                        tracing::info!(agent_id = %agent_id, version = %untrusted::text(&hello.agent_version), "agent connected");
                         Vec::new()
                     }
-                    Some(agent_message::Message::Batch(batch)) => {
-                        if let Err(wait) = services.rate.admit(&agent_id, std::time::Instant::now()) {
-                            // Nothing of this stream beyond the limit is applied: the answer ends
-                            // it, and the agent resends from its first unacknowledged batch.
-                            tracing::warn!(agent_id = %agent_id, sequence = batch.sequence, "rate limit: stream ended");
-                            let retry = message(collector_message::Message::RetryAfterMs(
-                                u64::try_from(wait.as_millis()).unwrap_or(60_000),
-                            ));
-                            let _ = tx.send(Ok(retry)).await;
-                            return;
-                        }
-                        apply(&services, &agent_id, &serial, batch).await
-                    }
+                    Some(agent_message::Message::Batch(batch)) => apply(&services, &agent_id, &serial, batch).await,
                     None => Vec::new(),
                 };
                 let stop = reply.iter().any(Result::is_err);
@@ -378,6 +439,11 @@ mod tests {
 
     /// What [`log_enrolled`] writes for `status`, as the collector's log shows it.
     fn enrolled_line(status: &HostStatus) -> String {
+        logged(|| log_enrolled("agent-b", "tok-1", "host-b", status))
+    }
+
+    /// What `log` writes, as the collector's log shows it.
+    fn logged(log: impl FnOnce()) -> String {
         let out = Arc::new(Mutex::new(Vec::new()));
         let writer = Arc::clone(&out);
         let subscriber = tracing_subscriber::fmt()
@@ -386,7 +452,7 @@ mod tests {
             .without_time()
             .with_target(false)
             .finish();
-        tracing::subscriber::with_default(subscriber, || log_enrolled("agent-b", "tok-1", "host-b", status));
+        tracing::subscriber::with_default(subscriber, log);
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         text.trim_end().to_string()
     }
@@ -412,12 +478,23 @@ mod tests {
         );
         assert_eq!(
             enrolled_line(&HostStatus::Reinstall { superseded: vec!["agent-a".into(), "agent-z".into()] }),
-            " INFO agent enrolled: reinstall of a known host; the earlier agents are superseded agent_id=agent-b \
-             token=tok-1 hostname=host-b superseded=agent-a,agent-z"
+            " INFO agent enrolled: reinstall of a known installation; the earlier agents are superseded at its \
+             first complete snapshot agent_id=agent-b token=tok-1 hostname=host-b superseded=agent-a,agent-z"
         );
         assert_eq!(
             enrolled_line(&HostStatus::Clone { of: vec!["agent-a".into()] }),
-            " WARN agent enrolled: clone of a known host agent_id=agent-b token=tok-1 hostname=host-b clone_of=agent-a"
+            " WARN agent enrolled: its machine fingerprint is shared with live agents; all are flagged as clones \
+             agent_id=agent-b token=tok-1 hostname=host-b clone_of=agent-a"
         );
+    }
+
+    #[test]
+    fn an_agent_supplied_hostname_cannot_forge_a_log_line() {
+        let line = logged(|| {
+            log_enrolled("agent-b", "tok-1", "host-b\n WARN agent revoked agent_id=agent-a\x1b[2J", &HostStatus::New)
+        });
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.contains('\x1b'), "{line:?}");
+        assert!(line.contains(r"hostname=host-b\u{a} WARN agent revoked agent_id=agent-a\u{1b}[2J"), "{line}");
     }
 }

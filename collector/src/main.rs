@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aiscout_collector::config::CollectorConfig;
 use aiscout_collector::now_ms;
+use aiscout_collector::store::limits::AgentQuota;
 use aiscout_collector::store::{NewEnrollmentToken, SqliteStore, Store};
 use clap::{Parser, Subcommand};
 
@@ -104,7 +105,8 @@ fn main() -> ExitCode {
 
 fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
     aiscout_collector::create_private_dir(&config.data_dir)?;
-    Ok(Arc::new(SqliteStore::open(&config.database_path())?))
+    let quota = AgentQuota { max_stored_bytes: config.agents.max_stored_bytes };
+    Ok(Arc::new(SqliteStore::open(&config.database_path())?.with_quota(quota)))
 }
 
 #[allow(clippy::print_stdout)]

@@ -1,7 +1,12 @@
-//! The per-agent rate limit on batches: fixed one-minute windows keyed by agent id and shared
-//! by every stream of the agent on this collector, so reconnecting does not reset it. With
-//! several collectors behind a load balancer each enforces it on its own (an agent holds one
-//! stream at a time, so in practice it meets one).
+//! The per-agent rate limit: in fixed one-minute windows keyed by agent id, at most so many
+//! messages (batches, and every `Hello` after the first of a stream) and so many bytes of them
+//! (every message, `Hello`s included, so reconnecting is not free).
+//! The windows are shared by every stream of the agent on this collector, so reconnecting does
+//! not reset them. With several collectors behind a load balancer each enforces them on its own
+//! (an agent holds one stream at a time, so in practice it meets one).
+//!
+//! A message over either budget is not applied: the stream ends with `RetryAfterMs` (the rest
+//! of the window) and the agent resends from its first unacknowledged batch.
 //!
 //! Memory: one entry per agent seen in the last minute; entries of finished windows are swept
 //! at most once per window.
@@ -13,42 +18,67 @@ use std::time::{Duration, Instant};
 /// Length of a window.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
+/// What one agent used in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// When the window started.
+    start: Instant,
+    /// Messages admitted in it.
+    messages: u32,
+    /// Bytes of the messages admitted in it.
+    bytes: u64,
+}
+
 #[derive(Debug)]
 struct Windows {
-    /// Start of each agent's window and the batches admitted in it.
-    by_agent: HashMap<String, (Instant, u32)>,
+    /// Each agent's current window.
+    by_agent: HashMap<String, Window>,
     /// When finished windows were last dropped.
     last_sweep: Instant,
 }
 
-/// Admits at most `per_minute` batches per agent per window (module docs).
+/// Admits at most `per_minute` messages and `bytes_per_minute` bytes per agent per window
+/// (module docs).
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// Messages per agent per window.
     per_minute: u32,
+    /// Bytes per agent per window.
+    bytes_per_minute: u64,
+    /// The windows, behind one lock (a lookup and an add).
     windows: Mutex<Windows>,
 }
 
 impl RateLimiter {
-    /// A limiter of `per_minute` batches per agent per minute.
-    pub fn new(per_minute: u32) -> Self {
-        Self { per_minute, windows: Mutex::new(Windows { by_agent: HashMap::new(), last_sweep: Instant::now() }) }
+    /// A limiter of `per_minute` messages and `bytes_per_minute` bytes per agent per minute.
+    pub fn new(per_minute: u32, bytes_per_minute: u64) -> Self {
+        Self {
+            per_minute,
+            bytes_per_minute,
+            windows: Mutex::new(Windows { by_agent: HashMap::new(), last_sweep: Instant::now() }),
+        }
     }
 
-    /// Counts one batch of `agent_id` at `now`; over the limit, the wait until its window ends.
-    pub fn admit(&self, agent_id: &str, now: Instant) -> Result<(), Duration> {
+    /// Counts `messages` (0 or 1) of `bytes` from `agent_id` at `now`; over either budget, the
+    /// wait until its window ends. A message larger than the whole byte budget is admitted alone
+    /// in a fresh window, so it is slowed, never refused forever.
+    pub fn admit(&self, agent_id: &str, now: Instant, messages: u32, bytes: u64) -> Result<(), Duration> {
         let mut w = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if now.saturating_duration_since(w.last_sweep) >= WINDOW {
-            w.by_agent.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
+            w.by_agent.retain(|_, window| now.saturating_duration_since(window.start) < WINDOW);
             w.last_sweep = now;
         }
-        let entry = w.by_agent.entry(agent_id.to_owned()).or_insert((now, 0));
-        if now.saturating_duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
+        let window = w.by_agent.entry(agent_id.to_owned()).or_insert(Window { start: now, messages: 0, bytes: 0 });
+        if now.saturating_duration_since(window.start) >= WINDOW {
+            *window = Window { start: now, messages: 0, bytes: 0 };
         }
-        if entry.1 >= self.per_minute {
-            return Err(WINDOW.saturating_sub(now.saturating_duration_since(entry.0)));
+        let over_bytes = window.bytes > 0 && window.bytes.saturating_add(bytes) > self.bytes_per_minute;
+        let over_messages = messages > 0 && window.messages.saturating_add(messages) > self.per_minute;
+        if over_messages || over_bytes {
+            return Err(WINDOW.saturating_sub(now.saturating_duration_since(window.start)));
         }
-        entry.1 += 1;
+        window.messages = window.messages.saturating_add(messages);
+        window.bytes = window.bytes.saturating_add(bytes);
         Ok(())
     }
 
@@ -65,25 +95,46 @@ mod tests {
 
     #[test]
     fn the_limit_is_per_agent_and_per_window_whatever_the_stream() {
-        let limiter = RateLimiter::new(2);
+        let limiter = RateLimiter::new(2, u64::MAX);
         let t0 = Instant::now();
-        assert_eq!(limiter.admit("a", t0), Ok(()));
-        assert_eq!(limiter.admit("a", t0 + Duration::from_secs(1)), Ok(()));
+        assert_eq!(limiter.admit("a", t0, 1, 1), Ok(()));
+        assert_eq!(limiter.admit("a", t0 + Duration::from_secs(1), 1, 1), Ok(()));
         // A third batch in the window, on this stream or a new one, waits for the window's end.
-        assert_eq!(limiter.admit("a", t0 + Duration::from_secs(10)), Err(Duration::from_secs(50)));
-        assert_eq!(limiter.admit("b", t0 + Duration::from_secs(10)), Ok(()), "another agent has its own window");
-        assert_eq!(limiter.admit("a", t0 + WINDOW), Ok(()), "a new window");
+        assert_eq!(limiter.admit("a", t0 + Duration::from_secs(10), 1, 1), Err(Duration::from_secs(50)));
+        assert_eq!(limiter.admit("b", t0 + Duration::from_secs(10), 1, 1), Ok(()), "another agent has its own window");
+        assert_eq!(limiter.admit("a", t0 + WINDOW, 1, 1), Ok(()), "a new window");
     }
 
     #[test]
     fn finished_windows_are_swept() {
-        let limiter = RateLimiter::new(5);
+        let limiter = RateLimiter::new(5, u64::MAX);
         let t0 = Instant::now();
         for i in 0..100 {
-            assert!(limiter.admit(&format!("agent-{i}"), t0).is_ok());
+            assert!(limiter.admit(&format!("agent-{i}"), t0, 1, 1).is_ok());
         }
         assert_eq!(limiter.tracked(), 100);
-        assert!(limiter.admit("late", t0 + WINDOW + Duration::from_secs(1)).is_ok());
+        assert!(limiter.admit("late", t0 + WINDOW + Duration::from_secs(1), 1, 1).is_ok());
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    #[test]
+    fn bytes_are_budgeted_per_window_too() {
+        let limiter = RateLimiter::new(1_000, 1_000);
+        let t0 = Instant::now();
+        assert_eq!(limiter.admit("a", t0, 1, 600), Ok(()));
+        assert_eq!(limiter.admit("a", t0 + Duration::from_secs(5), 1, 600), Err(Duration::from_secs(55)));
+        assert_eq!(limiter.admit("a", t0 + Duration::from_secs(5), 1, 400), Ok(()), "what fits still passes");
+        assert_eq!(limiter.admit("b", t0, 1, 900), Ok(()), "another agent has its own budget");
+        // A message larger than the whole budget waits for a fresh window and then passes alone.
+        assert!(limiter.admit("c", t0, 1, 10).is_ok());
+        assert_eq!(limiter.admit("c", t0, 1, 5_000), Err(WINDOW));
+        assert_eq!(limiter.admit("c", t0 + WINDOW, 1, 5_000), Ok(()));
+        assert!(limiter.admit("c", t0 + WINDOW, 1, 1).is_err());
+        // What counts no message still counts its bytes.
+        let hellos = RateLimiter::new(1, 100);
+        assert_eq!(hellos.admit("d", t0, 0, 60), Ok(()));
+        assert_eq!(hellos.admit("d", t0, 1, 30), Ok(()));
+        assert!(hellos.admit("d", t0, 0, 20).is_err(), "over the bytes");
+        assert!(hellos.admit("d", t0, 1, 1).is_err(), "over the messages");
     }
 }

@@ -74,7 +74,7 @@ pub async fn run(
         store: Arc::clone(&store),
         ca: Arc::clone(&tls.ca),
         cert_lifetime: config.agents.cert_lifetime,
-        rate: RateLimiter::new(config.agents.batches_per_minute),
+        rate: RateLimiter::new(config.agents.batches_per_minute, config.agents.bytes_per_minute),
     });
     let tls_config = ServerTlsConfig::new()
         .identity(Identity::from_pem(&tls.server_cert_pem, &tls.server_key_pem))

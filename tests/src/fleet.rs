@@ -119,6 +119,12 @@ impl Collector {
         wait_for_port(self.grpc_port, START_TIMEOUT);
     }
 
+    /// What the collector has logged so far (plain text).
+    pub fn log(&self) -> String {
+        let path = self.dir.path().join("collector.log");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    }
+
     /// Runs a collector subcommand and returns its stdout, trimmed.
     pub fn command(&self, args: &[&str]) -> String {
         let out = Command::new(collector_bin())

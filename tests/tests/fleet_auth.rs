@@ -103,6 +103,17 @@ fn delta(sequence: u64, upserts: Vec<v1::Asset>, removals: Vec<v1::AssetRemoval>
     v1::Batch { sequence, upserts, removals, observed_at_ms: 1, ..v1::Batch::default() }
 }
 
+/// The sequences acknowledged in `answers`.
+fn acks(answers: &[v1::CollectorMessage]) -> Vec<u64> {
+    answers
+        .iter()
+        .filter_map(|m| match &m.message {
+            Some(collector_message::Message::Ack(a)) => Some(a.sequence),
+            _ => None,
+        })
+        .collect()
+}
+
 fn copy_model(fixture: &str, to: &Path) {
     std::fs::copy(fixtures_dir().join("models").join(fixture), to).unwrap();
 }
@@ -239,15 +250,6 @@ fn the_rate_limit_holds_per_agent_across_streams_and_applies_nothing_beyond_it()
     let root = tempfile::tempdir().unwrap();
     assert_ok(&run_once(&c.agent("r", &[root.path()], &token)));
     let cert = ClientCert::of_agent(&c, "r");
-    let acks = |answers: &[v1::CollectorMessage]| -> Vec<u64> {
-        answers
-            .iter()
-            .filter_map(|m| match &m.message {
-                Some(collector_message::Message::Ack(a)) => Some(a.sequence),
-                _ => None,
-            })
-            .collect()
-    };
     let retry = |answers: &[v1::CollectorMessage]| {
         answers.iter().any(|m| matches!(m.message, Some(collector_message::Message::RetryAfterMs(ms)) if ms > 0))
     };
@@ -273,7 +275,12 @@ fn a_superseded_agent_may_renew_but_only_its_next_stream_proves_it_a_clone() {
     let root = tempfile::tempdir().unwrap();
     let same_machine = AgentOptions { machine_id: Some("golden-image".into()), ..AgentOptions::default() };
     assert_ok(&run_once(&c.agent_with("a", &[root.path()], &token, &same_machine)));
-    assert_ok(&run_once(&c.agent_with("b", &[root.path()], &token, &same_machine)));
+    // B holds A's install key (an image copied with A's state directory, its certificate
+    // removed): a proven reinstall, which supersedes A once B's first snapshot is complete.
+    let config_b = c.agent_with("b", &[root.path()], &token, &same_machine);
+    std::fs::create_dir_all(c.state_dir("b")).unwrap();
+    std::fs::copy(c.state_dir("a").join("install.key"), c.state_dir("b").join("install.key")).unwrap();
+    assert_ok(&run_once(&config_b));
     let a = agent_id(&c, "a");
     let status = |c: &Collector| c.host(&a)["identity_status"].as_str().unwrap_or_default().to_string();
     assert_eq!(status(&c), "superseded");
@@ -289,4 +296,47 @@ fn a_superseded_agent_may_renew_but_only_its_next_stream_proves_it_a_clone() {
         "{answers:?}"
     );
     assert_eq!(status(&c), "clone");
+}
+
+/// An enrolled agent `x` with one model, and its certificate.
+fn enrolled_agent(c: &Collector, root: &Path) -> ClientCert {
+    copy_model("tiny.onnx", &root.join("x.onnx"));
+    assert_ok(&run_once(&c.agent("x", &[root], &c.token_file("token", &[]))));
+    ClientCert::of_agent(c, "x")
+}
+
+#[test]
+fn a_message_over_the_size_limit_is_refused_with_resource_exhausted_not_a_silent_end() {
+    let c = Collector::start();
+    let root = tempfile::tempdir().unwrap();
+    let cert = enrolled_agent(&c, root.path());
+    let mut huge = model_upsert("/huge.onnx", 0x11);
+    huge.json = format!(r#"{{"path":"/huge.onnx","pad":"{}"}}"#, "x".repeat(9 << 20));
+    let refused = stream(&c, Some(&cert), vec![delta(1_000, vec![huge], Vec::new())]).unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(c.live_model_sightings().iter().all(|s| s.path != "/huge.onnx"));
+}
+
+#[test]
+fn oversized_batches_and_forged_sequences_are_refused_and_the_stream_goes_on() {
+    let c = Collector::start();
+    let root = tempfile::tempdir().unwrap();
+    let cert = enrolled_agent(&c, root.path());
+
+    let removals = (0..10_001).map(|i| v1::AssetRemoval { kind: 1, local_key: format!("/r/{i}") }).collect();
+    let refused = stream(&c, Some(&cert), vec![delta(1_000, Vec::new(), removals)]).unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("10001 entries"), "{refused:?}");
+
+    let forged = delta(1 << 40, vec![model_upsert("/forged.onnx", 0x22)], Vec::new());
+    let refused = stream(&c, Some(&cert), vec![forged]).unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("ahead of the last applied"), "{refused:?}");
+
+    // Neither moved the agent's sequence: its next batch is applied and acknowledged.
+    let next = delta(1_000, vec![model_upsert("/next.onnx", 0x33)], Vec::new());
+    let answers = stream(&c, Some(&cert), vec![next]).unwrap();
+    assert_eq!(acks(&answers), [1_000], "{answers:?}");
+    let paths: Vec<String> = c.live_model_sightings().into_iter().map(|s| s.path).collect();
+    assert!(paths.contains(&"/next.onnx".to_string()) && !paths.contains(&"/forged.onnx".to_string()), "{paths:?}");
 }

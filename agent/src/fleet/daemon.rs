@@ -242,13 +242,16 @@ impl Daemon {
     }
 
     /// The credentials on disk, else a new enrollment (`None` when it failed and will be
-    /// tried again; fatal with `once`).
-    async fn credentials(&self, once: bool) -> Result<Option<Enrolled>, DaemonError> {
+    /// tried again; fatal with `once`). A new enrollment is followed by a snapshot.
+    async fn credentials(&mut self, once: bool) -> Result<Option<Enrolled>, DaemonError> {
         if let Some(enrolled) = credentials::load(&self.state)? {
             return Ok(Some(enrolled));
         }
         match enroll::enroll(&self.config, &self.state, self.identity.clone()).await {
-            Ok(enrolled) => Ok(Some(enrolled)),
+            Ok(enrolled) => {
+                self.schedule.enrolled();
+                Ok(Some(enrolled))
+            }
             Err(e) if once => Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "enrollment failed; retrying");

@@ -218,11 +218,7 @@ pub async fn enroll(config: &Config, state: &StateDir, identity: v1::HostIdentit
     let enrolled =
         Enrolled { agent_id: response.agent_id, cert_pem: response.certificate_pem, key_pem, ca_pem, not_after };
     save_blocking(state, &enrolled).await?;
-    if response.host_status == "clone" {
-        tracing::warn!(agent_id = %enrolled.agent_id, url = %url, host_status = %response.host_status, "enrolled, but the collector sees another live agent with this machine fingerprint");
-    } else {
-        tracing::info!(agent_id = %enrolled.agent_id, url = %url, host_status = %response.host_status, not_after = enrolled.not_after, "enrolled");
-    }
+    tracing::info!(agent_id = %enrolled.agent_id, url = %url, not_after = enrolled.not_after, "enrolled");
     Ok(enrolled)
 }
 

@@ -34,13 +34,15 @@
 //! logged at debug level); only the install key, which the agent owns, can fail it.
 //!
 //! # What the collector concludes
-//! At enrollment the collector compares the fingerprint with the agents it knows and answers
-//! `host_status` (the full rules, and why, are in `docs/fleet.md`):
+//! At enrollment the collector compares the fingerprint with the agents it knows, and keeps
+//! its conclusion to itself (telling the client would tell it whether a fingerprint is known;
+//! the full rules, and why, are in `docs/fleet.md`):
 //! - **new**: no live agent has this fingerprint;
-//! - **reinstall**: live agents have it: the new agent supersedes them (a superseded agent
+//! - **reinstall**: live agents with it hold this install key: the same installation enrolled
+//!   again, which supersedes them once its first complete snapshot arrives (a superseded agent
 //!   that sends inventory again turns out to be a clone, and both are flagged);
-//! - **clone**: the agents with this fingerprint are a known clone group, which the new agent
-//!   joins.
+//! - **clone**: live agents share the fingerprint without that proof: all are flagged, nothing
+//!   is superseded.
 //!
 //! Collecting reads a few small files: call it from blocking code (`spawn_blocking`).
 

@@ -20,7 +20,9 @@
 //!    acknowledged with no snapshot asked for), [`After::Again`] (the collector asked for a
 //!    snapshot: collect it now), or [`After::Wait`] until the first of the next full inventory,
 //!    the next runtimes refresh and the retry of a failed send.
-//! 5. While waiting, file events end the wait: [`Schedule::dirs_changed`] queues directories
+//! 5. A new enrollment ([`Schedule::enrolled`]) asks for a snapshot like the collector does: a
+//!    new agent id starts from nothing at the collector, whatever the sent state remembers.
+//! 6. While waiting, file events end the wait: [`Schedule::dirs_changed`] queues directories
 //!    for the next cycle's rescan, [`Schedule::events_lost`] makes a full inventory due now.
 //!
 //! # Timing
@@ -247,6 +249,12 @@ impl Schedule {
             until = until.min(retry_at);
         }
         After::Wait(until.saturating_duration_since(now))
+    }
+
+    /// The agent enrolled anew: the collector knows nothing of this agent id, whatever the sent
+    /// state remembers of an earlier one, so the next full inventory is a snapshot, now.
+    pub fn enrolled(&mut self) {
+        self.snapshot_requested = true;
     }
 
     /// File events named `dirs` as changed: they are rescanned in the next cycle.

@@ -116,10 +116,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// enrollment decides between new host, reinstall and clone from them.
     fn agents_with_machine_fingerprint(&self, fingerprint: &str) -> Result<Vec<Agent>, StoreError>;
 
-    /// Registers a newly enrolled agent with the SHA-256 of its install key and settles its
-    /// host's status atomically: new, reinstall (the live agents with its machine fingerprint
-    /// are superseded and their sightings closed) or clone (docs/fleet.md).
-    fn enroll_agent(&self, agent: &AgentRegistration, install_key_sha256: &str) -> Result<HostStatus, StoreError>;
+    /// Registers a newly enrolled agent with the SHA-256 of its install key (`None` when it sent
+    /// none usable) and settles its host's status atomically: new; reinstall, proven by a live
+    /// agent with its fingerprint holding the same install key (superseded at the new agent's
+    /// first complete snapshot); or clone, a shared fingerprint without proof, which supersedes
+    /// nothing (docs/fleet.md).
+    fn enroll_agent(
+        &self,
+        agent: &AgentRegistration,
+        install_key_sha256: Option<&str>,
+    ) -> Result<HostStatus, StoreError>;
 
     /// Called when a superseded agent speaks again: it was a clone, not a reinstall. Makes it
     /// live and flags it and the live agents sharing its fingerprint as clones; `true` when it

@@ -320,12 +320,14 @@ impl IdentityStatus {
 pub enum HostStatus {
     /// No live agent had the machine fingerprint.
     New,
-    /// Live agents had it and none is a known clone: the new agent supersedes them.
+    /// The live agents with the fingerprint hold the new agent's install key: the same
+    /// installation enrolled again. They are superseded at its first complete snapshot.
     Reinstall {
-        /// The agents superseded, oldest first.
+        /// The agents to supersede, oldest first.
         superseded: Vec<String>,
     },
-    /// A known clone group has the fingerprint: the new agent joins it and nothing is superseded.
+    /// Live agents share the fingerprint without proof of being this installation: all are
+    /// flagged as clones and nothing is superseded.
     Clone {
         /// The live agents sharing the fingerprint, oldest first.
         of: Vec<String>,

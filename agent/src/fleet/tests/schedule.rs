@@ -232,3 +232,14 @@ fn every_nth_full_inventory_is_a_snapshot_and_lost_state_forces_one() {
     let every = Schedule::with_random(Timing { snapshot_every: 1, ..timing() }, false, start, lowest);
     assert!(every.snapshot_due(false));
 }
+
+#[test]
+fn a_new_enrollment_sends_a_snapshot_at_once() {
+    let start = Instant::now();
+    let mut s = schedule(false, start, lowest);
+    s.full_done(start);
+    s.spooled(false);
+    s.enrolled();
+    assert_eq!(s.collection(start + MIN), Collect::Full, "before the full interval");
+    assert!(s.snapshot_due(false), "whatever the stores remember");
+}

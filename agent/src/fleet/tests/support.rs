@@ -151,7 +151,6 @@ impl Enrollment for FakeCollector {
             certificate_pem,
             ca_pem: self.ca.cert_pem.clone(),
             not_after: 0,
-            host_status: "new".into(),
         }))
     }
 }

@@ -68,6 +68,9 @@ pub(super) fn upsert(tx: &Transaction<'_>, agent: &AgentRegistration) -> Res<()>
     Ok(())
 }
 
+/// Revokes `agent_id` at `now_ms` (a second revocation keeps the first time). Its live
+/// sightings are closed then: a revoked agent no longer reports, so what it said last is
+/// history, not the host's present (a reinstall that lost its install key is retired this way).
 pub(super) fn revoke(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<()> {
     let changed = tx.execute(
         "UPDATE agents SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE agent_id = ?1",
@@ -76,6 +79,10 @@ pub(super) fn revoke(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<(
     if changed == 0 {
         return Err(StoreError::UnknownAgent { agent_id: agent_id.to_owned() }.into());
     }
+    tx.execute(
+        "UPDATE sightings SET removed_at_ms = ?2 WHERE agent_id = ?1 AND removed_at_ms IS NULL",
+        rusqlite::params![agent_id, now_ms],
+    )?;
     Ok(())
 }
 
@@ -93,10 +100,17 @@ pub(super) fn by_machine_fingerprint(tx: &Transaction<'_>, fingerprint: &str) ->
     Ok(agents)
 }
 
-/// Registers a newly enrolled agent and settles its host's status (docs/fleet.md): the live
-/// agents with its fingerprint are superseded (a reinstall) unless they are a known clone
-/// group, which the new agent then joins.
-pub(super) fn enroll(tx: &Transaction<'_>, agent: &AgentRegistration, install_key_sha256: &str) -> Res<HostStatus> {
+/// Registers a newly enrolled agent and settles its host's status (docs/fleet.md, *Reinstall
+/// and clone*). A live agent with the same machine fingerprint is superseded only on proof:
+/// its stored install-key hash equals the new one's (the same installation, enrolling again),
+/// and even then only once the new agent's first complete snapshot arrives
+/// (`supersedes_pending`). A shared fingerprint without proof flags every agent sharing it as
+/// a clone and closes nothing: a fingerprint is a claim, not a credential.
+pub(super) fn enroll(
+    tx: &Transaction<'_>,
+    agent: &AgentRegistration,
+    install_key_sha256: Option<&str>,
+) -> Res<HostStatus> {
     let live: Vec<Agent> = if agent.machine_fingerprint.is_empty() {
         Vec::new()
     } else {
@@ -106,33 +120,62 @@ pub(super) fn enroll(tx: &Transaction<'_>, agent: &AgentRegistration, install_ke
             .collect()
     };
     upsert(tx, agent)?;
+    let proven = |a: &Agent| install_key_sha256.is_some() && a.install_key_sha256.as_deref() == install_key_sha256;
+    let (same_install, others): (Vec<&Agent>, Vec<&Agent>) = live.iter().partition(|a| proven(a));
+    let ids = |agents: &[&Agent]| agents.iter().map(|a| a.agent_id.clone()).collect::<Vec<_>>();
     let status = if live.is_empty() {
         HostStatus::New
-    } else if live.iter().any(|a| a.clone_detected_at_ms.is_some()) {
-        HostStatus::Clone { of: live.iter().map(|a| a.agent_id.clone()).collect() }
+    } else if others.is_empty() {
+        HostStatus::Reinstall { superseded: ids(&same_install) }
     } else {
-        HostStatus::Reinstall { superseded: live.iter().map(|a| a.agent_id.clone()).collect() }
+        HostStatus::Clone { of: ids(&others) }
     };
-    let clone_at = matches!(status, HostStatus::Clone { .. }).then_some(agent.now_ms);
+    let pending = match &status {
+        HostStatus::Reinstall { superseded } => Some(serde_json::json!(superseded).to_string()),
+        _ => None,
+    };
     tx.execute(
-        "UPDATE agents SET install_key_sha256 = ?2, clone_detected_at_ms = ?3 WHERE agent_id = ?1",
-        rusqlite::params![agent.agent_id, install_key_sha256, clone_at],
+        "UPDATE agents SET install_key_sha256 = ?2, supersedes_pending = ?3 WHERE agent_id = ?1",
+        rusqlite::params![agent.agent_id, install_key_sha256, pending],
     )?;
-    if let HostStatus::Reinstall { superseded } = &status {
-        for old in superseded {
+    if let HostStatus::Clone { of } = &status {
+        for id in of.iter().chain(std::iter::once(&agent.agent_id)) {
             tx.execute(
-                "UPDATE agents SET superseded_by = ?2, superseded_at_ms = ?3 WHERE agent_id = ?1",
-                rusqlite::params![old, agent.agent_id, agent.now_ms],
-            )?;
-            // The new agent's first snapshot sights the host's entries again: the old
-            // sightings would count them twice.
-            tx.execute(
-                "UPDATE sightings SET removed_at_ms = ?2 WHERE agent_id = ?1 AND removed_at_ms IS NULL",
-                rusqlite::params![old, agent.now_ms],
+                "UPDATE agents SET clone_detected_at_ms = COALESCE(clone_detected_at_ms, ?2) WHERE agent_id = ?1",
+                rusqlite::params![id, agent.now_ms],
             )?;
         }
     }
     Ok(status)
+}
+
+/// After `agent_id`'s first complete snapshot: the agents its enrollment proved it reinstalls
+/// are superseded and their live sightings closed at `now_ms` (the snapshot states the host
+/// again, and one host must not count twice). Returns the agents superseded.
+pub(super) fn settle_reinstall(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<Vec<String>> {
+    let pending: Option<String> = tx
+        .query_row("SELECT supersedes_pending FROM agents WHERE agent_id = ?1", [agent_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(pending) = pending else { return Ok(Vec::new()) };
+    let olds: Vec<String> = serde_json::from_str(&pending).unwrap_or_default();
+    let mut superseded = Vec::new();
+    for old in olds {
+        let changed = tx.execute(
+            "UPDATE agents SET superseded_by = ?2, superseded_at_ms = ?3 \
+             WHERE agent_id = ?1 AND revoked_at_ms IS NULL AND superseded_by IS NULL",
+            rusqlite::params![old, agent_id, now_ms],
+        )?;
+        if changed > 0 {
+            tx.execute(
+                "UPDATE sightings SET removed_at_ms = ?2 WHERE agent_id = ?1 AND removed_at_ms IS NULL",
+                rusqlite::params![old, now_ms],
+            )?;
+            superseded.push(old);
+        }
+    }
+    tx.execute("UPDATE agents SET supersedes_pending = NULL WHERE agent_id = ?1", [agent_id])?;
+    Ok(superseded)
 }
 
 /// A superseded agent called again, so its host was not reinstalled but cloned: it is live

@@ -129,7 +129,12 @@ pub(super) fn apply(
     let (progress, still_open) = match (batch.mode, snapshot) {
         (BatchMode::SnapshotPart { last_part: true, .. }, Some(open)) => {
             let progress = if open.complete {
-                SnapshotProgress::Closed { removed: sweep(tx, agent_id, open.id, observed)? }
+                let removed = sweep(tx, agent_id, open.id, observed)?;
+                // A proven reinstall takes over its host once it has stated it whole.
+                for old in super::agents::settle_reinstall(tx, agent_id, batch.received_at_ms)? {
+                    debug!(agent_id, superseded = %old, "reinstall settled: earlier agent superseded");
+                }
+                SnapshotProgress::Closed { removed }
             } else {
                 SnapshotProgress::ClosedIncomplete
             };

@@ -212,7 +212,11 @@ impl Store for SqliteStore {
         self.read("read agents by fingerprint", |tx| agents::by_machine_fingerprint(tx, fingerprint))
     }
 
-    fn enroll_agent(&self, agent: &AgentRegistration, install_key_sha256: &str) -> Result<HostStatus, StoreError> {
+    fn enroll_agent(
+        &self,
+        agent: &AgentRegistration,
+        install_key_sha256: Option<&str>,
+    ) -> Result<HostStatus, StoreError> {
         self.write("enroll agent", |tx| agents::enroll(tx, agent, install_key_sha256))
     }
 

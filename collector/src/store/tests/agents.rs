@@ -33,7 +33,10 @@ fn agents_sharing_a_machine_fingerprint_are_listed_oldest_first() {
 #[test]
 fn a_revoked_agent_stays_revoked() {
     let store = store_with_two_agents();
+    apply(&store, "a", &delta(1, 50, vec![model("/a", SHA_A)]));
     store.revoke_agent("a", 100).unwrap();
+    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    assert_eq!(assets.items[0].live_sightings, 0, "a revoked agent's sightings are history");
     store.revoke_agent("a", 200).unwrap();
     assert_eq!(store.agent("a").unwrap().unwrap().revoked_at_ms, Some(100));
     let err = store.upsert_agent(&registration("a", "host-a", "fp-a", 300)).unwrap_err();
@@ -44,30 +47,61 @@ fn a_revoked_agent_stays_revoked() {
 
 /// Enrolls `agent_id` on the host with fingerprint `fp` and install key digest `key`.
 fn enroll(store: &SqliteStore, agent_id: &str, fp: &str, key: &str, now_ms: i64) -> HostStatus {
-    store.enroll_agent(&registration(agent_id, "h", fp, now_ms), key).unwrap()
+    store.enroll_agent(&registration(agent_id, "h", fp, now_ms), Some(key)).unwrap()
 }
 
 fn statuses(store: &SqliteStore, ids: &[&str]) -> Vec<IdentityStatus> {
     ids.iter().map(|id| store.agent(id).unwrap().unwrap().identity_status()).collect()
 }
 
+fn live_sightings(store: &SqliteStore) -> (u64, u64) {
+    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    (assets.items[0].live_sightings, assets.items[0].live_hosts)
+}
+
 #[test]
-fn a_reinstall_supersedes_the_earlier_agent_and_closes_its_sightings() {
+fn a_proven_reinstall_supersedes_the_earlier_agent_at_its_first_complete_snapshot() {
     let store = store();
     assert_eq!(enroll(&store, "old", "fp", "key-1", 10), HostStatus::New);
     apply(&store, "old", &delta(1, 100, vec![model("/m", SHA_A)]));
-    let status = enroll(&store, "new", "fp", "key-2", 200);
+    // The same installation enrolls again (its certificate was lost, its install key kept).
+    let status = enroll(&store, "new", "fp", "key-1", 200);
     assert_eq!(status, HostStatus::Reinstall { superseded: vec!["old".into()] });
+    // Nothing changes until the new agent has stated the host whole.
+    assert_eq!(statuses(&store, &["old", "new"]), [IdentityStatus::Unique, IdentityStatus::Unique]);
+    apply(&store, "new", &snapshot_part(1, 9, false, 300, vec![model("/m", SHA_A)]));
+    assert_eq!(store.agent("old").unwrap().unwrap().superseded_by, None, "an open snapshot settles nothing");
+    assert_eq!(live_sightings(&store), (2, 2));
+    apply(&store, "new", &snapshot_part(2, 9, true, 400, vec![]));
     assert_eq!(statuses(&store, &["old", "new"]), [IdentityStatus::Superseded, IdentityStatus::Unique]);
     let old = store.agent("old").unwrap().unwrap();
-    assert_eq!((old.superseded_by.as_deref(), old.superseded_at_ms), (Some("new"), Some(200)));
-    // The model is no longer sighted twice on one host once the new agent reports it.
-    apply(&store, "new", &delta(1, 300, vec![model("/m", SHA_A)]));
-    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
-    assert_eq!((assets.items[0].live_sightings, assets.items[0].live_hosts), (1, 1));
+    assert_eq!((old.superseded_by.as_deref(), old.superseded_at_ms), (Some("new"), Some(405)));
+    // The model is sighted once on the host.
+    assert_eq!(live_sightings(&store), (1, 1));
     // A host with no fingerprint is never matched with another.
-    assert_eq!(enroll(&store, "x", "", "k", 400), HostStatus::New);
-    assert_eq!(enroll(&store, "y", "", "k", 500), HostStatus::New);
+    assert_eq!(enroll(&store, "x", "", "k", 500), HostStatus::New);
+    assert_eq!(enroll(&store, "y", "", "k", 600), HostStatus::New);
+}
+
+#[test]
+fn enrolling_with_another_hosts_fingerprint_takes_nothing_over() {
+    let store = store();
+    enroll(&store, "victim", "fp-victim", "victim-key", 10);
+    apply(&store, "victim", &delta(1, 100, vec![model("/srv/m.gguf", SHA_A)]));
+    // An attacker claims the victim's fingerprint with its own install key (it cannot know the
+    // victim's), then states an empty host, complete.
+    let status = enroll(&store, "attacker", "fp-victim", "attacker-key", 200);
+    assert_eq!(status, HostStatus::Clone { of: vec!["victim".into()] });
+    apply(&store, "attacker", &snapshot_part(1, 5, true, 300, vec![]));
+    assert_eq!(statuses(&store, &["victim", "attacker"]), [IdentityStatus::Clone, IdentityStatus::Clone]);
+    let victim = store.agent("victim").unwrap().unwrap();
+    assert_eq!(victim.superseded_by, None);
+    assert_eq!(live_sightings(&store), (1, 1), "the victim's sighting stays live");
+    // Without an install key there is no proof either.
+    let keyless = store.enroll_agent(&registration("keyless", "h", "fp-victim", 400), None).unwrap();
+    assert!(matches!(keyless, HostStatus::Clone { .. }));
+    apply(&store, "keyless", &snapshot_part(1, 6, true, 500, vec![]));
+    assert_eq!(live_sightings(&store), (1, 1));
 }
 
 #[test]
@@ -75,7 +109,9 @@ fn a_superseded_agent_that_speaks_again_makes_both_clones() {
     let store = store();
     enroll(&store, "first", "fp", "key-1", 10);
     apply(&store, "first", &delta(1, 100, vec![model("/m", SHA_A)]));
-    enroll(&store, "second", "fp", "key-2", 200);
+    enroll(&store, "second", "fp", "key-1", 200);
+    apply(&store, "second", &snapshot_part(1, 3, true, 250, vec![model("/m", SHA_A)]));
+    assert_eq!(statuses(&store, &["first", "second"]), [IdentityStatus::Superseded, IdentityStatus::Unique]);
     assert!(store.resurface_agent("first", 300).unwrap());
     assert!(!store.resurface_agent("first", 400).unwrap(), "resurfacing happens once");
     assert!(!store.resurface_agent("second", 400).unwrap());
@@ -90,8 +126,7 @@ fn a_superseded_agent_that_speaks_again_makes_both_clones() {
     );
     // The resurfaced agent's sightings reopen with its snapshot.
     apply(&store, "first", &snapshot_part(2, 7, true, 600, vec![model("/m", SHA_A)]));
-    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
-    assert_eq!(assets.items[0].live_sightings, 1);
+    assert_eq!(live_sightings(&store).0, 2);
     assert!(matches!(store.resurface_agent("ghost", 1), Err(StoreError::UnknownAgent { .. })));
 }
 
@@ -100,9 +135,9 @@ fn revoked_agents_are_neither_superseded_nor_resurfaced() {
     let store = store();
     enroll(&store, "gone", "fp", "key-1", 10);
     store.revoke_agent("gone", 20).unwrap();
-    assert_eq!(enroll(&store, "next", "fp", "key-2", 30), HostStatus::New);
+    assert_eq!(enroll(&store, "next", "fp", "key-1", 30), HostStatus::New);
     assert!(!store.resurface_agent("gone", 40).unwrap());
     assert_eq!(statuses(&store, &["gone", "next"]), [IdentityStatus::Revoked, IdentityStatus::Unique]);
     let next = store.agent("next").unwrap().unwrap();
-    assert_eq!(next.install_key_sha256.as_deref(), Some("key-2"));
+    assert_eq!(next.install_key_sha256.as_deref(), Some("key-1"));
 }
