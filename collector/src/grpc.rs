@@ -497,4 +497,39 @@ mod tests {
         assert!(!line.contains('\x1b'), "{line:?}");
         assert!(line.contains(r"hostname=host-b\u{a} WARN agent revoked agent_id=agent-a\u{1b}[2J"), "{line}");
     }
+
+    #[tokio::test]
+    async fn a_malformed_enrollment_does_not_spend_the_token() {
+        use crate::store::{NewEnrollmentToken, SqliteStore};
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (ca, _) = CertificateAuthority::generate("test ca").unwrap();
+        let service = EnrollmentService(Arc::new(Services {
+            store: Arc::clone(&store),
+            ca: Arc::new(ca),
+            cert_lifetime: Duration::from_secs(3600),
+            rate: crate::rate::RateLimiter::new(10, u64::MAX),
+        }));
+        let new = NewEnrollmentToken { uses: 1, expires_at_ms: i64::MAX, label: "t".into(), now_ms: 0 };
+        let token = store.create_enrollment_token(&new).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = rcgen::CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
+        let request = |csr_pem: &str, hostname: &str| {
+            Request::new(v1::EnrollRequest {
+                token: token.secret.expose().to_owned(),
+                csr_pem: csr_pem.to_owned(),
+                identity: Some(v1::HostIdentity { hostname: hostname.to_owned(), ..Default::default() }),
+                agent_version: "test".into(),
+            })
+        };
+        let bad_csr = service.enroll(request("not a csr", "host-1")).await.unwrap_err();
+        assert_eq!(bad_csr.code(), tonic::Code::InvalidArgument, "{bad_csr:?}");
+        let huge = service.enroll(request(&csr, &"h".repeat(4 << 20))).await.unwrap_err();
+        assert_eq!(huge.code(), tonic::Code::InvalidArgument, "{huge:?}");
+        assert!(huge.message().starts_with("identity.hostname: 4194304 bytes"), "{huge:?}");
+        // The one use is still there for a well-formed request, and is then spent.
+        let enrolled = service.enroll(request(&csr, "host-1")).await.unwrap().into_inner();
+        assert!(enrolled.agent_id.starts_with("agent-"));
+        let spent = service.enroll(request(&csr, "host-1")).await.unwrap_err();
+        assert_eq!(spent.code(), tonic::Code::PermissionDenied, "{spent:?}");
+    }
 }
