@@ -241,23 +241,25 @@ fn store_upsert(
         return Ok(Err(reason));
     }
     let kind = upsert.kind.as_str();
-    let existing: Option<i64> = tx
+    // The sighting this upsert updates, if any: its stored size and whether it is live.
+    let existing: Option<(i64, bool)> = tx
         .query_row(
-            "SELECT length(CAST(entry_json AS BLOB)) + length(CAST(location AS BLOB)) FROM sightings \
-             WHERE asset_id = ?1 AND agent_id = ?2 AND local_key = ?3",
+            "SELECT length(CAST(entry_json AS BLOB)) + length(CAST(location AS BLOB)), removed_at_ms IS NULL \
+             FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND local_key = ?3",
             params![derived.asset_id, agent_id, upsert.local_key],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     let size = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let adds = size(upsert.json.len())
         + size(derived.location.len())
         + if existing.is_none() { size(upsert.local_key.len()) } else { 0 };
-    let frees = existing.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    let frees = existing.map_or(0, |(n, _)| u64::try_from(n).unwrap_or(0));
     if adds > frees && budget.stored_bytes.saturating_add(adds - frees) > budget.quota.max_stored_bytes {
         return Ok(Err(format!("the agent's sightings are at their quota of {} bytes", budget.quota.max_stored_bytes)));
     }
-    if existing.is_none() {
+    // A new sighting, or a removed one coming back, adds to the live ones.
+    if !existing.is_some_and(|(_, live)| live) {
         let live: i64 = tx.query_row(
             "SELECT COUNT(*) FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND removed_at_ms IS NULL",
             params![derived.asset_id, agent_id],

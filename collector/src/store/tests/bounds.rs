@@ -161,6 +161,17 @@ fn live_sightings_of_one_asset_per_agent_are_bounded() {
     };
     assert_eq!((again.upserted, again.rejected.len()), (1, 0));
     assert_eq!(model_summary(&store).live_sightings, limits::MAX_LIVE_SIGHTINGS_PER_ASSET);
+    // Removed sightings coming back count too: removing a thousand, adding a thousand new and
+    // then the first thousand again does not make two thousand live.
+    let mut remove_all = delta(3, 3_000, vec![]);
+    remove_all.removals = (0..max).map(|i| removal(AssetKind::Model, &format!("/copy/{i}"))).collect();
+    apply(&store, "a", &remove_all);
+    let fresh: Vec<IngestAsset> = (0..max).map(|i| model(&format!("/fresh/{i}"), SHA_A)).collect();
+    apply(&store, "a", &delta(4, 4_000, fresh));
+    let back: Vec<IngestAsset> = (0..max).map(|i| model(&format!("/copy/{i}"), SHA_A)).collect();
+    let ApplyOutcome::Applied(back) = apply(&store, "a", &delta(5, 5_000, back)) else { panic!() };
+    assert_eq!(back.upserted, 0);
+    assert_eq!(model_summary(&store).live_sightings, limits::MAX_LIVE_SIGHTINGS_PER_ASSET);
 }
 
 #[test]
