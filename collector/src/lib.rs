@@ -12,7 +12,8 @@
 //! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
 //! - [`rate`]: the per-agent batch rate limit the `Inventory` service applies.
 //! - [`ingest`]: wire batches into store batches.
-//! - [`api`]: the read-only HTTP API with bearer tokens, HTTP statuses.
+//! - [`api`]: the read-only HTTP API with bearer tokens and their scopes, HTTP statuses.
+//! - [`operator`]: what the operator commands print (token listings, never a secret).
 //! - [`error_code`]: the one classification of domain errors, and its gRPC code and HTTP status.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error_code;
 pub mod grpc;
 pub mod ingest;
+pub mod operator;
 pub mod pki;
 pub mod rate;
 pub mod server;
