@@ -17,4 +17,5 @@ mod hazards;
 mod listing;
 mod runtimes;
 mod safety;
+mod tokens;
 mod tooling;

@@ -145,9 +145,10 @@ fn a_reinstalled_agent_supersedes_the_old_one_and_its_host_sights_each_model_onc
     let old = agent_id(&c, "c");
 
     // The agent is reinstalled: its state directory (install key, certificate) is gone, the
-    // machine is the same.
+    // machine is the same, and the reinstall brings a token file again (the first enrollment
+    // deleted its own).
     std::fs::remove_dir_all(c.state_dir("c")).unwrap();
-    let out = run_once(&config);
+    let out = run_once(&c.agent("c", &[&root], &token));
     assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("host_status=reinstall"), "{err}");
