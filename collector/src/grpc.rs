@@ -11,7 +11,14 @@
 //!    a revocation cuts a live stream at its next batch;
 //! 4. an agent superseded by a reinstall of its host that speaks again is not refused: its host
 //!    was cloned, not reinstalled, so it is made live again, flagged as a clone with the agents
-//!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md).
+//!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md);
+//! 5. an agent whose certificate was signed by another CA than the current one (TLS accepted it
+//!    as one of the previous CAs during a rotation) is asked to renew at the start of its
+//!    stream; its renewal answer carries the current and previous CAs, which the agent trusts
+//!    from then on (docs/collector.md, *Rotating the CA*).
+//!
+//! A refused agent (unknown, revoked, or presenting a superseded certificate) is logged at WARN
+//! once per agent per minute; "agent connected" is INFO at an agent's first contact only.
 //!
 //! Domain errors become `tonic::Status` in [`status`] only, from their class in
 //! [`crate::error_code`], which the HTTP API shares.
@@ -42,10 +49,15 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     /// Signs agent certificates.
     pub ca: Arc<CertificateAuthority>,
+    /// The CAs agents are told to trust when they renew (PEM): the current one and the
+    /// previous ones still accepted (docs/collector.md, *Rotating the CA*).
+    pub ca_bundle: String,
     /// Lifetime of agent certificates.
     pub cert_lifetime: Duration,
     /// The per-agent batch rate limit.
     pub rate: crate::rate::RateLimiter,
+    /// One WARN line per refused agent per minute.
+    pub refusals: crate::rate::LogLimiter,
 }
 
 /// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
@@ -102,6 +114,11 @@ struct Authorized {
     /// The agent had been superseded by a reinstall and spoke again: it is a clone, live again,
     /// and owes a snapshot because its sightings were closed.
     resurfaced: bool,
+    /// Its certificate was not signed by the current CA (a rotation, or before CAs were
+    /// recorded): it is asked to renew.
+    renew: bool,
+    /// No batch of it was ever applied: its first contact since enrolling.
+    first_contact: bool,
 }
 
 impl Services {
@@ -123,6 +140,7 @@ impl Services {
             cert_serial: signed.serial.clone(),
             cert_fingerprint: signed.serial.clone(),
             cert_not_after_ms: signed.not_after.saturating_mul(1000),
+            cert_ca_sha256: self.ca.key_sha256().to_string(),
             machine_fingerprint: host.machine_fingerprint,
             hostname: host.hostname,
             agent_version: host.agent_version,
@@ -137,16 +155,23 @@ impl Services {
     /// agent's closed sightings, which a renewal cannot.
     fn authorize(&self, agent_id: &str, serial: &str, resurface: bool) -> Result<Authorized, Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
-        let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.to_string() }))?;
+        let agent = agent.ok_or_else(|| {
+            self.refused(agent_id, "unknown");
+            status(&StoreError::UnknownAgent { agent_id: agent_id.to_string() })
+        })?;
         if agent.revoked_at_ms.is_some() {
+            self.refused(agent_id, "revoked");
             return Err(status(&StoreError::AgentRevoked { agent_id: agent_id.to_string() }));
         }
         let canonical = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
         if canonical(&agent.cert_serial) != canonical(serial) {
+            self.refused(agent_id, "superseded certificate");
             return Err(Status::permission_denied(format!(
                 "certificate {serial} is not the current one of {agent_id}"
             )));
         }
+        let renew = agent.cert_ca_sha256.as_deref() != Some(self.ca.key_sha256());
+        let first_contact = agent.last_seen_ms.is_none();
         let resurfaced = match &agent.superseded_by {
             Some(by) if resurface => {
                 let resurfaced = self.store.resurface_agent(agent_id, now_ms()).map_err(|e| status(&e))?;
@@ -162,7 +187,14 @@ impl Services {
             }
             _ => false,
         };
-        Ok(Authorized { resurfaced })
+        Ok(Authorized { resurfaced, renew, first_contact })
+    }
+
+    /// Logs a refused agent at WARN, once per agent per minute (docs/collector.md, *Logs*).
+    fn refused(&self, agent_id: &str, why: &'static str) {
+        if self.refusals.first_in_window(agent_id) {
+            tracing::warn!(agent_id = %agent_id, reason = why, "agent refused");
+        }
     }
 }
 
@@ -267,6 +299,12 @@ impl Inventory for InventoryService {
                 v1::SnapshotRequest { reason: "this agent was superseded by a reinstall and is live again".into() };
             let _ = tx.send(Ok(message(collector_message::Message::SnapshotRequest(request)))).await;
         }
+        if authorized.renew {
+            let request =
+                v1::RenewCertificate { reason: "the certificate is not from the collector's current ca".into() };
+            let _ = tx.send(Ok(message(collector_message::Message::RenewCertificate(request)))).await;
+        }
+        let first_contact = authorized.first_contact;
         tokio::spawn(async move {
             while let Some(next) = incoming.next().await {
                 let msg = match next {
@@ -280,7 +318,12 @@ impl Inventory for InventoryService {
                     Some(agent_message::Message::Hello(hello)) => {
                         // A new agent's first batch is a snapshot already; a collector that lost
                         // state sees a sequence gap and asks for one then.
-                        tracing::info!(agent_id = %agent_id, version = %hello.agent_version, "agent connected");
+                        // Once a fleet is up, reconnections are routine: only a first contact is news.
+                        if first_contact {
+                            tracing::info!(agent_id = %agent_id, version = %hello.agent_version, "agent connected");
+                        } else {
+                            tracing::debug!(agent_id = %agent_id, version = %hello.agent_version, "agent connected");
+                        }
                         Vec::new()
                     }
                     Some(agent_message::Message::Batch(batch)) => {
@@ -328,7 +371,11 @@ impl Inventory for InventoryService {
             let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
             services.store.upsert_agent(&registration).map_err(|e| status(&e))?;
             tracing::info!(agent_id = %agent_id, "certificate renewed");
-            Ok(v1::RenewResponse { certificate_pem: signed.cert_pem, not_after: signed.not_after })
+            Ok(v1::RenewResponse {
+                certificate_pem: signed.cert_pem,
+                not_after: signed.not_after,
+                ca_pem: services.ca_bundle.clone(),
+            })
         })
         .await?;
         Ok(Response::new(response))

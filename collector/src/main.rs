@@ -12,6 +12,7 @@ use aiscout_collector::config::CollectorConfig;
 use aiscout_collector::now_ms;
 use aiscout_collector::operator;
 use aiscout_collector::store::{NewApiToken, NewEnrollmentToken, Scope, SqliteStore, Store};
+use aiscout_collector::tls::TlsMaterial;
 use clap::{Parser, Subcommand};
 
 /// aiscout collector: enrolls agents, ingests their inventory, serves the fleet inventory.
@@ -114,7 +115,6 @@ enum AgentAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    aiscout_collector::init_tracing();
     let config = match CollectorConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -123,6 +123,7 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    aiscout_collector::init_tracing(config.log.json, config.log.level.as_str());
     match run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,7 +147,13 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let store = open_store(&config)?;
-            let tls = aiscout_collector::server::tls_material(&config)?;
+            let tls = match TlsMaterial::load(&config) {
+                Ok(tls) => tls,
+                Err(problems) => {
+                    let path = cli.config.display().to_string();
+                    return Err(aiscout_collector::config::ConfigError::Invalid { path, problems }.into());
+                }
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let grpc = tokio::net::TcpListener::bind(config.listen).await?;
@@ -158,7 +165,8 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
                     Some(pin) => println!("agents may pin the collector's CA instead: collector.ca_sha256 = \"{pin}\""),
                     None => println!("tls.cert_file holds no CA certificate: agents need collector.ca_file"),
                 }
-                println!("agents: https://{}  api: http://{}", grpc.local_addr()?, api.local_addr()?);
+                let scheme = if config.api_tls.cert_file.is_some() { "https" } else { "http" };
+                println!("agents: https://{}  api: {scheme}://{}", grpc.local_addr()?, api.local_addr()?);
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber,
 };
 
 /// Errors of the certificate authority.
@@ -53,6 +53,9 @@ pub enum PkiError {
         /// The files that are there, comma-separated.
         present: String,
     },
+    /// A CA certificate or key that cannot sign.
+    #[error("{0}")]
+    BadCa(String),
     /// A certificate signing request was refused.
     #[error("certificate signing request refused: {0}")]
     BadCsr(String),
@@ -110,6 +113,9 @@ pub struct CertificateAuthority {
     cert_pem: String,
     /// The signing identity.
     issuer: Issuer<'static, KeyPair>,
+    /// Hex SHA-256 of its public key (`SubjectPublicKeyInfo`): recorded with each agent
+    /// certificate to tell which CA signed it.
+    key_sha256: String,
 }
 
 /// A signed certificate and when it expires.
@@ -138,14 +144,35 @@ impl CertificateAuthority {
         validity(&mut params, Duration::from_secs(10 * 365 * 24 * 3600));
         let cert = params.self_signed(&key).map_err(rc("signing the ca certificate"))?;
         let key_pem = key.serialize_pem();
-        Ok((Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key) }, key_pem))
+        let key_sha256 = spki_sha256(&key.subject_public_key_info());
+        Ok((Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key), key_sha256 }, key_pem))
     }
 
-    /// The CA from its PEM certificate and key.
+    /// The CA from its PEM certificate and its key (PKCS#8 PEM).
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem).map_err(rc("reading the ca key"))?;
+        Self::from_parts(cert_pem, key)
+    }
+
+    /// The CA from its PEM certificate and its key pair, which must be the certificate's.
+    pub fn from_parts(cert_pem: &str, key: KeyPair) -> Result<Self, PkiError> {
+        let key_sha256 = spki_sha256(&key.subject_public_key_info());
+        let (_, block) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|e| PkiError::BadCa(format!("not a pem certificate: {e}")))?;
+        let cert = block.parse_x509().map_err(|e| PkiError::BadCa(format!("certificate does not parse: {e}")))?;
+        if spki_sha256(cert.public_key().raw) != key_sha256 {
+            return Err(PkiError::BadCa("the key is not the certificate's".into()));
+        }
+        if !cert.is_ca() {
+            return Err(PkiError::BadCa("the certificate is not a ca (basic constraints)".into()));
+        }
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(rc("reading the ca certificate"))?;
-        Ok(Self { cert_pem: cert_pem.to_string(), issuer })
+        Ok(Self { cert_pem: cert_pem.to_string(), issuer, key_sha256 })
+    }
+
+    /// Hex SHA-256 of its public key (module docs of [`crate::grpc`], rule 5).
+    pub fn key_sha256(&self) -> &str {
+        &self.key_sha256
     }
 
     /// The CA certificate (PEM).
@@ -190,11 +217,16 @@ pub fn chain_ca_pin(chain_pem: &str) -> Option<String> {
         let Ok(block) = block else { continue };
         let Ok(cert) = block.parse_x509() else { continue };
         if cert.is_ca() {
-            use sha2::Digest;
-            pin = Some(format!("sha256:{}", hex(&sha2::Sha256::digest(cert.public_key().raw))));
+            pin = Some(format!("sha256:{}", spki_sha256(cert.public_key().raw)));
         }
     }
     pin
+}
+
+/// Hex SHA-256 of a DER `SubjectPublicKeyInfo`.
+fn spki_sha256(spki: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(spki))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -311,9 +343,8 @@ mod tests {
         let (ca, ca_key_pem) = CertificateAuthority::generate("test ca").unwrap();
         let (server, _) = ca.server_certificate(&["localhost".into()], Duration::from_secs(60)).unwrap();
         let key = KeyPair::from_pem(&ca_key_pem).unwrap();
-        use rcgen::PublicKeyData;
-        use sha2::Digest;
-        let expected = format!("sha256:{}", hex(&sha2::Sha256::digest(key.subject_public_key_info())));
+        let expected = format!("sha256:{}", spki_sha256(&key.subject_public_key_info()));
+        assert_eq!(ca.key_sha256(), &expected["sha256:".len()..]);
         assert_eq!(chain_ca_pin(&format!("{}{}", server.cert_pem, ca.cert_pem())), Some(expected));
         assert_eq!(chain_ca_pin(&server.cert_pem), None, "a leaf alone names no ca");
     }

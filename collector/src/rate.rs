@@ -1,4 +1,5 @@
-//! The per-agent rate limit on batches: fixed one-minute windows keyed by agent id and shared
+//! The per-agent rate limit on batches, and the same windows as a log limiter
+//! ([`LogLimiter`]: one line per key per minute). The rate limit: fixed one-minute windows keyed by agent id and shared
 //! by every stream of the agent on this collector, so reconnecting does not reset it. With
 //! several collectors behind a load balancer each enforces it on its own (an agent holds one
 //! stream at a time, so in practice it meets one).
@@ -52,10 +53,28 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Agents with an entry.
+    /// Keys with an entry.
     #[cfg(test)]
     fn tracked(&self) -> usize {
         self.windows.lock().map(|w| w.by_agent.len()).unwrap_or(0)
+    }
+}
+
+/// One log line per key (a peer, an agent) per minute: a [`RateLimiter`] of one per window,
+/// so a peer failing in a loop costs a line a minute, not a line per attempt.
+#[derive(Debug)]
+pub struct LogLimiter(RateLimiter);
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        Self(RateLimiter::new(1))
+    }
+}
+
+impl LogLimiter {
+    /// Whether a line about `key` may be written now (the first in its minute).
+    pub fn first_in_window(&self, key: &str) -> bool {
+        self.0.admit(key, Instant::now()).is_ok()
     }
 }
 
@@ -73,6 +92,14 @@ mod tests {
         assert_eq!(limiter.admit("a", t0 + Duration::from_secs(10)), Err(Duration::from_secs(50)));
         assert_eq!(limiter.admit("b", t0 + Duration::from_secs(10)), Ok(()), "another agent has its own window");
         assert_eq!(limiter.admit("a", t0 + WINDOW), Ok(()), "a new window");
+    }
+
+    #[test]
+    fn a_log_limiter_lets_one_line_per_key_per_minute() {
+        let limiter = LogLimiter::default();
+        assert!(limiter.first_in_window("10.0.0.1"));
+        assert!(!limiter.first_in_window("10.0.0.1"));
+        assert!(limiter.first_in_window("10.0.0.2"));
     }
 
     #[test]

@@ -22,9 +22,13 @@
 //!    ([`token_file::remove_used`]) and returns them.
 //!
 //! # Renewing
-//! [`needs_renewal`] is true once less than a third of the certificate's lifetime is left.
-//! [`renew`] then sends a CSR for a new key over the mutual-TLS channel
-//! (`Inventory.Renew`) and replaces key and certificate as above. The collector considers
+//! [`needs_renewal`] is true once less than a third of the certificate's lifetime is left, and
+//! the collector may ask for a renewal at any time (a CA rotation). [`renew`] then sends a CSR
+//! for a new key over the mutual-TLS channel (`Inventory.Renew`) and replaces key and
+//! certificate as above. The answer lists the CAs to trust from then on (the current one and
+//! the previous ones still accepted): the agent keeps that list, plus the CAs its configuration
+//! names (`collector.ca_file`, the CA matching `collector.ca_sha256`), so a CA the collector
+//! retired is no longer trusted once the operator retires it from the configuration too. The collector considers
 //! only the newest certificate of an agent valid, so a crash between its answer and the write
 //! loses the agent's identity: it must be enrolled again.
 //!
@@ -268,12 +272,35 @@ pub async fn renew(config: &Config, state: &StateDir, enrolled: &Enrolled) -> Re
     let mut client = InventoryClient::new(channel);
     let response = within_timeout(Call::Renew, client.renew(request)).await?;
     let key_pem = key.serialize_pem();
-    let not_after = credentials::check(&enrolled.agent_id, &response.certificate_pem, &key_pem, &enrolled.ca_pem)
+    let ca_pem = renewed_trust(config, &response.ca_pem, &enrolled.ca_pem);
+    let not_after = credentials::check(&enrolled.agent_id, &response.certificate_pem, &key_pem, &ca_pem)
         .map_err(|m| EnrollError::invalid_answer(Call::Renew, m))?;
-    let renewed = Enrolled { cert_pem: response.certificate_pem, key_pem, not_after, ..enrolled.clone() };
+    let renewed = Enrolled { cert_pem: response.certificate_pem, key_pem, not_after, ca_pem, ..enrolled.clone() };
     save_blocking(state, &renewed).await?;
     tracing::info!(agent_id = %renewed.agent_id, not_after = renewed.not_after, "certificate renewed");
     Ok(renewed)
+}
+
+/// The CAs to trust after a renewal (module docs, *Renewing*): the collector's list when it
+/// sent one, then those of the current ones the configuration names (`collector.ca_file`'s
+/// certificates, the CA matching `collector.ca_sha256`); without a list, the current ones.
+fn renewed_trust(config: &Config, answer: &str, current: &str) -> String {
+    if answer.trim().is_empty() {
+        return current.to_string();
+    }
+    let configured_file = config.collector.ca_file.as_deref().and_then(|p| credentials::read_small(p).ok());
+    let pin = config.collector.ca_sha256.as_deref().and_then(|p| parse_ca_sha256(p).ok());
+    let kept: Vec<pem::Pem> = pem::parse_many(current)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|block| {
+            let in_file = configured_file.as_deref().is_some_and(|file| {
+                pem::parse_many(file).unwrap_or_default().iter().any(|f| f.contents() == block.contents())
+            });
+            in_file || (pin.is_some() && ca_pin::spki_sha256(block.contents()) == pin)
+        })
+        .collect();
+    credentials::trusted_cas(answer, &pem::encode_many(&kept))
 }
 
 /// Whether `enrolled`'s certificate has less than a third of its lifetime left at `now` (or

@@ -185,6 +185,8 @@ pub struct AgentRegistration {
     pub cert_fingerprint: String,
     /// When the current certificate expires.
     pub cert_not_after_ms: i64,
+    /// SHA-256 (hex) of the public key of the CA that signed the current certificate.
+    pub cert_ca_sha256: String,
     /// The host's composite machine fingerprint at enrollment.
     pub machine_fingerprint: String,
     /// Hostname at enrollment.
@@ -232,6 +234,9 @@ pub struct Agent {
     pub superseded_at_ms: Option<i64>,
     /// When it was found to share its machine fingerprint with another live agent (a clone).
     pub clone_detected_at_ms: Option<i64>,
+    /// SHA-256 (hex) of the public key of the CA that signed its current certificate; `None`
+    /// when it was signed before this was recorded.
+    pub cert_ca_sha256: Option<String>,
 }
 
 impl Agent {

@@ -180,7 +180,7 @@ impl Inventory for FakeCollector {
         let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap().to_string();
         self.renewed.lock().unwrap().push(cn.clone());
         let certificate_pem = self.ca.sign_csr(&request.get_ref().csr_pem, &cn)?;
-        Ok(Response::new(v1::RenewResponse { certificate_pem, not_after: 0 }))
+        Ok(Response::new(v1::RenewResponse { certificate_pem, not_after: 0, ca_pem: String::new() }))
     }
 }
 
