@@ -15,6 +15,7 @@ mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;
+mod rotation;
 mod runtimes;
 mod safety;
 mod tokens;
