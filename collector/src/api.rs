@@ -165,6 +165,7 @@ async fn hosts(
                 "identity_status": h.agent.identity_status().as_str(),
                 "superseded_by": h.agent.superseded_by,
                 "clone_detected_at_ms": h.agent.clone_detected_at_ms,
+                "cert_ca_sha256": h.agent.cert_ca_sha256,
                 "fingerprint_changed": h.agent.reported_machine_fingerprint.as_deref()
                     .is_some_and(|r| r != h.agent.machine_fingerprint),
                 "sightings": h.live_sightings,

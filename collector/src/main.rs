@@ -161,6 +161,7 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
                 if let Some(ca) = &tls.ca_path {
                     println!("dev mode: agents trust the CA in {} (collector.ca_file)", ca.display());
                 }
+                println!("agent certificates are signed by the CA with key digest {}", tls.ca.key_sha256());
                 match aiscout_collector::pki::chain_ca_pin(&tls.server_cert_pem) {
                     Some(pin) => println!("agents may pin the collector's CA instead: collector.ca_sha256 = \"{pin}\""),
                     None => println!("tls.cert_file holds no CA certificate: agents need collector.ca_file"),
