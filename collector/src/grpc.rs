@@ -467,4 +467,77 @@ mod tests {
             " WARN agent enrolled: clone of a known host agent_id=agent-b token=tok-1 hostname=host-b clone_of=agent-a"
         );
     }
+
+    /// Services over an in-memory store whose agent `a` holds certificate `serial-a` of `ca`.
+    fn services_with_agent(ca_sha256: &str) -> Services {
+        let (ca, _) = CertificateAuthority::generate("test ca").unwrap();
+        let store = crate::store::SqliteStore::open_in_memory().unwrap();
+        store
+            .upsert_agent(&AgentRegistration {
+                agent_id: "a".into(),
+                cert_serial: "serial-a".into(),
+                cert_fingerprint: "f".into(),
+                cert_not_after_ms: now_ms() + 3_600_000,
+                cert_ca_sha256: if ca_sha256.is_empty() { ca.key_sha256().to_string() } else { ca_sha256.into() },
+                machine_fingerprint: "m".into(),
+                hostname: "h".into(),
+                agent_version: "0.1.0".into(),
+                now_ms: now_ms(),
+            })
+            .unwrap();
+        Services {
+            store: Arc::new(store),
+            ca: Arc::new(ca),
+            ca_bundle: String::new(),
+            cert_lifetime: Duration::from_secs(3600),
+            rate: crate::rate::RateLimiter::new(10),
+            refusals: crate::rate::LogLimiter::default(),
+        }
+    }
+
+    /// The log lines `f` writes.
+    fn logged(f: impl FnOnce()) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&out);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || WriteTo(Arc::clone(&writer)))
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn refused_agents_are_warned_about_once_per_agent_per_minute() {
+        let services = services_with_agent("");
+        let text = logged(|| {
+            for _ in 0..3 {
+                assert!(services.authorize("a", "serial-old", false).is_err());
+                assert!(services.authorize("nobody", "serial-x", false).is_err());
+            }
+            services.store.revoke_agent("a", now_ms()).unwrap();
+            assert!(services.authorize("a", "serial-a", false).is_err(), "revoked");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                " WARN agent refused agent_id=a reason=\"superseded certificate\"",
+                " WARN agent refused agent_id=nobody reason=\"unknown\"",
+            ],
+            "the revocation of `a` falls in the minute already logged for it"
+        );
+    }
+
+    #[test]
+    fn an_agent_of_another_ca_is_asked_to_renew_and_a_first_contact_is_told_apart() {
+        let current = services_with_agent("");
+        let seen = current.authorize("a", "serial-a", false).unwrap();
+        assert_eq!((seen.renew, seen.first_contact, seen.resurfaced), (false, true, false));
+        let rotated = services_with_agent("digest-of-the-previous-ca");
+        assert!(rotated.authorize("a", "serial-a", false).unwrap().renew);
+    }
 }

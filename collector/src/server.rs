@@ -110,4 +110,58 @@ mod tests {
         assert_eq!(api_exposure_warning(addr("127.0.0.1:7080"), false), None);
         assert_eq!(api_exposure_warning(addr("[::1]:7080"), false), None);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_serves_https_when_api_tls_is_set() {
+        use rustls::pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = crate::pki::CertificateAuthority::generate("api ca").unwrap();
+        let (cert, key) = ca.server_certificate(&["localhost".into()], std::time::Duration::from_secs(3600)).unwrap();
+        std::fs::write(dir.path().join("api.pem"), &cert.cert_pem).unwrap();
+        std::fs::write(dir.path().join("api.key"), &key).unwrap();
+        let text = format!(
+            "data_dir = \"{0}/data\"\n[tls]\ndev = true\n[api_tls]\ncert_file = \"{0}/api.pem\"\nkey_file = \"{0}/api.key\"\n",
+            dir.path().display()
+        );
+        let config = CollectorConfig::parse(&text, "t").unwrap();
+        assert_eq!(config.validate(), vec![]);
+        let tls = TlsMaterial::load(&config).unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = api.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            run(&config, store, tls, grpc, api, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(api_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut https = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp).await.unwrap();
+        https.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        https.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
+
+        // Plain HTTP gets no answer: the port speaks TLS only.
+        let mut plain = tokio::net::TcpStream::connect(api_addr).await.unwrap();
+        plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+        let mut bytes = Vec::new();
+        let _ = plain.read_to_end(&mut bytes).await;
+        assert!(!String::from_utf8_lossy(&bytes).contains("200 OK"));
+
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
 }
