@@ -239,3 +239,27 @@ async fn neither_a_ca_file_nor_a_pin_is_named_before_any_connection() {
         "collector.ca_file: not set: enrolling needs collector.ca_file or collector.ca_sha256 to trust the collector by"
     );
 }
+
+#[test]
+fn after_a_renewal_the_agent_trusts_the_collectors_list_and_what_its_configuration_names() {
+    let (new, old, retired) = (TestCa::new("new"), TestCa::new("old"), TestCa::new("retired"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    fs::write(&ca_file, &old.cert_pem).unwrap();
+    let mut config = Config::default();
+    config.collector.ca_file = Some(ca_file);
+    let names = |pem: &str| CertFacts::all_from_pem(pem).unwrap().len();
+    let current = format!("{}{}", retired.cert_pem, old.cert_pem);
+    // The collector lists only the new CA; the configured one stays, the retired one goes.
+    let trusted = renewed_trust(&config, &new.cert_pem, &current);
+    assert_eq!(names(&trusted), 2);
+    assert!(trusted.contains(new.cert_pem.trim()) && trusted.contains(old.cert_pem.trim()));
+    assert!(!trusted.contains(retired.cert_pem.trim()));
+    // A collector that sends no list changes nothing.
+    assert_eq!(renewed_trust(&config, "", &current), current);
+    // With a pin instead of a file, the CA matching it stays.
+    let pinned_config = pinned(Config::default(), &old.cert_pem);
+    let trusted = renewed_trust(&pinned_config, &new.cert_pem, &current);
+    assert_eq!(names(&trusted), 2);
+    assert!(!trusted.contains(retired.cert_pem.trim()));
+}
