@@ -190,6 +190,17 @@ impl Services {
         Ok(Authorized { resurfaced, renew, first_contact })
     }
 
+    /// The agent id and serial of `request`'s client certificate; a call without a usable one
+    /// is refused and logged at WARN, once per peer address per minute.
+    fn caller<T>(&self, request: &Request<T>) -> Result<(String, String), Status> {
+        peer_agent(request).inspect_err(|e| {
+            let peer = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+            if self.refusals.first_in_window(&format!("peer {peer}")) {
+                tracing::warn!(peer = %peer, reason = %e.message(), "inventory call refused");
+            }
+        })
+    }
+
     /// Logs a refused agent at WARN, once per agent per minute (docs/collector.md, *Logs*).
     fn refused(&self, agent_id: &str, why: &'static str) {
         if self.refusals.first_in_window(agent_id) {
@@ -286,7 +297,7 @@ impl Inventory for InventoryService {
 
     #[tracing::instrument(skip_all)]
     async fn stream(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<CollectorStream>, Status> {
-        let (agent_id, serial) = peer_agent(&request)?;
+        let (agent_id, serial) = self.0.caller(&request)?;
         let services = Arc::clone(&self.0);
         let authorized = {
             let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
@@ -356,7 +367,7 @@ impl Inventory for InventoryService {
     }
 
     async fn renew(&self, request: Request<v1::RenewRequest>) -> Result<Response<v1::RenewResponse>, Status> {
-        let (agent_id, serial) = peer_agent(&request)?;
+        let (agent_id, serial) = self.0.caller(&request)?;
         let req = request.into_inner();
         let services = Arc::clone(&self.0);
         let response = blocking(Status::internal, move || {
@@ -529,6 +540,21 @@ mod tests {
                 " WARN agent refused agent_id=nobody reason=\"unknown\"",
             ],
             "the revocation of `a` falls in the minute already logged for it"
+        );
+    }
+
+    #[test]
+    fn a_call_without_a_client_certificate_is_warned_about_once_per_peer_per_minute() {
+        let services = services_with_agent("");
+        let text = logged(|| {
+            for _ in 0..3 {
+                let refused = services.caller(&Request::new(())).unwrap_err();
+                assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+            }
+        });
+        assert_eq!(
+            text.trim_end(),
+            " WARN inventory call refused peer=unknown reason=a client certificate is required"
         );
     }
 
