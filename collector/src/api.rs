@@ -1,6 +1,6 @@
 //! The read-only HTTP API (axum), documented in `docs/collector.md` (*HTTP API*).
 //!
-//! Every route needs `Authorization: Bearer <token>` with a token made by
+//! Every route but `/healthz` needs `Authorization: Bearer <token>` with a token made by
 //! `aiscout-collector api-token create`; the store keeps only its SHA-256. Lists are pages:
 //! `?limit=` (default 100, at most 1000) and `?after=` (the `next_cursor` of the previous page);
 //! each page says `total`. Routes:
@@ -8,19 +8,30 @@
 //! - `GET /api/v1/assets?kind=model|framework|runtime|tooling`
 //! - `GET /api/v1/assets/{id}` (with a page of its sightings: `?limit=&after=`)
 //! - `GET /healthz` (no token): `ok`
+//!
+//! # Scopes
+//! A token holds scopes ([`Scope`]: `read`, `export`, `admin`), none implying another. Routes
+//! are grouped by the one scope they need, and [`router`] puts each group behind
+//! [`require_scope`]: a route added to a group cannot forget the check, and a new group (the
+//! coming export and admin routes) declares its scope in one line. A request without a valid
+//! token is answered 401; with a valid token lacking the scope, 403. The handler finds the
+//! token in the request's extensions as [`Caller`].
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::blocking;
-use crate::store::{AssetFilter, AssetKind, AssetSummary, PageRequest, Sighting, Store, StoreError, Verdict};
+use crate::store::{
+    ApiToken, AssetFilter, AssetKind, AssetSummary, PageRequest, Scope, Sighting, Store, StoreError, Verdict,
+};
+use crate::{blocking, now_ms};
 
 /// An API error: status and a lowercase message, as `{"error": "..."}`.
 #[derive(Debug)]
@@ -69,7 +80,13 @@ struct PageJson {
     total: u64,
 }
 
-async fn authorize(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The verified token of the request, for handlers that want to know who asks.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiToken);
+
+/// The token of `headers`' bearer credential: 401 when there is none or it is unknown,
+/// revoked or expired.
+async fn authenticate(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<ApiToken, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -80,8 +97,29 @@ async fn authorize(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<(), Ap
         .to_string();
     let store = Arc::clone(store);
     let found =
-        blocking(ApiError::internal, move || store.verify_api_token(&token).map_err(|e| http_status(&e))).await?;
-    found.map(|_| ()).ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown or revoked api token".into()))
+        blocking(ApiError::internal, move || store.verify_api_token(&token, now_ms()).map_err(|e| http_status(&e)))
+            .await?;
+    found.ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown, expired or revoked api token".into()))
+}
+
+/// The middleware in front of every route group (module docs, *Scopes*): the request's token
+/// must hold `scope`.
+pub async fn require_scope(
+    State((store, scope)): State<(Arc<dyn Store>, Scope)>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = authenticate(&store, request.headers()).await?;
+    if !token.allows(scope) {
+        return Err(ApiError(StatusCode::FORBIDDEN, format!("api token {} does not have the {scope} scope", token.id)));
+    }
+    request.extensions_mut().insert(Caller(token));
+    Ok(next.run(request).await)
+}
+
+/// `routes` behind [`require_scope`] for `scope`.
+fn scoped(store: &Arc<dyn Store>, scope: Scope, routes: Router<Arc<dyn Store>>) -> Router<Arc<dyn Store>> {
+    routes.route_layer(middleware::from_fn_with_state((Arc::clone(store), scope), require_scope))
 }
 
 fn asset_json(a: &AssetSummary) -> Value {
@@ -115,10 +153,8 @@ fn sighting_json(s: &Sighting) -> Value {
 
 async fn hosts(
     State(store): State<Arc<dyn Store>>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
 ) -> Result<Json<PageJson>, ApiError> {
-    authorize(&store, &headers).await?;
     let page = blocking(ApiError::internal, move || store.hosts(&params.page()).map_err(|e| http_status(&e))).await?;
     let items = page
         .items
@@ -135,6 +171,7 @@ async fn hosts(
                 "identity_status": h.agent.identity_status().as_str(),
                 "superseded_by": h.agent.superseded_by,
                 "clone_detected_at_ms": h.agent.clone_detected_at_ms,
+                "cert_ca_sha256": h.agent.cert_ca_sha256,
                 "fingerprint_changed": h.agent.reported_machine_fingerprint.as_deref()
                     .is_some_and(|r| r != h.agent.machine_fingerprint),
                 "sightings": h.live_sightings,
@@ -147,10 +184,8 @@ async fn hosts(
 
 async fn assets(
     State(store): State<Arc<dyn Store>>,
-    headers: HeaderMap,
     Query(params): Query<PageParams>,
 ) -> Result<Json<PageJson>, ApiError> {
-    authorize(&store, &headers).await?;
     let kind = match params.kind.as_deref() {
         None | Some("") => None,
         Some(k) => Some(AssetKind::from_name(k).ok_or_else(|| {
@@ -170,11 +205,9 @@ async fn assets(
 
 async fn asset(
     State(store): State<Arc<dyn Store>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&store, &headers).await?;
     let missing = format!("no asset {id}");
     let detail =
         blocking(ApiError::internal, move || store.asset(&id, &params.page()).map_err(|e| http_status(&e))).await?;
@@ -193,12 +226,67 @@ async fn asset(
     Ok(Json(body))
 }
 
-/// The API router over `store`.
+/// The API router over `store`: `/healthz`, then one group of routes per scope (module docs,
+/// *Scopes*).
 pub fn router(store: Arc<dyn Store>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let read = Router::new()
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/assets", get(assets))
-        .route("/api/v1/assets/{id}", get(asset))
-        .with_state(store)
+        .route("/api/v1/assets/{id}", get(asset));
+    Router::new().route("/healthz", get(|| async { "ok" })).merge(scoped(&store, Scope::Read, read)).with_state(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewApiToken, SqliteStore};
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// The status of `GET path` with `token` as bearer, if any.
+    async fn status(router: &Router, path: &str, token: Option<&str>) -> StatusCode {
+        let mut request = axum::http::Request::get(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap().status()
+    }
+
+    /// A new token's secret, and its id.
+    fn token_and_id(store: &Arc<dyn Store>, scopes: Vec<Scope>, expires_at_ms: Option<i64>) -> (String, String) {
+        let new = NewApiToken { label: "t".into(), scopes, expires_at_ms, now_ms: now_ms() };
+        let issued = store.create_api_token(&new).unwrap();
+        (issued.secret.expose().to_string(), issued.id)
+    }
+
+    fn token(store: &Arc<dyn Store>, scopes: Vec<Scope>, expires_at_ms: Option<i64>) -> String {
+        token_and_id(store, scopes, expires_at_ms).0
+    }
+
+    #[tokio::test]
+    async fn every_read_route_needs_a_live_token_with_the_read_scope() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let router = router(Arc::clone(&store));
+        let reader = token(&store, vec![Scope::Read], None);
+        let exporter = token(&store, vec![Scope::Export, Scope::Admin], None);
+        let expired = token(&store, vec![Scope::Read], Some(now_ms() - 1));
+        let (revoked, revoked_id) = token_and_id(&store, vec![Scope::Read], None);
+        assert!(store.revoke_api_token(&revoked_id, now_ms()).unwrap());
+
+        assert_eq!(status(&router, "/healthz", None).await, StatusCode::OK);
+        for path in ["/api/v1/hosts", "/api/v1/assets?kind=model", "/api/v1/assets/model:x"] {
+            assert_eq!(status(&router, path, None).await, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(status(&router, path, Some("aiscout_api_nope")).await, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(status(&router, path, Some(&expired)).await, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(status(&router, path, Some(&revoked)).await, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(status(&router, path, Some(&exporter)).await, StatusCode::FORBIDDEN, "{path}");
+        }
+        assert_eq!(status(&router, "/api/v1/hosts", Some(&reader)).await, StatusCode::OK);
+        assert_eq!(status(&router, "/api/v1/assets", Some(&reader)).await, StatusCode::OK);
+        assert_eq!(status(&router, "/api/v1/assets/model:x", Some(&reader)).await, StatusCode::NOT_FOUND);
+        // A path no group has is not found, whatever the token.
+        assert_eq!(status(&router, "/api/v1/nothing", None).await, StatusCode::NOT_FOUND);
+        let used = store.verify_api_token(&reader, now_ms()).unwrap().unwrap();
+        assert!(used.last_used_at_ms.is_some(), "the reader's use is recorded");
+    }
 }

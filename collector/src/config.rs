@@ -1,7 +1,12 @@
 //! The collector's configuration, in the agent's convention: TOML, unknown keys refused, each
 //! default written once in a `Default` impl, then [`CollectorConfig::validate`] reports every
 //! problem at once as a [`ConfigProblem`] naming its key; [`ConfigError::Invalid`] prints one
-//! `path: key: message` line per problem.
+//! `path: key: message` line per problem. An empty string means "not set".
+//!
+//! Validation has two parts, both run by `validate` and by `load` (so `serve` refuses exactly
+//! what `validate` reports): the values (ranges, absolute paths, what dev mode excludes), then
+//! the files they name, read and checked by [`crate::tls`] (readable, certificates and keys that
+//! parse and belong together, a dev PKI that is whole).
 //!
 //! ```toml
 //! data_dir = "/var/lib/aiscout-collector"  # database, dev PKI
@@ -14,13 +19,23 @@
 //! cert_file = ""          # production: server certificate chain (PEM)
 //! key_file = ""           # production: server key (PEM)
 //! ca_cert_file = ""       # production: CA that signs agent certificates (PEM)
-//! ca_key_file = ""        # production: its key (PEM)
+//! ca_key_file = ""        # production: its key (PEM: PKCS#8, encrypted PKCS#8, PKCS#1, SEC1)
+//! ca_key_passphrase_file = ""   # passphrase of an encrypted CA key (else AISCOUT_CA_KEY_PASSPHRASE)
+//! previous_ca_cert_files = []   # CAs whose agent certificates are still accepted (rotation)
+//!
+//! [api_tls]
+//! cert_file = ""          # HTTPS for the API: certificate chain (PEM); "" serves plain HTTP
+//! key_file = ""           # its key (PEM)
 //!
 //! [agents]
 //! cert_lifetime = "30d"     # agents renew before expiry
 //! batches_per_minute = 600  # per-agent rate limit (batches and hellos)
 //! bytes_per_minute = 67108864     # per-agent rate limit in bytes (64 MiB)
 //! max_stored_bytes = 268435456    # sightings one agent may make the store keep (256 MiB)
+//!
+//! [log]
+//! level = "info"          # error, warn, info, debug, trace; AISCOUT_LOG overrides
+//! json = false            # JSON lines instead of text
 //! ```
 
 use std::fmt;
@@ -42,8 +57,12 @@ pub struct CollectorConfig {
     pub api_listen: SocketAddr,
     /// TLS material.
     pub tls: TlsConfig,
+    /// HTTPS for the HTTP API.
+    pub api_tls: ApiTlsConfig,
     /// Agent policy.
     pub agents: AgentsConfig,
+    /// The collector's own logs.
+    pub log: LogConfig,
 }
 
 impl Default for CollectorConfig {
@@ -53,7 +72,9 @@ impl Default for CollectorConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             tls: TlsConfig::default(),
+            api_tls: ApiTlsConfig::default(),
             agents: AgentsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -66,14 +87,23 @@ pub struct TlsConfig {
     pub dev: bool,
     /// Names of the dev server certificate.
     pub names: Vec<String>,
-    /// Server certificate chain (PEM).
+    /// Server certificate chain (PEM); with its CA last, agents may pin it (`collector.ca_sha256`).
+    #[serde(deserialize_with = "empty_is_none")]
     pub cert_file: Option<PathBuf>,
     /// Server key (PEM).
+    #[serde(deserialize_with = "empty_is_none")]
     pub key_file: Option<PathBuf>,
     /// CA certificate that signs agents (PEM).
+    #[serde(deserialize_with = "empty_is_none")]
     pub ca_cert_file: Option<PathBuf>,
-    /// Its key (PEM).
+    /// Its key (PEM; [`crate::keys`] says which formats).
+    #[serde(deserialize_with = "empty_is_none")]
     pub ca_key_file: Option<PathBuf>,
+    /// Passphrase of an encrypted CA key; else the environment's [`crate::keys::PASSPHRASE_ENV`].
+    #[serde(deserialize_with = "empty_is_none")]
+    pub ca_key_passphrase_file: Option<PathBuf>,
+    /// CAs whose agent certificates are still accepted while agents move to the current one.
+    pub previous_ca_cert_files: Vec<PathBuf>,
 }
 
 impl Default for TlsConfig {
@@ -85,6 +115,8 @@ impl Default for TlsConfig {
             key_file: None,
             ca_cert_file: None,
             ca_key_file: None,
+            ca_key_passphrase_file: None,
+            previous_ca_cert_files: Vec::new(),
         }
     }
 }
@@ -94,6 +126,69 @@ impl Default for TlsConfig {
 const MIN_BYTES_PER_MINUTE: u64 = crate::server::MAX_MESSAGE_BYTES as u64;
 /// Smallest `agents.max_stored_bytes`.
 const MIN_STORED_BYTES: u64 = 1024 * 1024;
+
+/// `[api_tls]`: HTTPS for the HTTP API; both files or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiTlsConfig {
+    /// Certificate chain (PEM).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// Its key (PEM).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[log]`: the collector's own logs, on stderr.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Least severe level written (`error` … `trace`); `AISCOUT_LOG`, when set, overrides it.
+    pub level: LogLevel,
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: LogLevel::Info, json: false }
+    }
+}
+
+/// Least severe level of the collector's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings (refused agents, failed handshakes) and errors.
+    Warn,
+    /// What the collector does, once per event.
+    Info,
+    /// Detail for diagnosing (every agent connection).
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level as a `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// An optional path where `""` means "not set".
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+}
 
 /// Agent policy.
 #[derive(Debug, Clone, Deserialize)]
@@ -204,12 +299,22 @@ impl CollectorConfig {
         }
     }
 
-    /// Every semantic problem, in the order of the keys in the file; empty when it is fit to run.
+    /// Every problem, in the order of the keys in the file, then those of the files they name
+    /// (module docs); empty when it is fit to run.
     pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut out = self.check_values();
+        out.extend(crate::tls::TlsMaterial::check(self));
+        out
+    }
+
+    /// The problems of the values alone, reading no file.
+    fn check_values(&self) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         let mut problem = |key: &'static str, message: String| out.push(ConfigProblem { key, message });
         if self.data_dir.as_os_str().is_empty() {
             problem("data_dir", "must not be empty".into());
+        } else if !self.data_dir.is_absolute() {
+            problem("data_dir", format!("must be an absolute path, got {:?}", self.data_dir.display().to_string()));
         }
         if self.listen == self.api_listen {
             problem("api_listen", format!("must differ from listen ({})", self.listen));
@@ -230,12 +335,24 @@ impl CollectorConfig {
                     problem(key, "not used in dev mode (tls.dev = true)".into());
                 }
             }
+            if t.ca_key_passphrase_file.is_some() {
+                problem("tls.ca_key_passphrase_file", "not used in dev mode (tls.dev = true)".into());
+            }
+            if !t.previous_ca_cert_files.is_empty() {
+                problem("tls.previous_ca_cert_files", "not used in dev mode (tls.dev = true)".into());
+            }
         } else {
             for (key, f) in files {
                 if f.is_none() {
                     problem(key, "required unless tls.dev = true".into());
                 }
             }
+        }
+        let a = &self.api_tls;
+        match (&a.cert_file, &a.key_file) {
+            (Some(_), None) => problem("api_tls.key_file", "required with api_tls.cert_file".into()),
+            (None, Some(_)) => problem("api_tls.cert_file", "required with api_tls.key_file".into()),
+            _ => {}
         }
         if self.agents.cert_lifetime < Duration::from_secs(3600) {
             problem("agents.cert_lifetime", "at least 1h".into());

@@ -120,6 +120,7 @@ mod tests {
                 500,
             ),
             (token(TokenError::Expired { token_id: "t".into() }), ErrorCode::AgentRefused, Code::PermissionDenied, 500),
+            (token(TokenError::Revoked { token_id: "t".into() }), ErrorCode::AgentRefused, Code::PermissionDenied, 500),
             (
                 token(TokenError::Store(StoreError::Busy { operation: "consume enrollment token" })),
                 ErrorCode::Unavailable,

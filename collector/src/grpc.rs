@@ -11,7 +11,14 @@
 //!    a revocation cuts a live stream at its next batch;
 //! 4. an agent superseded by a reinstall of its host that speaks again is not refused: its host
 //!    was cloned, not reinstalled, so it is made live again, flagged as a clone with the agents
-//!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md).
+//!    sharing its fingerprint, and asked for a snapshot (docs/fleet.md);
+//! 5. an agent whose certificate was signed by another CA than the current one (TLS accepted it
+//!    as one of the previous CAs during a rotation) is asked to renew at the start of its
+//!    stream; its renewal answer carries the current and previous CAs, which the agent trusts
+//!    from then on (docs/collector.md, *Rotating the CA*).
+//!
+//! A refused agent (unknown, revoked, or presenting a superseded certificate) is logged at WARN
+//! once per agent per minute; "agent connected" is INFO at an agent's first contact only.
 //!
 //! Domain errors become `tonic::Status` in [`status`] only, from their class in
 //! [`crate::error_code`], which the HTTP API shares.
@@ -44,10 +51,15 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     /// Signs agent certificates.
     pub ca: Arc<CertificateAuthority>,
+    /// The CAs agents are told to trust when they renew (PEM): the current one and the
+    /// previous ones still accepted (docs/collector.md, *Rotating the CA*).
+    pub ca_bundle: String,
     /// Lifetime of agent certificates.
     pub cert_lifetime: Duration,
     /// The per-agent batch rate limit.
     pub rate: crate::rate::RateLimiter,
+    /// One WARN line per refused agent per minute.
+    pub refusals: crate::rate::LogLimiter,
 }
 
 /// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
@@ -104,6 +116,11 @@ struct Authorized {
     /// The agent had been superseded by a reinstall and spoke again: it is a clone, live again,
     /// and owes a snapshot because its sightings were closed.
     resurfaced: bool,
+    /// Its certificate was not signed by the current CA (a rotation, or before CAs were
+    /// recorded): it is asked to renew.
+    renew: bool,
+    /// No batch of it was ever applied: its first contact since enrolling.
+    first_contact: bool,
 }
 
 impl Services {
@@ -125,6 +142,7 @@ impl Services {
             cert_serial: signed.serial.clone(),
             cert_fingerprint: signed.serial.clone(),
             cert_not_after_ms: signed.not_after.saturating_mul(1000),
+            cert_ca_sha256: self.ca.key_sha256().to_string(),
             machine_fingerprint: host.machine_fingerprint,
             hostname: host.hostname,
             agent_version: host.agent_version,
@@ -139,16 +157,23 @@ impl Services {
     /// agent's closed sightings, which a renewal cannot.
     fn authorize(&self, agent_id: &str, serial: &str, resurface: bool) -> Result<Authorized, Status> {
         let agent = self.store.agent(agent_id).map_err(|e| status(&e))?;
-        let agent = agent.ok_or_else(|| status(&StoreError::UnknownAgent { agent_id: agent_id.to_string() }))?;
+        let agent = agent.ok_or_else(|| {
+            self.refused(agent_id, "unknown");
+            status(&StoreError::UnknownAgent { agent_id: agent_id.to_string() })
+        })?;
         if agent.revoked_at_ms.is_some() {
+            self.refused(agent_id, "revoked");
             return Err(status(&StoreError::AgentRevoked { agent_id: agent_id.to_string() }));
         }
         let canonical = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
         if canonical(&agent.cert_serial) != canonical(serial) {
+            self.refused(agent_id, "superseded certificate");
             return Err(Status::permission_denied(format!(
                 "certificate {serial} is not the current one of {agent_id}"
             )));
         }
+        let renew = agent.cert_ca_sha256.as_deref() != Some(self.ca.key_sha256());
+        let first_contact = agent.last_seen_ms.is_none();
         let resurfaced = match &agent.superseded_by {
             Some(by) if resurface => {
                 let resurfaced = self.store.resurface_agent(agent_id, now_ms()).map_err(|e| status(&e))?;
@@ -164,7 +189,25 @@ impl Services {
             }
             _ => false,
         };
-        Ok(Authorized { resurfaced })
+        Ok(Authorized { resurfaced, renew, first_contact })
+    }
+
+    /// The agent id and serial of `request`'s client certificate; a call without a usable one
+    /// is refused and logged at WARN, once per peer address per minute.
+    fn caller<T>(&self, request: &Request<T>) -> Result<(String, String), Status> {
+        peer_agent(request).inspect_err(|e| {
+            let peer = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into());
+            if self.refusals.first_in_window(&format!("peer {peer}")) {
+                tracing::warn!(peer = %peer, reason = %e.message(), "inventory call refused");
+            }
+        })
+    }
+
+    /// Logs a refused agent at WARN, once per agent per minute (docs/collector.md, *Logs*).
+    fn refused(&self, agent_id: &str, why: &'static str) {
+        if self.refusals.first_in_window(agent_id) {
+            tracing::warn!(agent_id = %agent_id, reason = why, "agent refused");
+        }
     }
 }
 
@@ -302,7 +345,7 @@ impl Inventory for InventoryService {
 
     #[tracing::instrument(skip_all)]
     async fn stream(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<CollectorStream>, Status> {
-        let (agent_id, serial) = peer_agent(&request)?;
+        let (agent_id, serial) = self.0.caller(&request)?;
         let services = Arc::clone(&self.0);
         let authorized = {
             let (services, agent_id, serial) = (Arc::clone(&services), agent_id.clone(), serial.clone());
@@ -315,6 +358,12 @@ impl Inventory for InventoryService {
                 v1::SnapshotRequest { reason: "this agent was superseded by a reinstall and is live again".into() };
             let _ = tx.send(Ok(message(collector_message::Message::SnapshotRequest(request)))).await;
         }
+        if authorized.renew {
+            let request =
+                v1::RenewCertificate { reason: "the certificate is not from the collector's current ca".into() };
+            let _ = tx.send(Ok(message(collector_message::Message::RenewCertificate(request)))).await;
+        }
+        let first_contact = authorized.first_contact;
         tokio::spawn(async move {
             let mut hello_seen = false;
             while let Some(next) = incoming.next().await {
@@ -353,7 +402,13 @@ impl Inventory for InventoryService {
                     Some(agent_message::Message::Hello(hello)) => {
                         // A new agent's first batch is a snapshot already; a collector that lost
                         // state sees a sequence gap and asks for one then.
-                        tracing::info!(agent_id = %agent_id, version = %untrusted::text(&hello.agent_version), "agent connected");
+                        // Once a fleet is up, reconnections are routine: only a first contact is news.
+                        let version = untrusted::text(&hello.agent_version);
+                        if first_contact {
+                            tracing::info!(agent_id = %agent_id, version = %version, "agent connected");
+                        } else {
+                            tracing::debug!(agent_id = %agent_id, version = %version, "agent connected");
+                        }
                         Vec::new()
                     }
                     Some(agent_message::Message::Batch(batch)) => apply(&services, &agent_id, &serial, batch).await,
@@ -374,7 +429,7 @@ impl Inventory for InventoryService {
     }
 
     async fn renew(&self, request: Request<v1::RenewRequest>) -> Result<Response<v1::RenewResponse>, Status> {
-        let (agent_id, serial) = peer_agent(&request)?;
+        let (agent_id, serial) = self.0.caller(&request)?;
         let req = request.into_inner();
         let services = Arc::clone(&self.0);
         let response = blocking(Status::internal, move || {
@@ -389,7 +444,11 @@ impl Inventory for InventoryService {
             let (signed, registration) = services.sign(&req.csr_pem, &agent_id, host)?;
             services.store.upsert_agent(&registration).map_err(|e| status(&e))?;
             tracing::info!(agent_id = %agent_id, "certificate renewed");
-            Ok(v1::RenewResponse { certificate_pem: signed.cert_pem, not_after: signed.not_after })
+            Ok(v1::RenewResponse {
+                certificate_pem: signed.cert_pem,
+                not_after: signed.not_after,
+                ca_pem: services.ca_bundle.clone(),
+            })
         })
         .await?;
         Ok(Response::new(response))
@@ -506,8 +565,10 @@ mod tests {
         let service = EnrollmentService(Arc::new(Services {
             store: Arc::clone(&store),
             ca: Arc::new(ca),
+            ca_bundle: String::new(),
             cert_lifetime: Duration::from_secs(3600),
             rate: crate::rate::RateLimiter::new(10, u64::MAX),
+            refusals: crate::rate::LogLimiter::default(),
         }));
         let new = NewEnrollmentToken { uses: 1, expires_at_ms: i64::MAX, label: "t".into(), now_ms: 0 };
         let token = store.create_enrollment_token(&new).unwrap();
@@ -531,5 +592,78 @@ mod tests {
         assert!(enrolled.agent_id.starts_with("agent-"));
         let spent = service.enroll(request(&csr, "host-1")).await.unwrap_err();
         assert_eq!(spent.code(), tonic::Code::PermissionDenied, "{spent:?}");
+    }
+
+    /// Services over an in-memory store whose agent `a` holds certificate `serial-a` of `ca`.
+    fn services_with_agent(ca_sha256: &str) -> Services {
+        let (ca, _) = CertificateAuthority::generate("test ca").unwrap();
+        let store = crate::store::SqliteStore::open_in_memory().unwrap();
+        store
+            .upsert_agent(&AgentRegistration {
+                agent_id: "a".into(),
+                cert_serial: "serial-a".into(),
+                cert_fingerprint: "f".into(),
+                cert_not_after_ms: now_ms() + 3_600_000,
+                cert_ca_sha256: if ca_sha256.is_empty() { ca.key_sha256().to_string() } else { ca_sha256.into() },
+                machine_fingerprint: "m".into(),
+                hostname: "h".into(),
+                agent_version: "0.1.0".into(),
+                now_ms: now_ms(),
+            })
+            .unwrap();
+        Services {
+            store: Arc::new(store),
+            ca: Arc::new(ca),
+            ca_bundle: String::new(),
+            cert_lifetime: Duration::from_secs(3600),
+            rate: crate::rate::RateLimiter::new(10, u64::MAX),
+            refusals: crate::rate::LogLimiter::default(),
+        }
+    }
+
+    #[test]
+    fn refused_agents_are_warned_about_once_per_agent_per_minute() {
+        let services = services_with_agent("");
+        let text = logged(|| {
+            for _ in 0..3 {
+                assert!(services.authorize("a", "serial-old", false).is_err());
+                assert!(services.authorize("nobody", "serial-x", false).is_err());
+            }
+            services.store.revoke_agent("a", now_ms()).unwrap();
+            assert!(services.authorize("a", "serial-a", false).is_err(), "revoked");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                " WARN agent refused agent_id=a reason=\"superseded certificate\"",
+                " WARN agent refused agent_id=nobody reason=\"unknown\"",
+            ],
+            "the revocation of `a` falls in the minute already logged for it"
+        );
+    }
+
+    #[test]
+    fn a_call_without_a_client_certificate_is_warned_about_once_per_peer_per_minute() {
+        let services = services_with_agent("");
+        let text = logged(|| {
+            for _ in 0..3 {
+                let refused = services.caller(&Request::new(())).unwrap_err();
+                assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+            }
+        });
+        assert_eq!(
+            text.trim_end(),
+            " WARN inventory call refused peer=unknown reason=a client certificate is required"
+        );
+    }
+
+    #[test]
+    fn an_agent_of_another_ca_is_asked_to_renew_and_a_first_contact_is_told_apart() {
+        let current = services_with_agent("");
+        let seen = current.authorize("a", "serial-a", false).unwrap();
+        assert_eq!((seen.renew, seen.first_contact, seen.resurfaced), (false, true, false));
+        let rotated = services_with_agent("digest-of-the-previous-ca");
+        assert!(rotated.authorize("a", "serial-a", false).unwrap().renew);
     }
 }

@@ -9,12 +9,19 @@
 //!   [`create_private_dir`].
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`server`]: `serve`: the gRPC (TLS) and HTTP listeners until shutdown.
+//! - [`tls`]: the TLS material the configuration names, read and checked in one place, and the
+//!   listeners' rustls configurations.
+//! - [`listener`]: TLS accept loops: handshakes off the accept path, failures logged once per
+//!   peer per minute.
 //! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
 //! - [`rate`]: the per-agent batch rate limit the `Inventory` service applies.
 //! - [`ingest`]: wire batches into store batches.
-//! - [`api`]: the read-only HTTP API with bearer tokens, HTTP statuses.
+//! - [`api`]: the read-only HTTP API with bearer tokens and their scopes, HTTP statuses.
+//! - [`operator`]: what the operator commands print (token listings, never a secret).
 //! - [`error_code`]: the one classification of domain errors, and its gRPC code and HTTP status.
 //! - [`pki`]: the certificate authority (dev CA, server certificate, agent certificates).
+//! - [`keys`]: private keys in the formats operators have (PKCS#8 plain or encrypted, PKCS#1,
+//!   SEC1), read into PKCS#8.
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
 //!   identity rules, bounds on what an agent can store (`store::limits`), and the embedded
 //!   SQLite backend.
@@ -25,19 +32,25 @@ pub mod config;
 pub mod error_code;
 pub mod grpc;
 pub mod ingest;
+pub mod keys;
+pub mod listener;
+pub mod operator;
 pub mod pki;
 pub mod rate;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod untrusted;
 
-/// Sets up `tracing` on stderr; the level comes from `AISCOUT_LOG` (default `info`).
-pub fn init_tracing() {
+/// Sets up `tracing` on stderr at `level` (`[log]`), which `AISCOUT_LOG` overrides when set;
+/// JSON lines when `json`.
+pub fn init_tracing(json: bool, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AISCOUT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // Colour only on a terminal: files and the journal get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Unix milliseconds now (0 before 1970, `i64::MAX` past year 292 million).

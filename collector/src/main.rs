@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use aiscout_collector::config::CollectorConfig;
 use aiscout_collector::now_ms;
+use aiscout_collector::operator;
 use aiscout_collector::store::limits::AgentQuota;
-use aiscout_collector::store::{NewEnrollmentToken, SqliteStore, Store};
+use aiscout_collector::store::{NewApiToken, NewEnrollmentToken, Scope, SqliteStore, Store};
+use aiscout_collector::tls::TlsMaterial;
 use clap::{Parser, Subcommand};
 
 /// aiscout collector: enrolls agents, ingests their inventory, serves the fleet inventory.
@@ -62,6 +64,13 @@ enum TokenAction {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// List enrollment tokens: ids, state, uses left, expiry; never a secret.
+    List,
+    /// Revoke an enrollment token: no agent enrolls with it from now on.
+    Revoke {
+        /// The token id (from `token list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +80,29 @@ enum ApiTokenAction {
         /// A label for audits.
         #[arg(long, default_value = "")]
         label: String,
+        /// What it may do: read, export, admin (repeat for several; none implies another).
+        #[arg(long = "scope", default_value = "read", value_parser = parse_scope)]
+        scopes: Vec<Scope>,
+        /// How long it is valid (humantime: 90d); without it, until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<Duration>,
     },
+    /// List API tokens: ids, state, scopes, expiry, last use; never a secret.
+    List,
+    /// Revoke an API token: its next request is refused.
+    Revoke {
+        /// The token id (from `api-token list`).
+        id: String,
+    },
+}
+
+fn parse_scope(name: &str) -> Result<Scope, String> {
+    Scope::from_name(name).ok_or_else(|| format!("unknown scope {name:?}: read, export or admin"))
+}
+
+/// `ttl` from now, in Unix milliseconds.
+fn expiry(now: i64, ttl: Duration) -> i64 {
+    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +116,6 @@ enum AgentAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    aiscout_collector::init_tracing();
     let config = match CollectorConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -94,6 +124,7 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    aiscout_collector::init_tracing(config.log.json, config.log.level.as_str());
     match run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -118,7 +149,13 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let store = open_store(&config)?;
-            let tls = aiscout_collector::server::tls_material(&config)?;
+            let tls = match TlsMaterial::load(&config) {
+                Ok(tls) => tls,
+                Err(problems) => {
+                    let path = cli.config.display().to_string();
+                    return Err(aiscout_collector::config::ConfigError::Invalid { path, problems }.into());
+                }
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let grpc = tokio::net::TcpListener::bind(config.listen).await?;
@@ -126,7 +163,13 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
                 if let Some(ca) = &tls.ca_path {
                     println!("dev mode: agents trust the CA in {} (collector.ca_file)", ca.display());
                 }
-                println!("agents: https://{}  api: http://{}", grpc.local_addr()?, api.local_addr()?);
+                println!("agent certificates are signed by the CA with key digest {}", tls.ca.key_sha256());
+                match aiscout_collector::pki::chain_ca_pin(&tls.server_cert_pem) {
+                    Some(pin) => println!("agents may pin the collector's CA instead: collector.ca_sha256 = \"{pin}\""),
+                    None => println!("tls.cert_file holds no CA certificate: agents need collector.ca_file"),
+                }
+                let scheme = if config.api_tls.cert_file.is_some() { "https" } else { "http" };
+                println!("agents: https://{}  api: {scheme}://{}", grpc.local_addr()?, api.local_addr()?);
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
@@ -136,20 +179,49 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
         Command::Token { action: TokenAction::Create { uses, ttl, label } } => {
             let store = open_store(&config)?;
             let now = now_ms();
-            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
             let token = store.create_enrollment_token(&NewEnrollmentToken {
                 uses,
-                expires_at_ms: now.saturating_add(ttl_ms),
+                expires_at_ms: expiry(now, ttl),
                 label,
                 now_ms: now,
             })?;
             println!("{}", token.secret.expose());
             Ok(())
         }
-        Command::ApiToken { action: ApiTokenAction::Create { label } } => {
+        Command::Token { action: TokenAction::List } => {
+            let tokens = open_store(&config)?.list_enrollment_tokens()?;
+            print!("{}", operator::enrollment_tokens_text(&tokens, now_ms()));
+            Ok(())
+        }
+        Command::Token { action: TokenAction::Revoke { id } } => {
+            if !open_store(&config)?.revoke_enrollment_token(&id, now_ms())? {
+                anyhow::bail!("no unrevoked enrollment token {id}");
+            }
+            println!("enrollment token {id} revoked");
+            Ok(())
+        }
+        Command::ApiToken { action: ApiTokenAction::Create { label, scopes, ttl } } => {
             let store = open_store(&config)?;
-            let token = store.create_api_token(&label, now_ms())?;
+            let now = now_ms();
+            let token = store.create_api_token(&NewApiToken {
+                label,
+                scopes,
+                expires_at_ms: ttl.map(|ttl| expiry(now, ttl)),
+                now_ms: now,
+            })?;
             println!("{}", token.secret.expose());
+            Ok(())
+        }
+        Command::ApiToken { action: ApiTokenAction::List } => {
+            let tokens = open_store(&config)?.list_api_tokens()?;
+            print!("{}", operator::api_tokens_text(&tokens, now_ms()));
+            Ok(())
+        }
+        Command::ApiToken { action: ApiTokenAction::Revoke { id } } => {
+            if !open_store(&config)?.revoke_api_token(&id, now_ms())? {
+                anyhow::bail!("no unrevoked api token {id}");
+            }
+            println!("api token {id} revoked");
             Ok(())
         }
         Command::Agent { action: AgentAction::Revoke { id } } => {

@@ -9,15 +9,18 @@
 //! 3. every certificate gets a random 128-bit serial, recorded by the store so that revocation
 //!    and renewal are by agent id;
 //! 4. in dev mode the CA and the server certificate are generated on first start
-//!    ([`DevPki::load_or_create`]) into the collector's data directory: keys 0600, and the CA
-//!    certificate is what agents pin (`collector.ca_file`).
+//!    ([`DevPki::load_or_create`]) into `data_dir/pki/` (0700; keys 0600), and the CA
+//!    certificate is what agents trust (`collector.ca_file`). A CA is never silently replaced:
+//!    the four files are created together only when none exists, each with `O_EXCL`, and a
+//!    directory holding some but not all of them is an error naming the first missing one
+//!    ([`PkiError::PartialDevPki`]), since a new CA would strand every enrolled agent.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber,
 };
 
 /// Errors of the certificate authority.
@@ -39,6 +42,20 @@ pub enum PkiError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The dev PKI directory holds some of its files but not this one.
+    #[error(
+        "{missing}: missing from the dev pki, which holds {present}: restore it, or move the directory away to \
+         create a new ca (every enrolled agent would then have to enroll again)"
+    )]
+    PartialDevPki {
+        /// The first missing file.
+        missing: String,
+        /// The files that are there, comma-separated.
+        present: String,
+    },
+    /// A CA certificate or key that cannot sign.
+    #[error("{0}")]
+    BadCa(String),
     /// A certificate signing request was refused.
     #[error("certificate signing request refused: {0}")]
     BadCsr(String),
@@ -96,6 +113,9 @@ pub struct CertificateAuthority {
     cert_pem: String,
     /// The signing identity.
     issuer: Issuer<'static, KeyPair>,
+    /// Hex SHA-256 of its public key (`SubjectPublicKeyInfo`): recorded with each agent
+    /// certificate to tell which CA signed it.
+    key_sha256: String,
 }
 
 /// A signed certificate and when it expires.
@@ -124,14 +144,35 @@ impl CertificateAuthority {
         validity(&mut params, Duration::from_secs(10 * 365 * 24 * 3600));
         let cert = params.self_signed(&key).map_err(rc("signing the ca certificate"))?;
         let key_pem = key.serialize_pem();
-        Ok((Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key) }, key_pem))
+        let key_sha256 = spki_sha256(&key.subject_public_key_info());
+        Ok((Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key), key_sha256 }, key_pem))
     }
 
-    /// The CA from its PEM certificate and key.
+    /// The CA from its PEM certificate and its key (PKCS#8 PEM).
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem).map_err(rc("reading the ca key"))?;
+        Self::from_parts(cert_pem, key)
+    }
+
+    /// The CA from its PEM certificate and its key pair, which must be the certificate's.
+    pub fn from_parts(cert_pem: &str, key: KeyPair) -> Result<Self, PkiError> {
+        let key_sha256 = spki_sha256(&key.subject_public_key_info());
+        let (_, block) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|e| PkiError::BadCa(format!("not a pem certificate: {e}")))?;
+        let cert = block.parse_x509().map_err(|e| PkiError::BadCa(format!("certificate does not parse: {e}")))?;
+        if spki_sha256(cert.public_key().raw) != key_sha256 {
+            return Err(PkiError::BadCa("the key is not the certificate's".into()));
+        }
+        if !cert.is_ca() {
+            return Err(PkiError::BadCa("the certificate is not a ca (basic constraints)".into()));
+        }
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(rc("reading the ca certificate"))?;
-        Ok(Self { cert_pem: cert_pem.to_string(), issuer })
+        Ok(Self { cert_pem: cert_pem.to_string(), issuer, key_sha256 })
+    }
+
+    /// Hex SHA-256 of its public key (module docs of [`crate::grpc`], rule 5).
+    pub fn key_sha256(&self) -> &str {
+        &self.key_sha256
     }
 
     /// The CA certificate (PEM).
@@ -167,16 +208,36 @@ impl CertificateAuthority {
     }
 }
 
+/// The pin agents may set as `collector.ca_sha256` for the collector whose certificate chain is
+/// `chain_pem`: `sha256:` and the hex SHA-256 of the `SubjectPublicKeyInfo` of the last CA
+/// certificate in the chain (the kubeadm convention); `None` when the chain holds no CA.
+pub fn chain_ca_pin(chain_pem: &str) -> Option<String> {
+    let mut pin = None;
+    for block in x509_parser::pem::Pem::iter_from_buffer(chain_pem.as_bytes()) {
+        let Ok(block) = block else { continue };
+        let Ok(cert) = block.parse_x509() else { continue };
+        if cert.is_ca() {
+            pin = Some(format!("sha256:{}", spki_sha256(cert.public_key().raw)));
+        }
+    }
+    pin
+}
+
+/// Hex SHA-256 of a DER `SubjectPublicKeyInfo`.
+fn spki_sha256(spki: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(spki))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes `contents` to `path` readable by the owner only.
-pub fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
+/// Creates `path` with `contents` and `mode`; an existing file is an error, never overwritten.
+fn write_new(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io(path))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io(path))?;
     f.write_all(contents.as_bytes()).map_err(io(path))?;
     f.sync_all().map_err(io(path))
 }
@@ -197,30 +258,56 @@ pub struct DevPki {
 }
 
 impl DevPki {
-    /// Loads the dev PKI from `dir`, or creates it with a server certificate for `names`.
+    /// The files of a dev PKI, in the order a missing one is reported.
+    pub const FILES: [&'static str; 4] = ["ca.pem", "ca.key", "server.pem", "server.key"];
+
+    /// Loads the dev PKI from `dir`, or creates it with a server certificate for `names` when
+    /// `dir` holds none of its files (module docs, rule 4). `dir` is made or kept `0700`.
     pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Self, PkiError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::create_private_dir(dir).map_err(io(dir))?;
+        if let Some(pki) = Self::load(dir)? {
+            return Ok(pki);
+        }
         let (ca_path, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
         let (srv_path, srv_key) = (dir.join("server.pem"), dir.join("server.key"));
-        let read = |p: &Path| std::fs::read_to_string(p).map_err(io(p));
-        if ca_path.exists() && ca_key.exists() && srv_path.exists() && srv_key.exists() {
-            let ca = CertificateAuthority::load(&read(&ca_path)?, &read(&ca_key)?)?;
-            return Ok(Self {
-                ca,
-                ca_path,
-                server_cert_pem: read(&srv_path)?,
-                server_key_pem: read(&srv_key)?,
-                created: false,
-            });
-        }
         let (ca, ca_key_pem) = CertificateAuthority::generate("aiscout dev ca")?;
         let (server, server_key_pem) = ca.server_certificate(names, Duration::from_secs(2 * 365 * 24 * 3600))?;
-        write_private(&ca_key, &ca_key_pem)?;
-        write_private(&srv_key, &server_key_pem)?;
-        std::fs::write(&ca_path, ca.cert_pem()).map_err(io(&ca_path))?;
         let chain = format!("{}{}", server.cert_pem, ca.cert_pem());
-        std::fs::write(&srv_path, &chain).map_err(io(&srv_path))?;
+        // Keys first: a crash in between leaves a partial directory, which the next start
+        // reports instead of making a second CA.
+        write_new(&ca_key, &ca_key_pem, 0o600)?;
+        write_new(&srv_key, &server_key_pem, 0o600)?;
+        write_new(&ca_path, ca.cert_pem(), 0o644)?;
+        write_new(&srv_path, &chain, 0o644)?;
         Ok(Self { ca, ca_path, server_cert_pem: chain, server_key_pem, created: true })
+    }
+
+    /// The dev PKI in `dir` without creating anything: `None` when none of its files is there
+    /// (or `dir` is not), [`PkiError::PartialDevPki`] when some are.
+    pub fn load(dir: &Path) -> Result<Option<Self>, PkiError> {
+        let present: Vec<&str> =
+            Self::FILES.into_iter().filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok()).collect();
+        if present.is_empty() {
+            return Ok(None);
+        }
+        if let Some(missing) = Self::FILES.into_iter().find(|f| !present.contains(f)) {
+            return Err(PkiError::PartialDevPki {
+                missing: dir.join(missing).display().to_string(),
+                present: present.join(", "),
+            });
+        }
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(io(&p))
+        };
+        let ca = CertificateAuthority::load(&read("ca.pem")?, &read("ca.key")?)?;
+        Ok(Some(Self {
+            ca,
+            ca_path: dir.join("ca.pem"),
+            server_cert_pem: read("server.pem")?,
+            server_key_pem: read("server.key")?,
+            created: false,
+        }))
     }
 }
 
@@ -249,6 +336,17 @@ mod tests {
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.client_auth && !eku.server_auth);
         assert!(signed.not_after > 0 && signed.serial.len() == 32);
+    }
+
+    #[test]
+    fn the_pin_is_the_digest_of_the_chain_cas_public_key() {
+        let (ca, ca_key_pem) = CertificateAuthority::generate("test ca").unwrap();
+        let (server, _) = ca.server_certificate(&["localhost".into()], Duration::from_secs(60)).unwrap();
+        let key = KeyPair::from_pem(&ca_key_pem).unwrap();
+        let expected = format!("sha256:{}", spki_sha256(&key.subject_public_key_info()));
+        assert_eq!(ca.key_sha256(), &expected["sha256:".len()..]);
+        assert_eq!(chain_ca_pin(&format!("{}{}", server.cert_pem, ca.cert_pem())), Some(expected));
+        assert_eq!(chain_ca_pin(&server.cert_pem), None, "a leaf alone names no ca");
     }
 
     #[test]
@@ -282,5 +380,49 @@ mod tests {
         // The reloaded CA still signs.
         let (request, _) = csr("x");
         again.ca.sign_agent(&request, "agent-1", Duration::from_secs(60)).unwrap();
+    }
+
+    #[test]
+    fn the_dev_pki_directory_is_private_even_when_it_was_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("pki");
+        DevPki::load_or_create(&dir, &["localhost".into()]).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(!DevPki::load_or_create(&dir, &["localhost".into()]).unwrap().created);
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn a_partial_dev_pki_is_an_error_naming_the_missing_file_and_nothing_is_replaced() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("pki");
+        let first = DevPki::load_or_create(&dir, &["localhost".into()]).unwrap();
+        for (gone, present) in [
+            ("ca.key", "ca.pem, server.pem, server.key"),
+            ("ca.pem", "ca.key, server.pem, server.key"),
+            ("server.pem", "ca.pem, ca.key, server.key"),
+            ("server.key", "ca.pem, ca.key, server.pem"),
+        ] {
+            let path = dir.join(gone);
+            let kept = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let err = DevPki::load_or_create(&dir, &["localhost".into()]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{}: missing from the dev pki, which holds {present}: restore it, or move the directory away \
+                     to create a new ca (every enrolled agent would then have to enroll again)",
+                    path.display()
+                )
+            );
+            assert!(!path.exists(), "nothing was written");
+            std::fs::write(&path, kept).unwrap();
+        }
+        let again = DevPki::load_or_create(&dir, &["localhost".into()]).unwrap();
+        assert_eq!(again.ca.cert_pem(), first.ca.cert_pem(), "the same ca throughout");
+        assert!(DevPki::load(&data.path().join("none")).unwrap().is_none());
     }
 }

@@ -1,9 +1,12 @@
-//! The per-agent rate limit: in fixed one-minute windows keyed by agent id, at most so many
-//! messages (batches, and every `Hello` after the first of a stream) and so many bytes of them
-//! (every message, `Hello`s included, so reconnecting is not free).
-//! The windows are shared by every stream of the agent on this collector, so reconnecting does
-//! not reset them. With several collectors behind a load balancer each enforces them on its own
-//! (an agent holds one stream at a time, so in practice it meets one).
+//! The per-agent rate limit, and the same windows as a log limiter ([`LogLimiter`]: one line
+//! per key per minute).
+//!
+//! The rate limit: in fixed one-minute windows keyed by agent id, at most so many messages
+//! (batches, and every `Hello` after the first of a stream) and so many bytes of them (every
+//! message, `Hello`s included, so reconnecting is not free). The windows are shared by every
+//! stream of the agent on this collector, so reconnecting does not reset them. With several
+//! collectors behind a load balancer each enforces them on its own (an agent holds one stream at
+//! a time, so in practice it meets one).
 //!
 //! A message over either budget is not applied: the stream ends with `RetryAfterMs` (the rest
 //! of the window) and the agent resends from its first unacknowledged batch.
@@ -82,10 +85,28 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Agents with an entry.
+    /// Keys with an entry.
     #[cfg(test)]
     fn tracked(&self) -> usize {
         self.windows.lock().map(|w| w.by_agent.len()).unwrap_or(0)
+    }
+}
+
+/// One log line per key (a peer, an agent) per minute: a [`RateLimiter`] of one per window,
+/// so a peer failing in a loop costs a line a minute, not a line per attempt.
+#[derive(Debug)]
+pub struct LogLimiter(RateLimiter);
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        Self(RateLimiter::new(1, u64::MAX))
+    }
+}
+
+impl LogLimiter {
+    /// Whether a line about `key` may be written now (the first in its minute).
+    pub fn first_in_window(&self, key: &str) -> bool {
+        self.0.admit(key, Instant::now(), 1, 0).is_ok()
     }
 }
 
@@ -103,6 +124,14 @@ mod tests {
         assert_eq!(limiter.admit("a", t0 + Duration::from_secs(10), 1, 1), Err(Duration::from_secs(50)));
         assert_eq!(limiter.admit("b", t0 + Duration::from_secs(10), 1, 1), Ok(()), "another agent has its own window");
         assert_eq!(limiter.admit("a", t0 + WINDOW, 1, 1), Ok(()), "a new window");
+    }
+
+    #[test]
+    fn a_log_limiter_lets_one_line_per_key_per_minute() {
+        let limiter = LogLimiter::default();
+        assert!(limiter.first_in_window("10.0.0.1"));
+        assert!(!limiter.first_in_window("10.0.0.1"));
+        assert!(limiter.first_in_window("10.0.0.2"));
     }
 
     #[test]

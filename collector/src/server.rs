@@ -1,63 +1,36 @@
-//! `aiscout-collector serve`: the gRPC listener (TLS, agents) and the HTTP API, until shutdown.
+//! `aiscout-collector serve`: the gRPC listener (TLS, agents) and the HTTP API (HTTPS when
+//! `[api_tls]` is set), until shutdown. Both accept through [`crate::listener`], which runs
+//! the handshakes and logs the failed ones.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aiscout_proto::v1::enrollment_server::EnrollmentServer;
 use aiscout_proto::v1::inventory_server::InventoryServer;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::config::CollectorConfig;
 use crate::grpc::{EnrollmentService, InventoryService, Services};
-use crate::pki::{CertificateAuthority, DevPki};
-use crate::rate::RateLimiter;
+use crate::listener::TlsIncoming;
+use crate::rate::{LogLimiter, RateLimiter};
 use crate::store::Store;
+use crate::tls::TlsMaterial;
 
 /// Largest message accepted from an agent (a batch), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
-/// TLS material the server runs with.
-#[derive(Debug)]
-pub struct TlsMaterial {
-    /// Signs agent certificates.
-    pub ca: Arc<CertificateAuthority>,
-    /// Server chain (PEM).
-    pub server_cert_pem: String,
-    /// Server key (PEM).
-    pub server_key_pem: String,
-    /// Where the CA certificate agents trust is (dev mode), to print.
-    pub ca_path: Option<std::path::PathBuf>,
-}
-
-/// Loads or creates the TLS material the configuration names.
-pub fn tls_material(config: &CollectorConfig) -> anyhow::Result<TlsMaterial> {
-    if config.tls.dev {
-        let pki = DevPki::load_or_create(&config.data_dir.join("pki"), &config.tls.names)?;
-        if pki.created {
-            tracing::info!(ca = %pki.ca_path.display(), "dev pki created");
-        }
-        return Ok(TlsMaterial {
-            ca: Arc::new(pki.ca),
-            server_cert_pem: pki.server_cert_pem,
-            server_key_pem: pki.server_key_pem,
-            ca_path: Some(pki.ca_path),
-        });
-    }
-    let read = |key: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<String> {
-        let p = p.as_ref().ok_or_else(|| anyhow::anyhow!("{key} is not set"))?;
-        std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{key} {}: {e}", p.display()))
-    };
-    let ca = CertificateAuthority::load(
-        &read("tls.ca_cert_file", &config.tls.ca_cert_file)?,
-        &read("tls.ca_key_file", &config.tls.ca_key_file)?,
-    )?;
-    Ok(TlsMaterial {
-        ca: Arc::new(ca),
-        server_cert_pem: read("tls.cert_file", &config.tls.cert_file)?,
-        server_key_pem: read("tls.key_file", &config.tls.key_file)?,
-        ca_path: None,
+/// What to warn about an API listening on `addr`: beyond loopback without TLS, bearer tokens
+/// and the inventory cross the network in clear text.
+pub fn api_exposure_warning(addr: SocketAddr, tls: bool) -> Option<String> {
+    (!tls && !addr.ip().is_loopback()).then(|| {
+        format!(
+            "the http api listens on {addr}, beyond loopback, without tls: bearer tokens and the inventory cross \
+             the network in clear text; set api_tls.cert_file and api_tls.key_file, or api_listen to a loopback \
+             address behind a tls proxy"
+        )
     })
 }
 
@@ -73,13 +46,16 @@ pub async fn run(
     let services = Arc::new(Services {
         store: Arc::clone(&store),
         ca: Arc::clone(&tls.ca),
+        ca_bundle: tls.ca_bundle.clone(),
         cert_lifetime: config.agents.cert_lifetime,
         rate: RateLimiter::new(config.agents.batches_per_minute, config.agents.bytes_per_minute),
+        refusals: LogLimiter::default(),
     });
-    let tls_config = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&tls.server_cert_pem, &tls.server_key_pem))
-        .client_ca_root(Certificate::from_pem(tls.ca.cert_pem()))
-        .client_auth_optional(true);
+    let agents = TlsIncoming::spawn(grpc, tls.agents_config()?, "agents")?;
+    let api_tls = tls.api_config().transpose()?;
+    if let Some(warning) = api_exposure_warning(api.local_addr()?, api_tls.is_some()) {
+        tracing::warn!("{warning}");
+    }
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<InventoryServer<InventoryService>>().await;
     let inventory = InventoryServer::new(InventoryService(Arc::clone(&services)))
@@ -95,18 +71,97 @@ pub async fn run(
     let mut stop_grpc = stop_rx.clone();
     let mut stop_api = stop_rx;
     let grpc_server = Server::builder()
-        .tls_config(tls_config)?
         .add_service(health)
         .add_service(enrollment)
         .add_service(inventory)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), async move {
+        .serve_with_incoming_shutdown(agents, async move {
             let _ = stop_grpc.wait_for(|s| *s).await;
         });
-    let api_server = axum::serve(api, crate::api::router(store)).with_graceful_shutdown(async move {
+    let router = crate::api::router(store);
+    let api_stopped = async move {
         let _ = stop_api.wait_for(|s| *s).await;
-    });
+    };
+    let api_server = async move {
+        match api_tls {
+            Some(config) => {
+                let https = TlsIncoming::spawn(api, config, "api")?;
+                axum::serve(https, router).with_graceful_shutdown(api_stopped).await
+            }
+            None => axum::serve(api, router).with_graceful_shutdown(api_stopped).await,
+        }
+    };
     let (g, a) = tokio::join!(grpc_server, api_server);
     g?;
     a?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_beyond_loopback_without_tls_is_warned_about() {
+        let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(api_exposure_warning(addr("0.0.0.0:7080"), false).unwrap().contains("without tls"));
+        assert!(api_exposure_warning(addr("10.1.2.3:7080"), false).is_some());
+        assert!(api_exposure_warning(addr("[::]:7080"), false).is_some());
+        assert_eq!(api_exposure_warning(addr("0.0.0.0:7080"), true), None);
+        assert_eq!(api_exposure_warning(addr("127.0.0.1:7080"), false), None);
+        assert_eq!(api_exposure_warning(addr("[::1]:7080"), false), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_serves_https_when_api_tls_is_set() {
+        use rustls::pki_types::pem::PemObject;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = crate::pki::CertificateAuthority::generate("api ca").unwrap();
+        let (cert, key) = ca.server_certificate(&["localhost".into()], std::time::Duration::from_secs(3600)).unwrap();
+        std::fs::write(dir.path().join("api.pem"), &cert.cert_pem).unwrap();
+        std::fs::write(dir.path().join("api.key"), &key).unwrap();
+        let text = format!(
+            "data_dir = \"{0}/data\"\n[tls]\ndev = true\n[api_tls]\ncert_file = \"{0}/api.pem\"\nkey_file = \"{0}/api.key\"\n",
+            dir.path().display()
+        );
+        let config = CollectorConfig::parse(&text, "t").unwrap();
+        assert_eq!(config.validate(), vec![]);
+        let tls = TlsMaterial::load(&config).unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = api.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            run(&config, store, tls, grpc, api, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(api_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut https = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp).await.unwrap();
+        https.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        https.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
+
+        // Plain HTTP gets no answer: the port speaks TLS only.
+        let mut plain = tokio::net::TcpStream::connect(api_addr).await.unwrap();
+        plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+        let mut bytes = Vec::new();
+        let _ = plain.read_to_end(&mut bytes).await;
+        assert!(!String::from_utf8_lossy(&bytes).contains("200 OK"));
+
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
 }

@@ -42,6 +42,18 @@ pub struct Collector {
     process: Option<Child>,
     /// Bearer token of the HTTP API; kept in the database, so it survives restarts.
     api_token: String,
+    /// The secret of each file [`Collector::token_file`] wrote, for the agents' own copies.
+    secrets: std::sync::Mutex<std::collections::HashMap<PathBuf, String>>,
+}
+
+/// Writes `text` to a new file `path` with mode 0600.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = || -> std::io::Result<()> {
+        let mut file = File::options().write(true).create_new(true).mode(0o600).open(path)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+    };
+    write().unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 /// What an agent configuration says beyond [`Collector::agent`]'s defaults.
@@ -81,7 +93,15 @@ impl Collector {
             dir.path().join("data").display()
         );
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
-        let mut c = Self { dir, config, grpc_port, api_port, process: None, api_token: String::new() };
+        let mut c = Self {
+            dir,
+            config,
+            grpc_port,
+            api_port,
+            process: None,
+            api_token: String::new(),
+            secrets: Default::default(),
+        };
         c.restart();
         c.api_token = c.command(&["api-token", "create", "--label", "test"]);
         c
@@ -137,13 +157,30 @@ impl Collector {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// A file holding a new enrollment token made with `token create <args>`.
+    /// A file holding a new enrollment token made with `token create <args>`, readable by its
+    /// owner only, as the agent demands. The agent deletes the file once enrolled, so an agent
+    /// configuration made with it gets a copy of its own ([`Collector::agent_with`]), as each
+    /// host of a fleet has its own file of a shared multi-use token.
     pub fn token_file(&self, name: &str, args: &[&str]) -> PathBuf {
         let mut all = vec!["token", "create"];
         all.extend_from_slice(args);
         let path = self.dir.path().join(name);
-        std::fs::write(&path, self.command(&all)).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        let secret = self.command(&all);
+        write_private(&path, &secret);
+        self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(path.clone(), secret);
         path
+    }
+
+    /// The HTTP status of `GET path` with `token` as bearer.
+    pub fn get_status(&self, path: &str, token: &str) -> u16 {
+        let url = format!("http://127.0.0.1:{}{path}", self.api_port);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let resp = agent
+            .get(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        resp.status().as_u16()
     }
 
     /// The CA certificate agents trust the collector by (dev mode).
@@ -234,8 +271,20 @@ impl Collector {
     }
 
     /// [`Collector::agent`] with `options`.
+    /// The token file is used as given, unless [`Collector::token_file`] made it: then the agent
+    /// gets its own copy, `<name>.token`.
     pub fn agent_with(&self, name: &str, roots: &[&Path], token: &Path, options: &AgentOptions) -> PathBuf {
         let roots: Vec<String> = roots.iter().map(|r| format!("\"{}\"", r.display())).collect();
+        let secret = self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned();
+        let own_copy = self.dir.path().join(format!("{name}.token"));
+        let token = match secret {
+            Some(secret) => {
+                let _ = std::fs::remove_file(&own_copy);
+                write_private(&own_copy, &secret);
+                own_copy.as_path()
+            }
+            None => token,
+        };
         let machine_id = options.machine_id.clone().unwrap_or_else(|| format!("machine-{name}"));
         let config = self.dir.path().join(format!("{name}.toml"));
         let text = format!(

@@ -15,6 +15,8 @@ mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;
+mod rotation;
 mod runtimes;
 mod safety;
+mod tokens;
 mod tooling;

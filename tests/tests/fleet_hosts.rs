@@ -141,9 +141,10 @@ fn a_reinstall_that_kept_its_install_key_supersedes_the_old_agent_once_it_states
     let old = agent_id(&c, "c");
 
     // The agent lost its certificate (tls/ deleted) but kept its install key: the same
-    // installation, provably, enrolls again.
+    // installation, provably, enrolls again (with a token file again: the first enrollment
+    // deleted its own).
     std::fs::remove_dir_all(c.state_dir("c").join("tls")).unwrap();
-    assert_ok(&run_once(&config));
+    assert_ok(&run_once(&c.agent("c", &[&root], &token)));
     assert!(c.log().contains("reinstall of a known installation"), "{}", c.log());
 
     let ids: Vec<String> =
@@ -175,7 +176,7 @@ fn a_reinstall_that_wiped_its_state_directory_is_a_clone_until_the_old_agent_is_
 
     // The state directory is gone: nothing proves the new agent is the old installation.
     std::fs::remove_dir_all(c.state_dir("c")).unwrap();
-    assert_ok(&run_once(&config));
+    assert_ok(&run_once(&c.agent("c", &[&root], &token)));
     let new = agent_id_of(&c, "c", Some(&old));
     assert_eq!(status(&c, &old), ("clone".into(), None, 1));
     assert_eq!(status(&c, &new), ("clone".into(), None, 1));

@@ -14,7 +14,8 @@
 //!    ranges, `schedule.runtimes_interval <= schedule.full_interval`, a collector URL). It
 //!    returns every problem at once, each naming its dotted key, so one edit fixes them all.
 //!    It opens no file: whether `collector.ca_file` exists is a question for the moment it is
-//!    read.
+//!    read. Nor can it know whether the agent is enrolled, so it requires what enrolling needs
+//!    (`collector.ca_file` or `collector.ca_sha256`) always.
 //! 3. **use**: the daemon only ever holds a validated `Config` ([`Config::load_validated`]
 //!    does steps 1 and 2; `aiscout-agent validate --config FILE` runs them and prints the
 //!    result, exiting [`EXIT_INVALID_CONFIG`] on any problem). Optional values are `Option`s:
@@ -46,7 +47,7 @@ mod values;
 mod tests;
 
 use values::{duration_text, empty_is_none, none_is_empty};
-pub use values::{parse_duration, ByteSize, InvalidValue, Jitter};
+pub use values::{parse_ca_sha256, parse_duration, ByteSize, InvalidValue, Jitter};
 
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/aiscout/agent.toml";
@@ -91,9 +92,14 @@ pub struct CollectorConfig {
     /// `https://host:port` of the collector; required (a daemon without one has nowhere to report).
     #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]
     pub url: Option<String>,
-    /// PEM file of the CA that signed the collector's certificate; `None`: the CA learned at enrollment.
+    /// PEM file of the CA that signed the collector's certificate, trusted at enrollment; this
+    /// or `ca_sha256` is required (once enrolled the agent trusts the CAs it saved).
     #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]
     pub ca_file: Option<PathBuf>,
+    /// `sha256:<hex>` of the collector CA's public key, trusted at enrollment instead of a CA
+    /// file (`crate::fleet::ca_pin`).
+    #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]
+    pub ca_sha256: Option<String>,
     /// File holding a one-time enrollment token, read only while the agent is not enrolled.
     #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]
     pub enrollment_token_file: Option<PathBuf>,

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use super::validate::check_collector_url;
 use super::*;
 
-const URL_ONLY: &str = "[collector]\nurl = \"https://collector.example.com:7443\"\n";
+/// The shortest valid file: the collector's address and how to trust it when enrolling.
+const URL_ONLY: &str = "[collector]\nurl = \"https://collector.example.com:7443\"\nca_file = \"/etc/aiscout/ca.pem\"\n";
 
 fn parse_error(text: &str) -> (Option<(usize, usize)>, Option<String>, String) {
     match Config::from_str(text) {
@@ -23,7 +24,7 @@ fn absent_keys_take_their_defaults() {
     let config = Config::from_str(URL_ONLY).unwrap();
     assert_eq!(config.collector.url.as_deref(), Some("https://collector.example.com:7443"));
     assert_eq!(config.state_dir, PathBuf::from("/var/lib/aiscout"));
-    assert_eq!(config.collector.ca_file, None);
+    assert_eq!(config.collector.ca_sha256, None);
     assert_eq!(config.identity, IdentityConfig { hostname: None, machine_id: None });
     assert_eq!(config.schedule.full_interval, Duration::from_secs(21_600));
     assert_eq!(config.schedule.jitter, Jitter::Percent(10.0));
@@ -40,14 +41,15 @@ fn absent_keys_take_their_defaults() {
     assert_eq!(config.log, LogConfig { level: LogLevel::Info, json: false });
     let mut expected = Config::default();
     expected.collector.url = Some("https://collector.example.com:7443".into());
+    expected.collector.ca_file = Some("/etc/aiscout/ca.pem".into());
     assert_eq!(config, expected);
     assert_eq!(config.validate(), vec![]);
 }
 
 #[test]
-fn an_empty_file_lacks_only_the_collector_url() {
+fn an_empty_file_lacks_only_the_collector_url_and_how_to_trust_it() {
     let config = Config::from_str("").unwrap();
-    assert_eq!(problem_keys(&config), vec!["collector.url"]);
+    assert_eq!(problem_keys(&config), vec!["collector.url", "collector.ca_file"]);
     assert_eq!(
         config.validate()[0].to_string(),
         "collector.url: missing: the collector's address, such as \"https://collector.example.com:7443\""
@@ -66,7 +68,7 @@ fn empty_strings_mean_unset() {
 #[test]
 fn unknown_keys_are_refused_with_their_key_and_line() {
     let (position, key, message) = parse_error(&format!("{URL_ONLY}\n[scan]\nroots = []\nrootz = [\"/srv\"]\n"));
-    assert_eq!(position, Some((6, 1)));
+    assert_eq!(position, Some((7, 1)));
     assert_eq!(key.as_deref(), Some("scan.rootz"));
     assert!(message.starts_with("unknown field `rootz`, expected one of `roots`"), "{message}");
 
@@ -74,7 +76,7 @@ fn unknown_keys_are_refused_with_their_key_and_line() {
     assert_eq!((position, key.as_deref()), (Some((2, 1)), Some("statedir")));
 
     let (position, key, _) = parse_error(&format!("{URL_ONLY}[throtle]\ncpu_percent = 5\n"));
-    assert_eq!((position, key.as_deref()), (Some((3, 2)), Some("throtle")));
+    assert_eq!((position, key.as_deref()), (Some((4, 2)), Some("throtle")));
 }
 
 #[test]
@@ -170,12 +172,15 @@ backoff_max = "5s"
 fn invalid_error_prints_one_line_per_problem_with_the_path() {
     let err = ConfigError::Invalid {
         path: PathBuf::from("/etc/aiscout/agent.toml"),
-        problems: Config::from_str("[throttle]\nnice = -1\n").unwrap().validate(),
+        problems: Config::from_str("[collector]\nca_sha256 = \"sha256:00\"\n[throttle]\nnice = -1\n")
+            .unwrap()
+            .validate(),
     };
     assert_eq!(
         err.to_string(),
         "/etc/aiscout/agent.toml: collector.url: missing: the collector's address, such as \
-         \"https://collector.example.com:7443\"\n/etc/aiscout/agent.toml: throttle.nice: must be between 0 and 19, got -1"
+         \"https://collector.example.com:7443\"\n/etc/aiscout/agent.toml: collector.ca_sha256: must be \"sha256:\" and \
+         64 hex digits, got \"sha256:00\"\n/etc/aiscout/agent.toml: throttle.nice: must be between 0 and 19, got -1"
     );
 }
 
@@ -192,7 +197,10 @@ fn load_names_the_file_it_cannot_read_and_validates() {
     match Config::load_validated(&file) {
         Err(ConfigError::Invalid { path, problems }) => {
             assert_eq!(path, file);
-            assert_eq!(problems.iter().map(|p| p.key).collect::<Vec<_>>(), vec!["collector.url", "spool.max_bytes"]);
+            assert_eq!(
+                problems.iter().map(|p| p.key).collect::<Vec<_>>(),
+                vec!["collector.url", "collector.ca_file", "spool.max_bytes"]
+            );
         }
         other => panic!("expected invalid, got {other:?}"),
     }
@@ -355,11 +363,12 @@ const DOC: &str = include_str!("../../../docs/agent-config.md");
 fn the_example_file_states_every_default_and_validates() {
     let example = Config::from_toml(EXAMPLE, Path::new("packaging/agent.example.toml")).unwrap();
     assert_eq!(example.validate(), vec![]);
-    // Every value but the collector's address is the default.
+    // Every value but the collector's address and its CA file is the default.
     let mut expected = Config::default();
     expected.collector.url = example.collector.url.clone();
+    expected.collector.ca_file = example.collector.ca_file.clone();
     assert_eq!(example, expected);
-    assert!(expected.collector.url.is_some());
+    assert!(expected.collector.url.is_some() && expected.collector.ca_file.is_some());
 
     // The example and the doc name every key the code has, and no other.
     let mut in_code = BTreeSet::new();
@@ -367,8 +376,39 @@ fn the_example_file_states_every_default_and_validates() {
     let mut in_example = BTreeSet::new();
     dotted_keys(&toml::from_str(EXAMPLE).unwrap(), "", &mut in_example);
     assert_eq!(in_example, in_code);
-    assert_eq!(in_code.len(), 31);
+    assert_eq!(in_code.len(), 32);
     for key in &in_code {
         assert!(DOC.contains(&format!("`{key}`")), "docs/agent-config.md does not describe `{key}`");
     }
+}
+
+#[test]
+fn enrolling_needs_a_ca_file_or_a_pinned_digest_and_not_both() {
+    const URL: &str = "[collector]\nurl = \"https://c.example.com\"\n";
+    let pin = format!("sha256:{}", "ab".repeat(32));
+    let with = |extra: &str| Config::from_str(&format!("{URL}{extra}")).unwrap();
+    let lines = |config: &Config| config.validate().iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        lines(&with("")),
+        ["collector.ca_file: missing: the agent cannot enroll without a way to trust the collector: set \
+          collector.ca_file (its ca certificate) or collector.ca_sha256 (the digest of its ca's public key)"]
+    );
+    assert_eq!(lines(&with(&format!("ca_sha256 = \"{pin}\"\n"))), Vec::<String>::new());
+    assert_eq!(lines(&with(&format!("ca_sha256 = \"{}\"\n", pin.to_uppercase().replace("SHA256", "sha256")))).len(), 0);
+    assert_eq!(
+        lines(&with(&format!("ca_file = \"/etc/ca.pem\"\nca_sha256 = \"{pin}\"\n"))),
+        ["collector.ca_sha256: set collector.ca_file or collector.ca_sha256, not both"]
+    );
+    for bad in [
+        "ab".repeat(32),
+        format!("sha1:{}", "ab".repeat(32)),
+        "sha256:abcd".into(),
+        format!("sha256:{}", "zz".repeat(32)),
+    ] {
+        assert_eq!(
+            lines(&with(&format!("ca_sha256 = \"{bad}\"\n"))),
+            [format!("collector.ca_sha256: must be \"sha256:\" and 64 hex digits, got {bad:?}")]
+        );
+    }
+    assert_eq!(parse_ca_sha256(&pin).unwrap(), [0xab; 32]);
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::values::MAX_JITTER_PERCENT;
+use super::values::{parse_ca_sha256, MAX_JITTER_PERCENT};
 use super::{
     ByteSize, CollectorConfig, Config, ConfigProblem, IdentityConfig, Jitter, ScanConfig, ScheduleConfig, SpoolConfig,
     ThrottleConfig, TransportConfig, WatchConfig,
@@ -92,8 +92,24 @@ impl CollectorConfig {
                 }
             }
         }
+        match (&self.ca_file, &self.ca_sha256) {
+            (None, None) => p.add(
+                "collector.ca_file",
+                "missing: the agent cannot enroll without a way to trust the collector: set collector.ca_file \
+                 (its ca certificate) or collector.ca_sha256 (the digest of its ca's public key)",
+            ),
+            (Some(_), Some(_)) => {
+                p.add("collector.ca_sha256", "set collector.ca_file or collector.ca_sha256, not both");
+            }
+            _ => {}
+        }
         if let Some(path) = &self.ca_file {
             p.absolute("collector.ca_file", path);
+        }
+        if let Some(pin) = &self.ca_sha256 {
+            if let Err(e) = parse_ca_sha256(pin) {
+                p.add("collector.ca_sha256", e.to_string());
+            }
         }
         if let Some(path) = &self.enrollment_token_file {
             p.absolute("collector.enrollment_token_file", path);

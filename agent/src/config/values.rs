@@ -1,5 +1,6 @@
 //! The values a configuration writes as text: sizes ([`ByteSize`]), [`Jitter`], durations
-//! ([`parse_duration`], and `duration_text` for `#[serde(with)]`) and optional strings where
+//! ([`parse_duration`], and `duration_text` for `#[serde(with)]`), pinned CA digests
+//! ([`parse_ca_sha256`]) and optional strings where
 //! `""` means "not set" (`empty_is_none`).
 //!
 //! Each value type carries its own text form: `FromStr` reads it, `Display` writes it, and
@@ -129,6 +130,15 @@ impl From<ByteSize> for String {
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidValue> {
     humantime::parse_duration(text.trim())
         .map_err(|e| InvalidValue(format!("invalid duration {text:?}: {e} (such as \"60s\", \"5m\", \"6h\")")))
+}
+
+/// Reads a pinned CA digest, `sha256:` and 64 hex digits (`collector.ca_sha256`, the SHA-256
+/// of the CA certificate's `SubjectPublicKeyInfo`: `crate::fleet::ca_pin`).
+pub fn parse_ca_sha256(text: &str) -> Result<[u8; 32], InvalidValue> {
+    let invalid = || InvalidValue(format!("must be \"sha256:\" and 64 hex digits, got {text:?}"));
+    let hex_digits = text.trim().strip_prefix("sha256:").ok_or_else(invalid)?;
+    let bytes = hex::decode(hex_digits).map_err(|_| invalid())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| invalid())
 }
 
 /// Durations as humantime strings, for `#[serde(with)]`.

@@ -8,7 +8,8 @@
 //! agent.key  the private key, PKCS#8 PEM
 //! agent.crt  the client certificate, PEM
 //! ca.pem     the CAs the agent trusts for the collector: the CA of the enrollment answer,
-//!            then collector.ca_file's certificates when they differ from it
+//!            then the CA the collector was verified by at enrollment (collector.ca_file's
+//!            certificates, or the CA matching collector.ca_sha256) when they differ from it
 //! ```
 //!
 //! # Saving
@@ -191,15 +192,18 @@ pub fn check(agent_id: &str, cert_pem: &str, key_pem: &str, ca_pem: &str) -> Res
     Ok(cert.not_after)
 }
 
-/// The CAs to keep in `ca.pem`: the answer's, then the configured file's when it differs.
-pub fn trusted_cas(answer_ca: &str, ca_file_pem: &str) -> String {
-    let answer = answer_ca.trim();
-    let file = ca_file_pem.trim();
-    if file.is_empty() || answer.contains(file) {
-        format!("{answer}\n")
-    } else {
-        format!("{answer}\n{file}\n")
+/// The CAs to keep in `ca.pem`: the certificates of `first`, then those of `then` not already
+/// there (compared by DER, so the same CA written twice differently is kept once); PEM with
+/// `\n` line ends. Blocks that are not certificates are left out.
+pub fn trusted_cas(first: &str, then: &str) -> String {
+    let mut kept: Vec<pem::Pem> = Vec::new();
+    let blocks = |text: &str| pem::parse_many(text).unwrap_or_default();
+    for block in blocks(first).into_iter().chain(blocks(then)) {
+        if block.tag() == "CERTIFICATE" && !kept.iter().any(|k| k.contents() == block.contents()) {
+            kept.push(block);
+        }
     }
+    pem::encode_many_config(&kept, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
 }
 
 /// What the agent needs to know of a certificate.

@@ -14,7 +14,8 @@
 //! 4. renewal and sending: a certificate with less than a third of its lifetime left is
 //!    renewed first ([`enroll::renew`]; a failure is logged and retried next cycle); then the
 //!    spool is drained to the collector ([`super::transport`]); a failure leaves it in the
-//!    spool;
+//!    spool; when the collector asked for a renewal while draining (its CA was rotated), the
+//!    certificate is renewed right after;
 //! 5. waiting: what [`Schedule::after_send`] says, until shutdown or a file event in a watched
 //!    model directory (gathered until [`WATCH_QUIET`] passes without one).
 //!
@@ -260,9 +261,10 @@ impl Daemon {
         }
     }
 
-    /// Renews `enrolled`'s certificate when it is due; keeps the old one when renewal fails.
-    async fn renew_if_due(&self, enrolled: Enrolled) -> Enrolled {
-        if !enroll::needs_renewal(&enrolled, SystemTime::now()) {
+    /// Renews `enrolled`'s certificate when it is due or `asked` (the collector asked: a CA
+    /// rotation); keeps the old one when renewal fails.
+    async fn renew_if_due(&self, enrolled: Enrolled, asked: bool) -> Enrolled {
+        if !asked && !enroll::needs_renewal(&enrolled, SystemTime::now()) {
             return enrolled;
         }
         match enroll::renew(&self.config, &self.state, &enrolled).await {
@@ -274,8 +276,8 @@ impl Daemon {
         }
     }
 
-    /// Sends the spool; returns whether the collector asked for a snapshot.
-    async fn send(&mut self, enrolled: &Enrolled) -> Result<bool, DaemonError> {
+    /// Sends the spool; returns what the collector asked for.
+    async fn send(&mut self, enrolled: &Enrolled) -> Result<transport::DrainOutcome, DaemonError> {
         let tls = channel::with_client_certificate(&self.config, enrolled);
         let mut client = transport::client(channel::connect(&self.config, tls).await?);
         let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
@@ -283,7 +285,7 @@ impl Daemon {
         if let Some(reason) = &outcome.snapshot_requested {
             tracing::info!(reason = %reason, "snapshot requested");
         }
-        Ok(outcome.snapshot_requested.is_some())
+        Ok(outcome)
     }
 }
 
@@ -318,9 +320,14 @@ pub async fn run(
             Collect::Nothing => {}
         }
         if let Some(e) = enrolled.take() {
-            let e = daemon.renew_if_due(e).await;
+            let mut e = daemon.renew_if_due(e, false).await;
             match daemon.send(&e).await {
-                Ok(snapshot_requested) => daemon.schedule.sent(snapshot_requested),
+                Ok(outcome) => {
+                    daemon.schedule.sent(outcome.snapshot_requested.is_some());
+                    if outcome.renewal_requested.is_some() {
+                        e = daemon.renew_if_due(e, true).await;
+                    }
+                }
                 Err(DaemonError::Transport(transport::TransportError::RetryAfter(after))) => {
                     tracing::info!(
                         retry_ms = u64::try_from(after.as_millis()).unwrap_or(0),

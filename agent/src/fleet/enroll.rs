@@ -3,24 +3,32 @@
 //! [`super::credentials`]; how the agent reaches the collector is [`super::channel`].
 //!
 //! # Enrolling
-//! 1. The agent reads the one-time token from `collector.enrollment_token_file` and the CA that
-//!    signed the collector's certificate from `collector.ca_file` (both required: with no CA
-//!    there is nothing to trust the collector by).
+//! 1. The agent reads the one-time token from `collector.enrollment_token_file`, refusing a
+//!    file others could read or choose ([`token_file`]), and how to trust the collector: the
+//!    CA of `collector.ca_file`, or the CA digest pinned by `collector.ca_sha256`
+//!    ([`ca_pin`]). One of them is required: with neither there is nothing to trust the
+//!    collector by, and `validate` refuses such a configuration.
 //! 2. It generates its key pair locally (ECDSA P-256, rcgen) and sends only a certificate
 //!    signing request. The private key never leaves the host.
-//! 3. It connects over TLS, verifying the collector against that CA, **without** a client
-//!    certificate ([`channel::trust_only`]), and calls `Enrollment.Enroll` with the token, the
-//!    CSR and the host identity ([`super::host_identity`]).
+//! 3. It connects over TLS, verifying the collector against that CA ([`channel::trust_only`])
+//!    or against the CA of its chain that matches the pin ([`ca_pin::connect`]), **without** a
+//!    client certificate, and calls `Enrollment.Enroll` with the token, the CSR and the host
+//!    identity ([`super::host_identity`]). Nothing is sent before the collector is verified.
 //! 4. It checks the answer before keeping anything ([`credentials::check`]): a well-formed agent
 //!    id, a certificate that parses, names that agent id, carries the agent's own public key and
 //!    is issued by the returned CA. The collector picks the agent id and ignores the CSR's
 //!    subject.
-//! 5. It saves the credentials ([`credentials::save`]) and returns them.
+//! 5. It saves the credentials ([`credentials::save`]), deletes the token file when it may
+//!    ([`token_file::remove_used`]) and returns them.
 //!
 //! # Renewing
-//! [`needs_renewal`] is true once less than a third of the certificate's lifetime is left.
-//! [`renew`] then sends a CSR for a new key over the mutual-TLS channel
-//! (`Inventory.Renew`) and replaces key and certificate as above. The collector considers
+//! [`needs_renewal`] is true once less than a third of the certificate's lifetime is left, and
+//! the collector may ask for a renewal at any time (a CA rotation). [`renew`] then sends a CSR
+//! for a new key over the mutual-TLS channel (`Inventory.Renew`) and replaces key and
+//! certificate as above. The answer lists the CAs to trust from then on (the current one and
+//! the previous ones still accepted): the agent keeps that list, plus the CAs its configuration
+//! names (`collector.ca_file`, the CA matching `collector.ca_sha256`), so a CA the collector
+//! retired is no longer trusted once the operator retires it from the configuration too. The collector considers
 //! only the newest certificate of an agent valid, so a crash between its answer and the write
 //! loses the agent's identity: it must be enrolled again.
 //!
@@ -36,9 +44,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aiscout_proto::v1::{self, enrollment_client::EnrollmentClient, inventory_client::InventoryClient};
 use rcgen::{CertificateParams, DnType, KeyPair};
 
+use super::ca_pin;
 use super::channel::{self, ChannelError};
 use super::credentials::{self, CertFacts, CredentialsError, Enrolled, Mismatch};
-use crate::config::Config;
+use super::token_file::{self, TokenFileError};
+use crate::config::{parse_ca_sha256, Config};
 use crate::state_dir::StateDir;
 
 /// Time allowed for the collector's answer to one call.
@@ -73,7 +83,7 @@ pub enum EnrollError {
         /// Why it is needed.
         why: &'static str,
     },
-    /// An input file (token, collector CA) could not be read.
+    /// The collector CA file could not be read.
     #[error("{}: cannot read the {what}: {source}", path.display())]
     ReadInput {
         /// What the file holds.
@@ -83,11 +93,14 @@ pub enum EnrollError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// The enrollment token file holds nothing.
-    #[error("{}: the enrollment token file is empty", path.display())]
-    EmptyToken {
-        /// The file.
-        path: PathBuf,
+    /// The enrollment token file is missing, unsafe or empty ([`token_file`]).
+    #[error(transparent)]
+    TokenFile(#[from] TokenFileError),
+    /// `collector.ca_sha256` is not a digest.
+    #[error("collector.ca_sha256: {reason}")]
+    BadPin {
+        /// What is wrong with it.
+        reason: String,
     },
     /// The collector CA file holds no certificate.
     #[error("{}: no certificate in the collector ca file: {reason}", path.display())]
@@ -191,14 +204,33 @@ pub async fn enroll(config: &Config, state: &StateDir, identity: v1::HostIdentit
         key: "collector.enrollment_token_file",
         why: "the agent is not enrolled and needs an enrollment token",
     })?;
-    let ca_path = config.collector.ca_file.clone().ok_or(EnrollError::NotConfigured {
+    let not_configured = EnrollError::NotConfigured {
         key: "collector.ca_file",
-        why: "enrolling needs the ca that signed the collector's certificate",
-    })?;
-    let (token, ca_file_pem) = blocking(move || Ok((read_token(&token_path)?, read_ca_file(&ca_path)?))).await?;
+        why: "enrolling needs collector.ca_file or collector.ca_sha256 to trust the collector by",
+    };
+    let ca_path = config.collector.ca_file.clone();
+    let pin = match (&ca_path, &config.collector.ca_sha256) {
+        (Some(_), _) => None,
+        (None, Some(text)) => Some(parse_ca_sha256(text).map_err(|e| EnrollError::BadPin { reason: e.to_string() })?),
+        (None, None) => return Err(not_configured),
+    };
+    let token_file = token_path.clone();
+    let (token, ca_file_pem) = blocking(move || {
+        let token = token_file::read(&token_file)?;
+        Ok((token, ca_path.map(|path| read_ca_file(&path)).transpose()?))
+    })
+    .await?;
 
     let (key, csr_pem) = key_and_csr(&identity.hostname)?;
-    let channel = channel::connect(config, channel::trust_only(config, &ca_file_pem)).await?;
+    // The CA the collector was verified by: the configured file's, or the pinned one it sent.
+    let (channel, verified_by) = match (ca_file_pem, pin) {
+        (Some(pem), _) => (channel::connect(config, channel::trust_only(config, &pem)).await?, pem),
+        (None, Some(pin)) => {
+            let (channel, pinned) = ca_pin::connect(config, pin).await?;
+            (channel, pinned.pem().unwrap_or_default())
+        }
+        (None, None) => return Err(not_configured),
+    };
     let request = v1::EnrollRequest {
         token,
         csr_pem,
@@ -208,7 +240,7 @@ pub async fn enroll(config: &Config, state: &StateDir, identity: v1::HostIdentit
     let mut client = EnrollmentClient::new(channel);
     let response = within_timeout(Call::Enroll, client.enroll(request)).await?;
 
-    let ca_pem = credentials::trusted_cas(&response.ca_pem, &ca_file_pem);
+    let ca_pem = credentials::trusted_cas(&response.ca_pem, &verified_by);
     let key_pem = key.serialize_pem();
     let not_after = credentials::check(&response.agent_id, &response.certificate_pem, &key_pem, &response.ca_pem)
         .map_err(|m| EnrollError::invalid_answer(Call::Enroll, m))?;
@@ -218,6 +250,11 @@ pub async fn enroll(config: &Config, state: &StateDir, identity: v1::HostIdentit
     let enrolled =
         Enrolled { agent_id: response.agent_id, cert_pem: response.certificate_pem, key_pem, ca_pem, not_after };
     save_blocking(state, &enrolled).await?;
+    blocking(move || {
+        token_file::remove_used(&token_path);
+        Ok(())
+    })
+    .await?;
     tracing::info!(agent_id = %enrolled.agent_id, url = %url, not_after = enrolled.not_after, "enrolled");
     Ok(enrolled)
 }
@@ -231,12 +268,35 @@ pub async fn renew(config: &Config, state: &StateDir, enrolled: &Enrolled) -> Re
     let mut client = InventoryClient::new(channel);
     let response = within_timeout(Call::Renew, client.renew(request)).await?;
     let key_pem = key.serialize_pem();
-    let not_after = credentials::check(&enrolled.agent_id, &response.certificate_pem, &key_pem, &enrolled.ca_pem)
+    let ca_pem = renewed_trust(config, &response.ca_pem, &enrolled.ca_pem);
+    let not_after = credentials::check(&enrolled.agent_id, &response.certificate_pem, &key_pem, &ca_pem)
         .map_err(|m| EnrollError::invalid_answer(Call::Renew, m))?;
-    let renewed = Enrolled { cert_pem: response.certificate_pem, key_pem, not_after, ..enrolled.clone() };
+    let renewed = Enrolled { cert_pem: response.certificate_pem, key_pem, not_after, ca_pem, ..enrolled.clone() };
     save_blocking(state, &renewed).await?;
     tracing::info!(agent_id = %renewed.agent_id, not_after = renewed.not_after, "certificate renewed");
     Ok(renewed)
+}
+
+/// The CAs to trust after a renewal (module docs, *Renewing*): the collector's list when it
+/// sent one, then those of the current ones the configuration names (`collector.ca_file`'s
+/// certificates, the CA matching `collector.ca_sha256`); without a list, the current ones.
+fn renewed_trust(config: &Config, answer: &str, current: &str) -> String {
+    if answer.trim().is_empty() {
+        return current.to_string();
+    }
+    let configured_file = config.collector.ca_file.as_deref().and_then(|p| credentials::read_small(p).ok());
+    let pin = config.collector.ca_sha256.as_deref().and_then(|p| parse_ca_sha256(p).ok());
+    let kept: Vec<pem::Pem> = pem::parse_many(current)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|block| {
+            let in_file = configured_file.as_deref().is_some_and(|file| {
+                pem::parse_many(file).unwrap_or_default().iter().any(|f| f.contents() == block.contents())
+            });
+            in_file || (pin.is_some() && ca_pin::spki_sha256(block.contents()) == pin)
+        })
+        .collect();
+    credentials::trusted_cas(answer, &pem::encode_many(&kept))
 }
 
 /// Whether `enrolled`'s certificate has less than a third of its lifetime left at `now` (or
@@ -290,19 +350,6 @@ fn key_and_csr(name: &str) -> Result<(KeyPair, String), EnrollError> {
     params.distinguished_name.push(DnType::CommonName, if name.is_empty() { "aiscout-agent" } else { name });
     let csr = params.serialize_request(&key).and_then(|r| r.pem()).map_err(EnrollError::KeyGeneration)?;
     Ok((key, csr))
-}
-
-fn read_token(path: &Path) -> Result<String, EnrollError> {
-    let text = credentials::read_small(path).map_err(|source| EnrollError::ReadInput {
-        what: "enrollment token",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(EnrollError::EmptyToken { path: path.to_path_buf() });
-    }
-    Ok(token.to_string())
 }
 
 fn read_ca_file(path: &Path) -> Result<String, EnrollError> {

@@ -7,7 +7,11 @@
 //!   checked, saved all at once, loaded back.
 //! - [`channel`]: the TLS channel to the collector (endpoint, trust, client certificate,
 //!   connect), for every call.
+//! - [`ca_pin`]: trusting the collector at enrollment by a pinned CA digest
+//!   (`collector.ca_sha256`): a rustls verifier and the connector that uses it.
 //! - [`enroll`]: the enrollment protocol (token and CSR for a client certificate) and renewal.
+//! - [`token_file`]: the enrollment token file: read only when private and reached without a
+//!   symbolic link, deleted once used.
 //! - [`payload`]: from a [`crate::report::ScanReport`] to wire assets (kind, local key, entry
 //!   JSON) and host facts.
 //! - [`sent`]: what was last spooled for the collector (a sled tree of change hashes) and the
@@ -22,6 +26,7 @@
 //! CA, a fake collector, hand-built reports).
 
 pub mod batch;
+pub mod ca_pin;
 pub mod channel;
 pub mod credentials;
 pub mod daemon;
@@ -30,6 +35,7 @@ pub mod host_identity;
 pub mod payload;
 pub mod schedule;
 pub mod sent;
+pub mod token_file;
 pub mod transport;
 pub mod watch;
 

@@ -87,6 +87,8 @@ pub struct DrainOutcome {
     pub acked: u64,
     /// The collector asked for a full snapshot (with its reason).
     pub snapshot_requested: Option<String>,
+    /// The collector asked for a certificate renewal now (with its reason): a CA rotation.
+    pub renewal_requested: Option<String>,
 }
 
 /// The inventory client over `channel` ([`super::channel::connect`]): gzip both ways, messages
@@ -137,11 +139,16 @@ pub async fn drain(
     });
     let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
     let Some(last) = last else {
-        // Nothing to send: one exchange to learn whether the collector wants a snapshot.
-        if let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_secs(2), inbound.message()).await {
-            if let Some(collector_message::Message::SnapshotRequest(r)) = m.message {
-                outcome.snapshot_requested = Some(r.reason);
+        // Nothing to send: one exchange to learn whether the collector wants a snapshot or a
+        // renewal (it says so first thing); the first answer may take a while, the next not.
+        let mut wait = Duration::from_secs(2);
+        while let Ok(Ok(Some(m))) = tokio::time::timeout(wait, inbound.message()).await {
+            match m.message {
+                Some(collector_message::Message::SnapshotRequest(r)) => outcome.snapshot_requested = Some(r.reason),
+                Some(collector_message::Message::RenewCertificate(r)) => outcome.renewal_requested = Some(r.reason),
+                _ => {}
             }
+            wait = Duration::from_millis(200);
         }
         drop(sender);
         return Ok(outcome);
@@ -165,6 +172,10 @@ pub async fn drain(
             Some(collector_message::Message::SnapshotRequest(r)) => {
                 tracing::info!(reason = %r.reason, "collector asks for a snapshot");
                 outcome.snapshot_requested = Some(r.reason);
+            }
+            Some(collector_message::Message::RenewCertificate(r)) => {
+                tracing::info!(reason = %r.reason, "collector asks for a certificate renewal");
+                outcome.renewal_requested = Some(r.reason);
             }
             Some(collector_message::Message::RetryAfterMs(ms)) => {
                 tracing::warn!(

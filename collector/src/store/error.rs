@@ -126,6 +126,12 @@ pub enum TokenError {
         /// The token.
         token_id: String,
     },
+    /// An operator revoked the token.
+    #[error("enrollment token {token_id} is revoked")]
+    Revoked {
+        /// The token.
+        token_id: String,
+    },
     /// The store failed; the token is unchanged.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -135,7 +141,9 @@ impl TokenError {
     /// The class of this error: a refused token refuses the agent; a store failure keeps its own.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unknown | Self::Exhausted { .. } | Self::Expired { .. } => ErrorCode::AgentRefused,
+            Self::Unknown | Self::Exhausted { .. } | Self::Expired { .. } | Self::Revoked { .. } => {
+                ErrorCode::AgentRefused
+            }
             Self::Store(e) => e.code(),
         }
     }

@@ -84,8 +84,10 @@
 //! them all in `live_hosts`.
 //!
 //! # Tokens
-//! Enrollment tokens allow N enrollments until an expiry; API tokens authenticate the HTTP API
-//! until revoked. Only the SHA-256 of a secret is stored ([`secret`]); a secret is shown once.
+//! Enrollment tokens allow N enrollments until an expiry or a revocation; API tokens
+//! authenticate the HTTP API until an optional expiry or a revocation, with the scopes they
+//! were given ([`Scope`]), and remember when they were last used (to the minute). Tokens are
+//! listed and revoked by their public id. Only the SHA-256 of a secret is stored ([`secret`]); a secret is shown once.
 //! Spending a use is one conditional update, so two enrollments racing for the last use cannot
 //! both win.
 
@@ -141,11 +143,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Spends one use of the token with this secret, atomically.
     fn consume_enrollment_token(&self, secret: &str, now_ms: i64) -> Result<TokenUse, TokenError>;
 
-    /// Creates an API bearer token and returns its secret, which is not stored.
-    fn create_api_token(&self, label: &str, now_ms: i64) -> Result<IssuedToken, StoreError>;
+    /// Every enrollment token (revoked, spent and expired ones too), oldest first; no secret.
+    fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError>;
 
-    /// The unrevoked API token with this secret, if any.
-    fn verify_api_token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Revokes an enrollment token: no one enrolls with it from now on; `false` when no
+    /// unrevoked token has this id.
+    fn revoke_enrollment_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
+    /// Creates an API bearer token and returns its secret, which is not stored.
+    fn create_api_token(&self, token: &NewApiToken) -> Result<IssuedToken, StoreError>;
+
+    /// The unrevoked, unexpired API token with this secret, if any, with its use recorded (to
+    /// the minute: [`ApiToken::LAST_USED_GRANULARITY_MS`]).
+    fn verify_api_token(&self, secret: &str, now_ms: i64) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Every API token (revoked and expired ones too), oldest first; no secret.
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
 
     /// Revokes an API token; `false` when no unrevoked token has this id.
     fn revoke_api_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError>;

@@ -222,6 +222,8 @@ pub struct AgentRegistration {
     pub cert_fingerprint: String,
     /// When the current certificate expires.
     pub cert_not_after_ms: i64,
+    /// SHA-256 (hex) of the public key of the CA that signed the current certificate.
+    pub cert_ca_sha256: String,
     /// The host's composite machine fingerprint at enrollment.
     pub machine_fingerprint: String,
     /// Hostname at enrollment.
@@ -273,6 +275,9 @@ pub struct Agent {
     pub superseded_at_ms: Option<i64>,
     /// When it was found to share its machine fingerprint with another live agent (a clone).
     pub clone_detected_at_ms: Option<i64>,
+    /// SHA-256 (hex) of the public key of the CA that signed its current certificate; `None`
+    /// when it was signed before this was recorded.
+    pub cert_ca_sha256: Option<String>,
 }
 
 impl Agent {
@@ -395,15 +400,101 @@ pub struct TokenUse {
     pub uses_left: u32,
 }
 
-/// A valid API bearer token.
+/// An enrollment token as `token list` shows it: everything but its secret, which is not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentToken {
+    /// Public id, to revoke the token.
+    pub id: String,
+    /// Operator's note.
+    pub label: String,
+    /// Enrollments it still allows.
+    pub uses_left: u32,
+    /// It is refused from this time on.
+    pub expires_at_ms: i64,
+    /// Creation time.
+    pub created_at_ms: i64,
+    /// When an operator revoked it; a revoked token enrolls no one.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// What an API token may do. A route declares the one scope it needs ([`crate::api`]); scopes
+/// do not imply one another, so a token holds exactly what it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Read the inventory (hosts, assets, sightings).
+    Read,
+    /// Bulk exports of the inventory.
+    Export,
+    /// Operations that change the collector (revocations, tokens).
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in the order they are shown.
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Export, Scope::Admin];
+
+    /// Its name on the command line, in the database and in errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Export => "export",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// The scope named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a new API token allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    /// Operator's note (who holds it, what for).
+    pub label: String,
+    /// What it may do (at least one).
+    pub scopes: Vec<Scope>,
+    /// It is refused from this time on; `None`: until revoked.
+    pub expires_at_ms: Option<i64>,
+    /// Creation time.
+    pub now_ms: i64,
+}
+
+/// An API bearer token: what a verified request carries, and what `api-token list` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     /// Public id.
     pub id: String,
     /// Operator's note.
     pub label: String,
+    /// What it may do, sorted.
+    pub scopes: Vec<Scope>,
     /// Creation time.
     pub created_at_ms: i64,
+    /// It is refused from this time on; `None`: until revoked.
+    pub expires_at_ms: Option<i64>,
+    /// When it last authenticated a request, to the minute ([`ApiToken::LAST_USED_GRANULARITY_MS`]).
+    pub last_used_at_ms: Option<i64>,
+    /// When an operator revoked it.
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl ApiToken {
+    /// `last_used_at_ms` is written when it is older than this, so reading the API does not
+    /// write the database on every request.
+    pub const LAST_USED_GRANULARITY_MS: i64 = 60_000;
+
+    /// Whether it holds `scope`.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
 }
 
 /// Which page of a listing to return (keyset pagination, see the module docs).

@@ -2,6 +2,7 @@
 //! enrolling and renewing against a fake collector over mutual TLS.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{CertificateSigningRequestParams, PublicKeyData};
@@ -71,6 +72,8 @@ async fn enrolls_then_renews_over_mutual_tls() {
     assert_eq!(credentials::load(&state_of(&config)).unwrap(), Some(enrolled.clone()));
     assert_eq!(mode(&state_of(&config).tls().join(credentials::KEY_FILE)), 0o600);
     assert!(!needs_renewal(&enrolled, SystemTime::now()));
+    let token_file = config.collector.enrollment_token_file.clone().unwrap();
+    assert!(!token_file.exists(), "the used token file is deleted");
     assert!(needs_renewal(&enrolled, SystemTime::now() + Duration::from_secs(45 * 60)));
 
     let renewed = renew(&config, &state_of(&config), &enrolled).await.unwrap();
@@ -90,6 +93,7 @@ async fn a_refused_token_is_reported_and_nothing_is_kept() {
     assert_eq!(err.to_string(), "enrollment refused by the collector: enrollment refused: unknown token");
     assert!(!err.is_retryable());
     assert_eq!(credentials::load(&state_of(&config)).unwrap(), None);
+    assert!(config.collector.enrollment_token_file.unwrap().exists(), "a refused token's file is kept");
 }
 
 #[tokio::test]
@@ -138,6 +142,7 @@ async fn missing_inputs_are_named_before_any_connection() {
     assert!(err.to_string().starts_with(&format!("{}: cannot read the enrollment token: ", token.display())), "{err}");
 
     fs::write(&token, " \n").unwrap();
+    fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
     let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
     assert_eq!(err.to_string(), format!("{}: the enrollment token file is empty", token.display()));
 
@@ -151,4 +156,110 @@ async fn missing_inputs_are_named_before_any_connection() {
     fs::write(dir.path().join("ca.pem"), "not pem").unwrap();
     let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
     assert!(matches!(err, EnrollError::BadCaFile { .. }), "{err:?}");
+}
+
+// ---- a pinned ca digest instead of a ca file ---------------------------------------
+
+/// `config` trusting the collector by the pin of `ca_pem` instead of a file.
+fn pinned(mut config: Config, ca_pem: &str) -> Config {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).unwrap();
+    let digest = ca_pin::spki_sha256(&pem.contents).unwrap();
+    config.collector.ca_file = None;
+    config.collector.ca_sha256 = Some(format!("sha256:{}", hex::encode(digest)));
+    config
+}
+
+#[tokio::test]
+async fn a_pinned_digest_enrolls_saves_the_pinned_ca_and_renews_by_it() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = pinned(agent_config(dir.path(), &server, "tok-1", None), &server.collector.ca.cert_pem);
+    assert_eq!(config.validate(), vec![]);
+
+    let enrolled = enroll(&config, &state_of(&config), identity()).await.unwrap();
+    assert_eq!(enrolled.agent_id, AGENT_ID);
+    let trusted = CertFacts::all_from_pem(&enrolled.ca_pem).unwrap();
+    assert_eq!(trusted.len(), 1, "the answer's ca is the pinned one: kept once");
+    assert_eq!(enrolled.ca_pem.trim(), server.collector.ca.cert_pem.trim());
+    // From now on the saved ca is what the collector is trusted by.
+    let renewed = renew(&config, &state_of(&config), &enrolled).await.unwrap();
+    assert_eq!(server.collector.renewed.lock().unwrap().clone(), vec![AGENT_ID.to_string()]);
+    assert_eq!(credentials::load(&state_of(&config)).unwrap(), Some(renewed));
+}
+
+#[tokio::test]
+async fn a_wrong_pin_sends_nothing_and_says_why() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = TestCa::new("another ca");
+    let config = pinned(agent_config(dir.path(), &server, "tok-1", None), &stranger.cert_pem);
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(matches!(err, EnrollError::Channel(ChannelError::Connect { .. })), "{err:?}");
+    assert!(err.to_string().contains("has the digest of collector.ca_sha256"), "{err}");
+    assert!(server.collector.enrolled.lock().unwrap().is_empty(), "no token was sent");
+    assert_eq!(credentials::load(&state_of(&config)).unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_copy_of_the_pinned_ca_in_an_impostors_chain_is_not_trusted() {
+    // The impostor has the real CA's certificate (it is public) but not its key: it sends it
+    // after a certificate of its own CA.
+    let real = TestCa::new("real collector ca");
+    let impostor_ca = TestCa::new("impostor ca");
+    let tls_identity = impostor_ca.server_identity_with_chain(&real.cert_pem);
+    let real_pem = real.cert_pem.clone();
+    let server = start_with(Behaviour::Honest, impostor_ca, tls_identity).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = pinned(agent_config(dir.path(), &server, "tok-1", None), &real_pem);
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(matches!(err, EnrollError::Channel(ChannelError::Connect { .. })), "{err:?}");
+    assert!(server.collector.enrolled.lock().unwrap().is_empty(), "no token was sent");
+}
+
+#[tokio::test]
+async fn the_pinned_collector_must_still_have_the_configured_name() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = pinned(agent_config(dir.path(), &server, "tok-1", None), &server.collector.ca.cert_pem);
+    config.collector.server_name = Some("collector.elsewhere.example".into());
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert!(matches!(err, EnrollError::Channel(ChannelError::Connect { .. })), "{err:?}");
+    assert!(server.collector.enrolled.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn neither_a_ca_file_nor_a_pin_is_named_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { state_dir: dir.path().join("state"), ..Config::default() };
+    config.collector.url = Some("https://127.0.0.1:9".into());
+    config.collector.enrollment_token_file = Some(dir.path().join("token"));
+    let err = enroll(&config, &state_of(&config), identity()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "collector.ca_file: not set: enrolling needs collector.ca_file or collector.ca_sha256 to trust the collector by"
+    );
+}
+
+#[test]
+fn after_a_renewal_the_agent_trusts_the_collectors_list_and_what_its_configuration_names() {
+    let (new, old, retired) = (TestCa::new("new"), TestCa::new("old"), TestCa::new("retired"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    fs::write(&ca_file, &old.cert_pem).unwrap();
+    let mut config = Config::default();
+    config.collector.ca_file = Some(ca_file);
+    let names = |pem: &str| CertFacts::all_from_pem(pem).unwrap().len();
+    let current = format!("{}{}", retired.cert_pem, old.cert_pem);
+    // The collector lists only the new CA; the configured one stays, the retired one goes.
+    let trusted = renewed_trust(&config, &new.cert_pem, &current);
+    assert_eq!(names(&trusted), 2);
+    assert!(trusted.contains(new.cert_pem.trim()) && trusted.contains(old.cert_pem.trim()));
+    assert!(!trusted.contains(retired.cert_pem.trim()));
+    // A collector that sends no list changes nothing.
+    assert_eq!(renewed_trust(&config, "", &current), current);
+    // With a pin instead of a file, the CA matching it stays.
+    let pinned_config = pinned(Config::default(), &old.cert_pem);
+    let trusted = renewed_trust(&pinned_config, &new.cert_pem, &current);
+    assert_eq!(names(&trusted), 2);
+    assert!(!trusted.contains(retired.cert_pem.trim()));
 }

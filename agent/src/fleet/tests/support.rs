@@ -71,13 +71,19 @@ impl TestCa {
         Ok(self.sign(&csr.public_key, cn, now_unix() - 300, Duration::from_secs(3600)))
     }
 
-    /// A server certificate for `localhost` and its key.
-    pub(crate) fn server_identity(&self) -> Identity {
+    /// A server certificate for `localhost` followed by `chain` (PEM), and its key.
+    pub(crate) fn server_identity_with_chain(&self, chain: &str) -> Identity {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Identity::from_pem(cert.pem(), key.serialize_pem())
+        Identity::from_pem(format!("{}{chain}", cert.pem()), key.serialize_pem())
+    }
+
+    /// A server certificate for `localhost` with this CA after it (as the collector sends its
+    /// chain), and its key.
+    pub(crate) fn server_identity(&self) -> Identity {
+        self.server_identity_with_chain(&self.cert_pem)
     }
 }
 
@@ -173,7 +179,7 @@ impl Inventory for FakeCollector {
         let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap().to_string();
         self.renewed.lock().unwrap().push(cn.clone());
         let certificate_pem = self.ca.sign_csr(&request.get_ref().csr_pem, &cn)?;
-        Ok(Response::new(v1::RenewResponse { certificate_pem, not_after: 0 }))
+        Ok(Response::new(v1::RenewResponse { certificate_pem, not_after: 0, ca_pem: String::new() }))
     }
 }
 
@@ -185,15 +191,22 @@ pub(crate) struct Running {
 }
 
 pub(crate) async fn start(behaviour: Behaviour) -> Running {
+    let ca = TestCa::new("fake collector ca");
+    let identity = ca.server_identity();
+    start_with(behaviour, ca, identity).await
+}
+
+/// A fake collector whose CA is `ca` and whose TLS identity is `identity`.
+pub(crate) async fn start_with(behaviour: Behaviour, ca: TestCa, identity: Identity) -> Running {
     let collector = FakeCollector {
-        ca: Arc::new(TestCa::new("fake collector ca")),
+        ca: Arc::new(ca),
         token: "tok-1",
         behaviour,
         enrolled: Arc::default(),
         renewed: Arc::default(),
     };
     let tls = ServerTlsConfig::new()
-        .identity(collector.ca.server_identity())
+        .identity(identity)
         .client_ca_root(Certificate::from_pem(&collector.ca.cert_pem))
         .client_auth_optional(true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -215,12 +228,14 @@ pub(crate) async fn start(behaviour: Behaviour) -> Running {
 pub(crate) fn agent_config(dir: &Path, server: &Running, token: &str, ca_pem: Option<&str>) -> Config {
     let (token_file, ca_file) = (dir.join("token"), dir.join("collector-ca.pem"));
     fs::write(&token_file, format!("  {token}\n")).unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
     fs::write(&ca_file, ca_pem.unwrap_or(&server.collector.ca.cert_pem)).unwrap();
     Config {
         state_dir: dir.join("state"),
         collector: CollectorConfig {
             url: Some(format!("https://127.0.0.1:{}", server.addr.port())),
             ca_file: Some(ca_file),
+            ca_sha256: None,
             enrollment_token_file: Some(token_file),
             server_name: Some("localhost".into()),
         },

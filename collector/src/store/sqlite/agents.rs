@@ -10,10 +10,10 @@ use crate::store::types::{Agent, AgentRegistration, HostStatus};
 pub(super) const AGENT_COLUMNS: &str = "a.agent_id, a.cert_serial, a.cert_fingerprint, a.cert_not_after_ms, \
      a.machine_fingerprint, a.reported_machine_fingerprint, a.hostname, a.agent_version, a.enrolled_at_ms, \
      a.last_seen_ms, a.last_sequence, a.revoked_at_ms, a.host_facts_json, a.install_key_sha256, a.superseded_by, \
-     a.superseded_at_ms, a.clone_detected_at_ms, a.reported_hostname, a.stored_bytes";
+     a.superseded_at_ms, a.clone_detected_at_ms, a.reported_hostname, a.stored_bytes, a.cert_ca_sha256";
 
 /// Number of columns in [`AGENT_COLUMNS`].
-pub(super) const AGENT_COLUMN_COUNT: usize = 19;
+pub(super) const AGENT_COLUMN_COUNT: usize = 20;
 
 /// The agent in the first [`AGENT_COLUMN_COUNT`] columns of `row`.
 pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
@@ -37,6 +37,7 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         clone_detected_at_ms: row.get(16)?,
         reported_hostname: row.get(17)?,
         stored_bytes: u64::try_from(row.get::<_, i64>(18)?).unwrap_or_default(),
+        cert_ca_sha256: row.get(19)?,
     })
 }
 
@@ -49,9 +50,10 @@ pub(super) fn upsert(tx: &Transaction<'_>, agent: &AgentRegistration) -> Res<()>
     }
     tx.execute(
         "INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
-             hostname, agent_version, enrolled_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             hostname, agent_version, enrolled_at_ms, cert_ca_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
          ON CONFLICT (agent_id) DO UPDATE SET cert_serial = excluded.cert_serial, \
              cert_fingerprint = excluded.cert_fingerprint, cert_not_after_ms = excluded.cert_not_after_ms, \
+             cert_ca_sha256 = excluded.cert_ca_sha256, \
              machine_fingerprint = excluded.machine_fingerprint, hostname = excluded.hostname, \
              agent_version = excluded.agent_version",
         rusqlite::params![
@@ -63,6 +65,7 @@ pub(super) fn upsert(tx: &Transaction<'_>, agent: &AgentRegistration) -> Res<()>
             agent.hostname,
             agent.agent_version,
             agent.now_ms,
+            agent.cert_ca_sha256,
         ],
     )?;
     Ok(())

@@ -1,6 +1,6 @@
 //! The embedded SQLite backend of [`Store`].
 //!
-//! One database file holds everything (schema in `schema_v1.sql`). Settings at open, and why:
+//! One database file holds everything (schema in `schema_v1.sql` and the migrations after it). Settings at open, and why:
 //! - **WAL** journal: readers do not block the writer, and a crash (SIGKILL, power loss) leaves
 //!   the database at its last commit, never half a transaction.
 //! - **`synchronous=FULL`**: every commit fsyncs the WAL before returning. `NORMAL` survives a
@@ -39,8 +39,8 @@ use tracing::{debug, warn};
 use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
-    Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, HostStatus, HostSummary,
-    IngestBatch, IssuedToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
+    Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, EnrollmentToken,
+    HostStatus, HostSummary, IngestBatch, IssuedToken, NewApiToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
 };
 use super::Store;
 
@@ -238,12 +238,25 @@ impl Store for SqliteStore {
         self.write("consume enrollment token", |tx| tokens::consume_enrollment(tx, secret, now_ms))?
     }
 
-    fn create_api_token(&self, label: &str, now_ms: i64) -> Result<IssuedToken, StoreError> {
-        self.write("create api token", |tx| tokens::create_api(tx, label, now_ms))
+    fn list_enrollment_tokens(&self) -> Result<Vec<EnrollmentToken>, StoreError> {
+        self.read("list enrollment tokens", tokens::list_enrollment)
     }
 
-    fn verify_api_token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
-        self.read("verify api token", |tx| tokens::verify_api(tx, secret))
+    fn revoke_enrollment_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("revoke enrollment token", |tx| tokens::revoke_enrollment(tx, token_id, now_ms))
+    }
+
+    fn create_api_token(&self, token: &NewApiToken) -> Result<IssuedToken, StoreError> {
+        self.write("create api token", |tx| tokens::create_api(tx, token))
+    }
+
+    fn verify_api_token(&self, secret: &str, now_ms: i64) -> Result<Option<ApiToken>, StoreError> {
+        // A write: it may record the use. Without a change SQLite commits without writing.
+        self.write("verify api token", |tx| tokens::verify_api(tx, secret, now_ms))
+    }
+
+    fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        self.read("list api tokens", tokens::list_api)
     }
 
     fn revoke_api_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError> {

@@ -26,6 +26,7 @@ pub(super) fn registration(agent_id: &str, hostname: &str, fingerprint: &str, no
         cert_serial: format!("serial-{agent_id}"),
         cert_fingerprint: format!("cert-{agent_id}"),
         cert_not_after_ms: now_ms + 86_400_000,
+        cert_ca_sha256: "ca-1".to_owned(),
         machine_fingerprint: fingerprint.to_owned(),
         hostname: hostname.to_owned(),
         agent_version: "0.1.0".to_owned(),

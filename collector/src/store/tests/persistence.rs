@@ -89,6 +89,54 @@ fn a_version_1_database_is_migrated_keeping_its_agents() {
 }
 
 #[test]
+fn a_version_2_database_is_migrated_keeping_its_tokens_as_read_only_and_unexpiring() {
+    use crate::store::{ApiToken, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../sqlite/schema_v1.sql")).unwrap();
+    conn.execute_batch(include_str!("../sqlite/schema_v2.sql")).unwrap();
+    let api_hash = crate::store::secret::secret_hash("aiscout_api_old");
+    let enroll_hash = crate::store::secret::secret_hash("aiscout_enroll_old");
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (2);",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO api_tokens (token_id, secret_sha256, label, created_at_ms) VALUES ('api1', ?1, 'old', 5)",
+        [api_hash],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO enrollment_tokens (token_id, secret_sha256, label, uses_left, expires_at_ms, created_at_ms) \
+         VALUES ('enr1', ?1, 'old', 2, 10000, 5)",
+        [enroll_hash],
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let version: i64 =
+        store.with_connection(|c| c.query_row("SELECT version FROM schema_version", [], |r| r.get(0))).unwrap();
+    assert_eq!(version, CURRENT_VERSION);
+    let token = store.verify_api_token("aiscout_api_old", 100).unwrap().unwrap();
+    assert_eq!(
+        token,
+        ApiToken {
+            id: "api1".into(),
+            label: "old".into(),
+            scopes: vec![Scope::Read],
+            created_at_ms: 5,
+            expires_at_ms: None,
+            last_used_at_ms: Some(100),
+            revoked_at_ms: None,
+        }
+    );
+    let enrollment = store.list_enrollment_tokens().unwrap();
+    assert_eq!((enrollment[0].id.as_str(), enrollment[0].revoked_at_ms), ("enr1", None));
+    assert_eq!(store.consume_enrollment_token("aiscout_enroll_old", 200).unwrap().uses_left, 1);
+}
+
+#[test]
 fn a_version_2_database_is_migrated_with_its_stored_bytes_and_verdicts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
