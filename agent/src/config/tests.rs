@@ -303,6 +303,17 @@ fn a_batch_must_fit_in_the_spool() {
 }
 
 #[test]
+fn a_batch_holds_no_more_entries_than_the_collector_accepts() {
+    let problems = |n: u32| {
+        let text = format!("{URL_ONLY}[transport]\nbatch_max_assets = {n}\n");
+        Config::from_str(&text).unwrap().validate().iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert!(problems(10_000).is_empty());
+    assert_eq!(problems(10_001), vec!["transport.batch_max_assets: must be between 1 and 10000, got 10001"]);
+    assert_eq!(problems(0), vec!["transport.batch_max_assets: must be between 1 and 10000, got 0"]);
+}
+
+#[test]
 fn collector_urls() {
     for good in [
         "https://collector.example.com:7443",

@@ -20,6 +20,9 @@ use super::{
 const MAX_BATCH_BYTES: ByteSize = ByteSize(4 * ByteSize::MIB);
 /// Smallest `transport.batch_max_bytes`: room for a batch of more than a handful of assets.
 const MIN_BATCH_BYTES: ByteSize = ByteSize(16 * ByteSize::KIB);
+/// Largest `transport.batch_max_assets`: the collector refuses a batch of more entries
+/// (upserts plus removals) whole, so a larger setting could only wedge the stream.
+const MAX_BATCH_ASSETS: u32 = 10_000;
 /// Smallest `spool.max_bytes`.
 const MIN_SPOOL_BYTES: ByteSize = ByteSize(ByteSize::MIB);
 
@@ -279,9 +282,7 @@ impl SpoolConfig {
 
 impl TransportConfig {
     fn check(&self, p: &mut Problems) {
-        if self.batch_max_assets == 0 {
-            p.add("transport.batch_max_assets", "must be at least 1");
-        }
+        p.within("transport.batch_max_assets", self.batch_max_assets, 1, MAX_BATCH_ASSETS);
         p.within("transport.batch_max_bytes", self.batch_max_bytes, MIN_BATCH_BYTES, MAX_BATCH_BYTES);
         p.positive("transport.backoff_initial", self.backoff_initial);
         if self.backoff_max < self.backoff_initial {
