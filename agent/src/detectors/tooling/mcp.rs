@@ -179,7 +179,7 @@ fn server(name: String, entry: &Value, literal_env: &mut Vec<String>) -> Option<
     headers.sort();
     headers.dedup();
 
-    Some(McpServer { name, transport, command, args, url: first_text(entry, URL).map(redact::url), env, headers })
+    Some(McpServer { name, transport, command, args, url: first_text(entry, URL).map(redact::text), env, headers })
 }
 
 /// A string, number or boolean argument as text; objects and lists are not arguments.
@@ -290,7 +290,7 @@ mod tests {
         let d = parse(
             json!({"s": {"a": {
                 "command": "docker run -e API_KEY=abc123 img",
-                "args": ["--header", "Authorization: Bearer t0ps3cret", "echo sk-test-abcdefghijkl ok", "http://h:1/x"]
+                "args": ["--header", "Authorization: Bearer t0ps3cret", "echo sk-test-abcdefghijkl0123 ok", "http://h:1/x"]
             }}}),
             &["s"],
         );
