@@ -57,7 +57,7 @@ mod urls;
 #[cfg(test)]
 mod tests;
 
-pub use names::{is_command_line_name, is_secret_name};
+pub use names::is_secret_name;
 pub use shell::assigned_name;
 pub use tokens::looks_like_token;
 

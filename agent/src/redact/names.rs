@@ -193,15 +193,6 @@ pub(super) fn is_query_secret(name: &str) -> bool {
     QUERY_SECRETS.contains(&lower.as_str()) || is_secret_name(name)
 }
 
-/// Names of variables whose values are command lines (`COMMANDLINE_ARGS`, `JAVA_OPTS`,
-/// `NODE_OPTIONS`, `…_ARGS`, `…_OPTS`, `…_FLAGS`, `…_CONFIG`).
-pub fn is_command_line_name(name: &str) -> bool {
-    let w = words(name);
-    w.last().is_some_and(|l| {
-        matches!(l.as_str(), "args" | "argv" | "opts" | "options" | "flags" | "config" | "cmdline" | "commandline")
-    })
-}
-
 /// Values kept under a secret name: booleans and switches, empty quotes, references to a
 /// variable (`$OPENAI_API_KEY`, `${env:X}`, `${input:x}`) and file paths: not secrets
 /// themselves, and what an analyst needs to see.
