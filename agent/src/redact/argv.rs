@@ -10,6 +10,9 @@ pub(super) type Hide = (usize, usize, usize);
 /// Commands whose `-p` option takes a password (glued: `-pSECRET`), and `sshpass -p SECRET`.
 const PASSWORD_P: &[&str] = &["mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlsh", "mariadb", "mariadb-dump"];
 
+/// Commands whose `login` subcommand takes `-p PASSWORD` (elsewhere `-p` maps ports).
+const LOGIN_P: &[&str] = &["docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras"];
+
 /// Wrappers run before the command they start.
 const WRAPPERS: &[&str] = &["sudo", "env", "exec", "nohup", "time", "command", "nice", "doas", "xargs"];
 
@@ -41,7 +44,8 @@ fn after(w: &Word, raw: &str, sep: char) -> (usize, usize, usize) {
 ///    `--no-auth`): the next word, unless harmless (`true`, a path, `$VAR`);
 /// 2. `--opt=value`, `-Dname=value`, `NAME=value` with a secret name: the whole value;
 /// 3. `-u`/`-U`/`--user`/`--proxy-user` `user:password` (curl), glued or not: the password;
-/// 4. `-pSECRET` of mysql and mariadb, `sshpass -p SECRET`, `redis-cli -a SECRET`.
+/// 4. `-pSECRET` of mysql and mariadb, `sshpass -p SECRET`, `docker login -p SECRET` (and
+///    podman, helm, …), `redis-cli -a SECRET`.
 pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<Hide> {
     let mut hide = Vec::new();
     let mut command = "";
@@ -97,7 +101,8 @@ pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<H
                 hide.push((w.owner, w.start + 2.min(r.len()), w.end));
                 continue;
             }
-            let next_password = (command == "sshpass" && t == "-p") || (command == "redis-cli" && t == "-a");
+            let login = LOGIN_P.contains(&command) && words.iter().take(i).any(|w| w.text == "login");
+            let next_password = (command == "sshpass" || login) && t == "-p" || (command == "redis-cli" && t == "-a");
             if next_password {
                 if let Some(n) = next {
                     hide.push((n.owner, n.start, n.end));
@@ -110,7 +115,7 @@ pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<H
                 continue;
             }
             // 1: `--api-key value`.
-            if !short && secret_pair_name(t) && !is_flag_name(t) {
+            if !short && named(t) && secret_pair_name(t) && !is_flag_name(t) {
                 if let Some(n) = next {
                     if !is_harmless_value(&n.text) {
                         hide.push((n.owner, n.start, n.end));

@@ -58,6 +58,7 @@ const SECRET_ENDINGS: &[&str] = &[
 /// Last words that name something about a secret rather than the secret (`KEY_FILE` names a
 /// path, `TOKEN_LIMIT` a number, `API_KEY_HEADER` a header's name).
 const NOT_SECRET_SUFFIXES: &[&str] = &[
+    "stdin",
     "file",
     "path",
     "dir",

@@ -70,10 +70,11 @@ pub(super) fn find(s: &str, spans: &mut Spans) {
     bearer(s, spans);
 }
 
-/// `-Dpassword` names `password`; `--api-key` names `api-key`.
+/// `-Dpassword` names `password`, a glued curl header `-HCookie` names `Cookie`; `--api-key`
+/// names `api-key`.
 pub(super) fn secret_pair_name(name: &str) -> bool {
     let bare = name.trim_start_matches('-');
-    let java = name.starts_with("-D") && !name.starts_with("--");
+    let java = (name.starts_with("-D") || name.starts_with("-H")) && !name.starts_with("--");
     let bare = if java { bare.get(1..).unwrap_or_default() } else { bare };
     // `PWD=/home/x` is the working directory.
     if bare == "PWD" || bare == "OLDPWD" {

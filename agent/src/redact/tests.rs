@@ -231,6 +231,20 @@ const ARGV: &[(&[&str], &[&str])] = &[
         &["x", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=abc123==;EndpointSuffix=core.windows.net"],
         &["x", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=<redacted>;EndpointSuffix=core.windows.net"],
     ),
+    (&["curl", "-HCookie: sid=abc123", "u"], &["curl", "-HCookie: <redacted>", "u"]),
+    (&["curl", "-HX-Api-Key: k1234567", "u"], &["curl", "-HX-Api-Key: <redacted>", "u"]),
+    (&["docker", "login", "-u", "bob", "-p", "s3cret", "r.io"], &["docker", "login", "-u", "bob", "-p", R, "r.io"]),
+    (&["docker", "run", "-p", "8080:80", "img"], &["docker", "run", "-p", "8080:80", "img"]),
+    (&["docker", "login", "--password-stdin", "r.io"], &["docker", "login", "--password-stdin", "r.io"]),
+    (&["helm", "registry", "login", "r.io", "--password", "pw"], &["helm", "registry", "login", "r.io", "--password", R]),
+    (
+        &["x", "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"],
+        &["x", "-----BEGIN RSA PRIVATE KEY-----<redacted>"],
+    ),
+    (
+        &["x", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"],
+        &["x", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"],
+    ),
     // Token shapes whatever carries them.
     (
         &["x", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"],

@@ -122,8 +122,35 @@ fn is_jwt(v: &str) -> bool {
     (parts.len() == 3 || parts.len() == 5) && parts.iter().take(2).all(|p| p.len() >= 8)
 }
 
-/// Adds the spans of credential-shaped words of `s` (runs of token characters) to `spans`.
+/// Adds the spans of private keys in PEM (`-----BEGIN … PRIVATE KEY-----` to its `-----END
+/// …-----`, or to the end of the text) to `spans`.
+fn pem_private_keys(s: &str, spans: &mut Spans) {
+    let mut from = 0;
+    while let Some(found) = s.get(from..).and_then(|r| r.find("-----BEGIN ")) {
+        let start = from + found;
+        let header_end = s.get(start + 11..).and_then(|r| r.find("-----")).map_or(s.len(), |e| start + 11 + e + 5);
+        let header = s.get(start..header_end).unwrap_or_default();
+        if !header.contains("PRIVATE KEY") {
+            from = header_end.max(start + 1);
+            continue;
+        }
+        let end = s
+            .get(header_end..)
+            .and_then(|r| r.find("-----END "))
+            .and_then(|e| {
+                let at = header_end + e + 9;
+                s.get(at..).and_then(|r| r.find("-----")).map(|c| at + c + 5)
+            })
+            .unwrap_or(s.len());
+        spans.add(header_end, end);
+        from = end.max(start + 1);
+    }
+}
+
+/// Adds the spans of credential-shaped words of `s` (runs of token characters) and of PEM
+/// private keys to `spans`.
 pub(super) fn find(s: &str, spans: &mut Spans) {
+    pem_private_keys(s, spans);
     let bytes = s.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
