@@ -364,6 +364,30 @@ const TEXT: &[(&str, &str)] = &[
     ("apiKey: sk-abcdefghijklmnopqrstuv0123", "apiKey: <redacted>"),
     ("Token: abc", "Token: <redacted>"),
     ("x=1 y=2 port=80", "x=1 y=2 port=80"),
+    ("amqp://guest:guest@rabbit:5672//", "amqp://<redacted>@rabbit:5672//"),
+    ("postgresql://user:pa:ss@h/db", "postgresql://<redacted>@h/db"),
+    (
+        "s3://b/k?AWSAccessKeyId=AKIAX&Signature=abc&Expires=1",
+        "s3://b/k?AWSAccessKeyId=<redacted>&Signature=<redacted>&Expires=1",
+    ),
+    ("helm install --set secrets.apiKey=abc x", "helm install --set secrets.apiKey=<redacted> x"),
+    ("--set auth.password=abc --set image.tag=1.2", "--set auth.password=<redacted> --set image.tag=1.2"),
+    ("x-api-key:abc123", "x-api-key:<redacted>"),
+    ("\"client_secret\":\"GOCSPX-abc\"", "\"client_secret\":\"<redacted>\""),
+    ("ANTHROPIC_API_KEY=sk-ant-x torchrun train.py", "ANTHROPIC_API_KEY=<redacted> torchrun train.py"),
+    ("webhook_url=https://hooks.slack.com/services/a/b/c", "webhook_url=https://hooks.slack.com/services/<redacted>"),
+    (
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ),
+    ("img@sha256:0123456789abcdef0123456789abcdef01234567", "img@sha256:0123456789abcdef0123456789abcdef01234567"),
+    ("--lora-modules a=/path/a b=/path/b", "--lora-modules a=/path/a b=/path/b"),
+    ("ssh -i ~/.ssh/id_rsa user@host", "ssh -i ~/.ssh/id_rsa user@host"),
+    ("scp user@host:/path .", "scp user@host:/path ."),
+    ("--log-level=debug --key-size 2048", "--log-level=debug --key-size 2048"),
+    ("private_key_id: 1234", "private_key_id: 1234"),
+    ("-e OPENAI_API_KEY --env-file .env", "-e OPENAI_API_KEY --env-file .env"),
+    ("--served-model-name my-key-model", "--served-model-name my-key-model"),
 ];
 
 #[test]
@@ -400,6 +424,7 @@ fn the_battery_has_at_least_150_cases_secret_and_harmless() {
     let harmless = ARGV.iter().filter(|(i, e)| i == e).count()
         + ENV.iter().filter(|(_, i, e)| i == e).count()
         + TEXT.iter().filter(|(i, e)| i == e).count();
+    eprintln!("battery: {} cases, {harmless} harmless, {} secret", case_count(), case_count() - harmless);
     assert!(case_count() >= 150, "{} cases", case_count());
     assert!(harmless >= 50 && case_count() - harmless >= 100, "{harmless} harmless of {}", case_count());
 }
