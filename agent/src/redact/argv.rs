@@ -50,6 +50,8 @@ pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<H
     let mut hide = Vec::new();
     let mut command = "";
     let mut expect_command = true;
+    // A registry login (`docker login`, `helm registry login`) was seen in this command.
+    let mut login = false;
     let mut i = 0;
     while let Some(w) = words.get(i) {
         let t = w.text.as_str();
@@ -57,7 +59,11 @@ pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<H
         i += 1;
         if w.is_separator() {
             expect_command = true;
+            login = false;
             continue;
+        }
+        if t == "login" && LOGIN_P.contains(&command) {
+            login = true;
         }
         if expect_command {
             let assignment = t.contains('=');
@@ -101,7 +107,6 @@ pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<H
                 hide.push((w.owner, w.start + 2.min(r.len()), w.end));
                 continue;
             }
-            let login = LOGIN_P.contains(&command) && words.iter().take(i).any(|w| w.text == "login");
             let next_password = (command == "sshpass" || login) && t == "-p" || (command == "redis-cli" && t == "-a");
             if next_password {
                 if let Some(n) = next {

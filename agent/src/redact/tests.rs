@@ -491,7 +491,18 @@ fn huge_inputs_are_bounded_and_hidden_whole() {
     assert!(out.ends_with(MARKER) && out.len() < urls.len(), "{}", out.len());
     // Pathological repetitions stay fast (one pass each).
     let start = std::time::Instant::now();
-    for s in ["password=".repeat(20_000), "a:".repeat(50_000), "\"".repeat(100_000), "://@".repeat(30_000)] {
+    let docker = format!("docker login {}", "-p x ".repeat(40_000));
+    for s in [
+        "password=".repeat(20_000),
+        "a:".repeat(50_000),
+        "\"".repeat(100_000),
+        "://@".repeat(30_000),
+        "-a".repeat(100_000),
+        "sk-".repeat(60_000),
+        "X-A: ".repeat(40_000),
+        "sh -c '".repeat(30_000),
+        docker,
+    ] {
         let _ = text(&s);
         let _ = cmdline(&[s.clone(), s]);
     }

@@ -93,6 +93,9 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
 
+/// Longest word looked into for a credential glued after other text.
+const MAX_EMBEDDED: usize = 512;
+
 /// Whether `value` (one word, without quotes) is shaped like a credential whatever it is called.
 pub fn looks_like_token(value: &str) -> bool {
     let v = value.trim_matches(|c| c == '"' || c == '\'');
@@ -175,7 +178,8 @@ pub(super) fn find(s: &str, spans: &mut Spans) {
 
 /// Where a credential starts inside a longer word, after a `-`, `_` or `.`: `x.sk-ant-…`.
 fn embedded_start(word: &str) -> Option<usize> {
-    if word.len() < 24 {
+    // Bounded work: a credential is found after at most a few glued words.
+    if word.len() < 24 || word.len() > MAX_EMBEDDED {
         return None;
     }
     word.char_indices()
