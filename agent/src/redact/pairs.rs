@@ -140,13 +140,16 @@ fn value_after(s: &str, from: usize, colon: bool, limit: usize) -> (usize, usize
                 if end - start > limit {
                     break;
                 }
-                let stop = if spaced {
-                    matches!(b, b'\n' | b'\r' | b'"' | b'\'')
-                } else {
-                    b.is_ascii_whitespace()
-                        || matches!(b, b';' | b'&' | b'"' | b'\'')
-                        || (colon && matches!(b, b',' | b'}'))
-                };
+                // `\"` inside a shell string is part of the value, not its end.
+                let escaped_quote = matches!(b, b'"' | b'\'') && end > 0 && bytes.get(end - 1) == Some(&b'\\');
+                let stop = !escaped_quote
+                    && if spaced {
+                        matches!(b, b'\n' | b'\r' | b'"' | b'\'')
+                    } else {
+                        b.is_ascii_whitespace()
+                            || matches!(b, b';' | b'&' | b'"' | b'\'')
+                            || (colon && matches!(b, b',' | b'}'))
+                    };
                 if stop {
                     break;
                 }

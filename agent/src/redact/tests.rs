@@ -144,6 +144,10 @@ const ARGV: &[(&[&str], &[&str])] = &[
         &["sh", "-c", "cd /app; TOKEN='a b c' ./run --secret=\"x y\""],
         &["sh", "-c", "cd /app; TOKEN=<redacted> ./run --secret=<redacted>"],
     ),
+    (
+        &["sh", "-c", "curl -d \"{\\\"token\\\": \\\"abc\\\"}\" https://h"],
+        &["sh", "-c", "curl -d \"{\\\"token\\\": <redacted>\" https://h"],
+    ),
     (&["sh", "-c", "echo hi | sshpass -p pw ssh h"], &["sh", "-c", "echo hi | sshpass -p <redacted> ssh h"]),
     // URLs.
     (&["x", "https://user:p%40ss@db.example.com/x"], &["x", "https://<redacted>@db.example.com/x"]),
@@ -553,6 +557,10 @@ fn argv_shapes(s: &str) -> Vec<Vec<String>> {
         vec!["x".into(), format!("eyJhbGciOiJIUzI1NiJ9.eyJ{s}.{s}")],
         vec!["x".into(), format!("--config={{\"api_key\": \"{s}\"}}")],
         vec!["x".into(), format!("token: {s}")],
+        vec!["sh".into(), "-c".into(), format!("curl -d \"{{\\\"api_key\\\": \\\"{s}\\\"}}\" https://h")],
+        vec!["sh".into(), "-c".into(), format!("docker login -u me -p {s} registry.example")],
+        vec!["curl".into(), format!("-HCookie: session={s}")],
+        vec!["x".into(), format!("-----BEGIN PRIVATE KEY-----\n{s}\n-----END PRIVATE KEY-----")],
         vec!["env".into(), format!("DB_PASSWORDS={s}"), "run".into()],
     ];
     shapes
