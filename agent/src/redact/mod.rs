@@ -16,9 +16,10 @@
 //!    `--opt value`, `-opt value`, `--opt=value`, `-Dname=value`, `NAME=value` with a secret
 //!    name (boolean flags such as `--no-auth` take no value); curl-style `-u user:password`,
 //!    `--user`, `--proxy-user` (the password); `-pSECRET` of mysql/mariadb, `sshpass -p`,
-//!    `redis-cli -a`. Words of a `sh -c` string, or of a variable holding a command line
-//!    (`COMMANDLINE_ARGS`, `*_ARGS`, `*_OPTS`, `NODE_OPTIONS`, `*_CONFIG`), follow the same
-//!    rules, nested up to [`MAX_DEPTH`] levels.
+//!    `docker`/`podman`/`helm` `login -p`, `redis-cli -a`; a glued curl header (`-HCookie:`).
+//!    Words of a `sh -c` string, or of a variable holding a command line (`COMMANDLINE_ARGS`,
+//!    `*_ARGS`, `*_OPTS`, `NODE_OPTIONS`, `*_CONFIG`), follow the same rules, nested up to
+//!    [`MAX_DEPTH`] levels.
 //! 3. **Pairs anywhere in a text**: `name=value`, `name: value`, `"name": "value"` (JSON,
 //!    YAML), `Header: value` with a secret name; connection strings (`Password=…;`, `Pwd=`,
 //!    `AccountKey=`, `{…}` values); after `?`, `&`, `#` or `;` also `sig`, `code`, `key`,
@@ -34,7 +35,8 @@
 //!    `hf_`, GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, GitLab `glpat-`, Slack
 //!    `xox[abprs]-`/`xapp-`, npm `npm_`, PyPI `pypi-`, Stripe `sk_live_`/`rk_live_`, Google
 //!    `AIza`/`ya29.`/`GOCSPX-`, AWS `AKIA`/`ASIA`, Groq, Replicate, NVIDIA, xAI, …) with a long
-//!    body holding digits, and JWTs (`eyJ….eyJ….…`).
+//!    body (digits, mixed case or one unbroken run), JWTs (`eyJ….eyJ….…`), and PEM private
+//!    keys up to their END line.
 //! 6. **Bounded work**: a string longer than [`MAX_TEXT`] bytes, the part of a command line
 //!    past [`MAX_CMDLINE`] bytes, and the rest of a text past 256 URLs are hidden whole. Every
 //!    rule is one pass over its text; nothing here panics or slices inside a character.
