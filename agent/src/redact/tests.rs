@@ -42,6 +42,8 @@ const ARGV: &[(&[&str], &[&str])] = &[
     (&["x", "CUDA_VISIBLE_DEVICES=0,1"], &["x", "CUDA_VISIBLE_DEVICES=0,1"]),
     (&["docker", "run", "-e", "HF_HOME=/data/hf", "img"], &["docker", "run", "-e", "HF_HOME=/data/hf", "img"]),
     (&["x", "--model", "sk-learn-model"], &["x", "--model", "sk-learn-model"]),
+    (&["x", "sk-learn"], &["x", "sk-learn"]),
+    (&["x", "sk-Aaa0A0A0AaA0"], &["x", R]),
     (&["x", "/usr/lib/sk-something/long-path"], &["x", "/usr/lib/sk-something/long-path"]),
     (&["pip", "install", "scikit-learn==1.5.0"], &["pip", "install", "scikit-learn==1.5.0"]),
     (

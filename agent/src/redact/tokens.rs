@@ -14,7 +14,7 @@ const PREFIXES: &[Prefix] = &[
     Prefix("sk-svcacct-", 16),
     Prefix("sk-admin-", 16),
     Prefix("sk-or-", 16),
-    Prefix("sk-", 16),
+    Prefix("sk-", 8),
     // Stripe.
     Prefix("sk_live_", 12),
     Prefix("sk_test_", 12),
@@ -113,7 +113,10 @@ fn prefixed(v: &str, p: &Prefix) -> bool {
     let digit = body.bytes().any(|b| b.is_ascii_digit());
     let mixed = body.bytes().any(|b| b.is_ascii_uppercase()) && body.bytes().any(|b| b.is_ascii_lowercase());
     let unbroken = !body.contains(['-', '_', '.']);
-    body.len() >= p.1 && (digit || mixed || unbroken)
+    let letter = body.bytes().any(|b| b.is_ascii_alphabetic());
+    // A short body (some `sk-` keys) must hold letters and digits or mixed case.
+    let random = if body.len() >= 16 { digit || mixed || unbroken } else { digit && letter || mixed };
+    body.len() >= p.1 && random
 }
 
 /// A JWT (`eyJ…` header, `.`, payload, `.`, signature), or a JWE with five parts.
