@@ -29,7 +29,8 @@
 //! 4. **URLs anywhere in a text**: the user-info (up to the last `@` before the host, so a
 //!    password may hold `/`, `@` or `%`-escapes), secret query and fragment parameters (rule 3's
 //!    names, or a token-shaped value), and the secret path of webhook and bot URLs (Slack,
-//!    Discord, Teams, Telegram `bot<token>`, Zapier, IFTTT, a random segment after `hooks/`).
+//!    Discord, Teams, Telegram `bot<token>`, Zapier, IFTTT, a random segment after `hooks/`);
+//!    outside a URL, the password of `user:password@host` (Go DSNs `u:pw@tcp(db:3306)/app`).
 //! 5. **Token shapes wherever they appear** ([`looks_like_token`]): the prefixes of
 //!    well-known credential formats (OpenAI `sk-`/`sk-proj-`, Anthropic `sk-ant-`, Hugging Face
 //!    `hf_`, GitHub `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_`/`github_pat_`, GitLab `glpat-`, Slack
@@ -134,6 +135,7 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 /// Marks what rules 2 to 5 hide in `s` (shell words when `words`), into `spans`.
 fn scrub(s: &str, spans: &mut Spans, depth: usize, words: bool) {
     urls::find(s, spans);
+    urls::find_bare(s, spans);
     tokens::find(s, spans);
     pairs::find(s, spans);
     if !words || depth >= MAX_DEPTH {

@@ -41,6 +41,46 @@ pub(super) fn find(s: &str, spans: &mut Spans) {
     }
 }
 
+/// Longest `user:password` looked at before an `@` outside a URL.
+const MAX_BARE_USERINFO: usize = 256;
+
+/// Adds the passwords of `user:password@host` outside a URL (Go's MySQL DSN
+/// `user:pw@tcp(db:3306)/app`, `postgres:pw@db:5432`) to `spans`: the word before an `@`
+/// that holds a `:` after a user name, when a host follows.
+pub(super) fn find_bare(s: &str, spans: &mut Spans) {
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    while let Some(found) = s.get(from..).and_then(|r| r.find('@')) {
+        let at = from + found;
+        from = at + 1;
+        let host_follows = bytes.get(at + 1).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[');
+        // `image:tag@sha256:…` names a container image by digest.
+        let digest = s.get(at + 1..).is_some_and(|r| r.starts_with("sha256:") || r.starts_with("sha512:"));
+        if !host_follows || digest {
+            continue;
+        }
+        let mut start = at;
+        while start > 0
+            && at - start < MAX_BARE_USERINFO
+            && bytes
+                .get(start - 1)
+                .is_some_and(|b| !b.is_ascii_whitespace() && !matches!(b, b'"' | b'\'' | b'=' | b'@'))
+        {
+            start -= 1;
+        }
+        let word = s.get(start..at).unwrap_or_default();
+        if word.contains("://") {
+            continue; // a URL's user-info: `find` has it
+        }
+        let Some((user, password)) = word.split_once(':') else { continue };
+        let user_ok =
+            !user.is_empty() && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if user_ok && !password.is_empty() {
+            spans.add(start + user.len() + 1, at);
+        }
+    }
+}
+
 /// The parts of the URL `s[start..end]` (after `://`).
 fn one(s: &str, start: usize, end: usize, spans: &mut Spans) {
     let Some(rest) = s.get(start..end) else { return };
