@@ -26,7 +26,8 @@
 //!   and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document and its vocabulary ([`report::Section`]): model
 //!   entries, host facts, host-inventory entries (frameworks, GPUs, runtimes, tooling).
-//! - [`redact`]: keeps secret values out of command lines, environments and URLs.
+//! - [`redact`] (a folder: names, argv, shell, pairs, urls, tokens): keeps secret values out of
+//!   command lines, environments, MCP configurations and URLs, judging values, not only names.
 //! - [`output`]: the human-readable table and progress bar.
 //!
 //! This file: tracing setup and the clock ([`now_ms`]).

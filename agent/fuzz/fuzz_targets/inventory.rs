@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let args: Vec<String> = text.split('\0').map(str::to_string).collect();
             drop(redact::cmdline(&args));
-            drop(redact::url(&text));
+            drop(redact::text(&text));
+            drop(redact::value("COMMANDLINE_ARGS", &text));
             let _ = redact::assigned_name(&text);
         }
     }

@@ -179,7 +179,7 @@ fn server(name: String, entry: &Value, literal_env: &mut Vec<String>) -> Option<
     headers.sort();
     headers.dedup();
 
-    Some(McpServer { name, transport, command, args, url: first_text(entry, URL).map(redact::url), env, headers })
+    Some(McpServer { name, transport, command, args, url: first_text(entry, URL).map(redact::text), env, headers })
 }
 
 /// A string, number or boolean argument as text; objects and lists are not arguments.
@@ -192,16 +192,20 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// The command and its arguments, redacted together (`redact::cmdline`, so that an option in
-/// the command hides the first argument), then redacted. A command string with spaces (a
-/// whole command line) is split into words first and joined again.
+/// The command and its arguments, redacted together (`redact::cmdline`, so that an option at
+/// the end of the command hides the first argument). A command string with spaces (a whole
+/// command line, quotes and all) is redacted as one text by `redact::text`, which splits it as
+/// a shell would.
 fn command_line(command: Option<&str>, args: &[String]) -> (Option<String>, Vec<String>) {
     let words: Vec<String> = command.map(|c| c.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
     let split = words.len();
     let line: Vec<String> = words.into_iter().chain(args.iter().cloned()).collect();
     let mut redacted = redact::cmdline(&line).into_iter();
     let command_words: Vec<String> = redacted.by_ref().take(split).collect();
-    let command = command.map(|c| if command_words.is_empty() { c.to_string() } else { command_words.join(" ") });
+    let command = command.map(|c| match command_words.as_slice() {
+        [one] => one.clone(),
+        _ => redact::text(c),
+    });
     (command, redacted.collect())
 }
 
@@ -290,13 +294,42 @@ mod tests {
         let d = parse(
             json!({"s": {"a": {
                 "command": "docker run -e API_KEY=abc123 img",
-                "args": ["--header", "Authorization: Bearer t0ps3cret", "echo sk-test-abcdefghijkl ok", "http://h:1/x"]
+                "args": ["--header", "Authorization: Bearer t0ps3cret", "echo sk-test-abcdefghijkl0123 ok", "http://h:1/x"]
             }}}),
             &["s"],
         );
         let a = d.servers.first().unwrap();
         assert_eq!(a.command.as_deref(), Some("docker run -e API_KEY=<redacted> img"));
         assert_eq!(a.args, ["--header", "Authorization: <redacted>", "echo <redacted> ok", "http://h:1/x"]);
+    }
+
+    #[test]
+    fn every_format_redacts_args_urls_and_commands_and_keeps_no_env_or_header_value() {
+        let secrets = ["S3cretArg0001", "S3cretUrl0002", "S3cretCmd0003", "S3cretEnv0004", "S3cretHdr0005"];
+        let json = json!({"mcpServers": {"a": {
+            "command": "sh -c 'curl -H \"Authorization: Bearer S3cretCmd0003\" https://h'",
+            "args": ["--header", "X-Api-Key: S3cretArg0001", "--port", "8080"],
+            "url": "https://hooks.slack.com/services/T0/B0/S3cretUrl0002",
+            "env": {"TOKEN": "S3cretEnv0004"}, "headers": {"Authorization": "Bearer S3cretHdr0005"}
+        }}});
+        let toml = "[mcp_servers.a]\ncommand = \"npx\"\nargs = [\"--token\", \"S3cretArg0001\"]\n\
+                    url = \"https://u:S3cretUrl0002@h/x\"\nenv = { K = \"S3cretEnv0004\" }\n\
+                    http_headers = { Authorization = \"S3cretHdr0005\" }\n";
+        let yaml = "extensions:\n  a:\n    cmd: uvx\n    args: [\"--api-key=S3cretArg0001\"]\n    \
+                    uri: \"https://h/sse?token=S3cretUrl0002\"\n    envs: {K: S3cretEnv0004}\n";
+        let parsed = [
+            parse_mcp_json("claude-desktop", json.to_string().as_bytes()),
+            parse_mcp_toml("codex", toml.as_bytes()),
+            parse_mcp_yaml("goose", yaml.as_bytes()),
+        ];
+        for p in parsed {
+            let d = p.unwrap();
+            assert_eq!(d.servers.len(), 1, "{d:?}");
+            let shown = format!("{d:?}");
+            for s in secrets {
+                assert!(!shown.contains(s), "{s} leaked: {shown}");
+            }
+        }
     }
 
     #[test]

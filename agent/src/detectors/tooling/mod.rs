@@ -28,7 +28,7 @@
 //!    values, references (`$X`, `${X}`, `${input:x}`, `${env:X}`, `$(cmd)`) and placeholders
 //!    (`<your key>`) are not keys.
 //! 5. Server arguments and commands are redacted by [`crate::redact::cmdline`], URLs by
-//!    [`crate::redact::url`]; of `env` and headers only names are kept.
+//!    [`crate::redact::text`]; of `env` and headers only names are kept.
 //! 6. Files are opened with [`crate::fileio::open_regular`] (no FIFOs, sockets or devices; a
 //!    symlinked dotfile is resolved first, loops fail) and read up to a bound: 16 MiB for MCP
 //!    configurations (larger is an error; YAML ones also at most 1 MiB and 256 flow
