@@ -13,6 +13,9 @@ const PASSWORD_P: &[&str] = &["mysql", "mysqldump", "mysqladmin", "mysqlimport",
 /// Commands whose `login` subcommand takes `-p PASSWORD` (elsewhere `-p` maps ports).
 const LOGIN_P: &[&str] = &["docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras"];
 
+/// Shells whose `-c` takes a script: a string of commands, not one value.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ash", "ksh", "mksh", "fish", "busybox"];
+
 /// Wrappers run before the command they start.
 const WRAPPERS: &[&str] = &["sudo", "env", "exec", "nohup", "time", "command", "nice", "doas", "xargs"];
 
@@ -46,17 +49,27 @@ fn after(w: &Word, raw: &str, sep: char) -> (usize, usize, usize) {
 /// 3. `-u`/`-U`/`--user`/`--proxy-user` `user:password` (curl), glued or not: the password;
 /// 4. `-pSECRET` of mysql and mariadb, `sshpass -p SECRET`, `docker login -p SECRET` (and
 ///    podman, helm, …), `redis-cli -a SECRET`.
+///
+/// The script after a shell's `-c` (`-lc`, `-ec`, …) is not a value: a script with blanks is
+/// judged word by word as a command line of its own (see `scrub`), so `sh -c "TOKEN=x python
+/// serve.py"` hides `x` and keeps the command it runs.
 pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<Hide> {
     let mut hide = Vec::new();
     let mut command = "";
     let mut expect_command = true;
     // A registry login (`docker login`, `helm registry login`) was seen in this command.
     let mut login = false;
+    // The previous word was a shell's `-c`: this one is its script.
+    let mut script = false;
     let mut i = 0;
     while let Some(w) = words.get(i) {
         let t = w.text.as_str();
         let next = words.get(i + 1).filter(|n| is_value(n));
         i += 1;
+        if std::mem::take(&mut script) && t.contains(char::is_whitespace) {
+            continue;
+        }
+        script = SHELLS.contains(&command) && is_script_option(t);
         if w.is_separator() {
             expect_command = true;
             login = false;
@@ -131,6 +144,14 @@ pub(super) fn rules<'a>(words: &[Word], raw: impl Fn(&Word) -> &'a str) -> Vec<H
         }
     }
     hide
+}
+
+/// `-c`, or a cluster of short shell options ending in it (`-lc`, `-ec`, `-xec`).
+fn is_script_option(word: &str) -> bool {
+    word.len() >= 2
+        && word.starts_with('-')
+        && word.ends_with('c')
+        && word.bytes().skip(1).all(|b| b.is_ascii_lowercase())
 }
 
 fn is_user_option(name: &str) -> bool {

@@ -84,11 +84,16 @@ pub(super) fn secret_pair_name(name: &str) -> bool {
 }
 
 /// The name that ends just before `s[at]` (a `=` or `:`), and where it starts: a run of name
-/// characters, or a quoted name (`"api_key": …`), a few spaces allowed before the `=` or `:`.
+/// characters, or a quoted name (`"api_key": …`, a subscript `['api_key'] = …`), a few spaces
+/// allowed before the `=` or `:`.
 fn name_before(s: &str, at: usize) -> Option<(&str, usize)> {
     let bytes = s.as_bytes();
     let mut end = at;
     while end > 0 && at - end < 8 && bytes.get(end - 1) == Some(&b' ') {
+        end -= 1;
+    }
+    // A subscript: `os.environ['HF_TOKEN'] = …`, `$_ENV["API_KEY"]=…`.
+    if end >= 2 && bytes.get(end - 1) == Some(&b']') && matches!(bytes.get(end - 2), Some(b'"' | b'\'')) {
         end -= 1;
     }
     let quote = end.checked_sub(1).and_then(|p| bytes.get(p)).copied().filter(|q| *q == b'"' || *q == b'\'');

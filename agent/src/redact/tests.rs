@@ -151,6 +151,22 @@ const ARGV: &[(&[&str], &[&str])] = &[
         &["sh", "-c", "curl -d \"{\\\"token\\\": <redacted>\" https://h"],
     ),
     (&["sh", "-c", "echo hi | sshpass -p pw ssh h"], &["sh", "-c", "echo hi | sshpass -p <redacted> ssh h"]),
+    (
+        &["python3", "-c", "import os; os.environ['HF_TOKEN'] = 'hf0value'; serve()"],
+        &["python3", "-c", "import os; os.environ['HF_TOKEN'] = '<redacted>'; serve()"],
+    ),
+    // A leading assignment in a shell script hides its value, not the command it runs.
+    (
+        &["sh", "-c", "OPENAI_API_KEY=abc123 python serve.py --port 8000"],
+        &["sh", "-c", "OPENAI_API_KEY=<redacted> python serve.py --port 8000"],
+    ),
+    (
+        &["/bin/bash", "-lc", "HF_TOKEN='a b' vllm serve /m --port 8000"],
+        &["/bin/bash", "-lc", "HF_TOKEN=<redacted> vllm serve /m --port 8000"],
+    ),
+    (&["sh", "-c", "API_KEY=k3y"], &["sh", "-c", "API_KEY=<redacted>"]),
+    // Outside a shell's script, an assignment's value is the whole argument, blanks included.
+    (&["env", "DB_PASSWORD=correct horse battery", "app"], &["env", "DB_PASSWORD=<redacted>", "app"]),
     // URLs.
     (&["x", "https://user:p%40ss@db.example.com/x"], &["x", "https://<redacted>@db.example.com/x"]),
     (&["x", "--db", "postgres://app:s3cr3t@db:5432/app"], &["x", "--db", "postgres://<redacted>@db:5432/app"]),
@@ -280,6 +296,11 @@ const ARGV: &[(&[&str], &[&str])] = &[
 
 /// Environment values: name, value → expected value.
 const ENV: &[(&str, &str, &str)] = &[
+    ("GH_PAT", "abcdef123456", R),
+    ("AZURE_DEVOPS_PAT", "x7y8z9", R),
+    ("DB_PW", "hunter2", R),
+    ("PATH", "/usr/local/bin:/usr/bin", "/usr/local/bin:/usr/bin"),
+    ("PATCH_LEVEL", "3", "3"),
     ("TOKENIZERS_PARALLELISM", "false", "false"),
     ("CUDA_VISIBLE_DEVICES", "0,1", "0,1"),
     ("HF_HOME", "/data/hf", "/data/hf"),
