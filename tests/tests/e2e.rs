@@ -20,3 +20,4 @@ mod runtimes;
 mod safety;
 mod tokens;
 mod tooling;
+mod walk_race;
