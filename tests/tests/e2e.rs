@@ -15,6 +15,7 @@ mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;
+mod netns;
 mod rotation;
 mod runtimes;
 mod safety;
