@@ -5,7 +5,11 @@
 //! 2. A file is opened with `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, so a path swapped for a link or
 //!    a FIFO between the check and the open can neither redirect nor block the scan; the opened
 //!    descriptor is checked again with `fstat` and anything but a regular file is refused.
-//! 3. A [`FileStamp`] (device, inode, size, mtime in ns) identifies the content for the cache and
+//! 3. What the walk found is opened relative to a directory descriptor ([`open_beneath`],
+//!    [`DirHandle`]): `openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV`,
+//!    or one `O_NOFOLLOW` open per component with a device check where the kernel has no
+//!    `openat2`; so no symlink is followed at any component, not only the last.
+//! 4. A [`FileStamp`] (device, inode, size, mtime in ns) identifies the content for the cache and
 //!    is compared before and after reading to catch a file that changes mid-read.
 
 use std::fs::{File, Metadata, OpenOptions};

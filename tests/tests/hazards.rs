@@ -111,3 +111,35 @@ fn excludes_skip_names_and_paths() {
     }
     assert!(!doc["models"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_savedmodels_keras_metadata_is_read_beside_it_and_never_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let lambda = br#"{"class_name": "Lambda", "config": {}}"#;
+    let (with, linked) = (dir.path().join("with/m"), dir.path().join("linked/m"));
+    for m in [&with, &linked] {
+        std::fs::create_dir_all(m.parent().unwrap()).unwrap();
+        aiscout_e2e::copy_tree(&fixtures_dir().join("models/savedmodel"), m);
+    }
+    std::fs::write(with.join("keras_metadata.pb"), lambda).unwrap();
+    let outside = dir.path().join("outside.pb");
+    std::fs::write(&outside, lambda).unwrap();
+    symlink(&outside, linked.join("keras_metadata.pb")).unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let doc = run_scan_json(&[dir.path()], state.path(), &[]);
+    let model = |root: &std::path::Path| {
+        doc["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["path"] == root.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not reported: {:#}", root.display(), doc["models"]))
+            .clone()
+    };
+    let read = model(&with);
+    assert_eq!(read["safety"]["verdict"], "dangerous", "{:#}", read["safety"]);
+    assert!(read["safety"].to_string().contains("Lambda"));
+    let not_read = model(&linked);
+    assert!(!not_read["safety"].to_string().contains("Lambda"), "read through a link: {:#}", not_read["safety"]);
+}

@@ -7,7 +7,8 @@
 //!    content-addressed stores); other files are counted and left alone;
 //! 3. `lstat` gives the [`FileStamp`]; the cache answers for unchanged content (not a model, or
 //!    a model with its identification and digest) without opening the file;
-//! 4. otherwise the file is opened safely ([`crate::fileio`]), its first bytes read and the
+//! 4. otherwise the file is opened safely, relative to its directory's descriptor
+//!    ([`crate::walk::Entry::open`]: no symlink at any component), its first bytes read and the
 //!    format registry consulted ([`crate::formats::identify`]);
 //! 5. a model's digest comes from its content-addressed name (after the store's size check),
 //!    or from hashing it; directory models get the tree digest of their files;
@@ -337,7 +338,8 @@ impl<'a> ModelScan<'a> {
             Ok(None) => return Ok((Examined::NotModel, stamp)),
             Err(e) => return Err(e.to_string()),
         };
-        let verdict = safety::assess(path, &input, &detection);
+        let siblings = |name: &str| entry.dir().open_regular(Path::new(name));
+        let verdict = safety::assess_with(&input, &detection, &siblings);
         if directory::is_directory_model(path, detection.format) {
             return self.directory(entry, detection, verdict, worker).map(|e| (e, stamp));
         }
@@ -507,7 +509,10 @@ fn member_safety(root: &DirHandle, rel: &str, path: &Path, worker: &mut Worker) 
         | ModelFormat::Joblib
         | ModelFormat::Pytorch
         | ModelFormat::PytorchLegacy
-        | ModelFormat::Numpy => Some(safety::assess(path, &input, &detection)),
+        | ModelFormat::Numpy => {
+            let siblings = |name: &str| root.open_regular(&Path::new(rel).with_file_name(name));
+            Some(safety::assess_with(&input, &detection, &siblings))
+        }
         _ => None,
     }
 }
