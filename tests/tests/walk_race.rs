@@ -6,7 +6,9 @@
 //! own and one uniquely named file. A swapper thread exchanges `root/a` with a symlink to that
 //! directory (`renameat2(RENAME_EXCHANGE)`: atomic, so the tree is always whole) as fast as it
 //! can while the agent scans, cold and with its listing records, for a bounded number of
-//! rounds. No scan may report a file outside the tree: no outside digest, no outside name.
+//! rounds. No scan may report a file outside the tree (no outside digest, no outside name), and
+//! nothing may even open anything there: inotify watches the outside directories for `IN_OPEN`
+//! and `IN_ACCESS` during the race.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aiscout_e2e::{agent_bin, fixtures_dir};
+use rustix::fs::inotify::{CreateFlags, WatchFlags};
 
 /// Scans raced against the swapper.
 const ROUNDS: usize = 300;
@@ -61,6 +64,11 @@ fn swapping_a_directory_for_a_symlink_mid_walk_never_reads_outside_the_tree() {
         outside_digests.insert(sha256(&entry));
     }
     assert_eq!(outside_digests.len(), 26);
+    // From here on, nothing has any business opening the outside directories or their files.
+    let watch = rustix::fs::inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).unwrap();
+    for d in [outside.clone(), outside.join("b")] {
+        rustix::fs::inotify::add_watch(&watch, d, WatchFlags::OPEN | WatchFlags::ACCESS).unwrap();
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let swaps = Arc::new(AtomicU64::new(0));
@@ -113,6 +121,7 @@ fn swapping_a_directory_for_a_symlink_mid_walk_never_reads_outside_the_tree() {
     }
     stop.store(true, Ordering::Relaxed);
     swapper.join().unwrap();
+    let opened = outside_opens(&watch);
     // Put the tree back the right way round for the sanity check below.
     if std::fs::symlink_metadata(root.join("a")).unwrap().file_type().is_symlink() {
         rustix::fs::renameat_with(
@@ -124,9 +133,28 @@ fn swapping_a_directory_for_a_symlink_mid_walk_never_reads_outside_the_tree() {
         )
         .unwrap();
     }
-    assert!(failures.is_empty(), "files outside the tree were read:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty() && opened.is_empty(),
+        "files outside the tree were read:\n{}\nopened outside the tree (inotify): {opened:?}",
+        failures.join("\n")
+    );
     assert!(swaps.load(Ordering::Relaxed) > ROUNDS as u64, "the swapper hardly ran");
     assert!(inside_found > 0, "the walk never found the tree's own models while racing");
+}
+
+/// What the inotify watch saw opened or read (the first 20 events).
+fn outside_opens(watch: &std::os::fd::OwnedFd) -> Vec<String> {
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+    let mut reader = rustix::fs::inotify::Reader::new(watch, &mut buf);
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        match reader.next() {
+            Ok(event) => seen.push(format!("{:?} {:?}", event.file_name(), event.events())),
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => panic!("cannot read the inotify watch: {e}"),
+        }
+    }
+    seen
 }
 
 fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
