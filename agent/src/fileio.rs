@@ -250,6 +250,15 @@ pub fn open_regular_in(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<(File, Fil
     Ok((file, FileStamp::of(&meta)))
 }
 
+/// Directory handles open now ([`DirHandle::live`]).
+static LIVE_HANDLES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for DirHandle {
+    fn drop(&mut self) {
+        LIVE_HANDLES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A directory open for the walk, with its path (for reports) and the directory it was opened
 /// from (so a directory model can reach its root above the file that defines it).
 #[derive(Debug)]
@@ -263,12 +272,18 @@ impl DirHandle {
     /// Opens the directory at `path` by path: a walk root (the operator's own path; only its
     /// last component must not be a symlink).
     pub fn open_path(path: &Path) -> io::Result<Self> {
-        Ok(Self { fd: open_dir(path)?, path: path.to_path_buf(), parent: None })
+        Ok(Self::new(open_dir(path)?, path.to_path_buf(), None))
     }
 
     /// A handle for `fd`, the directory at `path` opened below `parent`.
     pub fn new(fd: OwnedFd, path: std::path::PathBuf, parent: Option<std::sync::Arc<DirHandle>>) -> Self {
+        LIVE_HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self { fd, path, parent }
+    }
+
+    /// How many handles are open in the process now (the walk keeps fewer when many are).
+    pub fn live() -> usize {
+        LIVE_HANDLES.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The descriptor.

@@ -19,7 +19,10 @@
 //! the opened descriptor must have that `stat`'s device and inode. Files are handed to the
 //! visitor as an [`Entry`]: the open directory and a name, opened with
 //! [`Entry::open`] the same way. Paths are only reported. Only a root is opened by its path
-//! (the operator's own; its last component must not be a symlink).
+//! (the operator's own; its last component must not be a symlink). A queued directory holds its
+//! parent's handle while fewer than `MAX_OPEN_DIRS` (128) are open; beyond, it is reached again
+//! from its root's handle with the same resolution rules, so no tree shape can exhaust the
+//! agent's descriptors.
 //!
 //! Rules, in order of precedence:
 //! 1. symlinks are never followed (so link loops cannot occur) and the walk never crosses onto
@@ -211,7 +214,7 @@ pub fn walk<V: Visitor>(opts: &WalkOptions, listings: Option<&ListingCache>, vis
     for root in &opts.roots {
         match open_root(root) {
             Ok(Root::Dir(handle, stamp)) => {
-                start.push(Job { path: root.clone(), dev: stamp.dev, at: At::Root(handle, stamp) });
+                start.push(Job { path: root.clone(), dev: stamp.dev, root: handle, at: At::Root(stamp) });
             }
             Ok(Root::File(dir, name)) => {
                 visitor.file(Entry::new(root, &dir, &name), None, &mut worker);
@@ -278,16 +281,36 @@ struct Job {
     path: PathBuf,
     /// The device of its root: the walk stays on it.
     dev: u64,
+    /// Its root, open.
+    root: Arc<DirHandle>,
     /// How to reach it.
     at: At,
 }
 
 /// How a directory to visit is reached.
 enum At {
-    /// A root, already open.
-    Root(Arc<DirHandle>, FileStamp),
+    /// It is the root, with its stamp.
+    Root(FileStamp),
     /// The entry named by the job's path's last component in this open directory.
     Below(Arc<DirHandle>),
+    /// The same, its directory opened again from the root first ([`open_beneath`]: no symlink
+    /// at any component, no other file system): for jobs queued while [`MAX_OPEN_DIRS`] were
+    /// open, so that a deep tree with siblings at every level cannot hold one descriptor per
+    /// level and run the agent out of them.
+    ///
+    /// [`open_beneath`]: crate::fileio::open_beneath
+    Beneath,
+}
+
+/// Directory handles open at once above which queued directories stop holding their parent's.
+const MAX_OPEN_DIRS: usize = 128;
+
+/// Whether a directory at `path` keeps its parent's handle for good: inside a Core ML package,
+/// whose model root is up to four levels above the file defining it
+/// ([`crate::detectors::models`]'s directory models). Nowhere else, so a deep tree does not
+/// keep a chain of descriptors open.
+fn in_mlpackage(path: &Path) -> bool {
+    path.ancestors().skip(1).take(4).any(|a| a.extension().is_some_and(|e| e.eq_ignore_ascii_case("mlpackage")))
 }
 
 /// The shared stack of the traversal.
@@ -332,8 +355,19 @@ impl Queue {
 /// it is worth reporting) when it is not a directory on the root's device any more.
 fn open_job(job: &Job, listings: Option<&ListingCache>, visitor: &impl Visitor) -> Option<(Arc<DirHandle>, FileStamp)> {
     let parent = match &job.at {
-        At::Root(handle, stamp) => return Some((Arc::clone(handle), *stamp)),
-        At::Below(parent) => parent,
+        At::Root(stamp) => return Some((Arc::clone(&job.root), *stamp)),
+        At::Below(parent) => Arc::clone(parent),
+        At::Beneath => {
+            let dir = job.path.parent().unwrap_or(Path::new(""));
+            let rel = dir.strip_prefix(job.root.path()).unwrap_or(Path::new(""));
+            match job.root.open_dir(rel) {
+                Ok(fd) => Arc::new(DirHandle::new(fd, dir.to_path_buf(), None)),
+                Err(e) => {
+                    visitor.error(Some(&job.path), io_message(&e));
+                    return None;
+                }
+            }
+        }
     };
     let name = job.path.file_name().unwrap_or_default();
     // The type and device first, without triggering an automount or following a link.
@@ -374,7 +408,7 @@ fn open_job(job: &Job, listings: Option<&ListingCache>, visitor: &impl Visitor) 
         visitor.error(Some(&job.path), "directory replaced while being walked; not entered".into());
         return None;
     }
-    let handle = DirHandle::new(fd, job.path.clone(), Some(Arc::clone(parent)));
+    let handle = DirHandle::new(fd, job.path.clone(), in_mlpackage(&job.path).then_some(parent));
     Some((Arc::new(handle), FileStamp::of_stat(&now)))
 }
 
@@ -437,7 +471,16 @@ fn visit_dir<V: Visitor>(
             listed
         }
     };
-    record.subdirs.iter().map(|s| Job { path: dir.join(s), dev: job.dev, at: At::Below(Arc::clone(&handle)) }).collect()
+    let hold = DirHandle::live() <= MAX_OPEN_DIRS;
+    record
+        .subdirs
+        .iter()
+        .map(|s| {
+            let path = dir.join(s);
+            let at = if hold || in_mlpackage(&path) { At::Below(Arc::clone(&handle)) } else { At::Beneath };
+            Job { path, dev: job.dev, root: Arc::clone(&job.root), at }
+        })
+        .collect()
 }
 
 /// Reads the directory open as `handle` (one level) and builds its new record, reusing
@@ -575,7 +618,8 @@ mod tests {
         // job finds a link and enters nothing.
         let root_handle = Arc::new(DirHandle::open_path(&root).unwrap());
         let dev = rustix::fs::fstat(root_handle.fd()).unwrap().st_dev as u64;
-        let job = Job { path: root.join("a"), dev, at: At::Below(Arc::clone(&root_handle)) };
+        let job =
+            Job { path: root.join("a"), dev, root: Arc::clone(&root_handle), at: At::Below(Arc::clone(&root_handle)) };
         let (a, _) = open_job(&job, None, &r).unwrap();
         std::fs::rename(root.join("a"), root.join("a.away")).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("a")).unwrap();
