@@ -5,13 +5,20 @@
 //! 2. A file is opened with `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, so a path swapped for a link or
 //!    a FIFO between the check and the open can neither redirect nor block the scan; the opened
 //!    descriptor is checked again with `fstat` and anything but a regular file is refused.
-//! 3. A [`FileStamp`] (device, inode, size, mtime in ns) identifies the content for the cache and
+//! 3. What the walk found is opened relative to a directory descriptor ([`open_beneath`],
+//!    [`DirHandle`]): `openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV`,
+//!    or one `O_NOFOLLOW` open per component with a device check where the kernel has no
+//!    `openat2`; so no symlink is followed at any component, not only the last.
+//! 4. A [`FileStamp`] (device, inode, size, mtime in ns) identifies the content for the cache and
 //!    is compared before and after reading to catch a file that changes mid-read.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 /// What identifies a file's content without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,16 +149,174 @@ pub fn read_bounded_if_present(path: &Path, limit: u64, oversize: Oversize) -> i
 
 /// `lstat`s `name` inside the directory open as `dir` (one path component to resolve, where a
 /// full path would walk every component again). `Ok(None)` when it is not a regular file.
-pub fn stat_in(dir: &std::os::fd::OwnedFd, name: &str) -> io::Result<Option<FileStamp>> {
+pub fn stat_in<P: rustix::path::Arg>(dir: BorrowedFd<'_>, name: P) -> io::Result<Option<FileStamp>> {
     let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
     let regular = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
     Ok(regular.then(|| FileStamp::of_stat(&st)))
 }
 
 /// Opens a directory for [`stat_in`] (never through a symlink).
-pub fn open_dir(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+/// How [`open_beneath`] resolves: `openat2` when the kernel has it, else component by component.
+static OPENAT2: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(OPENAT2_UNKNOWN);
+const OPENAT2_UNKNOWN: u8 = 0;
+const OPENAT2_YES: u8 = 1;
+const OPENAT2_NO: u8 = 2;
+
+/// Opens `rel` below the directory open as `dir`, following no symlink at any component and
+/// never leaving `dir`'s file system or going above it.
+///
+/// Where the kernel has `openat2` (Linux 5.6), it resolves with `RESOLVE_NO_SYMLINKS |
+/// RESOLVE_BENEATH | RESOLVE_NO_XDEV` (a mount point, an automounted directory included, is
+/// `EXDEV`). Elsewhere (`ENOSYS`, or `EPERM` from a seccomp filter that predates it) each
+/// component is opened with `O_NOFOLLOW` relative to the one before, `..` is refused, and every
+/// descriptor is `fstat`ed: one on another device than `dir` is `EXDEV`. `rel` is relative; an
+/// empty `rel` or `.` reopens `dir` itself.
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    use std::sync::atomic::Ordering;
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    if OPENAT2.load(Ordering::Relaxed) != OPENAT2_NO {
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_XDEV;
+        match rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve) {
+            Ok(fd) => {
+                OPENAT2.store(OPENAT2_YES, Ordering::Relaxed);
+                return Ok(fd);
+            }
+            Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM)
+                if OPENAT2.load(Ordering::Relaxed) == OPENAT2_UNKNOWN =>
+            {
+                OPENAT2.store(OPENAT2_NO, Ordering::Relaxed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    open_beneath_by_components(dir, rel, flags)
+}
+
+/// [`open_beneath`] without `openat2`: one `O_NOFOLLOW` open per component, each checked to be
+/// on `dir`'s device.
+pub(crate) fn open_beneath_by_components(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    use std::path::Component;
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dev = rustix::fs::fstat(dir)?.st_dev;
+    let parts: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .map(|c| match c {
+            Component::Normal(n) => Ok(n),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "path leaves its directory")),
+        })
+        .collect::<io::Result<_>>()?;
+    let same_device = |fd: OwnedFd| -> io::Result<OwnedFd> {
+        if rustix::fs::fstat(&fd)?.st_dev != dev {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        Ok(fd)
+    };
+    let Some((last, dirs)) = parts.split_last() else {
+        return same_device(rustix::fs::openat(dir, ".", flags, Mode::empty())?);
+    };
+    let mut current: Option<OwnedFd> = None;
+    for part in dirs {
+        let at = current.as_ref().map_or(dir, |f| f.as_fd());
+        let next = rustix::fs::openat(
+            at,
+            *part,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        current = Some(same_device(next)?);
+    }
+    let at = current.as_ref().map_or(dir, |f| f.as_fd());
+    same_device(rustix::fs::openat(at, *last, flags, Mode::empty())?)
+}
+
+/// Flags a file found by the walk is opened with: a FIFO cannot block the open, a terminal
+/// cannot become the controlling one.
+const READ_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::NONBLOCK).union(OFlags::NOCTTY);
+
+/// [`open_regular`] for `rel` below the directory open as `dir` ([`open_beneath`]): no symlink
+/// at any component, nothing but a regular file on `dir`'s file system.
+pub fn open_regular_in(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<(File, FileStamp)> {
+    let file = File::from(open_beneath(dir, rel, READ_FLAGS)?);
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok((file, FileStamp::of(&meta)))
+}
+
+/// Directory handles open now ([`DirHandle::live`]).
+static LIVE_HANDLES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for DirHandle {
+    fn drop(&mut self) {
+        LIVE_HANDLES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A directory open for the walk, with its path (for reports) and the directory it was opened
+/// from (so a directory model can reach its root above the file that defines it).
+#[derive(Debug)]
+pub struct DirHandle {
+    fd: OwnedFd,
+    path: std::path::PathBuf,
+    parent: Option<std::sync::Arc<DirHandle>>,
+}
+
+impl DirHandle {
+    /// Opens the directory at `path` by path: a walk root (the operator's own path; only its
+    /// last component must not be a symlink).
+    pub fn open_path(path: &Path) -> io::Result<Self> {
+        Ok(Self::new(open_dir(path)?, path.to_path_buf(), None))
+    }
+
+    /// A handle for `fd`, the directory at `path` opened below `parent`.
+    pub fn new(fd: OwnedFd, path: std::path::PathBuf, parent: Option<std::sync::Arc<DirHandle>>) -> Self {
+        LIVE_HANDLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { fd, path, parent }
+    }
+
+    /// How many handles are open in the process now (the walk keeps fewer when many are).
+    pub fn live() -> usize {
+        LIVE_HANDLES.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory it was opened from, if any.
+    pub fn parent(&self) -> Option<&std::sync::Arc<DirHandle>> {
+        self.parent.as_ref()
+    }
+
+    /// Opens `rel` below this directory as a regular file ([`open_regular_in`]).
+    pub fn open_regular(&self, rel: &Path) -> io::Result<(File, FileStamp)> {
+        open_regular_in(self.fd(), rel)
+    }
+
+    /// Opens the directory `rel` below this one ([`open_beneath`]); `.` opens a new descriptor
+    /// of this directory (with its own read position).
+    pub fn open_dir(&self, rel: &Path) -> io::Result<OwnedFd> {
+        open_beneath(self.fd(), rel, OFlags::RDONLY | OFlags::DIRECTORY)
+    }
+}
+
+/// Opens the directory at `path`, symlinks followed: the directory of a walk root that is a
+/// single file (the operator's own path).
+pub fn open_dir_following(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// Fails if `file` no longer matches `before` (size or mtime changed while it was read).
@@ -192,7 +357,7 @@ mod tests {
     fn fifo_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("model.gguf");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_raw_mode(0o600)).unwrap();
         let err = open_regular(&fifo).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
@@ -203,11 +368,11 @@ mod tests {
         std::fs::write(dir.path().join("f"), b"abc").unwrap();
         std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
         let fd = open_dir(dir.path()).unwrap();
-        let via_fd = stat_in(&fd, "f").unwrap().unwrap();
+        let via_fd = stat_in(fd.as_fd(), "f").unwrap().unwrap();
         let via_path = FileStamp::of(&std::fs::symlink_metadata(dir.path().join("f")).unwrap());
         assert_eq!(via_fd, via_path);
-        assert_eq!(stat_in(&fd, "l").unwrap(), None);
-        assert!(stat_in(&fd, "missing").is_err());
+        assert_eq!(stat_in(fd.as_fd(), "l").unwrap(), None);
+        assert!(stat_in(fd.as_fd(), "missing").is_err());
     }
 
     #[test]
@@ -216,5 +381,39 @@ mod tests {
         std::fs::write(dir.path().join("real"), b"x").unwrap();
         std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
         assert!(open_regular(&dir.path().join("link")).is_err());
+    }
+
+    #[test]
+    fn open_beneath_refuses_a_symlink_at_any_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), b"inside").unwrap();
+        std::os::unix::fs::symlink("a", root.join("l")).unwrap();
+        std::os::unix::fs::symlink("f", root.join("a/b/lf")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("a/etc")).unwrap();
+        let fd = open_dir(root).unwrap();
+        let flags = OFlags::RDONLY;
+        for open in [open_beneath, open_beneath_by_components] {
+            assert!(open(fd.as_fd(), Path::new("a/b/f"), flags).is_ok());
+            assert!(open(fd.as_fd(), Path::new("./a/./b/f"), flags).is_ok());
+            assert!(open(fd.as_fd(), Path::new("."), flags | OFlags::DIRECTORY).is_ok());
+            for bad in ["l/b/f", "a/b/lf", "a/etc/passwd", "a/etc", "../etc/passwd", "/etc/passwd"] {
+                assert!(open(fd.as_fd(), Path::new(bad), flags).is_err(), "{bad} was opened");
+            }
+        }
+        let (mut file, stamp) = open_regular_in(fd.as_fd(), Path::new("a/b/f")).unwrap();
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert_eq!((text.as_str(), stamp.size), ("inside", 6));
+    }
+
+    #[test]
+    fn a_fifo_below_a_directory_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, dir.path().join("m.gguf"), Mode::from_raw_mode(0o600)).unwrap();
+        let fd = open_dir(dir.path()).unwrap();
+        let err = open_regular_in(fd.as_fd(), Path::new("m.gguf")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

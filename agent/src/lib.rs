@@ -10,7 +10,7 @@
 //!   [`detectors::runtimes`] read the running system.
 //! - [`formats`]: one file per model format, each a bounded content prober registered once in
 //!   [`formats::REGISTRY`].
-//! - [`walk`]: the parallel walk (ignore crate) with exclusion rules.
+//! - [`walk`]: the parallel walk on directory handles (no symlink at any component) with exclusion rules.
 //! - [`roots`]: default roots, cache locations and mounts.
 //! - [`fileio`]: safe opening for scanning (no FIFOs, devices, links), bounded reads, file stamps.
 //! - [`hash`]: SHA-256 of files (SHA-NI where present) and tree digests.

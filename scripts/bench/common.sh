@@ -3,7 +3,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$(pwd)
 BENCH="$ROOT/var/bench"
-AGENT="$ROOT/target/release/aiscout-agent"
+AGENT="${CARGO_TARGET_DIR:-$ROOT/target}/release/aiscout-agent"
 mkdir -p "$BENCH"
 
 need() {

@@ -111,3 +111,68 @@ fn excludes_skip_names_and_paths() {
     }
     assert!(!doc["models"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn a_savedmodels_keras_metadata_is_read_beside_it_and_never_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let lambda = br#"{"class_name": "Lambda", "config": {}}"#;
+    let (with, linked) = (dir.path().join("with/m"), dir.path().join("linked/m"));
+    for m in [&with, &linked] {
+        std::fs::create_dir_all(m.parent().unwrap()).unwrap();
+        aiscout_e2e::copy_tree(&fixtures_dir().join("models/savedmodel"), m);
+    }
+    std::fs::write(with.join("keras_metadata.pb"), lambda).unwrap();
+    let outside = dir.path().join("outside.pb");
+    std::fs::write(&outside, lambda).unwrap();
+    symlink(&outside, linked.join("keras_metadata.pb")).unwrap();
+
+    let state = tempfile::tempdir().unwrap();
+    let doc = run_scan_json(&[dir.path()], state.path(), &[]);
+    let model = |root: &std::path::Path| {
+        doc["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["path"] == root.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not reported: {:#}", root.display(), doc["models"]))
+            .clone()
+    };
+    let read = model(&with);
+    assert_eq!(read["safety"]["verdict"], "dangerous", "{:#}", read["safety"]);
+    assert!(read["safety"].to_string().contains("Lambda"));
+    let not_read = model(&linked);
+    assert!(!not_read["safety"].to_string().contains("Lambda"), "read through a link: {:#}", not_read["safety"]);
+}
+
+#[test]
+fn a_tree_deeper_than_the_descriptor_limit_is_walked_whole() {
+    // 1,500 levels with a sibling at every level, walked with 256 descriptors: the walk must
+    // not hold one open directory per level.
+    let dir = tempfile::tempdir().unwrap();
+    let mut deep = dir.path().to_path_buf();
+    let mut middle = None;
+    for level in 0..1500 {
+        std::fs::create_dir_all(deep.join("s")).unwrap();
+        if level == 700 {
+            middle = Some(deep.join("s/m.gguf"));
+        }
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let gguf = fixtures_dir().join("models/tiny-llama.gguf");
+    std::fs::copy(&gguf, deep.join("m.gguf")).unwrap();
+    std::fs::copy(&gguf, middle.unwrap()).unwrap();
+
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" scan --json --only models --no-cache \"$1\"")
+        .arg(agent_bin())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["models"].as_array().unwrap().len(), 2, "{:#}", doc["models"]);
+    assert!(doc["errors"].as_array().unwrap().is_empty(), "{:#}", doc["errors"]);
+    assert_eq!(doc["stats"]["dirs_seen"], 3001);
+}

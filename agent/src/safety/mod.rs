@@ -24,7 +24,7 @@ mod scan;
 
 use serde::{Deserialize, Serialize};
 
-pub use scan::assess;
+pub use scan::{assess, assess_with, Siblings};
 
 /// Largest amount of data decompressed or read from one container member for analysis.
 pub const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::policy::{classify, ImportClass};
 use super::{SafetyReport, Verdict, DANGEROUS_TF_OPS, MAX_DECOMPRESSED};
+use crate::fileio::FileStamp;
 use crate::formats::pickle::{self, PickleSummary};
 use crate::formats::reader::Cursor;
 use crate::formats::zip::ZipArchive;
@@ -15,12 +16,26 @@ const MAX_STREAMS: usize = 64;
 /// storage bytes follow them.
 const LEGACY_STREAMS: usize = 5;
 
-/// Assesses the model file `input` identified as `detection`; `path` is where it is (for
-/// siblings such as a SavedModel's `keras_metadata.pb`).
+/// Opens a file beside the one assessed, by name (a SavedModel's `keras_metadata.pb`).
+pub type Siblings<'a> = &'a dyn Fn(&str) -> std::io::Result<(std::fs::File, FileStamp)>;
+
+/// Assesses the model file `input` identified as `detection`; `path` is where it is, and its
+/// siblings are opened by path ([`crate::fileio::open_regular`]). The walk uses
+/// [`assess_with`], which opens them relative to the directory's descriptor.
 pub fn assess(path: &Path, input: &ProbeInput<'_>, detection: &Detection) -> SafetyReport {
+    let dir = path.parent();
+    let siblings = |name: &str| match dir {
+        Some(d) => crate::fileio::open_regular(&d.join(name)),
+        None => Err(std::io::ErrorKind::NotFound.into()),
+    };
+    assess_with(input, detection, &siblings)
+}
+
+/// [`assess`] with the file's siblings opened by `siblings`.
+pub fn assess_with(input: &ProbeInput<'_>, detection: &Detection, siblings: Siblings<'_>) -> SafetyReport {
     let mut report = SafetyReport::default();
     if input.head.starts_with(sevenz::MAGIC) {
-        sevenz_members(path, input, &mut report);
+        sevenz_members(siblings, input, &mut report);
         return report.finish();
     }
     match detection.format {
@@ -44,14 +59,14 @@ pub fn assess(path: &Path, input: &ProbeInput<'_>, detection: &Detection) -> Saf
             }
         }
         ModelFormat::KerasV3 => keras_v3(input, &mut report),
-        ModelFormat::TfSavedmodel => savedmodel(path, input, &mut report),
+        ModelFormat::TfSavedmodel => savedmodel(siblings, input, &mut report),
         ModelFormat::Mlflow => mlflow(detection, &mut report),
     }
     report.finish()
 }
 
 /// Every model inside a 7z archive, assessed from its decompressed bytes.
-fn sevenz_members(path: &Path, input: &ProbeInput<'_>, report: &mut SafetyReport) {
+fn sevenz_members(siblings: Siblings<'_>, input: &ProbeInput<'_>, report: &mut SafetyReport) {
     let walked = sevenz::members(input, |m| {
         if m.cut {
             report.add(
@@ -71,7 +86,7 @@ fn sevenz_members(path: &Path, input: &ProbeInput<'_>, report: &mut SafetyReport
             name: &name,
         };
         match identify_bytes(&name, data) {
-            Ok(Some(d)) => report.merge_at(assess(path, &inner, &d), &m.name),
+            Ok(Some(d)) => report.merge_at(assess_with(&inner, &d, siblings), &m.name),
             Ok(None) => {}
             Err(e) => report.add("malformed", &m.name, &e.to_string(), Verdict::Suspicious, Some(&m.name)),
         }
@@ -323,7 +338,7 @@ fn has_op(haystack: &[u8], op: &str) -> bool {
     memchr::memmem::find(haystack, &needle).is_some()
 }
 
-fn savedmodel(path: &Path, input: &ProbeInput<'_>, report: &mut SafetyReport) {
+fn savedmodel(siblings: Siblings<'_>, input: &ProbeInput<'_>, report: &mut SafetyReport) {
     match input.read_exact_at("tf_savedmodel", 0, input.size.min(MAX_DECOMPRESSED as u64)) {
         Ok(graph) => {
             for op in DANGEROUS_TF_OPS {
@@ -340,9 +355,7 @@ fn savedmodel(path: &Path, input: &ProbeInput<'_>, report: &mut SafetyReport) {
         }
         Err(e) => report.add("malformed", "saved_model.pb", &e.to_string(), Verdict::Suspicious, None),
     }
-    let Some(dir) = path.parent() else { return };
-    let metadata = dir.join("keras_metadata.pb");
-    let Ok((file, stamp)) = crate::fileio::open_regular(&metadata) else { return };
+    let Ok((file, stamp)) = siblings("keras_metadata.pb") else { return };
     let probe = ProbeInput { source: &file, size: stamp.size, head: &[], name: "keras_metadata.pb" };
     if let Ok(bytes) = probe.read_exact_at("keras_metadata", 0, stamp.size.min(MAX_DECOMPRESSED as u64)) {
         for needle in [&b"\"class_name\": \"Lambda\""[..], &b"\"class_name\":\"Lambda\""[..]] {

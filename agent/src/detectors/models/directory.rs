@@ -8,8 +8,14 @@
 //! `sha256sum`), its size their sum, and its `group` lists them. Member files are hashed through
 //! the cache like any other file, so an unchanged directory costs only `lstat`s on a rescan.
 
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustix::fs::{AtFlags, FileType, OFlags, RawDir};
+
+use crate::fileio::DirHandle;
 use crate::formats::{Detection, ModelFormat};
 use crate::report::ModelGroup;
 
@@ -18,23 +24,46 @@ pub const MAX_MEMBERS: usize = 10_000;
 /// Deepest directory nesting followed inside a directory model.
 const MAX_DEPTH: usize = 16;
 
-/// Member files of a directory model: (path relative to the model root, path).
+/// Member files of a directory model: (path relative to the handle of its [`Layout`], path).
 pub type Members = Vec<(String, PathBuf)>;
 
-/// Regular files under `dir` (no symlinks followed), relative paths sorted.
-fn members(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+/// Regular files under the directory open as `root` (no symlink followed at any level: each
+/// subdirectory is opened relative to its parent, [`crate::fileio::open_beneath`]), paths
+/// relative to `root` sorted.
+fn members(root: &DirHandle) -> Result<Members, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |rel: &Path, e: std::io::Error| format!("cannot list {}: {e}", root.path().join(rel).display());
     let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), 0usize)];
-    while let Some((d, depth)) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))?;
-        for e in entries.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            let path = e.path();
-            if ft.is_dir() && depth < MAX_DEPTH {
-                stack.push((path, depth + 1));
-            } else if ft.is_file() {
-                let rel = path.strip_prefix(dir).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                out.push((rel, path));
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
+    // A descriptor of its own: the walker may be reading `root`'s.
+    let first = root.open_dir(Path::new(".")).map_err(|e| fail(Path::new(""), e))?;
+    let mut stack = vec![(first, PathBuf::new(), 0usize)];
+    while let Some((fd, rel_dir, depth)) = stack.pop() {
+        let mut entries = RawDir::new(&fd, &mut buf);
+        let mut listed: Vec<(std::ffi::OsString, FileType)> = Vec::new();
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(|e| fail(&rel_dir, e.into()))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                listed.push((std::ffi::OsStr::from_bytes(name).to_os_string(), entry.file_type()));
+            }
+        }
+        for (name, ft) in listed {
+            let ft = match ft {
+                FileType::Unknown => match rustix::fs::statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => FileType::from_raw_mode(st.st_mode),
+                    Err(_) => continue,
+                },
+                t => t,
+            };
+            let rel = rel_dir.join(&name);
+            if ft == FileType::Directory && depth < MAX_DEPTH {
+                let sub = crate::fileio::open_beneath(fd.as_fd(), Path::new(&name), OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(|e| fail(&rel, e))?;
+                stack.push((sub, rel, depth + 1));
+            } else if ft == FileType::RegularFile {
+                let path = root.path().join(&rel);
+                out.push((rel.to_string_lossy().into_owned(), path));
                 if out.len() > MAX_MEMBERS {
                     return Err(format!("directory model holds more than {MAX_MEMBERS} files"));
                 }
@@ -65,25 +94,54 @@ pub fn is_directory_model(path: &Path, format: ModelFormat) -> bool {
     }
 }
 
-/// Returns the path the model is reported at and its member files.
-pub fn layout(defining: &Path, detection: &Detection) -> Result<Option<(PathBuf, Members)>, String> {
-    let parent = defining.parent().map(Path::to_path_buf).unwrap_or_default();
+/// Where a directory model is and what it holds.
+#[derive(Debug)]
+pub struct Layout {
+    /// The path the model is reported at.
+    pub root: PathBuf,
+    /// The open directory its members are opened from (by their relative paths).
+    pub handle: Arc<DirHandle>,
+    /// Its member files.
+    pub files: Members,
+}
+
+/// The directory open in the walk as `dir` or one of the directories it was opened from, whose
+/// path is `path`; opened by path when it is above the walk's root.
+fn ancestor(dir: &Arc<DirHandle>, path: &Path) -> Result<Arc<DirHandle>, String> {
+    let mut at = Some(dir);
+    while let Some(h) = at {
+        if h.path() == path {
+            return Ok(Arc::clone(h));
+        }
+        at = h.parent();
+    }
+    DirHandle::open_path(path).map(Arc::new).map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// The layout of the directory model whose defining file `defining`, in the directory open as
+/// `dir`, was identified as `detection`. `Ok(None)` when the companion files are missing (an
+/// OpenVINO XML without its `.bin`).
+pub fn layout(dir: &Arc<DirHandle>, defining: &Path, detection: &Detection) -> Result<Option<Layout>, String> {
     match detection.format {
         ModelFormat::Coreml => match mlpackage(defining) {
-            Some(root) => Ok(Some((root.clone(), members(&root)?))),
+            Some(root) => {
+                let handle = ancestor(dir, &root)?;
+                let files = members(&handle)?;
+                Ok(Some(Layout { root, handle, files }))
+            }
             None => Ok(None),
         },
         ModelFormat::Openvino => {
             let bin = defining.with_extension("bin");
-            match std::fs::symlink_metadata(&bin) {
-                Ok(m) if m.is_file() => {}
+            let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match crate::fileio::stat_in(dir.fd(), name(&bin).as_str()) {
+                Ok(Some(_)) => {}
                 _ => return Ok(None),
             }
-            let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let files = vec![(name(&bin), bin.clone()), (name(defining), defining.to_path_buf())];
-            Ok(Some((defining.to_path_buf(), files)))
+            Ok(Some(Layout { root: defining.to_path_buf(), handle: Arc::clone(dir), files }))
         }
-        _ => Ok(Some((parent.clone(), members(&parent)?))),
+        _ => Ok(Some(Layout { root: dir.path().to_path_buf(), handle: Arc::clone(dir), files: members(dir)? })),
     }
 }
 

@@ -7,7 +7,8 @@
 //!    content-addressed stores); other files are counted and left alone;
 //! 3. `lstat` gives the [`FileStamp`]; the cache answers for unchanged content (not a model, or
 //!    a model with its identification and digest) without opening the file;
-//! 4. otherwise the file is opened safely ([`crate::fileio`]), its first bytes read and the
+//! 4. otherwise the file is opened safely, relative to its directory's descriptor
+//!    ([`crate::walk::Entry::open`]: no symlink at any component), its first bytes read and the
 //!    format registry consulted ([`crate::formats::identify`]);
 //! 5. a model's digest comes from its content-addressed name (after the store's size check),
 //!    or from hashing it; directory models get the tree digest of their files;
@@ -27,7 +28,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cache::{CacheEntry, VerdictCache};
 use crate::detectors::markers::MarkerSink;
-use crate::fileio::{open_regular, read_head, FileStamp};
+use crate::fileio::{read_head, DirHandle, FileStamp};
 use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
 use crate::listing::{CandidateRecord, ListingCache, Verdict};
@@ -35,7 +36,7 @@ use crate::report::{DigestSource, FileError, ModelEntry};
 use crate::safety::{self, SafetyReport};
 use crate::scan::progress::Progress;
 use crate::throttle::CpuBudget;
-use crate::walk::{walk, Known, Visitor, WalkError, WalkOptions};
+use crate::walk::{walk, Entry, Known, Visitor, WalkError, WalkOptions};
 use sources::{Logical, StoreIndex};
 
 /// Extensions whose files are opened and identified by content.
@@ -288,16 +289,17 @@ impl<'a> ModelScan<'a> {
     /// otherwise the file is opened straight away and stamped with `fstat`.
     fn examine(
         &self,
-        path: &Path,
+        entry: Entry<'_>,
         name: &str,
         lstat: Option<FileStamp>,
         worker: &mut Worker,
     ) -> Result<(Examined, FileStamp), String> {
         let io = |e: std::io::Error| e.to_string().to_lowercase();
+        let path = entry.path();
         let (mut opened, stamp) = match lstat {
             Some(stamp) => (None, stamp),
             None => {
-                let (file, stamp) = open_regular(path).map_err(io)?;
+                let (file, stamp) = entry.open().map_err(io)?;
                 (Some(file), stamp)
             }
         };
@@ -315,7 +317,7 @@ impl<'a> ModelScan<'a> {
         let (file, stamp) = match opened.take() {
             Some(file) => (file, stamp),
             None => {
-                let (file, now) = open_regular(path).map_err(io)?;
+                let (file, now) = entry.open().map_err(io)?;
                 (file, now)
             }
         };
@@ -336,9 +338,10 @@ impl<'a> ModelScan<'a> {
             Ok(None) => return Ok((Examined::NotModel, stamp)),
             Err(e) => return Err(e.to_string()),
         };
-        let verdict = safety::assess(path, &input, &detection);
+        let siblings = |name: &str| entry.dir().open_regular(Path::new(name));
+        let verdict = safety::assess_with(&input, &detection, &siblings);
         if directory::is_directory_model(path, detection.format) {
-            return self.directory(path, detection, verdict, worker).map(|e| (e, stamp));
+            return self.directory(entry, detection, verdict, worker).map(|e| (e, stamp));
         }
 
         let placement = self.stores.place(path);
@@ -379,7 +382,8 @@ impl<'a> ModelScan<'a> {
 impl Visitor for ModelScan<'_> {
     type Worker = Worker;
 
-    fn file(&self, path: &Path, known: Option<Known<'_>>, worker: &mut Worker) -> Option<CandidateRecord> {
+    fn file(&self, entry: Entry<'_>, known: Option<Known<'_>>, worker: &mut Worker) -> Option<CandidateRecord> {
+        let path = entry.path();
         self.progress.files_seen.fetch_add(1, Ordering::Relaxed);
         self.pace();
         let file_name = || path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -422,7 +426,7 @@ impl Visitor for ModelScan<'_> {
             },
         };
         let mut stamp = lstat.unwrap_or(NO_STAMP);
-        let examined = self.examine(path, &name, lstat, worker).map(|(e, s)| {
+        let examined = self.examine(entry, &name, lstat, worker).map(|(e, s)| {
             stamp = s;
             e
         });
@@ -492,8 +496,8 @@ fn model(
 
 /// The safety of one file inside a directory model, when it is a format that can carry code
 /// (an MLflow model's pickle, a SavedModel's assets); `None` for anything else.
-fn member_safety(path: &Path, worker: &mut Worker) -> Option<SafetyReport> {
-    let (file, stamp) = open_regular(path).ok()?;
+fn member_safety(root: &DirHandle, rel: &str, path: &Path, worker: &mut Worker) -> Option<SafetyReport> {
+    let (file, stamp) = root.open_regular(Path::new(rel)).ok()?;
     let want = worker.head.len().min(usize::try_from(stamp.size).unwrap_or(usize::MAX));
     let n = read_head(&file, worker.head.get_mut(..want).unwrap_or_default()).ok()?;
     let name = lower_name(path);
@@ -505,7 +509,10 @@ fn member_safety(path: &Path, worker: &mut Worker) -> Option<SafetyReport> {
         | ModelFormat::Joblib
         | ModelFormat::Pytorch
         | ModelFormat::PytorchLegacy
-        | ModelFormat::Numpy => Some(safety::assess(path, &input, &detection)),
+        | ModelFormat::Numpy => {
+            let siblings = |name: &str| root.open_regular(&Path::new(rel).with_file_name(name));
+            Some(safety::assess_with(&input, &detection, &siblings))
+        }
         _ => None,
     }
 }
@@ -531,24 +538,27 @@ impl<'a> ModelScan<'a> {
 
     fn directory(
         &self,
-        defining: &Path,
+        entry: Entry<'_>,
         detection: Detection,
         mut verdict: SafetyReport,
         worker: &mut Worker,
     ) -> Result<Examined, String> {
-        let Some((root, files)) = directory::layout(defining, &detection)? else {
+        let defining = entry.path();
+        let Some(directory::Layout { root, handle, files }) = directory::layout(entry.dir(), defining, &detection)?
+        else {
             return Ok(Examined::NotModel);
         };
         let mut digests = Vec::with_capacity(files.len());
         let mut size = 0u64;
         let mut newest = 0i128;
         for (rel, path) in &files {
-            let digest = self.member_digest(path, worker).map_err(|e| format!("member {}: {e}", path.display()))?;
+            let digest =
+                self.member_digest(&handle, rel, worker).map_err(|e| format!("member {}: {e}", path.display()))?;
             size += digest.1.size;
             newest = newest.max(digest.1.mtime_ns);
             digests.push((rel.clone(), digest.0));
             if path != defining {
-                if let Some(member) = member_safety(path, worker) {
+                if let Some(member) = member_safety(&handle, rel, path, worker) {
                     verdict.merge_at(member, rel);
                 }
             }
@@ -577,10 +587,10 @@ impl<'a> ModelScan<'a> {
         })))
     }
 
-    /// SHA-256 of one member of a directory model, through the cache.
-    fn member_digest(&self, path: &Path, worker: &mut Worker) -> Result<(String, FileStamp), String> {
-        let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string().to_lowercase())?;
-        let stamp = FileStamp::of(&meta);
+    /// SHA-256 of one member of a directory model (`rel` below `root`), through the cache. The
+    /// member is opened (never by path, [`DirHandle::open_regular`]) but read only on a miss.
+    fn member_digest(&self, root: &DirHandle, rel: &str, worker: &mut Worker) -> Result<(String, FileStamp), String> {
+        let (file, stamp) = root.open_regular(Path::new(rel)).map_err(|e| e.to_string().to_lowercase())?;
         if !self.hashing {
             return Ok((String::new(), stamp));
         }
@@ -589,7 +599,6 @@ impl<'a> ModelScan<'a> {
         if let Some(d) = cached.as_ref().and_then(|c| c.sha256.clone()) {
             return Ok((d, stamp));
         }
-        let (file, stamp) = open_regular(path).map_err(|e| e.to_string().to_lowercase())?;
         let digest = hex::encode(
             worker.hasher.sha256(&file, &stamp, &|n| self.hashed(n)).map_err(|e| e.to_string().to_lowercase())?,
         );

@@ -14,16 +14,24 @@
 //!    `Jan/data/models/<engine>/<id>/`.
 //!
 //! Store indexes (snapshot links, manifests) are read once per store and shared between the
-//! walker threads.
+//! walker threads. They are read by path (not yet through the walk's directory handles): the
+//! files read (`refs/main`, manifests) are regular files only, never through a final symlink,
+//! and bounded ([`crate::fileio::read_bounded`]); links met are read (`readlink`), never
+//! followed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::fileio::Oversize;
 use crate::report::ModelSource;
 
 /// Largest manifest or snapshot tree read per store.
 const MAX_STORE_FILES: usize = 100_000;
+/// Largest `refs/<name>` file of a Hugging Face repo folder read (a commit hash).
+const MAX_REF_BYTES: u64 = 4096;
+/// Largest Ollama manifest read.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 /// A Hugging Face repository folder in the hub cache.
 #[derive(Debug, Default)]
@@ -97,7 +105,10 @@ fn load_hf(repo_dir: &Path) -> HfRepo {
         _ => ("model", folder.as_str()),
     };
     let repo = rest.replacen("--", "/", 1);
-    let main = std::fs::read_to_string(repo_dir.join("refs/main")).ok().map(|s| s.trim().to_string());
+    // Regular files only, never through a final symlink, bounded ([`crate::fileio::read_bounded`]).
+    let main = crate::fileio::read_bounded(&repo_dir.join("refs/main"), MAX_REF_BYTES, Oversize::Refuse)
+        .ok()
+        .map(|s| String::from_utf8_lossy(&s).trim().to_string());
     let mut links: HashMap<String, (String, String)> = HashMap::new();
     let Ok(revs) = std::fs::read_dir(repo_dir.join("snapshots")) else {
         return HfRepo { repo, repo_type, links };
@@ -159,11 +170,11 @@ fn load_ollama(models_dir: &Path) -> OllamaStore {
     let mut store = OllamaStore::default();
     let root = models_dir.join("manifests");
     for_each_entry(&root, |path, ft| {
-        if !ft.is_file() || std::fs::symlink_metadata(path).map(|m| m.len() > 1 << 20).unwrap_or(true) {
+        if !ft.is_file() {
             return;
         }
         let Some(name) = path.strip_prefix(&root).ok().and_then(ollama_name) else { return };
-        let Ok(text) = std::fs::read(path) else { return };
+        let Ok(text) = crate::fileio::read_bounded(path, MAX_MANIFEST_BYTES, Oversize::Refuse) else { return };
         let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&text) else { return };
         let layers = manifest.get("layers").and_then(|l| l.as_array()).cloned().unwrap_or_default();
         for layer in layers.iter().chain(manifest.get("config")) {

@@ -7,8 +7,18 @@
 //!    one specific address is never contacted;
 //! 3. plain `GET`, `Host: localhost`, no proxy (proxy variables are ignored), no redirects, one
 //!    second for the whole exchange, at most [`MAX_BODY`] bytes read;
-//! 4. the answer is parsed for a version and model names only; nothing else is kept.
+//! 4. the answer is parsed for a version and model names only; nothing else is kept;
+//! 5. the loopback asked is the one of the **server's own network namespace**: a process in
+//!    another namespace (a container) listening on port P says nothing about what listens on
+//!    port P of the host's loopback, which may be another server altogether. The namespace is
+//!    `/proc/<pid>/ns/net`, opened once (so the decision and the entry are about the same
+//!    namespace even if the pid is reused); when it is not the agent's own, the exchange runs
+//!    on a short-lived thread that enters it (`setns(CLONE_NEWNET)`) before creating its
+//!    sockets (a socket stays in the namespace it was created in) and then ends, so no other
+//!    work of the agent runs in it. When the namespace cannot be opened or entered (not root,
+//!    a seccomp filter), the server is not asked: its identity is the URL with the reason.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::report::inventory::{Exposure, Listener, ServerIdentity};
@@ -40,8 +50,56 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Asks the server behind `listeners` with `requests`; the first port that answers one request
-/// is asked the others. `None` when there is nothing to ask.
+/// The network namespace of `pid`, open, with its id (the nsfs inode).
+fn open_netns(pid: &str) -> std::io::Result<(OwnedFd, u64)> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(format!("/proc/{pid}/ns/net"), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    #[allow(clippy::unnecessary_cast)]
+    let ino = rustix::fs::fstat(&fd)?.st_ino as u64;
+    Ok((fd, ino))
+}
+
+/// [`identify`] for the server process `pid`, in its own network namespace (rule 5).
+pub fn identify_process(pid: i32, listeners: &[Listener], requests: &[IdentifyRequest]) -> Option<ServerIdentity> {
+    let first = requests.first()?;
+    let base = listeners.iter().find_map(loopback_base)?;
+    let not_asked = |why: String| {
+        Some(ServerIdentity {
+            url: format!("{base}{}", first.path),
+            status: None,
+            version: None,
+            models: Vec::new(),
+            error: Some(format!("not asked: {why}")),
+        })
+    };
+    let own = match open_netns("self") {
+        Ok((_, ino)) => ino,
+        Err(e) => return not_asked(format!("cannot read the agent's network namespace: {e}")),
+    };
+    let (ns, theirs) = match open_netns(&pid.to_string()) {
+        Ok(ns) => ns,
+        Err(e) => return not_asked(format!("cannot open the server's network namespace: {e}")),
+    };
+    if own == theirs {
+        return identify(listeners, requests);
+    }
+    let (listeners, requests) = (listeners.to_vec(), requests.to_vec());
+    let exchange = std::thread::Builder::new().name("identify-netns".into()).spawn(move || {
+        rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
+            .map_err(|e| format!("cannot enter the server's network namespace: {e}"))?;
+        Ok::<_, String>(identify(&listeners, &requests))
+    });
+    match exchange.map(|t| t.join()) {
+        Ok(Ok(Ok(identity))) => identity,
+        Ok(Ok(Err(why))) => not_asked(why),
+        Ok(Err(_)) => not_asked("the exchange failed".into()),
+        Err(e) => not_asked(format!("cannot start a thread: {e}")),
+    }
+}
+
+/// Asks the server behind `listeners` with `requests`, on the loopback of the calling thread's
+/// network namespace; the first port that answers one request is asked the others. `None` when
+/// there is nothing to ask.
 pub fn identify(listeners: &[Listener], requests: &[IdentifyRequest]) -> Option<ServerIdentity> {
     let first = requests.first()?;
     let bases: Vec<String> = listeners.iter().filter_map(loopback_base).collect();
@@ -195,6 +253,38 @@ mod tests {
         assert_eq!(id.status, Some(200));
         let seen = handle.join().unwrap();
         assert!(seen.iter().all(|r| r.to_lowercase().contains("host: localhost")), "{seen:?}");
+    }
+
+    #[test]
+    fn a_server_whose_network_namespace_cannot_be_opened_is_not_asked_and_says_why() {
+        // Something listens on the agent's loopback; a process that is gone must not be
+        // identified by it.
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let reqs = vec![IdentifyRequest { path: "/".into(), version: Some("".into()), models: None }];
+        let listeners = [Listener { address: "127.0.0.1".into(), port, exposure: Exposure::Loopback }];
+        let id = identify_process(i32::MAX, &listeners, &reqs).unwrap();
+        assert_eq!(id.status, None);
+        assert!(id.error.as_deref().is_some_and(|e| e.starts_with("not asked: ")), "{id:?}");
+        assert_eq!(id.url, format!("http://127.0.0.1:{port}/"));
+    }
+
+    #[test]
+    fn a_server_in_the_agents_own_namespace_is_asked_directly() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let answer = std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf).unwrap();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n1.2.3").unwrap();
+        });
+        let reqs = vec![IdentifyRequest { path: "/v".into(), version: Some("".into()), models: None }];
+        let listeners = [Listener { address: "127.0.0.1".into(), port, exposure: Exposure::Loopback }];
+        let pid = i32::try_from(std::process::id()).unwrap();
+        let id = identify_process(pid, &listeners, &reqs).unwrap();
+        assert_eq!(id.version.as_deref(), Some("1.2.3"), "{id:?}");
+        answer.join().unwrap();
     }
 
     #[test]

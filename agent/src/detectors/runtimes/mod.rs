@@ -253,7 +253,7 @@ impl RuntimeCollector {
             let kind = server.map(|s| s.kind.clone()).unwrap_or_else(|| "ml-process".to_string());
             let findings = auth::findings(&kind, auth.as_ref(), &listening);
             let identity = match server {
-                Some(s) if opts.identify => identify::identify(&listening, &s.identify),
+                Some(s) if opts.identify => identify::identify_process(proc_.pid, &listening, &s.identify),
                 _ => None,
             };
             outcome.runtimes.push(RuntimeEntry {

@@ -1,8 +1,9 @@
 //! Listening TCP sockets: inode → local address, per network namespace.
 //!
 //! `/proc/<pid>/net/tcp{,6}` shows the table of the process's network namespace, so a
-//! containerised server's sockets are found too; each namespace's table is read once per
-//! collection and shared by the processes in it.
+//! containerised server's sockets are found too (and only its own namespace's: a port in it says
+//! nothing about the host's); each namespace's table is read once per collection and shared by
+//! the processes in it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,7 +33,12 @@ fn listening(entries: Vec<TcpNetEntry>, into: &mut ListenTable) {
 
 impl SocketTables {
     /// The table of `process`'s namespace `ns`.
+    /// A process whose namespace is unknown (`None`) gets a table read for it alone: sharing
+    /// one would give it another namespace's sockets.
     pub fn table(&mut self, process: &Process, ns: Option<u64>) -> &ListenTable {
+        if ns.is_none() {
+            self.tables.remove(&None);
+        }
         self.tables.entry(ns).or_insert_with(|| {
             let mut t = ListenTable::new();
             match process.tcp() {
