@@ -108,8 +108,31 @@ pub enum Oversize {
 /// most `limit` bytes are kept, larger files handled as `oversize` says. Files of `/proc`
 /// report size 0: the read itself is bounded, not the size.
 pub fn read_bounded(path: &Path, limit: u64, oversize: Oversize) -> io::Result<Vec<u8>> {
-    use std::io::Read;
     let (file, stamp) = open_regular(path)?;
+    read_open(file, &stamp, limit, oversize)
+}
+
+/// [`read_bounded_if_present`] of a file the walk found: no symlink at any component
+/// ([`open_no_links`]), so a directory on its path swapped for a link since the walk saw it
+/// leads nowhere.
+pub fn read_found_if_present(path: &Path, limit: u64, oversize: Oversize) -> io::Result<Option<Vec<u8>>> {
+    let opened = open_no_links(path, READ_FLAGS).map(File::from).and_then(|file| {
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        Ok((file, FileStamp::of(&meta)))
+    });
+    match opened {
+        Ok((file, stamp)) => read_open(file, &stamp, limit, oversize).map(Some),
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The bounded read of [`read_bounded`] on a file already open.
+fn read_open(file: File, stamp: &FileStamp, limit: u64, oversize: Oversize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
     if oversize == Oversize::Refuse && stamp.size > limit {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
     }
@@ -176,30 +199,59 @@ const OPENAT2_NO: u8 = 2;
 /// descriptor is `fstat`ed: one on another device than `dir` is `EXDEV`. `rel` is relative; an
 /// empty `rel` or `.` reopens `dir` itself.
 pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-    use std::sync::atomic::Ordering;
-    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-    if OPENAT2.load(Ordering::Relaxed) != OPENAT2_NO {
-        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_XDEV;
-        match rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve) {
-            Ok(fd) => {
-                OPENAT2.store(OPENAT2_YES, Ordering::Relaxed);
-                return Ok(fd);
-            }
-            Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM)
-                if OPENAT2.load(Ordering::Relaxed) == OPENAT2_UNKNOWN =>
-            {
-                OPENAT2.store(OPENAT2_NO, Ordering::Relaxed);
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_XDEV;
+    match try_openat2(dir, rel, flags, resolve) {
+        Some(result) => result,
+        None => open_beneath_by_components(dir, rel, flags),
     }
-    open_beneath_by_components(dir, rel, flags)
+}
+
+/// Opens the absolute `path` following no symlink at any component, across file systems: a
+/// file the walk found (it never follows a link, below roots that are canonical) is reached
+/// again this way, so a directory swapped for a link since cannot lead elsewhere.
+pub fn open_no_links(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let rel =
+        path.strip_prefix("/").map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not an absolute path"))?;
+    let root = rustix::fs::open("/", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    match try_openat2(root.as_fd(), rel, flags, ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH) {
+        Some(result) => result,
+        None => by_components(root.as_fd(), rel, flags, false),
+    }
+}
+
+/// `openat2` with `resolve`, or `None` when this kernel (or a seccomp filter) has no `openat2`,
+/// learnt once per process.
+fn try_openat2(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags, resolve: ResolveFlags) -> Option<io::Result<OwnedFd>> {
+    use std::sync::atomic::Ordering;
+    if OPENAT2.load(Ordering::Relaxed) == OPENAT2_NO {
+        return None;
+    }
+    match rustix::fs::openat2(dir, rel, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), resolve) {
+        Ok(fd) => {
+            OPENAT2.store(OPENAT2_YES, Ordering::Relaxed);
+            Some(Ok(fd))
+        }
+        Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM)
+            if OPENAT2.load(Ordering::Relaxed) == OPENAT2_UNKNOWN =>
+        {
+            OPENAT2.store(OPENAT2_NO, Ordering::Relaxed);
+            None
+        }
+        Err(e) => Some(Err(e.into())),
+    }
 }
 
 /// [`open_beneath`] without `openat2`: one `O_NOFOLLOW` open per component, each checked to be
 /// on `dir`'s device.
 pub(crate) fn open_beneath_by_components(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    by_components(dir, rel, flags, true)
+}
+
+/// One `O_NOFOLLOW` open per component of `rel` below `dir`; with `same_device`, each on
+/// `dir`'s device.
+fn by_components(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags, same_device: bool) -> io::Result<OwnedFd> {
     use std::path::Component;
     let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let dev = rustix::fs::fstat(dir)?.st_dev;
@@ -212,7 +264,7 @@ pub(crate) fn open_beneath_by_components(dir: BorrowedFd<'_>, rel: &Path, flags:
         })
         .collect::<io::Result<_>>()?;
     let same_device = |fd: OwnedFd| -> io::Result<OwnedFd> {
-        if rustix::fs::fstat(&fd)?.st_dev != dev {
+        if same_device && rustix::fs::fstat(&fd)?.st_dev != dev {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
         Ok(fd)
@@ -406,6 +458,24 @@ mod tests {
         let mut text = String::new();
         io::Read::read_to_string(&mut file, &mut text).unwrap();
         assert_eq!((text.as_str(), stamp.size), ("inside", 6));
+    }
+
+    #[test]
+    fn a_found_file_is_read_again_through_no_link_at_any_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/.env"), b"K=1\n").unwrap();
+        std::os::unix::fs::symlink("a", root.join("l")).unwrap();
+        std::os::unix::fs::symlink(".env", root.join("a/b/link")).unwrap();
+        let read = |rel: &str| read_found_if_present(&root.join(rel), 64, Oversize::Refuse);
+        assert_eq!(read("a/b/.env").unwrap().unwrap(), b"K=1\n");
+        assert_eq!(read("a/b/missing").unwrap(), None);
+        assert!(read("l/b/.env").is_err(), "a link in the middle of the path was followed");
+        assert!(read("a/b/link").is_err(), "a final link was followed");
+        // The path-based read follows the link in the middle: what the walk's files must not do.
+        assert!(read_bounded_if_present(&root.join("l/b/.env"), 64, Oversize::Refuse).unwrap().is_some());
+        assert!(read_found_if_present(Path::new("relative/.env"), 64, Oversize::Refuse).is_err());
     }
 
     #[test]

@@ -43,10 +43,34 @@ pub fn expand(home: &Path, rel: &str) -> Vec<PathBuf> {
 /// blocking. The error names what failed, lowercase; the path is the caller's to report.
 pub fn read_resolving_link(path: &Path, limit: u64, oversize: Oversize) -> Result<Option<Vec<u8>>, String> {
     let Some(target) = resolve_link(path)? else { return Ok(None) };
-    crate::fileio::read_bounded_if_present(&target, limit, oversize).map_err(|e| match e.kind() {
-        io::ErrorKind::InvalidData => format!("too large to read: {}", lower(&e)),
-        _ => format!("cannot read: {}", lower(&e)),
-    })
+    crate::fileio::read_bounded_if_present(&target, limit, oversize).map_err(|e| read_error(&e))
+}
+
+/// Where a file's path came from, which decides how it may be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A well-known place under a home (`~/.cursor/mcp.json`, `~/.bashrc`): a final symlink
+    /// is followed ([`read_resolving_link`]), as dotfile managers make them.
+    Home,
+    /// A file the walk found (a project's `.env` or MCP configuration): reached again with no
+    /// symlink at any component ([`crate::fileio::read_found_if_present`]), so a directory
+    /// swapped for a link since the walk cannot make the root agent read elsewhere.
+    Walk,
+}
+
+/// Reads `path` as its [`Origin`] allows, at most `limit` bytes; `Ok(None)` when it is absent.
+pub fn read(path: &Path, limit: u64, oversize: Oversize, origin: Origin) -> Result<Option<Vec<u8>>, String> {
+    match origin {
+        Origin::Home => read_resolving_link(path, limit, oversize),
+        Origin::Walk => crate::fileio::read_found_if_present(path, limit, oversize).map_err(|e| read_error(&e)),
+    }
+}
+
+fn read_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::InvalidData => format!("too large to read: {}", lower(e)),
+        _ => format!("cannot read: {}", lower(e)),
+    }
 }
 
 /// `path` itself, or, when it is a symlink (a dotfile managed by stow or chezmoi), its target

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::catalog::{self, Catalog};
-use super::files::{read_resolving_link, Oversize};
+use super::files::{self, read_resolving_link, Origin, Oversize};
 use super::{Found, FOUND_IN_PROCESS};
 
 /// Largest part of a dotenv file or shell profile read (the rest is ignored, whole lines kept).
@@ -89,8 +89,14 @@ fn shell_word(value: &str) -> &str {
 
 /// Reads a dotenv file or shell profile into `api_key` entries found in `found_in`. A missing
 /// file is not an error.
-pub(super) fn read_assignments(found: &mut Found, catalog: &Catalog, path: &Path, found_in: &'static str) {
-    let bytes = match read_resolving_link(path, MAX_TEXT_BYTES, Oversize::Truncate { separator: b'\n' }) {
+pub(super) fn read_assignments(
+    found: &mut Found,
+    catalog: &Catalog,
+    path: &Path,
+    found_in: &'static str,
+    origin: Origin,
+) {
+    let bytes = match files::read(path, MAX_TEXT_BYTES, Oversize::Truncate { separator: b'\n' }, origin) {
         Ok(Some(b)) => b,
         Ok(None) => return,
         Err(e) => return found.error(path, format!("{} file: {e}", found_in.replace('_', " "))),

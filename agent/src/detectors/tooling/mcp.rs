@@ -19,7 +19,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::catalog::{self, Catalog, KeyPath};
-use super::files::{read_resolving_link, Oversize};
+use super::files::{self, Origin, Oversize};
 use super::keys::is_literal_value;
 use super::mcp_formats;
 use super::{Found, FOUND_IN_MCP_CONFIG};
@@ -212,8 +212,15 @@ fn command_line(command: Option<&str>, args: &[String]) -> (Option<String>, Vec<
 /// Reads the MCP configuration `path` of `client` into `found`: one `mcp_config` entry (for a
 /// general `settings` file only when it declares a server), one `api_key` entry per AI key an
 /// `env` gives a literal value, or one error. A missing file is not an error.
-pub(super) fn read_config(found: &mut Found, catalog: &Catalog, client: &str, path: &Path, settings: bool) {
-    let bytes = match read_resolving_link(path, MAX_CONFIG_BYTES, Oversize::Refuse) {
+pub(super) fn read_config(
+    found: &mut Found,
+    catalog: &Catalog,
+    client: &str,
+    path: &Path,
+    settings: bool,
+    origin: Origin,
+) {
+    let bytes = match files::read(path, MAX_CONFIG_BYTES, Oversize::Refuse, origin) {
         Ok(Some(b)) => b,
         Ok(None) => return,
         Err(e) => return found.error(path, format!("mcp configuration: {e}")),

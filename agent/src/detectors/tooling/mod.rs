@@ -61,6 +61,7 @@ pub use mcp::{declarations, parse_mcp_config, parse_mcp_json, parse_mcp_toml, pa
 use crate::detectors::markers::Markers;
 use crate::report::inventory::{ToolingDetail, ToolingEntry};
 use crate::report::FileError;
+use files::Origin;
 
 /// `found_in` of a key in a dotenv file.
 const FOUND_IN_DOTENV: &str = "dotenv";
@@ -111,22 +112,22 @@ fn collect_from(opts: &ToolingOptions, markers: &Markers, proc_root: &Path) -> T
             for (rel, settings) in files {
                 for path in files::expand(home, rel) {
                     if read.insert(path.clone()) {
-                        mcp::read_config(&mut found, catalog, &client.client, &path, settings);
+                        mcp::read_config(&mut found, catalog, &client.client, &path, settings, Origin::Home);
                     }
                 }
             }
         }
         for profile in &catalog.shell_profiles {
-            keys::read_assignments(&mut found, catalog, &home.join(profile), FOUND_IN_PROFILE);
+            keys::read_assignments(&mut found, catalog, &home.join(profile), FOUND_IN_PROFILE, Origin::Home);
         }
     }
     for path in &markers.mcp_projects {
         if read.insert(path.clone()) {
-            mcp::read_config(&mut found, catalog, &catalog.project_client(path), path, false);
+            mcp::read_config(&mut found, catalog, &catalog.project_client(path), path, false, Origin::Walk);
         }
     }
     for path in &markers.dotenvs {
-        keys::read_assignments(&mut found, catalog, path, FOUND_IN_DOTENV);
+        keys::read_assignments(&mut found, catalog, path, FOUND_IN_DOTENV, Origin::Walk);
     }
     if opts.processes {
         keys::process_environments(&mut found, catalog, proc_root);

@@ -290,6 +290,12 @@ fn a_running_process_key_is_named_never_shown() {
     let fake = fake_key();
     let child = Child(std::process::Command::new("sleep").arg("30").env("OPENAI_API_KEY", &fake).spawn().unwrap());
     let pid = child.0.id();
+    // Until the child has exec'd, its environ is still the test's own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().starts_with(b"sleep\0") {
+        assert!(std::time::Instant::now() < deadline, "sleep did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 
     let out = collect(&ToolingOptions { homes: Vec::new(), processes: true }, &Markers::default());
 
@@ -307,4 +313,31 @@ fn a_running_process_key_is_named_never_shown() {
     let json = serde_json::to_string(&serde_json::json!({"tooling": out.tooling, "errors": out.errors})).unwrap();
     assert!(!json.contains(&fake), "the process's key value leaked");
     drop(child);
+}
+
+#[test]
+fn files_the_walk_found_are_not_read_through_a_directory_swapped_for_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let (home, outside) = (root.join("home"), root.join("outside"));
+    write(&home.join("proj/.env"), "OPENAI_API_KEY=x\n");
+    write(&home.join("proj/.mcp.json"), r#"{"mcpServers": {"inside": {"command": "npx"}}}"#);
+    write(&outside.join(".env"), "ANTHROPIC_API_KEY=y\n");
+    write(&outside.join(".mcp.json"), r#"{"mcpServers": {"outside": {"command": "npx"}}}"#);
+    let markers = Markers::from_paths([home.join("proj/.env"), home.join("proj/.mcp.json")]);
+    let before = collect(&ToolingOptions { homes: Vec::new(), processes: false }, &markers);
+    assert_eq!(keys_of(&before).len(), 1, "{:#?}", before.tooling);
+    assert_eq!(server(servers_of(&before, &home.join("proj/.mcp.json")).1, "inside").name, "inside");
+
+    // Between the walk and the read, the project directory becomes a link to another tree.
+    std::fs::rename(home.join("proj"), home.join("proj.moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, home.join("proj")).unwrap();
+    let after = collect(&ToolingOptions { homes: Vec::new(), processes: false }, &markers);
+    assert!(after.tooling.is_empty(), "read through the link: {:#?}", after.tooling);
+    assert_eq!(after.errors.len(), 2, "{:#?}", after.errors);
+    assert!(
+        after.errors.iter().all(|e| e.error.contains("cannot read: too many levels of symbolic links")),
+        "{:#?}",
+        after.errors
+    );
 }
