@@ -7,7 +7,7 @@
 //!
 //! | field | where |
 //! |---|---|
-//! | transport | `type`, `transport` (a word), `transport.type`; else `stdio` when a command is given, `http` for Gemini's `httpUrl` |
+//! | transport | `type`, `transport` (a word), `transport.type`; else `stdio` when a command is given; else, for a server declared by URL only, `sse` when the URL's path ends in `/sse` and `http` (streamable HTTP) otherwise |
 //! | command | `command` (a string), `command.path` (Zed), `cmd` (Goose), `transport.command` (Continue) |
 //! | args | `args`, `command.args`, `transport.args` |
 //! | env names | keys of `env`, `envs` (Goose), `command.env`, `transport.env`; the lists `env_keys` (Goose), `env_vars` (Codex) |
@@ -154,11 +154,12 @@ fn server(name: String, entry: &Value, literal_env: &mut Vec<String>) -> Option<
         .map(|items| items.iter().filter_map(scalar_text).collect())
         .unwrap_or_default();
     let (command, args) = command_line(command, &args);
+    let url = first_text(entry, URL);
     let transport = first_text(entry, TRANSPORT).map(str::to_string).or_else(|| {
         if command.is_some() {
             Some("stdio".to_string())
         } else {
-            at(entry, &["httpUrl"]).map(|_| "http".to_string())
+            url.map(|u| url_transport(u).to_string())
         }
     });
 
@@ -179,7 +180,18 @@ fn server(name: String, entry: &Value, literal_env: &mut Vec<String>) -> Option<
     headers.sort();
     headers.dedup();
 
-    Some(McpServer { name, transport, command, args, url: first_text(entry, URL).map(redact::text), env, headers })
+    Some(McpServer { name, transport, command, args, url: url.map(redact::text), env, headers })
+}
+
+/// The transport a client infers for a server declared by URL only: `sse` when the path's last
+/// segment is `sse` (the SSE transport's conventional endpoint), else `http` (streamable HTTP).
+fn url_transport(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+    if path.rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case("sse")) {
+        "sse"
+    } else {
+        "http"
+    }
 }
 
 /// A string, number or boolean argument as text; objects and lists are not arguments.
@@ -359,6 +371,28 @@ mod tests {
         assert_eq!(by("goose").env, ["B", "C"]);
         assert_eq!(by("gemini").transport.as_deref(), Some("http"));
         assert_eq!(by("windsurf").url.as_deref(), Some("https://w/s"));
-        assert_eq!(by("windsurf").transport, None);
+        assert_eq!(by("windsurf").transport.as_deref(), Some("http"));
+    }
+
+    #[test]
+    fn a_server_declared_by_url_only_gets_its_transport() {
+        let d = parse(
+            json!({"x": {
+                "sse": {"url": "https://h/sse"},
+                "sse_query": {"url": "https://h/v1/SSE/?key=1"},
+                "http": {"url": "https://h/mcp"},
+                "typed": {"type": "sse", "url": "https://h/mcp"},
+                "stdio": {"command": "npx", "url": "https://h/sse"},
+                "nothing": {"disabled": true}
+            }}),
+            &["x"],
+        );
+        let transport = |n: &str| d.servers.iter().find(|s| s.name == n).and_then(|s| s.transport.clone());
+        assert_eq!(transport("sse").as_deref(), Some("sse"));
+        assert_eq!(transport("sse_query").as_deref(), Some("sse"));
+        assert_eq!(transport("http").as_deref(), Some("http"));
+        assert_eq!(transport("typed").as_deref(), Some("sse"));
+        assert_eq!(transport("stdio").as_deref(), Some("stdio"));
+        assert_eq!(transport("nothing"), None);
     }
 }

@@ -151,7 +151,7 @@ fn every_client_dialect_is_read() {
     assert_eq!(server(s, "docs").args, ["-y", "docs-mcp"]);
     assert_eq!(server(s, "docs").env, ["DOCS_HOME"]);
     assert_eq!(server(s, "remote").url.as_deref(), Some("https://r.example.com/mcp"));
-    assert_eq!(server(s, "remote").transport, None);
+    assert_eq!(server(s, "remote").transport.as_deref(), Some("http"));
 
     let (client, s) = servers_of(&out, &h.join(".config/goose/config.yaml"));
     assert_eq!(client, "goose");
