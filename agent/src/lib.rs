@@ -29,6 +29,7 @@
 //! - [`redact`] (a folder: names, argv, shell, pairs, urls, tokens): keeps secret values out of
 //!   command lines, environments, MCP configurations and URLs, judging values, not only names.
 //! - [`output`]: the human-readable table and progress bar.
+//! - [`log_once`]: messages a daemon would repeat every cycle, logged once and on change.
 //!
 //! This file: tracing setup and the clock ([`now_ms`]).
 
@@ -41,6 +42,7 @@ pub mod fleet;
 pub mod formats;
 pub mod hash;
 pub mod listing;
+pub mod log_once;
 pub mod output;
 pub mod redact;
 pub mod report;

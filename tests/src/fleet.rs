@@ -64,6 +64,8 @@ pub struct AgentOptions {
     pub machine_id: Option<String>,
     /// TOML tables appended to the configuration (`[transport]`, `[schedule]`, …).
     pub extra_toml: String,
+    /// `scan.sections`; `["models"]` when empty.
+    pub sections: Vec<&'static str>,
 }
 
 /// One live sighting of a model, as the API reports it.
@@ -286,15 +288,18 @@ impl Collector {
             None => token,
         };
         let machine_id = options.machine_id.clone().unwrap_or_else(|| format!("machine-{name}"));
+        let sections = if options.sections.is_empty() { vec!["models"] } else { options.sections.clone() };
+        let sections: Vec<String> = sections.iter().map(|s| format!("\"{s}\"")).collect();
         let config = self.dir.path().join(format!("{name}.toml"));
         let text = format!(
             "state_dir = \"{}\"\n[collector]\nurl = \"https://127.0.0.1:{}\"\nca_file = \"{}\"\nenrollment_token_file = \"{}\"\n\
-             [identity]\nmachine_id = \"{machine_id}\"\nhostname = \"host-{name}\"\n[scan]\nroots = [{}]\nsections = [\"models\"]\n{}",
+             [identity]\nmachine_id = \"{machine_id}\"\nhostname = \"host-{name}\"\n[scan]\nroots = [{}]\nsections = [{}]\n{}",
             self.state_dir(name).display(),
             self.grpc_port,
             self.ca_file().display(),
             token.display(),
             roots.join(", "),
+            sections.join(", "),
             options.extra_toml,
         );
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));

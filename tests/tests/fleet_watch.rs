@@ -66,3 +66,44 @@ fn a_model_added_or_removed_under_a_running_daemon_reaches_the_collector_within_
     poll(Duration::from_secs(15), "removal seen", || (live_paths(&c) == want).then_some(()));
     assert!(!agent_log().contains("running a full inventory"), "{}", agent_log());
 }
+
+#[test]
+fn messages_that_repeat_every_cycle_are_logged_once() {
+    let c = Collector::start();
+    let token = c.token_file("token", &[]);
+    let roots = tempfile::tempdir().unwrap();
+    let root = roots.path().join("models");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.join("m.onnx")).unwrap();
+    // A full inventory (with the GPU section, absent on this machine) every second.
+    let options = AgentOptions {
+        extra_toml: "[schedule]\nfull_interval = \"1s\"\nruntimes_interval = \"1s\"\njitter = \"0s\"\n".into(),
+        sections: vec!["models", "gpus"],
+        ..AgentOptions::default()
+    };
+    let config = c.agent_with("repeats", &[&root], &token, &options);
+    let log_path = roots.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let _agent = Child(
+        Command::new(agent_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("AISCOUT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let count = |needle: &str| std::fs::read_to_string(&log_path).unwrap_or_default().matches(needle).count();
+    poll(Duration::from_secs(60), "three full inventories", || (count("scan finished") >= 3).then_some(()));
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    for once in ["walk started", "model directories watched"] {
+        assert_eq!(count(once), 1, "{once:?} is repeated:\n{text}");
+    }
+    assert_eq!(count("spool drained sent=0"), 0, "an empty drain is logged:\n{text}");
+    // Without a GPU the absence is said once; with one the line is not there at all.
+    assert!(count("no gpu inventory") <= 1, "the gpu absence is repeated:\n{text}");
+    if !std::path::Path::new("/proc/driver/nvidia/version").exists() {
+        assert_eq!(count("no gpu inventory"), 1, "{text}");
+    }
+}

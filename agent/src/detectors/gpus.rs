@@ -65,7 +65,7 @@ pub fn collect() -> GpuOutcome {
         }
         Err(e) => {
             let reason = absence_reason(&e);
-            tracing::info!(reason = %reason, "no gpu inventory");
+            crate::log_once!(info, "gpus.absent", "", &reason, reason = %reason, "no gpu inventory");
             outcome.drivers.reason = Some(reason);
         }
     }
@@ -91,7 +91,7 @@ fn devices(nvml: &Nvml) -> Vec<GpuDevice> {
     let count = match nvml.device_count() {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot count gpu devices");
+            crate::log_once!(warn, "gpus.count", "", &e.to_string(), error = %e, "cannot count gpu devices");
             return Vec::new();
         }
     };
@@ -100,7 +100,7 @@ fn devices(nvml: &Nvml) -> Vec<GpuDevice> {
         let device = match nvml.device_by_index(index) {
             Ok(d) => d,
             Err(e) => {
-                tracing::warn!(index, error = %e, "cannot open gpu device");
+                crate::log_once!(warn, "gpus.device", &index.to_string(), &e.to_string(), index, error = %e, "cannot open gpu device");
                 continue;
             }
         };

@@ -207,7 +207,12 @@ impl Daemon {
             let paths = report.models.iter().map(|m| m.path.as_str());
             w.set(&watch::targets(paths, &self.config.scan.roots, &crate::roots::homes(), budget));
             let counts = w.counts();
-            tracing::info!(
+            let state = format!("{} {} {}", counts.watched, counts.polled, counts.unwatched);
+            crate::log_once!(
+                info,
+                "daemon.watched",
+                "",
+                &state,
                 watched = counts.watched,
                 polled = counts.polled,
                 unwatched = counts.unwatched,
@@ -281,7 +286,11 @@ impl Daemon {
         let tls = channel::with_client_certificate(&self.config, enrolled);
         let mut client = transport::client(channel::connect(&self.config, tls).await?);
         let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
-        tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
+        if outcome.sent > 0 || outcome.acked > 0 {
+            tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
+        } else {
+            tracing::debug!("spool drained: nothing to send");
+        }
         if let Some(reason) = &outcome.snapshot_requested {
             tracing::info!(reason = %reason, "snapshot requested");
         }

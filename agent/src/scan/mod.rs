@@ -260,7 +260,17 @@ fn walk_roots(
         skip_paths: opts.state_dir.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect(),
         threads: opts.threads,
     };
-    tracing::info!(roots = roots.len(), threads = opts.threads, cache = cache.is_some(), "walk started");
+    let state = format!("{} {} {}", roots.len(), opts.threads, cache.is_some());
+    crate::log_once!(
+        info,
+        "scan.walk",
+        "",
+        &state,
+        roots = roots.len(),
+        threads = opts.threads,
+        cache = cache.is_some(),
+        "walk started"
+    );
     let listings = match &cache {
         Some(c) => Some(
             ListingCache::open(c.db(), &walk.fingerprint())

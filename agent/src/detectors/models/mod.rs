@@ -347,7 +347,8 @@ impl<'a> ModelScan<'a> {
         let placement = self.stores.place(path);
         let name_digest = placement.content_address.as_ref().and_then(|(digest, size)| match size {
             Some(s) if *s != stamp.size => {
-                tracing::warn!(path = %path.display(), manifest_size = s, size = stamp.size, "blob size differs from its manifest, hashing it");
+                let state = format!("{s} {}", stamp.size);
+                crate::log_once!(warn, "models.blob_size", &path.to_string_lossy(), &state, path = %path.display(), manifest_size = s, size = stamp.size, "blob size differs from its manifest, hashing it");
                 None
             }
             _ => Some(digest.clone()),
