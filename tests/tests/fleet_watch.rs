@@ -103,7 +103,7 @@ fn messages_that_repeat_every_cycle_are_logged_once() {
     assert_eq!(count("spool drained sent=0"), 0, "an empty drain is logged:\n{text}");
     // Without a GPU the absence is said once; with one the line is not there at all.
     assert!(count("no gpu inventory") <= 1, "the gpu absence is repeated:\n{text}");
-    if !std::path::Path::new("/proc/driver/nvidia/version").exists() {
+    if !Path::new("/proc/driver/nvidia/version").exists() {
         assert_eq!(count("no gpu inventory"), 1, "{text}");
     }
 }
