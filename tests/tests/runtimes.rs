@@ -127,13 +127,39 @@ fn identification_is_off_unless_asked() {
     let model = dir.path().join("m.onnx");
     std::fs::copy(fixtures_dir().join("models/tiny.onnx"), &model).unwrap();
     let (child, _) = start_onnx_holder(&model, &[]);
-    let (stdout, _) = run_agent(&["scan", "--json", "--only", "runtimes"], &[]);
+    let (stdout, _) = run_agent(&["scan", "--json", "--no-cache", "--only", "runtimes"], &[]);
     let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert!(doc["runtimes"].as_array().unwrap().iter().all(|r| r.get("identity").is_none()));
-    // Without the models section the open model is still recognised by content, without digest.
+    // Without the models section and without a cache the open model is still recognised by
+    // content, without digest.
     let r = runtime(&doc, child.0.id());
     assert_eq!(r["open_models"][0]["format"], "onnx");
     assert!(r["open_models"][0].get("sha256").is_none());
+}
+
+#[test]
+fn a_runtimes_only_refresh_links_the_open_model_by_digest_through_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("served.onnx");
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), &model).unwrap();
+    let (child, _) = start_onnx_holder(&model, &[]);
+    let (stdout, _) =
+        run_agent(&["scan", "--json", "--no-cache", "--only", "models", dir.path().to_str().unwrap()], &[]);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let digest = doc["models"][0]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+
+    // A daemon's runtimes refresh: no models section, the state directory's cache. The first
+    // hashes the file into the cache, the second finds it there; both carry the digest.
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    for round in 0..2 {
+        let (stdout, _) = run_agent(&["scan", "--json", "--state-dir", state_dir, "--only", "runtimes"], &[]);
+        let doc: Value = serde_json::from_str(&stdout).unwrap();
+        let open = &runtime(&doc, child.0.id())["open_models"][0];
+        assert_eq!(open["path"], model.to_str().unwrap(), "round {round}");
+        assert_eq!(open["sha256"], digest.as_str(), "round {round}: {open:#}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::detectors::frameworks::{self, FrameworkOptions};
 use crate::detectors::gpus;
 use crate::detectors::markers::{MarkerSink, Markers};
 use crate::detectors::models::ModelScan;
-use crate::detectors::runtimes::{ModelLookup, RuntimeCollector, RuntimeOptions};
+use crate::detectors::runtimes::{ModelLookup, OpenModelDigests, RuntimeCollector, RuntimeOptions};
 use crate::detectors::tooling::{self, ToolingOptions};
 use crate::listing::ListingCache;
 use crate::report::host::HostInfo;
@@ -182,7 +182,36 @@ pub fn run_scan_with(opts: &ScanOptions, progress: &Progress, state: &mut ScanSt
         let t = Instant::now();
         let gpu_memory = gpu.as_ref().map(|g| g.memory_by_pid()).unwrap_or_default();
         let rt_opts = RuntimeOptions { identify: opts.identify_servers };
-        let outcome = state.runtimes.collect(&rt_opts, &ModelLookup::new(&report.models), &gpu_memory);
+        // Open models the walk did not see get their digests from the cache (or are hashed
+        // into it), so a runtimes-only refresh links servers to models too.
+        // A state directory this scan may not create (a runtimes-only scan as an unprivileged
+        // user) costs the digests, not the section.
+        let cache = match (&opts.state_dir, opts.hash_models) {
+            (Some(dir), true) => match state.cache(dir) {
+                Ok(cache) => Some(cache),
+                Err(error) => {
+                    let dir = dir.display().to_string();
+                    let message = error.to_string();
+                    crate::log_once!(
+                        warn,
+                        "scan.open_model_digests",
+                        &dir,
+                        &message,
+                        dir = %dir.escape_debug(),
+                        error = %message,
+                        "open models get no digest: the hash cache cannot be opened"
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let budget = opts.cpu_percent.map(CpuBudget::new);
+        let mut lookup = ModelLookup::new(&report.models);
+        if let Some(cache) = &cache {
+            lookup = lookup.with_digests(OpenModelDigests { cache, budget: budget.as_ref() });
+        }
+        let outcome = state.runtimes.collect(&rt_opts, &lookup, &gpu_memory);
         report.stats.processes = outcome.processes;
         report.stats.processes_restricted = outcome.restricted_count;
         report.runtimes = Some(outcome.runtimes);

@@ -34,12 +34,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use procfs::process::Process;
 use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, ThreadKind, UpdateKind, Users};
 
+use crate::cache::{CacheEntry, VerdictCache};
 use crate::detectors::models::is_candidate;
-use crate::fileio::{open_regular, read_head};
+use crate::fileio::{open_regular, read_head, FileStamp};
 use crate::formats::{self, ProbeInput, HEAD_LEN};
 use crate::redact;
 use crate::report::inventory::{OpenModel, RestrictedProcess, RuntimeEntry};
 use crate::report::{FileError, ModelEntry};
+use crate::throttle::CpuBudget;
 use signatures::Signatures;
 
 pub use auth::open_to_anyone;
@@ -76,6 +78,38 @@ pub struct ModelLookup<'a> {
     by_real_path: OnceLock<HashMap<String, &'a ModelEntry>>,
     /// Every entry, for the canonical index.
     all: &'a [ModelEntry],
+    /// Where the digest of an open model this scan did not walk comes from.
+    digests: Option<OpenModelDigests<'a>>,
+}
+
+/// The digest of an open model file that is not among the scan's models (a runtimes-only
+/// refresh has none; a server may hold a file outside the roots): the hash cache, keyed by
+/// the file's stamp, and on a miss a hash of the file, paced by the scan's CPU budget, that the
+/// cache then keeps. So every refresh links a runtime to the digest of the model it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenModelDigests<'a> {
+    /// The scan's hash cache.
+    pub cache: &'a VerdictCache,
+    /// The scan's CPU budget, when it has one.
+    pub budget: Option<&'a CpuBudget>,
+}
+
+impl OpenModelDigests<'_> {
+    /// The hex SHA-256 of the regular file `file` stamped `stamp`.
+    fn digest(&self, file: &std::fs::File, stamp: &FileStamp) -> Option<String> {
+        let cached = self.cache.get(stamp);
+        if let Some(digest) = cached.as_ref().and_then(|c| c.sha256.clone()) {
+            return Some(digest);
+        }
+        let pace = |_| {
+            if let Some(b) = self.budget {
+                b.pace();
+            }
+        };
+        let digest = hex::encode(crate::hash::FileHasher::default().sha256(file, stamp, &pace).ok()?);
+        self.cache.put(stamp, &CacheEntry { sha256: Some(digest.clone()), ..cached.unwrap_or_default() });
+        Some(digest)
+    }
 }
 
 impl<'a> ModelLookup<'a> {
@@ -85,7 +119,14 @@ impl<'a> ModelLookup<'a> {
             by_path: models.iter().map(|m| (m.path.as_str(), m)).collect(),
             by_real_path: OnceLock::new(),
             all: models,
+            digests: None,
         }
+    }
+
+    /// Resolves the digests of open models this scan did not walk through `digests`.
+    pub fn with_digests(mut self, digests: OpenModelDigests<'a>) -> Self {
+        self.digests = Some(digests);
+        self
     }
 
     fn get(&self, path: &str) -> Option<&'a ModelEntry> {
@@ -127,18 +168,30 @@ fn may_host_ml(cmd: &[String]) -> bool {
     })
 }
 
-/// Reads the first bytes of `path` (or of the same path inside the process's root) and returns
-/// the model format, if it is a model.
-fn probe_format(pid: u32, path: &str) -> Option<String> {
+/// What is known of an open file that the scan did not walk: its model format, if it is a
+/// model, and its digest when [`OpenModelDigests`] are at hand.
+#[derive(Debug, Clone, Default)]
+struct Probed {
+    /// The model format, `None` when the content is not a model.
+    format: Option<String>,
+    /// Hex SHA-256.
+    sha256: Option<String>,
+}
+
+/// Reads the first bytes of `path` (or of the same path inside the process's root): the model
+/// format, if it is a model, and then its digest through `digests`.
+fn probe_open_file(pid: u32, path: &str, digests: Option<&OpenModelDigests<'_>>) -> Probed {
     let opened = open_regular(Path::new(path))
         .or_else(|_| open_regular(&Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/'))));
-    let (file, stamp) = opened.ok()?;
+    let Ok((file, stamp)) = opened else { return Probed::default() };
     let mut head = vec![0u8; HEAD_LEN];
-    let n = read_head(&file, &mut head).ok()?;
+    let Ok(n) = read_head(&file, &mut head) else { return Probed::default() };
     let name = name_of(path).to_lowercase();
     let input = ProbeInput { source: &file, size: stamp.size, head: head.get(..n).unwrap_or_default(), name: &name };
-    let detection = formats::identify(&input).ok()??;
-    serde_json::to_value(detection.format).ok().and_then(|v| v.as_str().map(str::to_string))
+    let Ok(Some(detection)) = formats::identify(&input) else { return Probed::default() };
+    let format = serde_json::to_value(detection.format).ok().and_then(|v| v.as_str().map(str::to_string));
+    let sha256 = digests.and_then(|d| d.digest(&file, &stamp));
+    Probed { format, sha256 }
 }
 
 impl RuntimeCollector {
@@ -188,7 +241,7 @@ impl RuntimeCollector {
         users.refresh();
         let own_pid = std::process::id();
         let mut tables = sockets::SocketTables::default();
-        let mut formats_seen: HashMap<String, Option<String>> = HashMap::new();
+        let mut formats_seen: HashMap<String, Probed> = HashMap::new();
         let mut pids: Vec<_> = system.processes().keys().copied().collect();
         pids.sort();
         for pid in pids {
@@ -288,7 +341,7 @@ fn open_models(
     pid: u32,
     files: &procinfo::ProcessFiles,
     models: &ModelLookup<'_>,
-    formats_seen: &mut HashMap<String, Option<String>>,
+    formats_seen: &mut HashMap<String, Probed>,
 ) -> Vec<OpenModel> {
     let mut via: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (paths, how) in [(&files.open, "fd"), (&files.mapped, "mmap")] {
@@ -298,17 +351,21 @@ fn open_models(
     }
     let mut out = Vec::new();
     for (path, via) in via {
-        let (sha256, format) = match models.get(path) {
+        let known = models.get(path).filter(|m| !m.sha256.is_empty());
+        let (sha256, format) = match known {
             Some(m) => (
-                Some(m.sha256.clone()).filter(|s| !s.is_empty()),
+                Some(m.sha256.clone()),
                 serde_json::to_value(m.format).ok().and_then(|v| v.as_str().map(str::to_string)),
             ),
             None => {
-                let format = formats_seen.entry(path.to_string()).or_insert_with(|| probe_format(pid, path)).clone();
-                if format.is_none() {
+                let probed = formats_seen
+                    .entry(path.to_string())
+                    .or_insert_with(|| probe_open_file(pid, path, models.digests.as_ref()))
+                    .clone();
+                if probed.format.is_none() {
                     continue;
                 }
-                (None, format)
+                (probed.sha256, probed.format)
             }
         };
         out.push(OpenModel { path: path.to_string(), sha256, format, via });
