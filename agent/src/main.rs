@@ -135,7 +135,9 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
             let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
             let report = scan::run_scan(&opts, &progress)?;
             drop(bar);
-            let mut out = std::io::stdout().lock();
+            // Buffered: a pretty document is thousands of lines, and a locked stdout writes each
+            // line with its own system call.
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
@@ -154,7 +156,9 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 ..ScanOptions::default()
             };
             let report = CheckReport::from_scan(scan::run_scan(&opts, &Progress::default())?);
-            let mut out = std::io::stdout().lock();
+            // Buffered: a pretty document is thousands of lines, and a locked stdout writes each
+            // line with its own system call.
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;

@@ -143,18 +143,22 @@ pub struct ModelScan<'a> {
     markers: Option<&'a MarkerSink>,
 }
 
+/// Files up to this size are read whole in one system call, and probed, judged and hashed from
+/// memory: most of a small file's cost was the system calls of reading it four times.
+const READ_WHOLE_MAX: usize = 64 * 1024;
+
 /// Per-thread buffers.
 #[derive(Debug)]
 pub struct Worker {
     /// Hashing buffer.
     hasher: FileHasher,
-    /// Header buffer.
+    /// Header buffer, or the whole of a small file.
     head: Vec<u8>,
 }
 
 impl Default for Worker {
     fn default() -> Self {
-        Self { hasher: FileHasher::default(), head: vec![0u8; HEAD_LEN] }
+        Self { hasher: FileHasher::default(), head: vec![0u8; READ_WHOLE_MAX.max(HEAD_LEN)] }
     }
 }
 
@@ -321,11 +325,17 @@ impl<'a> ModelScan<'a> {
                 (file, now)
             }
         };
-        // Read no more than the file holds: a short read would cost a second syscall.
-        let want = worker.head.len().min(usize::try_from(stamp.size).unwrap_or(usize::MAX));
+        // A small file is read whole; of a larger one, the head. No more than the file holds:
+        // a short read would cost a second syscall.
+        let size = usize::try_from(stamp.size).unwrap_or(usize::MAX);
+        let want = if size <= READ_WHOLE_MAX { size } else { HEAD_LEN };
         let n = read_head(&file, worker.head.get_mut(..want).unwrap_or_default()).map_err(io)?;
-        let head = worker.head.get(..n).unwrap_or_default();
-        let input = ProbeInput { source: &file, size: stamp.size, head, name };
+        let read = worker.head.get(..n).unwrap_or_default();
+        let whole: Option<&[u8]> = (size <= READ_WHOLE_MAX && n == size).then_some(read);
+        let head = read.get(..n.min(HEAD_LEN)).unwrap_or_default();
+        let memory: &[u8] = whole.unwrap_or_default();
+        let source: &dyn formats::Source = if whole.is_some() { &memory } else { &file };
+        let input = ProbeInput { source, size: stamp.size, head, name };
 
         if name.ends_with(".index.json")
             || (head.first() == Some(&b'{') && path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"))
@@ -360,11 +370,15 @@ impl<'a> ModelScan<'a> {
             }
             None if !self.hashing => (String::new(), DigestSource::Skipped),
             None => {
-                let d = worker
-                    .hasher
-                    .sha256(&file, &stamp, &|n| self.hashed(n))
-                    .map_err(|e| e.to_string().to_lowercase())?;
-                (hex::encode(d), DigestSource::Hashed)
+                let d = match whole {
+                    Some(content) => {
+                        let d = crate::hash::sha256_read(&file, &stamp, content);
+                        self.hashed(stamp.size);
+                        d
+                    }
+                    None => worker.hasher.sha256(&file, &stamp, &|n| self.hashed(n)),
+                };
+                (hex::encode(d.map_err(|e| e.to_string().to_lowercase())?), DigestSource::Hashed)
             }
         };
         self.remember(stamp.key());
