@@ -20,6 +20,7 @@
 //! ATLAS technique and the OWASP Top 10 for LLM Applications (2025) entry it maps to.
 
 pub mod policy;
+pub mod remote_code;
 mod scan;
 
 use serde::{Deserialize, Serialize};
@@ -75,7 +76,9 @@ pub const OWASP_POISONING: &str = "LLM04:2025";
 pub struct Finding {
     /// What was found: `dangerous_import`, `dangerous_call`, `unknown_import`,
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
-    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`.
+    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `remote_code` (Hugging Face
+    /// `auto_map` code, [`remote_code`]), `unknown_format` and `unparseable` (files named like
+    /// a model that could not be judged).
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -127,6 +130,8 @@ impl SafetyReport {
                 (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
             }
             "malformed" | "bound_exceeded" | "damaged_member" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
+            "unparseable" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
+            "remote_code" => (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN),
             _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
         };
         let location = location.map(str::to_string);

@@ -12,12 +12,14 @@
 //!    format registry consulted ([`crate::formats::identify`]);
 //! 5. a model's digest comes from its content-addressed name (after the store's size check),
 //!    or from hashing it; directory models get the tree digest of their files;
-//! 6. after the walk, shards are grouped with their index and GGUF splits with each other.
+//! 6. after the walk, shards are grouped with their index and GGUF splits with each other, and
+//!    each model's directory is read for Hugging Face remote code (`remote.rs`).
 //!
 //! Any failure is an entry in `errors` naming the path; the walk never stops for one file.
 
 mod directory;
 mod groups;
+mod remote;
 pub mod sources;
 
 use std::collections::HashSet;
@@ -278,6 +280,7 @@ impl<'a> ModelScan<'a> {
         walk(opts, listings, &self)?;
         let mut c = self.collected.into_inner().unwrap_or_else(|p| p.into_inner());
         groups::assign(&mut c.models, &c.indexes);
+        remote::attach(&mut c.models);
         let mut models: Vec<ModelEntry> = c.models.into_iter().map(|f| f.entry).collect();
         models.sort_by(|a, b| a.path.cmp(&b.path));
         models.dedup_by(|a, b| a.path == b.path);
