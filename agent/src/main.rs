@@ -127,6 +127,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 threads: threads.unwrap_or_else(scan::default_threads),
                 scan_network_fs: network_fs,
                 hash_models: true,
+                report_unjudged: false,
                 all_packages,
                 identify_servers,
                 cpu_percent: None,
@@ -151,6 +152,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 state_dir: None,
                 threads: threads.unwrap_or_else(scan::default_threads),
                 hash_models: false,
+                report_unjudged: true,
                 ..ScanOptions::default()
             };
             let report = CheckReport::from_scan(scan::run_scan(&opts, &Progress::default())?);

@@ -95,6 +95,28 @@ pub struct Finding {
     pub owasp: String,
 }
 
+impl Finding {
+    /// A finding of `kind`, with the ATLAS technique and OWASP entry that kind maps to.
+    pub fn new(kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) -> Self {
+        let (atlas, owasp) = match kind {
+            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "remote_code" => {
+                (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
+            }
+            "malformed" | "bound_exceeded" | "damaged_member" | "unparseable" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
+            _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
+        };
+        Self {
+            kind: kind.into(),
+            subject: subject.into(),
+            detail: detail.into(),
+            severity,
+            location: location.map(str::to_string),
+            atlas: atlas.into(),
+            owasp: owasp.into(),
+        }
+    }
+}
+
 /// The `safety` object of a model entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyReport {
@@ -125,28 +147,10 @@ impl SafetyReport {
 
     /// Adds a finding (deduplicated by kind, subject and location).
     pub fn add(&mut self, kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) {
-        let (atlas, owasp) = match kind {
-            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" => {
-                (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
-            }
-            "malformed" | "bound_exceeded" | "damaged_member" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
-            "unparseable" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
-            "remote_code" => (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN),
-            _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
-        };
-        let location = location.map(str::to_string);
-        if self.findings.iter().any(|f| f.kind == kind && f.subject == subject && f.location == location) {
+        if self.findings.iter().any(|f| f.kind == kind && f.subject == subject && f.location.as_deref() == location) {
             return;
         }
-        self.findings.push(Finding {
-            kind: kind.into(),
-            subject: subject.into(),
-            detail: detail.into(),
-            severity,
-            location,
-            atlas: atlas.into(),
-            owasp: owasp.into(),
-        });
+        self.findings.push(Finding::new(kind, subject, detail, severity, location));
     }
 
     /// Sets the verdict from the findings and orders them worst first.
