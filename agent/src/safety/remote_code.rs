@@ -267,8 +267,7 @@ fn lines(src: &str) -> Vec<Line> {
                     chars.next();
                 }
                 let mut lit = String::new();
-                loop {
-                    let Some(n) = chars.next() else { break };
+                while let Some(n) = chars.next() {
                     if n == '\\' {
                         if let Some(e) = chars.next() {
                             if e == '\n' {

@@ -80,7 +80,7 @@ struct Snapshot {
 /// The snapshot `dir` is in, if it is in one.
 fn snapshot_of(dir: &Path) -> Option<Snapshot> {
     for (depth, at) in dir.ancestors().enumerate().take(MAX_SNAPSHOT_DEPTH + 1) {
-        let Some(snapshots) = at.parent() else { return None };
+        let snapshots = at.parent()?;
         if snapshots.file_name().is_some_and(|n| n == "snapshots") {
             let repo = snapshots.parent()?;
             let name = repo.file_name()?.to_string_lossy();
