@@ -50,6 +50,8 @@ pub const MAX_SOURCE_BYTES: u64 = 1024 * 1024;
 pub const MAX_MODULES: usize = 32;
 /// Most class references taken from one config.
 const MAX_REFS: usize = 256;
+/// Most hits kept per Python source (the scan stays linear however many there are).
+const MAX_HITS: usize = 64;
 /// Most hits listed in one finding's detail.
 const MAX_LISTED: usize = 8;
 
@@ -192,10 +194,10 @@ fn parse_ref(auto: &str, reference: &str) -> ClassRef {
 /// What the scan of one Python source found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PythonScan {
-    /// Dangerous constructs, as `line N: what`.
+    /// Dangerous constructs, as `line N: what` (the first [`MAX_HITS`]).
     pub hits: Vec<String>,
     /// Modules imported relatively (`from .configuration_foo import …`), as relative paths
-    /// without `.py` (`configuration_foo`, `sub/mod`).
+    /// without `.py` (`configuration_foo`, `sub/mod`); the first [`MAX_MODULES`].
     pub relative: Vec<String>,
 }
 
@@ -410,6 +412,9 @@ pub fn scan_python(src: &[u8]) -> PythonScan {
     let mut scan = PythonScan::default();
     let mut aliases: Vec<String> = ["os", "posix", "nt"].iter().map(|a| a.to_string()).collect();
     let hit = |scan: &mut PythonScan, n: usize, what: String| {
+        if scan.hits.len() >= MAX_HITS {
+            return;
+        }
         let h = format!("line {n}: {what}");
         if !scan.hits.contains(&h) {
             scan.hits.push(h);
@@ -428,13 +433,13 @@ pub fn scan_python(src: &[u8]) -> PythonScan {
                 if rel.is_empty() {
                     // `from . import a, b`: sibling modules.
                     for n in &names {
-                        if is_identifier(n) && !scan.relative.contains(n) {
+                        if is_identifier(n) && !scan.relative.contains(n) && scan.relative.len() < MAX_MODULES {
                             scan.relative.push(n.clone());
                         }
                     }
                 } else if rel.split('.').all(is_identifier) && rel.split('.').count() <= 4 {
                     let path = rel.replace('.', "/");
-                    if !scan.relative.contains(&path) {
+                    if !scan.relative.contains(&path) && scan.relative.len() < MAX_MODULES {
                         scan.relative.push(path);
                     }
                 }
@@ -758,5 +763,86 @@ open('/tmp/x', 'w').write('y')\nos.system('id')\n";
     fn custom_pipelines_name_code_too() {
         let refs = auto_map_refs(br#"{"custom_pipelines": {"text-x": {"impl": "pipe_x.XPipeline", "pt": []}}}"#);
         assert_eq!(refs.first().and_then(|r| r.module.as_deref()), Some("pipe_x"));
+    }
+    #[test]
+    fn deep_or_huge_json_is_refused_without_overflowing_the_stack() {
+        let deep = format!("{{\"auto_map\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(auto_map_refs(deep.as_bytes()).is_empty());
+        let many: Vec<String> = (0..1000).map(|i| format!("\"A{i}\": \"m{i}.C\"")).collect();
+        let refs = auto_map_refs(format!("{{\"auto_map\": {{{}}}}}", many.join(",")).as_bytes());
+        assert_eq!(refs.len(), MAX_REFS);
+    }
+
+    #[test]
+    fn a_megabyte_of_hits_stays_linear_and_bounded() {
+        let src = "eval('1'); os.system('x')\n".repeat((MAX_SOURCE_BYTES as usize) / 27);
+        let started = std::time::Instant::now();
+        let scan = scan_python(src.as_bytes());
+        assert_eq!(scan.hits.len(), MAX_HITS);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        let rel: String = (0..10_000).map(|i| format!("from .m{i} import x\n")).collect();
+        assert_eq!(scan_python(rel.as_bytes()).relative.len(), MAX_MODULES);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_scan_without_panicking(src in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let scan = scan_python(&src);
+            let lines = src.iter().filter(|b| **b == b'\n').count() + 1;
+            for h in &scan.hits {
+                let n: usize = h.strip_prefix("line ").and_then(|r| r.split(':').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+                prop_assert!(n >= 1 && n <= lines, "{} of {} lines", h, lines);
+            }
+            prop_assert!(scan.relative.iter().all(|r| r.split('/').all(is_identifier)));
+        }
+
+        #[test]
+        fn code_in_comments_and_strings_is_never_a_hit(text in "[ -~]{0,80}") {
+            let quoted = text.replace(['"', '\\'], "");
+            let src = format!("# {text}\nx = \"{quoted}\"\n\"\"\"\n{quoted}\n\"\"\"\n");
+            prop_assert!(scan_python(src.as_bytes()).hits.is_empty(), "{:?}", src);
+        }
+
+        #[test]
+        fn a_module_level_os_system_is_found_after_any_benign_prefix(
+            prefix in proptest::collection::vec("(import torch|x = 1|class A:\n    pass|def f():\n    return 2)", 0..8),
+        ) {
+            let src = format!("{}\nimport os\nos.system('id')\n", prefix.join("\n"));
+            let scan = scan_python(src.as_bytes());
+            prop_assert!(scan.hits.iter().any(|h| h.contains("os.system")), "{:?}", scan.hits);
+        }
+
+        #[test]
+        fn auto_map_references_round_trip(
+            entries in proptest::collection::btree_map("[A-Z][A-Za-z]{0,12}", ("[a-z_][a-z0-9_]{0,20}", "[A-Z][A-Za-z]{0,12}", proptest::option::of("[a-z]{1,8}/[a-z]{1,8}")), 0..12),
+        ) {
+            let map: serde_json::Map<String, Value> = entries
+                .iter()
+                .map(|(k, (m, c, repo))| {
+                    let r = match repo {
+                        Some(repo) => format!("{repo}--{m}.{c}"),
+                        None => format!("{m}.{c}"),
+                    };
+                    (k.clone(), Value::String(r))
+                })
+                .collect();
+            let json = serde_json::json!({ "auto_map": map }).to_string();
+            let refs = auto_map_refs(json.as_bytes());
+            prop_assert_eq!(refs.len(), entries.len());
+            for r in &refs {
+                let (m, _, repo) = &entries[&r.auto];
+                prop_assert_eq!(r.module.as_deref(), Some(m.as_str()));
+                prop_assert_eq!(&r.repo, repo);
+            }
+        }
+
+        #[test]
+        fn any_json_value_as_auto_map_never_panics(json in "[\\[\\]{}\",:a-z0-9. -]{0,200}") {
+            let _ = auto_map_refs(format!("{{\"auto_map\": {json}}}").as_bytes());
+        }
     }
 }
