@@ -2258,8 +2258,7 @@ class TinyRemoteConfig(PretrainedConfig):
 """
 
 # The modeling module the auto_map names. Never imported here (torch is not installed);
-# the hostile twin runs a shell command at import time, as in the published remote-code
-# attacks on the Hub.
+# the hostile twin runs a shell command at import time.
 TINY_REMOTE_MODELING_SRC = """import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -2340,7 +2339,7 @@ def make_safety_extra(root: Path, sx: SafetyExpected):
     blob = _hf_remote_snapshot(root / "hostile/hf_remote_code_os_system", "acme/tiny-remote-pwn",
                                TINY_REMOTE_MODELING_SRC.format(hostile=TINY_REMOTE_HOSTILE))
     sx.h(blob, "safetensors", "auto_map module runs os.system at import (trust_remote_code=True)",
-         "[gh] remote-code models on the Hub", "dangerous", imports=["os.system"],
+         "transformers dynamic_module_utils", "dangerous", imports=["os.system"],
          remote_code=["modeling_tiny_remote.py"])
 
     whole = pickle.dumps(_benign_builtins_obj(), protocol=4)

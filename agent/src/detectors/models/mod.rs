@@ -392,7 +392,8 @@ impl<'a> ModelScan<'a> {
         let detection = match formats::identify(&input) {
             Ok(Some(d)) => d,
             Ok(None) if self.reporting_unjudged => {
-                let examined = unidentified(path, input.extension()).map_or(Examined::NotModel, Examined::Unjudged);
+                let examined =
+                    unidentified(path, input.extension(), input.head).map_or(Examined::NotModel, Examined::Unjudged);
                 return Ok((examined, stamp));
             }
             Ok(None) => return Ok((Examined::NotModel, stamp)),
@@ -535,8 +536,12 @@ impl Visitor for ModelScan<'_> {
 }
 
 /// The `check` entry of a file named like a model (by its extension `ext`) that no prober
-/// identified; `None` for any other name.
-fn unidentified(path: &Path, ext: &str) -> Option<Box<UnjudgedFile>> {
+/// identified; `None` for any other name, and for an HDF5 file without Keras' attributes (a
+/// data file: Keras cannot load it as a model).
+fn unidentified(path: &Path, ext: &str, head: &[u8]) -> Option<Box<UnjudgedFile>> {
+    if head.starts_with(formats::keras_h5::HDF5_MAGIC) {
+        return None;
+    }
     let (kind, detail) = if PICKLE_ONLY_EXTENSIONS.contains(&ext) {
         ("unparseable", format!("named .{ext} but does not parse as a pickle; it cannot be judged"))
     } else if MODEL_ONLY_EXTENSIONS.contains(&ext) {
@@ -705,5 +710,29 @@ impl<'a> ModelScan<'a> {
             c.put(&stamp, &CacheEntry { sha256: Some(digest.clone()), ..cached.unwrap_or_default() });
         }
         Ok((digest, stamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_model_names_that_do_not_parse_are_unjudged() {
+        let kind = |name: &str, head: &[u8]| {
+            unidentified(Path::new(name), name.rsplit_once('.').map_or("", |(_, e)| e), head)
+                .map(|u| (u.format, u.finding.kind, u.finding.severity))
+        };
+        let unknown = Some(("unknown".to_string(), "unknown_format".to_string(), Safety::Suspicious));
+        let pickle = Some(("pickle".to_string(), "unparseable".to_string(), Safety::Suspicious));
+        assert_eq!(kind("/m/w.pt", b"\x01\x02"), unknown);
+        assert_eq!(kind("/m/w.safetensors", b"junk"), unknown);
+        assert_eq!(kind("/m/w.pkl", b"junk"), pickle);
+        assert_eq!(kind("/m/w.dill", b"junk"), pickle);
+        // Names shared with ordinary data, and HDF5 data files, are not models to judge.
+        assert_eq!(kind("/m/layout.xml", b"<x/>"), None);
+        assert_eq!(kind("/m/archive.zip", b"PK"), None);
+        assert_eq!(kind("/m/data.h5", b"\x89HDF\r\n\x1a\n\0\0"), None);
+        assert_eq!(kind("/m/broken.h5", b"not hdf5"), unknown);
     }
 }
