@@ -59,8 +59,10 @@ enum Command {
         #[arg(long)]
         identify_servers: bool,
     },
-    /// Judge whether loading model files can run code: exit 0 when all are safe, 1 when any is
-    /// suspicious or dangerous, 2 on errors. PATHs may be files or directories.
+    /// Judge whether loading model files can run code: exit 1 when any is suspicious or
+    /// dangerous or a file named like a model cannot be judged (unknown_format, unparseable), 2
+    /// when nothing is flagged but a path cannot be read, 0 when all are safe. PATHs may be
+    /// files or directories.
     Check {
         /// Files or directories to check.
         #[arg(required = true)]
