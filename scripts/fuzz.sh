@@ -159,6 +159,8 @@ seed_target() {
     pickle | pickle_walk) fixtures '*.pkl' '*.pickle' 'sk_plain.joblib' 'legacy.pt' 'notes.pt' ;;
     identify_all) find "$FIXTURES/models" "$FIXTURES/hazards" "$FIXTURES/decoys" -type f | sort; fixtures 'MLmodel' ;;
     safety) find "$FIXTURES/safety" -type f -size -64k ! -name '*.json' ! -name '*.md' | sort ;;
+    # The snapshot blobs of the remote-code fixtures: config.json and modeling sources.
+    remote_code) find "$FIXTURES/safety" -path '*/blobs/*' -type f -size -64k | sort ;;
     *) ;;
   esac | seed "$1"
 }

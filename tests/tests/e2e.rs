@@ -17,6 +17,7 @@ mod hazards;
 mod listing;
 mod netns;
 mod redaction;
+mod remote_code;
 mod rotation;
 mod runtimes;
 mod safety;
