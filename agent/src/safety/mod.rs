@@ -19,7 +19,9 @@
 //! [`MAX_DECOMPRESSED`]; going past it is itself a finding. Each finding carries the MITRE
 //! ATLAS technique and the OWASP Top 10 for LLM Applications (2025) entry it maps to.
 
+mod archive;
 pub mod policy;
+pub mod pycode;
 mod scan;
 
 use serde::{Deserialize, Serialize};
@@ -75,7 +77,8 @@ pub const OWASP_POISONING: &str = "LLM04:2025";
 pub struct Finding {
     /// What was found: `dangerous_import`, `dangerous_call`, `unknown_import`,
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
-    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`.
+    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `hidden_member`,
+    /// `bundled_code`, `dangerous_code`, `config_target`, `untrusted_type`.
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -123,10 +126,11 @@ impl SafetyReport {
     /// Adds a finding (deduplicated by kind, subject and location).
     pub fn add(&mut self, kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) {
         let (atlas, owasp) = match kind {
-            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" => {
-                (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
+            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "bundled_code"
+            | "dangerous_code" | "config_target" | "untrusted_type" => (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN),
+            "malformed" | "bound_exceeded" | "damaged_member" | "hidden_member" => {
+                (ATLAS_SUPPLY_CHAIN, OWASP_POISONING)
             }
-            "malformed" | "bound_exceeded" | "damaged_member" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
             _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
         };
         let location = location.map(str::to_string);

@@ -73,9 +73,17 @@ pub const MODEL_EXTENSIONS: &[&str] = &[
     "sav",
     "zip",
     "7z",
+    "tar",
+    "tgz",
+    "tbz",
+    "tbz2",
+    "txz",
+    "nemo",
+    "skops",
 ];
 
-/// Compression suffixes opened when the stem names a pickle or joblib file (`x.pkl.gz`).
+/// Compression suffixes opened when the stem names a pickle, joblib or tar file (`x.pkl.gz`,
+/// `x.tar.gz`).
 const COMPRESSED_SUFFIXES: &[&str] = &["z", "gz", "bz2", "xz", "lzma", "lz4"];
 
 /// Largest shard index read.
@@ -187,7 +195,7 @@ pub fn is_candidate(path: &Path) -> bool {
             let (stem, ext) = (name.get(..dot).unwrap_or_default(), name.get(dot + 1..).unwrap_or_default());
             MODEL_EXTENSIONS.iter().any(|e| eq(ext, e))
                 || (COMPRESSED_SUFFIXES.iter().any(|e| eq(ext, e))
-                    && [".pkl", ".pickle", ".joblib"].iter().any(|s| ends(stem, s)))
+                    && [".pkl", ".pickle", ".joblib", ".tar"].iter().any(|s| ends(stem, s)))
         }
         // Extension-less (or dot-file) names: only blobs of content-addressed stores.
         _ => path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"),
