@@ -539,6 +539,39 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::identify_bytes;
+    use proptest::prelude::*;
+
+    /// A committed fixture of the safety corpus.
+    fn fixture(rel: &str) -> Vec<u8> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// The walk's events, one line each: `model PATH FORMAT`, `bound PATH`, `hidden PATH`,
+    /// `damaged PATH`, `other PATH`.
+    fn events(name: &str, bytes: &[u8], bounds: Bounds) -> Vec<String> {
+        let head = bytes.get(..bytes.len().min(HEAD_LEN)).unwrap_or_default();
+        let input = ProbeInput { source: &bytes, size: bytes.len() as u64, head, name };
+        let mut out = Vec::new();
+        let Some(kind) = container_of(&input) else { return out };
+        walk(&input, kind, bounds, &mut |e| {
+            out.push(match e {
+                Event::Model { path, detection, .. } => format!("model {path} {}", detection.format),
+                Event::Other { path, .. } => format!("other {path}"),
+                Event::Bound { path, .. } => format!("bound {path}"),
+                Event::Damaged { path, .. } => format!("damaged {path}"),
+                Event::Hidden { path } => format!("hidden {path}"),
+            });
+            true
+        });
+        out
+    }
+
+    fn corpus(rel: &str, bounds: Bounds) -> Vec<String> {
+        let name = rel.rsplit('/').next().unwrap_or_default();
+        events(name, &fixture(&format!("safety/{rel}")), bounds)
+    }
 
     #[test]
     fn v7_tar_header_needs_a_valid_checksum() {
@@ -550,5 +583,89 @@ mod tests {
         h[0] = b'b';
         assert!(!is_tar_header(&h));
         assert!(!is_tar_header(&[0u8; 512]));
+    }
+
+    #[test]
+    fn nested_members_are_named_by_their_containers() {
+        assert_eq!(corpus("hostile/nested_tgz_in_zip.zip", BOUNDS), ["model inner.tar.gz!model/weights.pkl pickle"]);
+        assert_eq!(
+            corpus("hostile/nested_tar_formats.tar", BOUNDS),
+            ["model a.tar.bz2!w.pkl pickle", "model b.tar.xz!w.pkl pickle", "model c.pkl.gz joblib"]
+        );
+        assert_eq!(corpus("hostile/nested_7z_in_tar.tar", BOUNDS), ["model m.7z!evil.pkl pickle"]);
+        assert_eq!(corpus("hostile/archive_7z_hostile.7z", BOUNDS), ["model model.pt pytorch"]);
+        // Content, not the name: a tar.gz called .bin.
+        assert_eq!(corpus("hostile/renamed_tgz.bin", BOUNDS), ["model w.pkl pickle"]);
+    }
+
+    #[test]
+    fn zip_tricks_hide_no_member() {
+        assert_eq!(
+            corpus("hostile/zip_central_hides_member.zip", BOUNDS),
+            ["other readme.txt", "hidden weights.pkl", "model weights.pkl pickle"]
+        );
+        assert_eq!(corpus("hostile/zip_duplicate_names.zip", BOUNDS), ["model weights.pkl pickle"; 2]);
+        assert_eq!(corpus("hostile/zip_prefixed.zip", BOUNDS), ["model weights.pkl pickle"]);
+        assert_eq!(corpus("hostile/zip_encrypted_flag.zip", BOUNDS), ["other readme.txt", "model weights.pkl pickle"]);
+        assert_eq!(corpus("hostile/zip_bad_crc.zip", BOUNDS), ["model weights.pkl pickle"]);
+        // The benign twin: leading data and duplicate names are no finding by themselves.
+        assert_eq!(corpus("benign/zip_tricks_ok.zip", BOUNDS), ["model weights.pkl pickle"; 2]);
+    }
+
+    #[test]
+    fn every_bound_stops_the_walk_with_an_event() {
+        let nested = "level1.zip!level2.zip!weights.pkl";
+        assert_eq!(corpus("benign/nested_in_depth.zip", BOUNDS), [format!("model {nested} pickle")]);
+        assert_eq!(corpus("benign/nested_in_depth.zip", Bounds { depth: 2, ..BOUNDS }), ["bound level1.zip!level2.zip"]);
+        assert_eq!(
+            corpus("hostile/nested_past_depth.zip", BOUNDS),
+            ["bound level1.zip!level2.zip!level3.zip!level4.zip"]
+        );
+        let members = corpus("benign/nested_tar_formats_ok.tar", Bounds { members: 2, ..BOUNDS });
+        // a.tar.bz2 and w.pkl are the two; b.tar.xz is one too many.
+        assert_eq!(members, ["model a.tar.bz2!w.pkl pickle", "bound b.tar.xz"]);
+        let total = corpus("benign/nested_tar_formats_ok.tar", Bounds { total: 2048, ..BOUNDS });
+        assert!(total.iter().any(|e| e.starts_with("bound")), "{total:?}");
+        let member = corpus("benign/nested_tgz_in_zip_ok.zip", Bounds { member: 64, ..BOUNDS });
+        assert!(member.first().is_some_and(|e| e == "bound inner.tar.gz"), "{member:?}");
+    }
+
+    #[test]
+    fn archives_without_models_are_not_models_and_torch_zips_stay_torch() {
+        for decoy in ["decoys/archive.tar", "decoys/plain.zip"] {
+            let bytes = fixture(decoy);
+            assert_eq!(identify_bytes(decoy, &bytes).ok().flatten(), None, "{decoy}");
+        }
+        let pt = fixture("safety/benign/torch_checkpoint.pt");
+        let found = identify_bytes("torch_checkpoint.pt", &pt).ok().flatten().map(|d| d.format);
+        assert_eq!(found, Some(ModelFormat::Pytorch));
+        let mar = fixture("safety/benign/torchserve_ok.mar");
+        let d = identify_bytes("torchserve_ok.mar", &mar).ok().flatten();
+        let md = d.as_ref().map(|d| (d.format, d.metadata.contents.clone(), d.metadata.extra.get("bundle").cloned()));
+        assert_eq!(md, Some((ModelFormat::Archive, vec!["model.pt (pytorch)".to_string()], Some("torchserve".into()))));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Damage anywhere in a nested archive: the walk ends, without panicking, within bounds.
+        #[test]
+        fn damaged_archives_never_panic(at in 0usize..4096, byte in any::<u8>(), cut in 0usize..4096) {
+            for rel in ["safety/hostile/nested_tgz_in_zip.zip", "safety/hostile/zip_central_hides_member.zip",
+                        "safety/hostile/nested_7z_in_tar.tar", "safety/benign/nested_tar_formats_ok.tar"] {
+                let mut bytes = fixture(rel);
+                let len = bytes.len().max(1);
+                if let Some(b) = bytes.get_mut(at % len) {
+                    *b = byte;
+                }
+                bytes.truncate(bytes.len().saturating_sub(cut % 64));
+                let _ = events(rel, &bytes, Bounds { total: 1 << 20, ..BOUNDS });
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = events("x.bin", &bytes, BOUNDS);
+        }
     }
 }
