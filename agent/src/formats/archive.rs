@@ -616,7 +616,10 @@ mod tests {
     fn every_bound_stops_the_walk_with_an_event() {
         let nested = "level1.zip!level2.zip!weights.pkl";
         assert_eq!(corpus("benign/nested_in_depth.zip", BOUNDS), [format!("model {nested} pickle")]);
-        assert_eq!(corpus("benign/nested_in_depth.zip", Bounds { depth: 2, ..BOUNDS }), ["bound level1.zip!level2.zip"]);
+        assert_eq!(
+            corpus("benign/nested_in_depth.zip", Bounds { depth: 2, ..BOUNDS }),
+            ["bound level1.zip!level2.zip"]
+        );
         assert_eq!(
             corpus("hostile/nested_past_depth.zip", BOUNDS),
             ["bound level1.zip!level2.zip!level3.zip!level4.zip"]
