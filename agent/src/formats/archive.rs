@@ -178,7 +178,7 @@ pub enum Event<'a> {
         /// Its bytes (at most [`Bounds::member`]).
         data: &'a [u8],
         /// What it is.
-        detection: Detection,
+        detection: Box<Detection>,
     },
     /// Any other file member that is not a container.
     Other {
@@ -474,7 +474,7 @@ impl Walker<'_> {
         let head = data.get(..data.len().min(HEAD_LEN)).unwrap_or_default();
         let input = ProbeInput { source: &data, size: data.len() as u64, head, name };
         match identify_member(&input) {
-            Ok(Some(detection)) => return self.emit(Event::Model { path, data, detection }),
+            Ok(Some(detection)) => return self.emit(Event::Model { path, data, detection: Box::new(detection) }),
             Ok(None) => {}
             Err(e) if container_of(&input).is_none() => {
                 return self.emit(Event::Damaged { path, error: e.to_string() });

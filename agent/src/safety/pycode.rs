@@ -104,11 +104,8 @@ fn blank_strings(src: &str) -> String {
                 _ => out.push(c),
             },
             Some((q, triple)) => match c {
-                '\\' => {
-                    if chars.next() == Some('\n') {
-                        out.push('\n');
-                    }
-                }
+                // An escaped character; an escaped line break still ends the line.
+                '\\' if chars.next() == Some('\n') => out.push('\n'),
                 '\n' => {
                     out.push('\n');
                     if !triple {
