@@ -438,7 +438,7 @@ impl Walker<'_> {
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let member = join(path, &name);
             let cap = self.member_cap();
-            let mut data = Vec::new();
+            let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(cap).min(cap));
             if let Err(e) = entry.by_ref().take(cap as u64 + 1).read_to_end(&mut data) {
                 self.emit(Event::Damaged { path: &member, error: format!("tar: {e}") });
                 break;

@@ -240,7 +240,8 @@ impl ZipArchive {
             0 => input.read_exact_at(FORMAT, data, avail.min(max as u64)),
             8 => {
                 let reader = super::compress::SourceReader { src: input.source, pos: data };
-                let mut out = Vec::new();
+                // Sized from the header (bounded by `max`): no doubling past what is kept.
+                let mut out = Vec::with_capacity(usize::try_from(member.size).unwrap_or(max).min(max));
                 flate2::read::DeflateDecoder::new(reader.take(avail))
                     .take(max as u64)
                     .read_to_end(&mut out)

@@ -1,4 +1,5 @@
-//! The safety of an archive ([`crate::formats::archive`]): every model inside is assessed as if
+//! The safety of an archive ([`crate::formats::archive`], walked within
+//! [`crate::formats::archive::BOUNDS`]): every model inside is assessed as if
 //! it were a file and its findings are located under its member path; what the walk could not
 //! read or hit a bound on is a finding; bundles that carry code by design are judged by the
 //! code they name:
@@ -17,7 +18,7 @@
 
 use super::policy::{classify, ImportClass, SAFE_BUILTINS};
 use super::{assess_with, pycode, SafetyReport, Verdict};
-use crate::formats::archive::{bundle_marker, container_of, inner_path, walk, Bundle, Event, BOUNDS, SEPARATOR};
+use crate::formats::archive::{bundle_marker, container_of, inner_path, walk, Bounds, Bundle, Event, SEPARATOR};
 use crate::formats::{ModelFormat, ProbeInput, HEAD_LEN};
 
 /// Largest member kept for the bundle judges (manifests, configs, schemas, Python sources).
@@ -45,15 +46,22 @@ fn wanted(path: &str) -> bool {
     inner.ends_with(".py") || inner.ends_with(".json") || inner.ends_with(".yaml") || inner.ends_with("MLmodel")
 }
 
+/// Assesses the archive `input` within `bounds` (a scan uses [`BOUNDS`]; fuzzing, smaller ones).
+pub fn assess_archive_within(input: &ProbeInput<'_>, bounds: Bounds) -> SafetyReport {
+    let mut report = SafetyReport::default();
+    assess_archive(input, bounds, &mut report);
+    report.finish()
+}
+
 /// Assesses every member of the archive `input` into `report`.
-pub fn assess_archive(input: &ProbeInput<'_>, report: &mut SafetyReport) {
+pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mut SafetyReport) {
     let Some(kind) = container_of(input) else { return };
     let mut texts: Vec<Text> = Vec::new();
     let mut kept = 0usize;
     let mut bundles: Vec<(String, Bundle)> = Vec::new();
     let mut mlflow: Vec<String> = Vec::new();
     let no_siblings = |_: &str| Err(std::io::ErrorKind::NotFound.into());
-    walk(input, kind, BOUNDS, &mut |event| {
+    walk(input, kind, bounds, &mut |event| {
         match event {
             Event::Model { path, data, detection } => {
                 let name = inner_path(path).rsplit('/').next().unwrap_or_default().to_lowercase();

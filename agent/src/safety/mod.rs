@@ -26,6 +26,7 @@ mod scan;
 
 use serde::{Deserialize, Serialize};
 
+pub use archive::assess_archive_within;
 pub use scan::{assess, assess_with, Siblings};
 
 /// Largest amount of data decompressed or read from one container member for analysis.
