@@ -17,7 +17,7 @@ make-fixtures.py calls make() for a full regeneration. Alone, with only the smal
     /tmp/v/bin/python scripts/make_archive_fixtures.py
 
 rewrites these files and their entries in expected.json (marked "generator": "archives"),
-leaving every other entry alone. skops writes object ids into schema.json and py7zr writes
+leaving every other entry alone, and the corpus README. skops writes object ids into schema.json and py7zr writes
 the time into its header: those files differ from run to run (SAFETY_NONDETERMINISTIC).
 """
 
@@ -384,6 +384,26 @@ def make(root: Path, sx) -> None:
     benign("skops_benign.skops", skops_file(logreg()), "skops file of a LogisticRegression")
 
 
+def verify(root: Path, entries: list[dict]) -> None:
+    """Self-check, reading back with the formats' own libraries and never loading a hostile
+    file: every zip and tar opens, the hostile pickles name posix.system, skops lists (or not)
+    the untrusted type."""
+    import skops.io as sio
+
+    for e in entries:
+        p = root / e["path"]
+        data = p.read_bytes()
+        if p.suffix == ".skops":
+            untrusted = sio.get_untrusted_types(file=p)
+            assert (untrusted == []) == p.parent.name.endswith("benign"), (e["path"], untrusted)
+        elif data[:4] == b"PK\x03\x04" and "hides" not in p.name:
+            with zipfile.ZipFile(p) as zf:
+                assert zf.namelist(), e["path"]
+        elif p.suffix in (".tar", ".nemo"):
+            with tarfile.open(p) as tf:
+                assert tf.getnames(), e["path"]
+
+
 class _Expected:
     """SafetyExpected's interface, for a run of this script alone."""
 
@@ -413,7 +433,16 @@ def main() -> int:
     make(root, sx)
     for side in ("benign", "hostile"):
         expected[side] = sorted(expected[side] + getattr(sx, side), key=lambda e: e["path"])
+    verify(root, sx.benign + sx.hostile)
     expected_path.write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    # The corpus README lists every file: rewrite it with make-fixtures.py's own writer.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", Path(__file__).with_name("make-fixtures.py"))
+    if spec and spec.loader:
+        make_fixtures = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make_fixtures)
+        (root / "README.md").write_text(make_fixtures.safety_readme(expected))
     total = sum((root / e["path"]).stat().st_size for e in sx.benign + sx.hostile)
     print(f"wrote {len(sx.benign)} benign and {len(sx.hostile)} hostile archives ({total // 1024} KiB)")
     return 0
