@@ -17,9 +17,11 @@
 //! Bounds: every length, count and offset read from a file is checked against the file size and
 //! against the limits in [`limits`] before anything is allocated.
 //!
-//! Three modules are not formats but what several probers share: [`reader`] (bounded
-//! little-endian reads), [`zip`] (a bounded zip reader) and [`compress`] (bounded
-//! decompression of a stream's start).
+//! Four modules are not formats but what several probers share: [`reader`] (bounded
+//! little-endian reads), [`zip`] (a bounded zip reader), [`compress`] (bounded decompression
+//! of a stream's start) and [`sevenz`] (7z members). [`archive`] is the prober of archives
+//! that hold models (zip, tar, compressed, 7z, nested): it walks them with the others and
+//! identifies members with [`identify_member`].
 
 pub mod archive;
 pub mod compress;

@@ -4,7 +4,10 @@
 //! 2. zip64 sizes and offsets are honoured (PyTorch writes zip64 for large checkpoints);
 //! 3. every count, size and offset is bounded by the archive size and [`limits`];
 //! 4. member data is read by position: stored members directly, deflated ones through a
-//!    decoder capped at the caller's limit, so a zip bomb costs at most that limit.
+//!    decoder capped at the caller's limit, so a zip bomb costs at most that limit;
+//! 5. data before the first header shifts every offset by as much ([`ZipArchive::open_anywhere`],
+//!    as Python's `zipfile` computes it), and the local headers can be read on their own
+//!    ([`ZipArchive::local_members`]) to find members the central directory does not list.
 //!
 //! Flags, CRCs and names are not validated: PyTorch's loader does not validate them either, and
 //! a scanner must see what the loader sees.

@@ -12,7 +12,9 @@
 //!    pickles and concatenated streams included;
 //! 4. Keras: `Lambda` layers in an HDF5 `model_config`, a `.keras` `config.json` or a
 //!    SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for ops that run Python
-//!    or touch files ([`DANGEROUS_TF_OPS`]).
+//!    or touch files ([`DANGEROUS_TF_OPS`]);
+//! 5. archives: every model inside assessed as its format and located by member path, and the
+//!    code bundles carry by design (TorchServe, NeMo, skops, MLflow) judged with [`pycode`].
 //!
 //! The verdict is the worst severity among the findings; no finding means `safe`. A pickle that
 //! cannot be parsed to its end is never `safe`. Decompression and member reads stop at
