@@ -30,6 +30,7 @@ import json
 import lzma
 import os
 import pickle
+import shutil
 import struct
 import sys
 import tarfile
@@ -378,6 +379,17 @@ def make(root: Path, sx) -> None:
             "zipped MLflow python_function model whose code/ module opens a socket at import", "dangerous",
             finding="dangerous_code")
     benign("mlflow_pyfunc_ok.zip", mlflow_pyfunc(MODULE_OK), "zipped MLflow python_function model, plain code/ module")
+    for side, module in ((h, MODULE_BAD), (b, MODULE_OK)):
+        d = side / ("mlflow_pyfunc_dir" if side == h else "mlflow_pyfunc_dir_ok")
+        (d / "code").mkdir(parents=True, exist_ok=True)
+        (d / "MLmodel").write_text(MLMODEL)
+        (d / "python_model.pkl").write_bytes(safe_pickle())
+        (d / "code" / "features.py").write_bytes(module)
+    sx.h(h / "mlflow_pyfunc_dir", "mlflow", "MLflow python_function model directory whose code/ module opens a "
+         "socket at import", "aiscout issue 12", "dangerous", [], generator=GENERATOR, finding="dangerous_code",
+         location="code/features.py")
+    sx.b(b / "mlflow_pyfunc_dir_ok", "mlflow")
+    sx.benign[-1].update(generator=GENERATOR, technique="MLflow python_function model directory, plain code/ module")
     hostile("skops_hostile.skops", skops_file({"model": logreg(), "hook": os.system}),
             "skops file whose schema names posix.system (written by skops.io.dumps)", "dangerous",
             ["posix.system"], finding="untrusted_type")
@@ -392,11 +404,13 @@ def verify(root: Path, entries: list[dict]) -> None:
 
     for e in entries:
         p = root / e["path"]
-        data = p.read_bytes()
+        if p.is_dir():
+            assert (p / "MLmodel").is_file() and (p / "code" / "features.py").is_file(), e["path"]
+            continue
         if p.suffix == ".skops":
             untrusted = sio.get_untrusted_types(file=p)
             assert (untrusted == []) == p.parent.name.endswith("benign"), (e["path"], untrusted)
-        elif data[:4] == b"PK\x03\x04" and "hides" not in p.name:
+        elif p.read_bytes()[:4] == b"PK\x03\x04" and "hides" not in p.name:
             with zipfile.ZipFile(p) as zf:
                 assert zf.namelist(), e["path"]
         elif p.suffix in (".tar", ".nemo"):
@@ -427,7 +441,11 @@ def main() -> int:
     for side in ("benign", "hostile"):
         for e in expected[side]:
             if e.get("generator") == GENERATOR:
-                (root / e["path"]).unlink(missing_ok=True)
+                p = root / e["path"]
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
         expected[side] = [e for e in expected[side] if e.get("generator") != GENERATOR]
     sx = _Expected(root)
     make(root, sx)
@@ -443,7 +461,8 @@ def main() -> int:
         make_fixtures = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(make_fixtures)
         (root / "README.md").write_text(make_fixtures.safety_readme(expected))
-    total = sum((root / e["path"]).stat().st_size for e in sx.benign + sx.hostile)
+    total = sum(f.stat().st_size for e in sx.benign + sx.hostile for f in [root / e["path"], *(root / e["path"]).rglob("*")]
+                if f.is_file())
     print(f"wrote {len(sx.benign)} benign and {len(sx.hostile)} hostile archives ({total // 1024} KiB)")
     return 0
 

@@ -157,3 +157,15 @@ fn scan_reports_an_archive_as_one_entry_listing_its_models_and_a_torch_zip_once(
     );
     assert_eq!(by_name("torch_checkpoint.pt")["format"], "pytorch");
 }
+
+#[test]
+fn an_mlflow_pyfunc_directory_has_its_code_modules_scanned() {
+    for (rel, verdict) in [("hostile/mlflow_pyfunc_dir", "dangerous"), ("benign/mlflow_pyfunc_dir_ok", "safe")] {
+        let out = Command::new(agent_bin()).arg("check").arg("--json").arg(corpus(rel)).output().unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let dir = doc["files"].as_array().unwrap().iter().find(|f| f["format"] == "mlflow").cloned().unwrap();
+        assert_eq!(dir["verdict"], verdict, "{rel}: {:?}", findings(&dir));
+        assert!(has(&dir, "bundled_code", "code/features.py"), "{rel}: {:?}", findings(&dir));
+        assert_eq!(has(&dir, "dangerous_code", "code/features.py"), verdict == "dangerous", "{rel}");
+    }
+}

@@ -120,17 +120,31 @@ fn text<'t>(texts: &'t [Text], container: &str, inner: &str) -> Option<&'t Text>
 /// Reports a Python file the loader imports (informational: code shipped on purpose), and what
 /// it calls at import (dangerous).
 fn python_code(file: &Text, why: &str, report: &mut SafetyReport) {
-    report.add("bundled_code", inner_path(&file.path), why, Verdict::Safe, Some(&file.path));
-    let scan = pycode::scan(&file.data);
+    python_findings(inner_path(&file.path), Some(&file.path), &file.data, why, report);
+}
+
+/// [`python_code`] for a module named `name` with `source`, findings at `location`.
+fn python_findings(name: &str, location: Option<&str>, source: &[u8], why: &str, report: &mut SafetyReport) {
+    report.add("bundled_code", name, why, Verdict::Safe, location);
+    let scan = pycode::scan(source);
     for call in scan.dangerous() {
         let subject = format!("{} (line {})", call.callee, call.line);
         let detail = format!("runs when the file is imported: {}", call.danger.unwrap_or_default());
-        report.add("dangerous_code", &subject, &detail, Verdict::Dangerous, Some(&file.path));
+        report.add("dangerous_code", &subject, &detail, Verdict::Dangerous, location);
     }
     if scan.cut {
         let detail = format!("source longer than {} bytes; only that much was read", pycode::MAX_SOURCE);
-        report.add("bound_exceeded", inner_path(&file.path), &detail, Verdict::Suspicious, Some(&file.path));
+        report.add("bound_exceeded", name, &detail, Verdict::Suspicious, location);
     }
+}
+
+/// The safety of a Python module a directory model's loader imports (an MLflow model's
+/// `code/` modules), named `name`, from its `source` (read at most [`pycode::MAX_SOURCE`] + 1
+/// bytes). The caller locates the findings ([`SafetyReport::merge_at`]).
+pub fn assess_python_module(name: &str, source: &[u8], why: &str) -> SafetyReport {
+    let mut report = SafetyReport::default();
+    python_findings(name, None, source, why, &mut report);
+    report
 }
 
 /// TorchServe: the handler and model file the manifest names.
@@ -247,6 +261,9 @@ fn skops(container: &str, texts: &[Text], report: &mut SafetyReport) {
     }
 }
 
+/// Why an MLflow model's `code/` module matters.
+pub const MLFLOW_CODE: &str = "MLflow's python_function imports the model's code/ modules on load";
+
 /// MLflow `python_function`: the modules under `code/` beside the `MLmodel`.
 fn mlflow_code(mlmodel: &str, texts: &[Text], report: &mut SafetyReport) {
     let container = container_part(mlmodel);
@@ -255,6 +272,6 @@ fn mlflow_code(mlmodel: &str, texts: &[Text], report: &mut SafetyReport) {
     for file in texts.iter().filter(|t| {
         container_part(&t.path) == container && inner_path(&t.path).starts_with(&code_dir) && t.path.ends_with(".py")
     }) {
-        python_code(file, "MLflow's python_function imports the model's code/ modules on load", report);
+        python_code(file, MLFLOW_CODE, report);
     }
 }

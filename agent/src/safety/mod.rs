@@ -28,7 +28,7 @@ mod scan;
 
 use serde::{Deserialize, Serialize};
 
-pub use archive::assess_archive_within;
+pub use archive::{assess_archive_within, assess_python_module, MLFLOW_CODE};
 pub use scan::{assess, assess_with, Siblings};
 
 /// Largest amount of data decompressed or read from one container member for analysis.

@@ -526,6 +526,16 @@ fn member_safety(root: &DirHandle, rel: &str, path: &Path, worker: &mut Worker) 
     }
 }
 
+/// The safety of a Python module an MLflow model's loader imports (`code/*.py`), read at most
+/// [`safety::pycode::MAX_SOURCE`] + 1 bytes; `None` when it cannot be read.
+fn python_module_safety(root: &DirHandle, rel: &str) -> Option<SafetyReport> {
+    let (file, stamp) = root.open_regular(Path::new(rel)).ok()?;
+    let input = ProbeInput { source: &file, size: stamp.size, head: &[], name: rel };
+    let want = stamp.size.min(safety::pycode::MAX_SOURCE as u64 + 1);
+    let source = input.read_exact_at("python", 0, want).ok()?;
+    Some(safety::assess_python_module(rel, &source, safety::MLFLOW_CODE))
+}
+
 impl<'a> ModelScan<'a> {
     fn index(&self, path: &Path, input: &ProbeInput<'_>) -> Option<IndexFile> {
         if input.size > MAX_INDEX_BYTES {
@@ -569,6 +579,11 @@ impl<'a> ModelScan<'a> {
             if path != defining {
                 if let Some(member) = member_safety(&handle, rel, path, worker) {
                     verdict.merge_at(member, rel);
+                }
+                if detection.format == ModelFormat::Mlflow && rel.starts_with("code/") && rel.ends_with(".py") {
+                    if let Some(member) = python_module_safety(&handle, rel) {
+                        verdict.merge_at(member, rel);
+                    }
                 }
             }
         }
