@@ -275,3 +275,63 @@ fn mlflow_code(mlmodel: &str, texts: &[Text], report: &mut SafetyReport) {
         python_code(file, MLFLOW_CODE, report);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::archive::BOUNDS;
+
+    /// `kind subject @ location` of each finding of the corpus archive `rel`, and the verdict.
+    fn assess(rel: &str) -> (Verdict, Vec<String>) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/safety");
+        let bytes = std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let head = bytes.get(..bytes.len().min(HEAD_LEN)).unwrap_or_default();
+        let input = ProbeInput { source: &bytes.as_slice(), size: bytes.len() as u64, head, name: "x" };
+        let report = assess_archive_within(&input, BOUNDS);
+        let lines = report
+            .findings
+            .iter()
+            .map(|f| format!("{} {} @ {}", f.kind, f.subject, f.location.as_deref().unwrap_or("-")))
+            .collect();
+        (report.verdict, lines)
+    }
+
+    #[test]
+    fn nemo_targets_outside_nemo_are_flagged_and_denied_ones_are_dangerous() {
+        let (verdict, findings) = assess("hostile/nemo_hostile.nemo");
+        assert_eq!(verdict, Verdict::Dangerous);
+        assert_eq!(findings, ["config_target subprocess.Popen @ ./model_config.yaml"]);
+        assert_eq!(assess("benign/nemo_ok.nemo"), (Verdict::Safe, vec![]));
+    }
+
+    #[test]
+    fn skops_types_outside_the_trusted_libraries_are_flagged() {
+        let (verdict, findings) = assess("hostile/skops_hostile.skops");
+        assert_eq!(verdict, Verdict::Dangerous);
+        assert_eq!(findings, ["untrusted_type posix.system @ schema.json"]);
+        assert_eq!(assess("benign/skops_benign.skops"), (Verdict::Safe, vec![]));
+        assert!(skops_trusted("sklearn.linear_model._logistic.LogisticRegression"));
+        assert!(skops_trusted("builtins.dict") && !skops_trusted("builtins.eval"));
+        assert!(!skops_trusted("__main__.MyEstimator"));
+    }
+
+    #[test]
+    fn a_torchserve_handler_is_named_and_flagged_only_when_it_spawns() {
+        let (verdict, findings) = assess("hostile/torchserve_hostile.mar");
+        assert_eq!(verdict, Verdict::Dangerous);
+        assert_eq!(
+            findings,
+            ["dangerous_code subprocess.run (line 7) @ handler.py", "bundled_code handler.py @ handler.py"]
+        );
+        let (verdict, findings) = assess("benign/torchserve_ok.mar");
+        assert_eq!((verdict, findings), (Verdict::Safe, vec!["bundled_code handler.py @ handler.py".to_string()]));
+    }
+
+    #[test]
+    fn member_paths_locate_nested_findings() {
+        let (verdict, findings) = assess("hostile/nested_tgz_in_zip.zip");
+        assert_eq!(verdict, Verdict::Dangerous);
+        assert!(findings.iter().all(|f| f.ends_with("@ inner.tar.gz!model/weights.pkl")), "{findings:?}");
+        assert_eq!(assess("benign/nested_tgz_in_zip_ok.zip"), (Verdict::Safe, vec![]));
+    }
+}
