@@ -350,6 +350,12 @@ def make(root: Path, sx) -> None:
                               "weights.pkl"),
             "the central directory omits a member the local headers hold (zipfile does not list it, "
             "a streaming extractor does)", "dangerous", ["posix.system"], finding="hidden_member")
+    renamed = bytearray(zip_of([("notes.txt", evil("renamed_local"))]))
+    at = renamed.index(b"PK\x03\x04") + 30
+    renamed[at:at + 9] = b"model.pkl"  # the local header only; the central directory keeps notes.txt
+    hostile("zip_local_name_differs.zip", bytes(renamed),
+            "the local header names the member model.pkl, the central directory notes.txt", "dangerous",
+            ["posix.system"], finding="header_mismatch")
     hostile("zip_prefixed.zip", b"#!/bin/sh\nexit 0\n" + b"\0" * 64 + zip_of([("weights.pkl", evil("prefix"))]),
             "data before the first local header (a shell stub, as self-extracting archives have)",
             "dangerous", ["posix.system"])

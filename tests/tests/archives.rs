@@ -81,6 +81,9 @@ fn zip_tricks_that_loaders_ignore_hide_nothing() {
     }
     let (_, f) = check_one("hostile/zip_central_hides_member.zip");
     assert!(has(&f, "hidden_member", "weights.pkl"), "{:?}", findings(&f));
+    let (code, f) = check_one("hostile/zip_local_name_differs.zip");
+    assert_eq!((code, f["verdict"].as_str()), (Some(1), Some("dangerous")), "{:?}", findings(&f));
+    assert!(has(&f, "header_mismatch", "notes.txt") && has(&f, "dangerous_call", "notes.txt"), "{:?}", findings(&f));
     let (code, twin) = check_one("benign/zip_tricks_ok.zip");
     assert_eq!((code, twin["verdict"].as_str()), (Some(0), Some("safe")), "{:?}", findings(&twin));
 }

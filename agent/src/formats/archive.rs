@@ -14,7 +14,8 @@
 //! 2. a zip is read through **both** of its views: the central directory (what `zipfile` and
 //!    PyTorch read, offsets shifted past leading data as `zipfile` shifts them) and the local
 //!    headers one after another (what streaming extractors read); a member only the local
-//!    headers show is reported as [`Event::Hidden`] and walked. Encryption flags and CRCs are
+//!    headers show is reported as [`Event::Hidden`] and walked, one the local header names
+//!    differently as [`Event::Renamed`]. Encryption flags and CRCs are
 //!    ignored and duplicate names are each read, as loaders ignore and read them;
 //! 3. a tar is read with the `tar` crate from a stream (through the decompressor when it is
 //!    compressed), never seeking, never written to disk;
@@ -206,6 +207,14 @@ pub enum Event<'a> {
         /// Its path.
         path: &'a str,
     },
+    /// A zip member whose local header names it differently from the central directory:
+    /// extractors that read local headers see another file than `zipfile` does.
+    Renamed {
+        /// Its path (the central directory's name).
+        path: &'a str,
+        /// The name in its local header.
+        local_name: &'a str,
+    },
 }
 
 /// State of one walk. Counters are cells: the tar reader counts the bytes it pulls while the
@@ -362,6 +371,10 @@ impl Walker<'_> {
         };
         let local = start.map(|s| ZipArchive::local_members(input, s, self.bounds.members)).unwrap_or_default();
         for m in &central.members {
+            if let Some(l) = local.iter().find(|l| l.local_offset == m.local_offset && l.name != m.name) {
+                let here = join(path, &m.name);
+                self.emit(Event::Renamed { path: &here, local_name: &l.name });
+            }
             self.zip_member(input, &central, m, path, depth);
             if self.stopped.get() {
                 return;
@@ -524,7 +537,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
                     found = true;
                 }
             }
-            Event::Bound { .. } | Event::Hidden { .. } => found = true,
+            Event::Bound { .. } | Event::Hidden { .. } | Event::Renamed { .. } => found = true,
             Event::Damaged { .. } => {}
         }
         true
@@ -562,6 +575,7 @@ mod tests {
                 Event::Bound { path, .. } => format!("bound {path}"),
                 Event::Damaged { path, .. } => format!("damaged {path}"),
                 Event::Hidden { path } => format!("hidden {path}"),
+                Event::Renamed { path, local_name } => format!("renamed {path} {local_name}"),
             });
             true
         });
@@ -608,6 +622,10 @@ mod tests {
         assert_eq!(corpus("hostile/zip_prefixed.zip", BOUNDS), ["model weights.pkl pickle"]);
         assert_eq!(corpus("hostile/zip_encrypted_flag.zip", BOUNDS), ["other readme.txt", "model weights.pkl pickle"]);
         assert_eq!(corpus("hostile/zip_bad_crc.zip", BOUNDS), ["model weights.pkl pickle"]);
+        assert_eq!(
+            corpus("hostile/zip_local_name_differs.zip", BOUNDS),
+            ["renamed notes.txt model.pkl", "model notes.txt pickle"]
+        );
         // The benign twin: leading data and duplicate names are no finding by themselves.
         assert_eq!(corpus("benign/zip_tricks_ok.zip", BOUNDS), ["model weights.pkl pickle"; 2]);
     }

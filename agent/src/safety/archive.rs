@@ -85,6 +85,16 @@ pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mu
             Event::Damaged { path, error } => {
                 report.add("damaged_member", path, &error, Verdict::Suspicious, loc(path));
             }
+            Event::Renamed { path, local_name } => report.add(
+                "header_mismatch",
+                path,
+                &format!(
+                    "the local header names this member {local_name:?}: extractors that read local headers \
+                     write another file than zipfile lists"
+                ),
+                Verdict::Suspicious,
+                Some(path),
+            ),
             Event::Hidden { path } => report.add(
                 "hidden_member",
                 path,

@@ -80,7 +80,7 @@ pub const OWASP_POISONING: &str = "LLM04:2025";
 pub struct Finding {
     /// What was found: `dangerous_import`, `dangerous_call`, `unknown_import`,
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
-    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `hidden_member`,
+    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `hidden_member`, `header_mismatch`,
     /// `bundled_code`, `dangerous_code`, `config_target`, `untrusted_type`.
     pub kind: String,
     /// The import, op, layer or path concerned.
