@@ -160,7 +160,7 @@ seed_target() {
     identify_all) find "$FIXTURES/models" "$FIXTURES/hazards" "$FIXTURES/decoys" -type f | sort; fixtures 'MLmodel' ;;
     safety) find "$FIXTURES/safety" -type f -size -64k ! -name '*.json' ! -name '*.md' | sort ;;
     archive) find "$FIXTURES/safety" "$FIXTURES/decoys" -type f -size -64k \( -name '*.zip' -o -name '*.tar' -o -name '*.7z' \
-      -o -name '*.mar' -o -name '*.nemo' -o -name '*.skops' -o -name '*.bin' -o -name '*.pt' \) | sort ;;
+      -o -name '*.bz2' -o -name '*.mar' -o -name '*.nemo' -o -name '*.skops' -o -name '*.bin' -o -name '*.pt' \) | sort ;;
     *) ;;
   esac | seed "$1"
 }

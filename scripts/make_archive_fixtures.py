@@ -369,6 +369,9 @@ def make(root: Path, sx) -> None:
     hostile("nested_past_depth.zip", nested_zips(6, ok),
             "zips nested 6 deep: past the walk's depth bound, so what is inside is not seen",
             "suspicious", finding="bound_exceeded")
+    hostile("bomb_member.tar.bz2", tar_of([("zeros.bin", bytes(70 << 20)), ("w.pkl", ok)], "bz2"),
+            "a tar.bz2 of a few hundred bytes whose first member expands to 70 MiB: past the per-member bound",
+            "suspicious", finding="bound_exceeded", location="zeros.bin")
     benign("nested_in_depth.zip", nested_zips(3, ok), "zips nested 3 deep holding a safe pickle")
 
     # Archives that carry code by design.

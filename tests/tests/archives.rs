@@ -89,13 +89,16 @@ fn zip_tricks_that_loaders_ignore_hide_nothing() {
 }
 
 #[test]
-fn an_archive_past_the_depth_bound_is_suspicious_and_its_twin_within_is_safe() {
+fn archives_past_the_depth_or_member_bound_are_suspicious_and_the_twin_within_is_safe() {
     let (code, f) = check_one("hostile/nested_past_depth.zip");
     assert_eq!((code, f["verdict"].as_str()), (Some(1), Some("suspicious")));
     let bound = &f["findings"][0];
     assert_eq!(bound["kind"], "bound_exceeded", "{f}");
     assert_eq!(bound["location"], "level1.zip!level2.zip!level3.zip!level4.zip");
     assert_eq!((bound["atlas"].as_str(), bound["owasp"].as_str()), (Some("AML.T0010"), Some("LLM04:2025")));
+    let (code, f) = check_one("hostile/bomb_member.tar.bz2");
+    assert_eq!((code, f["verdict"].as_str()), (Some(1), Some("suspicious")), "{:?}", findings(&f));
+    assert!(has(&f, "bound_exceeded", "zeros.bin"), "{:?}", findings(&f));
     let (code, twin) = check_one("benign/nested_in_depth.zip");
     assert_eq!((code, twin["verdict"].as_str()), (Some(0), Some("safe")), "{:?}", findings(&twin));
 }
