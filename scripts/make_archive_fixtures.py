@@ -161,6 +161,30 @@ def hide_from_central(data: bytes, hidden: str) -> bytes:
     return data[:cd_off] + kept + end
 
 
+class _Unseekable(io.RawIOBase):
+    """A write-only stream: zipfile then writes sizes in data descriptors after each member."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.buf += b
+        return len(b)
+
+
+def streamed_zip(members: list[tuple[str, bytes]]) -> bytes:
+    out = _Unseekable()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return bytes(out.buf)
+
+
 def duplicate_names(first: bytes, second: bytes) -> bytes:
     import warnings
 
@@ -356,6 +380,13 @@ def make(root: Path, sx) -> None:
     hostile("zip_local_name_differs.zip", bytes(renamed),
             "the local header names the member model.pkl, the central directory notes.txt", "dangerous",
             ["posix.system"], finding="header_mismatch")
+    hostile("zip_streamed_hides_member.zip",
+            hide_from_central(streamed_zip([("readme.txt", b"tiny model\n"), ("weights.pkl", evil("streamed"))]),
+                              "weights.pkl"),
+            "written to a stream (sizes in data descriptors, not the local headers), then the central "
+            "directory record of the hostile member dropped", "dangerous", ["posix.system"], finding="hidden_member")
+    benign("zip_streamed_ok.zip", streamed_zip([("readme.txt", b"tiny model\n"), ("weights.pkl", ok)]),
+           "written to a stream (data descriptors), safe pickle")
     hostile("zip_prefixed.zip", b"#!/bin/sh\nexit 0\n" + b"\0" * 64 + zip_of([("weights.pkl", evil("prefix"))]),
             "data before the first local header (a shell stub, as self-extracting archives have)",
             "dangerous", ["posix.system"])

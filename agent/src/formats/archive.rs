@@ -31,6 +31,7 @@
 //! read through the same byte budget, so they cost at most that.
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use super::compress::SourceReader;
@@ -369,18 +370,23 @@ impl Walker<'_> {
             true => Some(0),
             false => central.members.iter().map(|m| m.local_offset).min(),
         };
-        let local = start.map(|s| ZipArchive::local_members(input, s, self.bounds.members)).unwrap_or_default();
+        let (local, inflated) =
+            start.map(|s| ZipArchive::local_members(input, s, self.bounds.members, self.left())).unwrap_or_default();
+        // Finding where streamed members end is decompression too: it spends the same budget.
+        self.total.set(self.total.get() + inflated);
+        let local_names: HashMap<u64, &str> = local.iter().map(|l| (l.local_offset, l.name.as_str())).collect();
+        let central_offsets: HashSet<u64> = central.members.iter().map(|c| c.local_offset).collect();
         for m in &central.members {
-            if let Some(l) = local.iter().find(|l| l.local_offset == m.local_offset && l.name != m.name) {
+            if let Some(local_name) = local_names.get(&m.local_offset).filter(|n| **n != m.name) {
                 let here = join(path, &m.name);
-                self.emit(Event::Renamed { path: &here, local_name: &l.name });
+                self.emit(Event::Renamed { path: &here, local_name });
             }
             self.zip_member(input, &central, m, path, depth);
             if self.stopped.get() {
                 return;
             }
         }
-        for m in local.iter().filter(|l| !central.members.iter().any(|c| c.local_offset == l.local_offset)) {
+        for m in local.iter().filter(|l| !central_offsets.contains(&l.local_offset)) {
             let here = join(path, &m.name);
             self.emit(Event::Hidden { path: &here });
             self.zip_member(input, &central, m, path, depth);
@@ -622,6 +628,12 @@ mod tests {
         assert_eq!(corpus("hostile/zip_prefixed.zip", BOUNDS), ["model weights.pkl pickle"]);
         assert_eq!(corpus("hostile/zip_encrypted_flag.zip", BOUNDS), ["other readme.txt", "model weights.pkl pickle"]);
         assert_eq!(corpus("hostile/zip_bad_crc.zip", BOUNDS), ["model weights.pkl pickle"]);
+        // Sizes in data descriptors: the local view finds the next header past the deflate stream.
+        assert_eq!(
+            corpus("hostile/zip_streamed_hides_member.zip", BOUNDS),
+            ["other readme.txt", "hidden weights.pkl", "model weights.pkl pickle"]
+        );
+        assert_eq!(corpus("benign/zip_streamed_ok.zip", BOUNDS), ["other readme.txt", "model weights.pkl pickle"]);
         assert_eq!(
             corpus("hostile/zip_local_name_differs.zip", BOUNDS),
             ["renamed notes.txt model.pkl", "model notes.txt pickle"]

@@ -165,10 +165,13 @@ impl ZipArchive {
     /// The members the local headers show, read one after another from the first local header
     /// (at most `max`): what a streaming extractor sees, whatever the central directory lists.
     /// The walk stops at the first byte that is not a local header, and at a member whose size
-    /// the header leaves to a data descriptor unless it is deflated (the stream ends itself).
-    pub fn local_members(input: &ProbeInput<'_>, start: u64, max: usize) -> Vec<ZipMember> {
+    /// the header leaves to a data descriptor unless it is deflated (the stream ends itself; at
+    /// most `max_inflate` bytes are inflated in all to find where such members end; how many
+    /// is returned beside the members, for the caller's budget).
+    pub fn local_members(input: &ProbeInput<'_>, start: u64, max: usize, max_inflate: u64) -> (Vec<ZipMember>, u64) {
         let mut out = Vec::new();
         let mut at = start;
+        let mut inflated = 0u64;
         while out.len() < max {
             let Ok(header) = input.read_exact_at(FORMAT, at, 30) else { break };
             if le_u32(&header, 0) != Some(LOCAL_SIG) {
@@ -204,8 +207,10 @@ impl ZipArchive {
                 // The deflate stream ends itself; its length is what the decoder consumed.
                 let reader = super::compress::SourceReader { src: input.source, pos: data };
                 let mut decoder = flate2::read::DeflateDecoder::new(reader);
-                if std::io::copy(&mut decoder.by_ref().take(limits::MAX_HEADER_BYTES), &mut std::io::sink()).is_err() {
-                    break;
+                let left = max_inflate.saturating_sub(inflated);
+                match std::io::copy(&mut decoder.by_ref().take(left), &mut std::io::sink()) {
+                    Ok(n) if n < left => inflated += n,
+                    _ => break,
                 }
                 let end = data + decoder.total_in();
                 // The descriptor: optional signature, CRC, sizes (4 or 8 bytes each).
@@ -218,7 +223,7 @@ impl ZipArchive {
                 _ => break,
             };
         }
-        out
+        (out, inflated)
     }
 
     /// The member named exactly `name`.
