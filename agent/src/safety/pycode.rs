@@ -194,6 +194,11 @@ fn imports_of(stmt: &str, aliases: &mut HashMap<String, String>, imports: &mut V
     }
 }
 
+/// Whether the import statement gathered so far, whose last line is `line`, goes on.
+fn import_continues(import: &str, line: &str) -> bool {
+    (import.contains('(') && !import.contains(')')) || line.trim_end().ends_with('\\')
+}
+
 /// Scans a Python source file. See the module doc.
 pub fn scan(source: &[u8]) -> PythonScan {
     let cut = source.len() > MAX_SOURCE;
@@ -203,8 +208,20 @@ pub fn scan(source: &[u8]) -> PythonScan {
     let mut aliases = HashMap::new();
     // Indentation of the `def` whose body is being skipped.
     let mut in_def: Option<usize> = None;
+    // An import statement continued on the next lines (`from a import (` or a trailing `\\`).
+    let mut pending: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
         let stmt = line.trim_start();
+        if let Some(mut import) = pending.take() {
+            import.push(' ');
+            import.push_str(stmt.trim_end_matches('\\'));
+            if import_continues(&import, stmt) && import.len() < 64 * 1024 {
+                pending = Some(import);
+            } else {
+                imports_of(&import, &mut aliases, &mut out.imports);
+            }
+            continue;
+        }
         if stmt.is_empty() {
             continue;
         }
@@ -218,7 +235,12 @@ pub fn scan(source: &[u8]) -> PythonScan {
             continue;
         }
         if stmt.starts_with("import ") || stmt.starts_with("from ") {
-            imports_of(stmt.trim_end_matches(['\\', ' ']), &mut aliases, &mut out.imports);
+            let import = stmt.trim_end().trim_end_matches('\\').to_string();
+            if import_continues(&import, stmt) {
+                pending = Some(import);
+            } else {
+                imports_of(&import, &mut aliases, &mut out.imports);
+            }
             continue;
         }
         for (at, _) in stmt.match_indices('(') {
@@ -244,6 +266,16 @@ pub fn scan(source: &[u8]) -> PythonScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, Python-looking or not, is scanned without panicking, calls bounded.
+        #[test]
+        fn any_source_scans(src in "[ a-z_().,:=\"'#\\\\\n]{0,400}", bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            prop_assert!(scan(src.as_bytes()).calls.len() <= MAX_CALLS);
+            let _ = scan(&bytes);
+        }
+    }
 
     fn dangerous(src: &str) -> Vec<String> {
         scan(src.as_bytes()).dangerous().map(|c| format!("{}@{}", c.callee, c.line)).collect()
@@ -276,6 +308,13 @@ mod tests {
         let src = "import torch\nfrom ts.torch_handler.base_handler import BaseHandler\n\n\
                    class Handler(BaseHandler):\n    def preprocess(self, data):\n        return torch.tensor(data)\n";
         assert!(dangerous(src).is_empty());
+    }
+
+    #[test]
+    fn imports_continued_over_lines_still_bind_their_aliases() {
+        let src = "from subprocess import (\n    run,\n    Popen as P,\n)\nfrom os import \\\n    system\n\
+                   run(['id'])\nP(['id'])\nsystem('id')\n";
+        assert_eq!(dangerous(src), ["subprocess.run@7", "subprocess.Popen@8", "os.system@9"]);
     }
 
     #[test]
