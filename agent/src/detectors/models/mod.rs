@@ -632,3 +632,20 @@ impl<'a> ModelScan<'a> {
         Ok((digest, stamp))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_are_candidates_and_other_compressed_files_are_not() {
+        for name in
+            ["a.zip", "a.tar", "a.tgz", "a.tar.gz", "A.TAR.BZ2", "a.tar.xz", "a.7z", "m.mar", "m.nemo", "m.skops"]
+        {
+            assert!(is_candidate(Path::new(name)), "{name}");
+        }
+        for name in ["a.gz", "notes.txt.gz", "a.xz", "a.tar.zst"] {
+            assert!(!is_candidate(Path::new(name)), "{name}");
+        }
+    }
+}
