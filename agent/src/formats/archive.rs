@@ -299,7 +299,7 @@ impl Walker<'_> {
         self.bounds.total.saturating_sub(self.total.get())
     }
 
-    /// The most bytes the next member may take: one more than allowed, to see it is longer.
+    /// The most bytes the next member may keep (readers ask for one more, to see it is longer).
     fn member_cap(&self) -> usize {
         self.bounds.member.min(usize::try_from(self.left()).unwrap_or(usize::MAX))
     }
