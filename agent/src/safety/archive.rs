@@ -26,6 +26,9 @@ const MAX_TEXT: usize = 1024 * 1024;
 /// Most bytes kept in all.
 const MAX_TEXTS_TOTAL: usize = 16 * 1024 * 1024;
 
+/// Most hidden, renamed or damaged members listed one by one.
+const MAX_NOTED: usize = 32;
+
 /// A member kept for the bundle judges.
 #[derive(Debug)]
 struct Text {
@@ -61,7 +64,18 @@ pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mu
     let mut bundles: Vec<(String, Bundle)> = Vec::new();
     let mut mlflow: Vec<String> = Vec::new();
     let no_siblings = |_: &str| Err(std::io::ErrorKind::NotFound.into());
+    // Hidden, renamed and damaged members past the first MAX_NOTED are counted, not listed:
+    // an archive of 10,000 overlapping entries would otherwise make 10,000 findings.
+    let mut noted = 0usize;
+    let mut unlisted = 0usize;
     walk(input, kind, bounds, &mut |event| {
+        if matches!(event, Event::Hidden { .. } | Event::Renamed { .. } | Event::Damaged { .. }) {
+            noted += 1;
+            if noted > MAX_NOTED {
+                unlisted += 1;
+                return true;
+            }
+        }
         match event {
             Event::Model { path, data, detection } => {
                 let name = inner_path(path).rsplit('/').next().unwrap_or_default().to_lowercase();
@@ -106,6 +120,10 @@ pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mu
         }
         true
     });
+    if unlisted > 0 {
+        let detail = format!("{unlisted} more hidden, renamed or damaged members were not listed");
+        report.add("bound_exceeded", "findings", &detail, Verdict::Suspicious, None);
+    }
     for (container, bundle) in &bundles {
         match bundle {
             Bundle::TorchServe => torchserve(container, &texts, report),
