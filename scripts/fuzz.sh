@@ -161,6 +161,8 @@ seed_target() {
     safety) find "$FIXTURES/safety" -type f -size -64k ! -name '*.json' ! -name '*.md' | sort ;;
     # The snapshot blobs of the remote-code fixtures: config.json and modeling sources.
     remote_code) find "$FIXTURES/safety" -path '*/blobs/*' -type f -size -64k | sort ;;
+    archive) find "$FIXTURES/safety" "$FIXTURES/decoys" -type f -size -64k \( -name '*.zip' -o -name '*.tar' -o -name '*.7z' \
+      -o -name '*.bz2' -o -name '*.mar' -o -name '*.nemo' -o -name '*.skops' -o -name '*.bin' -o -name '*.pt' \) | sort ;;
     *) ;;
   esac | seed "$1"
 }

@@ -58,6 +58,9 @@ from unittest import mock
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_archive_fixtures  # noqa: E402  (the archive part of the safety corpus)
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "tests" / "fixtures"
 
@@ -1259,7 +1262,7 @@ def verify(out: Path, expected: dict):
 # network.
 SAFETY_PWN = "/tmp/aiscout-pwned-"
 # Files whose bytes the libraries randomise on every run (see README "Determinism").
-SAFETY_NONDETERMINISTIC = ("fingerprint.pb",)
+SAFETY_NONDETERMINISTIC = ("fingerprint.pb",) + make_archive_fixtures.NONDETERMINISTIC
 
 
 def _pwn(tech: str) -> str:
@@ -2403,6 +2406,9 @@ def make_safety(out: Path) -> dict:
     t = time.monotonic()
     make_safety_extra(root, sx)
     print(f"  {'safety-extra':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_archive_fixtures.make(root, sx)
+    print(f"  {'safety-arch':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
     expected = sx.finish()
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
     (root / "README.md").write_text(safety_readme(expected))
@@ -2428,10 +2434,13 @@ def safety_readme(expected: dict) -> str:
         "  * `imports` are the callables, spelled `module.qualname` exactly as the stream names them",
         "    (`__builtin__.eval` at protocol 2, `posix.system` for `os.system` pickled on Linux).",
         "  * Optional keys: `resolves_to`, `nested_imports` (imports of a pickle embedded as bytes), `ops`",
-        "    (TensorFlow ops), `external_location` and `defining_file` (SavedModel directories).",
+        "    (TensorFlow ops), `external_location` and `defining_file` (SavedModel directories);",
+        "    `generator: archives` marks the archives written by `scripts/make_archive_fixtures.py`, with",
+        "    `location` (the member path a finding names) and `finding` (the finding kind expected).",
         "",
         "The marshalled Python code in the Keras Lambda and `types_function_from_code.pkl` is CPython 3.11 bytecode.",
-        "Every file regenerates byte-for-byte except the SavedModels' `fingerprint.pb`, which holds a random id.",
+        "Every file regenerates byte-for-byte except the SavedModels' `fingerprint.pb`, which holds a random id,",
+        "and the skops and py7zr archives (object ids, timestamps; see make_archive_fixtures.NONDETERMINISTIC).",
         "",
         "| path | format | min verdict | technique | source |",
         "| --- | --- | --- | --- | --- |",
@@ -2459,8 +2468,12 @@ def verify_safety(root: Path, expected: dict):
     import onnx
     from safetensors import safe_open
 
+    archives = [e for e in expected["benign"] + expected["hostile"] if e.get("generator") == make_archive_fixtures.GENERATOR]
+    make_archive_fixtures.verify(root, archives)
     for e in expected["benign"]:
         p, fmt = root / e["path"], e["format"]
+        if e.get("generator") == make_archive_fixtures.GENERATOR:
+            continue
         verify_safety_extra(root, e)
         if fmt == "joblib":
             est = joblib.load(p)
@@ -2512,6 +2525,8 @@ def verify_safety(root: Path, expected: dict):
 
     for e in expected["hostile"]:
         p, fmt = root / e["path"], e["format"]
+        if e.get("generator") == make_archive_fixtures.GENERATOR:
+            continue
         want = set(e["imports"])
         if verify_safety_extra(root, e):
             continue

@@ -23,7 +23,8 @@
 //! - [`state_dir`]: the state directory's layout (cache, spool, sent state, credentials, install
 //!   key) and every private-file operation on it.
 //! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX,
-//!   Hugging Face remote code: [`safety::remote_code`]) and the allow/deny [`safety::policy`].
+//!   Hugging Face remote code: [`safety::remote_code`], archives and the code bundles carry)
+//!   and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document and its vocabulary ([`report::Section`]): model
 //!   entries, host facts, host-inventory entries (frameworks, GPUs, runtimes, tooling).
 //! - [`redact`] (a folder: names, argv, shell, pairs, urls, tokens): keeps secret values out of

@@ -5,6 +5,7 @@
 // Test code fails by panicking; helpers outside #[test] functions need the same allowance.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod archives;
 mod cache;
 mod fixtures;
 mod fleet;

@@ -12,19 +12,24 @@
 //!    pickles and concatenated streams included;
 //! 4. Keras: `Lambda` layers in an HDF5 `model_config`, a `.keras` `config.json` or a
 //!    SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for ops that run Python
-//!    or touch files ([`DANGEROUS_TF_OPS`]).
+//!    or touch files ([`DANGEROUS_TF_OPS`]);
+//! 5. archives: every model inside assessed as its format and located by member path, and the
+//!    code bundles carry by design (TorchServe, NeMo, skops, MLflow) judged with [`pycode`].
 //!
 //! The verdict is the worst severity among the findings; no finding means `safe`. A pickle that
 //! cannot be parsed to its end is never `safe`. Decompression and member reads stop at
 //! [`MAX_DECOMPRESSED`]; going past it is itself a finding. Each finding carries the MITRE
 //! ATLAS technique and the OWASP Top 10 for LLM Applications (2025) entry it maps to.
 
+mod archive;
 pub mod policy;
+pub mod pycode;
 pub mod remote_code;
 mod scan;
 
 use serde::{Deserialize, Serialize};
 
+pub use archive::{assess_archive_within, assess_python_module, MLFLOW_CODE};
 pub use scan::{assess, assess_with, Siblings};
 
 /// Largest amount of data decompressed or read from one container member for analysis.
@@ -78,7 +83,8 @@ pub struct Finding {
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
     /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `remote_code` (Hugging Face
     /// `auto_map` code, [`remote_code`]), `unknown_format` and `unparseable` (files named like
-    /// a model that could not be judged).
+    /// a model that could not be judged), and of archives and bundles `hidden_member`,
+    /// `header_mismatch`, `bundled_code`, `dangerous_code`, `config_target`, `untrusted_type`.
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -99,10 +105,13 @@ impl Finding {
     /// A finding of `kind`, with the ATLAS technique and OWASP entry that kind maps to.
     pub fn new(kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) -> Self {
         let (atlas, owasp) = match kind {
-            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "remote_code" => {
+            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "remote_code"
+            | "bundled_code" | "dangerous_code" | "config_target" | "untrusted_type" => {
                 (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
             }
-            "malformed" | "bound_exceeded" | "damaged_member" | "unparseable" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
+            "malformed" | "bound_exceeded" | "damaged_member" | "unparseable" | "hidden_member" => {
+                (ATLAS_SUPPLY_CHAIN, OWASP_POISONING)
+            }
             _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
         };
         Self {

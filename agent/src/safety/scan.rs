@@ -8,7 +8,7 @@ use crate::fileio::FileStamp;
 use crate::formats::pickle::{self, PickleSummary};
 use crate::formats::reader::Cursor;
 use crate::formats::zip::ZipArchive;
-use crate::formats::{compress, identify_bytes, keras_h5, numpy, sevenz, Detection, ModelFormat, ProbeInput, Source};
+use crate::formats::{compress, keras_h5, numpy, Detection, ModelFormat, ProbeInput, Source};
 
 /// Most pickle streams followed one after another in one file.
 const MAX_STREAMS: usize = 64;
@@ -34,10 +34,6 @@ pub fn assess(path: &Path, input: &ProbeInput<'_>, detection: &Detection) -> Saf
 /// [`assess`] with the file's siblings opened by `siblings`.
 pub fn assess_with(input: &ProbeInput<'_>, detection: &Detection, siblings: Siblings<'_>) -> SafetyReport {
     let mut report = SafetyReport::default();
-    if input.head.starts_with(sevenz::MAGIC) {
-        sevenz_members(siblings, input, &mut report);
-        return report.finish();
-    }
     match detection.format {
         ModelFormat::Gguf
         | ModelFormat::Safetensors
@@ -61,40 +57,9 @@ pub fn assess_with(input: &ProbeInput<'_>, detection: &Detection, siblings: Sibl
         ModelFormat::KerasV3 => keras_v3(input, &mut report),
         ModelFormat::TfSavedmodel => savedmodel(siblings, input, &mut report),
         ModelFormat::Mlflow => mlflow(detection, &mut report),
+        ModelFormat::Archive => super::archive::assess_archive(input, crate::formats::archive::BOUNDS, &mut report),
     }
     report.finish()
-}
-
-/// Every model inside a 7z archive, assessed from its decompressed bytes.
-fn sevenz_members(siblings: Siblings<'_>, input: &ProbeInput<'_>, report: &mut SafetyReport) {
-    let walked = sevenz::members(input, |m| {
-        if m.cut {
-            report.add(
-                "bound_exceeded",
-                &m.name,
-                &format!("member expands past {} bytes; only that much was analysed", sevenz::MAX_MEMBER),
-                Verdict::Suspicious,
-                Some(&m.name),
-            );
-        }
-        let name = m.name.rsplit('/').next().unwrap_or_default().to_lowercase();
-        let data = m.data.as_slice();
-        let inner = ProbeInput {
-            source: &data,
-            size: data.len() as u64,
-            head: data.get(..data.len().min(crate::formats::HEAD_LEN)).unwrap_or_default(),
-            name: &name,
-        };
-        match identify_bytes(&name, data) {
-            Ok(Some(d)) => report.merge_at(assess_with(&inner, &d, siblings), &m.name),
-            Ok(None) => {}
-            Err(e) => report.add("malformed", &m.name, &e.to_string(), Verdict::Suspicious, Some(&m.name)),
-        }
-        true
-    });
-    if let Err(e) = walked {
-        report.add("damaged_member", "7z", &e, Verdict::Suspicious, None);
-    }
 }
 
 /// Judges one pickle stream's imports, calls and nested pickles.

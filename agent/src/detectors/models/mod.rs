@@ -75,6 +75,13 @@ pub const MODEL_EXTENSIONS: &[&str] = &[
     "sav",
     "zip",
     "7z",
+    "tar",
+    "tgz",
+    "tbz",
+    "tbz2",
+    "txz",
+    "nemo",
+    "skops",
 ];
 
 /// Extensions only pickles carry: such a file that no prober identifies is `unparseable` in
@@ -103,9 +110,12 @@ pub const MODEL_ONLY_EXTENSIONS: &[&str] = &[
     "npz",
     "mlmodel",
     "mar",
+    "nemo",
+    "skops",
 ];
 
-/// Compression suffixes opened when the stem names a pickle or joblib file (`x.pkl.gz`).
+/// Compression suffixes opened when the stem names a pickle, joblib or tar file (`x.pkl.gz`,
+/// `x.tar.gz`).
 const COMPRESSED_SUFFIXES: &[&str] = &["z", "gz", "bz2", "xz", "lzma", "lz4"];
 
 /// Largest shard index read.
@@ -228,7 +238,7 @@ pub fn is_candidate(path: &Path) -> bool {
             let (stem, ext) = (name.get(..dot).unwrap_or_default(), name.get(dot + 1..).unwrap_or_default());
             MODEL_EXTENSIONS.iter().any(|e| eq(ext, e))
                 || (COMPRESSED_SUFFIXES.iter().any(|e| eq(ext, e))
-                    && [".pkl", ".pickle", ".joblib"].iter().any(|s| ends(stem, s)))
+                    && [".pkl", ".pickle", ".joblib", ".tar"].iter().any(|s| ends(stem, s)))
         }
         // Extension-less (or dot-file) names: only blobs of content-addressed stores.
         _ => path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"),
@@ -635,6 +645,16 @@ fn member_safety(root: &DirHandle, rel: &str, path: &Path, worker: &mut Worker) 
     }
 }
 
+/// The safety of a Python module an MLflow model's loader imports (`code/*.py`), read at most
+/// [`safety::pycode::MAX_SOURCE`] + 1 bytes; `None` when it cannot be read.
+fn python_module_safety(root: &DirHandle, rel: &str) -> Option<SafetyReport> {
+    let (file, stamp) = root.open_regular(Path::new(rel)).ok()?;
+    let input = ProbeInput { source: &file, size: stamp.size, head: &[], name: rel };
+    let want = stamp.size.min(safety::pycode::MAX_SOURCE as u64 + 1);
+    let source = input.read_exact_at("python", 0, want).ok()?;
+    Some(safety::assess_python_module(rel, &source, safety::MLFLOW_CODE))
+}
+
 impl<'a> ModelScan<'a> {
     fn index(&self, path: &Path, input: &ProbeInput<'_>) -> Option<IndexFile> {
         if input.size > MAX_INDEX_BYTES {
@@ -678,6 +698,11 @@ impl<'a> ModelScan<'a> {
             if path != defining {
                 if let Some(member) = member_safety(&handle, rel, path, worker) {
                     verdict.merge_at(member, rel);
+                }
+                if detection.format == ModelFormat::Mlflow && rel.starts_with("code/") && rel.ends_with(".py") {
+                    if let Some(member) = python_module_safety(&handle, rel) {
+                        verdict.merge_at(member, rel);
+                    }
                 }
             }
         }
@@ -748,5 +773,17 @@ mod tests {
         assert_eq!(kind("/m/archive.zip", b"PK"), None);
         assert_eq!(kind("/m/data.h5", b"\x89HDF\r\n\x1a\n\0\0"), None);
         assert_eq!(kind("/m/broken.h5", b"not hdf5"), unknown);
+    }
+
+    #[test]
+    fn archives_are_candidates_and_other_compressed_files_are_not() {
+        for name in
+            ["a.zip", "a.tar", "a.tgz", "a.tar.gz", "A.TAR.BZ2", "a.tar.xz", "a.7z", "m.mar", "m.nemo", "m.skops"]
+        {
+            assert!(is_candidate(Path::new(name)), "{name}");
+        }
+        for name in ["a.gz", "notes.txt.gz", "a.xz", "a.tar.zst"] {
+            assert!(!is_candidate(Path::new(name)), "{name}");
+        }
     }
 }
