@@ -1,8 +1,9 @@
 //! Load-time code execution: a safety verdict for every model file, from its bytes alone.
 //!
 //! Nothing is ever loaded or executed. Per format:
-//! 1. formats that cannot carry code (GGUF, safetensors, TFLite, Core ML, OpenVINO IR) are
-//!    `safe` once their header validated (identification already did that);
+//! 1. formats that cannot carry code (safetensors, TFLite, Core ML, OpenVINO IR) are `safe`
+//!    once their header validated (identification already did that); GGUF is too unless a
+//!    Jinja2 chat template reaches Python ([`chat_template`], CVE-2024-34359);
 //! 2. ONNX is `safe` unless a tensor's external data points outside the model's directory (an
 //!    absolute path or `..`);
 //! 3. pickles — plain, joblib (plain or compressed), legacy PyTorch (every pickle in sequence),
@@ -10,15 +11,18 @@
 //!    skipped), NumPy object arrays (`.npy`, `.npz` members) — go through the pickle machine
 //!    ([`crate::formats::pickle`]); every import and every call is judged by [`policy`], nested
 //!    pickles and concatenated streams included;
-//! 4. Keras: `Lambda` layers in an HDF5 `model_config`, a `.keras` `config.json` or a
-//!    SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for ops that run Python
-//!    or touch files ([`DANGEROUS_TF_OPS`]).
+//! 4. Keras: `Lambda` layers and callables outside Keras (`os.system` as an activation,
+//!    CVE-2025-1550) in an HDF5 `model_config` or a `.keras` `config.json` ([`keras`]),
+//!    `Lambda` layers in a SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for
+//!    ops that run Python or touch files ([`DANGEROUS_TF_OPS`]).
 //!
 //! The verdict is the worst severity among the findings; no finding means `safe`. A pickle that
 //! cannot be parsed to its end is never `safe`. Decompression and member reads stop at
 //! [`MAX_DECOMPRESSED`]; going past it is itself a finding. Each finding carries the MITRE
 //! ATLAS technique and the OWASP Top 10 for LLM Applications (2025) entry it maps to.
 
+pub mod chat_template;
+pub mod keras;
 pub mod policy;
 mod scan;
 
@@ -75,7 +79,7 @@ pub const OWASP_POISONING: &str = "LLM04:2025";
 pub struct Finding {
     /// What was found: `dangerous_import`, `dangerous_call`, `unknown_import`,
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
-    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`.
+    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `template_injection`.
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -100,7 +104,8 @@ pub struct SafetyReport {
     /// The reasons, worst first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
-    /// Every callable the file's pickles import (`module.name`).
+    /// Every callable the file's pickles import (`module.name`), and every callable outside
+    /// Keras a Keras config names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
     /// Every callable they call.
@@ -123,9 +128,8 @@ impl SafetyReport {
     /// Adds a finding (deduplicated by kind, subject and location).
     pub fn add(&mut self, kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) {
         let (atlas, owasp) = match kind {
-            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" => {
-                (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
-            }
+            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op"
+            | "template_injection" => (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN),
             "malformed" | "bound_exceeded" | "damaged_member" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
             _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
         };
