@@ -15,6 +15,7 @@ mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;
+mod load_time;
 mod netns;
 mod redaction;
 mod rotation;
