@@ -79,6 +79,19 @@ zip_fixtures() {
   done
 }
 
+# The Keras configs of the fixtures: config.json of each .keras (written to a temporary file)
+# and each Keras .h5 whole (its model_config JSON is inside).
+keras_configs() {
+  local f tmp
+  tmp=$(mktemp -d)
+  find "$FIXTURES" -name '*.keras' -type f | sort | while read -r f; do
+    if unzip -p "$f" config.json >"$tmp/$(basename "$f").config.json" 2>/dev/null; then
+      echo "$tmp/$(basename "$f").config.json"
+    fi
+  done
+  find "$FIXTURES/safety" -name '*.h5' -type f | sort
+}
+
 # Index into formats::FUZZ_NAMES (agent/src/formats/mod.rs) of the name that fits a fixture.
 name_index() {
   case "$(basename "$1" | tr '[:upper:]' '[:lower:]')" in
@@ -118,6 +131,7 @@ safety_index() {
     *.onnx) echo 8 ;;
     *.7z) echo 9 ;;
     mlmodel) echo 11 ;;
+    *.gguf) echo 12 ;;
     *) echo 10 ;;
   esac
 }
@@ -159,6 +173,9 @@ seed_target() {
     pickle | pickle_walk) fixtures '*.pkl' '*.pickle' 'sk_plain.joblib' 'legacy.pt' 'notes.pt' ;;
     identify_all) find "$FIXTURES/models" "$FIXTURES/hazards" "$FIXTURES/decoys" -type f | sort; fixtures 'MLmodel' ;;
     safety) find "$FIXTURES/safety" -type f -size -64k ! -name '*.json' ! -name '*.md' | sort ;;
+    # Whole GGUFs read as text still hold their templates; libFuzzer finds the rest.
+    chat_template) find "$FIXTURES/safety" -name 'chat_template*.gguf' | sort ;;
+    keras_config) keras_configs ;;
     *) ;;
   esac | seed "$1"
 }

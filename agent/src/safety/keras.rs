@@ -9,8 +9,9 @@
 //! 1. `class_name` `Lambda` (a layer) or `__lambda__` (a function) carries Python bytecode:
 //!    `dangerous` (`lambda_layer`);
 //! 2. a callable in Keras's own namespaces (`keras`, `keras.*`, `tf_keras`, `tf_keras.*`) is
-//!    fine, except those that fetch files or turn safe mode off ([`KERAS_DANGEROUS`]:
-//!    `get_file`, CVE-2025-8747; `enable_unsafe_deserialization`, CVE-2025-9906): `dangerous`;
+//!    fine, except those that fetch files, load other models or turn safe mode off
+//!    ([`KERAS_DANGEROUS`]: `get_file`, CVE-2025-8747; `enable_unsafe_deserialization` and
+//!    `load_model`, CVE-2025-9906; `TFSMLayer`, CVE-2026-1462): `dangerous`;
 //! 3. any other callable is judged like a pickle import by [`super::policy::classify`]:
 //!    denylisted (`os.system`, `subprocess.Popen`, `builtins.eval`, `posix.system`) is
 //!    `dangerous` (`dangerous_import`), allowlisted is fine, and anything else — a third-party
@@ -29,10 +30,13 @@ use super::{SafetyReport, Verdict};
 /// Largest config parsed.
 pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
 
-/// Names inside Keras that fetch files or disable safe mode when a config calls them.
+/// Names inside Keras that fetch files, load other models or disable safe mode when a config
+/// calls them (the safe-mode bypasses that followed CVE-2025-1550's fix).
 pub const KERAS_DANGEROUS: &[(&str, &str)] = &[
     ("get_file", "downloads or reads an arbitrary file when the model is loaded (CVE-2025-8747)"),
     ("enable_unsafe_deserialization", "turns Keras's safe mode off while the model loads (CVE-2025-9906)"),
+    ("load_model", "loads another model, with arguments the config chooses such as safe_mode=False (CVE-2025-9906)"),
+    ("TFSMLayer", "loads an external TensorFlow SavedModel from a path the config names (CVE-2026-1462)"),
 ];
 
 /// Whether `module` is one of Keras's own namespaces.
@@ -170,6 +174,16 @@ mod tests {
                 json!({"module": "keras.utils", "class_name": "function", "config": "get_file", "registered_name": null}),
                 json!({"module": "keras.utils", "class_name": "function", "config": "normalize", "registered_name": null}),
                 "keras.utils.get_file",
+            ),
+            (
+                json!({"module": "keras.models", "class_name": "function", "config": "load_model"}),
+                json!({"module": "keras.models", "class_name": "Sequential", "config": {}}),
+                "keras.models.load_model",
+            ),
+            (
+                json!({"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/tmp/x"}}),
+                json!({"module": "keras.layers", "class_name": "Dense", "config": {"units": 1}}),
+                "keras.layers.TFSMLayer",
             ),
             (
                 json!({"module": "keras.config", "class_name": "function", "config": "enable_unsafe_deserialization"}),
