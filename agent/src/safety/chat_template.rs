@@ -13,7 +13,9 @@
 //!    `joiner`, `namespace`, `lipsum`, `self`, Flask's `request`, `config`, `url_for`, …) taken
 //!    on the name itself is `dangerous`; calling them (`namespace(found=false)`) is ordinary;
 //! 3. a variable named like a Python module or builtin that runs code ([`DANGEROUS_NAMES`]:
-//!    `os`, `subprocess`, `eval`, `__import__`, …) is `dangerous`;
+//!    `os`, `subprocess`, `eval`, `__import__`, …) is `dangerous`. Names the template binds
+//!    itself (`for`, `set`, `with`, macro arguments) are its own data and exempt from rules 2
+//!    and 3 (`{% for g in groups %}{{ g.name }}`);
 //! 4. `attr()` with a name that cannot be computed from the template's text is `suspicious`;
 //!    so is a string that spells a dunder of [`DUNDER_STRINGS`] (built by `~`, `+`, `join`,
 //!    `format`, `%`, `replace`, `reverse`, `lower`, `upper`, `[::-1]` or `{% set %}` from
@@ -28,7 +30,7 @@
 //! `strftime_now` — everything the Hugging Face templates of popular models use — find
 //! nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use minijinja::machinery::ast::{self, CallArg, Expr, Stmt};
 use minijinja::machinery::{parse, tokenize, Token};
@@ -204,7 +206,7 @@ pub fn judge(source: &str) -> Vec<TemplateFinding> {
             return findings;
         }
     };
-    let mut walker = Walker { source, findings, strings: HashMap::new(), too_deep: false };
+    let mut walker = Walker { source, findings, strings: HashMap::new(), bound: HashSet::new(), too_deep: false };
     walker.stmt(&tree, 0);
     walker.findings
 }
@@ -245,6 +247,9 @@ struct Walker<'s> {
     findings: Vec<TemplateFinding>,
     /// Strings assigned by `{% set name = … %}` from literals.
     strings: HashMap<&'s str, String>,
+    /// Names the template binds itself (`for`, `set`, `with`, macro arguments): data, not the
+    /// globals of rules 2 and 3 even when they share a name (`{% for g in groups %}`).
+    bound: HashSet<&'s str>,
     /// Whether the depth bound was reported already.
     too_deep: bool,
 }
@@ -304,6 +309,18 @@ impl<'s> Walker<'s> {
         true
     }
 
+    /// Records the names an assignment target binds.
+    fn bind(&mut self, target: &Expr<'s>) {
+        match target {
+            Expr::Var(v) => {
+                self.bound.insert(v.id);
+            }
+            Expr::Tuple(t) => t.items.iter().for_each(|e| self.bind(e)),
+            Expr::List(l) => l.items.iter().for_each(|e| self.bind(e)),
+            _ => {}
+        }
+    }
+
     fn body(&mut self, stmts: &[Stmt<'s>], depth: usize) {
         for s in stmts {
             self.stmt(s, depth + 1);
@@ -320,6 +337,7 @@ impl<'s> Walker<'s> {
             Stmt::EmitExpr(e) => self.expr(&e.expr, d),
             Stmt::EmitRaw(_) | Stmt::Continue(_) | Stmt::Break(_) => {}
             Stmt::ForLoop(f) => {
+                self.bind(&f.target);
                 self.expr(&f.target, d);
                 self.expr(&f.iter, d);
                 if let Some(e) = &f.filter_expr {
@@ -335,12 +353,14 @@ impl<'s> Walker<'s> {
             }
             Stmt::WithBlock(w) => {
                 for (target, value) in &w.assignments {
+                    self.bind(target);
                     self.expr(target, d);
                     self.expr(value, d);
                 }
                 self.body(&w.body, depth);
             }
             Stmt::Set(s) => {
+                self.bind(&s.target);
                 if let Expr::Var(v) = &s.target {
                     match self.fold(&s.expr, d) {
                         Some(text) => {
@@ -355,6 +375,7 @@ impl<'s> Walker<'s> {
                 self.expr(&s.expr, d);
             }
             Stmt::SetBlock(s) => {
+                self.bind(&s.target);
                 self.expr(&s.target, d);
                 if let Some(f) = &s.filter {
                     self.expr(f, d);
@@ -371,10 +392,12 @@ impl<'s> Walker<'s> {
             }
             Stmt::Block(b) => self.body(&b.body, depth),
             Stmt::Macro(m) => {
+                m.args.iter().for_each(|e| self.bind(e));
                 m.args.iter().chain(&m.defaults).for_each(|e| self.expr(e, d));
                 self.body(&m.body, depth);
             }
             Stmt::CallBlock(c) => {
+                c.macro_decl.args.iter().for_each(|e| self.bind(e));
                 self.call(&c.call, d);
                 self.body(&c.macro_decl.body, depth);
             }
@@ -433,7 +456,7 @@ impl<'s> Walker<'s> {
             }
         }
         if let Some(Expr::Var(v)) = object {
-            if GLOBAL_REACHERS.contains(&v.id) {
+            if GLOBAL_REACHERS.contains(&v.id) && !self.bound.contains(v.id) {
                 self.add(
                     subject.into(),
                     format!(
@@ -466,7 +489,7 @@ impl<'s> Walker<'s> {
         let d = depth + 1;
         match expr {
             Expr::Var(v) => {
-                if DANGEROUS_NAMES.contains(&v.id) {
+                if DANGEROUS_NAMES.contains(&v.id) && !self.bound.contains(v.id) {
                     self.add(
                         v.id.into(),
                         format!("names {:?}, a Python module or builtin that runs code", v.id),

@@ -246,6 +246,11 @@ fn each_hostile_shape_is_flagged_and_its_twin_is_not() {
         ("{% with y = x.__class__ %}{% endwith %}", "{% with y = x.content %}{% endwith %}"),
         ("{{ x | attr(name) }}", "{{ x | attr('role') }}"),
         ("{{ '__globals__' }}", "{{ 'globals' }}"),
+        ("{{ g.name }}", "{% for g in groups %}{{ g.name }}{% endfor %}"),
+        ("{{ os.name }}", "{% for os, arch in targets %}{{ os.name }}{% endfor %}"),
+        ("{{ config.items() }}", "{% macro show(config) %}{{ config.items() }}{% endmacro %}"),
+        ("{{ session.user }}", "{% set session = namespace(user='') %}{{ session.user }}"),
+        ("{{ self.x }}", "{% with self_ = messages %}{{ self_.x }}{% endwith %}"),
     ];
     for (hostile, benign) in pairs {
         assert_ne!(worst(hostile), Verdict::Safe, "{hostile}");
