@@ -190,6 +190,8 @@ pub fn judge(source: &str) -> Vec<TemplateFinding> {
         });
         return findings;
     }
+    let blanked = blank_generation_tags(source);
+    let source = blanked.as_str();
     if let Err(f) = check_blocks(source) {
         findings.push(f);
         return findings;
@@ -209,6 +211,20 @@ pub fn judge(source: &str) -> Vec<TemplateFinding> {
     let mut walker = Walker { source, findings, strings: HashMap::new(), bound: HashSet::new(), too_deep: false };
     walker.stmt(&tree, 0);
     walker.findings
+}
+
+/// `{% generation %}` and `{% endgeneration %}` (Hugging Face transformers' `AssistantTracker`
+/// extension, which marks the assistant's tokens for training; SmolLM3 and LFM2 ship it) turned
+/// into spaces of the same length, so that minijinja parses the rest and offsets stay put.
+fn blank_generation_tags(source: &str) -> String {
+    static TAG: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let tag = TAG.get_or_init(|| regex::Regex::new(r"\{%[-+]?\s*(?:end)?generation\s*[-+]?%\}").ok());
+    match tag {
+        Some(re) => {
+            re.replace_all(source, |c: &regex::Captures<'_>| " ".repeat(c.get(0).map_or(0, |m| m.len()))).into_owned()
+        }
+        None => source.to_string(),
+    }
 }
 
 /// Rule 6: every block holds at most [`MAX_BLOCK_TOKENS`] tokens.

@@ -191,6 +191,16 @@ fn templates_of_popular_models_are_safe() {
 pub(crate) const CVE_2024_34359: &str = "{% for x in ().__class__.__base__.__subclasses__() %}{% if \"warning\" in x.__name__ %}{{x()._module.__builtins__['__import__']('os').popen(\"touch /tmp/retr0reg\")}}{%endif%}{% endfor %}";
 
 #[test]
+fn hugging_face_generation_tags_are_skipped_not_trusted() {
+    let t =
+        "{%- for m in messages %}{%- if m.role == 'assistant' %}{% generation %}{{ m.content }}{%- endgeneration -%}\
+             {%- endif %}{%- endfor %}";
+    assert_eq!(judge(t), vec![]);
+    let hostile = "{% generation %}{{ m.__class__ }}{% endgeneration %}";
+    assert_eq!(subjects(hostile), vec!["m.__class__".to_string()]);
+}
+
+#[test]
 fn the_cve_proof_of_concept_is_dangerous() {
     assert_eq!(worst(CVE_2024_34359), Verdict::Dangerous);
     let s = subjects(CVE_2024_34359);
@@ -265,7 +275,7 @@ fn each_hostile_shape_is_flagged_and_its_twin_is_not() {
 
 #[test]
 fn unparsable_and_oversized_templates_are_suspicious() {
-    for bad in ["{% for %}", "{{ x", "{% if a %}", "{% generation %}{% endgeneration %}"] {
+    for bad in ["{% for %}", "{{ x", "{% if a %}", "{% generation %}{% endfor %}"] {
         let f = judge(bad);
         assert_eq!(f.len(), 1, "{bad}: {f:?}");
         assert_eq!(f.first().map(|f| (f.kind, f.severity)), Some(("malformed", Verdict::Suspicious)), "{bad}");
