@@ -319,3 +319,29 @@ proptest::proptest! {
         let _ = judge(&parts.concat());
     }
 }
+
+#[test]
+fn deep_nesting_of_every_kind_is_bounded_on_a_small_stack() {
+    let n = MAX_BLOCK_TOKENS - 2;
+    let shapes = [
+        format!("{{{{ {}x }}}}", "not ".repeat(n)),
+        format!("{{{{ {}x }}}}", "- ".repeat(n)),
+        format!("{{{{ {}x{} }}}}", "(".repeat(n / 2), ")".repeat(n / 2)),
+        format!("{{{{ {}x{} }}}}", "[".repeat(n / 2), "]".repeat(n / 2)),
+        format!("{{{{ x{} }}}}", "|f".repeat(n / 2)),
+        format!("{{{{ x{} }}}}", ".a".repeat(n / 2)),
+        format!("{{{{ x{} }}}}", "()".repeat(n / 2)),
+        format!("{{{{ x{} }}}}", "[0]".repeat(n / 3)),
+        format!("{{{{ {} }}}}", vec!["a"; n / 2].join(" ~ ")),
+        format!("{{{{ {} }}}}", vec!["a"; n / 2].join(" if b else ")),
+        format!("{}{}", "{% if a %}".repeat(400), "{% endif %}".repeat(400)),
+        format!("{}{}", "{% for a in b %}".repeat(400), "{% endfor %}".repeat(400)),
+        format!("{{{{ x[{}'__class__'{}] }}}}", "(".repeat(100), ")".repeat(100)),
+    ];
+    let handle = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || shapes.iter().map(|s| worst(s)).collect::<Vec<_>>())
+        .unwrap();
+    let verdicts = handle.join().expect("the analysis must not overflow a 1 MiB stack");
+    assert!(verdicts.iter().all(|v| *v != Verdict::Unknown), "{verdicts:?}");
+}
