@@ -16,7 +16,9 @@
 //!    denylisted (`os.system`, `subprocess.Popen`, `builtins.eval`, `posix.system`) is
 //!    `dangerous` (`dangerous_import`), allowlisted is fine, and anything else — a third-party
 //!    package or a registered custom object, which Keras imports or needs installed — is
-//!    `suspicious` (`unknown_import`).
+//!    `suspicious` (`unknown_import`). A `registered_name` `package>name` outside Keras on an
+//!    object whose `module` is Keras's is judged the same way as `package.name`: Keras takes a
+//!    registered custom object of that name over `module.class_name`.
 //!
 //! Every callable outside Keras is also listed in the report's `imports`. The config is parsed
 //! only up to [`MAX_CONFIG_BYTES`] and serde_json's nesting limit (128); past either it is
@@ -42,6 +44,11 @@ pub const KERAS_DANGEROUS: &[(&str, &str)] = &[
 /// Whether `module` is one of Keras's own namespaces.
 fn is_keras(module: &str) -> bool {
     ["keras", "tf_keras"].iter().any(|k| module == *k || module.strip_prefix(k).is_some_and(|r| r.starts_with('.')))
+}
+
+/// The first component of a dotted module name.
+fn top_level(module: &str) -> &str {
+    module.split('.').next().unwrap_or(module)
 }
 
 /// Parses a config's bytes and judges it; a config that is too large or does not parse is
@@ -92,7 +99,14 @@ fn object(map: &serde_json::Map<String, Value>, class: &str, location: Option<&s
         );
         return;
     }
-    let Some(module) = map.get("module").and_then(Value::as_str) else { return };
+    let module = map.get("module").and_then(Value::as_str);
+    let registered = map.get("registered_name").and_then(Value::as_str).and_then(|r| r.split_once('>'));
+    if let (None | Some("keras" | "tf_keras"), Some((package, name))) = (module.map(top_level), registered) {
+        if !is_keras(package) {
+            outside(&format!("{package}.{name}"), location, report);
+        }
+    }
+    let Some(module) = module else { return };
     let name = match (class, map.get("config").and_then(Value::as_str)) {
         ("function", Some(function)) => function,
         _ => class,
@@ -104,13 +118,19 @@ fn object(map: &serde_json::Map<String, Value>, class: &str, location: Option<&s
         }
         return;
     }
-    if !report.imports.contains(&callable) {
-        report.imports.push(callable.clone());
+    outside(&callable, location, report);
+}
+
+/// Rule 3 for `callable` (`module.name`, or `package.name` of a registered custom object
+/// `package>name`, which Keras prefers to `module` when one is registered under that name).
+fn outside(callable: &str, location: Option<&str>, report: &mut SafetyReport) {
+    if !report.imports.iter().any(|i| i == callable) {
+        report.imports.push(callable.to_string());
     }
-    match classify(&callable) {
+    match classify(callable) {
         ImportClass::Dangerous(why) => report.add(
             "dangerous_import",
-            &callable,
+            callable,
             &format!("the Keras config names it, and Keras imports and calls it on load (CVE-2025-1550): {why}"),
             Verdict::Dangerous,
             location,
@@ -118,7 +138,7 @@ fn object(map: &serde_json::Map<String, Value>, class: &str, location: Option<&s
         ImportClass::Allowed => {}
         ImportClass::Unknown => report.add(
             "unknown_import",
-            &callable,
+            callable,
             "the Keras config names a callable outside Keras, which Keras imports on load",
             Verdict::Suspicious,
             location,
@@ -213,6 +233,25 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Suspicious, "{:?}", r.findings);
         assert_eq!(r.imports, vec!["my_package.layers.Swish".to_string()]);
         assert_eq!(r.findings.first().map(|f| f.kind.as_str()), Some("unknown_import"));
+    }
+
+    #[test]
+    fn registered_names_outside_keras_are_judged_too() {
+        let r = verdict(dense(
+            json!({"module": "keras.layers", "class_name": "ReLU", "config": {}, "registered_name": "my_pkg>Evil"}),
+        ));
+        assert_eq!(r.verdict, Verdict::Suspicious, "{:?}", r.findings);
+        assert_eq!(r.imports, vec!["my_pkg.Evil".to_string()]);
+        let r = verdict(dense(
+            json!({"module": "keras.layers", "class_name": "ReLU", "config": {}, "registered_name": "os>system"}),
+        ));
+        assert_eq!(r.verdict, Verdict::Dangerous, "{:?}", r.findings);
+        for benign in [json!(null), json!("function"), json!("keras>ReLU"), json!("relu")] {
+            let r = verdict(dense(
+                json!({"module": "keras.layers", "class_name": "ReLU", "config": {}, "registered_name": benign}),
+            ));
+            assert_eq!(r.verdict, Verdict::Safe, "{:?}", r.findings);
+        }
     }
 
     #[test]
