@@ -11,7 +11,8 @@
 //! Chat templates (`tokenizer.chat_template`, and `tokenizer.chat_template.<name>` for named
 //! ones such as `tool_use`) are Jinja2 source that loaders render; identification reports their
 //! SHA-256 (`chat_template_sha256`, `chat_template_sha256_named`) and [`chat_templates`] hands
-//! their text to the safety assessment ([`crate::safety::chat_template`]).
+//! their text to the safety assessment ([`crate::safety::chat_template`]). At most
+//! [`MAX_TEMPLATES`] templates and [`MAX_TEMPLATE_TOTAL`] bytes of them are kept per file.
 
 use std::collections::BTreeSet;
 
@@ -88,6 +89,21 @@ fn wanted(key: &str) -> bool {
         || key.ends_with(".context_length")
         || key == "adapter.type"
         || is_chat_template(key)
+}
+
+/// Most chat templates kept from one file.
+pub const MAX_TEMPLATES: usize = 64;
+/// Most bytes of chat templates kept from one file; templates past either bound are skipped
+/// (no digest) and counted in [`ChatTemplates::skipped`].
+pub const MAX_TEMPLATE_TOTAL: usize = 4 * 1024 * 1024;
+
+/// The chat templates of a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatTemplates {
+    /// The templates kept, in file order.
+    pub templates: Vec<ChatTemplate>,
+    /// Templates skipped past [`MAX_TEMPLATES`] or [`MAX_TEMPLATE_TOTAL`].
+    pub skipped: usize,
 }
 
 /// A chat template a GGUF file carries.
@@ -306,6 +322,8 @@ struct Header<'a> {
     tensor_count: u64,
     /// The key/values `keep` asked for, in file order.
     kv: Vec<(String, Value)>,
+    /// Chat templates not kept (past [`MAX_TEMPLATES`] or [`MAX_TEMPLATE_TOTAL`]).
+    templates_skipped: usize,
 }
 
 /// Reads the header and the key/values, keeping those `keep` accepts; `Ok(None)` when the
@@ -335,28 +353,38 @@ fn read_header<'a>(input: &ProbeInput<'a>, keep: fn(&str) -> bool) -> Result<Opt
     }
 
     let mut kv: Vec<(String, Value)> = Vec::new();
+    let (mut templates, mut template_bytes, mut templates_skipped) = (0usize, 0usize, 0usize);
     for i in 0..kv_count {
         let key = p.string(&format!("metadata key {i}"))?;
         let ty = p.cur.u32(&format!("type of {key}"))?;
         let value = p.scalar(ty, keep(&key), &key)?;
+        if let Value::Raw(text) = &value {
+            templates += 1;
+            template_bytes = template_bytes.saturating_add(text.len());
+            if templates > MAX_TEMPLATES || template_bytes > MAX_TEMPLATE_TOTAL {
+                templates_skipped += 1;
+                continue;
+            }
+        }
         if keep(&key) {
             kv.push((key, value));
         }
     }
-    Ok(Some(Header { p, version, tensor_count, kv }))
+    Ok(Some(Header { p, version, tensor_count, kv, templates_skipped }))
 }
 
-/// The chat templates of a GGUF file, in file order (empty when it has none or is not GGUF).
-pub fn chat_templates(input: &ProbeInput<'_>) -> Result<Vec<ChatTemplate>, FormatError> {
-    let Some(header) = read_header(input, is_chat_template)? else { return Ok(Vec::new()) };
-    Ok(header
+/// The chat templates of a GGUF file, in file order (none when it has none or is not GGUF).
+pub fn chat_templates(input: &ProbeInput<'_>) -> Result<ChatTemplates, FormatError> {
+    let Some(header) = read_header(input, is_chat_template)? else { return Ok(ChatTemplates::default()) };
+    let templates = header
         .kv
         .into_iter()
         .filter_map(|(key, v)| match v {
             Value::Raw(text) => Some(ChatTemplate { key, text }),
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok(ChatTemplates { templates, skipped: header.templates_skipped })
 }
 
 /// `chat_template_sha256` (the default template) and `chat_template_sha256_named` (name →
@@ -382,7 +410,7 @@ fn template_digests(kv: &[(String, Value)], md: &mut ModelMetadata) {
 
 /// Identifies a GGUF file and reads its metadata.
 pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
-    let Some(Header { mut p, version, tensor_count, kv }) = read_header(input, wanted)? else { return Ok(None) };
+    let Some(Header { mut p, version, tensor_count, kv, .. }) = read_header(input, wanted)? else { return Ok(None) };
     let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v);
 
     let alignment = get("general.alignment").and_then(Value::as_u64).unwrap_or(32);
@@ -488,15 +516,38 @@ mod tests {
         assert_eq!(d.metadata.extra["chat_template_sha256"], sha("{{ bos_token }}").as_str());
         assert_eq!(d.metadata.extra["chat_template_sha256_named"]["tool_use"], sha("{{ tools | tojson }}").as_str());
         let input = ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: &b, name: "t.gguf" };
-        let templates = chat_templates(&input).unwrap();
-        let keys: Vec<_> = templates.iter().map(|t| t.key.as_str()).collect();
+        let found = chat_templates(&input).unwrap();
+        let keys: Vec<_> = found.templates.iter().map(|t| t.key.as_str()).collect();
         assert_eq!(keys, ["tokenizer.chat_template", "tokenizer.chat_template.tool_use"]);
-        assert_eq!(templates.first().map(|t| t.text.as_slice()), Some(&b"{{ bos_token }}"[..]));
+        assert_eq!(found.templates.first().map(|t| t.text.as_slice()), Some(&b"{{ bos_token }}"[..]));
+        assert_eq!(found.skipped, 0);
         // No template: no digest.
         let mut b = header(3, 0, 1);
         kv_str(&mut b, "general.architecture", "llama");
         let d = crate::formats::identify_bytes("t.gguf", &b).unwrap().unwrap();
         assert!(!d.metadata.extra.contains_key("chat_template_sha256"));
+    }
+
+    #[test]
+    fn templates_past_the_bounds_are_skipped_and_counted() {
+        let n = MAX_TEMPLATES + 3;
+        let mut b = header(3, 0, n as u64);
+        for i in 0..n {
+            kv_str(&mut b, &format!("tokenizer.chat_template.t{i}"), "{{ x }}");
+        }
+        let input = ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: &b, name: "t.gguf" };
+        let found = chat_templates(&input).unwrap();
+        assert_eq!((found.templates.len(), found.skipped), (MAX_TEMPLATES, 3));
+        let big = "x".repeat(MAX_TEMPLATE_TOTAL / 2 + 1);
+        let mut b = header(3, 0, 3);
+        for i in 0..3 {
+            kv_str(&mut b, &format!("tokenizer.chat_template.t{i}"), &big);
+        }
+        let input = ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: &b, name: "t.gguf" };
+        let found = chat_templates(&input).unwrap();
+        assert_eq!((found.templates.len(), found.skipped), (1, 2));
+        let d = crate::formats::identify_bytes("t.gguf", &b).unwrap().unwrap();
+        assert_eq!(d.metadata.extra["chat_template_sha256_named"].as_object().map(|m| m.len()), Some(1));
     }
 
     #[test]

@@ -303,11 +303,25 @@ fn keras_h5(input: &ProbeInput<'_>, report: &mut SafetyReport) {
 
 /// Jinja2 chat templates, which loaders render (CVE-2024-34359).
 fn gguf_templates(input: &ProbeInput<'_>, report: &mut SafetyReport) {
-    let templates = match gguf::chat_templates(input) {
+    let found = match gguf::chat_templates(input) {
         Ok(t) => t,
         Err(e) => return report.add("malformed", "gguf", &e.to_string(), Verdict::Suspicious, None),
     };
-    for t in templates {
+    if found.skipped > 0 {
+        report.add(
+            "bound_exceeded",
+            "chat templates",
+            &format!(
+                "{} chat templates past the first {} or {} bytes were not analysed",
+                found.skipped,
+                gguf::MAX_TEMPLATES,
+                gguf::MAX_TEMPLATE_TOTAL
+            ),
+            Verdict::Suspicious,
+            None,
+        );
+    }
+    for t in found.templates {
         let Ok(text) = std::str::from_utf8(&t.text) else {
             report.add("malformed", &t.key, "the chat template is not UTF-8", Verdict::Suspicious, Some(&t.key));
             continue;
