@@ -79,14 +79,15 @@ zip_fixtures() {
   done
 }
 
-# The Keras configs of the fixtures: config.json of each .keras (written to a temporary file)
-# and each Keras .h5 whole (its model_config JSON is inside).
+# The Keras configs of the fixtures: config.json of each .keras (unzipped into
+# $FUZZ_DIR/corpus/.keras_config_seeds/, ignored like the corpus) and each Keras .h5 whole (its
+# model_config JSON is inside).
 keras_configs() {
-  local f tmp
-  tmp=$(mktemp -d)
+  local f dir=$FUZZ_DIR/corpus/.keras_config_seeds
+  mkdir -p "$dir"
   find "$FIXTURES" -name '*.keras' -type f | sort | while read -r f; do
-    if unzip -p "$f" config.json >"$tmp/$(basename "$f").config.json" 2>/dev/null; then
-      echo "$tmp/$(basename "$f").config.json"
+    if unzip -p "$f" config.json >"$dir/$(basename "$f").config.json" 2>/dev/null; then
+      echo "$dir/$(basename "$f").config.json"
     fi
   done
   find "$FIXTURES/safety" -name '*.h5' -type f | sort
