@@ -177,6 +177,8 @@ seed_target() {
     # Whole GGUFs read as text still hold their templates; libFuzzer finds the rest.
     chat_template) find "$FIXTURES/safety" -name 'chat_template*.gguf' | sort ;;
     keras_config) keras_configs ;;
+    # The snapshot blobs of the remote-code fixtures: config.json and modeling sources.
+    remote_code) find "$FIXTURES/safety" -path '*/blobs/*' -type f -size -64k | sort ;;
     *) ;;
   esac | seed "$1"
 }

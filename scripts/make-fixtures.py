@@ -22,6 +22,11 @@ environment (TZ, PYTHONHASHSEED, KERAS_BACKEND, ...).
 
 Options:
   --out DIR   write somewhere else than tests/fixtures (used by --check)
+  --only safety-extra
+              rewrite only the Hugging Face remote-code snapshots and the files
+              check cannot judge in tests/fixtures/safety (make_safety_extra),
+              merging their expected.json entries; needs numpy, safetensors and
+              transformers only, not the whole pinned venv
   --check     regenerate into a temporary directory and compare with the
               committed expected.json
   --only safety-load
@@ -2399,6 +2404,158 @@ def make_safety_savedmodels(d: Path, sx: SafetyExpected):
              defining_file=(path / "saved_model.pb").relative_to(sx.root).as_posix())
 
 
+# -- remote code, and files check cannot judge --------------------------------------
+# Everything make_safety_extra writes (below the safety root); `--only safety-extra`
+# deletes and rewrites just these and merges their expected.json entries.
+SAFETY_EXTRA_PATHS = [
+    "benign/hf_plain",
+    "hostile/hf_remote_code",
+    "hostile/hf_remote_code_os_system",
+    "hostile/truncated_p4.pkl",
+    "hostile/truncated_p0.pkl",
+    "hostile/random_bytes.pt",
+]
+
+TINY_REMOTE_CONFIG_SRC = """from transformers import PretrainedConfig
+
+
+class TinyRemoteConfig(PretrainedConfig):
+    model_type = "tiny-remote"
+
+    def __init__(self, hidden_size=4, **kwargs):
+        self.hidden_size = hidden_size
+        super().__init__(**kwargs)
+"""
+
+# The modeling module the auto_map names. Never imported here (torch is not installed);
+# the hostile twin runs a shell command at import time.
+TINY_REMOTE_MODELING_SRC = """import torch
+from torch import nn
+from transformers import PreTrainedModel
+{hostile}
+from .configuration_tiny_remote import TinyRemoteConfig
+
+
+class TinyRemoteModel(PreTrainedModel):
+    config_class = TinyRemoteConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.fc = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+TINY_REMOTE_HOSTILE = """import os
+
+os.system("touch /tmp/aiscout-pwned-hf_remote_code")
+"""
+
+
+def _hf_remote_snapshot(repo_root: Path, repo: str, modeling_src: str | None) -> Path:
+    """A Hugging Face hub cache folder for `repo` under repo_root: config.json written by
+    transformers' own save_pretrained (with auto_map and the copied configuration module when
+    modeling_src is given, as a model registered with register_for_auto_class saves), a
+    safetensors file, blobs and snapshot symlinks as huggingface_hub lays them out. Returns
+    the safetensors blob."""
+    import importlib.util
+
+    from safetensors.numpy import save_file
+
+    rd = repo_root / ("models--" + repo.replace("/", "--"))
+    commit = hf_commit(repo)
+    (rd / "refs").mkdir(parents=True, exist_ok=True)
+    (rd / "refs/main").write_text(commit)
+    r = rng("hf-remote-" + repo)
+    tensors = {"fc.weight": r.standard_normal((2, 4)).astype(np.float32),
+               "fc.bias": r.standard_normal((2,)).astype(np.float32)}
+    with tempfile.TemporaryDirectory() as td:
+        td = Path(td)
+        src = td / "configuration_tiny_remote.py"
+        src.write_text(TINY_REMOTE_CONFIG_SRC)
+        spec = importlib.util.spec_from_file_location("configuration_tiny_remote", src)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["configuration_tiny_remote"] = mod
+        spec.loader.exec_module(mod)
+        saved = td / "saved"
+        cfg = mod.TinyRemoteConfig(hidden_size=4, architectures=["TinyRemoteModel"])
+        if modeling_src is not None:
+            mod.TinyRemoteConfig.register_for_auto_class()
+            # What TinyRemoteModel.register_for_auto_class("AutoModel") adds when the model
+            # itself is saved (that needs torch); save_pretrained adds AutoConfig.
+            cfg.auto_map = {"AutoModel": "modeling_tiny_remote.TinyRemoteModel"}
+        cfg.save_pretrained(saved)
+        del sys.modules["configuration_tiny_remote"]
+        save_file(tensors, str(td / "model.safetensors"), metadata={"format": "pt"})
+        hf_put(rd, commit, "config.json", (saved / "config.json").read_bytes(), lfs=False)
+        if modeling_src is not None:
+            hf_put(rd, commit, "configuration_tiny_remote.py",
+                   (saved / "configuration_tiny_remote.py").read_bytes(), lfs=False)
+            hf_put(rd, commit, "modeling_tiny_remote.py", modeling_src.encode(), lfs=False)
+        return hf_put(rd, commit, "model.safetensors", (td / "model.safetensors").read_bytes(), lfs=True)
+
+
+def make_safety_extra(root: Path, sx: SafetyExpected):
+    """Hugging Face remote code (auto_map) and files named like a model that cannot be
+    judged. Needs numpy, safetensors and transformers only (no torch)."""
+    blob = _hf_remote_snapshot(root / "benign/hf_plain", "acme/tiny-plain", None)
+    sx.b(blob, "safetensors")
+    blob = _hf_remote_snapshot(root / "hostile/hf_remote_code", "acme/tiny-remote",
+                               TINY_REMOTE_MODELING_SRC.format(hostile=""))
+    sx.h(blob, "safetensors", "config.json auto_map names modeling_tiny_remote.py, imported under "
+         "trust_remote_code=True (the module only defines a torch model)",
+         "transformers dynamic_module_utils", "suspicious",
+         remote_code=["configuration_tiny_remote.py", "modeling_tiny_remote.py"])
+    blob = _hf_remote_snapshot(root / "hostile/hf_remote_code_os_system", "acme/tiny-remote-pwn",
+                               TINY_REMOTE_MODELING_SRC.format(hostile=TINY_REMOTE_HOSTILE))
+    sx.h(blob, "safetensors", "auto_map module runs os.system at import (trust_remote_code=True)",
+         "transformers dynamic_module_utils", "dangerous", imports=["os.system"],
+         remote_code=["modeling_tiny_remote.py"])
+
+    whole = pickle.dumps(_benign_builtins_obj(), protocol=4)
+    (root / "hostile/truncated_p4.pkl").write_bytes(whole[: len(whole) // 2])
+    sx.h(root / "hostile/truncated_p4.pkl", "pickle", "pickle cut in half (protocol 4): breaks mid-stream",
+         "[ai]", "suspicious", truncated_of=len(whole))
+    whole = pickle.dumps(_benign_builtins_obj(), protocol=0)
+    (root / "hostile/truncated_p0.pkl").write_bytes(whole[: len(whole) // 2])
+    sx.h(root / "hostile/truncated_p0.pkl", "pickle", "text pickle cut in half (protocol 0): does not parse",
+         "[ai]", "suspicious", truncated_of=len(whole))
+    data = rng("random-bytes-pt").bytes(512)
+    (root / "hostile/random_bytes.pt").write_bytes(data)
+    sx.h(root / "hostile/random_bytes.pt", "unknown", "random bytes named .pt: no format matches",
+         "[ai]", "suspicious")
+
+
+def verify_safety_extra(root: Path, e: dict) -> bool:
+    """Self-check of one make_safety_extra entry; False when the entry is not one of them."""
+    import ast
+
+    p = root / e["path"]
+    if "remote_code" in e:
+        snapshot = next((p.parent.parent / "snapshots").iterdir())
+        cfg = json.loads((snapshot / "config.json").read_text())
+        assert "AutoModel" in cfg["auto_map"], e
+        tree = ast.parse((snapshot / "modeling_tiny_remote.py").read_text())
+        calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+        assert bool(calls) == (e["min_verdict"] == "dangerous"), e
+        return True
+    if e["path"].startswith("benign/hf_plain"):
+        snapshot = next((p.parent.parent / "snapshots").iterdir())
+        assert "auto_map" not in json.loads((snapshot / "config.json").read_text()), e
+        return False  # the safetensors check of verify_safety applies too
+    if "truncated_of" in e:
+        assert p.stat().st_size == e["truncated_of"] // 2, e
+        try:
+            pickle.loads(p.read_bytes())  # halves of the benign object: nothing to run
+        except Exception:  # noqa: BLE001 - any failure is what is wanted
+            return True
+        raise AssertionError(f"{e['path']} unpickles")
+    if e["format"] == "unknown":
+        assert p.read_bytes()[:1] not in (b"\x80", b"P", b"(", b"}", b"]"), e
+        return True
+    return False
+
+
 def make_safety(out: Path) -> dict:
     """Write out/safety (benign/, hostile/, expected.json, README.md); returns expected."""
     root = out / "safety"
@@ -2413,7 +2570,12 @@ def make_safety(out: Path) -> dict:
     t = time.monotonic()
     make_safety_hostile(root / "hostile", sx)
     print(f"  {'safety-bad':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_safety_extra(root, sx)
+    print(f"  {'safety-extra':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
     make_safety_load(root, sx)
+    print(f"  {'safety-load':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
     expected = sx.finish()
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
     (root / "README.md").write_text(safety_readme(expected))
@@ -2476,6 +2638,7 @@ def verify_safety(root: Path, expected: dict):
         p, fmt = root / e["path"], e["format"]
         if e["path"] in SAFETY_LOAD_PATHS:
             continue
+        verify_safety_extra(root, e)
         if fmt == "joblib":
             est = joblib.load(p)
             assert est.predict(np.array([[1.0, 1.0]]))[0] == 1, e
@@ -2529,6 +2692,8 @@ def verify_safety(root: Path, expected: dict):
         if e["path"] in SAFETY_LOAD_PATHS:
             continue
         want = set(e["imports"])
+        if verify_safety_extra(root, e):
+            continue
         if fmt in ("pickle", "joblib", "pytorch", "pytorch_legacy", "numpy", "7z"):
             payloads = _hostile_payloads(p, fmt)
             found = set()
@@ -2694,13 +2859,38 @@ def generate(out: Path) -> dict:
     return expected
 
 
+def regenerate_safety_extra(root: Path) -> int:
+    """`--only safety-extra`: rewrite make_safety_extra's files and merge expected.json."""
+    expected = json.loads((root / "expected.json").read_text())
+    for rel in SAFETY_EXTRA_PATHS:
+        p = root / rel
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    sx = SafetyExpected(root)
+    make_safety_extra(root, sx)
+    new = sx.finish()
+    for k in ("benign", "hostile"):
+        kept = [e for e in expected[k] if not any(e["path"].startswith(r) for r in SAFETY_EXTRA_PATHS)]
+        expected[k] = sorted(kept + new[k], key=lambda e: e["path"])
+        for e in new[k]:
+            verify_safety_extra(root, e)
+    (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    (root / "README.md").write_text(safety_readme(expected))
+    print(f"wrote {len(new['benign']) + len(new['hostile'])} safety-extra entries under {root}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("--only", choices=["safety-load"])
+    ap.add_argument("--only", choices=["safety-extra", "safety-load"])
     args = ap.parse_args()
 
+    if args.only == "safety-extra":
+        return regenerate_safety_extra(args.out.resolve() / "safety")
     if args.only == "safety-load":
         make_safety_load_only(args.out.resolve())
         print(f"wrote {args.out / 'safety'} (safety-load only)")

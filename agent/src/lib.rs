@@ -22,8 +22,9 @@
 //! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
 //! - [`state_dir`]: the state directory's layout (cache, spool, sent state, credentials, install
 //!   key) and every private-file operation on it.
-//! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
-//!   and the allow/deny [`safety::policy`].
+//! - [`safety`]: load-time code execution verdicts (pickle machine, Keras configs:
+//!   [`safety::keras`], SavedModel, ONNX, GGUF chat templates: [`safety::chat_template`],
+//!   Hugging Face remote code: [`safety::remote_code`]) and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document and its vocabulary ([`report::Section`]): model
 //!   entries, host facts, host-inventory entries (frameworks, GPUs, runtimes, tooling).
 //! - [`redact`] (a folder: names, argv, shell, pairs, urls, tokens): keeps secret values out of

@@ -18,6 +18,7 @@ mod listing;
 mod load_time;
 mod netns;
 mod redaction;
+mod remote_code;
 mod rotation;
 mod runtimes;
 mod safety;

@@ -213,6 +213,16 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// The format whose prober found the structure broken.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Self::Truncated { format, .. }
+            | Self::OutOfBounds { format, .. }
+            | Self::Invalid { format, .. }
+            | Self::Io { format, .. } => format,
+        }
+    }
+
     pub(crate) fn invalid(format: &'static str, what: impl Into<String>) -> Self {
         Self::Invalid { format, what: what.into() }
     }

@@ -24,6 +24,7 @@
 pub mod chat_template;
 pub mod keras;
 pub mod policy;
+pub mod remote_code;
 mod scan;
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +80,10 @@ pub const OWASP_POISONING: &str = "LLM04:2025";
 pub struct Finding {
     /// What was found: `dangerous_import`, `dangerous_call`, `unknown_import`,
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
-    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `template_injection`.
+    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `remote_code` (Hugging Face
+    /// `auto_map` code, [`remote_code`]), `unknown_format` and `unparseable` (files named like
+    /// a model that could not be judged), `template_injection` (GGUF chat templates,
+    /// [`chat_template`]).
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -94,6 +98,27 @@ pub struct Finding {
     pub atlas: String,
     /// OWASP Top 10 for LLM Applications (2025) entry.
     pub owasp: String,
+}
+
+impl Finding {
+    /// A finding of `kind`, with the ATLAS technique and OWASP entry that kind maps to.
+    pub fn new(kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) -> Self {
+        let (atlas, owasp) = match kind {
+            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "remote_code"
+            | "template_injection" => (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN),
+            "malformed" | "bound_exceeded" | "damaged_member" | "unparseable" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
+            _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
+        };
+        Self {
+            kind: kind.into(),
+            subject: subject.into(),
+            detail: detail.into(),
+            severity,
+            location: location.map(str::to_string),
+            atlas: atlas.into(),
+            owasp: owasp.into(),
+        }
+    }
 }
 
 /// The `safety` object of a model entry.
@@ -127,25 +152,10 @@ impl SafetyReport {
 
     /// Adds a finding (deduplicated by kind, subject and location).
     pub fn add(&mut self, kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) {
-        let (atlas, owasp) = match kind {
-            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op"
-            | "template_injection" => (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN),
-            "malformed" | "bound_exceeded" | "damaged_member" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
-            _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
-        };
-        let location = location.map(str::to_string);
-        if self.findings.iter().any(|f| f.kind == kind && f.subject == subject && f.location == location) {
+        if self.findings.iter().any(|f| f.kind == kind && f.subject == subject && f.location.as_deref() == location) {
             return;
         }
-        self.findings.push(Finding {
-            kind: kind.into(),
-            subject: subject.into(),
-            detail: detail.into(),
-            severity,
-            location,
-            atlas: atlas.into(),
-            owasp: owasp.into(),
-        });
+        self.findings.push(Finding::new(kind, subject, detail, severity, location));
     }
 
     /// Sets the verdict from the findings and orders them worst first.

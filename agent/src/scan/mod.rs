@@ -42,6 +42,10 @@ pub struct ScanOptions {
     pub scan_network_fs: bool,
     /// Hash models (off for `check`, which needs verdicts only; also disables the cache).
     pub hash_models: bool,
+    /// Collect files named like a model that could not be judged into
+    /// [`ScanReport::unjudged`] (for `check`; `scan` reports a broken file as an error and an
+    /// unidentified one not at all, so that its inventory holds models only).
+    pub report_unjudged: bool,
     /// List every package of every environment, not just the watchlist.
     pub all_packages: bool,
     /// Ask servers listening on loopback for their version and models (one GET, 1 s timeout).
@@ -68,6 +72,7 @@ impl Default for ScanOptions {
             threads: default_threads(),
             scan_network_fs: false,
             hash_models: true,
+            report_unjudged: false,
             all_packages: false,
             identify_servers: false,
             cpu_percent: None,
@@ -317,6 +322,9 @@ fn walk_roots(
     if !opts.hash_models {
         models = models.without_hashing();
     }
+    if opts.report_unjudged {
+        models = models.reporting_unjudged();
+    }
     let examining = opts.wants(Section::Models);
     if !examining {
         models = models.markers_only();
@@ -331,6 +339,7 @@ fn walk_roots(
     }
     report.errors.extend(outcome.errors);
     report.models = outcome.models;
+    report.unjudged = outcome.unjudged;
     report.stats = ScanStats { roots: roots.iter().map(|r| r.display().to_string()).collect(), ..progress.stats() };
     Ok(sink.into_markers())
 }
