@@ -208,9 +208,61 @@ pub fn judge(source: &str) -> Vec<TemplateFinding> {
             return findings;
         }
     };
-    let mut walker = Walker { source, findings, strings: HashMap::new(), bound: HashSet::new(), too_deep: false };
+    let mut walker =
+        Walker { source, hits: Vec::new(), strings: HashMap::new(), bound: HashSet::new(), too_deep: false };
     walker.stmt(&tree, 0);
-    walker.findings
+    merge_chains(walker.hits)
+}
+
+/// A finding and the attributes of rule 1 its expression reads (empty for the other rules).
+type Hit = (TemplateFinding, Vec<String>);
+
+/// Whether the expression text `long` is `short` or continues it with a postfix operator.
+fn extends(long: &str, short: &str) -> bool {
+    long.strip_prefix(short).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[', '(', '|']))
+}
+
+/// One finding per attribute chain: `().__class__.__base__.__subclasses__` is reported once,
+/// on the whole chain, naming every flagged attribute it reads, not once per prefix.
+fn merge_chains(hits: Vec<Hit>) -> Vec<TemplateFinding> {
+    let mut longest_first: Vec<(usize, Hit)> = hits.into_iter().enumerate().collect();
+    longest_first.sort_by_key(|(_, (f, _))| std::cmp::Reverse(f.subject.len()));
+    let mut kept: Vec<(usize, Hit)> = Vec::new();
+    for (at, (f, reads)) in longest_first {
+        let chain = kept.iter_mut().find(|(_, (g, r))| {
+            !reads.is_empty()
+                && !r.is_empty()
+                && g.kind == f.kind
+                && g.severity >= f.severity
+                && extends(&g.subject, &f.subject)
+        });
+        match chain {
+            Some((_, (_, r))) => {
+                for name in reads {
+                    if !r.contains(&name) {
+                        r.push(name);
+                    }
+                }
+            }
+            None => kept.push((at, (f, reads))),
+        }
+    }
+    kept.sort_by_key(|(at, _)| *at);
+    kept.into_iter()
+        .map(|(_, (mut f, mut reads))| {
+            if reads.len() > 1 {
+                // Collected from the end of the chain back to its start.
+                reads.reverse();
+                let names: Vec<String> = reads.iter().map(|r| format!("{r:?}")).collect();
+                f.detail = format!(
+                    "reads {}: the way from a template object to Python's globals and to running code, out of \
+                     Jinja2 (CVE-2024-34359)",
+                    names.join(", ")
+                );
+            }
+            f
+        })
+        .collect()
 }
 
 /// `{% generation %}` and `{% endgeneration %}` (Hugging Face transformers' `AssistantTracker`
@@ -260,7 +312,8 @@ fn check_blocks(source: &str) -> Result<(), TemplateFinding> {
 
 struct Walker<'s> {
     source: &'s str,
-    findings: Vec<TemplateFinding>,
+    /// What was found so far, merged per chain at the end ([`merge_chains`]).
+    hits: Vec<Hit>,
     /// Strings assigned by `{% set name = … %}` from literals.
     strings: HashMap<&'s str, String>,
     /// Names the template binds itself (`for`, `set`, `with`, macro arguments): data, not the
@@ -272,9 +325,14 @@ struct Walker<'s> {
 
 impl<'s> Walker<'s> {
     fn add(&mut self, subject: String, detail: String, severity: Verdict) {
+        self.hit(subject, detail, severity, None);
+    }
+
+    /// A finding; `read` is the rule-1 attribute it is about.
+    fn hit(&mut self, subject: String, detail: String, severity: Verdict, read: Option<&str>) {
         let f = TemplateFinding { kind: "template_injection", subject, detail, severity };
-        if !self.findings.contains(&f) {
-            self.findings.push(f);
+        if !self.hits.iter().any(|(g, _)| *g == f) {
+            self.hits.push((f, read.map(str::to_string).into_iter().collect()));
         }
     }
 
@@ -315,12 +373,13 @@ impl<'s> Walker<'s> {
         }
         if !self.too_deep {
             self.too_deep = true;
-            self.findings.push(TemplateFinding {
+            let f = TemplateFinding {
                 kind: "bound_exceeded",
                 subject: "template".into(),
                 detail: format!("nested deeper than {MAX_DEPTH} levels; the rest was not analysed"),
                 severity: Verdict::Suspicious,
-            });
+            };
+            self.hits.push((f, Vec::new()));
         }
         true
     }
@@ -455,19 +514,21 @@ impl<'s> Walker<'s> {
     fn attribute(&mut self, name: &str, object: Option<&Expr<'s>>, subject: &str) {
         for part in name.split('.') {
             if part.starts_with('_') {
-                self.add(
+                self.hit(
                     subject.into(),
                     format!(
                         "reads the private or dunder attribute {part:?}, the first step of escaping Jinja2 to Python's \
                          globals (CVE-2024-34359)"
                     ),
                     Verdict::Dangerous,
+                    Some(part),
                 );
             } else if DANGEROUS_ATTRS.contains(&part) {
-                self.add(
+                self.hit(
                     subject.into(),
                     format!("reads the attribute {part:?}, which runs code or reaches Python's globals"),
                     Verdict::Dangerous,
+                    Some(part),
                 );
             }
         }

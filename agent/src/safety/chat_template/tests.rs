@@ -203,10 +203,21 @@ fn hugging_face_generation_tags_are_skipped_not_trusted() {
 #[test]
 fn the_cve_proof_of_concept_is_dangerous() {
     assert_eq!(worst(CVE_2024_34359), Verdict::Dangerous);
-    let s = subjects(CVE_2024_34359);
-    assert!(s.iter().any(|s| s == "().__class__"), "{s:?}");
-    assert!(s.iter().any(|s| s.ends_with(".popen")), "{s:?}");
-    assert!(s.iter().any(|s| s.ends_with("._module.__builtins__['__import__']")), "{s:?}");
+    // One finding per chain, naming what it reads in order.
+    let f = judge(CVE_2024_34359);
+    let chain = f.iter().find(|f| f.subject == "().__class__.__base__.__subclasses__");
+    assert_eq!(
+        chain.map(|f| f.detail.split(':').next().unwrap_or_default()),
+        Some(r#"reads "__class__", "__base__", "__subclasses__""#),
+        "{f:#?}"
+    );
+    let popen = f.iter().find(|f| f.subject == "x()._module.__builtins__['__import__']('os').popen");
+    assert!(
+        popen.is_some_and(|f| f.detail.starts_with(r#"reads "_module", "__builtins__", "__import__", "popen""#)),
+        "{f:#?}"
+    );
+    assert!(f.iter().any(|f| f.subject == "x.__name__"), "{f:#?}");
+    assert!(!f.iter().any(|f| f.subject == "().__class__"), "prefixes are merged into their chain: {f:#?}");
 }
 
 #[test]
