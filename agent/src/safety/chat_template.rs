@@ -532,6 +532,11 @@ impl<'s> Walker<'s> {
                 );
             }
         }
+        self.global_reach(object, subject);
+    }
+
+    /// Rule 2: any attribute or item of a template global that leads to Python's globals.
+    fn global_reach(&mut self, object: Option<&Expr<'s>>, subject: &str) {
         if let Some(Expr::Var(v)) = object {
             if GLOBAL_REACHERS.contains(&v.id) && !self.bound.contains(v.id) {
                 self.add(
@@ -618,9 +623,10 @@ impl<'s> Walker<'s> {
                 self.expr(&a.expr, d);
             }
             Expr::GetItem(g) => {
-                if let Some(name) = self.fold(&g.subscript_expr, d) {
-                    let subject = self.text(expr);
-                    self.attribute(&name, Some(&g.expr), &subject);
+                let subject = self.text(expr);
+                match self.fold(&g.subscript_expr, d) {
+                    Some(name) => self.attribute(&name, Some(&g.expr), &subject),
+                    None => self.global_reach(Some(&g.expr), &subject),
                 }
                 self.expr(&g.expr, d);
                 self.expr(&g.subscript_expr, d);

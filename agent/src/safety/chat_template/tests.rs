@@ -272,6 +272,7 @@ fn each_hostile_shape_is_flagged_and_its_twin_is_not() {
         ("{{ config.items() }}", "{% macro show(config) %}{{ config.items() }}{% endmacro %}"),
         ("{{ session.user }}", "{% set session = namespace(user='') %}{{ session.user }}"),
         ("{{ self.x }}", "{% with self_ = messages %}{{ self_.x }}{% endwith %}"),
+        ("{{ lipsum[name] }}", "{{ messages[name] }}"),
     ];
     for (hostile, benign) in pairs {
         assert_ne!(worst(hostile), Verdict::Safe, "{hostile}");
