@@ -8,8 +8,8 @@
 //! load. Each referenced callable is judged, in order:
 //! 1. `class_name` `Lambda` (a layer) or `__lambda__` (a function) carries Python bytecode:
 //!    `dangerous` (`lambda_layer`);
-//! 2. a callable in Keras's own namespaces (`keras`, `keras.*`, `tf_keras`, `tf_keras.*`) is
-//!    fine, except those that fetch files, load other models or turn safe mode off
+//! 2. a callable in Keras's own namespaces ([`KERAS_PACKAGES`]: `keras`, `tf_keras`,
+//!    `keras_hub`, … and below) is fine, except those that fetch files, load other models or turn safe mode off
 //!    ([`KERAS_DANGEROUS`]: `get_file`, CVE-2025-8747; `enable_unsafe_deserialization` and
 //!    `load_model`, CVE-2025-9906; `TFSMLayer`, CVE-2026-1462): `dangerous`;
 //! 3. any other callable is judged like a pickle import by [`super::policy::classify`]:
@@ -41,14 +41,14 @@ pub const KERAS_DANGEROUS: &[(&str, &str)] = &[
     ("TFSMLayer", "loads an external TensorFlow SavedModel from a path the config names (CVE-2026-1462)"),
 ];
 
-/// Whether `module` is one of Keras's own namespaces.
-fn is_keras(module: &str) -> bool {
-    ["keras", "tf_keras"].iter().any(|k| module == *k || module.strip_prefix(k).is_some_and(|r| r.starts_with('.')))
-}
+/// Packages of the Keras team whose modules a config may name: Keras itself, Keras 2 as
+/// `tf_keras`, and the domain libraries built on it (KerasHub and its predecessors KerasNLP and
+/// KerasCV, KerasRS).
+pub const KERAS_PACKAGES: &[&str] = &["keras", "tf_keras", "keras_hub", "keras_nlp", "keras_cv", "keras_rs"];
 
-/// The first component of a dotted module name.
-fn top_level(module: &str) -> &str {
-    module.split('.').next().unwrap_or(module)
+/// Whether `module` is one of Keras's own namespaces ([`KERAS_PACKAGES`] or below).
+fn is_keras(module: &str) -> bool {
+    KERAS_PACKAGES.iter().any(|k| module == *k || module.strip_prefix(k).is_some_and(|r| r.starts_with('.')))
 }
 
 /// Parses a config's bytes and judges it; a config that is too large or does not parse is
@@ -101,7 +101,7 @@ fn object(map: &serde_json::Map<String, Value>, class: &str, location: Option<&s
     }
     let module = map.get("module").and_then(Value::as_str);
     let registered = map.get("registered_name").and_then(Value::as_str).and_then(|r| r.split_once('>'));
-    if let (None | Some("keras" | "tf_keras"), Some((package, name))) = (module.map(top_level), registered) {
+    if let (true, Some((package, name))) = (module.is_none_or(is_keras), registered) {
         if !is_keras(package) {
             outside(&format!("{package}.{name}"), location, report);
         }
@@ -223,6 +223,18 @@ mod tests {
             assert_eq!(r.verdict, Verdict::Safe, "{subject} twin: {:?}", r.findings);
             assert!(r.imports.is_empty(), "{:?}", r.imports);
         }
+    }
+
+    #[test]
+    fn keras_team_packages_are_keras() {
+        for module in ["keras_hub.src.models.gemma.gemma_backbone", "keras_nlp.models", "tf_keras.layers"] {
+            let r = verdict(dense(
+                json!({"module": module, "class_name": "X", "config": {}, "registered_name": "keras_hub>X"}),
+            ));
+            assert_eq!(r.verdict, Verdict::Safe, "{module}: {:?}", r.findings);
+        }
+        let r = verdict(dense(json!({"module": "keras_hubx", "class_name": "X", "config": {}})));
+        assert_eq!(r.verdict, Verdict::Suspicious, "{:?}", r.findings);
     }
 
     #[test]
