@@ -29,6 +29,11 @@ Options:
               transformers only, not the whole pinned venv
   --check     regenerate into a temporary directory and compare with the
               committed expected.json
+  --only safety-load
+              rewrite only the chat-template GGUFs and Keras-config files of
+              the safety corpus (make_safety_load) and merge their entries into
+              the committed safety/expected.json; needs only numpy, gguf and
+              h5py (a small venv instead of the full one with tensorflow)
 """
 
 from __future__ import annotations
@@ -218,8 +223,12 @@ def frozen_clock(datetime_modules=(), seeded_uuid: str | None = None, patch_time
 TINY_VOCAB = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(13)]  # 16 tokens
 
 
-def gguf_llama(path: Path, name: str, *, split_max_tensors=0, q8=False, vocab=TINY_VOCAB, n_embd=32, tag="gguf"):
+def gguf_llama(path: Path, name: str, *, split_max_tensors=0, q8=False, vocab=TINY_VOCAB, n_embd=32, tag="gguf",
+               chat_template=None):
     """Write a tiny llama-architecture GGUF with gguf-py's GGUFWriter.
+
+    chat_template: a Jinja2 template, or [{"name", "template"}] (GGUFWriter.add_chat_template:
+    "default" is tokenizer.chat_template, others tokenizer.chat_template.<name>).
 
     Returns (metadata for the first file, per-file tensor lists).
     """
@@ -251,6 +260,8 @@ def gguf_llama(path: Path, name: str, *, split_max_tensors=0, q8=False, vocab=TI
                       + [gguf.TokenType.BYTE] * (len(vocab) - 3))
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
 
     type_names = []
     for tname, arr in tensors.items():
@@ -2161,6 +2172,165 @@ def make_safety_hostile(d: Path, sx: SafetyExpected):
           "new", "suspicious", [], external_location=loc)
 
 
+# -- load-time templates and configs (make_safety_load) -----------------------------
+# Chat templates as Hugging Face ships them (tokenizer_config.json "chat_template").
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'"
+    " + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+# Hermes-style tool use: namespace() for loop state, tojson.
+TOOL_USE_TEMPLATE = (
+    "{%- set ns = namespace(tools_text='') %}{%- for tool in tools %}{%- set ns.tools_text = ns.tools_text + "
+    "(tool | tojson) + '\\n' %}{%- endfor %}{{ '<|im_start|>system\\nYou may call these tools:\\n' + ns.tools_text + "
+    "'<|im_end|>\\n' }}{%- for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n'}}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+SAFETY_LOAD_PATHS = (
+    "benign/chat_template_chatml.gguf", "benign/chat_template_llama3.gguf", "benign/keras_config_keras_fn.keras",
+    "benign/keras_config_keras_fn.h5", "hostile/chat_template_ssti.gguf", "hostile/chat_template_named_ssti.gguf",
+    "hostile/keras_config_os_system.keras", "hostile/keras_config_posix_system.h5",
+)
+
+
+def _keras_config_with_activation(dense_keras: Path, activation) -> dict:
+    """The config.json keras.Model.save wrote for benign/dense.keras, its first Dense layer's
+    activation replaced (a string, or a serialized {module, class_name, config} object)."""
+    with zipfile.ZipFile(dense_keras) as zf:
+        cfg = json.loads(zf.read("config.json"))
+    layer = next(l for l in cfg["config"]["layers"] if l["class_name"] == "Dense")
+    layer["config"]["activation"] = activation
+    return cfg
+
+
+def _write_keras_v3_like(src: Path, dst: Path, cfg: dict):
+    """dst: src's members (metadata.json, weights) with config.json replaced by cfg."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for zi in zin.infolist():
+            data = json.dumps(cfg).encode() if zi.filename == "config.json" else zin.read(zi)
+            zout.writestr(zi, data)
+
+
+def _write_keras_h5_like(dst: Path, cfg: dict):
+    """What keras 3's legacy_h5_format.save_model_to_hdf5 writes, with h5py: root attributes
+    backend, keras_version, model_config (the Keras 3 config, with module keys) and the weights."""
+    import h5py
+
+    r = rng("safety-keras-config")
+    with h5py.File(dst, "w", track_order=False) as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "3.15.1"
+        f.attrs["model_config"] = json.dumps(cfg).encode("utf8")
+        g = f.create_group("model_weights")
+        g.attrs["backend"] = "tensorflow"
+        g.attrs["keras_version"] = "3.15.1"
+        g.attrs["layer_names"] = np.array([b"hidden", b"logits"])
+        for name, shape in (("hidden", (4, 3)), ("logits", (3, 2))):
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = np.array([f"{name}/kernel".encode(), f"{name}/bias".encode()])
+            lg.create_dataset(f"{name}/kernel", data=r.standard_normal(shape).astype(np.float32), track_times=False)
+            lg.create_dataset(f"{name}/bias", data=np.zeros(shape[1], np.float32), track_times=False)
+
+
+def make_safety_load(root: Path, sx: SafetyExpected):
+    """Load-time vectors that are not pickles: Jinja2 chat templates in GGUF files (rendered by
+    the loader; CVE-2024-34359) and Keras configs naming callables outside Keras
+    (CVE-2025-1550), each hostile file with a benign twin written the same way. Needs
+    benign/dense.keras (make_safety_benign) for the Keras config that keras itself wrote."""
+    b, h = root / "benign", root / "hostile"
+    gguf_llama(b / "chat_template_chatml.gguf", "ChatML Fixture", n_embd=8, tag="safety-gguf-chatml",
+               chat_template=[{"name": "default", "template": CHATML_TEMPLATE},
+                              {"name": "tool_use", "template": TOOL_USE_TEMPLATE}])
+    sx.b(b / "chat_template_chatml.gguf", "gguf")
+    gguf_llama(b / "chat_template_llama3.gguf", "Llama 3 Fixture", n_embd=8, tag="safety-gguf-llama3",
+               chat_template=LLAMA3_TEMPLATE)
+    sx.b(b / "chat_template_llama3.gguf", "gguf")
+
+    t = "chat_template_ssti"
+    ssti = ("{% for x in ().__class__.__base__.__subclasses__() %}{% if \"warning\" in x.__name__ %}"
+            "{{ x()._module.__builtins__['__import__']('os').popen(\"touch " + _pwn(t).split()[-1] + "\") }}"
+            "{% endif %}{% endfor %}" + CHATML_TEMPLATE)
+    gguf_llama(h / f"{t}.gguf", "SSTI Fixture", n_embd=8, tag="safety-gguf-ssti", chat_template=ssti)
+    sx.h(h / f"{t}.gguf", "gguf", "tokenizer.chat_template walks ().__class__.__base__.__subclasses__() to "
+         "warnings.catch_warnings()._module.__builtins__['__import__']('os').popen(...): runs when a loader renders "
+         "it without a sandbox (llama-cpp-python < 0.2.72)", "CVE-2024-34359 (GHSA-56xg-wfcc-g829)", "dangerous",
+         template_key="tokenizer.chat_template")
+    t = "chat_template_named_ssti"
+    named = CHATML_TEMPLATE + "{{ cycler.__init__.__globals__.os.popen('touch " + _pwn(t).split()[-1] + "').read() }}"
+    gguf_llama(h / f"{t}.gguf", "Named SSTI Fixture", n_embd=8, tag="safety-gguf-named-ssti",
+               chat_template=[{"name": "default", "template": CHATML_TEMPLATE},
+                              {"name": "tool_use", "template": named}])
+    sx.h(h / f"{t}.gguf", "gguf", "default template is ChatML; the named tool_use template reaches os.popen through "
+         "cycler.__init__.__globals__", "CVE-2024-34359 shape (new: named templates)", "dangerous",
+         template_key="tokenizer.chat_template.tool_use")
+
+    dense = b / "dense.keras"
+    keras_fn = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": None}
+    os_system = {"module": "os", "class_name": "function", "config": "system", "registered_name": None}
+    posix_system = {"module": "posix", "class_name": "function", "config": "system", "registered_name": None}
+    _write_keras_v3_like(dense, b / "keras_config_keras_fn.keras", _keras_config_with_activation(dense, keras_fn))
+    sx.b(b / "keras_config_keras_fn.keras", "keras_v3")
+    _write_keras_h5_like(b / "keras_config_keras_fn.h5", _keras_config_with_activation(dense, keras_fn))
+    sx.b(b / "keras_config_keras_fn.h5", "keras_h5")
+    p = h / "keras_config_os_system.keras"
+    _write_keras_v3_like(dense, p, _keras_config_with_activation(dense, os_system))
+    sx.h(p, "keras_v3", "config.json of a real keras.Model.save with a Dense activation "
+         "{'module': 'os', 'class_name': 'function', 'config': 'system'}: Keras < 3.9 imports os and calls system "
+         "even with safe_mode", "CVE-2025-1550", "dangerous", ["os.system"], config_callable="os.system")
+    p = h / "keras_config_posix_system.h5"
+    _write_keras_h5_like(p, _keras_config_with_activation(dense, posix_system))
+    sx.h(p, "keras_h5", "Keras 3 .h5 whose model_config names posix.system as a Dense activation",
+         "CVE-2025-1550 shape in HDF5", "dangerous", ["posix.system"], config_callable="posix.system")
+
+
+def verify_safety_load(root: Path, entries: list[dict]):
+    """Self-check of make_safety_load's files: GGUFs read back with gguf-py, configs parsed."""
+    import gguf
+    import h5py
+
+    for e in entries:
+        p, fmt = root / e["path"], e["format"]
+        if fmt == "gguf":
+            fields = gguf.GGUFReader(p).fields
+            templates = {k: bytes(f.parts[f.data[0]]).decode() for k, f in fields.items()
+                         if k.startswith("tokenizer.chat_template")}
+            assert templates, e
+            if "template_key" in e:
+                assert "__" in templates[e["template_key"]], e
+            else:
+                assert all("__" not in t for t in templates.values()), e
+        elif fmt == "keras_v3":
+            with zipfile.ZipFile(p) as zf:
+                cfg = zf.read("config.json").decode()
+        else:
+            with h5py.File(p) as f:
+                cfg = f.attrs["model_config"]
+                cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
+        if fmt in ("keras_v3", "keras_h5"):
+            module, _, name = e.get("config_callable", "keras.activations.relu").rpartition(".")
+            assert f'"module": "{module}", "class_name": "function", "config": "{name}"' in cfg, e
+
+
+def make_safety_load_only(out: Path):
+    """--only safety-load: rewrite make_safety_load's files and merge them into expected.json."""
+    root = out / "safety"
+    sx = SafetyExpected(root)
+    make_safety_load(root, sx)
+    fresh = sx.finish()
+    expected = json.loads((root / "expected.json").read_text())
+    for k in ("benign", "hostile"):
+        keep = [e for e in expected[k] if e["path"] not in SAFETY_LOAD_PATHS]
+        expected[k] = sorted(keep + fresh[k], key=lambda e: e["path"])
+    (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    (root / "README.md").write_text(safety_readme(expected))
+    verify_safety_load(root, fresh["benign"] + fresh["hostile"])
+
+
 def make_safety_savedmodels(d: Path, sx: SafetyExpected):
     import tensorflow as tf
     from tensorflow.python.keras.protobuf import saved_metadata_pb2, versions_pb2
@@ -2409,6 +2579,9 @@ def make_safety(out: Path) -> dict:
     t = time.monotonic()
     make_archive_fixtures.make(root, sx)
     print(f"  {'safety-arch':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_safety_load(root, sx)
+    print(f"  {'safety-load':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
     expected = sx.finish()
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
     (root / "README.md").write_text(safety_readme(expected))
@@ -2436,7 +2609,8 @@ def safety_readme(expected: dict) -> str:
         "  * Optional keys: `resolves_to`, `nested_imports` (imports of a pickle embedded as bytes), `ops`",
         "    (TensorFlow ops), `external_location` and `defining_file` (SavedModel directories);",
         "    `generator: archives` marks the archives written by `scripts/make_archive_fixtures.py`, with",
-        "    `location` (the member path a finding names) and `finding` (the finding kind expected).",
+        "    `location` (the member path a finding names) and `finding` (the finding kind expected);",
+        "    `template_key` (the GGUF chat template that is hostile), `config_callable` (what a Keras config names).",
         "",
         "The marshalled Python code in the Keras Lambda and `types_function_from_code.pkl` is CPython 3.11 bytecode.",
         "Every file regenerates byte-for-byte except the SavedModels' `fingerprint.pb`, which holds a random id,",
@@ -2470,9 +2644,10 @@ def verify_safety(root: Path, expected: dict):
 
     archives = [e for e in expected["benign"] + expected["hostile"] if e.get("generator") == make_archive_fixtures.GENERATOR]
     make_archive_fixtures.verify(root, archives)
+    verify_safety_load(root, [e for k in ("benign", "hostile") for e in expected[k] if e["path"] in SAFETY_LOAD_PATHS])
     for e in expected["benign"]:
         p, fmt = root / e["path"], e["format"]
-        if e.get("generator") == make_archive_fixtures.GENERATOR:
+        if e.get("generator") == make_archive_fixtures.GENERATOR or e["path"] in SAFETY_LOAD_PATHS:
             continue
         verify_safety_extra(root, e)
         if fmt == "joblib":
@@ -2525,7 +2700,7 @@ def verify_safety(root: Path, expected: dict):
 
     for e in expected["hostile"]:
         p, fmt = root / e["path"], e["format"]
-        if e.get("generator") == make_archive_fixtures.GENERATOR:
+        if e.get("generator") == make_archive_fixtures.GENERATOR or e["path"] in SAFETY_LOAD_PATHS:
             continue
         want = set(e["imports"])
         if verify_safety_extra(root, e):
@@ -2722,11 +2897,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("--only", choices=["safety-extra"])
+    ap.add_argument("--only", choices=["safety-extra", "safety-load"])
     args = ap.parse_args()
 
     if args.only == "safety-extra":
         return regenerate_safety_extra(args.out.resolve() / "safety")
+    if args.only == "safety-load":
+        make_safety_load_only(args.out.resolve())
+        print(f"wrote {args.out / 'safety'} (safety-load only)")
+        return 0
 
     if args.check:
         committed = json.loads((DEFAULT_OUT / "expected.json").read_text())

@@ -29,7 +29,7 @@ pub struct CheckedFile {
     pub verdict: Verdict,
     /// Why.
     pub findings: Vec<Finding>,
-    /// What its pickles import.
+    /// What its pickles import, and the callables outside Keras its Keras config names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
 }

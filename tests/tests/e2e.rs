@@ -16,6 +16,7 @@ mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;
+mod load_time;
 mod netns;
 mod redaction;
 mod remote_code;

@@ -1,8 +1,9 @@
 //! Load-time code execution: a safety verdict for every model file, from its bytes alone.
 //!
 //! Nothing is ever loaded or executed. Per format:
-//! 1. formats that cannot carry code (GGUF, safetensors, TFLite, Core ML, OpenVINO IR) are
-//!    `safe` once their header validated (identification already did that);
+//! 1. formats that cannot carry code (safetensors, TFLite, Core ML, OpenVINO IR) are `safe`
+//!    once their header validated (identification already did that); GGUF is too unless a
+//!    Jinja2 chat template reaches Python ([`chat_template`], CVE-2024-34359);
 //! 2. ONNX is `safe` unless a tensor's external data points outside the model's directory (an
 //!    absolute path or `..`);
 //! 3. pickles — plain, joblib (plain or compressed), legacy PyTorch (every pickle in sequence),
@@ -10,9 +11,10 @@
 //!    skipped), NumPy object arrays (`.npy`, `.npz` members) — go through the pickle machine
 //!    ([`crate::formats::pickle`]); every import and every call is judged by [`policy`], nested
 //!    pickles and concatenated streams included;
-//! 4. Keras: `Lambda` layers in an HDF5 `model_config`, a `.keras` `config.json` or a
-//!    SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for ops that run Python
-//!    or touch files ([`DANGEROUS_TF_OPS`]);
+//! 4. Keras: `Lambda` layers and callables outside Keras (`os.system` as an activation,
+//!    CVE-2025-1550) in an HDF5 `model_config` or a `.keras` `config.json` ([`keras`]),
+//!    `Lambda` layers in a SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for
+//!    ops that run Python or touch files ([`DANGEROUS_TF_OPS`]);
 //! 5. archives: every model inside assessed as its format and located by member path, and the
 //!    code bundles carry by design (TorchServe, NeMo, skops, MLflow) judged with [`pycode`].
 //!
@@ -22,6 +24,8 @@
 //! ATLAS technique and the OWASP Top 10 for LLM Applications (2025) entry it maps to.
 
 mod archive;
+pub mod chat_template;
+pub mod keras;
 pub mod policy;
 pub mod pycode;
 pub mod remote_code;
@@ -84,7 +88,9 @@ pub struct Finding {
     /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `remote_code` (Hugging Face
     /// `auto_map` code, [`remote_code`]), `unknown_format` and `unparseable` (files named like
     /// a model that could not be judged), and of archives and bundles `hidden_member`,
-    /// `header_mismatch`, `bundled_code`, `dangerous_code`, `config_target`, `untrusted_type`.
+    /// `header_mismatch`, `bundled_code`, `dangerous_code`, `config_target`, `untrusted_type`, and
+    /// `template_injection` (GGUF chat templates,
+    /// [`chat_template`]).
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -106,7 +112,7 @@ impl Finding {
     pub fn new(kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) -> Self {
         let (atlas, owasp) = match kind {
             "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "remote_code"
-            | "bundled_code" | "dangerous_code" | "config_target" | "untrusted_type" => {
+            | "template_injection" | "bundled_code" | "dangerous_code" | "config_target" | "untrusted_type" => {
                 (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
             }
             "malformed" | "bound_exceeded" | "damaged_member" | "unparseable" | "hidden_member" => {
@@ -134,7 +140,8 @@ pub struct SafetyReport {
     /// The reasons, worst first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
-    /// Every callable the file's pickles import (`module.name`).
+    /// Every callable the file's pickles import (`module.name`), and every callable outside
+    /// Keras a Keras config names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
     /// Every callable they call.
