@@ -526,10 +526,17 @@ const MAX_LISTED: usize = 64;
 /// Identifies an archive that holds a model, is a bundle carrying code, or could not be walked
 /// to its end within the bounds. `contents` lists the models inside as `path (format)`.
 pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
+    probe_within(input, BOUNDS)
+}
+
+/// [`probe`] within `bounds`. An archive that hit a bound before showing anything is a model
+/// entry only when it is smaller on disk than a quarter of the byte budget (see below).
+fn probe_within(input: &ProbeInput<'_>, bounds: Bounds) -> Result<Option<Detection>, FormatError> {
     let Some(kind) = container_of(input) else { return Ok(None) };
     let mut md = ModelMetadata::default();
     let mut found = false;
-    walk(input, kind, BOUNDS, &mut |event| {
+    let mut bounded = false;
+    walk(input, kind, bounds, &mut |event| {
         match event {
             Event::Model { path, detection, .. } => {
                 if md.contents.len() < MAX_LISTED {
@@ -543,11 +550,22 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
                     found = true;
                 }
             }
-            Event::Bound { .. } | Event::Hidden { .. } | Event::Renamed { .. } => found = true,
+            Event::Bound { .. } => bounded = true,
+            Event::Hidden { .. } | Event::Renamed { .. } => found = true,
             Event::Damaged { .. } => {}
         }
         true
     });
+    // A bound alone makes a small archive a model entry (a bomb, a nesting trick: what it hides
+    // cannot be cleared), but not one that is large on disk: a dataset or backup archive of
+    // ordinary files runs past the budget without any trick, and reporting every one would bury
+    // the models. Hiding a payload past the bounds then takes that much incompressible padding
+    // (docs/safety.md).
+    if bounded && !found && input.size >= bounds.total / 4 {
+        tracing::debug!(size = input.size, "large archive with no model before the analysis bounds: not a model");
+    } else if bounded {
+        found = true;
+    }
     if !found {
         return Ok(None);
     }
@@ -591,6 +609,54 @@ mod tests {
     fn corpus(rel: &str, bounds: Bounds) -> Vec<String> {
         let name = rel.rsplit('/').next().unwrap_or_default();
         events(name, &fixture(&format!("safety/{rel}")), bounds)
+    }
+
+    /// A ustar archive of `(name, data)` members, as `tar` writes it.
+    fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in members {
+            let mut h = vec![0u8; 512];
+            h[..name.len()].copy_from_slice(name.as_bytes());
+            h[100..108].copy_from_slice(b"0000644\0");
+            h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+            h[136..148].copy_from_slice(b"00000000000\0");
+            h[156] = b'0';
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[263..265].copy_from_slice(b"00");
+            h[148..156].copy_from_slice(b"        ");
+            let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+            h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            out.extend_from_slice(&h);
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    #[test]
+    fn a_bound_alone_reports_a_small_archive_but_not_a_large_one() {
+        let detect = |bytes: &[u8], bounds: Bounds| {
+            let head = bytes.get(..bytes.len().min(HEAD_LEN)).unwrap_or_default();
+            let input = ProbeInput { source: &bytes, size: bytes.len() as u64, head, name: "data.tar" };
+            probe_within(&input, bounds).unwrap().map(|d| d.format)
+        };
+        let noise: Vec<u8> = (0..6000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let pickle: &[u8] = b"\x80\x04K\x01.";
+        let bounds = Bounds { depth: 4, members: 100, total: 16 * 1024, member: 8 * 1024 };
+        // Past the budget with nothing seen: large on disk (over a quarter of the budget) is an
+        // ordinary archive; a model before the bound still makes it one.
+        let large = tar_of(&[("a.jpg", &noise), ("b.jpg", &noise), ("c.jpg", &noise)]);
+        assert_eq!(detect(&large, bounds), None);
+        let large_with_model = tar_of(&[("w.pkl", pickle), ("a.jpg", &noise), ("b.jpg", &noise), ("c.jpg", &noise)]);
+        assert_eq!(detect(&large_with_model, bounds), Some(ModelFormat::Archive));
+        // Small on disk, past a bound (here the member count): it cannot be cleared.
+        let many: Vec<(String, Vec<u8>)> = (0..101).map(|i| (format!("f{i}.txt"), vec![b'x'])).collect();
+        let many: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let small = tar_of(&many);
+        let tight = Bounds { total: 1 << 20, ..bounds };
+        assert!((small.len() as u64) < tight.total / 4, "small on disk");
+        assert_eq!(detect(&small, tight), Some(ModelFormat::Archive));
     }
 
     #[test]
