@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::formats::ModelFormat;
-use crate::report::{FileError, ScanReport};
+use crate::report::{FileError, ModelOwner, ScanReport};
 use crate::safety::{Finding, Verdict};
 
 /// One model and its verdict.
@@ -24,6 +24,9 @@ pub struct CheckedFile {
     /// What its pickles import.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
+    /// The installed package that shipped it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ModelOwner>,
 }
 
 /// Counts of a check.
@@ -73,6 +76,7 @@ impl CheckReport {
                 verdict: m.safety.verdict,
                 findings: m.safety.findings,
                 imports: m.safety.imports,
+                owner: m.owner,
             })
             .collect();
         files.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.path.cmp(&b.path)));
@@ -112,7 +116,10 @@ impl CheckReport {
                 })
                 .collect();
             let more = f.findings.len().saturating_sub(4);
-            let tail = if more > 0 { format!(", +{more} more") } else { String::new() };
+            let mut tail = if more > 0 { format!(", +{more} more") } else { String::new() };
+            if let Some(owner) = &f.owner {
+                tail.push_str(&format!(" [package: {owner}]"));
+            }
             writeln!(
                 out,
                 "{:<10}  {:<14}  {}  {}{}",
