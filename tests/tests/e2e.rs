@@ -16,6 +16,7 @@ mod frameworks;
 mod hazards;
 mod listing;
 mod netns;
+mod owner;
 mod redaction;
 mod rotation;
 mod runtimes;
