@@ -328,7 +328,7 @@ fn walk_roots(
     let seen_keys = outcome.seen_keys;
     report.stats = ScanStats { roots: roots.iter().map(|r| r.display().to_string()).collect(), ..progress.stats() };
     let markers = sink.into_markers();
-    if examining {
+    if examining && !report.models.is_empty() {
         let t = Instant::now();
         let records = match &cache {
             Some(c) => Some(
@@ -344,6 +344,9 @@ fn walk_roots(
         report.stats.records_read = owned.records_read;
         report.stats.record_cache_hits = owned.records_cached;
         report.errors.extend(owned.errors);
+        if let (Some(records), true) = (&records, defaults) {
+            records.retain(&owned.records_touched);
+        }
         report.stats.section_ms.insert("owners".into(), elapsed_ms(t));
     }
     if let Some(c) = &cache {

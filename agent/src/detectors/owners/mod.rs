@@ -79,6 +79,8 @@ pub struct OwnersOutcome {
     pub records_cached: u64,
     /// Record files that could not be read or parsed.
     pub errors: Vec<FileError>,
+    /// Every record file looked up, for [`RecordCache::retain`].
+    pub records_touched: std::collections::HashSet<PathBuf>,
 }
 
 /// The files of some packages: path → index of its package in `packages`.
@@ -256,7 +258,13 @@ pub fn attribute(
     let mut errors = a.reader.errors;
     errors.sort_by(|x, y| (&x.path, &x.error).cmp(&(&y.path, &y.error)));
     errors.dedup();
-    OwnersOutcome { owned, records_read: a.reader.read, records_cached: a.reader.cached, errors }
+    OwnersOutcome {
+        owned,
+        records_read: a.reader.read,
+        records_cached: a.reader.cached,
+        errors,
+        records_touched: a.reader.touched,
+    }
 }
 
 #[cfg(test)]

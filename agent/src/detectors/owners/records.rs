@@ -3,6 +3,7 @@
 //! from the one kept in the `owners-v1` sled tree beside the listing records, and only the
 //! model-candidate paths it names are kept, so an entry stays small even for torch's RECORD.
 
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,18 @@ impl RecordCache {
         }
     }
 
+    /// Drops the entries of every record file not in `keep` (after a scan of the default roots,
+    /// which loads every record a model needs: the rest belong to removed packages or to
+    /// directories that no longer hold a model, and are read again if one appears).
+    pub fn retain(&self, keep: &HashSet<PathBuf>) {
+        use std::os::unix::ffi::OsStrExt;
+        for key in self.tree.iter().keys().flatten() {
+            if !keep.contains(Path::new(std::ffi::OsStr::from_bytes(&key))) {
+                let _ = self.tree.remove(key);
+            }
+        }
+    }
+
     /// Number of entries (tests).
     pub fn len(&self) -> usize {
         self.tree.len()
@@ -93,6 +106,8 @@ pub(super) struct Reader<'a> {
     pub cached: u64,
     /// Record files that could not be read or parsed.
     pub errors: Vec<FileError>,
+    /// Every record file looked up (read, cached or failed), for [`RecordCache::retain`].
+    pub touched: HashSet<PathBuf>,
 }
 
 impl Reader<'_> {
@@ -112,6 +127,7 @@ impl Reader<'_> {
         parse: impl FnOnce(&[u8]) -> Result<Record, String>,
     ) -> Option<Record> {
         let meta = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+        self.touched.insert(path.to_path_buf());
         let stamp = FileStamp::of(&meta);
         if let Some(record) = self.cache.and_then(|c| c.get(path, &stamp)) {
             self.cached += 1;
@@ -220,6 +236,16 @@ mod tests {
         std::fs::write(&record, "a.pkl,,\nb.pkl,,\n").unwrap();
         assert_eq!(reader.load(&record, 1024, parse).unwrap().paths.len(), 2);
         assert_eq!(reader.read, 2);
+        // Pruning keeps what a scan touched.
+        let other = dir.path().join("OTHER");
+        std::fs::write(&other, "x.pkl,,\n").unwrap();
+        let mut pruned = Reader { cache: Some(&cache), ..Reader::default() };
+        assert!(pruned.load(&other, 1024, parse).is_some());
+        assert_eq!(cache.len(), 2);
+        cache.retain(&pruned.touched);
+        assert_eq!(cache.len(), 1);
+        assert!(pruned.load(&other, 1024, parse).is_some());
+        assert_eq!(pruned.cached, 1);
         // Without the cache, the bound applies and a link is never followed.
         let mut plain = Reader::default();
         assert_eq!(plain.load(&record, 4, parse), None);
