@@ -168,7 +168,7 @@ fn a_file_of_an_installed_debian_package_is_attributed_to_it() {
         all[0]["owner"],
         json!({"ecosystem": "deb", "name": PACKAGE, "version": "1.2-3", "environment": "system"})
     );
-    // The same bytes in a home are the user's own.
+    // The same bytes outside the package are the user's own.
     let home = tempfile::tempdir().unwrap();
     std::fs::copy(dir.join("model.pkl"), home.path().join("model.pkl")).unwrap();
     let doc = run_scan_json(&[home.path()], state.path(), &[]);
