@@ -84,10 +84,10 @@ pub fn write_table(report: &ScanReport, include_owned: bool, out: &mut dyn Write
     }
     inventory::write(report, out)?;
     let s = &report.stats;
-    let owned = if s.owned_models > 0 { format!(" ({} in packages)", s.owned_models) } else { String::new() };
+    let owned = if s.owned_models > 0 { format!("{} in packages · ", s.owned_models) } else { String::new() };
     writeln!(
         out,
-        "\n{} models{owned} · {} files seen in {} roots · {} hashed · {} cache hits · {} errors · {:.1} s",
+        "\n{} models · {owned}{} files seen in {} roots · {} hashed · {} cache hits · {} errors · {:.1} s",
         s.models,
         s.files_seen,
         s.roots.len(),
@@ -192,7 +192,7 @@ mod tests {
             ),
             "{default}"
         );
-        assert!(default.contains("3 models (2 in packages)"), "{default}");
+        assert!(default.contains("3 models · 2 in packages · "), "{default}");
         let all = table(true);
         assert_eq!(rows(&all).len(), 3, "{all}");
         assert!(rows(&all)[2].contains("pypi data 1.0"), "{all}");
