@@ -158,3 +158,23 @@ fn system_files_only_outside_homes() {
     assert_eq!(models[1].owner, None);
     assert_eq!(outcome.records_read, 1);
 }
+
+#[test]
+fn a_directory_model_is_owned_when_a_member_is() {
+    let host = Host::new();
+    let site = host.root.join("venv/lib/python3.11/site-packages");
+    write(&site.join("tf-1.0.dist-info/RECORD"), "tf/saved/saved_model.pb,,\ntf/saved/variables/variables.index,,\n");
+    let mut dir_model = model(&site.join("tf/saved"));
+    dir_model.group = Some(crate::report::ModelGroup {
+        id: String::new(),
+        kind: "directory".into(),
+        root: site.join("tf/saved").display().to_string(),
+        members: vec![site.join("tf/saved/saved_model.pb").display().to_string()],
+        missing: Vec::new(),
+    });
+    let mut models = vec![dir_model];
+    let opts = OwnerOptions { homes: vec![], dpkg_info: host.root.join("dpkg/info") };
+    attribute(&mut models, &host.markers(), None, &opts);
+    let venv = host.root.join("venv");
+    assert_eq!(models[0].owner, expect(OwnerEcosystem::Pypi, "tf", Some("1.0"), &venv));
+}
