@@ -79,6 +79,20 @@ zip_fixtures() {
   done
 }
 
+# The Keras configs of the fixtures: config.json of each .keras (unzipped into
+# $FUZZ_DIR/corpus/.keras_config_seeds/, ignored like the corpus) and each Keras .h5 whole (its
+# model_config JSON is inside).
+keras_configs() {
+  local f dir=$FUZZ_DIR/corpus/.keras_config_seeds
+  mkdir -p "$dir"
+  find "$FIXTURES" -name '*.keras' -type f | sort | while read -r f; do
+    if unzip -p "$f" config.json >"$dir/$(basename "$f").config.json" 2>/dev/null; then
+      echo "$dir/$(basename "$f").config.json"
+    fi
+  done
+  find "$FIXTURES/safety" -name '*.h5' -type f | sort
+}
+
 # Index into formats::FUZZ_NAMES (agent/src/formats/mod.rs) of the name that fits a fixture.
 name_index() {
   case "$(basename "$1" | tr '[:upper:]' '[:lower:]')" in
@@ -118,6 +132,7 @@ safety_index() {
     *.onnx) echo 8 ;;
     *.7z) echo 9 ;;
     mlmodel) echo 11 ;;
+    *.gguf) echo 12 ;;
     *) echo 10 ;;
   esac
 }
@@ -159,6 +174,13 @@ seed_target() {
     pickle | pickle_walk) fixtures '*.pkl' '*.pickle' 'sk_plain.joblib' 'legacy.pt' 'notes.pt' ;;
     identify_all) find "$FIXTURES/models" "$FIXTURES/hazards" "$FIXTURES/decoys" -type f | sort; fixtures 'MLmodel' ;;
     safety) find "$FIXTURES/safety" -type f -size -64k ! -name '*.json' ! -name '*.md' | sort ;;
+    # Whole GGUFs read as text still hold their templates; libFuzzer finds the rest.
+    chat_template) find "$FIXTURES/safety" -name 'chat_template*.gguf' | sort ;;
+    keras_config) keras_configs ;;
+    # The snapshot blobs of the remote-code fixtures: config.json and modeling sources.
+    remote_code) find "$FIXTURES/safety" -path '*/blobs/*' -type f -size -64k | sort ;;
+    archive) find "$FIXTURES/safety" "$FIXTURES/decoys" -type f -size -64k \( -name '*.zip' -o -name '*.tar' -o -name '*.7z' \
+      -o -name '*.bz2' -o -name '*.mar' -o -name '*.nemo' -o -name '*.skops' -o -name '*.bin' -o -name '*.pt' \) | sort ;;
     *) ;;
   esac | seed "$1"
 }

@@ -22,8 +22,18 @@ environment (TZ, PYTHONHASHSEED, KERAS_BACKEND, ...).
 
 Options:
   --out DIR   write somewhere else than tests/fixtures (used by --check)
+  --only safety-extra
+              rewrite only the Hugging Face remote-code snapshots and the files
+              check cannot judge in tests/fixtures/safety (make_safety_extra),
+              merging their expected.json entries; needs numpy, safetensors and
+              transformers only, not the whole pinned venv
   --check     regenerate into a temporary directory and compare with the
               committed expected.json
+  --only safety-load
+              rewrite only the chat-template GGUFs and Keras-config files of
+              the safety corpus (make_safety_load) and merge their entries into
+              the committed safety/expected.json; needs only numpy, gguf and
+              h5py (a small venv instead of the full one with tensorflow)
 """
 
 from __future__ import annotations
@@ -52,6 +62,9 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_archive_fixtures  # noqa: E402  (the archive part of the safety corpus)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "tests" / "fixtures"
@@ -210,8 +223,12 @@ def frozen_clock(datetime_modules=(), seeded_uuid: str | None = None, patch_time
 TINY_VOCAB = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(13)]  # 16 tokens
 
 
-def gguf_llama(path: Path, name: str, *, split_max_tensors=0, q8=False, vocab=TINY_VOCAB, n_embd=32, tag="gguf"):
+def gguf_llama(path: Path, name: str, *, split_max_tensors=0, q8=False, vocab=TINY_VOCAB, n_embd=32, tag="gguf",
+               chat_template=None):
     """Write a tiny llama-architecture GGUF with gguf-py's GGUFWriter.
+
+    chat_template: a Jinja2 template, or [{"name", "template"}] (GGUFWriter.add_chat_template:
+    "default" is tokenizer.chat_template, others tokenizer.chat_template.<name>).
 
     Returns (metadata for the first file, per-file tensor lists).
     """
@@ -243,6 +260,8 @@ def gguf_llama(path: Path, name: str, *, split_max_tensors=0, q8=False, vocab=TI
                       + [gguf.TokenType.BYTE] * (len(vocab) - 3))
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
 
     type_names = []
     for tname, arr in tensors.items():
@@ -1254,7 +1273,7 @@ def verify(out: Path, expected: dict):
 # network.
 SAFETY_PWN = "/tmp/aiscout-pwned-"
 # Files whose bytes the libraries randomise on every run (see README "Determinism").
-SAFETY_NONDETERMINISTIC = ("fingerprint.pb",)
+SAFETY_NONDETERMINISTIC = ("fingerprint.pb",) + make_archive_fixtures.NONDETERMINISTIC
 
 
 def _pwn(tech: str) -> str:
@@ -2153,6 +2172,165 @@ def make_safety_hostile(d: Path, sx: SafetyExpected):
           "new", "suspicious", [], external_location=loc)
 
 
+# -- load-time templates and configs (make_safety_load) -----------------------------
+# Chat templates as Hugging Face ships them (tokenizer_config.json "chat_template").
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'"
+    " + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+# Hermes-style tool use: namespace() for loop state, tojson.
+TOOL_USE_TEMPLATE = (
+    "{%- set ns = namespace(tools_text='') %}{%- for tool in tools %}{%- set ns.tools_text = ns.tools_text + "
+    "(tool | tojson) + '\\n' %}{%- endfor %}{{ '<|im_start|>system\\nYou may call these tools:\\n' + ns.tools_text + "
+    "'<|im_end|>\\n' }}{%- for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n'}}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+SAFETY_LOAD_PATHS = (
+    "benign/chat_template_chatml.gguf", "benign/chat_template_llama3.gguf", "benign/keras_config_keras_fn.keras",
+    "benign/keras_config_keras_fn.h5", "hostile/chat_template_ssti.gguf", "hostile/chat_template_named_ssti.gguf",
+    "hostile/keras_config_os_system.keras", "hostile/keras_config_posix_system.h5",
+)
+
+
+def _keras_config_with_activation(dense_keras: Path, activation) -> dict:
+    """The config.json keras.Model.save wrote for benign/dense.keras, its first Dense layer's
+    activation replaced (a string, or a serialized {module, class_name, config} object)."""
+    with zipfile.ZipFile(dense_keras) as zf:
+        cfg = json.loads(zf.read("config.json"))
+    layer = next(l for l in cfg["config"]["layers"] if l["class_name"] == "Dense")
+    layer["config"]["activation"] = activation
+    return cfg
+
+
+def _write_keras_v3_like(src: Path, dst: Path, cfg: dict):
+    """dst: src's members (metadata.json, weights) with config.json replaced by cfg."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for zi in zin.infolist():
+            data = json.dumps(cfg).encode() if zi.filename == "config.json" else zin.read(zi)
+            zout.writestr(zi, data)
+
+
+def _write_keras_h5_like(dst: Path, cfg: dict):
+    """What keras 3's legacy_h5_format.save_model_to_hdf5 writes, with h5py: root attributes
+    backend, keras_version, model_config (the Keras 3 config, with module keys) and the weights."""
+    import h5py
+
+    r = rng("safety-keras-config")
+    with h5py.File(dst, "w", track_order=False) as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = "3.15.1"
+        f.attrs["model_config"] = json.dumps(cfg).encode("utf8")
+        g = f.create_group("model_weights")
+        g.attrs["backend"] = "tensorflow"
+        g.attrs["keras_version"] = "3.15.1"
+        g.attrs["layer_names"] = np.array([b"hidden", b"logits"])
+        for name, shape in (("hidden", (4, 3)), ("logits", (3, 2))):
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = np.array([f"{name}/kernel".encode(), f"{name}/bias".encode()])
+            lg.create_dataset(f"{name}/kernel", data=r.standard_normal(shape).astype(np.float32), track_times=False)
+            lg.create_dataset(f"{name}/bias", data=np.zeros(shape[1], np.float32), track_times=False)
+
+
+def make_safety_load(root: Path, sx: SafetyExpected):
+    """Load-time vectors that are not pickles: Jinja2 chat templates in GGUF files (rendered by
+    the loader; CVE-2024-34359) and Keras configs naming callables outside Keras
+    (CVE-2025-1550), each hostile file with a benign twin written the same way. Needs
+    benign/dense.keras (make_safety_benign) for the Keras config that keras itself wrote."""
+    b, h = root / "benign", root / "hostile"
+    gguf_llama(b / "chat_template_chatml.gguf", "ChatML Fixture", n_embd=8, tag="safety-gguf-chatml",
+               chat_template=[{"name": "default", "template": CHATML_TEMPLATE},
+                              {"name": "tool_use", "template": TOOL_USE_TEMPLATE}])
+    sx.b(b / "chat_template_chatml.gguf", "gguf")
+    gguf_llama(b / "chat_template_llama3.gguf", "Llama 3 Fixture", n_embd=8, tag="safety-gguf-llama3",
+               chat_template=LLAMA3_TEMPLATE)
+    sx.b(b / "chat_template_llama3.gguf", "gguf")
+
+    t = "chat_template_ssti"
+    ssti = ("{% for x in ().__class__.__base__.__subclasses__() %}{% if \"warning\" in x.__name__ %}"
+            "{{ x()._module.__builtins__['__import__']('os').popen(\"touch " + _pwn(t).split()[-1] + "\") }}"
+            "{% endif %}{% endfor %}" + CHATML_TEMPLATE)
+    gguf_llama(h / f"{t}.gguf", "SSTI Fixture", n_embd=8, tag="safety-gguf-ssti", chat_template=ssti)
+    sx.h(h / f"{t}.gguf", "gguf", "tokenizer.chat_template walks ().__class__.__base__.__subclasses__() to "
+         "warnings.catch_warnings()._module.__builtins__['__import__']('os').popen(...): runs when a loader renders "
+         "it without a sandbox (llama-cpp-python < 0.2.72)", "CVE-2024-34359 (GHSA-56xg-wfcc-g829)", "dangerous",
+         template_key="tokenizer.chat_template")
+    t = "chat_template_named_ssti"
+    named = CHATML_TEMPLATE + "{{ cycler.__init__.__globals__.os.popen('touch " + _pwn(t).split()[-1] + "').read() }}"
+    gguf_llama(h / f"{t}.gguf", "Named SSTI Fixture", n_embd=8, tag="safety-gguf-named-ssti",
+               chat_template=[{"name": "default", "template": CHATML_TEMPLATE},
+                              {"name": "tool_use", "template": named}])
+    sx.h(h / f"{t}.gguf", "gguf", "default template is ChatML; the named tool_use template reaches os.popen through "
+         "cycler.__init__.__globals__", "CVE-2024-34359 shape (new: named templates)", "dangerous",
+         template_key="tokenizer.chat_template.tool_use")
+
+    dense = b / "dense.keras"
+    keras_fn = {"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": None}
+    os_system = {"module": "os", "class_name": "function", "config": "system", "registered_name": None}
+    posix_system = {"module": "posix", "class_name": "function", "config": "system", "registered_name": None}
+    _write_keras_v3_like(dense, b / "keras_config_keras_fn.keras", _keras_config_with_activation(dense, keras_fn))
+    sx.b(b / "keras_config_keras_fn.keras", "keras_v3")
+    _write_keras_h5_like(b / "keras_config_keras_fn.h5", _keras_config_with_activation(dense, keras_fn))
+    sx.b(b / "keras_config_keras_fn.h5", "keras_h5")
+    p = h / "keras_config_os_system.keras"
+    _write_keras_v3_like(dense, p, _keras_config_with_activation(dense, os_system))
+    sx.h(p, "keras_v3", "config.json of a real keras.Model.save with a Dense activation "
+         "{'module': 'os', 'class_name': 'function', 'config': 'system'}: Keras < 3.9 imports os and calls system "
+         "even with safe_mode", "CVE-2025-1550", "dangerous", ["os.system"], config_callable="os.system")
+    p = h / "keras_config_posix_system.h5"
+    _write_keras_h5_like(p, _keras_config_with_activation(dense, posix_system))
+    sx.h(p, "keras_h5", "Keras 3 .h5 whose model_config names posix.system as a Dense activation",
+         "CVE-2025-1550 shape in HDF5", "dangerous", ["posix.system"], config_callable="posix.system")
+
+
+def verify_safety_load(root: Path, entries: list[dict]):
+    """Self-check of make_safety_load's files: GGUFs read back with gguf-py, configs parsed."""
+    import gguf
+    import h5py
+
+    for e in entries:
+        p, fmt = root / e["path"], e["format"]
+        if fmt == "gguf":
+            fields = gguf.GGUFReader(p).fields
+            templates = {k: bytes(f.parts[f.data[0]]).decode() for k, f in fields.items()
+                         if k.startswith("tokenizer.chat_template")}
+            assert templates, e
+            if "template_key" in e:
+                assert "__" in templates[e["template_key"]], e
+            else:
+                assert all("__" not in t for t in templates.values()), e
+        elif fmt == "keras_v3":
+            with zipfile.ZipFile(p) as zf:
+                cfg = zf.read("config.json").decode()
+        else:
+            with h5py.File(p) as f:
+                cfg = f.attrs["model_config"]
+                cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
+        if fmt in ("keras_v3", "keras_h5"):
+            module, _, name = e.get("config_callable", "keras.activations.relu").rpartition(".")
+            assert f'"module": "{module}", "class_name": "function", "config": "{name}"' in cfg, e
+
+
+def make_safety_load_only(out: Path):
+    """--only safety-load: rewrite make_safety_load's files and merge them into expected.json."""
+    root = out / "safety"
+    sx = SafetyExpected(root)
+    make_safety_load(root, sx)
+    fresh = sx.finish()
+    expected = json.loads((root / "expected.json").read_text())
+    for k in ("benign", "hostile"):
+        keep = [e for e in expected[k] if e["path"] not in SAFETY_LOAD_PATHS]
+        expected[k] = sorted(keep + fresh[k], key=lambda e: e["path"])
+    (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    (root / "README.md").write_text(safety_readme(expected))
+    verify_safety_load(root, fresh["benign"] + fresh["hostile"])
+
+
 def make_safety_savedmodels(d: Path, sx: SafetyExpected):
     import tensorflow as tf
     from tensorflow.python.keras.protobuf import saved_metadata_pb2, versions_pb2
@@ -2229,6 +2407,158 @@ def make_safety_savedmodels(d: Path, sx: SafetyExpected):
              defining_file=(path / "saved_model.pb").relative_to(sx.root).as_posix())
 
 
+# -- remote code, and files check cannot judge --------------------------------------
+# Everything make_safety_extra writes (below the safety root); `--only safety-extra`
+# deletes and rewrites just these and merges their expected.json entries.
+SAFETY_EXTRA_PATHS = [
+    "benign/hf_plain",
+    "hostile/hf_remote_code",
+    "hostile/hf_remote_code_os_system",
+    "hostile/truncated_p4.pkl",
+    "hostile/truncated_p0.pkl",
+    "hostile/random_bytes.pt",
+]
+
+TINY_REMOTE_CONFIG_SRC = """from transformers import PretrainedConfig
+
+
+class TinyRemoteConfig(PretrainedConfig):
+    model_type = "tiny-remote"
+
+    def __init__(self, hidden_size=4, **kwargs):
+        self.hidden_size = hidden_size
+        super().__init__(**kwargs)
+"""
+
+# The modeling module the auto_map names. Never imported here (torch is not installed);
+# the hostile twin runs a shell command at import time.
+TINY_REMOTE_MODELING_SRC = """import torch
+from torch import nn
+from transformers import PreTrainedModel
+{hostile}
+from .configuration_tiny_remote import TinyRemoteConfig
+
+
+class TinyRemoteModel(PreTrainedModel):
+    config_class = TinyRemoteConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.fc = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+TINY_REMOTE_HOSTILE = """import os
+
+os.system("touch /tmp/aiscout-pwned-hf_remote_code")
+"""
+
+
+def _hf_remote_snapshot(repo_root: Path, repo: str, modeling_src: str | None) -> Path:
+    """A Hugging Face hub cache folder for `repo` under repo_root: config.json written by
+    transformers' own save_pretrained (with auto_map and the copied configuration module when
+    modeling_src is given, as a model registered with register_for_auto_class saves), a
+    safetensors file, blobs and snapshot symlinks as huggingface_hub lays them out. Returns
+    the safetensors blob."""
+    import importlib.util
+
+    from safetensors.numpy import save_file
+
+    rd = repo_root / ("models--" + repo.replace("/", "--"))
+    commit = hf_commit(repo)
+    (rd / "refs").mkdir(parents=True, exist_ok=True)
+    (rd / "refs/main").write_text(commit)
+    r = rng("hf-remote-" + repo)
+    tensors = {"fc.weight": r.standard_normal((2, 4)).astype(np.float32),
+               "fc.bias": r.standard_normal((2,)).astype(np.float32)}
+    with tempfile.TemporaryDirectory() as td:
+        td = Path(td)
+        src = td / "configuration_tiny_remote.py"
+        src.write_text(TINY_REMOTE_CONFIG_SRC)
+        spec = importlib.util.spec_from_file_location("configuration_tiny_remote", src)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["configuration_tiny_remote"] = mod
+        spec.loader.exec_module(mod)
+        saved = td / "saved"
+        cfg = mod.TinyRemoteConfig(hidden_size=4, architectures=["TinyRemoteModel"])
+        if modeling_src is not None:
+            mod.TinyRemoteConfig.register_for_auto_class()
+            # What TinyRemoteModel.register_for_auto_class("AutoModel") adds when the model
+            # itself is saved (that needs torch); save_pretrained adds AutoConfig.
+            cfg.auto_map = {"AutoModel": "modeling_tiny_remote.TinyRemoteModel"}
+        cfg.save_pretrained(saved)
+        del sys.modules["configuration_tiny_remote"]
+        save_file(tensors, str(td / "model.safetensors"), metadata={"format": "pt"})
+        hf_put(rd, commit, "config.json", (saved / "config.json").read_bytes(), lfs=False)
+        if modeling_src is not None:
+            hf_put(rd, commit, "configuration_tiny_remote.py",
+                   (saved / "configuration_tiny_remote.py").read_bytes(), lfs=False)
+            hf_put(rd, commit, "modeling_tiny_remote.py", modeling_src.encode(), lfs=False)
+        return hf_put(rd, commit, "model.safetensors", (td / "model.safetensors").read_bytes(), lfs=True)
+
+
+def make_safety_extra(root: Path, sx: SafetyExpected):
+    """Hugging Face remote code (auto_map) and files named like a model that cannot be
+    judged. Needs numpy, safetensors and transformers only (no torch)."""
+    blob = _hf_remote_snapshot(root / "benign/hf_plain", "acme/tiny-plain", None)
+    sx.b(blob, "safetensors")
+    blob = _hf_remote_snapshot(root / "hostile/hf_remote_code", "acme/tiny-remote",
+                               TINY_REMOTE_MODELING_SRC.format(hostile=""))
+    sx.h(blob, "safetensors", "config.json auto_map names modeling_tiny_remote.py, imported under "
+         "trust_remote_code=True (the module only defines a torch model)",
+         "transformers dynamic_module_utils", "suspicious",
+         remote_code=["configuration_tiny_remote.py", "modeling_tiny_remote.py"])
+    blob = _hf_remote_snapshot(root / "hostile/hf_remote_code_os_system", "acme/tiny-remote-pwn",
+                               TINY_REMOTE_MODELING_SRC.format(hostile=TINY_REMOTE_HOSTILE))
+    sx.h(blob, "safetensors", "auto_map module runs os.system at import (trust_remote_code=True)",
+         "transformers dynamic_module_utils", "dangerous", imports=["os.system"],
+         remote_code=["modeling_tiny_remote.py"])
+
+    whole = pickle.dumps(_benign_builtins_obj(), protocol=4)
+    (root / "hostile/truncated_p4.pkl").write_bytes(whole[: len(whole) // 2])
+    sx.h(root / "hostile/truncated_p4.pkl", "pickle", "pickle cut in half (protocol 4): breaks mid-stream",
+         "[ai]", "suspicious", truncated_of=len(whole))
+    whole = pickle.dumps(_benign_builtins_obj(), protocol=0)
+    (root / "hostile/truncated_p0.pkl").write_bytes(whole[: len(whole) // 2])
+    sx.h(root / "hostile/truncated_p0.pkl", "pickle", "text pickle cut in half (protocol 0): does not parse",
+         "[ai]", "suspicious", truncated_of=len(whole))
+    data = rng("random-bytes-pt").bytes(512)
+    (root / "hostile/random_bytes.pt").write_bytes(data)
+    sx.h(root / "hostile/random_bytes.pt", "unknown", "random bytes named .pt: no format matches",
+         "[ai]", "suspicious")
+
+
+def verify_safety_extra(root: Path, e: dict) -> bool:
+    """Self-check of one make_safety_extra entry; False when the entry is not one of them."""
+    import ast
+
+    p = root / e["path"]
+    if "remote_code" in e:
+        snapshot = next((p.parent.parent / "snapshots").iterdir())
+        cfg = json.loads((snapshot / "config.json").read_text())
+        assert "AutoModel" in cfg["auto_map"], e
+        tree = ast.parse((snapshot / "modeling_tiny_remote.py").read_text())
+        calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+        assert bool(calls) == (e["min_verdict"] == "dangerous"), e
+        return True
+    if e["path"].startswith("benign/hf_plain"):
+        snapshot = next((p.parent.parent / "snapshots").iterdir())
+        assert "auto_map" not in json.loads((snapshot / "config.json").read_text()), e
+        return False  # the safetensors check of verify_safety applies too
+    if "truncated_of" in e:
+        assert p.stat().st_size == e["truncated_of"] // 2, e
+        try:
+            pickle.loads(p.read_bytes())  # halves of the benign object: nothing to run
+        except Exception:  # noqa: BLE001 - any failure is what is wanted
+            return True
+        raise AssertionError(f"{e['path']} unpickles")
+    if e["format"] == "unknown":
+        assert p.read_bytes()[:1] not in (b"\x80", b"P", b"(", b"}", b"]"), e
+        return True
+    return False
+
+
 def make_safety(out: Path) -> dict:
     """Write out/safety (benign/, hostile/, expected.json, README.md); returns expected."""
     root = out / "safety"
@@ -2243,6 +2573,15 @@ def make_safety(out: Path) -> dict:
     t = time.monotonic()
     make_safety_hostile(root / "hostile", sx)
     print(f"  {'safety-bad':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_safety_extra(root, sx)
+    print(f"  {'safety-extra':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_archive_fixtures.make(root, sx)
+    print(f"  {'safety-arch':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
+    t = time.monotonic()
+    make_safety_load(root, sx)
+    print(f"  {'safety-load':12s} {time.monotonic() - t:5.1f}s", file=sys.stderr)
     expected = sx.finish()
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
     (root / "README.md").write_text(safety_readme(expected))
@@ -2268,10 +2607,14 @@ def safety_readme(expected: dict) -> str:
         "  * `imports` are the callables, spelled `module.qualname` exactly as the stream names them",
         "    (`__builtin__.eval` at protocol 2, `posix.system` for `os.system` pickled on Linux).",
         "  * Optional keys: `resolves_to`, `nested_imports` (imports of a pickle embedded as bytes), `ops`",
-        "    (TensorFlow ops), `external_location` and `defining_file` (SavedModel directories).",
+        "    (TensorFlow ops), `external_location` and `defining_file` (SavedModel directories);",
+        "    `generator: archives` marks the archives written by `scripts/make_archive_fixtures.py`, with",
+        "    `location` (the member path a finding names) and `finding` (the finding kind expected);",
+        "    `template_key` (the GGUF chat template that is hostile), `config_callable` (what a Keras config names).",
         "",
         "The marshalled Python code in the Keras Lambda and `types_function_from_code.pkl` is CPython 3.11 bytecode.",
-        "Every file regenerates byte-for-byte except the SavedModels' `fingerprint.pb`, which holds a random id.",
+        "Every file regenerates byte-for-byte except the SavedModels' `fingerprint.pb`, which holds a random id,",
+        "and the skops and py7zr archives (object ids, timestamps; see make_archive_fixtures.NONDETERMINISTIC).",
         "",
         "| path | format | min verdict | technique | source |",
         "| --- | --- | --- | --- | --- |",
@@ -2299,8 +2642,14 @@ def verify_safety(root: Path, expected: dict):
     import onnx
     from safetensors import safe_open
 
+    archives = [e for e in expected["benign"] + expected["hostile"] if e.get("generator") == make_archive_fixtures.GENERATOR]
+    make_archive_fixtures.verify(root, archives)
+    verify_safety_load(root, [e for k in ("benign", "hostile") for e in expected[k] if e["path"] in SAFETY_LOAD_PATHS])
     for e in expected["benign"]:
         p, fmt = root / e["path"], e["format"]
+        if e.get("generator") == make_archive_fixtures.GENERATOR or e["path"] in SAFETY_LOAD_PATHS:
+            continue
+        verify_safety_extra(root, e)
         if fmt == "joblib":
             est = joblib.load(p)
             assert est.predict(np.array([[1.0, 1.0]]))[0] == 1, e
@@ -2351,7 +2700,11 @@ def verify_safety(root: Path, expected: dict):
 
     for e in expected["hostile"]:
         p, fmt = root / e["path"], e["format"]
+        if e.get("generator") == make_archive_fixtures.GENERATOR or e["path"] in SAFETY_LOAD_PATHS:
+            continue
         want = set(e["imports"])
+        if verify_safety_extra(root, e):
+            continue
         if fmt in ("pickle", "joblib", "pytorch", "pytorch_legacy", "numpy", "7z"):
             payloads = _hostile_payloads(p, fmt)
             found = set()
@@ -2517,11 +2870,42 @@ def generate(out: Path) -> dict:
     return expected
 
 
+def regenerate_safety_extra(root: Path) -> int:
+    """`--only safety-extra`: rewrite make_safety_extra's files and merge expected.json."""
+    expected = json.loads((root / "expected.json").read_text())
+    for rel in SAFETY_EXTRA_PATHS:
+        p = root / rel
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    sx = SafetyExpected(root)
+    make_safety_extra(root, sx)
+    new = sx.finish()
+    for k in ("benign", "hostile"):
+        kept = [e for e in expected[k] if not any(e["path"].startswith(r) for r in SAFETY_EXTRA_PATHS)]
+        expected[k] = sorted(kept + new[k], key=lambda e: e["path"])
+        for e in new[k]:
+            verify_safety_extra(root, e)
+    (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    (root / "README.md").write_text(safety_readme(expected))
+    print(f"wrote {len(new['benign']) + len(new['hostile'])} safety-extra entries under {root}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--only", choices=["safety-extra", "safety-load"])
     args = ap.parse_args()
+
+    if args.only == "safety-extra":
+        return regenerate_safety_extra(args.out.resolve() / "safety")
+    if args.only == "safety-load":
+        make_safety_load_only(args.out.resolve())
+        print(f"wrote {args.out / 'safety'} (safety-load only)")
+        return 0
 
     if args.check:
         committed = json.loads((DEFAULT_OUT / "expected.json").read_text())

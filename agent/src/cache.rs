@@ -21,7 +21,7 @@ use crate::safety::SafetyReport;
 use crate::state_dir;
 
 /// Name of the sled tree; bump the suffix when cached detections change meaning.
-pub const SCHEMA: &str = "verdicts-v2";
+pub const SCHEMA: &str = "verdicts-v3";
 /// sled page cache size: small, the agent must stay cheap.
 const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 

@@ -1,13 +1,21 @@
 //! `aiscout-agent check`: the safety verdict alone, for CI gates (like picklescan, ModelScan and
-//! fickling's command lines). Exit status: 0 when every model is safe, 1 when something is
-//! suspicious or dangerous, 2 when nothing is flagged but something could not be read.
+//! fickling's command lines).
+//!
+//! Besides the models, `check` lists every file named like a model that it could not judge
+//! ([`UnjudgedFile`]): `unknown_format` (no prober recognises the content) and `unparseable`
+//! (named as a pickle but not one, or broken where its format's prober looked). They are
+//! `suspicious`, never `safe`: a gate must not pass what it could not read.
+//!
+//! Exit status, the first that applies:
+//! 1. `1` when any model is suspicious or dangerous, or any file could not be judged;
+//! 2. `2` when a path could not be read at all (permissions, I/O): its `errors` entry;
+//! 3. `0` otherwise: every model is safe.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::formats::ModelFormat;
-use crate::report::{FileError, ModelOwner, ScanReport};
+use crate::report::{FileError, ModelOwner, ScanReport, UnjudgedFile};
 use crate::safety::{Finding, Verdict};
 
 /// One model and its verdict.
@@ -15,13 +23,13 @@ use crate::safety::{Finding, Verdict};
 pub struct CheckedFile {
     /// The model's path (a directory for directory models).
     pub path: String,
-    /// Its format.
-    pub format: ModelFormat,
+    /// Its format (as spelled in `scan --json`), or `unknown` for a file no prober identifies.
+    pub format: String,
     /// Its verdict.
     pub verdict: Verdict,
     /// Why.
     pub findings: Vec<Finding>,
-    /// What its pickles import.
+    /// What its pickles import, and the callables outside Keras its Keras config names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
     /// The installed package that shipped it, if one did.
@@ -40,6 +48,8 @@ pub struct CheckSummary {
     pub suspicious: u64,
     /// Dangerous ones.
     pub dangerous: u64,
+    /// Files named like a model that could not be judged (not counted in `models`).
+    pub unjudged: u64,
     /// Paths that could not be read.
     pub errors: u64,
     /// Bytes hashed (0: check reads headers and pickles, never whole weight files).
@@ -59,6 +69,11 @@ pub struct CheckReport {
     pub summary: CheckSummary,
 }
 
+/// Whether a finding kind says the file could not be judged at all.
+fn is_unjudged(kind: &str) -> bool {
+    kind == "unknown_format" || kind == "unparseable"
+}
+
 impl CheckReport {
     /// The check view of a scan.
     pub fn from_scan(scan: ScanReport) -> Self {
@@ -72,15 +87,24 @@ impl CheckReport {
             .into_iter()
             .map(|m| CheckedFile {
                 path: m.path,
-                format: m.format,
+                format: m.format.as_str().to_string(),
                 verdict: m.safety.verdict,
                 findings: m.safety.findings,
                 imports: m.safety.imports,
                 owner: m.owner,
             })
             .collect();
+        summary.unjudged = scan.unjudged.len() as u64;
+        files.extend(scan.unjudged.into_iter().map(|u: UnjudgedFile| CheckedFile {
+            path: u.path,
+            format: u.format,
+            verdict: u.finding.severity.max(Verdict::Suspicious),
+            findings: vec![u.finding],
+            imports: Vec::new(),
+            owner: None,
+        }));
         files.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.path.cmp(&b.path)));
-        for f in &files {
+        for f in files.iter().filter(|f| !f.findings.iter().any(|x| is_unjudged(&x.kind))) {
             summary.models += 1;
             match f.verdict {
                 Verdict::Dangerous => summary.dangerous += 1,
@@ -92,9 +116,10 @@ impl CheckReport {
         Self { files, errors: scan.errors, summary }
     }
 
-    /// 0 all safe, 1 something flagged, 2 nothing flagged but errors.
+    /// The exit status of the module doc: 1 something flagged or not judged, 2 nothing flagged
+    /// but errors, 0 all safe.
     pub fn exit_code(&self) -> u8 {
-        if self.summary.dangerous + self.summary.suspicious > 0 {
+        if self.summary.dangerous + self.summary.suspicious + self.summary.unjudged > 0 {
             1
         } else if self.summary.errors > 0 {
             2
@@ -120,15 +145,7 @@ impl CheckReport {
             if let Some(owner) = &f.owner {
                 tail.push_str(&format!(" [package: {owner}]"));
             }
-            writeln!(
-                out,
-                "{:<10}  {:<14}  {}  {}{}",
-                f.verdict.as_str(),
-                f.format.as_str(),
-                f.path,
-                reasons.join(", "),
-                tail
-            )?;
+            writeln!(out, "{:<10}  {:<14}  {}  {}{}", f.verdict.as_str(), f.format, f.path, reasons.join(", "), tail)?;
         }
         for e in &self.errors {
             writeln!(out, "{:<10}  {:<14}  {}  {}", "error", "-", e.path, e.error)?;
@@ -136,11 +153,12 @@ impl CheckReport {
         let s = &self.summary;
         writeln!(
             out,
-            "\n{} models: {} safe, {} suspicious, {} dangerous; {} errors; {:.2} s",
+            "\n{} models: {} safe, {} suspicious, {} dangerous; {} not judged; {} errors; {:.2} s",
             s.models,
             s.safe,
             s.suspicious,
             s.dangerous,
+            s.unjudged,
             s.errors,
             s.duration_ms as f64 / 1000.0
         )

@@ -130,8 +130,8 @@ pub fn read_found_if_present(path: &Path, limit: u64, oversize: Oversize) -> io:
     }
 }
 
-/// The bounded read of [`read_bounded`] on a file already open.
-fn read_open(file: File, stamp: &FileStamp, limit: u64, oversize: Oversize) -> io::Result<Vec<u8>> {
+/// The bounded read of [`read_bounded`] on a file already open (`stamp` is its `fstat`).
+pub fn read_open(file: File, stamp: &FileStamp, limit: u64, oversize: Oversize) -> io::Result<Vec<u8>> {
     use std::io::Read;
     if oversize == Oversize::Refuse && stamp.size > limit {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));

@@ -59,6 +59,20 @@ impl FileHasher {
     }
 }
 
+/// The digest of `content`, the whole of `file` already read into memory (a small file read in
+/// one go); like [`FileHasher::sha256`], `file` must still match `stamp` afterwards.
+pub fn sha256_read(file: &File, stamp: &FileStamp, content: &[u8]) -> io::Result<[u8; 32]> {
+    if content.len() as u64 != stamp.size {
+        return Err(io::Error::other(format!(
+            "file changed while being read ({} bytes read, {} expected)",
+            content.len(),
+            stamp.size
+        )));
+    }
+    check_unchanged(file, stamp)?;
+    Ok(Sha256::digest(content).into())
+}
+
 /// Hex SHA-256 of a byte slice.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -107,6 +121,20 @@ mod tests {
         std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"more").unwrap();
         let err = FileHasher::default().sha256(&f, &stamp, &|_| ()).unwrap_err();
         assert!(err.to_string().contains("changed while being read"), "{err}");
+    }
+
+    #[test]
+    fn a_file_read_whole_hashes_like_one_read_in_chunks_and_must_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.pkl");
+        std::fs::write(&path, b"small model bytes").unwrap();
+        let (file, stamp) = crate::fileio::open_regular(&path).unwrap();
+        let content = std::fs::read(&path).unwrap();
+        let whole = sha256_read(&file, &stamp, &content).unwrap();
+        assert_eq!(whole, FileHasher::default().sha256(&file, &stamp, &|_| {}).unwrap());
+        assert!(sha256_read(&file, &stamp, b"small").is_err(), "a short read is not the file");
+        std::fs::write(&path, b"other model bytes, longer").unwrap();
+        assert!(sha256_read(&file, &stamp, &content).is_err(), "the file changed after the read");
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //! - [`spool`]: the durable sled queue of reports awaiting the collector's acknowledgement.
 //! - [`state_dir`]: the state directory's layout (cache, spool, sent state, credentials, install
 //!   key) and every private-file operation on it.
-//! - [`safety`]: load-time code execution verdicts (pickle machine, Keras, SavedModel, ONNX)
+//! - [`safety`]: load-time code execution verdicts (pickle machine, Keras configs:
+//!   [`safety::keras`], SavedModel, ONNX, GGUF chat templates: [`safety::chat_template`],
+//!   Hugging Face remote code: [`safety::remote_code`], archives and the code bundles carry)
 //!   and the allow/deny [`safety::policy`].
 //! - [`report`]: the public JSON document and its vocabulary ([`report::Section`]): model
 //!   entries, host facts, host-inventory entries (frameworks, GPUs, runtimes, tooling).

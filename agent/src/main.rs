@@ -63,8 +63,10 @@ enum Command {
         #[arg(long)]
         include_owned: bool,
     },
-    /// Judge whether loading model files can run code: exit 0 when all are safe, 1 when any is
-    /// suspicious or dangerous, 2 on errors. PATHs may be files or directories.
+    /// Judge whether loading model files can run code: exit 1 when any is suspicious or
+    /// dangerous or a file named like a model cannot be judged (unknown_format, unparseable), 2
+    /// when nothing is flagged but a path cannot be read, 0 when all are safe. PATHs may be
+    /// files or directories.
     Check {
         /// Files or directories to check.
         #[arg(required = true)]
@@ -132,6 +134,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 threads: threads.unwrap_or_else(scan::default_threads),
                 scan_network_fs: network_fs,
                 hash_models: true,
+                report_unjudged: false,
                 all_packages,
                 identify_servers,
                 cpu_percent: None,
@@ -140,7 +143,9 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
             let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
             let report = scan::run_scan(&opts, &progress)?;
             drop(bar);
-            let mut out = std::io::stdout().lock();
+            // Buffered: a pretty document is thousands of lines, and a locked stdout writes each
+            // line with its own system call.
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
@@ -156,10 +161,13 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 state_dir: None,
                 threads: threads.unwrap_or_else(scan::default_threads),
                 hash_models: false,
+                report_unjudged: true,
                 ..ScanOptions::default()
             };
             let report = CheckReport::from_scan(scan::run_scan(&opts, &Progress::default())?);
-            let mut out = std::io::stdout().lock();
+            // Buffered: a pretty document is thousands of lines, and a locked stdout writes each
+            // line with its own system call.
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             if json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;

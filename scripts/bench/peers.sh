@@ -5,8 +5,10 @@
 # Usage: bash scripts/bench/peers.sh [CORPUS_DIR]     (default: tests/fixtures/safety)
 #
 # Peers, pinned in scripts/bench/peers-requirements.txt and installed into
-# var/peers-venv (rebuilt when that file changes; the install time is written to
-# var/bench/peers/install.txt):
+# var/peers-venv, except modelaudit, pinned in scripts/bench/peers-modelaudit-requirements.txt
+# and installed into var/peers-modelaudit-venv (it needs numpy 2, modelscan numpy 1.26).
+# Each venv is rebuilt when its file changes; the install time is written to
+# var/bench/peers/install.txt:
 #   picklescan  one process: picklescan -p DIR -l DEBUG (DEBUG gives the
 #               "Scanning file" lines that attribute a crash to a file)
 #   modelscan   one process: modelscan -p DIR -r json -o modelscan.json --show-skipped
@@ -15,6 +17,11 @@
 #               (fickling.cli._scan_huggingface) does: find_file_properties, then
 #               loader.scan_zip_archive / loader.scan_file (graceful=True), which
 #               call fickling.analysis.check_safety on each pickle.
+#   modelaudit  one process: modelaudit scan DIR --format json --output modelaudit.json
+#               --no-cache (no result cache, so every run scans), telemetry off
+#               (PROMPTFOO_DISABLE_TELEMETRY=1, NO_ANALYTICS=1). A file counts as
+#               flagged when the report has an issue of severity warning or critical
+#               located in it or in a member of it (the issues behind its exit code 1).
 #   aiscout     target/release/aiscout-agent check --json DIR, built first with cargo
 #               unless $AISCOUT_AGENT names a binary (a missing one shows as "not built").
 # Every run is timed (wall clock of the one process) and limited to
@@ -28,6 +35,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CORPUS="$(cd "${1:-$ROOT/tests/fixtures/safety}" && pwd)"
 VENV="$ROOT/var/peers-venv"
 REQ="$ROOT/scripts/bench/peers-requirements.txt"
+MA_VENV="$ROOT/var/peers-modelaudit-venv"
+MA_REQ="$ROOT/scripts/bench/peers-modelaudit-requirements.txt"
 OUT="${PEERS_OUT:-$ROOT/var/bench/peers}"
 AGENT="${AISCOUT_AGENT:-$ROOT/target/release/aiscout-agent}"
 TIMEOUT="${PEERS_TIMEOUT:-900}"
@@ -37,23 +46,40 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.out "$OUT"/*.err "$OUT"/*.rc "$OUT"/*.time "$OUT"/*.json "$OUT"/aiscout.missing
 
 source "$ROOT/scripts/venv.sh"
-ensure_venv peers "$VENV" "$REQ"
-if [ -n "$VENV_INSTALL_SECONDS" ]; then
+# install_venv LABEL VENV REQ: ensure_venv; after a fresh install, LABEL's lines in
+# install.txt are replaced (the other venv's lines stay)
+install_venv() {
+    local label=$1 venv=$2 req=$3
+    ensure_venv "$label" "$venv" "$req"
+    [ -n "$VENV_INSTALL_SECONDS" ] || return 0
+    touch "$OUT/install.txt"
+    grep -v "^$label: " "$OUT/install.txt" > "$OUT/install.txt.new" || true
     {
-        echo "pip install -r scripts/bench/peers-requirements.txt: $VENV_INSTALL_SECONDS s"
-        echo "venv size: $(du -sh "$VENV" | cut -f1)"
-        echo "packages: $("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | wc -l)"
-    } > "$OUT/install.txt"
-fi
-"$VENV/bin/python" - > "$OUT/versions.txt" <<'PY'
+        echo "$label: pip install -r ${req#"$ROOT"/}: $VENV_INSTALL_SECONDS s"
+        echo "$label: venv size: $(du -sh "$venv" | cut -f1)"
+        echo "$label: packages: $("$venv/bin/python" -m pip list --format=freeze 2>/dev/null | wc -l)"
+    } >> "$OUT/install.txt.new"
+    mv "$OUT/install.txt.new" "$OUT/install.txt"
+}
+install_venv peers "$VENV" "$REQ"
+install_venv peers-modelaudit "$MA_VENV" "$MA_REQ"
+# versions VENV PACKAGE...: "package version" lines
+versions() {
+    "$1/bin/python" - "${@:2}" <<'PY'
 import importlib.metadata as md
 import sys
-print(f"python {sys.version.split()[0]}")
-for p in ("picklescan", "modelscan", "fickling", "py7zr", "h5py", "tensorflow-cpu", "numpy"):
+for p in sys.argv[1:]:
     print(f"{p} {md.version(p)}")
 PY
+}
+{
+    echo "python $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+    versions "$VENV" picklescan modelscan fickling py7zr h5py tensorflow-cpu numpy
+    versions "$MA_VENV" modelaudit modelaudit-picklescan numpy | sed 's/^numpy /numpy (modelaudit venv) /'
+} > "$OUT/versions.txt"
 
 export TF_CPP_MIN_LOG_LEVEL=3 CUDA_VISIBLE_DEVICES="" PYTHONDONTWRITEBYTECODE=1
+export PROMPTFOO_DISABLE_TELEMETRY=1 NO_ANALYTICS=1   # modelaudit sends usage telemetry by default
 WORK="$(mktemp -d)"   # scratch cwd: no modelscan-settings.toml or other files get picked up
 trap 'rm -rf "$WORK"' EXIT
 
@@ -70,6 +96,8 @@ run_timed() {
     awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f\n", b-a}' > "$OUT/$name.time"
 }
 
+# load averages (1, 5, 15 min) around the runs: wall times compare only on a quiet machine
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT/load.txt"
 run_timed picklescan "$VENV/bin/picklescan" -p "$CORPUS" -l DEBUG
 run_timed modelscan "$VENV/bin/modelscan" -p "$CORPUS" -r json -o "$OUT/modelscan.json" --show-skipped
 
@@ -131,6 +159,7 @@ for p in sorted(x for x in root.rglob("*") if x.is_file()):
     print(json.dumps(rec), flush=True)
 PY
 run_timed fickling "$VENV/bin/python" "$OUT/fickling_scan.py" "$CORPUS"
+run_timed modelaudit "$MA_VENV/bin/modelaudit" scan "$CORPUS" --format json --output "$OUT/modelaudit.json" --no-cache
 
 if [ -z "${AISCOUT_AGENT:-}" ] && command -v cargo >/dev/null 2>&1; then
     (cd "$ROOT" && cargo build --release --locked --bin aiscout-agent >&2)
@@ -140,5 +169,7 @@ if [ -x "$AGENT" ]; then
 else
     echo "not built: $AGENT" > "$OUT/aiscout.missing"
 fi
+
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.txt"
 
 python3 "$ROOT/scripts/bench/peers_table.py" --corpus "$CORPUS" --results "$OUT" | tee "$OUT/table.md"

@@ -7,6 +7,8 @@ One row per entry of DIR/expected.json (benign and hostile), one column per tool
   ✓  flagged      · not flagged (or not scanned)      E  error / crash
 A SavedModel directory entry takes the worst result over the files inside it
 (✓ before E before ·).
+Under the tables: the files where a peer and aiscout disagree (a peer flags a file
+aiscout does not, or aiscout flags a benign file), then the hostile files no peer flags.
 
 How each tool's output is read:
   picklescan  picklescan.out (CLI at -l DEBUG). A file is the one named by the last
@@ -28,6 +30,19 @@ How each tool's output is read:
                  LIKELY_OVERTLY_MALICIOUS, OVERTLY_MALICIOUS).
               E: the scan raised, or fickling reported parse/read errors for the file
                  and did not flag it. Files fickling's routing skips are notes.
+  modelaudit  modelaudit.json (scan --format json). An issue belongs to the file its
+              "location" names, once the " (pos N)", " (decompressed)", " (layer: ...)"
+              style suffixes are cut off; "<file>:<member>" and "<dir>/<file>" map to
+              the entry as for modelscan. An issue located outside the corpus (ONNX
+              external-data findings are located at the external path, e.g.
+              /etc/passwd) belongs to the file of the issue before it in the report,
+              which lists each file's issues together.
+              ✓: any issue of severity warning or critical (what modelaudit's exit code 1
+                 counts; info is not). The note column also gives critical alone.
+              E: modelaudit marks the file with an operational error (file_metadata
+                 "operational_error", or an asset of type "error") and did not flag it.
+                 Inconclusive coverage ("analysis_incomplete") is a note. No JSON at
+                 all: every row is E.
   aiscout     aiscout.out: `aiscout-agent check --json DIR`,
               {"files": [{"path", "verdict": safe|suspicious|dangerous|error, ...}]}.
               ✓: suspicious or dangerous. E: error. A missing binary or unparseable
@@ -41,8 +56,8 @@ import json
 import re
 from pathlib import Path
 
-TOOLS = ["picklescan", "modelscan", "fickling", "aiscout"]
-PEERS = TOOLS[:3]
+TOOLS = ["picklescan", "modelscan", "fickling", "modelaudit", "aiscout"]
+PEERS = TOOLS[:4]
 FLAG, CLEAN, ERR = "✓", "·", "E"
 # extensions picklescan's directory walk scans (scanner.py); others are never opened
 PICKLESCAN_EXTS = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dat", ".data", ".zip", ".npz", ".7z"}
@@ -232,6 +247,81 @@ def parse_fickling(corpus: Corpus, results: Path) -> Result:
     return r
 
 
+def modelaudit_location(location: str) -> str:
+    """A modelaudit issue location without its " (pos 63)"-style suffixes."""
+    return location.split(" (", 1)[0]
+
+
+def parse_modelaudit(corpus: Corpus, results: Path) -> Result:
+    r = Result("modelaudit")
+    r.time = read_time(results, "modelaudit")
+    try:
+        rep = json.loads((results / "modelaudit.json").read_text())
+    except (OSError, ValueError):
+        for row in corpus.rows:
+            r.add(row["path"], ERR)
+        r.summary_note = f"no JSON report (exit {read_rc(results, 'modelaudit')})"
+        return r
+    root = str(corpus.root)
+    rank = {"critical": 2, "warning": 1}
+    worst: dict[str, tuple[int, str]] = {}  # entry -> most severe (rank, message) seen
+    critical: set[str] = set()
+    previous = None  # the entry of the last issue located inside the corpus
+    for issue in rep.get("issues", []):
+        loc = issue.get("location")
+        if not isinstance(loc, str):
+            continue
+        loc = modelaudit_location(loc)
+        e = corpus.entry(loc)
+        if e is None and not loc.startswith(root + "/"):
+            e = previous
+        previous = e if e is not None else previous
+        if e is None:
+            continue
+        sev = str(issue.get("severity", "")).lower()
+        if sev in rank:
+            r.add(e, FLAG)
+            if sev == "critical":
+                critical.add(e)
+            msg = f"{sev}: {issue.get('rule_code') or ''} {str(issue.get('message', ''))[:70]}".replace("  ", " ")
+            if worst.get(e, (0, ""))[0] < rank[sev]:
+                worst[e] = (rank[sev], msg)
+    for e, (_, msg) in worst.items():
+        r.note(e, msg)
+    scanned = set()
+    outside = []  # operational errors on files that are not corpus entries (README.md)
+    for path, meta in (rep.get("file_metadata") or {}).items():
+        if not isinstance(meta, dict):
+            continue
+        e = corpus.entry(path)
+        if e is None:
+            if meta.get("operational_error"):
+                outside.append(f"{Path(path).name} ({meta.get('operational_error_reason')})")
+            continue
+        scanned.add(e)
+        if meta.get("operational_error"):
+            r.add(e, ERR)
+            r.note(e, f"operational error: {meta.get('operational_error_reason')}")
+        elif meta.get("analysis_incomplete") or meta.get("scan_outcome") == "inconclusive":
+            r.note(e, "inconclusive coverage")
+    for asset in rep.get("assets", []):
+        e = corpus.entry(str(asset.get("path", "")))
+        if e is not None:
+            scanned.add(e)
+            if asset.get("type") == "error":
+                r.add(e, ERR)
+                r.note(e, "error asset")
+    for row in corpus.rows:
+        if row["path"] not in scanned:
+            r.note(row["path"], "not scanned")
+    hostile = sum(x["kind"] == "hostile" and x["path"] in critical for x in corpus.rows)
+    benign = sum(x["kind"] == "benign" and x["path"] in critical for x in corpus.rows)
+    r.summary_note = f"critical only: {hostile} hostile, {benign} benign"
+    if outside:
+        r.summary_note += f"; exit {read_rc(results, 'modelaudit')}: operational error on " + ", ".join(outside)
+    return r
+
+
 def parse_aiscout(corpus: Corpus, results: Path) -> Result:
     r = Result("aiscout")
     r.time = read_time(results, "aiscout")
@@ -256,6 +346,35 @@ def parse_aiscout(corpus: Corpus, results: Path) -> Result:
     return r
 
 
+def print_disagreements(corpus: Corpus, res: dict[str, Result]) -> None:
+    """Files where a peer flags and aiscout does not, and benign files aiscout flags."""
+    print("\n### Where a peer and aiscout disagree\n")
+    if not res["aiscout"].available:
+        print("aiscout was not run.")
+        return
+    lines = []
+    for row in corpus.rows:
+        if res["aiscout"].get(row["path"]) == FLAG:
+            if row["kind"] == "benign":
+                lines.append(f"* `{row['path']}` (benign): aiscout flags it, a false alarm")
+            continue
+        peers = [t for t in PEERS if res[t].get(row["path"]) == FLAG]
+        if not peers:
+            continue
+        who = ", ".join(peers)
+        if row["kind"] == "hostile":
+            lines.append(f"* `{row['path']}` (hostile): flagged by {who}, not by aiscout")
+        else:
+            lines.append(f"* `{row['path']}` (benign): flagged by {who} (a false alarm), not by aiscout")
+    hostile_beats = sum("(hostile)" in x for x in lines)
+    aiscout_fa = sum("aiscout flags it" in x for x in lines)
+    print(f"Hostile files a peer flags and aiscout does not: {hostile_beats}. "
+          f"Benign files aiscout flags: {aiscout_fa}. "
+          f"Benign files only peers flag: {len(lines) - hostile_beats - aiscout_fa}.\n")
+    for x in lines:
+        print(x)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, required=True)
@@ -267,6 +386,7 @@ def main() -> int:
         "picklescan": parse_picklescan(corpus, args.results),
         "modelscan": parse_modelscan(corpus, args.results),
         "fickling": parse_fickling(corpus, args.results),
+        "modelaudit": parse_modelaudit(corpus, args.results),
         "aiscout": parse_aiscout(corpus, args.results),
     }
 
@@ -301,8 +421,12 @@ def main() -> int:
         )
         print(f"\naiscout verdict at or above min_verdict: {ok}/{len(hostile)}")
 
+    print_disagreements(corpus, res)
+
     missed = [x for x in hostile if all(res[t].get(x["path"]) != FLAG for t in PEERS)]
     print(f"\n### Hostile files no peer flags ({len(missed)})\n")
+    if not missed:
+        print("None.")
     for x in missed:
         print(f"* `{x['path']}` ({x['expect']}): {x['technique']}")
     for t in PEERS:
@@ -323,7 +447,7 @@ def main() -> int:
                 if n:
                     print(f"* `{row['path']}`: " + "; ".join(sorted(n)))
             print()
-    for name in ("versions.txt", "install.txt"):
+    for name in ("versions.txt", "install.txt", "load.txt"):
         f = args.results / name
         if f.exists():
             print(f"{name}: " + "; ".join(line for line in f.read_text().splitlines() if line))

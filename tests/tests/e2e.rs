@@ -5,6 +5,7 @@
 // Test code fails by panicking; helpers outside #[test] functions need the same allowance.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod archives;
 mod cache;
 mod fixtures;
 mod fleet;
@@ -15,9 +16,11 @@ mod fleet_watch;
 mod frameworks;
 mod hazards;
 mod listing;
+mod load_time;
 mod netns;
 mod owner;
 mod redaction;
+mod remote_code;
 mod rotation;
 mod runtimes;
 mod safety;

@@ -133,3 +133,75 @@ fn a_home_the_agent_may_not_read_is_one_error() {
     assert!(!errors.is_empty(), "{:#}", doc["errors"]);
     assert!(errors.iter().all(|e| e["path"].as_str().unwrap().starts_with(home.to_str().unwrap())), "{errors:?}");
 }
+
+#[test]
+fn python_projects_report_the_ai_dependencies_they_declare_and_no_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    // A requirements file as pip writes it, from the real venv of the process tests, plus what
+    // people add by hand: an index with credentials, a VCS requirement with a token.
+    let freeze = std::process::Command::new(process_python()).args(["-m", "pip", "freeze"]).output().unwrap();
+    assert!(freeze.status.success());
+    let frozen = String::from_utf8(freeze.stdout).unwrap();
+    let onnxruntime = frozen.lines().find_map(|l| l.strip_prefix("onnxruntime==")).unwrap().to_owned();
+    let api = dir.path().join("api");
+    std::fs::create_dir_all(&api).unwrap();
+    std::fs::write(
+        api.join("requirements.txt"),
+        format!(
+            "--extra-index-url https://builder:PlantedIndexPw77@pypi.corp.example/simple\n{frozen}\
+             vllm @ git+https://x-token:ghp_PlantedRepoToken1234567890abcdef@github.com/org/vllm\n"
+        ),
+    )
+    .unwrap();
+    // A Poetry project that is not installed anywhere, with a lock file, and a conda env file.
+    let agent_app = dir.path().join("agent-app");
+    std::fs::create_dir_all(agent_app.join("requirements")).unwrap();
+    std::fs::write(
+        agent_app.join("pyproject.toml"),
+        "[project]\nname = \"agent-app\"\ndependencies = [\"anthropic>=0.40,<1\", \"httpx\"]\n\
+         [tool.poetry.group.rag.dependencies]\nlangchain = \"^0.3\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        agent_app.join("uv.lock"),
+        "version = 1\n[[package]]\nname = \"anthropic\"\nversion = \"0.42.0\"\n[[package]]\nname = \"litellm\"\nversion = \"1.55.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(agent_app.join("requirements/gpu.txt"), "torch==2.5.1\n").unwrap();
+    std::fs::write(
+        agent_app.join("environment.yml"),
+        "name: app\ndependencies:\n  - pytorch::pytorch>=2.3\n  - pip:\n    - openai==1.40.0\n",
+    )
+    .unwrap();
+    // Manifests inside installed code are not projects.
+    let vendored = dir.path().join("venv/lib/python3.11/site-packages/somepkg");
+    std::fs::create_dir_all(&vendored).unwrap();
+    std::fs::write(vendored.join("requirements.txt"), "mistralai==1.0\n").unwrap();
+
+    let out = run_agent(&["scan", "--json", "--no-cache", "--only", "frameworks", dir.path().to_str().unwrap()], &[]).0;
+    for planted in ["PlantedIndexPw77", "ghp_PlantedRepoToken", "pypi.corp.example", "github.com/org"] {
+        assert!(!out.contains(planted), "{planted} leaked");
+    }
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let in_project = |eco: &str, name: &str, project: &Path| {
+        let e = entry(&doc, eco, name);
+        assert_eq!(e["environment"]["kind"], "python-project", "{e}");
+        assert_eq!(e["environment"]["path"], project.canonicalize().unwrap().to_str().unwrap(), "{e}");
+        e["version"].clone()
+    };
+    assert_eq!(in_project("pypi", "onnxruntime", &api), format!("=={onnxruntime}"));
+    assert_eq!(in_project("pypi", "vllm", &api), Value::Null, "a URL is no version");
+    assert_eq!(in_project("pypi", "anthropic", &agent_app), ">=0.40,<1", "the declared range wins over the lock");
+    assert_eq!(in_project("pypi", "langchain", &agent_app), "^0.3");
+    assert_eq!(in_project("pypi", "litellm", &agent_app), "1.55.0", "named only by the lock");
+    assert_eq!(in_project("pypi", "torch", &agent_app), "==2.5.1");
+    assert_eq!(in_project("pypi", "openai", &agent_app), "==1.40.0");
+    assert_eq!(in_project("conda", "pytorch", &agent_app), ">=2.3");
+    assert!(
+        doc["frameworks"].as_array().unwrap().iter().all(|f| f["name"] != "mistralai"),
+        "a manifest inside site-packages is not a project"
+    );
+    let projects: Vec<&Value> =
+        doc["environments"].as_array().unwrap().iter().filter(|e| e["kind"] == "python-project").collect();
+    assert_eq!(projects.len(), 2, "{projects:#?}");
+}

@@ -59,12 +59,31 @@ fn corpus_verdicts_match_the_answer_key() {
 }
 
 #[test]
-fn exit_status_is_0_when_everything_is_safe_and_2_on_errors_only() {
+fn exit_status_is_0_when_everything_is_safe_1_when_not_judged_and_2_on_errors_only() {
     let (code, doc) = check(&[fixtures_dir().join("safety/benign").to_str().unwrap()]);
     assert_eq!(code, Some(0), "{}", doc["summary"]);
     assert_eq!(doc["summary"]["dangerous"], 0);
+    // A header past the parser's bounds cannot be judged: check does not pass it.
     let (code, doc) = check(&[fixtures_dir().join("hazards/huge_kv.gguf").to_str().unwrap()]);
-    assert_eq!(code, Some(2), "{doc}");
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["files"][0]["findings"][0]["kind"], "unparseable", "{doc}");
+    assert_eq!(doc["files"][0]["format"], "gguf");
+
+    // A model that cannot be read at all is an error: 2.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("locked.safetensors");
+    std::fs::copy(fixtures_dir().join("safety/benign/tiny.safetensors"), &model).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = if aiscout_e2e::running_as_root() {
+        aiscout_e2e::run_agent_as_nobody(&["check", "--json", dir.path().to_str().unwrap()])
+    } else {
+        Command::new(agent_bin()).args(["check", "--json", dir.path().to_str().unwrap()]).output().unwrap()
+    };
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{doc}");
+    assert_eq!(doc["summary"]["errors"], 1, "{doc}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Fuzzes the safety analysis: arbitrary bytes, named after the first byte among model file
 //! names, are identified and, when they identify, assessed (pickle machine, containers, Keras,
-//! SavedModel, 7z). It must return, never panic, hang or allocate past the bounds.
+//! SavedModel, 7z, GGUF chat templates). It must return, never panic, hang or allocate past the bounds.
 #![no_main]
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 const NAMES: &[&str] = &[
     "model.pkl", "model.pt", "model.joblib", "weights.npy", "bundle.npz", "model.h5", "model.keras",
-    "saved_model.pb", "model.onnx", "archive.7z", "pytorch_model.bin", "mlmodel",
+    "saved_model.pb", "model.onnx", "archive.7z", "pytorch_model.bin", "mlmodel", "model.gguf",
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -10,6 +10,7 @@
 //! | `conda-meta/history` | a conda environment root (the grandparent) | frameworks |
 //! | `kernels/<name>/kernel.json` | a Jupyter kernelspec | frameworks |
 //! | `package.json` | a Node project | frameworks |
+//! | `pyproject.toml`, `Pipfile`, `requirements*.txt`, `environment.yml`, `uv.lock`, … | a Python project | frameworks |
 //! | `.env`, `.env.*` | dotenv files | tooling (API key names) |
 //! | `.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, … | per-project MCP configuration | tooling |
 
@@ -28,6 +29,8 @@ pub enum MarkerKind {
     KernelSpec,
     /// `package.json`.
     PackageJson,
+    /// A Python project's manifest or lock file.
+    PythonManifest,
     /// `.env` or `.env.<suffix>`.
     DotEnv,
     /// A project's MCP configuration.
@@ -53,6 +56,10 @@ pub fn classify(path: &Path) -> Option<MarkerKind> {
         b"history" if parent_name(path, 0) == b"conda-meta" => Some(MarkerKind::CondaHistory),
         b"kernel.json" if parent_name(path, 1) == b"kernels" => Some(MarkerKind::KernelSpec),
         b"package.json" => Some(MarkerKind::PackageJson),
+        b"pyproject.toml" | b"Pipfile" | b"environment.yml" | b"environment.yaml" | b"uv.lock" | b"poetry.lock" => {
+            Some(MarkerKind::PythonManifest)
+        }
+        _ if crate::detectors::frameworks::is_requirements_name(path) => Some(MarkerKind::PythonManifest),
         b".env" => Some(MarkerKind::DotEnv),
         b".mcp.json" => Some(MarkerKind::McpProject),
         b"mcp.json" if PROJECT_MCP_DIRS.iter().any(|d| parent_name(path, 0) == d.as_bytes()) => {
@@ -74,6 +81,8 @@ pub struct Markers {
     pub kernel_specs: Vec<PathBuf>,
     /// `package.json` files.
     pub package_jsons: Vec<PathBuf>,
+    /// Python project manifests and lock files.
+    pub python_manifests: Vec<PathBuf>,
     /// Dotenv files.
     pub dotenvs: Vec<PathBuf>,
     /// Per-project MCP configuration files.
@@ -100,6 +109,7 @@ impl Markers {
             MarkerKind::CondaHistory => self.conda_histories.push(path),
             MarkerKind::KernelSpec => self.kernel_specs.push(path),
             MarkerKind::PackageJson => self.package_jsons.push(path),
+            MarkerKind::PythonManifest => self.python_manifests.push(path),
             MarkerKind::DotEnv => self.dotenvs.push(path),
             MarkerKind::McpProject => self.mcp_projects.push(path),
         }
@@ -112,6 +122,7 @@ impl Markers {
             &mut self.conda_histories,
             &mut self.kernel_specs,
             &mut self.package_jsons,
+            &mut self.python_manifests,
             &mut self.dotenvs,
             &mut self.mcp_projects,
         ] {
@@ -162,5 +173,10 @@ mod tests {
         assert_eq!(k("/h/p/.cursor/mcp.json"), Some(MarkerKind::McpProject));
         assert_eq!(k("/h/p/mcp.json"), None);
         assert_eq!(k("/h/p/.mcp.json"), Some(MarkerKind::McpProject));
+        assert_eq!(k("/h/p/requirements-dev.txt"), Some(MarkerKind::PythonManifest));
+        assert_eq!(k("/h/p/requirements/base.txt"), Some(MarkerKind::PythonManifest));
+        assert_eq!(k("/h/p/pyproject.toml"), Some(MarkerKind::PythonManifest));
+        assert_eq!(k("/h/p/uv.lock"), Some(MarkerKind::PythonManifest));
+        assert_eq!(k("/h/p/notes.txt"), None);
     }
 }

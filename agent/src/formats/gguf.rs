@@ -7,8 +7,16 @@
 //!
 //! Every count is bounded by [`limits::MAX_ENTRIES`] and by the bytes left in the file (each
 //! entry takes at least 13 bytes), so a header claiming 2^60 entries fails at once.
+//!
+//! Chat templates (`tokenizer.chat_template`, and `tokenizer.chat_template.<name>` for named
+//! ones such as `tool_use`) are Jinja2 source that loaders render; identification reports their
+//! SHA-256 (`chat_template_sha256`, `chat_template_sha256_named`) and [`chat_templates`] hands
+//! their text to the safety assessment ([`crate::safety::chat_template`]). At most
+//! [`MAX_TEMPLATES`] templates and [`MAX_TEMPLATE_TOTAL`] bytes of them are kept per file.
 
 use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
 
 use super::reader::Cursor;
 use super::{limits, Detection, FormatError, ModelFormat, ModelMetadata, ProbeInput};
@@ -46,6 +54,8 @@ enum Value {
     /// Floats and booleans: read past, not kept.
     Other,
     Str(String),
+    /// A chat template's bytes as stored (hashed as they are, judged as UTF-8).
+    Raw(Vec<u8>),
     Array,
 }
 
@@ -64,12 +74,45 @@ impl Value {
     }
 }
 
+/// The key of the default chat template; named ones follow it after a dot.
+pub const CHAT_TEMPLATE_KEY: &str = "tokenizer.chat_template";
+
+/// Whether `key` holds a chat template: the default or a named one.
+fn is_chat_template(key: &str) -> bool {
+    key == CHAT_TEMPLATE_KEY || key.strip_prefix(CHAT_TEMPLATE_KEY).is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Keys whose values are kept; everything else is skipped without allocating.
 fn wanted(key: &str) -> bool {
     key.starts_with("general.")
         || key.starts_with("split.")
         || key.ends_with(".context_length")
         || key == "adapter.type"
+        || is_chat_template(key)
+}
+
+/// Most chat templates kept from one file.
+pub const MAX_TEMPLATES: usize = 64;
+/// Most bytes of chat templates kept from one file; templates past either bound are skipped
+/// (no digest) and counted in [`ChatTemplates::skipped`].
+pub const MAX_TEMPLATE_TOTAL: usize = 4 * 1024 * 1024;
+
+/// The chat templates of a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatTemplates {
+    /// The templates kept, in file order.
+    pub templates: Vec<ChatTemplate>,
+    /// Templates skipped past [`MAX_TEMPLATES`] or [`MAX_TEMPLATE_TOTAL`].
+    pub skipped: usize,
+}
+
+/// A chat template a GGUF file carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatTemplate {
+    /// The metadata key (`tokenizer.chat_template`, `tokenizer.chat_template.tool_use`).
+    pub key: String,
+    /// The template's bytes as stored (at most [`limits::MAX_STRING`]).
+    pub text: Vec<u8>,
 }
 
 struct Parser<'a> {
@@ -98,9 +141,13 @@ impl Parser<'_> {
         Ok(n)
     }
 
-    fn string(&mut self, what: &str) -> Result<String, FormatError> {
+    fn raw_string(&mut self, what: &str) -> Result<Vec<u8>, FormatError> {
         let n = self.string_len(what)?;
-        let bytes = self.cur.bytes(n, what)?;
+        self.cur.bytes(n, what)
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, FormatError> {
+        let bytes = self.raw_string(what)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -142,6 +189,7 @@ impl Parser<'_> {
                 c.u8(what)?;
                 Value::Other
             }
+            vt::STRING if keep && is_chat_template(what) => Value::Raw(self.raw_string(what)?),
             vt::STRING if keep => Value::Str(self.string(what)?),
             vt::STRING => {
                 self.skip_string(what)?;
@@ -264,8 +312,23 @@ fn file_type_name(ft: u64) -> String {
     name.to_string()
 }
 
-/// Identifies a GGUF file and reads its metadata.
-pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
+/// The header up to the end of the key/value section.
+struct Header<'a> {
+    /// Positioned at the first tensor info.
+    p: Parser<'a>,
+    /// GGUF version (1 to 3).
+    version: u32,
+    /// Tensor infos that follow.
+    tensor_count: u64,
+    /// The key/values `keep` asked for, in file order.
+    kv: Vec<(String, Value)>,
+    /// Chat templates not kept (past [`MAX_TEMPLATES`] or [`MAX_TEMPLATE_TOTAL`]).
+    templates_skipped: usize,
+}
+
+/// Reads the header and the key/values, keeping those `keep` accepts; `Ok(None)` when the
+/// content is not GGUF.
+fn read_header<'a>(input: &ProbeInput<'a>, keep: fn(&str) -> bool) -> Result<Option<Header<'a>>, FormatError> {
     if input.head.get(..4) != Some(MAGIC.as_slice()) {
         return Ok(None);
     }
@@ -290,14 +353,64 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     }
 
     let mut kv: Vec<(String, Value)> = Vec::new();
+    let (mut templates, mut template_bytes, mut templates_skipped) = (0usize, 0usize, 0usize);
     for i in 0..kv_count {
         let key = p.string(&format!("metadata key {i}"))?;
         let ty = p.cur.u32(&format!("type of {key}"))?;
-        let value = p.scalar(ty, wanted(&key), &key)?;
-        if wanted(&key) {
+        let value = p.scalar(ty, keep(&key), &key)?;
+        if let Value::Raw(text) = &value {
+            templates += 1;
+            template_bytes = template_bytes.saturating_add(text.len());
+            if templates > MAX_TEMPLATES || template_bytes > MAX_TEMPLATE_TOTAL {
+                templates_skipped += 1;
+                continue;
+            }
+        }
+        if keep(&key) {
             kv.push((key, value));
         }
     }
+    Ok(Some(Header { p, version, tensor_count, kv, templates_skipped }))
+}
+
+/// The chat templates of a GGUF file, in file order (none when it has none or is not GGUF).
+pub fn chat_templates(input: &ProbeInput<'_>) -> Result<ChatTemplates, FormatError> {
+    let Some(header) = read_header(input, is_chat_template)? else { return Ok(ChatTemplates::default()) };
+    let templates = header
+        .kv
+        .into_iter()
+        .filter_map(|(key, v)| match v {
+            Value::Raw(text) => Some(ChatTemplate { key, text }),
+            _ => None,
+        })
+        .collect();
+    Ok(ChatTemplates { templates, skipped: header.templates_skipped })
+}
+
+/// `chat_template_sha256` (the default template) and `chat_template_sha256_named` (name →
+/// digest) for the metadata.
+fn template_digests(kv: &[(String, Value)], md: &mut ModelMetadata) {
+    let mut named = serde_json::Map::new();
+    for (key, value) in kv {
+        let Value::Raw(text) = value else { continue };
+        let digest = hex::encode(Sha256::digest(text));
+        match key.strip_prefix(CHAT_TEMPLATE_KEY).and_then(|rest| rest.strip_prefix('.')) {
+            Some(name) => {
+                named.insert(name.to_string(), digest.into());
+            }
+            None => {
+                md.extra.insert("chat_template_sha256".into(), digest.into());
+            }
+        }
+    }
+    if !named.is_empty() {
+        md.extra.insert("chat_template_sha256_named".into(), named.into());
+    }
+}
+
+/// Identifies a GGUF file and reads its metadata.
+pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
+    let Some(Header { mut p, version, tensor_count, kv, .. }) = read_header(input, wanted)? else { return Ok(None) };
     let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v);
 
     let alignment = get("general.alignment").and_then(Value::as_u64).unwrap_or(32);
@@ -367,6 +480,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     if let Some(v) = get("general.quantization_version").and_then(Value::as_u64) {
         md.extra.insert("quantization_version".into(), v.into());
     }
+    template_digests(&kv, &mut md);
     Ok(Some(Detection { format: ModelFormat::Gguf, metadata: md }))
 }
 
@@ -388,6 +502,52 @@ mod tests {
         b.extend(vt::STRING.to_le_bytes());
         b.extend((v.len() as u64).to_le_bytes());
         b.extend(v.as_bytes());
+    }
+
+    #[test]
+    fn chat_templates_are_read_raw_and_their_digests_reported() {
+        let mut b = header(3, 0, 4);
+        kv_str(&mut b, "general.architecture", "llama");
+        kv_str(&mut b, "tokenizer.chat_template", "{{ bos_token }}");
+        kv_str(&mut b, "tokenizer.chat_template.tool_use", "{{ tools | tojson }}");
+        kv_str(&mut b, "tokenizer.chat_templates_note", "not a template");
+        let d = crate::formats::identify_bytes("t.gguf", &b).unwrap().unwrap();
+        let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+        assert_eq!(d.metadata.extra["chat_template_sha256"], sha("{{ bos_token }}").as_str());
+        assert_eq!(d.metadata.extra["chat_template_sha256_named"]["tool_use"], sha("{{ tools | tojson }}").as_str());
+        let input = ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: &b, name: "t.gguf" };
+        let found = chat_templates(&input).unwrap();
+        let keys: Vec<_> = found.templates.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["tokenizer.chat_template", "tokenizer.chat_template.tool_use"]);
+        assert_eq!(found.templates.first().map(|t| t.text.as_slice()), Some(&b"{{ bos_token }}"[..]));
+        assert_eq!(found.skipped, 0);
+        // No template: no digest.
+        let mut b = header(3, 0, 1);
+        kv_str(&mut b, "general.architecture", "llama");
+        let d = crate::formats::identify_bytes("t.gguf", &b).unwrap().unwrap();
+        assert!(!d.metadata.extra.contains_key("chat_template_sha256"));
+    }
+
+    #[test]
+    fn templates_past_the_bounds_are_skipped_and_counted() {
+        let n = MAX_TEMPLATES + 3;
+        let mut b = header(3, 0, n as u64);
+        for i in 0..n {
+            kv_str(&mut b, &format!("tokenizer.chat_template.t{i}"), "{{ x }}");
+        }
+        let input = ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: &b, name: "t.gguf" };
+        let found = chat_templates(&input).unwrap();
+        assert_eq!((found.templates.len(), found.skipped), (MAX_TEMPLATES, 3));
+        let big = "x".repeat(MAX_TEMPLATE_TOTAL / 2 + 1);
+        let mut b = header(3, 0, 3);
+        for i in 0..3 {
+            kv_str(&mut b, &format!("tokenizer.chat_template.t{i}"), &big);
+        }
+        let input = ProbeInput { source: &b.as_slice(), size: b.len() as u64, head: &b, name: "t.gguf" };
+        let found = chat_templates(&input).unwrap();
+        assert_eq!((found.templates.len(), found.skipped), (1, 2));
+        let d = crate::formats::identify_bytes("t.gguf", &b).unwrap().unwrap();
+        assert_eq!(d.metadata.extra["chat_template_sha256_named"].as_object().map(|m| m.len()), Some(1));
     }
 
     #[test]

@@ -58,22 +58,31 @@ fn version_after(buf: &[u8], at: usize, window: usize) -> Option<String> {
     None
 }
 
-/// The JSON object that starts at the first `{` within `window` bytes after `at`.
-fn json_after(buf: &[u8], at: usize, window: usize) -> Option<serde_json::Value> {
+/// The JSON object that starts at the first `{"` within `window` bytes after `at`: `None`
+/// when there is none, an error when it does not parse (serde_json stops at 128 levels of
+/// nesting; the object cannot be longer than the [`SEARCH_WINDOW`] read).
+fn json_at(buf: &[u8], at: usize, window: usize) -> Option<Result<serde_json::Value, String>> {
     let region = buf.get(at..(at + window).min(buf.len()))?;
     let open = memmem::find(region, b"{\"")?;
     let rest = buf.get(at + open..)?;
-    serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>().next()?.ok()
+    let parsed = serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>().next()?;
+    Some(parsed.map_err(|e| format!("model_config: {e}")))
 }
 
-/// The `model_config` JSON of a Keras HDF5 file, if it has one.
-pub fn model_config(input: &ProbeInput<'_>) -> Option<serde_json::Value> {
+/// [`json_at`], an unparsable object being none.
+fn json_after(buf: &[u8], at: usize, window: usize) -> Option<serde_json::Value> {
+    json_at(buf, at, window)?.ok()
+}
+
+/// The `model_config` JSON of a Keras HDF5 file: `None` if it has none, an error naming the
+/// attribute if it does not parse.
+pub fn model_config(input: &ProbeInput<'_>) -> Option<Result<serde_json::Value, String>> {
     if !is_hdf5(input).ok()? {
         return None;
     }
     let buf = input.read_exact_at(FORMAT, 0, input.size.min(SEARCH_WINDOW)).ok()?;
     let at = memmem::find(&buf, b"model_config")?;
-    json_after(&buf, at, 1 << 20)
+    json_at(&buf, at, 1 << 20)
 }
 
 /// Identifies a Keras HDF5 model or weights file.

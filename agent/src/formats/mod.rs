@@ -17,10 +17,13 @@
 //! Bounds: every length, count and offset read from a file is checked against the file size and
 //! against the limits in [`limits`] before anything is allocated.
 //!
-//! Three modules are not formats but what several probers share: [`reader`] (bounded
-//! little-endian reads), [`zip`] (a bounded zip reader) and [`compress`] (bounded
-//! decompression of a stream's start).
+//! Four modules are not formats but what several probers share: [`reader`] (bounded
+//! little-endian reads), [`zip`] (a bounded zip reader), [`compress`] (bounded decompression
+//! of a stream's start) and [`sevenz`] (7z members). [`archive`] is the prober of archives
+//! that hold models (zip, tar, compressed, 7z, nested): it walks them with the others and
+//! identifies members with [`identify_member`].
 
+pub mod archive;
 pub mod compress;
 pub mod coreml;
 pub mod gguf;
@@ -79,6 +82,8 @@ pub enum ModelFormat {
     Coreml,
     Openvino,
     Mlflow,
+    /// An archive (zip, tar, 7z, compressed) holding models or code ([`archive`]).
+    Archive,
 }
 
 impl ModelFormat {
@@ -100,6 +105,7 @@ impl ModelFormat {
             Self::Coreml => "coreml",
             Self::Openvino => "openvino",
             Self::Mlflow => "mlflow",
+            Self::Archive => "archive",
         }
     }
 }
@@ -213,6 +219,16 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// The format whose prober found the structure broken.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Self::Truncated { format, .. }
+            | Self::OutOfBounds { format, .. }
+            | Self::Invalid { format, .. }
+            | Self::Io { format, .. } => format,
+        }
+    }
+
     pub(crate) fn invalid(format: &'static str, what: impl Into<String>) -> Self {
         Self::Invalid { format, what: what.into() }
     }
@@ -363,9 +379,9 @@ pub const REGISTRY: &[(&str, Prober)] = &[
     ("safetensors", safetensors::probe),
     ("numpy", numpy::probe),
     ("zip", zip_models::probe),
-    ("7z", sevenz::probe),
     ("pytorch_legacy", pytorch::probe_legacy),
     ("joblib", joblib::probe),
+    ("archive", archive::probe),
     ("tflite", tflite::probe),
     ("keras_h5", keras_h5::probe),
     ("coreml", coreml::probe),
@@ -376,6 +392,20 @@ pub const REGISTRY: &[(&str, Prober)] = &[
 /// Identifies `input` by content. See the module doc for the meaning of the three outcomes.
 pub fn identify(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     for (_, probe) in REGISTRY {
+        if let Some(found) = probe(input)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// Identifies a member of an archive: every prober but the archive's own (the archive walker
+/// opens nested containers itself, [`archive`]).
+pub fn identify_member(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
+    for (name, probe) in REGISTRY {
+        if *name == "archive" {
+            continue;
+        }
         if let Some(found) = probe(input)? {
             return Ok(Some(found));
         }

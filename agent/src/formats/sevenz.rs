@@ -1,20 +1,15 @@
-//! 7z archives holding models (`37 7A BC AF 27 1C`), read with the pure-Rust `sevenz-rust2`.
-//!
-//! A 7z file is reported as the model it holds: the first member that identifies as a model
-//! gives the format and metadata, with `extra.container = "7z"` and `extra.member`. Members are
-//! decompressed at most [`MAX_MEMBER`] bytes each and [`MAX_TOTAL`] bytes in all, so a 7z
-//! bomb stops early. An archive holding no model is not a model.
+//! 7z archives (`37 7A BC AF 27 1C`), read with the pure-Rust `sevenz-rust2`: the member
+//! reader [`super::archive`] walks them with, like zip and tar. Members are decompressed at most
+//! [`MAX_MEMBER`] bytes each and the caller's budget in all, so a 7z bomb stops early.
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::{identify_bytes, Detection, FormatError, ProbeInput, Source};
+use super::{ProbeInput, Source};
 
 /// The 7z signature.
 pub const MAGIC: &[u8; 6] = b"7z\xbc\xaf\x27\x1c";
 /// Largest member decompressed for analysis.
 pub const MAX_MEMBER: usize = 64 * 1024 * 1024;
-/// Most bytes decompressed from one archive.
-pub const MAX_TOTAL: usize = 256 * 1024 * 1024;
 /// Most members looked at.
 const MAX_MEMBERS: usize = 4096;
 
@@ -56,8 +51,9 @@ pub struct Member {
     pub cut: bool,
 }
 
-/// Reads the archive's file members (bounded); `f` returns `false` to stop early.
-pub fn members(input: &ProbeInput<'_>, mut f: impl FnMut(Member) -> bool) -> Result<(), String> {
+/// Reads the archive's file members, at most `max_total` bytes in all; `f` returns `false` to
+/// stop early.
+pub fn members(input: &ProbeInput<'_>, max_total: usize, mut f: impl FnMut(Member) -> bool) -> Result<(), String> {
     let source = SeekableSource { src: input.source, size: input.size, pos: 0 };
     let mut reader =
         sevenz_rust2::ArchiveReader::new(source, sevenz_rust2::Password::empty()).map_err(|e| e.to_string())?;
@@ -66,13 +62,13 @@ pub fn members(input: &ProbeInput<'_>, mut f: impl FnMut(Member) -> bool) -> Res
     reader
         .for_each_entries(|entry, r| {
             seen += 1;
-            if seen > MAX_MEMBERS || total >= MAX_TOTAL {
+            if seen > MAX_MEMBERS || total >= max_total {
                 return Ok(false);
             }
             if entry.is_directory() {
                 return Ok(true);
             }
-            let cap = MAX_MEMBER.min(MAX_TOTAL - total);
+            let cap = MAX_MEMBER.min(max_total - total);
             let mut data = Vec::new();
             r.take(cap as u64 + 1).read_to_end(&mut data)?;
             let cut = data.len() > cap;
@@ -81,27 +77,4 @@ pub fn members(input: &ProbeInput<'_>, mut f: impl FnMut(Member) -> bool) -> Res
             Ok(f(Member { name: entry.name().to_string(), data, cut }))
         })
         .map_err(|e| e.to_string())
-}
-
-/// Identifies a 7z archive by the first model it holds.
-pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
-    if input.head.get(..6) != Some(MAGIC.as_slice()) {
-        return Ok(None);
-    }
-    let mut found = None;
-    let walked = members(input, |m| {
-        let name = m.name.rsplit('/').next().unwrap_or_default().to_lowercase();
-        if let Ok(Some(mut d)) = identify_bytes(&name, &m.data) {
-            d.metadata.extra.insert("container".into(), "7z".into());
-            d.metadata.extra.insert("member".into(), m.name.clone().into());
-            found = Some(d);
-            return false;
-        }
-        true
-    });
-    match (found, walked) {
-        (Some(d), _) => Ok(Some(d)),
-        (None, Err(e)) if input.named_as(&["7z"]) => Err(FormatError::invalid("7z", e)),
-        _ => Ok(None),
-    }
 }

@@ -4,7 +4,10 @@
 //! 2. zip64 sizes and offsets are honoured (PyTorch writes zip64 for large checkpoints);
 //! 3. every count, size and offset is bounded by the archive size and [`limits`];
 //! 4. member data is read by position: stored members directly, deflated ones through a
-//!    decoder capped at the caller's limit, so a zip bomb costs at most that limit.
+//!    decoder capped at the caller's limit, so a zip bomb costs at most that limit;
+//! 5. data before the first header shifts every offset by as much ([`ZipArchive::open_anywhere`],
+//!    as Python's `zipfile` computes it), and the local headers can be read on their own
+//!    ([`ZipArchive::local_members`]) to find members the central directory does not list.
 //!
 //! Flags, CRCs and names are not validated: PyTorch's loader does not validate them either, and
 //! a scanner must see what the loader sees.
@@ -68,6 +71,19 @@ impl ZipArchive {
         if input.head.get(..4) != Some(LOCAL_MAGIC.as_slice()) {
             return Ok(None);
         }
+        Self::open_anywhere(input)
+    }
+
+    /// Whether the content ends with an end-of-central-directory record (a zip, possibly with
+    /// data before its first header, as self-extracting archives and polyglots have).
+    pub fn has_eocd(input: &ProbeInput<'_>) -> bool {
+        input.size >= 22 && matches!(eocd_position(input), Ok(Some(_)))
+    }
+
+    /// Reads the central directory wherever the archive starts. Data before the first header
+    /// shifts every offset; as Python's `zipfile` does, the shift is the distance between
+    /// where the directory is and where the end record says it is.
+    pub fn open_anywhere(input: &ProbeInput<'_>) -> Result<Option<Self>, FormatError> {
         let Some((eocd, tail)) = eocd_position(input)? else {
             return Err(FormatError::invalid(FORMAT, "no end of central directory record"));
         };
@@ -76,6 +92,7 @@ impl ZipArchive {
         let mut count = u64::from(le_u16(&tail, at + 10).unwrap_or(0));
         let mut cd_size = u64::from(le_u32(&tail, at + 12).unwrap_or(0));
         let mut cd_offset = u64::from(le_u32(&tail, at + 16).unwrap_or(0));
+        let mut zip64 = false;
         if (count == 0xffff || cd_size == 0xffff_ffff || cd_offset == 0xffff_ffff) && eocd >= 20 {
             let loc = input.read_exact_at(FORMAT, eocd - 20, 20)?;
             if le_u32(&loc, 0) == Some(ZIP64_LOCATOR_SIG) {
@@ -90,8 +107,11 @@ impl ZipArchive {
                 count = le_u64(&rec, 32).unwrap_or(0);
                 cd_size = le_u64(&rec, 40).unwrap_or(0);
                 cd_offset = le_u64(&rec, 48).unwrap_or(0);
+                zip64 = true;
             }
         }
+        let shift = if zip64 { 0 } else { eocd.saturating_sub(cd_offset.saturating_add(cd_size)) };
+        let cd_offset = cd_offset.saturating_add(shift);
         if count > limits::MAX_ENTRIES {
             return Err(FormatError::bound(FORMAT, "member count", count, limits::MAX_ENTRIES));
         }
@@ -135,10 +155,75 @@ impl ZipArchive {
                 }
                 e += 4 + len;
             }
+            let local_offset = local_offset.saturating_add(shift);
             members.push(ZipMember { name, method, compressed_size, size, local_offset });
             p = name_start + name_len + extra_len + comment_len;
         }
         Ok(Some(Self { members }))
+    }
+
+    /// The members the local headers show, read one after another from the first local header
+    /// (at most `max`): what a streaming extractor sees, whatever the central directory lists.
+    /// The walk stops at the first byte that is not a local header, and at a member whose size
+    /// the header leaves to a data descriptor unless it is deflated (the stream ends itself; at
+    /// most `max_inflate` bytes are inflated in all to find where such members end; how many
+    /// is returned beside the members, for the caller's budget).
+    pub fn local_members(input: &ProbeInput<'_>, start: u64, max: usize, max_inflate: u64) -> (Vec<ZipMember>, u64) {
+        let mut out = Vec::new();
+        let mut at = start;
+        let mut inflated = 0u64;
+        while out.len() < max {
+            let Ok(header) = input.read_exact_at(FORMAT, at, 30) else { break };
+            if le_u32(&header, 0) != Some(LOCAL_SIG) {
+                break;
+            }
+            let field16 = |o: usize| le_u16(&header, o).unwrap_or(0);
+            let flags = field16(6);
+            let method = field16(8);
+            let mut compressed_size = u64::from(le_u32(&header, 18).unwrap_or(0));
+            let mut size = u64::from(le_u32(&header, 22).unwrap_or(0));
+            let name_len = u64::from(field16(26));
+            let extra_len = u64::from(field16(28));
+            let Ok(name) = input.read_exact_at(FORMAT, at + 30, name_len) else { break };
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let data = at + 30 + name_len + extra_len;
+            if compressed_size == 0xffff_ffff || size == 0xffff_ffff {
+                if let Ok(extra) = input.read_exact_at(FORMAT, at + 30 + name_len, extra_len) {
+                    if le_u16(&extra, 0) == Some(0x0001) {
+                        size = le_u64(&extra, 4).unwrap_or(size);
+                        compressed_size = le_u64(&extra, 12).unwrap_or(compressed_size);
+                    }
+                }
+            }
+            let descriptor = flags & 0x0008 != 0 && compressed_size == 0;
+            if descriptor {
+                if method != 8 {
+                    break;
+                }
+                compressed_size = input.size.saturating_sub(data);
+            }
+            out.push(ZipMember { name, method, compressed_size, size, local_offset: at });
+            if descriptor {
+                // The deflate stream ends itself; its length is what the decoder consumed.
+                let reader = super::compress::SourceReader { src: input.source, pos: data };
+                let mut decoder = flate2::read::DeflateDecoder::new(reader);
+                let left = max_inflate.saturating_sub(inflated);
+                match std::io::copy(&mut decoder.by_ref().take(left), &mut std::io::sink()) {
+                    Ok(n) if n < left => inflated += n,
+                    _ => break,
+                }
+                let end = data + decoder.total_in();
+                // The descriptor: optional signature, CRC, sizes (4 or 8 bytes each).
+                let sig = input.read_exact_at(FORMAT, end, 4).ok().and_then(|b| le_u32(&b, 0));
+                at = end + if sig == Some(0x0807_4b50) { 16 } else { 12 };
+                continue;
+            }
+            at = match data.checked_add(compressed_size) {
+                Some(next) if next <= input.size => next,
+                _ => break,
+            };
+        }
+        (out, inflated)
     }
 
     /// The member named exactly `name`.
@@ -163,7 +248,8 @@ impl ZipArchive {
             0 => input.read_exact_at(FORMAT, data, avail.min(max as u64)),
             8 => {
                 let reader = super::compress::SourceReader { src: input.source, pos: data };
-                let mut out = Vec::new();
+                // Sized from the header (bounded by `max`): no doubling past what is kept.
+                let mut out = Vec::with_capacity(usize::try_from(member.size).unwrap_or(max).min(max));
                 flate2::read::DeflateDecoder::new(reader.take(avail))
                     .take(max as u64)
                     .read_to_end(&mut out)

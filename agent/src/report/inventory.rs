@@ -53,6 +53,9 @@ pub enum EnvironmentKind {
     JupyterKernel,
     /// A Node project (a directory with `package.json`).
     NodeProject,
+    /// A Python project (a directory with `pyproject.toml`, `Pipfile`, `requirements*.txt`,
+    /// `environment.yml`, `uv.lock` or `poetry.lock`): what it declares, not what is installed.
+    PythonProject,
 }
 
 /// Where a framework is installed.

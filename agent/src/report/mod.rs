@@ -28,7 +28,7 @@ use host::HostInfo;
 use inventory::{
     EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RestrictedProcess, RuntimeEntry, ToolingEntry,
 };
-pub use models::{DigestSource, ModelEntry, ModelGroup, ModelOwner, ModelSource, OwnerEcosystem};
+pub use models::{DigestSource, ModelEntry, ModelGroup, ModelOwner, ModelSource, OwnerEcosystem, UnjudgedFile};
 
 /// A section of the document: what `--only` and `scan.sections` select, in document order.
 #[derive(
@@ -113,6 +113,10 @@ pub struct ScanReport {
     pub stats: ScanStats,
     /// Files and directories that could not be read or parsed; never fatal.
     pub errors: Vec<FileError>,
+    /// Files named like a model that could not be judged, collected for `check` only
+    /// ([`crate::scan::ScanOptions::report_unjudged`]); never serialized.
+    #[serde(skip)]
+    pub unjudged: Vec<UnjudgedFile>,
 }
 
 impl ScanReport {
@@ -131,6 +135,7 @@ impl ScanReport {
             tooling: None,
             stats: ScanStats::default(),
             errors: Vec::new(),
+            unjudged: Vec::new(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::formats::{ModelFormat, ModelMetadata};
-use crate::safety::SafetyReport;
+use crate::safety::{Finding, SafetyReport};
 
 /// One model file (or model directory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,4 +136,17 @@ impl std::fmt::Display for ModelOwner {
         }
         write!(f, " ({})", self.environment)
     }
+}
+
+/// A file named like a model that could not be judged: no prober identified it
+/// (`unknown_format`), or the prober of the format it claims found it broken (`unparseable`).
+/// Only `check` collects these ([`crate::check`]); `scan` output never holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnjudgedFile {
+    /// Where the file is.
+    pub path: String,
+    /// The format it claims (the prober that failed), or `unknown`.
+    pub format: String,
+    /// Why it could not be judged (severity `suspicious`: never `safe`).
+    pub finding: Finding,
 }

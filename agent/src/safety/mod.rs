@@ -1,8 +1,9 @@
 //! Load-time code execution: a safety verdict for every model file, from its bytes alone.
 //!
 //! Nothing is ever loaded or executed. Per format:
-//! 1. formats that cannot carry code (GGUF, safetensors, TFLite, Core ML, OpenVINO IR) are
-//!    `safe` once their header validated (identification already did that);
+//! 1. formats that cannot carry code (safetensors, TFLite, Core ML, OpenVINO IR) are `safe`
+//!    once their header validated (identification already did that); GGUF is too unless a
+//!    Jinja2 chat template reaches Python ([`chat_template`], CVE-2024-34359);
 //! 2. ONNX is `safe` unless a tensor's external data points outside the model's directory (an
 //!    absolute path or `..`);
 //! 3. pickles — plain, joblib (plain or compressed), legacy PyTorch (every pickle in sequence),
@@ -10,20 +11,29 @@
 //!    skipped), NumPy object arrays (`.npy`, `.npz` members) — go through the pickle machine
 //!    ([`crate::formats::pickle`]); every import and every call is judged by [`policy`], nested
 //!    pickles and concatenated streams included;
-//! 4. Keras: `Lambda` layers in an HDF5 `model_config`, a `.keras` `config.json` or a
-//!    SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for ops that run Python
-//!    or touch files ([`DANGEROUS_TF_OPS`]).
+//! 4. Keras: `Lambda` layers and callables outside Keras (`os.system` as an activation,
+//!    CVE-2025-1550) in an HDF5 `model_config` or a `.keras` `config.json` ([`keras`]),
+//!    `Lambda` layers in a SavedModel's `keras_metadata.pb`; SavedModel graphs are searched for
+//!    ops that run Python or touch files ([`DANGEROUS_TF_OPS`]);
+//! 5. archives: every model inside assessed as its format and located by member path, and the
+//!    code bundles carry by design (TorchServe, NeMo, skops, MLflow) judged with [`pycode`].
 //!
 //! The verdict is the worst severity among the findings; no finding means `safe`. A pickle that
 //! cannot be parsed to its end is never `safe`. Decompression and member reads stop at
 //! [`MAX_DECOMPRESSED`]; going past it is itself a finding. Each finding carries the MITRE
 //! ATLAS technique and the OWASP Top 10 for LLM Applications (2025) entry it maps to.
 
+mod archive;
+pub mod chat_template;
+pub mod keras;
 pub mod policy;
+pub mod pycode;
+pub mod remote_code;
 mod scan;
 
 use serde::{Deserialize, Serialize};
 
+pub use archive::{assess_archive_within, assess_python_module, MLFLOW_CODE};
 pub use scan::{assess, assess_with, Siblings};
 
 /// Largest amount of data decompressed or read from one container member for analysis.
@@ -75,7 +85,12 @@ pub const OWASP_POISONING: &str = "LLM04:2025";
 pub struct Finding {
     /// What was found: `dangerous_import`, `dangerous_call`, `unknown_import`,
     /// `unresolved_import`, `nested_pickle`, `malformed`, `bound_exceeded`, `damaged_member`,
-    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`.
+    /// `lambda_layer`, `tf_op`, `external_data`, `custom_loader`, `remote_code` (Hugging Face
+    /// `auto_map` code, [`remote_code`]), `unknown_format` and `unparseable` (files named like
+    /// a model that could not be judged), and of archives and bundles `hidden_member`,
+    /// `header_mismatch`, `bundled_code`, `dangerous_code`, `config_target`, `untrusted_type`, and
+    /// `template_injection` (GGUF chat templates,
+    /// [`chat_template`]).
     pub kind: String,
     /// The import, op, layer or path concerned.
     pub subject: String,
@@ -92,6 +107,31 @@ pub struct Finding {
     pub owasp: String,
 }
 
+impl Finding {
+    /// A finding of `kind`, with the ATLAS technique and OWASP entry that kind maps to.
+    pub fn new(kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) -> Self {
+        let (atlas, owasp) = match kind {
+            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" | "remote_code"
+            | "template_injection" | "bundled_code" | "dangerous_code" | "config_target" | "untrusted_type" => {
+                (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
+            }
+            "malformed" | "bound_exceeded" | "damaged_member" | "unparseable" | "hidden_member" => {
+                (ATLAS_SUPPLY_CHAIN, OWASP_POISONING)
+            }
+            _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
+        };
+        Self {
+            kind: kind.into(),
+            subject: subject.into(),
+            detail: detail.into(),
+            severity,
+            location: location.map(str::to_string),
+            atlas: atlas.into(),
+            owasp: owasp.into(),
+        }
+    }
+}
+
 /// The `safety` object of a model entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafetyReport {
@@ -100,7 +140,8 @@ pub struct SafetyReport {
     /// The reasons, worst first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
-    /// Every callable the file's pickles import (`module.name`).
+    /// Every callable the file's pickles import (`module.name`), and every callable outside
+    /// Keras a Keras config names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
     /// Every callable they call.
@@ -122,26 +163,10 @@ impl SafetyReport {
 
     /// Adds a finding (deduplicated by kind, subject and location).
     pub fn add(&mut self, kind: &str, subject: &str, detail: &str, severity: Verdict, location: Option<&str>) {
-        let (atlas, owasp) = match kind {
-            "dangerous_import" | "dangerous_call" | "nested_pickle" | "lambda_layer" | "tf_op" => {
-                (ATLAS_UNSAFE_ARTIFACT, OWASP_SUPPLY_CHAIN)
-            }
-            "malformed" | "bound_exceeded" | "damaged_member" => (ATLAS_SUPPLY_CHAIN, OWASP_POISONING),
-            _ => (ATLAS_SUPPLY_CHAIN, OWASP_SUPPLY_CHAIN),
-        };
-        let location = location.map(str::to_string);
-        if self.findings.iter().any(|f| f.kind == kind && f.subject == subject && f.location == location) {
+        if self.findings.iter().any(|f| f.kind == kind && f.subject == subject && f.location.as_deref() == location) {
             return;
         }
-        self.findings.push(Finding {
-            kind: kind.into(),
-            subject: subject.into(),
-            detail: detail.into(),
-            severity,
-            location,
-            atlas: atlas.into(),
-            owasp: owasp.into(),
-        });
+        self.findings.push(Finding::new(kind, subject, detail, severity, location));
     }
 
     /// Sets the verdict from the findings and orders them worst first.

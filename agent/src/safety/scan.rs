@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use super::policy::{classify, ImportClass};
-use super::{SafetyReport, Verdict, DANGEROUS_TF_OPS, MAX_DECOMPRESSED};
+use super::{chat_template, keras, SafetyReport, Verdict, DANGEROUS_TF_OPS, MAX_DECOMPRESSED};
 use crate::fileio::FileStamp;
 use crate::formats::pickle::{self, PickleSummary};
 use crate::formats::reader::Cursor;
 use crate::formats::zip::ZipArchive;
-use crate::formats::{compress, identify_bytes, keras_h5, numpy, sevenz, Detection, ModelFormat, ProbeInput, Source};
+use crate::formats::{compress, gguf, keras_h5, numpy, Detection, ModelFormat, ProbeInput, Source};
 
 /// Most pickle streams followed one after another in one file.
 const MAX_STREAMS: usize = 64;
@@ -34,16 +34,9 @@ pub fn assess(path: &Path, input: &ProbeInput<'_>, detection: &Detection) -> Saf
 /// [`assess`] with the file's siblings opened by `siblings`.
 pub fn assess_with(input: &ProbeInput<'_>, detection: &Detection, siblings: Siblings<'_>) -> SafetyReport {
     let mut report = SafetyReport::default();
-    if input.head.starts_with(sevenz::MAGIC) {
-        sevenz_members(siblings, input, &mut report);
-        return report.finish();
-    }
     match detection.format {
-        ModelFormat::Gguf
-        | ModelFormat::Safetensors
-        | ModelFormat::Tflite
-        | ModelFormat::Coreml
-        | ModelFormat::Openvino => {}
+        ModelFormat::Gguf => gguf_templates(input, &mut report),
+        ModelFormat::Safetensors | ModelFormat::Tflite | ModelFormat::Coreml | ModelFormat::Openvino => {}
         ModelFormat::Onnx => external_data(detection, &mut report),
         ModelFormat::Pickle => streams(input.source, input.size, 0, MAX_STREAMS, None, &mut report),
         ModelFormat::PytorchLegacy => streams(input.source, input.size, 0, LEGACY_STREAMS, None, &mut report),
@@ -53,48 +46,13 @@ pub fn assess_with(input: &ProbeInput<'_>, detection: &Detection, siblings: Sibl
         },
         ModelFormat::Pytorch => zip_members(input, &mut report),
         ModelFormat::Numpy => numpy_arrays(input, &mut report),
-        ModelFormat::KerasH5 => {
-            if let Some(config) = keras_h5::model_config(input) {
-                lambdas(&config, None, &mut report);
-            }
-        }
+        ModelFormat::KerasH5 => keras_h5(input, &mut report),
         ModelFormat::KerasV3 => keras_v3(input, &mut report),
         ModelFormat::TfSavedmodel => savedmodel(siblings, input, &mut report),
         ModelFormat::Mlflow => mlflow(detection, &mut report),
+        ModelFormat::Archive => super::archive::assess_archive(input, crate::formats::archive::BOUNDS, &mut report),
     }
     report.finish()
-}
-
-/// Every model inside a 7z archive, assessed from its decompressed bytes.
-fn sevenz_members(siblings: Siblings<'_>, input: &ProbeInput<'_>, report: &mut SafetyReport) {
-    let walked = sevenz::members(input, |m| {
-        if m.cut {
-            report.add(
-                "bound_exceeded",
-                &m.name,
-                &format!("member expands past {} bytes; only that much was analysed", sevenz::MAX_MEMBER),
-                Verdict::Suspicious,
-                Some(&m.name),
-            );
-        }
-        let name = m.name.rsplit('/').next().unwrap_or_default().to_lowercase();
-        let data = m.data.as_slice();
-        let inner = ProbeInput {
-            source: &data,
-            size: data.len() as u64,
-            head: data.get(..data.len().min(crate::formats::HEAD_LEN)).unwrap_or_default(),
-            name: &name,
-        };
-        match identify_bytes(&name, data) {
-            Ok(Some(d)) => report.merge_at(assess_with(&inner, &d, siblings), &m.name),
-            Ok(None) => {}
-            Err(e) => report.add("malformed", &m.name, &e.to_string(), Verdict::Suspicious, Some(&m.name)),
-        }
-        true
-    });
-    if let Err(e) = walked {
-        report.add("damaged_member", "7z", &e, Verdict::Suspicious, None);
-    }
 }
 
 /// Judges one pickle stream's imports, calls and nested pickles.
@@ -291,41 +249,49 @@ fn numpy_arrays(input: &ProbeInput<'_>, report: &mut SafetyReport) {
     }
 }
 
-/// Layers whose config carries Python code.
-const CODE_LAYERS: &[&str] = &["Lambda"];
-
-/// Reports every layer of a Keras config whose class runs stored Python code.
-fn lambdas(config: &serde_json::Value, location: Option<&str>, report: &mut SafetyReport) {
-    match config {
-        serde_json::Value::Object(map) => {
-            if let Some(class) = map.get("class_name").and_then(|c| c.as_str()) {
-                if CODE_LAYERS.contains(&class) {
-                    let name = map.get("config").and_then(|c| c.get("name")).and_then(|n| n.as_str()).unwrap_or(class);
-                    report.add(
-                        "lambda_layer",
-                        name,
-                        "a Keras Lambda layer carries Python code that runs when the model is loaded or called",
-                        Verdict::Dangerous,
-                        location,
-                    );
-                }
-            }
-            for v in map.values() {
-                lambdas(v, location, report);
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| lambdas(v, location, report)),
-        _ => {}
-    }
-}
-
 fn keras_v3(input: &ProbeInput<'_>, report: &mut SafetyReport) {
     let Ok(Some(zip)) = ZipArchive::open(input) else { return };
     let Some(m) = zip.member("config.json") else { return };
     let Some(data) = read_member(input, &zip, m, report) else { return };
-    match serde_json::from_slice::<serde_json::Value>(&data) {
-        Ok(config) => lambdas(&config, Some("config.json"), report),
-        Err(e) => report.add("malformed", "config.json", &e.to_string(), Verdict::Suspicious, Some("config.json")),
+    keras::judge_bytes(&data, "config.json", report);
+}
+
+fn keras_h5(input: &ProbeInput<'_>, report: &mut SafetyReport) {
+    match keras_h5::model_config(input) {
+        Some(Ok(config)) => keras::judge(&config, Some("model_config"), report),
+        Some(Err(e)) => report.add("malformed", "model_config", &e, Verdict::Suspicious, Some("model_config")),
+        None => {}
+    }
+}
+
+/// Jinja2 chat templates, which loaders render (CVE-2024-34359).
+fn gguf_templates(input: &ProbeInput<'_>, report: &mut SafetyReport) {
+    let found = match gguf::chat_templates(input) {
+        Ok(t) => t,
+        Err(e) => return report.add("malformed", "gguf", &e.to_string(), Verdict::Suspicious, None),
+    };
+    if found.skipped > 0 {
+        report.add(
+            "bound_exceeded",
+            "chat templates",
+            &format!(
+                "{} chat templates past the first {} or {} bytes were not analysed",
+                found.skipped,
+                gguf::MAX_TEMPLATES,
+                gguf::MAX_TEMPLATE_TOTAL
+            ),
+            Verdict::Suspicious,
+            None,
+        );
+    }
+    for t in found.templates {
+        let Ok(text) = std::str::from_utf8(&t.text) else {
+            report.add("malformed", &t.key, "the chat template is not UTF-8", Verdict::Suspicious, Some(&t.key));
+            continue;
+        };
+        for f in chat_template::judge(text) {
+            report.add(f.kind, &f.subject, &f.detail, f.severity, Some(&t.key));
+        }
     }
 }
 

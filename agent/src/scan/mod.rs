@@ -43,6 +43,10 @@ pub struct ScanOptions {
     pub scan_network_fs: bool,
     /// Hash models (off for `check`, which needs verdicts only; also disables the cache).
     pub hash_models: bool,
+    /// Collect files named like a model that could not be judged into
+    /// [`ScanReport::unjudged`] (for `check`; `scan` reports a broken file as an error and an
+    /// unidentified one not at all, so that its inventory holds models only).
+    pub report_unjudged: bool,
     /// List every package of every environment, not just the watchlist.
     pub all_packages: bool,
     /// Ask servers listening on loopback for their version and models (one GET, 1 s timeout).
@@ -69,6 +73,7 @@ impl Default for ScanOptions {
             threads: default_threads(),
             scan_network_fs: false,
             hash_models: true,
+            report_unjudged: false,
             all_packages: false,
             identify_servers: false,
             cpu_percent: None,
@@ -318,6 +323,9 @@ fn walk_roots(
     if !opts.hash_models {
         models = models.without_hashing();
     }
+    if opts.report_unjudged {
+        models = models.reporting_unjudged();
+    }
     let examining = opts.wants(Section::Models);
     if !examining {
         models = models.markers_only();
@@ -325,6 +333,7 @@ fn walk_roots(
     let outcome = models.run(&walk, listings.as_ref())?;
     report.errors.extend(outcome.errors);
     report.models = outcome.models;
+    report.unjudged = outcome.unjudged;
     let seen_keys = outcome.seen_keys;
     report.stats = ScanStats { roots: roots.iter().map(|r| r.display().to_string()).collect(), ..progress.stats() };
     let markers = sink.into_markers();

@@ -25,6 +25,9 @@
 //!    and a prefix no other rule found is examined as a `jupyter-kernel` environment. A relative
 //!    `argv[0]` belongs to the environment whose `share/jupyter/kernels` holds the spec.
 //! 5. Node projects: each `package.json` of the walk not inside a Python environment.
+//!    Python projects: each directory of the walk's `pyproject.toml`, `Pipfile`,
+//!    `requirements*.txt`, `environment.yml`, `uv.lock` or `poetry.lock` not inside a Python
+//!    environment, `site-packages` or `node_modules` ([`pyproject`]): the ranges it declares.
 //! 6. Native runtimes: watchlist executables in each home's `.local/bin` and `bin` and, with
 //!    `system`, in `PATH`, `/usr/local/bin`, `/usr/bin`, `/opt/*/bin`, `/usr/local/lib/ollama`.
 //!    Nothing is executed: a version is known only for a console script whose `#!`
@@ -46,6 +49,7 @@ mod kernels;
 mod native;
 mod node;
 mod packages;
+mod pyproject;
 mod python;
 mod watchlist;
 
@@ -56,6 +60,10 @@ pub use kernels::{parse_kernel_spec, KernelSpec};
 pub use native::parse_shebang;
 pub use node::{parse_package_json, PackageJson};
 pub use packages::{parse_conda_file_name, parse_conda_meta, parse_dist_dir_name, parse_metadata, CondaPackage};
+pub use pyproject::{
+    is_requirements_name, parse_conda_environment, parse_lock, parse_pipfile, parse_pyproject, parse_requirement,
+    parse_requirements, Declared,
+};
 pub use python::{parse_pyvenv_cfg, PyvenvCfg};
 pub use watchlist::normalize_name;
 
@@ -223,9 +231,11 @@ fn collect_on(host: &Host, opts: &FrameworkOptions, markers: &Markers) -> Framew
     let mut envs = python.into_envs();
 
     let projects = node::projects(&markers.package_jsons, &envs, opts.all_packages, &mut errors);
+    let python_projects = pyproject::projects(&markers.python_manifests, &envs, &mut errors);
     let bin_dirs = native::search_dirs(host, opts.system, &homes, &mut errors);
     let runtimes = native::find(&bin_dirs, &homes, &envs, &mut errors);
     envs.extend(projects);
+    envs.extend(python_projects);
     envs.extend(runtimes);
     assemble(envs, opts.all_packages, errors)
 }

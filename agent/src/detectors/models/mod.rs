@@ -12,12 +12,14 @@
 //!    format registry consulted ([`crate::formats::identify`]);
 //! 5. a model's digest comes from its content-addressed name (after the store's size check),
 //!    or from hashing it; directory models get the tree digest of their files;
-//! 6. after the walk, shards are grouped with their index and GGUF splits with each other.
+//! 6. after the walk, shards are grouped with their index and GGUF splits with each other, and
+//!    each model's directory is read for Hugging Face remote code (`remote.rs`).
 //!
 //! Any failure is an entry in `errors` naming the path; the walk never stops for one file.
 
 mod directory;
 mod groups;
+mod remote;
 pub mod sources;
 
 use std::collections::HashSet;
@@ -32,8 +34,8 @@ use crate::fileio::{read_head, DirHandle, FileStamp};
 use crate::formats::{self, Detection, ModelFormat, ProbeInput, HEAD_LEN};
 use crate::hash::{tree_digest, FileHasher};
 use crate::listing::{CandidateRecord, ListingCache, Verdict};
-use crate::report::{DigestSource, FileError, ModelEntry};
-use crate::safety::{self, SafetyReport};
+use crate::report::{DigestSource, FileError, ModelEntry, UnjudgedFile};
+use crate::safety::{self, Finding, SafetyReport, Verdict as Safety};
 use crate::scan::progress::Progress;
 use crate::throttle::CpuBudget;
 use crate::walk::{walk, Entry, Known, Visitor, WalkError, WalkOptions};
@@ -73,9 +75,47 @@ pub const MODEL_EXTENSIONS: &[&str] = &[
     "sav",
     "zip",
     "7z",
+    "tar",
+    "tgz",
+    "tbz",
+    "tbz2",
+    "txz",
+    "nemo",
+    "skops",
 ];
 
-/// Compression suffixes opened when the stem names a pickle or joblib file (`x.pkl.gz`).
+/// Extensions only pickles carry: such a file that no prober identifies is `unparseable` in
+/// `check` (it should parse as a pickle and does not).
+pub const PICKLE_ONLY_EXTENSIONS: &[&str] = &["pkl", "pickle", "joblib", "dill"];
+
+/// Other extensions that name a model and little else: such a file that no prober identifies
+/// is `unknown_format` in `check`. Extensions shared with common data (`xml`, `zip`, `dat`,
+/// `model`, `hdf5`, …) are left out, so that a `check` of a project tree stays quiet about them.
+pub const MODEL_ONLY_EXTENSIONS: &[&str] = &[
+    "pt",
+    "pth",
+    "bin",
+    "ckpt",
+    "onnx",
+    "ort",
+    "gguf",
+    "ggml",
+    "ggjt",
+    "safetensors",
+    "h5",
+    "keras",
+    "pb",
+    "tflite",
+    "npy",
+    "npz",
+    "mlmodel",
+    "mar",
+    "nemo",
+    "skops",
+];
+
+/// Compression suffixes opened when the stem names a pickle, joblib or tar file (`x.pkl.gz`,
+/// `x.tar.gz`).
 const COMPRESSED_SUFFIXES: &[&str] = &["z", "gz", "bz2", "xz", "lzma", "lz4"];
 
 /// Largest shard index read.
@@ -112,6 +152,9 @@ pub struct ModelsOutcome {
     pub errors: Vec<FileError>,
     /// Cache keys met (for pruning).
     pub seen_keys: HashSet<[u8; 40]>,
+    /// Files named like a model that could not be judged (only with
+    /// [`ModelScan::reporting_unjudged`]), sorted by path.
+    pub unjudged: Vec<UnjudgedFile>,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +163,7 @@ struct Collected {
     indexes: Vec<IndexFile>,
     errors: Vec<FileError>,
     seen_keys: HashSet<[u8; 40]>,
+    unjudged: Vec<UnjudgedFile>,
 }
 
 /// Shared state of one model scan.
@@ -141,20 +185,26 @@ pub struct ModelScan<'a> {
     examining: bool,
     /// Where marker files for the other detectors go, when they want them.
     markers: Option<&'a MarkerSink>,
+    /// Whether files named like a model that cannot be judged are collected (`check`).
+    reporting_unjudged: bool,
 }
+
+/// Files up to this size are read whole in one system call, and probed, judged and hashed from
+/// memory: most of a small file's cost was the system calls of reading it four times.
+const READ_WHOLE_MAX: usize = 64 * 1024;
 
 /// Per-thread buffers.
 #[derive(Debug)]
 pub struct Worker {
     /// Hashing buffer.
     hasher: FileHasher,
-    /// Header buffer.
+    /// Header buffer, or the whole of a small file.
     head: Vec<u8>,
 }
 
 impl Default for Worker {
     fn default() -> Self {
-        Self { hasher: FileHasher::default(), head: vec![0u8; HEAD_LEN] }
+        Self { hasher: FileHasher::default(), head: vec![0u8; READ_WHOLE_MAX.max(HEAD_LEN)] }
     }
 }
 
@@ -163,6 +213,7 @@ enum Examined {
     NotModel,
     Model(Box<Found>),
     Index(IndexFile),
+    Unjudged(Box<UnjudgedFile>),
 }
 
 fn lower_name(path: &Path) -> String {
@@ -187,7 +238,7 @@ pub fn is_candidate(path: &Path) -> bool {
             let (stem, ext) = (name.get(..dot).unwrap_or_default(), name.get(dot + 1..).unwrap_or_default());
             MODEL_EXTENSIONS.iter().any(|e| eq(ext, e))
                 || (COMPRESSED_SUFFIXES.iter().any(|e| eq(ext, e))
-                    && [".pkl", ".pickle", ".joblib"].iter().any(|s| ends(stem, s)))
+                    && [".pkl", ".pickle", ".joblib", ".tar"].iter().any(|s| ends(stem, s)))
         }
         // Extension-less (or dot-file) names: only blobs of content-addressed stores.
         _ => path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"),
@@ -212,7 +263,16 @@ impl<'a> ModelScan<'a> {
             hashing: true,
             examining: true,
             markers: None,
+            reporting_unjudged: false,
         }
+    }
+
+    /// Collects files named like a model that no prober identifies (`unknown_format`, or
+    /// `unparseable` for pickle-only names) and files whose prober found them broken
+    /// (`unparseable`, instead of an error): for `check`, which must not call them safe.
+    pub fn reporting_unjudged(mut self) -> Self {
+        self.reporting_unjudged = true;
+        self
     }
 
     /// Paces the walk and the hashing to `budget` ([`crate::throttle`]).
@@ -278,11 +338,21 @@ impl<'a> ModelScan<'a> {
         walk(opts, listings, &self)?;
         let mut c = self.collected.into_inner().unwrap_or_else(|p| p.into_inner());
         groups::assign(&mut c.models, &c.indexes);
+        remote::attach(&mut c.models);
+        // The raw weights of an OpenVINO model (`model.bin`) are judged with the model.
+        let members: HashSet<&str> = c
+            .models
+            .iter()
+            .filter_map(|m| m.entry.group.as_ref())
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .collect();
+        c.unjudged.retain(|u| !members.contains(u.path.as_str()));
+        c.unjudged.sort_by(|a, b| a.path.cmp(&b.path));
         let mut models: Vec<ModelEntry> = c.models.into_iter().map(|f| f.entry).collect();
         models.sort_by(|a, b| a.path.cmp(&b.path));
         models.dedup_by(|a, b| a.path == b.path);
         c.errors.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(ModelsOutcome { models, errors: c.errors, seen_keys: c.seen_keys })
+        Ok(ModelsOutcome { models, errors: c.errors, seen_keys: c.seen_keys, unjudged: c.unjudged })
     }
 
     /// Examines one candidate. `lstat` is its stamp when the caller already took it (rescans);
@@ -321,11 +391,17 @@ impl<'a> ModelScan<'a> {
                 (file, now)
             }
         };
-        // Read no more than the file holds: a short read would cost a second syscall.
-        let want = worker.head.len().min(usize::try_from(stamp.size).unwrap_or(usize::MAX));
+        // A small file is read whole; of a larger one, the head. No more than the file holds:
+        // a short read would cost a second syscall.
+        let size = usize::try_from(stamp.size).unwrap_or(usize::MAX);
+        let want = if size <= READ_WHOLE_MAX { size } else { HEAD_LEN };
         let n = read_head(&file, worker.head.get_mut(..want).unwrap_or_default()).map_err(io)?;
-        let head = worker.head.get(..n).unwrap_or_default();
-        let input = ProbeInput { source: &file, size: stamp.size, head, name };
+        let read = worker.head.get(..n).unwrap_or_default();
+        let whole: Option<&[u8]> = (size <= READ_WHOLE_MAX && n == size).then_some(read);
+        let head = read.get(..n.min(HEAD_LEN)).unwrap_or_default();
+        let memory: &[u8] = whole.unwrap_or_default();
+        let source: &dyn formats::Source = if whole.is_some() { &memory } else { &file };
+        let input = ProbeInput { source, size: stamp.size, head, name };
 
         if name.ends_with(".index.json")
             || (head.first() == Some(&b'{') && path.parent().and_then(Path::file_name).is_some_and(|p| p == "blobs"))
@@ -335,7 +411,13 @@ impl<'a> ModelScan<'a> {
 
         let detection = match formats::identify(&input) {
             Ok(Some(d)) => d,
+            Ok(None) if self.reporting_unjudged => {
+                let examined =
+                    unidentified(path, input.extension(), input.head).map_or(Examined::NotModel, Examined::Unjudged);
+                return Ok((examined, stamp));
+            }
             Ok(None) => return Ok((Examined::NotModel, stamp)),
+            Err(e) if self.reporting_unjudged => return Ok((Examined::Unjudged(unparseable(path, &e)), stamp)),
             Err(e) => return Err(e.to_string()),
         };
         let siblings = |name: &str| entry.dir().open_regular(Path::new(name));
@@ -360,11 +442,15 @@ impl<'a> ModelScan<'a> {
             }
             None if !self.hashing => (String::new(), DigestSource::Skipped),
             None => {
-                let d = worker
-                    .hasher
-                    .sha256(&file, &stamp, &|n| self.hashed(n))
-                    .map_err(|e| e.to_string().to_lowercase())?;
-                (hex::encode(d), DigestSource::Hashed)
+                let d = match whole {
+                    Some(content) => {
+                        let d = crate::hash::sha256_read(&file, &stamp, content);
+                        self.hashed(stamp.size);
+                        d
+                    }
+                    None => worker.hasher.sha256(&file, &stamp, &|n| self.hashed(n)),
+                };
+                (hex::encode(d.map_err(|e| e.to_string().to_lowercase())?), DigestSource::Hashed)
             }
         };
         self.remember(stamp.key());
@@ -442,6 +528,10 @@ impl Visitor for ModelScan<'_> {
                 self.collected().indexes.push(index);
                 Verdict::Examine
             }
+            Ok(Examined::Unjudged(file)) => {
+                self.collected().unjudged.push(*file);
+                Verdict::NotModel
+            }
             Err(e) => {
                 self.error(path, e);
                 Verdict::Error
@@ -467,6 +557,43 @@ impl Visitor for ModelScan<'_> {
     fn error(&self, path: Option<&Path>, message: String) {
         ModelScan::error(self, path.unwrap_or(Path::new("")), message);
     }
+}
+
+/// The `check` entry of a file named like a model (by its extension `ext`) that no prober
+/// identified; `None` for any other name, and for an HDF5 file without Keras' attributes (a
+/// data file: Keras cannot load it as a model).
+fn unidentified(path: &Path, ext: &str, head: &[u8]) -> Option<Box<UnjudgedFile>> {
+    if head.starts_with(formats::keras_h5::HDF5_MAGIC) {
+        return None;
+    }
+    let (kind, detail) = if PICKLE_ONLY_EXTENSIONS.contains(&ext) {
+        ("unparseable", format!("named .{ext} but does not parse as a pickle; it cannot be judged"))
+    } else if MODEL_ONLY_EXTENSIONS.contains(&ext) {
+        ("unknown_format", format!("named .{ext} but no known model format matches its content; it cannot be judged"))
+    } else {
+        return None;
+    };
+    let format = if kind == "unparseable" { "pickle" } else { "unknown" };
+    Some(Box::new(UnjudgedFile {
+        path: path.display().to_string(),
+        format: format.into(),
+        finding: Finding::new(kind, &format!(".{ext}"), &detail, Safety::Suspicious, None),
+    }))
+}
+
+/// The `check` entry of a file whose format's prober found it broken.
+fn unparseable(path: &Path, e: &formats::FormatError) -> Box<UnjudgedFile> {
+    Box::new(UnjudgedFile {
+        path: path.display().to_string(),
+        format: e.format().into(),
+        finding: Finding::new(
+            "unparseable",
+            e.format(),
+            &format!("{e}; it cannot be judged"),
+            Safety::Suspicious,
+            None,
+        ),
+    })
 }
 
 fn model(
@@ -519,6 +646,16 @@ fn member_safety(root: &DirHandle, rel: &str, path: &Path, worker: &mut Worker) 
     }
 }
 
+/// The safety of a Python module an MLflow model's loader imports (`code/*.py`), read at most
+/// [`safety::pycode::MAX_SOURCE`] + 1 bytes; `None` when it cannot be read.
+fn python_module_safety(root: &DirHandle, rel: &str) -> Option<SafetyReport> {
+    let (file, stamp) = root.open_regular(Path::new(rel)).ok()?;
+    let input = ProbeInput { source: &file, size: stamp.size, head: &[], name: rel };
+    let want = stamp.size.min(safety::pycode::MAX_SOURCE as u64 + 1);
+    let source = input.read_exact_at("python", 0, want).ok()?;
+    Some(safety::assess_python_module(rel, &source, safety::MLFLOW_CODE))
+}
+
 impl<'a> ModelScan<'a> {
     fn index(&self, path: &Path, input: &ProbeInput<'_>) -> Option<IndexFile> {
         if input.size > MAX_INDEX_BYTES {
@@ -562,6 +699,11 @@ impl<'a> ModelScan<'a> {
             if path != defining {
                 if let Some(member) = member_safety(&handle, rel, path, worker) {
                     verdict.merge_at(member, rel);
+                }
+                if detection.format == ModelFormat::Mlflow && rel.starts_with("code/") && rel.ends_with(".py") {
+                    if let Some(member) = python_module_safety(&handle, rel) {
+                        verdict.merge_at(member, rel);
+                    }
                 }
             }
         }
@@ -609,5 +751,41 @@ impl<'a> ModelScan<'a> {
             c.put(&stamp, &CacheEntry { sha256: Some(digest.clone()), ..cached.unwrap_or_default() });
         }
         Ok((digest, stamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_model_names_that_do_not_parse_are_unjudged() {
+        let kind = |name: &str, head: &[u8]| {
+            unidentified(Path::new(name), name.rsplit_once('.').map_or("", |(_, e)| e), head)
+                .map(|u| (u.format, u.finding.kind, u.finding.severity))
+        };
+        let unknown = Some(("unknown".to_string(), "unknown_format".to_string(), Safety::Suspicious));
+        let pickle = Some(("pickle".to_string(), "unparseable".to_string(), Safety::Suspicious));
+        assert_eq!(kind("/m/w.pt", b"\x01\x02"), unknown);
+        assert_eq!(kind("/m/w.safetensors", b"junk"), unknown);
+        assert_eq!(kind("/m/w.pkl", b"junk"), pickle);
+        assert_eq!(kind("/m/w.dill", b"junk"), pickle);
+        // Names shared with ordinary data, and HDF5 data files, are not models to judge.
+        assert_eq!(kind("/m/layout.xml", b"<x/>"), None);
+        assert_eq!(kind("/m/archive.zip", b"PK"), None);
+        assert_eq!(kind("/m/data.h5", b"\x89HDF\r\n\x1a\n\0\0"), None);
+        assert_eq!(kind("/m/broken.h5", b"not hdf5"), unknown);
+    }
+
+    #[test]
+    fn archives_are_candidates_and_other_compressed_files_are_not() {
+        for name in
+            ["a.zip", "a.tar", "a.tgz", "a.tar.gz", "A.TAR.BZ2", "a.tar.xz", "a.7z", "m.mar", "m.nemo", "m.skops"]
+        {
+            assert!(is_candidate(Path::new(name)), "{name}");
+        }
+        for name in ["a.gz", "notes.txt.gz", "a.xz", "a.tar.zst"] {
+            assert!(!is_candidate(Path::new(name)), "{name}");
+        }
     }
 }
