@@ -16,5 +16,7 @@ echo "== build binaries (the end-to-end tests run them)"
 cargo build --workspace --bins --locked
 echo "== python venv for the process tests (tests/process-requirements.txt, reused when unchanged)"
 scripts/process-venv.sh >/dev/null
+echo "== python venv for the owner test (tests/owner-*requirements.txt, reused when unchanged)"
+scripts/owner-venv.sh >/dev/null
 echo "== tests"
 cargo test --workspace --locked

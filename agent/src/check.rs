@@ -15,7 +15,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::report::{FileError, ScanReport, UnjudgedFile};
+use crate::report::{FileError, ModelOwner, ScanReport, UnjudgedFile};
 use crate::safety::{Finding, Verdict};
 
 /// One model and its verdict.
@@ -32,6 +32,9 @@ pub struct CheckedFile {
     /// What its pickles import, and the callables outside Keras its Keras config names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
+    /// The installed package that shipped it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<ModelOwner>,
 }
 
 /// Counts of a check.
@@ -88,6 +91,7 @@ impl CheckReport {
                 verdict: m.safety.verdict,
                 findings: m.safety.findings,
                 imports: m.safety.imports,
+                owner: m.owner,
             })
             .collect();
         summary.unjudged = scan.unjudged.len() as u64;
@@ -97,6 +101,7 @@ impl CheckReport {
             verdict: u.finding.severity.max(Verdict::Suspicious),
             findings: vec![u.finding],
             imports: Vec::new(),
+            owner: None,
         }));
         files.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.path.cmp(&b.path)));
         for f in files.iter().filter(|f| !f.findings.iter().any(|x| is_unjudged(&x.kind))) {
@@ -136,7 +141,10 @@ impl CheckReport {
                 })
                 .collect();
             let more = f.findings.len().saturating_sub(4);
-            let tail = if more > 0 { format!(", +{more} more") } else { String::new() };
+            let mut tail = if more > 0 { format!(", +{more} more") } else { String::new() };
+            if let Some(owner) = &f.owner {
+                tail.push_str(&format!(" [package: {owner}]"));
+            }
             writeln!(out, "{:<10}  {:<14}  {}  {}{}", f.verdict.as_str(), f.format, f.path, reasons.join(", "), tail)?;
         }
         for e in &self.errors {

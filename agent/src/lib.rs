@@ -6,7 +6,8 @@
 //! - [`config`]: the daemon's TOML configuration: loading, defaults and validation.
 //! - [`detectors`]: one module per kind of asset; [`detectors::models`] walks, picks candidate
 //!   files, identifies, digests, attributes and groups models, noting [`detectors::markers`]
-//!   for [`detectors::frameworks`] and [`detectors::tooling`]; [`detectors::gpus`] and
+//!   for [`detectors::frameworks`] and [`detectors::tooling`]; [`detectors::owners`] gives the
+//!   files that installed packages shipped their owner; [`detectors::gpus`] and
 //!   [`detectors::runtimes`] read the running system.
 //! - [`formats`]: one file per model format, each a bounded content prober registered once in
 //!   [`formats::REGISTRY`].

@@ -58,6 +58,10 @@ enum Command {
         /// on the loopback address, 1 s timeout).
         #[arg(long)]
         identify_servers: bool,
+        /// Also list, in the table, the model files that installed packages shipped (test data
+        /// of torch, scikit-learn, …); the JSON document always has them, with their `owner`.
+        #[arg(long)]
+        include_owned: bool,
     },
     /// Judge whether loading model files can run code: exit 1 when any is suspicious or
     /// dangerous or a file named like a model cannot be judged (unknown_format, unparseable), 2
@@ -120,6 +124,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
             network_fs,
             all_packages,
             identify_servers,
+            include_owned,
         } => {
             let opts = ScanOptions {
                 roots: paths,
@@ -145,7 +150,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 serde_json::to_writer_pretty(&mut out, &report)?;
                 writeln!(out)?;
             } else {
-                aiscout_agent::output::write_table(&report, &mut out)?;
+                aiscout_agent::output::write_table(&report, include_owned, &mut out)?;
             }
             out.flush()?;
             Ok(ExitCode::SUCCESS)

@@ -64,6 +64,8 @@ pub struct PageParams {
     after: Option<String>,
     /// Asset kind filter (`/assets` only).
     kind: Option<String>,
+    /// Also list package files (`/assets` only; store module docs, "Package files").
+    include_owned: Option<bool>,
 }
 
 impl PageParams {
@@ -134,6 +136,7 @@ fn asset_json(a: &AssetSummary) -> Value {
         "hostnames": a.hostnames,
         "verdict": a.verdict.map(Verdict::as_str),
         "verdict_hosts": a.verdict_hosts.iter().map(|(v, n)| (v.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "owned": a.owned,
     })
 }
 
@@ -193,7 +196,8 @@ async fn assets(
         })?),
     };
     let page = blocking(ApiError::internal, move || {
-        store.assets(&AssetFilter { kind }, &params.page()).map_err(|e| http_status(&e))
+        let filter = AssetFilter { kind, include_owned: params.include_owned.unwrap_or(false) };
+        store.assets(&filter, &params.page()).map_err(|e| http_status(&e))
     })
     .await?;
     Ok(Json(PageJson {

@@ -18,6 +18,7 @@ mod hazards;
 mod listing;
 mod load_time;
 mod netns;
+mod owner;
 mod redaction;
 mod remote_code;
 mod rotation;

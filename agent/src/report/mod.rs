@@ -28,7 +28,7 @@ use host::HostInfo;
 use inventory::{
     EnvironmentEntry, FrameworkEntry, GpuDevice, GpuDrivers, RestrictedProcess, RuntimeEntry, ToolingEntry,
 };
-pub use models::{DigestSource, ModelEntry, ModelGroup, ModelSource, UnjudgedFile};
+pub use models::{DigestSource, ModelEntry, ModelGroup, ModelOwner, ModelSource, OwnerEcosystem, UnjudgedFile};
 
 /// A section of the document: what `--only` and `scan.sections` select, in document order.
 #[derive(
@@ -161,13 +161,23 @@ pub struct ScanStats {
     pub verdict_cache_hits: u64,
     /// Digests taken from content-addressed names.
     pub digests_from_name: u64,
+    /// Models that an installed package shipped (they carry an `owner`).
+    #[serde(default)]
+    pub owned_models: u64,
+    /// Package record files read to attribute models (`RECORD`, conda-meta JSON, dpkg `.list`,
+    /// `package.json`); unchanged ones are answered by the cache instead.
+    #[serde(default)]
+    pub records_read: u64,
+    /// Package record files answered by the cache.
+    #[serde(default)]
+    pub record_cache_hits: u64,
     /// Processes examined by the runtimes section.
     #[serde(default)]
     pub processes: u64,
     /// Processes some of whose `/proc` entries the agent was not allowed to read.
     #[serde(default)]
     pub processes_restricted: u64,
-    /// Wall time of each part (`walk`, `frameworks`, `gpus`, `runtimes`, `tooling`).
+    /// Wall time of each part (`walk`, `owners`, `frameworks`, `gpus`, `runtimes`, `tooling`).
     #[serde(default)]
     pub section_ms: BTreeMap<String, u64>,
     /// Wall time of the scan.

@@ -31,6 +31,10 @@ pub struct ModelEntry {
     pub source: Option<ModelSource>,
     /// The multi-file model this file belongs to.
     pub group: Option<ModelGroup>,
+    /// The installed package that shipped this file, from its package manager's records; `None`
+    /// for a user's own model ([`crate::detectors::owners`]).
+    #[serde(default)]
+    pub owner: Option<ModelOwner>,
     /// Load-time code execution verdict, with findings.
     pub safety: SafetyReport,
 }
@@ -77,6 +81,61 @@ pub struct ModelGroup {
     /// Members the index names that were not found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+}
+
+/// The installed package a model file belongs to, from the package manager's own records.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ModelOwner {
+    /// Whose records say so.
+    pub ecosystem: OwnerEcosystem,
+    /// The package's name as its records spell it (PEP 503-normalised for `pypi`).
+    pub name: String,
+    /// The installed version, when the records give one.
+    pub version: Option<String>,
+    /// Where it is installed: the venv or conda environment root, the site directory's prefix,
+    /// the Node project directory, or `system` for `deb` and `rpm`.
+    pub environment: String,
+}
+
+/// The package managers whose records attribute files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerEcosystem {
+    /// A wheel or egg installed by pip (or uv, poetry…): `*.dist-info/RECORD`,
+    /// `*.egg-info/installed-files.txt`.
+    Pypi,
+    /// A conda package: `conda-meta/*.json` `files`.
+    Conda,
+    /// A package under `node_modules/` (its `package.json`).
+    Npm,
+    /// A Debian package: `/var/lib/dpkg/info/*.list`.
+    Deb,
+    /// An RPM package (reserved: the rpm database is not read yet).
+    Rpm,
+}
+
+impl OwnerEcosystem {
+    /// Its name in the document.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pypi => "pypi",
+            Self::Conda => "conda",
+            Self::Npm => "npm",
+            Self::Deb => "deb",
+            Self::Rpm => "rpm",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelOwner {
+    /// `pypi joblib 1.6.0 (/srv/venv)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.ecosystem.as_str(), self.name)?;
+        if let Some(v) = &self.version {
+            write!(f, " {v}")?;
+        }
+        write!(f, " ({})", self.environment)
+    }
 }
 
 /// A file named like a model that could not be judged: no prober identified it

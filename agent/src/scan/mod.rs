@@ -14,6 +14,7 @@ use crate::detectors::frameworks::{self, FrameworkOptions};
 use crate::detectors::gpus;
 use crate::detectors::markers::{MarkerSink, Markers};
 use crate::detectors::models::ModelScan;
+use crate::detectors::owners::{self, OwnerOptions, RecordCache};
 use crate::detectors::runtimes::{ModelLookup, OpenModelDigests, RuntimeCollector, RuntimeOptions};
 use crate::detectors::tooling::{self, ToolingOptions};
 use crate::listing::ListingCache;
@@ -330,16 +331,39 @@ fn walk_roots(
         models = models.markers_only();
     }
     let outcome = models.run(&walk, listings.as_ref())?;
-    if let Some(c) = &cache {
-        // Only a models scan of the default roots sees every file the cache may describe.
-        if defaults && examining {
-            c.retain(&outcome.seen_keys);
-        }
-        c.flush();
-    }
     report.errors.extend(outcome.errors);
     report.models = outcome.models;
     report.unjudged = outcome.unjudged;
+    let seen_keys = outcome.seen_keys;
     report.stats = ScanStats { roots: roots.iter().map(|r| r.display().to_string()).collect(), ..progress.stats() };
-    Ok(sink.into_markers())
+    let markers = sink.into_markers();
+    if examining && !report.models.is_empty() {
+        let t = Instant::now();
+        let records = match &cache {
+            Some(c) => Some(
+                RecordCache::open(c.db())
+                    .map_err(|source| CacheError::Open { path: format!("{} (owners)", c.path()), source })?,
+            ),
+            None => None,
+        };
+        // Real homes, not the roots: a root given on the command line may well be /opt.
+        let owned =
+            owners::attribute(&mut report.models, &markers, records.as_ref(), &OwnerOptions::new(roots::homes()));
+        report.stats.owned_models = owned.owned;
+        report.stats.records_read = owned.records_read;
+        report.stats.record_cache_hits = owned.records_cached;
+        report.errors.extend(owned.errors);
+        if let (Some(records), true) = (&records, defaults) {
+            records.retain(&owned.records_touched);
+        }
+        report.stats.section_ms.insert("owners".into(), elapsed_ms(t));
+    }
+    if let Some(c) = &cache {
+        // Only a models scan of the default roots sees every file the cache may describe.
+        if defaults && examining {
+            c.retain(&seen_keys);
+        }
+        c.flush();
+    }
+    Ok(markers)
 }

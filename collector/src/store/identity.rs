@@ -22,6 +22,9 @@ pub struct DerivedIdentity {
     /// A model's safety verdict (`safety.verdict`), `Unknown` when it says nothing known; `None`
     /// for other kinds.
     pub verdict: Option<Verdict>,
+    /// A model file that an installed package shipped (its entry has an `owner` object): the
+    /// assets listing leaves such files out unless asked (store module docs, "Package files").
+    pub owned: bool,
 }
 
 /// Why no identity could be derived from an entry.
@@ -63,6 +66,7 @@ pub fn derive(agent_id: &str, kind: AssetKind, local_key: &str, json: &str) -> R
                 identity: digest,
                 location: location(&[&["path"]]),
                 verdict: Some(verdict),
+                owned: entry.get("owner").is_some_and(Value::is_object),
             })
         }
         AssetKind::Framework => {
@@ -132,7 +136,7 @@ fn runtime_discriminator(entry: &Value) -> Result<String, IdentityError> {
 fn hashed(kind: AssetKind, parts: &[&str], location: String) -> DerivedIdentity {
     let identity = Value::Array(parts.iter().map(|p| Value::String((*p).to_owned())).collect()).to_string();
     let digest = hex::encode(Sha256::digest(identity.as_bytes()));
-    DerivedIdentity { asset_id: format!("{kind}:{digest}"), identity, location, verdict: None }
+    DerivedIdentity { asset_id: format!("{kind}:{digest}"), identity, location, verdict: None, owned: false }
 }
 
 /// The non-empty string at `path`, if any.
@@ -171,6 +175,15 @@ mod tests {
         assert_eq!(bad, Err(IdentityError::BadDigest { field: "sha256" }));
         let empty = derive("a", AssetKind::Model, "k", r#"{"sha256":""}"#);
         assert_eq!(empty, Err(IdentityError::Missing { field: "sha256" }));
+    }
+
+    #[test]
+    fn a_model_with_an_owner_object_is_a_package_file() {
+        let with = |owner: &str| id("a", AssetKind::Model, &format!(r#"{{"sha256":"{SHA}","owner":{owner}}}"#)).owned;
+        assert!(with(r#"{"ecosystem":"pypi","name":"joblib"}"#));
+        assert!(!with("null"));
+        assert!(!with(r#""pypi""#));
+        assert!(!id("a", AssetKind::Model, &format!(r#"{{"sha256":"{SHA}"}}"#)).owned);
     }
 
     #[test]

@@ -74,6 +74,18 @@
 //!    compacted old deltas away sends exactly this), so it does not count.
 //! 6. Stores the sequence as the agent's last.
 //!
+//! # Package files
+//! A model sighting whose entry has an `owner` object is a file an installed package shipped (a
+//! test pickle of scikit-learn, docs/scan-json.md); the sighting is stored with `owned` set.
+//! 1. A model asset is a **package file** when it has been seen as a package's file and no live
+//!    sighting of it is a user's file (one host's own copy of the same weights makes it a user
+//!    model everywhere).
+//! 2. The assets listing leaves package files out unless [`AssetFilter::include_owned`] is set,
+//!    except a package file with a live `dangerous` sighting, which is always listed: a hostile
+//!    pickle inside a package is a supply-chain attack, not noise.
+//! 3. [`AssetSummary::owned`] says which listed assets are package files; `total` counts what the
+//!    filter lists.
+//!
 //! # Pagination
 //! Listings are keyset pages in a fixed order (hosts by agent id, assets by asset id, sightings
 //! by insertion). [`PageRequest::after`] is the previous page's [`Page::next_cursor`], an opaque

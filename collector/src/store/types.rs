@@ -552,6 +552,9 @@ pub struct HostSummary {
 pub struct AssetFilter {
     /// Only assets of this kind.
     pub kind: Option<AssetKind>,
+    /// Also the package files: models that installed packages shipped and that no host has as
+    /// a user's file, with no dangerous live sighting (store module docs, "Package files").
+    pub include_owned: bool,
 }
 
 /// An asset in the assets listing.
@@ -578,6 +581,9 @@ pub struct AssetSummary {
     pub verdict: Option<Verdict>,
     /// How many distinct hosts state each verdict in a live sighting, worst first (models).
     pub verdict_hosts: Vec<(Verdict, u64)>,
+    /// A package file: a model seen as a file of an installed package and live nowhere as a
+    /// user's file (store module docs, "Package files").
+    pub owned: bool,
 }
 
 impl AssetSummary {

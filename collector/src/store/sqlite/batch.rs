@@ -288,11 +288,21 @@ fn store_upsert(
     let verdict = derived.verdict.map(|v| v.as_str());
     tx.execute(
         "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms, \
-             verdict) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) \
+             verdict, owned) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) \
          ON CONFLICT (asset_id, agent_id, local_key) DO UPDATE SET location = excluded.location, \
              entry_json = excluded.entry_json, last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), \
-             removed_at_ms = NULL, verdict = excluded.verdict",
-        params![derived.asset_id, agent_id, kind, upsert.local_key, derived.location, upsert.json, times.observed, verdict],
+             removed_at_ms = NULL, verdict = excluded.verdict, owned = excluded.owned",
+        params![
+            derived.asset_id,
+            agent_id,
+            kind,
+            upsert.local_key,
+            derived.location,
+            upsert.json,
+            times.observed,
+            verdict,
+            derived.owned
+        ],
     )?;
     Ok(Ok(()))
 }

@@ -36,6 +36,12 @@ pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSu
     Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
 }
 
+/// Whether the asset `a` is a package file (store module docs, "Package files"): seen as a file
+/// of an installed package, and live nowhere as a user's file.
+const PACKAGE_FILE: &str = "(EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.owned = 1) \
+     AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.owned = 0 \
+         AND s.removed_at_ms IS NULL))";
+
 /// Columns of an asset summary, for `assets` aliased `a`, read by [`asset_from_row`].
 const ASSET_COLUMNS: &str = "a.asset_id, a.kind, a.identity, a.first_seen_ms, a.last_seen_ms, \
      (SELECT COUNT(*) FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL), \
@@ -44,23 +50,36 @@ const ASSET_COLUMNS: &str = "a.asset_id, a.kind, a.identity, a.first_seen_ms, a.
 pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequest) -> Res<Page<AssetSummary>> {
     let limit = page.effective_limit();
     let kind = filter.kind.map(AssetKind::as_str);
+    // The default listing leaves out package files, unless a live sighting of one is dangerous.
+    let listed = format!(
+        "(?1 IS NULL OR a.kind = ?1) AND (?2 OR a.kind <> 'model' OR NOT {PACKAGE_FILE} \
+         OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
+             AND s.verdict = 'dangerous'))"
+    );
     let sql = format!(
-        "SELECT {ASSET_COLUMNS} FROM assets a WHERE (?1 IS NULL OR a.kind = ?1) AND (?2 IS NULL OR a.asset_id > ?2) \
-         ORDER BY a.asset_id LIMIT ?3"
+        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?3 IS NULL OR a.asset_id > ?3) \
+         ORDER BY a.asset_id LIMIT ?4"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map(params![kind, page.after, limit + 1], asset_from_row)?;
+    let rows = stmt.query_map(params![kind, filter.include_owned, page.after, limit + 1], |r| {
+        Ok(AssetSummary { owned: r.get(ASSET_COLUMN_COUNT)?, ..asset_from_row(r)? })
+    })?;
     let mut rows = bounded(rows, limit, |a| a.id.len() + a.identity.len())?;
     for asset in &mut rows.0 {
         complete(tx, asset)?;
     }
-    let total = tx.query_row("SELECT COUNT(*) FROM assets WHERE ?1 IS NULL OR kind = ?1", [kind], |r| count(r, 0))?;
+    let total = tx.query_row(
+        &format!("SELECT COUNT(*) FROM assets a WHERE {listed}"),
+        params![kind, filter.include_owned],
+        |r| count(r, 0),
+    )?;
     Ok(paginate(rows, total, |a| a.id.clone()))
 }
 
 pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) -> Res<Option<AssetDetail>> {
-    let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a WHERE a.asset_id = ?1");
-    let Some(mut asset) = tx.query_row(&sql, [asset_id], asset_from_row).optional()? else {
+    let sql = format!("SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE a.asset_id = ?1");
+    let row = |r: &Row<'_>| Ok(AssetSummary { owned: r.get(ASSET_COLUMN_COUNT)?, ..asset_from_row(r)? });
+    let Some(mut asset) = tx.query_row(&sql, [asset_id], row).optional()? else {
         return Ok(None);
     };
     complete(tx, &mut asset)?;
@@ -104,6 +123,9 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
     Ok(Some(AssetDetail { asset, sightings }))
 }
 
+/// Columns in [`ASSET_COLUMNS`].
+const ASSET_COLUMN_COUNT: usize = 7;
+
 fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
     let kind: String = r.get(1)?;
     let kind = AssetKind::from_name(&kind).ok_or_else(|| {
@@ -120,6 +142,7 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
         hostnames: Vec::new(),
         verdict: None,
         verdict_hosts: Vec::new(),
+        owned: false,
     })
 }
 

@@ -160,3 +160,36 @@ fn a_version_2_database_is_migrated_with_its_stored_bytes_and_verdicts() {
     let page = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
     assert_eq!(page.items[0].verdict, Some(crate::store::Verdict::Dangerous));
 }
+
+#[test]
+fn a_version_4_database_is_migrated_with_its_package_files_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        include_str!("../sqlite/schema_v1.sql"),
+        include_str!("../sqlite/schema_v2.sql"),
+        include_str!("../sqlite/schema_v3.sql"),
+        include_str!("../sqlite/schema_v4.sql"),
+    ] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (4); \
+         INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
+             hostname, agent_version, enrolled_at_ms) VALUES ('a', 's', 'f', 1, 'fp', 'h', '0.1.0', 5); \
+         INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES ('model:x', 'model', 'x', 1, 1), \
+             ('model:y', 'model', 'y', 1, 1); \
+         INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
+             VALUES ('model:x', 'a', 'model', '/x', '/x', '{\"owner\":{\"ecosystem\":\"pypi\",\"name\":\"p\"}}', 1, 1), \
+             ('model:y', 'a', 'model', '/y', '/y', '{\"owner\":null}', 1, 1);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let page = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["model:y"]);
+    let all = store.assets(&AssetFilter { kind: None, include_owned: true }, &PageRequest::default()).unwrap();
+    assert_eq!(all.items.iter().map(|a| a.owned).collect::<Vec<_>>(), [true, false]);
+}

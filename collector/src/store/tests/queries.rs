@@ -38,7 +38,9 @@ fn asset_listing_filters_by_kind_and_pages_sightings() {
     let models: Vec<_> = (0..3).map(|i| model(&format!("/m{i}"), SHA_A)).collect();
     apply(&store, "a", &delta(1, 1_000, models));
     apply(&store, "b", &delta(1, 1_000, vec![model("/x", SHA_A), framework("/v", "torch", "2.3.0")]));
-    let frameworks = store.assets(&AssetFilter { kind: Some(AssetKind::Framework) }, &PageRequest::default()).unwrap();
+    let frameworks = store
+        .assets(&AssetFilter { kind: Some(AssetKind::Framework), include_owned: false }, &PageRequest::default())
+        .unwrap();
     assert_eq!((frameworks.total, frameworks.items[0].kind), (1, AssetKind::Framework));
     let all = store.assets(&AssetFilter::default(), &PageRequest::first(1)).unwrap();
     assert_eq!((all.total, all.items.len(), all.next_cursor.is_some()), (2, 1, true));
@@ -54,4 +56,60 @@ fn asset_listing_filters_by_kind_and_pages_sightings() {
     let err = store.asset(&id, &PageRequest { after: Some("nope".into()), limit: 1 }).unwrap_err();
     assert!(matches!(err, StoreError::InvalidCursor { .. }), "{err:?}");
     assert_eq!(store.asset("model:0000", &PageRequest::default()).unwrap(), None);
+}
+
+/// A model entry that an installed package shipped, with its verdict.
+fn package_model(path: &str, sha: &str, verdict: &str) -> IngestAsset {
+    IngestAsset {
+        kind: AssetKind::Model,
+        local_key: path.to_owned(),
+        json: format!(
+            r#"{{"path":"{path}","format":"pickle","sha256":"{sha}","group":null,"safety":{{"verdict":"{verdict}"}},
+                "owner":{{"ecosystem":"pypi","name":"joblib","version":"1.6.0","environment":"/v"}}}}"#
+        ),
+    }
+}
+
+#[test]
+fn package_files_are_listed_only_on_request_unless_dangerous() {
+    let store = store_with_two_agents();
+    let listed = |include_owned: bool| {
+        let page = store.assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned }, &PageRequest::default());
+        let page = page.unwrap();
+        let ids: Vec<(String, bool)> = page.items.iter().map(|a| (a.identity.clone(), a.owned)).collect();
+        assert_eq!(page.total, ids.len() as u64);
+        ids
+    };
+    // A: a package file on a; B: a dangerous package file; C: a user's model.
+    apply(
+        &store,
+        "a",
+        &delta(
+            1,
+            1_000,
+            vec![
+                package_model("/v/joblib/a.pkl", SHA_A, "safe"),
+                package_model("/v/evil/b.pkl", SHA_B, "dangerous"),
+                model("/home/u/c.gguf", SHA_C),
+            ],
+        ),
+    );
+    let (a, b, c) = (SHA_A.to_owned(), SHA_B.to_owned(), SHA_C.to_owned());
+    // In asset id order: B, C, A.
+    assert_eq!(listed(false), vec![(b.clone(), true), (c.clone(), false)]);
+    assert_eq!(listed(true), vec![(b.clone(), true), (c.clone(), false), (a.clone(), true)]);
+    // The same weights as host b's own file are a user model everywhere.
+    apply(&store, "b", &delta(1, 2_000, vec![model("/home/w/copy.pkl", SHA_A)]));
+    assert_eq!(listed(false), vec![(b.clone(), true), (c.clone(), false), (a.clone(), false)]);
+    let detail = store.asset(&format!("model:{SHA_A}"), &PageRequest::default()).unwrap().unwrap();
+    assert!(!detail.asset.owned);
+    // Once b's copy is gone, A is a package file again; other kinds are never filtered.
+    let gone = IngestBatch {
+        removals: vec![removal(AssetKind::Model, "/home/w/copy.pkl")],
+        ..delta(2, 3_000, vec![framework("/v", "joblib", "1.6.0")])
+    };
+    apply(&store, "b", &gone);
+    assert_eq!(listed(false), vec![(b, true), (c, false)]);
+    let all = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    assert_eq!(all.total, 3);
 }
