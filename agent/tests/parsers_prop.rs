@@ -138,10 +138,27 @@ proptest! {
     }
 }
 
+/// Names of the safety fixtures made not to parse (`format: unknown`, or cut short:
+/// `truncated_of`), from the corpus's answer key.
+fn unparseable_by_design() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/safety/expected.json");
+    let key: serde_json::Value = serde_json::from_slice(&std::fs::read(root).unwrap()).unwrap();
+    let entries = ["benign", "hostile"].into_iter().flat_map(|k| key[k].as_array().unwrap().iter());
+    entries
+        .filter(|e| e["format"] == "unknown" || e.get("truncated_of").is_some())
+        .map(|e| e["path"].as_str().unwrap().rsplit('/').next().unwrap().to_lowercase())
+        .collect()
+}
+
 #[test]
 fn every_fixture_is_still_identified_after_a_clean_copy() {
-    // Guards the mutation test: the originals themselves parse.
+    // Guards the mutation test: the originals themselves parse, but for those made not to.
+    let skip = unparseable_by_design();
+    assert!(skip.len() >= 3, "{skip:?}");
     for (name, bytes) in fixture_models() {
+        if skip.contains(&name) {
+            continue;
+        }
         let r = formats::identify_bytes(&name, &bytes);
         assert!(matches!(r, Ok(Some(_))), "{name}: {r:?}");
     }
