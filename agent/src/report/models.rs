@@ -110,7 +110,7 @@ pub enum OwnerEcosystem {
     Npm,
     /// A Debian package: `/var/lib/dpkg/info/*.list`.
     Deb,
-    /// An RPM package (reserved: the rpm database is not read yet).
+    /// An RPM package: a header in the rpm SQLite database (`rpmdb.sqlite`).
     Rpm,
 }
 

@@ -20,13 +20,15 @@
 //!    and `/usr/lib/x` are one file); version from `/var/lib/dpkg/status`; `environment` is
 //!    `system`.
 //!
-//! Not done: **rpm**. Its database (`/var/lib/rpm/rpmdb.sqlite` on current distributions, Berkeley
-//! DB or NDB before) holds one binary header blob per package whose file list is split over the
-//! `BASENAMES`, `DIRNAMES` and `DIRINDEXES` tags; reading it needs a header parser, and running
-//! `rpm -qf` per file is refused by design. Files of rpm packages carry no owner yet.
+//! 5. **rpm**: under the same system directories, outside every home, a file some package of
+//!    the rpm database (`/usr/lib/sysimage/rpm/rpmdb.sqlite`, else `/var/lib/rpm/rpmdb.sqlite`;
+//!    SQLite, rpm 4.16+) lists in its header; version `[epoch:]version-release`; `environment`
+//!    is `system`. The Berkeley DB and NDB databases of older rpm are not read, and running
+//!    `rpm -qf` per file is refused by design. See [`rpm`] for the header format and how the
+//!    database is read without disturbing rpm.
 //!
 //! Cost: nothing is read for a model that no rule's path test selects. Each index (one per site
-//! directory, conda environment, `node_modules` package and one for dpkg) is built the first
+//! directory, conda environment, `node_modules` package and one each for dpkg and rpm) is built the first
 //! time a model needs it, and each record file through [`records::Reader`], which keeps the
 //! model-candidate paths of every record file in the scan cache keyed by its stamp, so a rescan
 //! lists the record directories and `lstat`s their records but reads none that did not change.
@@ -37,6 +39,7 @@ mod conda;
 mod dpkg;
 mod npm;
 mod pypi;
+pub mod rpm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,12 +62,18 @@ pub struct OwnerOptions {
     pub homes: Vec<PathBuf>,
     /// dpkg's `info` directory (`/var/lib/dpkg/info`; a test's own).
     pub dpkg_info: PathBuf,
+    /// rpm's SQLite databases, the first present is read ([`rpm::DB_PATHS`]; a test's own).
+    pub rpm_dbs: Vec<PathBuf>,
 }
 
 impl OwnerOptions {
     /// The host's own package databases, with `homes` excluded from them.
     pub fn new(homes: Vec<PathBuf>) -> Self {
-        Self { homes, dpkg_info: PathBuf::from("/var/lib/dpkg/info") }
+        Self {
+            homes,
+            dpkg_info: PathBuf::from("/var/lib/dpkg/info"),
+            rpm_dbs: rpm::DB_PATHS.iter().map(PathBuf::from).collect(),
+        }
     }
 }
 
@@ -130,6 +139,8 @@ struct Attributor<'a> {
     npm: HashMap<PathBuf, Option<Record>>,
     /// dpkg's files, once needed.
     dpkg: Option<Index>,
+    /// rpm's files, once needed.
+    rpm: Option<Index>,
 }
 
 /// The longest of `roots` that `path` lies under.
@@ -199,8 +210,13 @@ impl Attributor<'_> {
         Some(owner(OwnerEcosystem::Pypi, found, environment.display().to_string()))
     }
 
+    /// Whether `path` may belong to a system package (rules 4 and 5).
+    fn in_system_dirs(&self, path: &Path) -> bool {
+        SYSTEM_DIRS.iter().any(|d| path.starts_with(d)) && !self.opts.homes.iter().any(|h| path.starts_with(h))
+    }
+
     fn deb(&mut self, path: &Path) -> Option<ModelOwner> {
-        if !SYSTEM_DIRS.iter().any(|d| path.starts_with(d)) || self.opts.homes.iter().any(|h| path.starts_with(h)) {
+        if !self.in_system_dirs(path) {
             return None;
         }
         let reader = &mut self.reader;
@@ -214,6 +230,21 @@ impl Attributor<'_> {
         Some(owner(OwnerEcosystem::Deb, found, "system".to_owned()))
     }
 
+    fn rpm(&mut self, path: &Path) -> Option<ModelOwner> {
+        if !self.in_system_dirs(path) {
+            return None;
+        }
+        let reader = &mut self.reader;
+        let dbs: Vec<&Path> = self.opts.rpm_dbs.iter().map(PathBuf::as_path).collect();
+        let index = self.rpm.get_or_insert_with(|| {
+            let mut index = Index::default();
+            rpm::read_rpmdb(&dbs, reader, &mut index);
+            index
+        });
+        let found = index.get(path).or_else(|| merged_usr_twin(path).and_then(|twin| index.get(&twin)))?;
+        Some(owner(OwnerEcosystem::Rpm, found, "system".to_owned()))
+    }
+
     /// The owner of the file at `path`, by the rules of the module docs.
     fn owner_of(&mut self, path: &Path) -> Option<ModelOwner> {
         if path.components().any(|c| c.as_os_str() == "node_modules") {
@@ -221,7 +252,7 @@ impl Attributor<'_> {
                 return Some(o);
             }
         }
-        self.conda(path).or_else(|| self.pypi(path)).or_else(|| self.deb(path))
+        self.conda(path).or_else(|| self.pypi(path)).or_else(|| self.deb(path)).or_else(|| self.rpm(path))
     }
 }
 
@@ -247,6 +278,7 @@ pub fn attribute(
         condas: HashMap::new(),
         npm: HashMap::new(),
         dpkg: None,
+        rpm: None,
     };
     let mut owned = 0;
     for model in models.iter_mut() {

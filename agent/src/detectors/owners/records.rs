@@ -72,6 +72,25 @@ impl RecordCache {
         }
     }
 
+    /// The records kept for a file that yields many (the rpm database) under `stamp`.
+    pub(super) fn get_many<S: Serialize + serde::de::DeserializeOwned + PartialEq>(
+        &self,
+        path: &Path,
+        stamp: &S,
+    ) -> Option<Vec<Record>> {
+        let raw = self.tree.get(Self::key(path)).ok()??;
+        let (s, records): (S, Vec<Record>) = postcard::from_bytes(&raw).ok()?;
+        (s == *stamp).then_some(records)
+    }
+
+    /// Keeps `records` for `path` under `stamp`.
+    pub(super) fn put_many<S: Serialize>(&self, path: &Path, stamp: &S, records: &[Record]) {
+        let Ok(raw) = postcard::to_allocvec(&(stamp, records)) else { return };
+        if let Err(e) = self.tree.insert(Self::key(path), raw) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write owner record cache entry");
+        }
+    }
+
     /// Drops the entries of every record file not in `keep` (after a scan of the default roots,
     /// which loads every record a model needs: the rest belong to removed packages or to
     /// directories that no longer hold a model, and are read again if one appears).

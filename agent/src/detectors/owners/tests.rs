@@ -54,7 +54,7 @@ impl Host {
 
     fn attribute(&self, rels: &[&str], cache: Option<&RecordCache>) -> (Vec<Option<ModelOwner>>, OwnersOutcome) {
         let mut models: Vec<ModelEntry> = rels.iter().map(|r| model(&self.root.join(r))).collect();
-        let opts = OwnerOptions { homes: vec![], dpkg_info: self.root.join("dpkg/info") };
+        let opts = OwnerOptions { homes: vec![], dpkg_info: self.root.join("dpkg/info"), rpm_dbs: vec![] };
         let outcome = attribute(&mut models, &self.markers(), cache, &opts);
         (models.into_iter().map(|m| m.owner).collect(), outcome)
     }
@@ -149,7 +149,7 @@ fn system_files_only_outside_homes() {
     let dir = tempfile::tempdir().unwrap();
     let info = dir.path().join("info");
     write(&info.join("m.list"), "/usr/share/m/model.pkl\n/root/m.pkl\n");
-    let opts = OwnerOptions { homes: vec![PathBuf::from("/root")], dpkg_info: info };
+    let opts = OwnerOptions { homes: vec![PathBuf::from("/root")], dpkg_info: info, rpm_dbs: vec![] };
     let mut models = vec![model(Path::new("/usr/share/m/model.pkl")), model(Path::new("/root/m.pkl"))];
     let outcome = attribute(&mut models, &Markers::default(), None, &opts);
     let deb =
@@ -173,7 +173,7 @@ fn a_directory_model_is_owned_when_a_member_is() {
         missing: Vec::new(),
     });
     let mut models = vec![dir_model];
-    let opts = OwnerOptions { homes: vec![], dpkg_info: host.root.join("dpkg/info") };
+    let opts = OwnerOptions { homes: vec![], dpkg_info: host.root.join("dpkg/info"), rpm_dbs: vec![] };
     attribute(&mut models, &host.markers(), None, &opts);
     let venv = host.root.join("venv");
     assert_eq!(models[0].owner, expect(OwnerEcosystem::Pypi, "tf", Some("1.0"), &venv));
