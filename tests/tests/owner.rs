@@ -1,5 +1,6 @@
 //! Whose file is it: model files shipped inside installed packages carry their owner (pypi from
-//! a real venv of PyPI wheels, deb from a package installed with dpkg, npm from a
+//! a real venv of PyPI wheels, deb from a package installed with dpkg, rpm from one
+//! built with rpmbuild and installed with rpm, npm from a
 //! `node_modules` tree), the table and the collector's default listing leave them out, and a
 //! rescan reads no unchanged record.
 
@@ -169,6 +170,90 @@ fn a_file_of_an_installed_debian_package_is_attributed_to_it() {
         json!({"ecosystem": "deb", "name": PACKAGE, "version": "1.2-3", "environment": "system"})
     );
     // The same bytes outside the package are the user's own.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("model.pkl"), home.path().join("model.pkl")).unwrap();
+    let doc = run_scan_json(&[home.path()], state.path(), &[]);
+    assert_eq!(models(&doc)[0]["owner"], Value::Null);
+}
+
+/// Where the rpm database of the test lives: Debian's rpm defaults to `~/.rpmdb`, the
+/// distributions that ship rpm to `/var/lib/rpm` (or `/usr/lib/sysimage/rpm`), which the agent
+/// reads, so every rpm call of the test names it.
+const RPM_DBPATH: &str = "/var/lib/rpm";
+
+/// Installs an `.rpm` built here and erases it when dropped.
+struct InstalledRpm(&'static str);
+
+impl Drop for InstalledRpm {
+    fn drop(&mut self) {
+        let _ = Command::new("rpm").args(["--dbpath", RPM_DBPATH, "-e", "--nodeps", self.0]).output();
+    }
+}
+
+/// The output of a command that must succeed.
+fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_file_of_an_installed_rpm_package_is_attributed_to_it() {
+    assert!(running_as_root(), "installing an .rpm needs root (scripts/test.sh runs as root in CI)");
+    for tool in ["rpm", "rpmbuild"] {
+        assert!(
+            Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success()),
+            "{tool} is missing: apt-get install rpm (scripts/test.sh installs it)"
+        );
+    }
+    const PACKAGE: &str = "aiscout-rpmtest";
+    let rpm_eval = |macro_: &str| stdout_of(Command::new("rpm").args(["--dbpath", RPM_DBPATH, "--eval", macro_]));
+    assert_eq!(rpm_eval("%_dbpath"), RPM_DBPATH);
+    assert_eq!(rpm_eval("%_db_backend"), "sqlite", "the agent reads the SQLite rpm database only");
+
+    let build = tempfile::tempdir().unwrap();
+    let model = build.path().join("model.pkl");
+    std::fs::copy(fixtures_dir().join("models/plain_p2.pickle"), &model).unwrap();
+    let spec = build.path().join("p.spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {PACKAGE}\nVersion: 1.2\nRelease: 3\nEpoch: 4\nSummary: owner test\nLicense: MIT\n\
+BuildArch: noarch\n%description\nowner test\n%install\nmkdir -p %{{buildroot}}/usr/share/{PACKAGE}\n\
+cp {} %{{buildroot}}/usr/share/{PACKAGE}/model.pkl\n%files\n/usr/share/{PACKAGE}/model.pkl\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    let top = build.path().join("top");
+    run(Command::new("rpmbuild")
+        .args(["-bb", "--nodeps", "--define"])
+        .arg(format!("_topdir {}", top.display()))
+        .arg(&spec));
+    let rpm = top.join("RPMS/noarch/aiscout-rpmtest-1.2-3.noarch.rpm");
+    assert!(rpm.is_file(), "rpmbuild made no {}", rpm.display());
+    let _installed = InstalledRpm(PACKAGE);
+    run(Command::new("rpm").args(["--dbpath", RPM_DBPATH, "-i", "--nodeps", "--nosignature"]).arg(&rpm));
+    let db = Path::new(RPM_DBPATH).join("rpmdb.sqlite");
+    assert!(db.is_file(), "rpm did not write {}", db.display());
+    let dir = Path::new("/usr/share").join(PACKAGE);
+    assert_eq!(
+        stdout_of(Command::new("rpm").args(["--dbpath", RPM_DBPATH, "-qf"]).arg(dir.join("model.pkl"))),
+        "aiscout-rpmtest-1.2-3.noarch"
+    );
+
+    let state = tempfile::tempdir().unwrap();
+    let doc = run_scan_json(&[&dir], state.path(), &[]);
+    let all = models(&doc);
+    assert_eq!(all.len(), 1, "{doc:#}");
+    assert_eq!(
+        all[0]["owner"],
+        json!({"ecosystem": "rpm", "name": PACKAGE, "version": "4:1.2-3", "environment": "system"})
+    );
+    // A rescan answers from the cache; the same bytes outside the package are the user's own.
+    let again = run_scan_json(&[&dir], state.path(), &[]);
+    assert_eq!(models(&again)[0]["owner"], all[0]["owner"]);
+    assert_eq!(again["stats"]["records_read"], json!(0), "{:#}", again["stats"]);
     let home = tempfile::tempdir().unwrap();
     std::fs::copy(dir.join("model.pkl"), home.path().join("model.pkl")).unwrap();
     let doc = run_scan_json(&[home.path()], state.path(), &[]);
