@@ -35,7 +35,7 @@ fn build(pkg: &RpmPackage) -> Vec<u8> {
         strings(&mut data, TAG_DIRNAMES, TYPE_STRING_ARRAY, &dirs);
     }
     let mut ints = |data: &mut Vec<u8>, tag, values: &[u32]| {
-        while data.len() % 4 != 0 {
+        while !data.len().is_multiple_of(4) {
             data.push(0);
         }
         entries.push((tag, TYPE_INT32, data.len() as u32, values.len() as u32));
