@@ -118,16 +118,19 @@ fn is_distribution_name(name: &str) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The distribution name `text` starts with and what follows it; `None` when it starts with no
+/// name.
+fn split_name(text: &str) -> Option<(&str, &str)> {
+    let end = text.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))).unwrap_or(text.len());
+    let (name, rest) = text.split_at(end);
+    is_distribution_name(name).then_some((name, rest))
+}
+
 /// One PEP 508 requirement string: its name and version range; `None` when it is not one (a
 /// path, a URL, an option). `name @ url` keeps the name and drops the URL.
 pub fn parse_requirement(text: &str) -> Option<Declared> {
     let text = text.trim();
-    let name_end =
-        text.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))).unwrap_or(text.len());
-    let (name, mut rest) = text.split_at(name_end);
-    if !is_distribution_name(name) {
-        return None;
-    }
+    let (name, mut rest) = split_name(text)?;
     rest = rest.trim_start();
     if let Some(extras) = rest.strip_prefix('[') {
         rest = extras.split_once(']')?.1.trim_start();
@@ -238,10 +241,8 @@ pub fn parse_pipfile(text: &str) -> Option<Vec<Declared>> {
 fn parse_conda_spec(text: &str) -> Option<Declared> {
     let text = text.trim();
     let text = text.rsplit_once("::").map_or(text, |(_, spec)| spec);
-    let name_end =
-        text.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))).unwrap_or(text.len());
-    let (name, rest) = text.split_at(name_end);
-    if !is_distribution_name(name) || name == "python" || name == "pip" {
+    let (name, rest) = split_name(text)?;
+    if name == "python" || name == "pip" {
         return None;
     }
     let rest = rest.trim();
