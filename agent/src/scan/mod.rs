@@ -215,7 +215,7 @@ pub fn run_scan_with(opts: &ScanOptions, progress: &Progress, state: &mut ScanSt
         let budget = opts.cpu_percent.map(CpuBudget::new);
         let mut lookup = ModelLookup::new(&report.models);
         if let Some(cache) = &cache {
-            lookup = lookup.with_digests(OpenModelDigests { cache, budget: budget.as_ref() });
+            lookup = lookup.with_digests(OpenModelDigests::new(cache, budget.as_ref()));
         }
         let outcome = state.runtimes.collect(&rt_opts, &lookup, &gpu_memory);
         report.stats.processes = outcome.processes;

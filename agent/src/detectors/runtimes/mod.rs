@@ -86,15 +86,22 @@ pub struct ModelLookup<'a> {
 /// refresh has none; a server may hold a file outside the roots): the hash cache, keyed by
 /// the file's stamp, and on a miss a hash of the file, paced by the scan's CPU budget, that the
 /// cache then keeps. So every refresh links a runtime to the digest of the model it serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct OpenModelDigests<'a> {
     /// The scan's hash cache.
-    pub cache: &'a VerdictCache,
+    cache: &'a VerdictCache,
     /// The scan's CPU budget, when it has one.
-    pub budget: Option<&'a CpuBudget>,
+    budget: Option<&'a CpuBudget>,
+    /// One hashing buffer for the collection, made at the first miss.
+    hasher: std::sync::Mutex<Option<crate::hash::FileHasher>>,
 }
 
-impl OpenModelDigests<'_> {
+impl<'a> OpenModelDigests<'a> {
+    /// Digests from `cache`, hashing misses paced by `budget`.
+    pub fn new(cache: &'a VerdictCache, budget: Option<&'a CpuBudget>) -> Self {
+        Self { cache, budget, hasher: std::sync::Mutex::new(None) }
+    }
+
     /// The hex SHA-256 of the regular file `file` stamped `stamp`.
     fn digest(&self, file: &std::fs::File, stamp: &FileStamp) -> Option<String> {
         let cached = self.cache.get(stamp);
@@ -106,7 +113,8 @@ impl OpenModelDigests<'_> {
                 b.pace();
             }
         };
-        let digest = hex::encode(crate::hash::FileHasher::default().sha256(file, stamp, &pace).ok()?);
+        let mut hasher = self.hasher.lock().unwrap_or_else(|p| p.into_inner());
+        let digest = hex::encode(hasher.get_or_insert_with(Default::default).sha256(file, stamp, &pace).ok()?);
         self.cache.put(stamp, &CacheEntry { sha256: Some(digest.clone()), ..cached.unwrap_or_default() });
         Some(digest)
     }
