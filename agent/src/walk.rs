@@ -69,8 +69,8 @@ impl WalkOptions {
     /// A fingerprint of the options that decide what a listing holds (excludes, skipped paths).
     pub fn fingerprint(&self) -> String {
         // The version names what a listing records (v2: marker files; v3: python project
-        // manifests are markers).
-        let mut text = format!("listing-v3\n{}", self.excludes.join("\n"));
+        // manifests are markers; v4: Hugging Face config files are markers).
+        let mut text = format!("listing-v4\n{}", self.excludes.join("\n"));
         for p in &self.skip_paths {
             text.push('\n');
             text.push_str(&p.display().to_string());

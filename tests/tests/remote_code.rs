@@ -147,3 +147,42 @@ fn check_names_what_it_cannot_judge_and_scan_stays_an_inventory() {
     assert!(doc["errors"].as_array().unwrap().is_empty(), "{}", doc["errors"]);
     assert!(!doc.to_string().contains("unknown_format"));
 }
+
+/// A minimal valid safetensors file (one F32 tensor of four values).
+fn tiny_safetensors(path: &Path) {
+    let header = br#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0u8; 16]);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn remote_code_in_a_plain_directory_is_found_on_every_scan_and_when_it_appears_later() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let pwn = root.path().join("exported");
+    let later = root.path().join("later");
+    std::fs::create_dir_all(&pwn).unwrap();
+    std::fs::create_dir_all(&later).unwrap();
+    tiny_safetensors(&pwn.join("model.safetensors"));
+    tiny_safetensors(&later.join("model.safetensors"));
+    let config = r#"{"model_type": "x", "auto_map": {"AutoModel": "modeling_x.XModel"}}"#;
+    std::fs::write(pwn.join("config.json"), config).unwrap();
+    std::fs::write(pwn.join("modeling_x.py"), "import os\nos.system('id')\n").unwrap();
+    let verdict = |doc: &Value, dir: &Path| under(doc, "models", dir)[0]["safety"]["verdict"].clone();
+
+    let first = run_scan_json(&[root.path()], state.path(), &[]);
+    assert_eq!(verdict(&first, &pwn), "dangerous", "{first}");
+    assert_eq!(verdict(&first, &later), "safe");
+    // Unchanged directories come from the listing records, which keep the config file.
+    let again = run_scan_json(&[root.path()], state.path(), &[]);
+    assert_eq!(verdict(&again, &pwn), "dangerous", "{again}");
+    // A config added to a directory listed before is seen at the next scan.
+    std::fs::write(later.join("tokenizer_config.json"), r#"{"auto_map": {"AutoTokenizer": ["tok_x.T", null]}}"#)
+        .unwrap();
+    std::fs::write(later.join("tok_x.py"), "import subprocess\n").unwrap();
+    let third = run_scan_json(&[root.path()], state.path(), &[]);
+    assert_eq!(verdict(&third, &later), "dangerous", "{third}");
+    assert_eq!(verdict(&third, &pwn), "dangerous");
+}

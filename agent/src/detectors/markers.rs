@@ -13,6 +13,7 @@
 //! | `pyproject.toml`, `Pipfile`, `requirements*.txt`, `environment.yml`, `uv.lock`, … | a Python project | frameworks |
 //! | `.env`, `.env.*` | dotenv files | tooling (API key names) |
 //! | `.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, … | per-project MCP configuration | tooling |
+//! | `config.json`, `tokenizer_config.json`, … ([`crate::safety::remote_code::CONFIG_FILES`]) | a Hugging Face config that may name remote code | models (remote code) |
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ pub enum MarkerKind {
     DotEnv,
     /// A project's MCP configuration.
     McpProject,
+    /// A Hugging Face config file whose `auto_map` may name remote code.
+    HfConfig,
 }
 
 /// Directories whose `mcp.json` is a project's MCP configuration.
@@ -66,6 +69,7 @@ pub fn classify(path: &Path) -> Option<MarkerKind> {
             Some(MarkerKind::McpProject)
         }
         n if n.starts_with(b".env.") => Some(MarkerKind::DotEnv),
+        n if crate::safety::remote_code::CONFIG_FILES.iter().any(|c| c.as_bytes() == n) => Some(MarkerKind::HfConfig),
         _ => None,
     }
 }
@@ -87,6 +91,8 @@ pub struct Markers {
     pub dotenvs: Vec<PathBuf>,
     /// Per-project MCP configuration files.
     pub mcp_projects: Vec<PathBuf>,
+    /// Hugging Face config files (regular files: a snapshot's links are not walked).
+    pub hf_configs: Vec<PathBuf>,
 }
 
 impl Markers {
@@ -112,6 +118,7 @@ impl Markers {
             MarkerKind::PythonManifest => self.python_manifests.push(path),
             MarkerKind::DotEnv => self.dotenvs.push(path),
             MarkerKind::McpProject => self.mcp_projects.push(path),
+            MarkerKind::HfConfig => self.hf_configs.push(path),
         }
     }
 
@@ -125,6 +132,7 @@ impl Markers {
             &mut self.python_manifests,
             &mut self.dotenvs,
             &mut self.mcp_projects,
+            &mut self.hf_configs,
         ] {
             v.sort();
             v.dedup();
@@ -146,6 +154,12 @@ impl MarkerSink {
             }
             None => false,
         }
+    }
+
+    /// The directories holding a Hugging Face config file met so far.
+    pub fn hf_config_dirs(&self) -> std::collections::HashSet<PathBuf> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.hf_configs.iter().filter_map(|p| p.parent()).map(Path::to_path_buf).collect()
     }
 
     /// The markers met, sorted.

@@ -338,7 +338,9 @@ impl<'a> ModelScan<'a> {
         walk(opts, listings, &self)?;
         let mut c = self.collected.into_inner().unwrap_or_else(|p| p.into_inner());
         groups::assign(&mut c.models, &c.indexes);
-        remote::attach(&mut c.models);
+        // Without a marker sink every model directory is looked at for config files.
+        let configs = self.markers.map(MarkerSink::hf_config_dirs);
+        remote::attach(&mut c.models, configs.as_ref());
         // The raw weights of an OpenVINO model (`model.bin`) are judged with the model.
         let members: HashSet<&str> = c
             .models

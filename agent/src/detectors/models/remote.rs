@@ -2,7 +2,10 @@
 //!
 //! After the walk, the directory each model logically sits in (the snapshot directory of a
 //! Hugging Face blob, the file's own directory otherwise) is read once for the config files
-//! whose `auto_map` names Python modules. The findings join the safety report of every model in
+//! whose `auto_map` names Python modules. Outside snapshots, only directories where the walk
+//! met one of those config files (a marker, kept by the listing records) are opened: the others
+//! have none, and looking would cost five failed lookups per directory on every scan. Inside a
+//! snapshot the configs are links, which the walk does not hand over, so those are looked at. The findings join the safety report of every model in
 //! that directory, so each shard of a sharded group carries them; directory models (SavedModel,
 //! MLflow, …) are left alone.
 //!
@@ -17,7 +20,7 @@
 //!    other link, and every link outside a snapshot, is refused;
 //! 4. reads are bounded by the caller's limit ([`crate::fileio::read_open`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -33,15 +36,19 @@ use crate::safety::SafetyReport;
 /// Deepest subdirectory of a snapshot a model is looked for in.
 const MAX_SNAPSHOT_DEPTH: usize = 8;
 
-/// Adds the remote-code findings of each model's directory to its safety report.
-pub fn attach(models: &mut [Found]) {
+/// Adds the remote-code findings of each model's directory to its safety report. `configs`:
+/// the directories known to hold a config file, when the walk noted them (else all are read).
+pub fn attach(models: &mut [Found], configs: Option<&HashSet<PathBuf>>) {
     let mut by_dir: HashMap<PathBuf, Option<SafetyReport>> = HashMap::new();
     for m in models.iter_mut() {
         if m.entry.group.as_ref().is_some_and(|g| g.kind == "directory") {
             continue;
         }
         let Some(dir) = m.logical.dir.join(&m.logical.name).parent().map(Path::to_path_buf) else { continue };
-        let found = by_dir.entry(dir).or_insert_with_key(|dir| assess(dir));
+        let found = by_dir.entry(dir).or_insert_with_key(|dir| {
+            let worth = configs.is_none_or(|c| c.contains(dir)) || snapshot_of(dir).is_some();
+            worth.then(|| assess(dir)).flatten()
+        });
         let Some(found) = found else { continue };
         let mut safety = std::mem::take(&mut m.entry.safety);
         for f in &found.findings {
