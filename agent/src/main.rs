@@ -86,7 +86,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run as a daemon: enroll, collect on schedule, spool, stream to the collector
-    /// (docs/agent-config.md). Stops on SIGINT or SIGTERM.
+    /// (docs/agent-config.md). Stops on SIGINT or SIGTERM; SIGHUP reloads the configuration.
     Run {
         /// The configuration file.
         #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
@@ -94,6 +94,17 @@ enum Command {
         /// One full collection, sent and acknowledged, then exit (0 on success).
         #[arg(long)]
         once: bool,
+    },
+    /// Show the daemon's health from its status file: whether it runs, is enrolled, when it
+    /// last inventoried and sent, the spool's level. Exit 0 when healthy, 1 when there is a
+    /// problem (each is printed), 2 when there is no status to read.
+    Status {
+        /// The configuration file (for its state_dir).
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Print the status document as JSON, with a "problems" list.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -209,9 +220,45 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
                     }
                 };
-                aiscout_agent::fleet::daemon::run(config, RunOptions { once }, shutdown).await
+                aiscout_agent::fleet::daemon::run(config, RunOptions { once, config_path: Some(path) }, shutdown).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { config: path, json } => status(&path, json),
     }
+}
+
+/// `aiscout-agent status`.
+fn status(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    use aiscout_agent::fleet::status::AgentStatus;
+    let state_dir = match Config::state_dir_of(path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let file = aiscout_agent::state_dir::StateDir::status_in(&state_dir);
+    let status = match AgentStatus::read(&file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aiscout-agent: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let alive = status.daemon_alive();
+    let problems = status.problems(alive);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut doc = serde_json::to_value(&status)?;
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("running".into(), alive.into());
+            map.insert("problems".into(), problems.clone().into());
+        }
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        aiscout_agent::output::write_status(&status, alive, &problems, &mut out)?;
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -16,6 +16,7 @@
 //! tls/          agent.id, agent.key, agent.crt, ca.pem                   crate::fleet::credentials
 //! .tls.new/     a new tls/ being prepared; renamed over tls/ when whole  crate::fleet::credentials
 //! install.key   32 random bytes in hex, made once                        crate::fleet::host_identity
+//! status.json   the daemon's health, replaced whole                      crate::fleet::status
 //! ```
 //! `aiscout-agent scan` uses only `cache/` (in its own state directory, `--state-dir`).
 //!
@@ -99,6 +100,17 @@ impl StateDir {
     /// The install key file.
     pub fn install_key(&self) -> PathBuf {
         self.root.join("install.key")
+    }
+
+    /// The daemon's status file.
+    pub fn status(&self) -> PathBuf {
+        Self::status_in(&self.root)
+    }
+
+    /// The status file of the state directory `root`, for a reader that must not create or
+    /// tighten anything there (`aiscout-agent status`).
+    pub fn status_in(root: &Path) -> PathBuf {
+        root.join("status.json")
     }
 }
 
@@ -243,6 +255,7 @@ mod tests {
             (state.tls(), "tls"),
             (state.tls_staging(), ".tls.new"),
             (state.install_key(), "install.key"),
+            (state.status(), "status.json"),
         ];
         for (path, name) in parts {
             assert_eq!(path, root.join(name));

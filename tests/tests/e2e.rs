@@ -7,6 +7,7 @@
 
 mod archives;
 mod cache;
+mod daemon_control;
 mod fixtures;
 mod fleet;
 mod fleet_auth;

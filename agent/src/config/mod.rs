@@ -20,12 +20,16 @@
 //!    does steps 1 and 2; `aiscout-agent validate --config FILE` runs them and prints the
 //!    result, exiting [`EXIT_INVALID_CONFIG`] on any problem). Optional values are `Option`s:
 //!    an empty string in the file (`ca_file = ""`) means "not set".
+//! 4. **reload** (`reload.rs`, [`Config::reloaded`]): on SIGHUP the daemon loads and
+//!    validates the file again; a refused file changes nothing, a valid one applies except the
+//!    keys only a restart can change ([`RESTART_ONLY`]).
 //!
 //! # Layout
 //! - `mod.rs` (this file): the types, their `Default` impls (the one place each default is
 //!   written), the errors, and step 1, loading (a `KeyTree` of the file's keys gives a serde
 //!   error its dotted key).
 //! - `validate.rs`: step 2, [`Config::validate`], with one `check` per table.
+//! - `reload.rs`: step 4, what a running daemon takes from a new file.
 //! - `values.rs`: the values written as text: sizes ([`ByteSize`]), [`Jitter`], durations and
 //!   optional strings where `""` means "not set".
 //! - `tests.rs`: the unit tests of all three.
@@ -40,8 +44,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Section;
 
+mod reload;
 mod validate;
 mod values;
+
+pub use reload::RESTART_ONLY;
 
 #[cfg(test)]
 mod tests;
@@ -407,6 +414,26 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
         Self::from_toml(&text, path)
+    }
+
+    /// The state directory `path` names, for a reader of the daemon's files
+    /// (`aiscout-agent status`): from the whole configuration when it loads, else from its
+    /// `state_dir` key alone (a file being edited may be broken elsewhere while the daemon runs
+    /// on its previous version), else the default.
+    pub fn state_dir_of(path: &Path) -> Result<PathBuf, ConfigError> {
+        match Self::load(path) {
+            Ok(c) => Ok(c.state_dir),
+            Err(e @ ConfigError::Read { .. }) => Err(e),
+            Err(_) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
+                let named = toml::from_str::<toml::Table>(&text)
+                    .ok()
+                    .and_then(|t| t.get("state_dir").and_then(toml::Value::as_str).map(PathBuf::from))
+                    .filter(|p| p.is_absolute());
+                Ok(named.unwrap_or_else(|| Self::default().state_dir))
+            }
+        }
     }
 
     /// Reads, parses and validates `path`: what the daemon and `validate` run.

@@ -16,8 +16,14 @@
 //!    spool is drained to the collector ([`super::transport`]); a failure leaves it in the
 //!    spool; when the collector asked for a renewal while draining (its CA was rotated), the
 //!    certificate is renewed right after;
-//! 5. waiting: what [`Schedule::after_send`] says, until shutdown or a file event in a watched
-//!    model directory (gathered until [`WATCH_QUIET`] passes without one).
+//! 5. waiting: what [`Schedule::after_send`] says, until shutdown, a file event in a watched
+//!    model directory (gathered until [`WATCH_QUIET`] passes without one) or SIGHUP;
+//! 6. on SIGHUP, the configuration file is loaded and validated again: a refused one changes
+//!    nothing (the error is logged and kept in the status), a valid one applies as
+//!    [`Config::reloaded`] says and starts a full inventory at once.
+//!
+//! After every step the daemon's health is written to `state_dir/status.json`
+//! ([`super::status`]), and once more, as `stopped`, when it ends.
 //!
 //! What lives where in the state directory is [`crate::state_dir`]'s module doc.
 
@@ -32,6 +38,7 @@ use super::channel::{self, ChannelError};
 use super::credentials::{self, CredentialsError, Enrolled};
 use super::schedule::{After, Collect, Schedule, Timing};
 use super::sent::{SentState, SentStateError};
+use super::status::{self, AgentStatus, InventoryStatus};
 use super::watch::{self, DirWatcher};
 use super::{enroll, host_identity, payload, transport};
 use crate::config::Config;
@@ -85,10 +92,12 @@ pub enum DaemonError {
 const WATCH_QUIET: Duration = Duration::from_millis(500);
 
 /// How to run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// One full collection, sent and acknowledged, then exit.
     pub once: bool,
+    /// The configuration file, loaded again on SIGHUP (no reload when `None`).
+    pub config_path: Option<PathBuf>,
 }
 
 /// The scan options of a configuration, for `sections`.
@@ -122,6 +131,8 @@ struct Daemon {
     schedule: Schedule,
     /// One process table and one open scan cache for every scan.
     scans: Arc<Mutex<ScanState>>,
+    /// The health written to `status.json` after every step.
+    status: AgentStatus,
 }
 
 impl Daemon {
@@ -195,10 +206,51 @@ impl Daemon {
         Ok(appended)
     }
 
+    /// Writes the status, with the spool's level now; a failure is logged, never fatal.
+    fn save_status(&mut self) {
+        let spool = self.spool.stats();
+        self.status.spool_records = spool.records;
+        self.status.spool_bytes = spool.bytes;
+        self.status.spool_max_bytes = self.config.spool.max_bytes.bytes();
+        self.status.updated_at_ms = now_ms();
+        if let Err(e) = self.status.write(&self.state.status()) {
+            crate::log_once!(warn, "daemon.status", "", &e.to_string(), error = %e, "cannot write the status file");
+        }
+    }
+
+    /// Loads the configuration at `path` again (SIGHUP) and applies it (module docs, step 6).
+    fn reload(&mut self, path: &std::path::Path) {
+        let new = match Config::load_validated(path) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "configuration reload refused; running on the previous one");
+                self.status.reload_error = Some(status::error_text(&e));
+                return;
+            }
+        };
+        let (config, pending) = self.config.reloaded(new);
+        for key in &pending {
+            tracing::warn!(key, "changed in the configuration file; takes effect at the next start");
+        }
+        self.status.restart_pending = pending.iter().map(|k| k.to_string()).collect();
+        self.status.reload_error = None;
+        self.status.reloads = self.status.reloads.saturating_add(1);
+        let changed = config != self.config;
+        self.config = config;
+        self.schedule.reconfigured(Timing::of(&self.config), Instant::now());
+        tracing::info!(path = %path.display(), changed, "configuration reloaded; full inventory now");
+    }
+
     /// A full inventory at `started`: scanned, spooled, and the watcher pointed at the model
     /// directories it found.
     async fn full(&mut self, started: Instant, watcher: Option<&mut DirWatcher>) -> Result<(), DaemonError> {
         let report = self.collect(self.config.scan.sections.clone(), None).await?;
+        self.status.last_inventory = Some(InventoryStatus {
+            finished_at_ms: now_ms(),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            models: report.models.len() as u64,
+            errors: report.errors.len() as u64,
+        });
         let scope: Vec<AssetKind> = self.config.scan.sections.iter().filter_map(|s| s.asset_kind()).collect();
         self.spool_report(&report, &scope, true)?;
         self.schedule.full_done(started);
@@ -251,16 +303,21 @@ impl Daemon {
     /// tried again; fatal with `once`). A new enrollment is followed by a snapshot.
     async fn credentials(&mut self, once: bool) -> Result<Option<Enrolled>, DaemonError> {
         if let Some(enrolled) = credentials::load(&self.state)? {
+            self.status.agent_id = Some(enrolled.agent_id.clone());
             return Ok(Some(enrolled));
         }
         match enroll::enroll(&self.config, &self.state, self.identity.clone()).await {
             Ok(enrolled) => {
                 self.schedule.enrolled();
+                self.status.agent_id = Some(enrolled.agent_id.clone());
+                self.status.enrollment_error = None;
                 Ok(Some(enrolled))
             }
             Err(e) if once => Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "enrollment failed; retrying");
+                self.status.enrollment_error = Some(status::error_text(&e));
+                self.save_status();
                 Ok(None)
             }
         }
@@ -312,8 +369,50 @@ pub async fn run(
     let schedule = Schedule::new(Timing::of(&config), opts.once, Instant::now());
     let watching = config.watch.enabled && !opts.once && config.scan.sections.contains(&Section::Models);
     let mut watcher = watching.then(|| DirWatcher::new(&config.watch, vec![state.root().to_path_buf()]));
-    let mut daemon =
-        Daemon { config, state, spool, sent, identity, schedule, scans: Arc::new(Mutex::new(ScanState::default())) };
+    let status = AgentStatus {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        pid_start_ticks: status::process_start_ticks(std::process::id()).unwrap_or(0),
+        started_at_ms: now_ms(),
+        state: "running".into(),
+        config_path: opts.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        ..AgentStatus::default()
+    };
+    let mut daemon = Daemon {
+        config,
+        state,
+        spool,
+        sent,
+        identity,
+        schedule,
+        scans: Arc::new(Mutex::new(ScanState::default())),
+        status,
+    };
+    daemon.save_status();
+    let mut hangup = match &opts.config_path {
+        Some(_) => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; the configuration is read at start only");
+                None
+            }
+        },
+        None => None,
+    };
+    let result = cycles(&mut daemon, &opts, watcher.as_mut(), hangup.as_mut(), shutdown).await;
+    daemon.status.state = "stopped".into();
+    daemon.save_status();
+    result
+}
+
+/// The daemon's cycles (module docs), until `shutdown` or the end of `--once`.
+async fn cycles(
+    daemon: &mut Daemon,
+    opts: &RunOptions,
+    mut watcher: Option<&mut DirWatcher>,
+    mut hangup: Option<&mut tokio::signal::unix::Signal>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
     tokio::pin!(shutdown);
 
     let mut enrolled = None;
@@ -322,17 +421,23 @@ pub async fn run(
             enrolled = daemon.credentials(opts.once).await?;
         }
         let now = Instant::now();
-        match daemon.schedule.collection(now) {
-            Collect::Full => daemon.full(now, watcher.as_mut()).await?,
-            Collect::Rescan(dirs) => daemon.rescan(&dirs).await?,
-            Collect::Runtimes => daemon.runtimes(now).await?,
-            Collect::Nothing => {}
+        let collected = match daemon.schedule.collection(now) {
+            Collect::Full => daemon.full(now, watcher.as_deref_mut()).await.map(|()| true)?,
+            Collect::Rescan(dirs) => daemon.rescan(&dirs).await.map(|()| true)?,
+            Collect::Runtimes => daemon.runtimes(now).await.map(|()| true)?,
+            Collect::Nothing => false,
+        };
+        if collected {
+            daemon.status.last_collection_at_ms = Some(now_ms());
         }
         if let Some(e) = enrolled.take() {
             let mut e = daemon.renew_if_due(e, false).await;
             match daemon.send(&e).await {
                 Ok(outcome) => {
                     daemon.schedule.sent(outcome.snapshot_requested.is_some());
+                    daemon.status.last_send_ok_at_ms = Some(now_ms());
+                    daemon.status.failed_sends = 0;
+                    daemon.status.last_send_error = None;
                     if outcome.renewal_requested.is_some() {
                         e = daemon.renew_if_due(e, true).await;
                     }
@@ -348,11 +453,14 @@ pub async fn run(
                 Err(err) => {
                     let retry = daemon.schedule.send_failed(Instant::now());
                     let attempt = daemon.schedule.failed_sends();
+                    daemon.status.failed_sends = attempt;
+                    daemon.status.last_send_error = Some(status::error_text(&err));
                     tracing::warn!(error = %err, attempt, retry_ms = u64::try_from(retry.as_millis()).unwrap_or(0), "send failed");
                 }
             }
             enrolled = Some(e);
         }
+        daemon.save_status();
         let wait = match daemon.schedule.after_send(Instant::now()) {
             After::Done => return Ok(()),
             After::Again => continue,
@@ -361,6 +469,18 @@ pub async fn run(
         let changes = tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => None,
+            Some(()) = async {
+                match hangup.as_deref_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(path) = &opts.config_path {
+                    daemon.reload(path);
+                    daemon.save_status();
+                }
+                None
+            }
             changes = async {
                 match watcher.as_mut() {
                     Some(w) => w.changes(WATCH_QUIET).await,
@@ -368,7 +488,7 @@ pub async fn run(
                 }
             } => Some(changes),
         };
-        if let (Some(changes), Some(w)) = (changes, watcher.as_mut()) {
+        if let (Some(changes), Some(w)) = (changes, watcher.as_deref_mut()) {
             if changes.overflow {
                 tracing::info!("file events were lost; running a full inventory");
                 daemon.schedule.events_lost(Instant::now());

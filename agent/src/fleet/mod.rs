@@ -20,7 +20,9 @@
 //! - [`transport`]: draining the spool over one `Inventory.Stream`, acknowledgements.
 //! - [`watch`]: file events in model directories between full inventories.
 //! - [`schedule`]: what the daemon does next, decided from the time and the events alone.
-//! - [`daemon`]: `aiscout-agent run`: opens the stores and carries out the schedule's steps.
+//! - [`status`]: the daemon's health in `state_dir/status.json`, for `aiscout-agent status`.
+//! - [`daemon`]: `aiscout-agent run`: opens the stores and carries out the schedule's steps,
+//!   reloading its configuration on SIGHUP.
 //!
 //! Unit tests live in `tests/`, one file per module, sharing `tests/support.rs` (a throwaway
 //! CA, a fake collector, hand-built reports).
@@ -35,6 +37,7 @@ pub mod host_identity;
 pub mod payload;
 pub mod schedule;
 pub mod sent;
+pub mod status;
 pub mod token_file;
 pub mod transport;
 pub mod watch;

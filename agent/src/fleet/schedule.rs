@@ -262,6 +262,14 @@ impl Schedule {
         self.changed_dirs = dirs;
     }
 
+    /// The configuration was reloaded at `now` with `timing`: a full inventory now, under the
+    /// new roots and sections, and the intervals from then on.
+    pub fn reconfigured(&mut self, timing: Timing, now: Instant) {
+        self.timing = timing;
+        self.next_full = now;
+        self.next_runtimes = now + timing.runtimes_interval;
+    }
+
     /// File events were lost at `now`: only a full inventory can tell what changed.
     pub fn events_lost(&mut self, now: Instant) {
         self.next_full = now;

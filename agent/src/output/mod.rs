@@ -1,7 +1,10 @@
 //! Human-readable output: the progress bar while scanning and the tables after
-//! ([`inventory`] for the host-inventory sections).
+//! ([`inventory`] for the host-inventory sections), and the daemon's status ([`status`]).
 
 mod inventory;
+mod status;
+
+pub use status::write_status;
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
