@@ -22,3 +22,5 @@ echo "== rpm and rpmbuild for the rpm owner test (Debian's rpm package)"
 command -v rpmbuild >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq rpm >/dev/null; }
 echo "== tests"
 cargo test --workspace --locked
+echo "== quickstart with its ports taken (scripts/test-quickstart.sh)"
+scripts/test-quickstart.sh
