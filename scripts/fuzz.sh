@@ -93,6 +93,54 @@ keras_configs() {
   find "$FIXTURES/safety" -name '*.h5' -type f | sort
 }
 
+# Real rpm headers (the blobs of an rpm SQLite database's Packages table): two small packages,
+# one with an epoch and several files, built with rpmbuild and registered with
+# `rpm --justdb` in a throwaway database under $FUZZ_DIR/corpus/.rpm_seeds/ (nothing is
+# installed on the machine). Skipped, with a note, where rpm is missing.
+rpm_headers() {
+  local dir=$FUZZ_DIR/corpus/.rpm_seeds top db
+  if ! command -v rpmbuild >/dev/null || ! command -v rpm >/dev/null; then
+    echo "   rpm_header: rpm/rpmbuild missing (apt-get install rpm); no real headers seeded" >&2
+    return 0
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir/src"
+  top=$(cd "$dir" && pwd)/top
+  db=$(cd "$dir" && pwd)/db
+  echo "weights" >"$dir/src/model.pkl"
+  cat >"$dir/a.spec" <<SPEC
+Name: aiscout-seed-a
+Version: 1.2
+Release: 3
+Epoch: 4
+Summary: fuzz seed
+License: MIT
+BuildArch: noarch
+%description
+fuzz seed with an epoch and several files
+%install
+mkdir -p %{buildroot}/usr/share/aiscout-seed-a/sub
+cp $(cd "$dir/src" && pwd)/model.pkl %{buildroot}/usr/share/aiscout-seed-a/model.pkl
+cp $(cd "$dir/src" && pwd)/model.pkl %{buildroot}/usr/share/aiscout-seed-a/sub/other.bin
+%files
+/usr/share/aiscout-seed-a
+SPEC
+  sed -e 's/aiscout-seed-a/aiscout-seed-b/g; s/^Epoch: 4$//; s/^Version: 1.2$/Version: 0.9~rc1/' "$dir/a.spec" >"$dir/b.spec"
+  for spec in a b; do
+    rpmbuild -bb --nodeps --quiet --define "_topdir $top" "$dir/$spec.spec" >/dev/null 2>&1 || return 0
+  done
+  rpm --dbpath "$db" --initdb >/dev/null 2>&1 || return 0
+  rpm --dbpath "$db" -i --justdb --nodeps --nosignature "$top"/RPMS/noarch/*.rpm >/dev/null 2>&1 || return 0
+  python3 - "$db/rpmdb.sqlite" "$dir" <<'PY'
+import sqlite3, sys
+db, out = sys.argv[1], sys.argv[2]
+for i, (blob,) in enumerate(sqlite3.connect(db).execute("select blob from Packages")):
+    with open(f"{out}/header-{i}.bin", "wb") as f:
+        f.write(blob)
+PY
+  find "$dir" -maxdepth 1 -name 'header-*.bin' | sort
+}
+
 # Index into formats::FUZZ_NAMES (agent/src/formats/mod.rs) of the name that fits a fixture.
 name_index() {
   case "$(basename "$1" | tr '[:upper:]' '[:lower:]')" in
@@ -181,6 +229,7 @@ seed_target() {
     remote_code) find "$FIXTURES/safety" -path '*/blobs/*' -type f -size -64k | sort ;;
     archive) find "$FIXTURES/safety" "$FIXTURES/decoys" -type f -size -64k \( -name '*.zip' -o -name '*.tar' -o -name '*.7z' \
       -o -name '*.bz2' -o -name '*.mar' -o -name '*.nemo' -o -name '*.skops' -o -name '*.bin' -o -name '*.pt' \) | sort ;;
+    rpm_header) rpm_headers ;;
     *) ;;
   esac | seed "$1"
 }

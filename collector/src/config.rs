@@ -33,6 +33,9 @@
 //! bytes_per_minute = 67108864     # per-agent rate limit in bytes (64 MiB)
 //! max_stored_bytes = 268435456    # sightings one agent may make the store keep (256 MiB)
 //!
+//! [releases]
+//! public_keys = []        # hex ed25519 keys (`release keygen`) whose signed releases `release publish` accepts
+//!
 //! [log]
 //! level = "info"          # error, warn, info, debug, trace; AISCOUT_LOG overrides
 //! json = false            # JSON lines instead of text
@@ -61,8 +64,25 @@ pub struct CollectorConfig {
     pub api_tls: ApiTlsConfig,
     /// Agent policy.
     pub agents: AgentsConfig,
+    /// The release channel.
+    pub releases: ReleasesConfig,
     /// The collector's own logs.
     pub log: LogConfig,
+}
+
+/// `[releases]`: the agent release channel (`crate::release`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReleasesConfig {
+    /// Hex ed25519 public keys whose signed release metadata may be published.
+    pub public_keys: Vec<String>,
+}
+
+impl ReleasesConfig {
+    /// The keys, parsed (invalid ones are validation problems, so skipped here).
+    pub fn keys(&self) -> Vec<aiscout_proto::release::PublicKey> {
+        self.public_keys.iter().filter_map(|k| aiscout_proto::release::PublicKey::from_hex(k).ok()).collect()
+    }
 }
 
 impl Default for CollectorConfig {
@@ -74,6 +94,7 @@ impl Default for CollectorConfig {
             tls: TlsConfig::default(),
             api_tls: ApiTlsConfig::default(),
             agents: AgentsConfig::default(),
+            releases: ReleasesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -366,7 +387,17 @@ impl CollectorConfig {
         if self.agents.max_stored_bytes < MIN_STORED_BYTES {
             problem("agents.max_stored_bytes", format!("at least {MIN_STORED_BYTES}"));
         }
+        for k in &self.releases.public_keys {
+            if let Err(e) = aiscout_proto::release::PublicKey::from_hex(k) {
+                problem("releases.public_keys", format!("{k:?}: {e}"));
+            }
+        }
         out
+    }
+
+    /// Where the published release channel lives (`crate::release`).
+    pub fn releases_dir(&self) -> PathBuf {
+        self.data_dir.join("releases")
     }
 
     /// The SQLite database file.

@@ -25,6 +25,8 @@
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
 //!   identity rules, bounds on what an agent can store (`store::limits`), and the embedded
 //!   SQLite backend.
+//! - [`release`]: the release manager's commands (keygen, sign, publish) and the published
+//!   release channel.
 //! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
 
 pub mod api;
@@ -37,6 +39,7 @@ pub mod listener;
 pub mod operator;
 pub mod pki;
 pub mod rate;
+pub mod release;
 pub mod server;
 pub mod store;
 pub mod tls;

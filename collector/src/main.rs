@@ -48,6 +48,70 @@ enum Command {
         #[command(subcommand)]
         action: AgentAction,
     },
+    /// The agent release channel: keygen and sign run offline on the release manager's
+    /// machine (no collector configuration needed); publish stores a signed release here.
+    Release {
+        #[command(subcommand)]
+        action: ReleaseAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReleaseAction {
+    /// Make an ed25519 signing key (PEM, mode 0600; never over an existing file) and print its
+    /// public key for the agents' `update.public_keys` and the collector's
+    /// `releases.public_keys`.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign release metadata naming one agent archive.
+    Sign {
+        /// The private key (from `release keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The agent archive.
+        #[arg(long)]
+        archive: PathBuf,
+        /// Its version (semver).
+        #[arg(long = "release-version")]
+        release_version: String,
+        /// The target it runs on.
+        #[arg(long, default_value = "x86_64-unknown-linux-gnu")]
+        target: String,
+        /// The channel.
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// The document's sequence number: higher than every one signed before for the channel.
+        #[arg(long)]
+        sequence: u64,
+        /// How long the document is valid (humantime: 30d).
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        valid_for: Duration,
+        /// The lowest version allowed to run: older agents update whatever the rollout.
+        #[arg(long, default_value = "0.0.0")]
+        min_version: String,
+        /// Percentage of the agents that take it.
+        #[arg(long, default_value_t = 100)]
+        rollout_percent: u8,
+        /// Cohorts it is offered to (repeat; none: every agent).
+        #[arg(long = "cohort")]
+        cohorts: Vec<String>,
+        /// Where to write the signed document.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a signed document against `releases.public_keys` (signature, no replay of an
+    /// older sequence, not expired) and publish it with the archives it names.
+    Publish {
+        /// The signed document (from `release sign`).
+        #[arg(long)]
+        metadata: PathBuf,
+        /// The archives it names (repeat).
+        #[arg(long = "archive")]
+        archives: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +180,18 @@ enum AgentAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The release manager's offline commands need no collector configuration.
+    if let Command::Release { action: action @ (ReleaseAction::Keygen { .. } | ReleaseAction::Sign { .. }) } =
+        &cli.command
+    {
+        return match release_offline(action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("aiscout-collector: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match CollectorConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -138,6 +214,62 @@ fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
     aiscout_collector::create_private_dir(&config.data_dir)?;
     let quota = AgentQuota { max_stored_bytes: config.agents.max_stored_bytes };
     Ok(Arc::new(SqliteStore::open(&config.database_path())?.with_quota(quota)))
+}
+
+/// Seconds since the epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `release keygen` and `release sign`.
+#[allow(clippy::print_stdout)]
+fn release_offline(action: &ReleaseAction) -> anyhow::Result<()> {
+    use aiscout_collector::release;
+    match action {
+        ReleaseAction::Keygen { out } => {
+            let public = release::keygen(out)?;
+            println!("{}", public.to_hex());
+            eprintln!("private key written to {} (mode 0600); keep it offline", out.display());
+        }
+        ReleaseAction::Sign {
+            key,
+            archive,
+            release_version,
+            target,
+            channel,
+            sequence,
+            valid_for,
+            min_version,
+            rollout_percent,
+            cohorts,
+            out,
+        } => {
+            let signing = release::read_key(key)?;
+            let request = release::SignRequest {
+                channel: channel.clone(),
+                sequence: *sequence,
+                now: now_secs(),
+                valid_for_secs: valid_for.as_secs(),
+                min_version: min_version.clone(),
+                releases: vec![(
+                    archive.clone(),
+                    aiscout_proto::release::Release {
+                        version: release_version.clone(),
+                        target: target.clone(),
+                        sha256: String::new(),
+                        size: 0,
+                        rollout_percent: *rollout_percent,
+                        cohorts: cohorts.clone(),
+                    },
+                )],
+            };
+            let signed = release::sign(&signing, &request)?;
+            std::fs::write(out, signed).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+            println!("{}: channel {channel}, sequence {sequence}, {release_version} for {target}", out.display());
+        }
+        ReleaseAction::Publish { .. } => anyhow::bail!("release publish needs the collector configuration"),
+    }
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)]
@@ -188,6 +320,19 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
             println!("{}", token.secret.expose());
             Ok(())
         }
+        Command::Release { action: ReleaseAction::Publish { metadata, archives } } => {
+            let keys = config.releases.keys();
+            if keys.is_empty() {
+                anyhow::bail!("{}: releases.public_keys is empty: no release can be published", cli.config.display());
+            }
+            let dir = config.releases_dir();
+            aiscout_collector::create_private_dir(&dir)?;
+            let (channel, sequence) =
+                aiscout_collector::release::publish(&dir, &metadata, &archives, &keys, now_secs())?;
+            println!("published channel {channel} sequence {sequence} in {}", dir.display());
+            Ok(())
+        }
+        Command::Release { .. } => anyhow::bail!("release keygen and sign run before the configuration is loaded"),
         Command::Token { action: TokenAction::List } => {
             let tokens = open_store(&config)?.list_enrollment_tokens()?;
             print!("{}", operator::enrollment_tokens_text(&tokens, now_ms()));

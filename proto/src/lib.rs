@@ -1,11 +1,15 @@
-//! Generated types of the aiscout wire protocol.
+//! The aiscout wire protocol and the release channel's signed metadata.
 //!
 //! # Layout
 //! - [`v1`]: package `aiscout.v1`, compiled from `proto/aiscout/v1/*.proto` by `build.rs`.
+//! - [`release`]: signed release metadata (DSSE envelopes, ed25519), its verification and the
+//!   rollout decision, shared by the collector (which serves it) and the agent (which verifies
+//!   it before updating itself).
 
-#![allow(missing_debug_implementations, unused_qualifications, clippy::all)]
+pub mod release;
 
 /// Package `aiscout.v1`.
+#[allow(missing_debug_implementations, unused_qualifications, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("aiscout.v1");
 }
