@@ -1,6 +1,8 @@
 //! The gRPC services: `Enrollment` (no client certificate) and `Inventory` (client
 //! certificate required), over one TLS listener that asks for, but does not demand, a client
-//! certificate; each method decides.
+//! certificate; each method decides. `Inventory` also serves the release channel to enrolled
+//! agents (`GetReleaseMetadata`: the envelope as signed; `DownloadRelease`: an archive by its
+//! digest, never by a path), which agents verify themselves (`aiscout_proto::release`).
 //!
 //! Authentication of `Inventory` calls, in order:
 //! 1. the TLS layer verified the client certificate against the collector CA (rustls);
@@ -60,6 +62,8 @@ pub struct Services {
     pub rate: crate::rate::RateLimiter,
     /// One WARN line per refused agent per minute.
     pub refusals: crate::rate::LogLimiter,
+    /// The published release channel (`crate::release`), served to authenticated agents.
+    pub releases_dir: std::path::PathBuf,
 }
 
 /// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
@@ -329,6 +333,10 @@ fn log_enrolled(agent_id: &str, token_id: &str, hostname: &str, host_status: &Ho
 pub struct InventoryService(pub Arc<Services>);
 
 type CollectorStream = Pin<Box<dyn Stream<Item = Result<v1::CollectorMessage, Status>> + Send + 'static>>;
+type ReleaseStream = Pin<Box<dyn Stream<Item = Result<v1::ReleaseChunk, Status>> + Send + 'static>>;
+
+/// Size of one chunk of a release archive.
+const RELEASE_CHUNK: usize = 256 * 1024;
 
 /// The encoded size of an agent's message, for the byte budget.
 fn message_bytes(msg: &v1::AgentMessage) -> u64 {
@@ -342,6 +350,78 @@ fn message(m: collector_message::Message) -> v1::CollectorMessage {
 #[tonic::async_trait]
 impl Inventory for InventoryService {
     type StreamStream = CollectorStream;
+    type DownloadReleaseStream = ReleaseStream;
+
+    async fn get_release_metadata(
+        &self,
+        request: Request<v1::ReleaseMetadataRequest>,
+    ) -> Result<Response<v1::ReleaseMetadataResponse>, Status> {
+        let (agent_id, serial) = self.0.caller(&request)?;
+        let channel = request.into_inner().channel;
+        if channel.is_empty()
+            || channel.len() > 64
+            || !channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(Status::invalid_argument("channel: 1 to 64 letters, digits, '-', '_' or '.'"));
+        }
+        let services = Arc::clone(&self.0);
+        let envelope = blocking(Status::internal, move || {
+            let _ = services.authorize(&agent_id, &serial, false)?;
+            let path = services.releases_dir.join(format!("{channel}.json"));
+            match std::fs::read(&path) {
+                Ok(bytes) if bytes.len() <= aiscout_proto::release::MAX_ENVELOPE_BYTES => Ok(bytes),
+                Ok(_) => Err(Status::internal(format!("{} is larger than an envelope may be", path.display()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(Status::internal(format!("cannot read {}: {e}", path.display()))),
+            }
+        })
+        .await?;
+        Ok(Response::new(v1::ReleaseMetadataResponse { envelope }))
+    }
+
+    async fn download_release(
+        &self,
+        request: Request<v1::DownloadReleaseRequest>,
+    ) -> Result<Response<ReleaseStream>, Status> {
+        let (agent_id, serial) = self.0.caller(&request)?;
+        let sha256 = request.into_inner().sha256;
+        // A digest, never a path: 64 hex digits name a blob and nothing else.
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Status::invalid_argument("sha256: 64 hex digits"));
+        }
+        let services = Arc::clone(&self.0);
+        let file = blocking(Status::internal, move || {
+            let _ = services.authorize(&agent_id, &serial, false)?;
+            let path = services.releases_dir.join("blobs").join(sha256.to_ascii_lowercase());
+            std::fs::File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Status::not_found(format!("no published archive {sha256}")),
+                _ => Status::internal(format!("cannot read {}: {e}", path.display())),
+            })
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = file;
+            loop {
+                let mut data = vec![0u8; RELEASE_CHUNK];
+                match file.read(&mut data) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        data.truncate(n);
+                        if tx.blocking_send(Ok(v1::ReleaseChunk { data })).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(Status::internal(format!("cannot read archive: {e}"))));
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     #[tracing::instrument(skip_all)]
     async fn stream(&self, request: Request<Streaming<v1::AgentMessage>>) -> Result<Response<CollectorStream>, Status> {
@@ -569,6 +649,7 @@ mod tests {
             cert_lifetime: Duration::from_secs(3600),
             rate: crate::rate::RateLimiter::new(10, u64::MAX),
             refusals: crate::rate::LogLimiter::default(),
+            releases_dir: std::path::PathBuf::from("/nonexistent"),
         }));
         let new = NewEnrollmentToken { uses: 1, expires_at_ms: i64::MAX, label: "t".into(), now_ms: 0 };
         let token = store.create_enrollment_token(&new).unwrap();
@@ -618,6 +699,7 @@ mod tests {
             cert_lifetime: Duration::from_secs(3600),
             rate: crate::rate::RateLimiter::new(10, u64::MAX),
             refusals: crate::rate::LogLimiter::default(),
+            releases_dir: std::path::PathBuf::from("/nonexistent"),
         }
     }
 

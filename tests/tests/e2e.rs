@@ -21,6 +21,7 @@ mod load_time;
 mod netns;
 mod owner;
 mod redaction;
+mod release_channel;
 mod remote_code;
 mod rotation;
 mod runtimes;

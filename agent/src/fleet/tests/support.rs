@@ -164,6 +164,21 @@ impl Enrollment for FakeCollector {
 #[tonic::async_trait]
 impl Inventory for FakeCollector {
     type StreamStream = tonic::codegen::BoxStream<v1::CollectorMessage>;
+    type DownloadReleaseStream = tonic::codegen::BoxStream<v1::ReleaseChunk>;
+
+    async fn get_release_metadata(
+        &self,
+        _request: Request<v1::ReleaseMetadataRequest>,
+    ) -> Result<Response<v1::ReleaseMetadataResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    async fn download_release(
+        &self,
+        _request: Request<v1::DownloadReleaseRequest>,
+    ) -> Result<Response<Self::DownloadReleaseStream>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
 
     async fn stream(
         &self,

@@ -1,0 +1,147 @@
+//! The release channel as agents see it: the collector serves the metadata the release
+//! manager signed and the archives it names, by digest, to enrolled agents only; what arrives
+//! verifies against the release key and matches the archive byte for byte.
+
+use std::process::Command;
+
+use aiscout_e2e::fleet::{assert_ok, run_once, Collector};
+use aiscout_e2e::{collector_bin, fixtures_dir};
+use aiscout_proto::release;
+use aiscout_proto::v1::{self, inventory_client::InventoryClient};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::Code;
+
+/// Runs an offline release command (no collector configuration) and returns its stdout.
+fn release_cli(args: &[&str]) -> String {
+    let out = Command::new(collector_bin()).arg("release").args(args).output().unwrap();
+    assert!(out.status.success(), "release {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn client(c: &Collector, agent: Option<&str>) -> InventoryClient<Channel> {
+    let ca = std::fs::read_to_string(c.ca_file()).unwrap();
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+    if let Some(name) = agent {
+        let dir = c.state_dir(name).join("tls");
+        let cert = std::fs::read_to_string(dir.join("agent.crt")).unwrap();
+        let key = std::fs::read_to_string(dir.join("agent.key")).unwrap();
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let endpoint =
+        Endpoint::from_shared(format!("https://127.0.0.1:{}", c.grpc_port)).unwrap().tls_config(tls).unwrap();
+    InventoryClient::new(endpoint.connect().await.unwrap())
+}
+
+#[test]
+fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
+    let offline = tempfile::tempdir().unwrap();
+    let key = offline.path().join("release.key");
+    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
+    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
+    // An archive of three chunks and a bit.
+    let archive = offline.path().join("aiscout-agent-9.9.9.tar.gz");
+    let bytes: Vec<u8> = (0..800_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(&archive, &bytes).unwrap();
+    let metadata = offline.path().join("stable-1.json");
+    release_cli(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--archive",
+        archive.to_str().unwrap(),
+        "--release-version",
+        "9.9.9",
+        "--sequence",
+        "1",
+        "--rollout-percent",
+        "100",
+        "--out",
+        metadata.to_str().unwrap(),
+    ]);
+    c.command(&[
+        "release",
+        "publish",
+        "--metadata",
+        metadata.to_str().unwrap(),
+        "--archive",
+        archive.to_str().unwrap(),
+    ]);
+
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
+    assert_ok(&run_once(&c.agent("a", &[root.path()], &c.token_file("token", &[]))));
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut agent = client(&c, Some("a")).await;
+        let answer = agent
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let trusted = [release::PublicKey::from_hex(&public).unwrap()];
+        let verified = release::verify(&answer.envelope, &trusted, "stable", None, now).unwrap();
+        let offered = &verified.metadata.releases[0];
+        assert_eq!((offered.version.as_str(), offered.size), ("9.9.9", bytes.len() as u64));
+        let release::Decision::Update(chosen) =
+            release::decide(&verified.metadata, "0.1.0", "x86_64-unknown-linux-gnu", "default", "agent-x")
+        else {
+            panic!("a 100 % rollout of a newer version is taken");
+        };
+
+        let mut stream = agent
+            .download_release(v1::DownloadReleaseRequest { sha256: chosen.sha256.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = stream.message().await.unwrap() {
+            got.extend_from_slice(&chunk.data);
+            chunks += 1;
+        }
+        assert_eq!(got, bytes, "the archive arrives whole");
+        assert_eq!(chunks, 4);
+
+        let none = agent
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "canary".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(none.envelope.is_empty(), "a channel with nothing published");
+        for (sha, code) in
+            [("../../collector.toml".to_string(), Code::InvalidArgument), ("0".repeat(64), Code::NotFound)]
+        {
+            let e = match agent.download_release(v1::DownloadReleaseRequest { sha256: sha }).await {
+                Ok(_) => panic!("served"),
+                Err(e) => e,
+            };
+            assert_eq!(e.code(), code, "{e:?}");
+        }
+        let e = agent.get_release_metadata(v1::ReleaseMetadataRequest { channel: "../x".into() }).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+
+        // No client certificate, no release.
+        let mut stranger = client(&c, None).await;
+        let e =
+            stranger.get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into() }).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+        let e = match stranger.download_release(v1::DownloadReleaseRequest { sha256: chosen.sha256 }).await {
+            Ok(_) => panic!("served to a stranger"),
+            Err(e) => e,
+        };
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    });
+    // A revoked agent gets nothing either.
+    let id = std::fs::read_to_string(c.state_dir("a").join("tls/agent.id")).unwrap();
+    c.command(&["agent", "revoke", id.trim()]);
+    runtime.block_on(async {
+        let e = client(&c, Some("a"))
+            .await
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    });
+}
