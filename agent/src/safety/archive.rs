@@ -164,6 +164,10 @@ fn python_findings(name: &str, location: Option<&str>, source: &[u8], why: &str,
         let detail = format!("source longer than {} bytes; only that much was read", pycode::MAX_SOURCE);
         report.add("bound_exceeded", name, &detail, Verdict::Suspicious, location);
     }
+    if scan.truncated {
+        let detail = format!("more than {} calls; the later ones were not judged", pycode::MAX_CALLS);
+        report.add("bound_exceeded", name, &detail, Verdict::Suspicious, location);
+    }
 }
 
 /// The safety of a Python module a directory model's loader imports (an MLflow model's
