@@ -38,7 +38,9 @@
 //! record keeps the bytes of the model members (the assessment judges them) and of the small
 //! texts bundle judges read ([`Event::Other`]'s `text`), at most [`Bounds::member`] bytes in
 //! all: a walk that would keep more is not recorded, and the assessment walks the archive
-//! itself, so memory stays within what one member may already take.
+//! itself. A record so costs at most one member bound of memory more than a walk holds
+//! anyway (the member being read), and saves a second pass over up to [`Bounds::total`] bytes
+//! read and decompressed.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};

@@ -18,8 +18,9 @@
 //! resolved, each call marked as running at import or inside a `def`/`lambda`), and judged here
 //! ([`judge_python`]). `pycode` judges the same scan for bundled handlers, which only run at
 //! import; remote-code modules also run when their classes are instantiated, so most rules here
-//! hold anywhere in the file. Every name these rules list is one [`super::policy::classify`]
-//! denies (a test checks it); the lists only narrow the policy to what ordinary modeling code
+//! hold anywhere in the file. Every module and function these rules list is one
+//! [`super::policy::classify`] denies (a test checks it; the `.write_text`/`.write_bytes`
+//! methods of any value aside): the lists only narrow the policy to what ordinary modeling code
 //! never needs. The finding is `dangerous` when the scan finds any of:
 //!
 //! 1. anywhere in the file, an import of a process, network or code-loading module
