@@ -24,8 +24,9 @@
 //! 2. `import a.b as c` and `from a import b as c` record aliases (wherever they are: the scan
 //!    does not model scopes); a star import binds nothing; `from .m import x` is relative;
 //! 3. a statement runs at import unless it is a `def` (or `async def`) line or in the body of
-//!    one, or it is the body of a `lambda` (`f = lambda: os.system('x')` defines, not calls);
-//!    class bodies and top-level `if`/`try`/`with`/`for` blocks do run;
+//!    one, in an `if __name__ == "__main__":` block (it runs when the file is a script), or it
+//!    is the body of a `lambda` (`f = lambda: os.system('x')` defines, not calls); class bodies
+//!    and other top-level `if`/`try`/`with`/`for` blocks do run;
 //! 4. every `name(` and `a.b.c(` is a call, unless `name` is a keyword or follows `def` or
 //!    `class`; its first component is resolved through the aliases, a bare builtin (`eval`,
 //!    `exec`, `__import__`, `open`, ...) to `builtins.name`; a method call on a value
@@ -426,7 +427,7 @@ pub fn scan(source: &[u8]) -> PythonScan {
     let text = String::from_utf8_lossy(source.get(..source.len().min(MAX_SOURCE)).unwrap_or_default());
     let mut out = PythonScan { cut, ..PythonScan::default() };
     let mut aliases = HashMap::new();
-    // Indentation of the `def` whose body is being read.
+    // Indentation of the `def` (or `if __name__ == "__main__":`) whose body is being read.
     let mut in_def: Option<usize> = None;
     for logical in logical_lines(&text) {
         let code = logical.code.as_str();
@@ -438,7 +439,7 @@ pub fn scan(source: &[u8]) -> PythonScan {
                 false
             }
         };
-        let is_def = stmt.starts_with("def ") || stmt.starts_with("async def ");
+        let is_def = stmt.starts_with("def ") || stmt.starts_with("async def ") || is_main_guard(&logical);
         if is_def && !nested {
             in_def = Some(logical.indent);
         }
@@ -466,6 +467,14 @@ pub fn scan(source: &[u8]) -> PythonScan {
         }
     }
     out
+}
+
+/// Whether `logical` is `if __name__ == "__main__":` (either way round), whose block runs when
+/// the file is run as a script, not when it is imported.
+fn is_main_guard(logical: &Logical) -> bool {
+    let compact: String = logical.code.chars().filter(|c| !c.is_whitespace()).take(32).collect();
+    let guard = compact.starts_with("if__name__==\"\"") || compact.starts_with("if\"\"==__name__");
+    guard && logical.literals.first().is_some_and(|(_, l)| l == "__main__")
 }
 
 /// Records the calls of `logical` (module doc, steps 3 and 4); `false` when [`MAX_CALLS`] is
@@ -616,6 +625,14 @@ mod tests {
         let s = scan(src.as_bytes());
         let later: Vec<&str> = s.calls.iter().filter(|c| !c.at_import).map(|c| c.callee.as_str()).collect();
         assert_eq!(later, ["os.system", "os.popen", "builtins.eval"]);
+    }
+
+    #[test]
+    fn a_main_guard_does_not_run_at_import() {
+        let src =
+            "import os\nif __name__ == '__main__':\n    os.system('x')\nif \"__main__\" == __name__: os.system('y')\n\
+                   if __name__ == 'not_main':\n    os.system('z')\nos.system('w')\n";
+        assert_eq!(dangerous(src), ["os.system@6", "os.system@7"]);
     }
 
     #[test]

@@ -30,7 +30,8 @@
 //!    function of `os` (`os.system(`, `os.popen(`, `os.exec*(`, `os.spawn*(`, `os.fork(`, …),
 //!    also through an alias (`import os as o` then `o.system(`);
 //! 3. in a statement that runs when the module is imported (module level, class bodies and
-//!    top-level blocks, continuation lines included; not a `def` or `lambda` body), a
+//!    top-level blocks, continuation lines included; not a `def` or `lambda` body, nor an
+//!    `if __name__ == "__main__":` block), a
 //!    file-system write: `open(` with a mode literal holding `w`, `a`, `x` or `+`,
 //!    `os.remove(`/`unlink(`/`rmdir(`/`removedirs(`/`rename(`/`replace(`/`chmod(`,
 //!    `shutil.rmtree(`/`move(`/`copy…(`, `.write_text(`/`.write_bytes(`.
