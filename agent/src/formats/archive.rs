@@ -29,6 +29,18 @@
 //! together, bytes per member. Reaching one is an [`Event::Bound`], never an error: the walk
 //! reports what it saw. The `tar` crate reads GNU long names and PAX records whole; they are
 //! read through the same byte budget, so they cost at most that.
+//!
+//! # One walk for identification and assessment
+//! Identifying an archive ([`probe`]) needs the whole walk (an archive of ordinary files is told
+//! from a model archive only at its end), and so does its safety assessment. The probe records
+//! the walk ([`WalkRecord`]: every event in order, owned) and hands it over in the
+//! [`Detection`] ([`WalkHandoff`]); the assessment replays it instead of walking again. A
+//! record keeps the bytes of the model members (the assessment judges them) and of the small
+//! texts bundle judges read ([`Event::Other`]'s `text`), at most [`Bounds::member`] bytes in
+//! all: a walk that would keep more is not recorded, and the assessment walks the archive
+//! itself. A record so costs at most one member bound of memory more than a walk holds
+//! anyway (the member being read), and saves a second pass over up to [`Bounds::total`] bytes
+//! read and decompressed.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -81,6 +93,18 @@ pub fn bundle_marker(path: &str, data: &[u8]) -> Option<Bundle> {
     } else {
         None
     }
+}
+
+/// Largest member kept as a text for the bundle judges (manifests, configs, schemas, Python).
+pub const MAX_TEXT: usize = 1024 * 1024;
+/// Most text bytes kept in one walk.
+pub const MAX_TEXTS_TOTAL: usize = 16 * 1024 * 1024;
+
+/// Whether the bundle judges may read the member at `path`: Python modules, JSON and YAML
+/// configs, MLflow's `MLmodel`.
+pub fn is_bundle_text(path: &str) -> bool {
+    let inner = inner_path(path);
+    inner.ends_with(".py") || inner.ends_with(".json") || inner.ends_with(".yaml") || inner.ends_with("MLmodel")
 }
 
 /// Limits of one walk, all levels together.
@@ -186,8 +210,11 @@ pub enum Event<'a> {
     Other {
         /// Its path.
         path: &'a str,
-        /// Its bytes (at most [`Bounds::member`]).
-        data: &'a [u8],
+        /// The bundle it marks ([`bundle_marker`]).
+        bundle: Option<Bundle>,
+        /// Its bytes when it is a text bundle judges read ([`is_bundle_text`]) of at most
+        /// [`MAX_TEXT`] bytes, while the walk has kept less than [`MAX_TEXTS_TOTAL`].
+        text: Option<&'a [u8]>,
     },
     /// A bound was reached at `path`; `what` says which.
     Bound {
@@ -229,6 +256,8 @@ struct Walker<'v> {
     total: Cell<u64>,
     /// The visitor asked to stop, or the member bound was reached.
     stopped: Cell<bool>,
+    /// Text bytes handed out in [`Event::Other`] so far.
+    texts: Cell<usize>,
     /// Receives the events; returns `false` to stop.
     visit: std::cell::RefCell<&'v mut dyn FnMut(Event<'_>) -> bool>,
 }
@@ -502,7 +531,16 @@ impl Walker<'_> {
         }
         match container_of(&input) {
             Some(kind) => self.container(&input, kind, Some(path), depth + 1),
-            None => self.emit(Event::Other { path, data }),
+            None => {
+                let bundle = bundle_marker(path, data);
+                let kept = self.texts.get();
+                let text = (is_bundle_text(path) && data.len() <= MAX_TEXT && kept + data.len() <= MAX_TEXTS_TOTAL)
+                    .then(|| {
+                        self.texts.set(kept + data.len());
+                        data
+                    });
+                self.emit(Event::Other { path, bundle, text })
+            }
         }
     }
 }
@@ -515,9 +553,125 @@ pub fn walk(input: &ProbeInput<'_>, kind: Container, bounds: Bounds, visit: &mut
         members: Cell::new(0),
         total: Cell::new(0),
         stopped: Cell::new(false),
+        texts: Cell::new(0),
         visit: std::cell::RefCell::new(visit),
     };
     walker.container(input, kind, None, 1);
+}
+
+/// One event of a walk, owned ([`Event`] without the borrows).
+#[derive(Debug, Clone)]
+enum Kept {
+    /// [`Event::Model`].
+    Model { path: String, data: Vec<u8>, detection: Box<Detection> },
+    /// [`Event::Other`].
+    Other { path: String, bundle: Option<Bundle>, text: Option<Vec<u8>> },
+    /// [`Event::Bound`].
+    Bound { path: String, what: String },
+    /// [`Event::Damaged`].
+    Damaged { path: String, error: String },
+    /// [`Event::Hidden`].
+    Hidden { path: String },
+    /// [`Event::Renamed`].
+    Renamed { path: String, local_name: String },
+}
+
+/// A walk kept whole, to be replayed to a second reader (module doc).
+#[derive(Clone)]
+pub struct WalkRecord {
+    /// The events, in the order the walk met them.
+    events: Vec<Kept>,
+    /// Member bytes kept.
+    bytes: usize,
+    /// Most member bytes kept: the walk's [`Bounds::member`].
+    limit: usize,
+}
+
+impl std::fmt::Debug for WalkRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WalkRecord {{ {} events, {} bytes }}", self.events.len(), self.bytes)
+    }
+}
+
+impl WalkRecord {
+    /// An empty record of a walk within `bounds`.
+    fn new(bounds: Bounds) -> Self {
+        Self { events: Vec::new(), bytes: 0, limit: bounds.member }
+    }
+
+    /// Keeps `event`; `false` (the record is then incomplete and must be dropped) when its bytes
+    /// would take the record past its limit.
+    fn keep(&mut self, event: &Event<'_>) -> bool {
+        let kept = match event {
+            Event::Model { path, data, detection } => {
+                self.bytes += data.len();
+                Kept::Model { path: path.to_string(), data: data.to_vec(), detection: detection.clone() }
+            }
+            Event::Other { path, bundle, text } => {
+                self.bytes += text.map_or(0, <[u8]>::len);
+                Kept::Other { path: path.to_string(), bundle: *bundle, text: text.map(<[u8]>::to_vec) }
+            }
+            Event::Bound { path, what } => Kept::Bound { path: path.to_string(), what: what.clone() },
+            Event::Damaged { path, error } => Kept::Damaged { path: path.to_string(), error: error.clone() },
+            Event::Hidden { path } => Kept::Hidden { path: path.to_string() },
+            Event::Renamed { path, local_name } => {
+                Kept::Renamed { path: path.to_string(), local_name: local_name.to_string() }
+            }
+        };
+        if self.bytes > self.limit {
+            return false;
+        }
+        self.events.push(kept);
+        true
+    }
+
+    /// Calls `visit` with each event of the walk, in order, until it returns `false`: what
+    /// [`walk`] would call it with.
+    pub fn replay(&self, visit: &mut dyn FnMut(Event<'_>) -> bool) {
+        for kept in &self.events {
+            let event = match kept {
+                Kept::Model { path, data, detection } => Event::Model { path, data, detection: detection.clone() },
+                Kept::Other { path, bundle, text } => Event::Other { path, bundle: *bundle, text: text.as_deref() },
+                Kept::Bound { path, what } => Event::Bound { path, what: what.clone() },
+                Kept::Damaged { path, error } => Event::Damaged { path, error: error.clone() },
+                Kept::Hidden { path } => Event::Hidden { path },
+                Kept::Renamed { path, local_name } => Event::Renamed { path, local_name },
+            };
+            if !visit(event) {
+                return;
+            }
+        }
+    }
+}
+
+/// Hands a [`WalkRecord`] from identification to the assessment, once: taking it leaves the
+/// handoff empty, so a [`Detection`] kept after the assessment holds no member bytes. Clones
+/// share it. It is a cache, not part of what was detected: any two compare equal.
+#[derive(Clone, Default)]
+pub struct WalkHandoff(std::sync::Arc<std::sync::Mutex<Option<WalkRecord>>>);
+
+impl WalkHandoff {
+    fn put(record: WalkRecord) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(record))))
+    }
+
+    /// The record, if identification kept one and nobody took it yet.
+    pub fn take(&self) -> Option<WalkRecord> {
+        self.0.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+impl PartialEq for WalkHandoff {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for WalkHandoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().map(|r| r.is_some()).unwrap_or(false);
+        write!(f, "WalkHandoff({})", if held { "held" } else { "empty" })
+    }
 }
 
 /// Most member paths listed in the metadata's `contents`.
@@ -536,7 +690,11 @@ fn probe_within(input: &ProbeInput<'_>, bounds: Bounds) -> Result<Option<Detecti
     let mut md = ModelMetadata::default();
     let mut found = false;
     let mut bounded = false;
+    let mut record = Some(WalkRecord::new(bounds));
     walk(input, kind, bounds, &mut |event| {
+        if record.as_mut().is_some_and(|r| !r.keep(&event)) {
+            record = None;
+        }
         match event {
             Event::Model { path, detection, .. } => {
                 if md.contents.len() < MAX_LISTED {
@@ -544,12 +702,11 @@ fn probe_within(input: &ProbeInput<'_>, bounds: Bounds) -> Result<Option<Detecti
                 }
                 found = true;
             }
-            Event::Other { path, data } => {
-                if let Some(bundle) = bundle_marker(path, data) {
-                    md.extra.insert("bundle".into(), bundle.as_str().into());
-                    found = true;
-                }
+            Event::Other { bundle: Some(bundle), .. } => {
+                md.extra.insert("bundle".into(), bundle.as_str().into());
+                found = true;
             }
+            Event::Other { bundle: None, .. } => {}
             Event::Bound { .. } => bounded = true,
             Event::Hidden { .. } | Event::Renamed { .. } => found = true,
             Event::Damaged { .. } => {}
@@ -570,7 +727,11 @@ fn probe_within(input: &ProbeInput<'_>, bounds: Bounds) -> Result<Option<Detecti
         return Ok(None);
     }
     md.extra.insert("container".into(), kind.as_str().into());
-    Ok(Some(Detection { format: ModelFormat::Archive, metadata: md }))
+    let mut detection = Detection::new(ModelFormat::Archive, md);
+    if let Some(record) = record {
+        detection.walk = WalkHandoff::put(record);
+    }
+    Ok(Some(detection))
 }
 
 #[cfg(test)]
@@ -604,6 +765,51 @@ mod tests {
             true
         });
         out
+    }
+
+    #[test]
+    fn identification_hands_its_walk_over_once_and_replays_it_as_walked() {
+        for rel in ["hostile/nested_tgz_in_zip.zip", "hostile/zip_local_name_differs.zip", "benign/torchserve_ok.mar"] {
+            let bytes = fixture(&format!("safety/{rel}"));
+            let head = bytes.get(..bytes.len().min(HEAD_LEN)).unwrap_or_default();
+            let input = ProbeInput { source: &bytes.as_slice(), size: bytes.len() as u64, head, name: "x" };
+            let detection = probe(&input).unwrap().unwrap();
+            let shared = detection.clone();
+            let record = detection.walk.take().unwrap_or_else(|| panic!("{rel}: no record"));
+            assert!(shared.walk.take().is_none(), "{rel}: taken twice");
+            let mut replayed = Vec::new();
+            record.replay(&mut |e| {
+                replayed.push(match e {
+                    Event::Model { path, detection, .. } => format!("model {path} {}", detection.format),
+                    Event::Other { path, .. } => format!("other {path}"),
+                    Event::Bound { path, .. } => format!("bound {path}"),
+                    Event::Damaged { path, .. } => format!("damaged {path}"),
+                    Event::Hidden { path } => format!("hidden {path}"),
+                    Event::Renamed { path, local_name } => format!("renamed {path} {local_name}"),
+                });
+                true
+            });
+            assert_eq!(replayed, corpus(rel, BOUNDS), "{rel}");
+        }
+    }
+
+    #[test]
+    fn a_record_that_would_keep_more_than_one_member_bound_is_dropped() {
+        let mut record = WalkRecord::new(Bounds { member: 10, ..BOUNDS });
+        let detection = Box::new(Detection::bare(ModelFormat::Pickle));
+        let model = |data| Event::Model { path: "a.pkl", data, detection: detection.clone() };
+        assert!(record.keep(&model(b"12345678")));
+        assert!(record.keep(&Event::Other { path: "x.py", bundle: None, text: Some(b"12") }));
+        assert!(!record.keep(&model(b"1")));
+        // Through the probe: two pickles of 3 bytes each do not fit in 4.
+        let bytes = tar_of(&[("a.pkl", b"\x80\x02N."), ("b.pkl", b"\x80\x02N.")]);
+        let head = bytes.get(..bytes.len().min(HEAD_LEN)).unwrap_or_default();
+        let input = ProbeInput { source: &bytes.as_slice(), size: bytes.len() as u64, head, name: "t.tar" };
+        let small = Bounds { member: 6, ..BOUNDS };
+        let found = probe_within(&input, small).unwrap().unwrap();
+        assert!(found.walk.take().is_none());
+        let found = probe_within(&input, BOUNDS).unwrap().unwrap();
+        assert!(found.walk.take().is_some());
     }
 
     fn corpus(rel: &str, bounds: Bounds) -> Vec<String> {

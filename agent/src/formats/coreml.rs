@@ -118,7 +118,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         (Ok(true), Some(spec), true, Some(kind)) => {
             md.architecture = Some(kind.to_string());
             md.format_version = Some(spec.to_string());
-            Ok(Some(Detection { format: ModelFormat::Coreml, metadata: md }))
+            Ok(Some(Detection::new(ModelFormat::Coreml, md)))
         }
         (Err(e), _, _, _) if input.extension() == "mlmodel" => Err(e),
         _ => Ok(None),

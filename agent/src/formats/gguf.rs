@@ -481,7 +481,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         md.extra.insert("quantization_version".into(), v.into());
     }
     template_digests(&kv, &mut md);
-    Ok(Some(Detection { format: ModelFormat::Gguf, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Gguf, md)))
 }
 
 #[cfg(test)]

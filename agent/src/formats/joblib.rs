@@ -39,11 +39,11 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         // The sniff cut the stream: a pickle that was valid up to the cut still counts.
         Err(FormatError::Truncated { .. }) if plain.len() >= limits::MAX_SNIFF_DECOMPRESSED => {
             let md = super::ModelMetadata { compression: Some(scheme.into()), ..super::ModelMetadata::default() };
-            return Ok(Some(Detection { format: ModelFormat::Joblib, metadata: md }));
+            return Ok(Some(Detection::new(ModelFormat::Joblib, md)));
         }
         _ => return Ok(None),
     };
     let mut md = pickle::metadata(&summary);
     md.compression = Some(if offset > 0 { "zlib".into() } else { scheme.into() });
-    Ok(Some(Detection { format: ModelFormat::Joblib, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Joblib, md)))
 }

@@ -117,5 +117,5 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             md.extra.insert("weights_only".into(), true.into());
         }
     }
-    Ok(Some(Detection { format: ModelFormat::KerasH5, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::KerasH5, md)))
 }

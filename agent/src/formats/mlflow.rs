@@ -63,5 +63,5 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     }
     md.producer = Some("mlflow".into());
     md.architecture = md.contents.iter().find(|f| f.as_str() != "python_function").cloned();
-    Ok(Some(Detection { format: ModelFormat::Mlflow, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Mlflow, md)))
 }

@@ -192,12 +192,21 @@ pub struct Detection {
     pub format: ModelFormat,
     /// What the header tells.
     pub metadata: ModelMetadata,
+    /// An archive's walk, kept by identification for the safety assessment so that the
+    /// archive is walked once ([`archive::WalkHandoff`]); never serialised, never compared.
+    #[serde(skip)]
+    pub walk: archive::WalkHandoff,
 }
 
 impl Detection {
+    /// A detection of `format` with `metadata`.
+    pub fn new(format: ModelFormat, metadata: ModelMetadata) -> Self {
+        Self { format, metadata, walk: archive::WalkHandoff::default() }
+    }
+
     /// A detection with empty metadata.
     pub fn bare(format: ModelFormat) -> Self {
-        Self { format, metadata: ModelMetadata::default() }
+        Self::new(format, ModelMetadata::default())
     }
 }
 

@@ -142,7 +142,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             }
         }
     }
-    Ok(Some(Detection { format: ModelFormat::Numpy, metadata: metadata(&h) }))
+    Ok(Some(Detection::new(ModelFormat::Numpy, metadata(&h))))
 }
 
 /// Metadata of one array.

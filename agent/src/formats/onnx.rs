@@ -246,7 +246,7 @@ fn parse(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             md.extra.insert("external_locations".into(), locations.into());
         }
     }
-    Ok(Some(Detection { format: ModelFormat::Onnx, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Onnx, md)))
 }
 
 /// Identifies an ONNX model.

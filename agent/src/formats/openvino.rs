@@ -36,5 +36,5 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
         return Ok(None);
     }
     let md = ModelMetadata { name: attribute(tag, "name"), format_version: version, ..ModelMetadata::default() };
-    Ok(Some(Detection { format: ModelFormat::Openvino, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Openvino, md)))
 }

@@ -45,5 +45,5 @@ pub fn probe_legacy(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatE
             md.parameters = from_pickle.parameters;
         }
     }
-    Ok(Some(Detection { format: ModelFormat::PytorchLegacy, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::PytorchLegacy, md)))
 }

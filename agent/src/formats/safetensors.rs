@@ -119,7 +119,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             }
         }
     }
-    Ok(Some(Detection { format: ModelFormat::Safetensors, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Safetensors, md)))
 }
 
 #[cfg(test)]

@@ -82,5 +82,5 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     };
     md.extra.insert("meta_graphs".into(), graphs.into());
     md.extra.insert("tags".into(), tags.into_iter().collect::<Vec<_>>().into());
-    Ok(Some(Detection { format: ModelFormat::TfSavedmodel, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::TfSavedmodel, md)))
 }

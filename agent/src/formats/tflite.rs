@@ -65,5 +65,5 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
             md.producer = Some(String::from_utf8_lossy(&s).into_owned());
         }
     }
-    Ok(Some(Detection { format: ModelFormat::Tflite, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Tflite, md)))
 }

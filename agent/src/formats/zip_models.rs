@@ -55,7 +55,7 @@ fn pytorch(input: &ProbeInput<'_>, zip: &ZipArchive) -> Result<Option<Detection>
         md.tensor_count = from_pickle.tensor_count;
         md.parameters = from_pickle.parameters;
     }
-    Ok(Some(Detection { format: ModelFormat::Pytorch, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Pytorch, md)))
 }
 
 /// Tensor element types named by `torch.<Type>Storage` imports.
@@ -92,7 +92,7 @@ fn keras_v3(input: &ProbeInput<'_>, zip: &ZipArchive) -> Result<Option<Detection
         md.extra.insert("date_saved".into(), d.into());
     }
     md.contents = zip.members.iter().map(|m| m.name.clone()).take(64).collect();
-    Ok(Some(Detection { format: ModelFormat::KerasV3, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::KerasV3, md)))
 }
 
 fn npz(input: &ProbeInput<'_>, zip: &ZipArchive) -> Result<Option<Detection>, FormatError> {
@@ -122,7 +122,7 @@ fn npz(input: &ProbeInput<'_>, zip: &ZipArchive) -> Result<Option<Detection>, Fo
     if objects {
         md.extra.insert("object_dtype".into(), true.into());
     }
-    Ok(Some(Detection { format: ModelFormat::Numpy, metadata: md }))
+    Ok(Some(Detection::new(ModelFormat::Numpy, md)))
 }
 
 /// Identifies models stored as zip archives.

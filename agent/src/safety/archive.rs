@@ -18,13 +18,8 @@
 
 use super::policy::{classify, ImportClass, SAFE_BUILTINS};
 use super::{assess_with, pycode, SafetyReport, Verdict};
-use crate::formats::archive::{bundle_marker, container_of, inner_path, walk, Bounds, Bundle, Event, SEPARATOR};
+use crate::formats::archive::{container_of, inner_path, walk, Bounds, Bundle, Event, WalkRecord, SEPARATOR};
 use crate::formats::{ModelFormat, ProbeInput, HEAD_LEN};
-
-/// Largest member kept for the bundle judges (manifests, configs, schemas, Python sources).
-const MAX_TEXT: usize = 1024 * 1024;
-/// Most bytes kept in all.
-const MAX_TEXTS_TOTAL: usize = 16 * 1024 * 1024;
 
 /// Most hidden, renamed or damaged members listed one by one.
 const MAX_NOTED: usize = 32;
@@ -43,24 +38,23 @@ fn container_part(path: &str) -> &str {
     path.rsplit_once(SEPARATOR).map_or("", |(c, _)| c)
 }
 
-/// Whether the bundle judges may need this member.
-fn wanted(path: &str) -> bool {
-    let inner = inner_path(path);
-    inner.ends_with(".py") || inner.ends_with(".json") || inner.ends_with(".yaml") || inner.ends_with("MLmodel")
-}
-
 /// Assesses the archive `input` within `bounds` (a scan uses [`BOUNDS`]; fuzzing, smaller ones).
 pub fn assess_archive_within(input: &ProbeInput<'_>, bounds: Bounds) -> SafetyReport {
     let mut report = SafetyReport::default();
-    assess_archive(input, bounds, &mut report);
+    assess_archive(input, bounds, None, &mut report);
     report.finish()
 }
 
-/// Assesses every member of the archive `input` into `report`.
-pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mut SafetyReport) {
+/// Assesses every member of the archive `input` into `report`, from `walked` when
+/// identification recorded the walk (the archive is then not read again), else walking it.
+pub(super) fn assess_archive(
+    input: &ProbeInput<'_>,
+    bounds: Bounds,
+    walked: Option<WalkRecord>,
+    report: &mut SafetyReport,
+) {
     let Some(kind) = container_of(input) else { return };
     let mut texts: Vec<Text> = Vec::new();
-    let mut kept = 0usize;
     let mut bundles: Vec<(String, Bundle)> = Vec::new();
     let mut mlflow: Vec<String> = Vec::new();
     let no_siblings = |_: &str| Err(std::io::ErrorKind::NotFound.into());
@@ -68,7 +62,7 @@ pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mu
     // an archive of 10,000 overlapping entries would otherwise make 10,000 findings.
     let mut noted = 0usize;
     let mut unlisted = 0usize;
-    walk(input, kind, bounds, &mut |event| {
+    let mut visit = |event: Event<'_>| {
         if matches!(event, Event::Hidden { .. } | Event::Renamed { .. } | Event::Damaged { .. }) {
             noted += 1;
             if noted > MAX_NOTED {
@@ -86,12 +80,11 @@ pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mu
                 }
                 report.merge_at(assess_with(&inner, &detection, &no_siblings), path);
             }
-            Event::Other { path, data } => {
-                if let Some(bundle) = bundle_marker(path, data) {
+            Event::Other { path, bundle, text } => {
+                if let Some(bundle) = bundle {
                     bundles.push((container_part(path).to_string(), bundle));
                 }
-                if wanted(path) && data.len() <= MAX_TEXT && kept + data.len() <= MAX_TEXTS_TOTAL {
-                    kept += data.len();
+                if let Some(data) = text {
                     texts.push(Text { path: path.to_string(), data: data.to_vec() });
                 }
             }
@@ -119,7 +112,11 @@ pub(super) fn assess_archive(input: &ProbeInput<'_>, bounds: Bounds, report: &mu
             ),
         }
         true
-    });
+    };
+    match walked {
+        Some(record) => record.replay(&mut visit),
+        None => walk(input, kind, bounds, &mut visit),
+    }
     if unlisted > 0 {
         let detail = format!("{unlisted} more hidden, renamed or damaged members were not listed");
         report.add("bound_exceeded", "findings", &detail, Verdict::Suspicious, None);
@@ -162,6 +159,10 @@ fn python_findings(name: &str, location: Option<&str>, source: &[u8], why: &str,
     }
     if scan.cut {
         let detail = format!("source longer than {} bytes; only that much was read", pycode::MAX_SOURCE);
+        report.add("bound_exceeded", name, &detail, Verdict::Suspicious, location);
+    }
+    if scan.truncated {
+        let detail = format!("more than {} calls; the later ones were not judged", pycode::MAX_CALLS);
         report.add("bound_exceeded", name, &detail, Verdict::Suspicious, location);
     }
 }
@@ -322,6 +323,34 @@ mod tests {
             .map(|f| format!("{} {} @ {}", f.kind, f.subject, f.location.as_deref().unwrap_or("-")))
             .collect();
         (report.verdict, lines)
+    }
+
+    #[test]
+    fn the_walk_identification_hands_over_assesses_as_a_second_walk_would() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/safety");
+        let mut replayed = 0;
+        for dir in ["benign", "hostile"] {
+            let mut entries: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for path in entries.iter().filter(|p| p.is_file()) {
+                let bytes = std::fs::read(path).unwrap();
+                let head = bytes.get(..bytes.len().min(HEAD_LEN)).unwrap_or_default();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_lowercase();
+                let input = ProbeInput { source: &bytes.as_slice(), size: bytes.len() as u64, head, name: &name };
+                let Ok(Some(detection)) = crate::formats::identify(&input) else { continue };
+                if detection.format != ModelFormat::Archive {
+                    continue;
+                }
+                let walked = assess_archive_within(&input, BOUNDS);
+                let held = format!("{:?}", detection.walk);
+                let from_record = assess_with(&input, &detection, &|_| Err(std::io::ErrorKind::NotFound.into()));
+                assert_eq!(held, "WalkHandoff(held)", "{}", path.display());
+                assert_eq!(format!("{:?}", detection.walk), "WalkHandoff(empty)", "{}", path.display());
+                assert_eq!(from_record, walked, "{}", path.display());
+                replayed += 1;
+            }
+        }
+        assert!(replayed >= 20, "{replayed} archives in the corpus");
     }
 
     #[test]

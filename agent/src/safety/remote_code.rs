@@ -9,10 +9,19 @@
 //! null]` (slow and fast class, either may be null). Every module named gets one `remote_code`
 //! finding, `suspicious` by itself. Configs are read whole up to [`MAX_CONFIG_BYTES`] (a larger
 //! one is a `bound_exceeded` finding) and parsed by `serde_json`, whose recursion limit (128
-//! levels) bounds the depth. The module's source (and the
-//! modules it imports relatively, `from .configuration_foo import …`, at most [`MAX_MODULES`]
-//! files of at most [`MAX_SOURCE_BYTES`] each) is scanned line by line ([`scan_python`]); the
-//! finding is `dangerous` when the scan finds any of:
+//! levels) bounds the depth.
+//!
+//! # Judging the modules
+//! The module's source (and the modules it imports relatively, `from .configuration_foo import
+//! …`, at most [`MAX_MODULES`] files of at most [`MAX_SOURCE_BYTES`] each) is read by the one
+//! Python scanner, [`pycode::scan`] (strings and comments blanked, imports and aliases
+//! resolved, each call marked as running at import or inside a `def`/`lambda`), and judged here
+//! ([`judge_python`]). `pycode` judges the same scan for bundled handlers, which only run at
+//! import; remote-code modules also run when their classes are instantiated, so most rules here
+//! hold anywhere in the file. Every module and function these rules list is one
+//! [`super::policy::classify`] denies (a test checks it; the `.write_text`/`.write_bytes`
+//! methods of any value aside): the lists only narrow the policy to what ordinary modeling code
+//! never needs. The finding is `dangerous` when the scan finds any of:
 //!
 //! 1. anywhere in the file, an import of a process, network or code-loading module
 //!    ([`DANGEROUS_MODULES`]: `subprocess`, `socket`, `requests`, `urllib`, `http`, …), or of a
@@ -20,19 +29,22 @@
 //! 2. anywhere in the file, a call of `eval(`, `exec(`, `__import__(`, `compile(`, or of a process
 //!    function of `os` (`os.system(`, `os.popen(`, `os.exec*(`, `os.spawn*(`, `os.fork(`, …),
 //!    also through an alias (`import os as o` then `o.system(`);
-//! 3. in a top-level statement (one that starts at column 0, continuation lines included: it
-//!    runs when the module is imported), a file-system write: `open(` with a mode literal holding
-//!    `w`, `a`, `x` or `+`, `os.remove(`/`unlink(`/`rmdir(`/`removedirs(`/`rename(`/`replace(`/
-//!    `chmod(`, `shutil.rmtree(`/`move(`/`copy…(`, `.write_text(`/`.write_bytes(`.
+//! 3. in a statement that runs when the module is imported (module level, class bodies and
+//!    top-level blocks, continuation lines included; not a `def` or `lambda` body, nor an
+//!    `if __name__ == "__main__":` block), a
+//!    file-system write: `open(` with a mode literal holding `w`, `a`, `x` or `+`,
+//!    `os.remove(`/`unlink(`/`rmdir(`/`removedirs(`/`rename(`/`replace(`/`chmod(`,
+//!    `shutil.rmtree(`/`move(`/`copy…(`, `.write_text(`/`.write_bytes(`.
 //!
 //! Deliberately not flagged: `import os`, `import sys`, `import importlib`, `from shutil import
 //! copyfile` (ordinary tokenizers use `os.path` and copy their vocabulary in `save_vocabulary`)
 //! and writes inside functions. Comments and string literals (docstrings included) are skipped;
-//! method calls (`model.eval()`) are not bare calls.
+//! method calls (`model.eval()`) are not bare calls. A module with more calls than the scanner
+//! keeps ([`pycode::MAX_CALLS`]) says so in its finding's detail.
 
 use serde_json::Value;
 
-use super::{SafetyReport, Verdict};
+use super::{pycode, SafetyReport, Verdict};
 
 /// The config files whose `auto_map` `transformers` follows.
 pub const CONFIG_FILES: &[&str] = &[
@@ -107,27 +119,28 @@ pub const OS_PROCESS: &[&str] = &[
     "killpg",
 ];
 
-/// Bare builtins that run code from strings.
+/// Builtins that run code from strings (`builtins.<name>`).
 const EVAL_CALLS: &[&str] = &["eval", "exec", "__import__", "compile"];
 
-/// Top-level file-system writes (attribute calls).
+/// File-system writes when called at import (resolved callees).
 const FS_WRITE_CALLS: &[&str] = &[
-    "os.remove(",
-    "os.unlink(",
-    "os.rmdir(",
-    "os.removedirs(",
-    "os.rename(",
-    "os.replace(",
-    "os.chmod(",
-    "shutil.rmtree(",
-    "shutil.move(",
-    "shutil.copy(",
-    "shutil.copy2(",
-    "shutil.copyfile(",
-    "shutil.copytree(",
-    ".write_text(",
-    ".write_bytes(",
+    "os.remove",
+    "os.unlink",
+    "os.rmdir",
+    "os.removedirs",
+    "os.rename",
+    "os.replace",
+    "os.chmod",
+    "shutil.rmtree",
+    "shutil.move",
+    "shutil.copy",
+    "shutil.copy2",
+    "shutil.copyfile",
+    "shutil.copytree",
 ];
+
+/// File-system writes when called at import as methods of any value (`path.write_text(`).
+const FS_WRITE_METHODS: &[&str] = &["write_text", "write_bytes"];
 
 /// One class reference of an `auto_map`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,293 +212,119 @@ pub struct PythonScan {
     /// Modules imported relatively (`from .configuration_foo import …`), as relative paths
     /// without `.py` (`configuration_foo`, `sub/mod`); the first [`MAX_MODULES`].
     pub relative: Vec<String>,
+    /// The file had more calls or imports than the scanner keeps; the later ones were not judged.
+    pub cut: bool,
 }
 
-/// One logical line of code: its text with string literals replaced by `""`, the literals, the
-/// line number it starts on and whether it is a top-level statement.
-struct Line {
-    code: String,
-    literals: Vec<String>,
-    number: usize,
-    top: bool,
-}
-
-/// Splits Python source into code lines, dropping comments and string contents (kept aside).
-fn lines(src: &str) -> Vec<Line> {
-    let mut out = Vec::new();
-    let mut cur = Line { code: String::new(), literals: Vec::new(), number: 1, top: false };
-    let mut at_line_start = true;
-    let mut depth = 0usize;
-    let mut number = 1usize;
-    let mut chars = src.chars().peekable();
-    let mut continued = false;
-    while let Some(c) = chars.next() {
-        if at_line_start {
-            at_line_start = false;
-            if depth == 0 && !continued {
-                if !cur.code.trim().is_empty() {
-                    out.push(std::mem::replace(
-                        &mut cur,
-                        Line { code: String::new(), literals: Vec::new(), number, top: false },
-                    ));
-                } else {
-                    cur.number = number;
-                    cur.literals.clear();
-                    cur.code.clear();
-                }
-                cur.top = !c.is_whitespace();
-            }
-            continued = false;
-        }
-        match c {
-            '\n' => {
-                number += 1;
-                at_line_start = true;
-                cur.code.push(' ');
-            }
-            '#' => {
-                while chars.peek().is_some_and(|&n| n != '\n') {
-                    chars.next();
-                }
-            }
-            '\\' if chars.peek() == Some(&'\n') => {
-                continued = true;
-            }
-            '(' | '[' | '{' => {
-                depth = depth.saturating_add(1);
-                cur.code.push(c);
-            }
-            ')' | ']' | '}' => {
-                depth = depth.saturating_sub(1);
-                cur.code.push(c);
-            }
-            '"' | '\'' => {
-                let triple = {
-                    let mut look = chars.clone();
-                    look.next() == Some(c) && look.next() == Some(c)
-                };
-                if triple {
-                    chars.next();
-                    chars.next();
-                }
-                let mut lit = String::new();
-                while let Some(n) = chars.next() {
-                    if n == '\\' {
-                        if let Some(e) = chars.next() {
-                            if e == '\n' {
-                                number += 1;
-                            }
-                            lit.push(e);
-                        }
-                        continue;
-                    }
-                    if n == '\n' {
-                        number += 1;
-                        if !triple {
-                            at_line_start = true;
-                            break;
-                        }
-                    }
-                    if n == c {
-                        if !triple {
-                            break;
-                        }
-                        let mut look = chars.clone();
-                        if look.next() == Some(c) && look.next() == Some(c) {
-                            chars.next();
-                            chars.next();
-                            break;
-                        }
-                    }
-                    if lit.len() < 64 {
-                        lit.push(n);
-                    }
-                }
-                cur.code.push_str("\"\"");
-                cur.literals.push(lit);
-            }
-            c => cur.code.push(c),
-        }
-    }
-    if !cur.code.trim().is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-/// Whether `code` calls the bare function `name` (not a method, not part of a longer name).
-fn calls_bare(code: &str, name: &str) -> bool {
-    let pat = format!("{name}(");
-    let mut from = 0;
-    while let Some(i) = code.get(from..).and_then(|s| s.find(&pat)) {
-        let at = from + i;
-        let before = code.get(..at).and_then(|s| s.chars().next_back());
-        let ok = !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == '_' || b == '.');
-        // `def eval(` defines a method of that name; it calls nothing.
-        let def = code.get(..at).is_some_and(|s| s.trim_end().ends_with("def"));
-        if ok && !def {
-            return true;
-        }
-        from = at + pat.len();
-    }
-    false
-}
-
-/// The process function of `os` that `code` calls as `<alias>.<f>(` for one of `aliases` (the
-/// names `os`, `posix` or `nt` are bound to), if any.
-fn os_process_call(code: &str, aliases: &[String]) -> Option<String> {
-    for alias in aliases {
-        if !code.contains(&format!("{alias}.")) {
-            continue;
-        }
-        for f in OS_PROCESS {
-            let pat = format!("{alias}.{f}(");
-            let called = code.match_indices(&pat).any(|(i, _)| {
-                !code
-                    .get(..i)
-                    .and_then(|s| s.chars().next_back())
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == '_' || b == '.')
-            });
-            if called {
-                return Some(format!("{alias}.{f}"));
-            }
-        }
-    }
-    None
-}
-
-/// The names `import os`, `import os as o` (and `posix`, `nt`) bind in one line.
-fn os_aliases(code: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for stmt in code.split(';') {
-        let Some(rest) = stmt.trim().strip_prefix("import ") else { continue };
-        for part in rest.split(',') {
-            let words: Vec<&str> = part.split_whitespace().collect();
-            let bound = match words.as_slice() {
-                [m] => Some(*m).filter(|m| ["os", "posix", "nt"].contains(m)),
-                [m, "as", alias] if ["os", "posix", "nt"].contains(m) => Some(*alias),
-                _ => None,
-            };
-            if let Some(b) = bound.filter(|b| is_identifier(b)) {
-                out.push(b.to_string());
-            }
-        }
-    }
-    out
-}
-
-fn top_package(module: &str) -> &str {
-    module.split('.').next().unwrap_or(module).trim()
-}
-
-/// The import statements of one line: `(module, names)`; relative modules keep their dots.
-fn imports(code: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    for stmt in code.split(';') {
-        let stmt = stmt.trim();
-        if let Some(rest) = stmt.strip_prefix("import ") {
-            for part in rest.split(',') {
-                let module = part.split_whitespace().next().unwrap_or_default();
-                if !module.is_empty() {
-                    out.push((module.to_string(), Vec::new()));
-                }
-            }
-        } else if let Some(rest) = stmt.strip_prefix("from ") {
-            if let Some((module, names)) = rest.split_once(" import ") {
-                let names = names
-                    .trim_matches(|c: char| c == '(' || c == ')' || c.is_whitespace())
-                    .split(',')
-                    .filter_map(|n| n.split_whitespace().next())
-                    .map(|n| n.trim_matches(|c| c == '(' || c == ')').to_string())
-                    .collect();
-                out.push((module.trim().to_string(), names));
-            }
-        }
-    }
-    out
-}
-
-/// Scans Python source for the constructs of the module doc. Never fails: undecodable bytes
-/// are replaced, and the scan is linear in the input.
+/// Scans Python source for the constructs of the module doc: one [`pycode::scan`], judged by
+/// [`judge_python`]. Never fails: undecodable bytes are replaced, and the scan is linear in the
+/// input.
 pub fn scan_python(src: &[u8]) -> PythonScan {
-    let text = String::from_utf8_lossy(src);
-    let mut scan = PythonScan::default();
-    let mut aliases: Vec<String> = ["os", "posix", "nt"].iter().map(|a| a.to_string()).collect();
-    let hit = |scan: &mut PythonScan, n: usize, what: String| {
-        if scan.hits.len() >= MAX_HITS {
-            return;
-        }
-        let h = format!("line {n}: {what}");
-        if !scan.hits.contains(&h) {
-            scan.hits.push(h);
-        }
+    judge_python(&pycode::scan(src))
+}
+
+/// Records `what` at `line` unless it is there already or [`MAX_HITS`] are.
+fn hit(hits: &mut Vec<(usize, String)>, line: usize, what: String) {
+    if hits.len() < MAX_HITS && !hits.iter().any(|(l, w)| *l == line && *w == what) {
+        hits.push((line, what));
+    }
+}
+
+/// The relative module path of `from .a.b import ...` (`a/b`), or of each name of `from . import
+/// a, b`; nothing for a parent package or a name that is not an identifier.
+fn relative_paths(import: &pycode::Import) -> Vec<String> {
+    let Some(rel) = import.module.strip_prefix('.') else { return Vec::new() };
+    let rel = rel.trim_start_matches('.');
+    if rel.is_empty() {
+        // `from . import a, b`: sibling modules.
+        return import.names.iter().map(|n| n.name.clone()).filter(|n| is_identifier(n)).collect();
+    }
+    if rel.split('.').all(is_identifier) && rel.split('.').count() <= 4 {
+        return vec![rel.replace('.', "/")];
+    }
+    Vec::new()
+}
+
+/// The hit of one import: rule 1 of the module doc.
+fn import_hit(import: &pycode::Import) -> Vec<String> {
+    let module = import.module.as_str();
+    let top = module.split('.').next().unwrap_or(module).trim();
+    if DANGEROUS_MODULES.contains(&top) {
+        return vec![format!("imports {module}")];
+    }
+    let picked: &[&str] = match top {
+        "os" | "posix" | "nt" => OS_PROCESS,
+        "builtins" => EVAL_CALLS,
+        _ => return Vec::new(),
     };
-    for line in lines(&text) {
-        let code = line.code.as_str();
-        for alias in os_aliases(code) {
-            if !aliases.contains(&alias) && aliases.len() < 16 {
-                aliases.push(alias);
+    import
+        .names
+        .iter()
+        .filter(|n| picked.contains(&n.name.as_str()))
+        .map(|n| format!("imports {module}.{}", n.name))
+        .collect()
+}
+
+/// The hit of one call: rules 2 and 3 of the module doc.
+fn call_hit(call: &pycode::Call) -> Option<String> {
+    let callee = call.callee.as_str();
+    let (head, name) = callee.rsplit_once('.').unwrap_or(("", callee));
+    // Rule 2, anywhere: code from strings and process functions of `os`.
+    if head == "builtins" && EVAL_CALLS.contains(&name) {
+        return Some(format!("calls {name}()"));
+    }
+    if matches!(head, "os" | "posix" | "nt") && OS_PROCESS.contains(&name) {
+        return Some(format!("calls {callee}()"));
+    }
+    if !call.at_import {
+        return None;
+    }
+    // Rule 3, when the module is imported: file-system writes.
+    if let Some(mode) = &call.open_mode {
+        let write =
+            mode.len() <= 3 && mode.chars().all(|c| "rwxabt+".contains(c)) && mode.chars().any(|c| "wax+".contains(c));
+        return write.then(|| "opens a file for writing at module level".to_string());
+    }
+    let write = FS_WRITE_CALLS.contains(&callee) || (!head.is_empty() && FS_WRITE_METHODS.contains(&name));
+    let shown = if FS_WRITE_CALLS.contains(&callee) { callee } else { name };
+    write.then(|| format!("calls {shown}() at module level"))
+}
+
+/// Judges one [`pycode::scan`] by the rules of the module doc.
+pub fn judge_python(scan: &pycode::PythonScan) -> PythonScan {
+    let mut out = PythonScan { cut: scan.truncated, ..PythonScan::default() };
+    // Imports and calls are each in line order; the first hits of each, merged, are the first
+    // hits of the file.
+    let mut from_imports = Vec::new();
+    for import in &scan.imports {
+        for rel in relative_paths(import) {
+            if !out.relative.contains(&rel) && out.relative.len() < MAX_MODULES {
+                out.relative.push(rel);
             }
         }
-        for (module, names) in imports(code) {
-            if let Some(rel) = module.strip_prefix('.') {
-                let rel = rel.trim_start_matches('.');
-                if rel.is_empty() {
-                    // `from . import a, b`: sibling modules.
-                    for n in &names {
-                        if is_identifier(n) && !scan.relative.contains(n) && scan.relative.len() < MAX_MODULES {
-                            scan.relative.push(n.clone());
-                        }
-                    }
-                } else if rel.split('.').all(is_identifier) && rel.split('.').count() <= 4 {
-                    let path = rel.replace('.', "/");
-                    if !scan.relative.contains(&path) && scan.relative.len() < MAX_MODULES {
-                        scan.relative.push(path);
-                    }
-                }
-                continue;
-            }
-            let top = top_package(&module);
-            if DANGEROUS_MODULES.contains(&top) {
-                hit(&mut scan, line.number, format!("imports {module}"));
-            } else if top == "os" || top == "posix" || top == "nt" {
-                for n in names.iter().filter(|n| OS_PROCESS.contains(&n.as_str())) {
-                    hit(&mut scan, line.number, format!("imports {module}.{n}"));
-                }
-            } else if top == "builtins" {
-                for n in names.iter().filter(|n| EVAL_CALLS.contains(&n.as_str())) {
-                    hit(&mut scan, line.number, format!("imports builtins.{n}"));
-                }
-            }
-        }
-        for f in EVAL_CALLS {
-            if calls_bare(code, f) {
-                hit(&mut scan, line.number, format!("calls {f}()"));
-            }
-        }
-        if let Some(f) = os_process_call(code, &aliases) {
-            hit(&mut scan, line.number, format!("calls {f}()"));
-        }
-        if line.top {
-            if calls_bare(code, "open") {
-                let write = line.literals.iter().any(|l| {
-                    !l.is_empty()
-                        && l.len() <= 3
-                        && l.chars().all(|c| "rwxabt+".contains(c))
-                        && l.chars().any(|c| "wax+".contains(c))
-                });
-                if write {
-                    hit(&mut scan, line.number, "opens a file for writing at module level".into());
-                }
-            }
-            for w in FS_WRITE_CALLS {
-                if code.contains(w) {
-                    hit(&mut scan, line.number, format!("calls {}) at module level", w.trim_start_matches('.')));
-                }
-            }
+        for what in import_hit(import) {
+            hit(&mut from_imports, import.line, what);
         }
     }
-    scan
+    let mut from_calls = Vec::new();
+    for call in &scan.calls {
+        if from_calls.len() >= MAX_HITS {
+            break;
+        }
+        if let Some(what) = call_hit(call) {
+            hit(&mut from_calls, call.line, what);
+        }
+    }
+    let mut hits = from_imports;
+    hits.extend(from_calls);
+    hits.sort_by_key(|(line, _)| *line);
+    for (line, what) in hits {
+        let h = format!("line {line}: {what}");
+        if out.hits.len() < MAX_HITS && !out.hits.contains(&h) {
+            out.hits.push(h);
+        }
+    }
+    out
 }
 
 /// Reads a file of the model's directory by its relative path (no symlink followed), at most
@@ -602,6 +441,8 @@ fn module_findings(
                 }
                 let cut = if o.size > o.data.len() as u64 {
                     format!(" (only the first {MAX_SOURCE_BYTES} bytes scanned)")
+                } else if scan.cut {
+                    format!(" (only the first {} calls judged)", pycode::MAX_CALLS)
                 } else {
                     String::new()
                 };
@@ -706,6 +547,39 @@ open('/tmp/x', 'w').write('y')\nos.system('id')\n";
         ]
         .join("\n");
         assert!(scan_python(torch_only.as_bytes()).hits.is_empty());
+    }
+
+    #[test]
+    fn every_listed_name_is_one_the_policy_denies() {
+        use crate::safety::pycode::judge;
+        for m in DANGEROUS_MODULES {
+            assert!(judge(m).is_some(), "{m}");
+        }
+        for f in OS_PROCESS {
+            assert!(judge(&format!("os.{f}")).is_some(), "os.{f}");
+        }
+        for f in EVAL_CALLS {
+            assert!(judge(&format!("builtins.{f}")).is_some(), "builtins.{f}");
+        }
+        for f in FS_WRITE_CALLS {
+            assert!(judge(f).is_some(), "{f}");
+        }
+        assert!(judge("builtins.open").is_some());
+    }
+
+    #[test]
+    fn module_level_means_whatever_runs_at_import() {
+        // A write in a class body or a top-level block runs at import; one in a lambda does not.
+        let s = scan_python(b"import shutil as sh\nclass A:\n    sh.rmtree('/x')\nif True:\n    open('p', mode='w')\n");
+        assert_eq!(
+            s.hits,
+            ["line 3: calls shutil.rmtree() at module level", "line 5: opens a file for writing at module level"]
+        );
+        let s = scan_python(b"save = lambda p: p.write_text('x')\nread = open('p', 'r')\n");
+        assert!(s.hits.is_empty(), "{:?}", s.hits);
+        // Process and eval calls count in function and lambda bodies too.
+        let s = scan_python(b"import os as o\ndef f():\n    o.popen('id')\ng = lambda: exec('x')\n");
+        assert_eq!(s.hits, ["line 3: calls os.popen()", "line 4: calls exec()"]);
     }
 
     fn fake_dir(files: Vec<(&'static str, &'static str)>) -> impl Fn(&str, u64) -> Result<Option<ReadOutcome>, String> {

@@ -50,7 +50,10 @@ pub fn assess_with(input: &ProbeInput<'_>, detection: &Detection, siblings: Sibl
         ModelFormat::KerasV3 => keras_v3(input, &mut report),
         ModelFormat::TfSavedmodel => savedmodel(siblings, input, &mut report),
         ModelFormat::Mlflow => mlflow(detection, &mut report),
-        ModelFormat::Archive => super::archive::assess_archive(input, crate::formats::archive::BOUNDS, &mut report),
+        ModelFormat::Archive => {
+            let walked = detection.walk.take();
+            super::archive::assess_archive(input, crate::formats::archive::BOUNDS, walked, &mut report)
+        }
     }
     report.finish()
 }

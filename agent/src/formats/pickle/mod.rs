@@ -869,7 +869,7 @@ pub fn probe(input: &ProbeInput<'_>) -> Result<Option<Detection>, FormatError> {
     } else {
         ModelFormat::Pickle
     };
-    Ok(Some(Detection { format, metadata: md }))
+    Ok(Some(Detection::new(format, md)))
 }
 
 /// Modules whose classes are plumbing rather than the model's own type.
