@@ -33,7 +33,7 @@ enum Command {
         /// Print one JSON document (docs/scan-json.md) instead of a table.
         #[arg(long)]
         json: bool,
-        /// Directory for the hash cache (default /var/lib/aiscout for root, else ~/.local/state/aiscout).
+        /// Directory for the hash cache (default /var/cache/aiscout for root, else ~/.local/state/aiscout).
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
         /// Do not read or write the hash cache.

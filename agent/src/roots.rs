@@ -44,6 +44,7 @@ pub const DEFAULT_EXCLUDED_PATHS: &[&str] = &[
     "/var/lib/docker/overlay2",
     "/var/lib/containers/storage/overlay",
     "/var/lib/aiscout",
+    "/var/cache/aiscout",
 ];
 
 /// File system types that hold no files worth scanning.

@@ -86,12 +86,13 @@ pub fn default_threads() -> usize {
     num_cpus::get().clamp(1, 8)
 }
 
-/// The default state directory of `aiscout-agent scan` (its hash cache): `/var/lib/aiscout` for
-/// root, else `$XDG_STATE_HOME/aiscout` or `~/.local/state/aiscout`. The daemon's is
-/// `state_dir` in its configuration.
+/// The default state directory of `aiscout-agent scan` (its hash cache): `/var/cache/aiscout`
+/// for root, else `$XDG_STATE_HOME/aiscout` or `~/.local/state/aiscout`. The daemon's is
+/// `state_dir` in its configuration (`/var/lib/aiscout`), never shared: a root scan there would
+/// leave a root-owned cache the packaged daemon, running as its own user, cannot open.
 pub fn default_scan_state_dir() -> Option<PathBuf> {
     if rustix::process::geteuid().is_root() {
-        return Some(PathBuf::from("/var/lib/aiscout"));
+        return Some(PathBuf::from("/var/cache/aiscout"));
     }
     if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
         return Some(PathBuf::from(x).join("aiscout"));
@@ -366,4 +367,17 @@ fn walk_roots(
         c.flush();
     }
     Ok(markers)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_scan_never_shares_the_daemons_state_directory() {
+        let daemon = crate::config::Config::default().state_dir;
+        let scan = super::default_scan_state_dir();
+        assert_ne!(scan.as_deref(), Some(daemon.as_path()));
+        if rustix::process::geteuid().is_root() {
+            assert_eq!(scan, Some(std::path::PathBuf::from("/var/cache/aiscout")));
+        }
+    }
 }
