@@ -33,6 +33,7 @@
 //!   command lines, environments, MCP configurations and URLs, judging values, not only names.
 //! - [`output`]: the human-readable table and progress bar.
 //! - [`log_once`]: messages a daemon would repeat every cycle, logged once and on change.
+//! - [`update`]: signed self-update: check the release channel, verify, download, stage.
 //!
 //! This file: tracing setup and the clock ([`now_ms`]).
 
@@ -55,6 +56,7 @@ pub mod scan;
 pub mod spool;
 pub mod state_dir;
 pub mod throttle;
+pub mod update;
 pub mod walk;
 
 /// Milliseconds since the Unix epoch, now (0 if the clock is before it).

@@ -95,6 +95,15 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Check the release channel now and stage the release this agent should take (signed
+    /// self-update, docs/rollout.md): verify the signed metadata, download, check the digest,
+    /// extract and smoke-test. Exit 0 when a release was staged or there is nothing to take, 1
+    /// when the metadata or the archive was refused, 2 on any other error.
+    Update {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Show the daemon's health from its status file: whether it runs, is enrolled, when it
     /// last inventoried and sent, the spool's level. Exit 0 when healthy, 1 when there is a
     /// problem (each is printed), 2 when there is no status to read.
@@ -225,7 +234,39 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config: path, json } => status(&path, json),
+        Command::Update { config: path } => update(&path),
     }
+}
+
+/// `aiscout-agent update`.
+fn update(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use aiscout_agent::update::{self, CheckOutcome, UpdateError};
+    let config = match Config::load_validated(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(config::EXIT_INVALID_CONFIG));
+        }
+    };
+    let state = aiscout_agent::state_dir::StateDir::open(&config.state_dir)?;
+    let Some(enrolled) = aiscout_agent::fleet::credentials::load(&state)? else {
+        anyhow::bail!("not enrolled: run the agent once first (state directory {})", config.state_dir.display());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut out = std::io::stdout().lock();
+    match runtime.block_on(update::check_and_stage(&config, path, &state, &enrolled)) {
+        Ok(CheckOutcome::NothingPublished) => writeln!(out, "channel {}: nothing published", config.update.channel)?,
+        Ok(CheckOutcome::Stay { sequence }) => {
+            writeln!(out, "channel {} sequence {sequence}: nothing to take now", config.update.channel)?;
+        }
+        Ok(CheckOutcome::Staged { version, binary }) => writeln!(out, "staged {version}: {}", binary.display())?,
+        Err(e @ (UpdateError::Refused(_) | UpdateError::Archive { .. } | UpdateError::Smoke { .. })) => {
+            eprintln!("aiscout-agent: refused: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `aiscout-agent status`.

@@ -17,6 +17,7 @@
 //! .tls.new/     a new tls/ being prepared; renamed over tls/ when whole  crate::fleet::credentials
 //! install.key   32 random bytes in hex, made once                        crate::fleet::host_identity
 //! status.json   the daemon's health, replaced whole                      crate::fleet::status
+//! update/       release channel state and staged versions                crate::update
 //! ```
 //! `aiscout-agent scan` uses only `cache/` (in its own state directory, `--state-dir`).
 //!
@@ -100,6 +101,11 @@ impl StateDir {
     /// The install key file.
     pub fn install_key(&self) -> PathBuf {
         self.root.join("install.key")
+    }
+
+    /// The updater's directory (state and staged versions).
+    pub fn update(&self) -> PathBuf {
+        self.root.join("update")
     }
 
     /// The daemon's status file.
@@ -256,6 +262,7 @@ mod tests {
             (state.tls_staging(), ".tls.new"),
             (state.install_key(), "install.key"),
             (state.status(), "status.json"),
+            (state.update(), "update"),
         ];
         for (path, name) in parts {
             assert_eq!(path, root.join(name));

@@ -1,11 +1,13 @@
 //! The release channel as agents see it: the collector serves the metadata the release
 //! manager signed and the archives it names, by digest, to enrolled agents only; what arrives
-//! verifies against the release key and matches the archive byte for byte.
+//! verifies against the release key and matches the archive byte for byte; `aiscout-agent
+//! update` stages only a release that was signed, whose archive has the signed digest and whose
+//! binary passes its smoke test, and refuses another key's document, a replay and an expired one.
 
 use std::process::Command;
 
-use aiscout_e2e::fleet::{assert_ok, run_once, Collector};
-use aiscout_e2e::{collector_bin, fixtures_dir};
+use aiscout_e2e::fleet::{assert_ok, run_once, AgentOptions, Collector};
+use aiscout_e2e::{agent_bin, collector_bin, fixtures_dir};
 use aiscout_proto::release;
 use aiscout_proto::v1::{self, inventory_client::InventoryClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -144,4 +146,118 @@ fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     });
+}
+
+/// A gzip-compressed tar holding `aiscout-agent`: a stand-in binary that reports `version`
+/// and accepts any configuration (the updater's smoke test runs it).
+fn agent_archive(dir: &std::path::Path, name: &str, version: &str) -> std::path::PathBuf {
+    let src = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(&src).unwrap();
+    let bin = src.join("aiscout-agent");
+    std::fs::write(&bin, format!("#!/bin/sh\n[ \"$1\" = --version ] && echo 'aiscout-agent {version}'\nexit 0\n"))
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = dir.join(format!("{name}.tar.gz"));
+    let ok = Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&src).arg("aiscout-agent").status().unwrap();
+    assert!(ok.success());
+    archive
+}
+
+#[test]
+fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
+    let offline = tempfile::tempdir().unwrap();
+    let key = offline.path().join("release.key");
+    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
+    let other_key = offline.path().join("other.key");
+    release_cli(&["keygen", "--out", other_key.to_str().unwrap()]);
+    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
+    let options = AgentOptions {
+        extra_toml: format!("[update]\nenabled = true\npublic_keys = [\"{public}\"]\n"),
+        ..AgentOptions::default()
+    };
+    let config = c.agent_with("u", &[root.path()], &c.token_file("token", &[]), &options);
+    assert_ok(&run_once(&config));
+    let update = || {
+        let out = Command::new(agent_bin()).args(["update", "--config"]).arg(&config).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), text)
+    };
+    let (code, text) = update();
+    assert_eq!((code, text.trim()), (Some(0), "channel stable: nothing published"));
+
+    let sign = |with: &std::path::Path, sequence: u64, archive: &std::path::Path, version: &str, valid: &str| {
+        let out = offline.path().join(format!("m-{sequence}.json"));
+        release_cli(&[
+            "sign",
+            "--key",
+            with.to_str().unwrap(),
+            "--archive",
+            archive.to_str().unwrap(),
+            "--release-version",
+            version,
+            "--sequence",
+            &sequence.to_string(),
+            "--valid-for",
+            valid,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        out
+    };
+    let served = c.dir.path().join("data/releases/stable.json");
+    let v2 = agent_archive(offline.path(), "v2", "9.9.9");
+    let first = sign(&key, 1, &v2, "9.9.9", "30d");
+    c.command(&["release", "publish", "--metadata", first.to_str().unwrap(), "--archive", v2.to_str().unwrap()]);
+
+    // The archive the collector serves is not the one signed: refused, nothing staged.
+    let sha = String::from_utf8_lossy(&Command::new("sha256sum").arg(&v2).output().unwrap().stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let blob = c.dir.path().join("data/releases/blobs").join(&sha);
+    let good = std::fs::read(&blob).unwrap();
+    std::fs::write(&blob, good.iter().rev().copied().collect::<Vec<u8>>()).unwrap();
+    let (code, text) = update();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("is not the signed"), "{text}");
+    std::fs::write(&blob, &good).unwrap();
+
+    // The signed release is staged.
+    let (code, text) = update();
+    assert_eq!(code, Some(0), "{text}");
+    let staged = c.state_dir("u").join("update/versions/9.9.9/aiscout-agent");
+    assert_eq!(text.trim(), format!("staged 9.9.9: {}", staged.display()));
+    let out = Command::new(&staged).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aiscout-agent 9.9.9");
+
+    // A collector that serves a newer document signed with another key, an older document
+    // (a replay) or an expired one: each refused.
+    let second = sign(&key, 2, &v2, "9.9.9", "30d");
+    std::fs::copy(&second, &served).unwrap();
+    assert_eq!(update().0, Some(0));
+    for (document, expect) in [
+        (sign(&other_key, 3, &v2, "9.9.9", "30d"), "not signed by a trusted key"),
+        (first.clone(), "replay"),
+        (sign(&key, 4, &v2, "9.9.9", "1s"), "expired"),
+    ] {
+        std::fs::copy(&document, &served).unwrap();
+        if expect == "expired" {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        let (code, text) = update();
+        assert_eq!(code, Some(1), "{expect}: {text}");
+        assert!(text.contains(expect), "{expect}: {text}");
+    }
+
+    // A release whose binary does not say the version it is signed as fails its smoke test.
+    let liar = agent_archive(offline.path(), "liar", "1.0.0");
+    let fifth = sign(&key, 5, &liar, "9.9.10", "30d");
+    c.command(&["release", "publish", "--metadata", fifth.to_str().unwrap(), "--archive", liar.to_str().unwrap()]);
+    let (code, text) = update();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("smoke test failed"), "{text}");
 }

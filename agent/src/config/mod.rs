@@ -88,8 +88,27 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// Batching, retries and compression of the stream to the collector.
     pub transport: TransportConfig,
+    /// Signed self-update from the collector's release channel.
+    pub update: UpdateConfig,
     /// The agent's own logs.
     pub log: LogConfig,
+}
+
+/// `[update]`: signed self-update (`crate::update`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// Check the release channel and update.
+    pub enabled: bool,
+    /// Hex ed25519 public keys whose signed release metadata the agent trusts.
+    pub public_keys: Vec<String>,
+    /// The channel followed.
+    pub channel: String,
+    /// The cohort this host belongs to (releases may be offered to some cohorts only).
+    pub cohort: String,
+    /// Time between checks.
+    #[serde(with = "duration_text")]
+    pub check_interval: Duration,
 }
 
 /// `[collector]`: the collector's address and trust.
@@ -277,7 +296,20 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             spool: SpoolConfig::default(),
             transport: TransportConfig::default(),
+            update: UpdateConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            public_keys: Vec::new(),
+            channel: "stable".into(),
+            cohort: "default".into(),
+            check_interval: Duration::from_secs(6 * 3600),
         }
     }
 }

@@ -387,7 +387,7 @@ fn the_example_file_states_every_default_and_validates() {
     let mut in_example = BTreeSet::new();
     dotted_keys(&toml::from_str(EXAMPLE).unwrap(), "", &mut in_example);
     assert_eq!(in_example, in_code);
-    assert_eq!(in_code.len(), 32);
+    assert_eq!(in_code.len(), 37);
     for key in &in_code {
         assert!(DOC.contains(&format!("`{key}`")), "docs/agent-config.md does not describe `{key}`");
     }
@@ -422,4 +422,23 @@ fn enrolling_needs_a_ca_file_or_a_pinned_digest_and_not_both() {
         );
     }
     assert_eq!(parse_ca_sha256(&pin).unwrap(), [0xab; 32]);
+}
+
+#[test]
+fn update_needs_a_valid_release_key_when_enabled() {
+    let with = |extra: &str| {
+        let c = Config::from_str(&format!("{URL_ONLY}[update]\n{extra}")).unwrap();
+        c.validate().iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    assert!(with("").is_empty(), "off by default, nothing required");
+    assert_eq!(
+        with("enabled = true\n"),
+        ["update.public_keys: required when update.enabled: the release key's public half (hex)"]
+    );
+    let key = "ab".repeat(32);
+    assert!(with(&format!("enabled = true\npublic_keys = [\"{key}\"]\n")).is_empty());
+    let lines = with("public_keys = [\"abcd\"]\nchannel = \"../x\"\ncheck_interval = \"5s\"\n");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("update.public_keys: \"abcd\": invalid release key"), "{lines:?}");
+    assert!(lines[1].starts_with("update.channel:") && lines[2].starts_with("update.check_interval: at least 1m"));
 }

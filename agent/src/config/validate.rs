@@ -68,6 +68,7 @@ impl Config {
         self.throttle.check(&mut p);
         self.spool.check(&mut p);
         self.transport.check(&mut p);
+        self.update.check(&mut p);
         // Only against a spool size that is itself valid, so one mistake is one problem.
         if self.spool.max_bytes >= MIN_SPOOL_BYTES && self.transport.batch_max_bytes > self.spool.max_bytes {
             p.add(
@@ -276,6 +277,37 @@ impl SpoolConfig {
     fn check(&self, p: &mut Problems) {
         if self.max_bytes < MIN_SPOOL_BYTES {
             p.add("spool.max_bytes", format!("must be at least {MIN_SPOOL_BYTES}, got {}", self.max_bytes));
+        }
+    }
+}
+
+/// Smallest `update.check_interval`.
+const MIN_UPDATE_CHECK: Duration = Duration::from_secs(60);
+
+impl super::UpdateConfig {
+    fn check(&self, p: &mut Problems) {
+        if self.enabled && self.public_keys.is_empty() {
+            p.add("update.public_keys", "required when update.enabled: the release key's public half (hex)");
+        }
+        for key in &self.public_keys {
+            if let Err(e) = aiscout_proto::release::PublicKey::from_hex(key) {
+                p.add("update.public_keys", format!("{key:?}: {e}"));
+            }
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !name_ok(&self.channel) {
+            p.add("update.channel", format!("1 to 64 letters, digits, '-', '_' or '.', got {:?}", self.channel));
+        }
+        if !name_ok(&self.cohort) {
+            p.add("update.cohort", format!("1 to 64 letters, digits, '-', '_' or '.', got {:?}", self.cohort));
+        }
+        if self.check_interval < MIN_UPDATE_CHECK {
+            p.add(
+                "update.check_interval",
+                format!("at least 1m, got {}", humantime::format_duration(self.check_interval)),
+            );
         }
     }
 }
