@@ -22,3 +22,9 @@ echo "== rpm and rpmbuild for the rpm owner test (Debian's rpm package)"
 command -v rpmbuild >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq rpm >/dev/null; }
 echo "== tests"
 cargo test --workspace --locked
+
+# >>> configuration management and MDM (branch cm). Keep these after the packaging tests when
+# merging: the Ansible test installs target/packages/aiscout-agent_*.deb (scripts/package.sh).
+echo "== deployment manifests: Kubernetes (kubernetes-validate, offline), macOS profiles (plistlib)"
+scripts/test-manifests.sh
+# <<< configuration management and MDM
