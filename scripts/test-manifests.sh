@@ -28,11 +28,12 @@ if unshare -n true 2>/dev/null; then
 else
   echo "(unshare -n unavailable here: run without isolation; the schemas are in the package)"
 fi
+manifests=(packaging/kubernetes/*.yaml)
+resources=$("$py" -c 'import sys, yaml; print(sum(1 for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d))' "${manifests[@]}")
 for version in 1.30.0 1.37.0; do
   "${offline[@]}" "$root/var/manifests-venv/bin/kubernetes-validate" --strict --quiet \
-    -k "$version" packaging/kubernetes/*.yaml
-  resources=$("$py" -c 'import sys, yaml; print(sum(1 for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d))' packaging/kubernetes/*.yaml)
-  echo "kubernetes $version: $resources resources in $(ls packaging/kubernetes/*.yaml | wc -l) files valid (strict)"
+    -k "$version" "${manifests[@]}"
+  echo "kubernetes $version: $resources resources in ${#manifests[@]} files valid (strict)"
 done
 
 echo "== the agent DaemonSet: roots, mounts, privileges, scheduling"
