@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Ansible role packaging/ansible/roles/aiscout_agent for real on this machine
 # (`-c local`), against a collector started here, and checks what it did:
-#   1. ansible-core from PyPI in var/ansible-venv (packaging/ansible/requirements.txt);
+#   1. ansible-core and ansible-lint from PyPI in var/ansible-venv
+#      (packaging/ansible/requirements.txt); ansible-lint, production profile, on the role;
 #   2. a collector in dev mode on free loopback ports, an enrollment token (put in an
 #      ansible-vault variable, as a fleet would) and an API token;
 #   3. the play (packaging/ansible/site.yml) with the agent .deb: install, configuration checked
@@ -39,6 +40,12 @@ done
 ensure_venv ansible "$root/var/ansible-venv" "$root/packaging/ansible/requirements.txt"
 bin="$root/var/ansible-venv/bin"
 say "$("$bin/ansible-playbook" --version | sed -n 1p)"
+# The role against ansible-lint's strictest profile; --offline: no Galaxy look-ups.
+lint_rc=0
+(cd packaging/ansible && PATH="$bin:$PATH" ANSIBLE_HOME="$root/var/ansible-lint-home" "$bin/ansible-lint" \
+  --offline --profile production --nocolor site.yml roles/aiscout_agent) >"$root/var/ansible-lint.log" 2>&1 || lint_rc=$?
+grep -v '^WARNING  Directory expansion\|^$' "$root/var/ansible-lint.log" | sed 's/^/test-ansible: ansible-lint: /' || true
+[ "$lint_rc" = 0 ] || die "ansible-lint found problems in the role"
 
 # --- the agent package and the collector
 deb=${AISCOUT_AGENT_DEB:-}
