@@ -6,18 +6,20 @@
 #      package ships), with no network (run in a network namespace of its own when `unshare`
 #      can make one); then scripts/check-k8s-agent.py (scan roots = read-only host mounts,
 #      capabilities, GPU scheduling) and `aiscout-agent validate` of the ConfigMap's agent.toml;
-#   2. macOS profiles (packaging/macos/*.mobileconfig): parsed as property lists with Python's
+#   2. the Puppet, Salt and Chef snippets of docs/rollout.md: syntax, and their agent.toml
+#      templates rendered and validated by the agent (scripts/check-cm-snippets.sh);
+#   3. macOS profiles (packaging/macos/*.mobileconfig): parsed as property lists with Python's
 #      plistlib, required payload keys, unique UUIDs (scripts/check-mobileconfig.py); the
 #      configure script's shell syntax.
 # Fails on any error. The agent binary is $AISCOUT_AGENT, else target/debug/aiscout-agent
-# (scripts/test.sh builds it first); without it the agent.toml check is skipped, and says so.
+# (scripts/test.sh builds it first); without it the agent.toml checks are skipped, and say so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 # shellcheck source=scripts/venv.sh
 . "$root/scripts/venv.sh"
-ensure_venv manifests "$root/var/manifests-venv" "$root/packaging/kubernetes/requirements.txt"
+ensure_venv manifests "$root/var/manifests-venv" "$root/scripts/manifests-requirements.txt"
 py="$root/var/manifests-venv/bin/python"
 
 echo "== kubernetes-validate ($("$root/var/manifests-venv/bin/kubernetes-validate" --version))"
@@ -45,6 +47,13 @@ if [ -x "$agent" ]; then
   "$agent" validate --config "$tmp/agent.toml" | sed "s#$tmp/#ConfigMap aiscout-agent: #"
 else
   echo "SKIPPED: aiscout-agent validate of the ConfigMap's agent.toml ($agent not built)"
+fi
+
+echo "== Puppet, Salt and Chef snippets of docs/rollout.md"
+if [ -x "$agent" ]; then
+  scripts/check-cm-snippets.sh "$agent" "$py"
+else
+  echo "SKIPPED: the snippets' rendered agent.toml need $agent"
 fi
 
 echo "== macOS configuration profiles"
