@@ -5,20 +5,23 @@
 # and after it changes; running it again changes nothing when the preferences did not change.
 #
 # UNTESTED: no Mac was available where this was written, and the agent does not build for macOS
-# yet (docs/rollout.md, "macOS MDM"). The paths below are the ones the profiles assume:
-#   /usr/local/bin/aiscout-agent            the agent (PPPC grants it Full Disk Access)
-#   /private/etc/aiscout/agent.toml         its configuration
-#   /private/etc/aiscout/collector-ca.pem   the collector's CA
-#   /private/var/lib/aiscout                its state directory; the token file is written in it,
-#                                           by its real path: /etc and /var are symbolic links on
-#                                           macOS and the agent refuses a token reached through one
-#   com.aiscout.agent                       the launch daemon's label (managed login item)
+# yet (docs/rollout.md, "macOS MDM"). The paths are those of the launch daemon
+# (packaging/macos/com.aiscout.agent.plist) and the profiles:
+#   /usr/local/bin/aiscout-agent                           the agent (PPPC: Full Disk Access)
+#   /Library/Application Support/aiscout/agent.toml        its configuration
+#   /Library/Application Support/aiscout/collector-ca.pem  the collector's CA
+#   /Library/Application Support/aiscout/state             its state directory, and the token
+#                                                          file in it (a path with no symbolic
+#                                                          link: the agent refuses a token
+#                                                          reached through one, and /etc and
+#                                                          /var are links on macOS)
+#   com.aiscout.agent                                      the launch daemon's label
 set -eu
 
 prefs="/Library/Managed Preferences/com.aiscout.agent.plist"
 agent=/usr/local/bin/aiscout-agent
-conf_dir=/private/etc/aiscout
-state_dir=/private/var/lib/aiscout
+conf_dir="/Library/Application Support/aiscout"
+state_dir="$conf_dir/state"
 label=com.aiscout.agent
 
 if [ ! -f "$prefs" ]; then
