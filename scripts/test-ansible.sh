@@ -27,6 +27,11 @@ export LC_ALL=C.UTF-8 LANG=C.UTF-8
 say() { echo "test-ansible: $*"; }
 die() { echo "test-ansible: FAIL: $*" >&2; exit 1; }
 
+# One test at a time installs and purges aiscout packages on this machine: scripts that do
+# (this one, the packaging tests) take this lock, and wait up to 15 minutes for it.
+exec 9>/run/lock/aiscout-package-tests.lock
+flock -w 900 9 || die "another test holds /run/lock/aiscout-package-tests.lock for more than 15 minutes"
+
 if dpkg-query -W -f='${Status}' aiscout-agent 2>/dev/null | grep -q 'install ok installed'; then
   die "aiscout-agent is installed on this machine; this test installs and purges it: remove it first"
 fi
@@ -87,12 +92,13 @@ if [ -e /var/lib/aiscout ]; then
   say "moved aside /var/lib/aiscout (a root scan cache, no package): put back at the end"
 fi
 collector_pid=
+played=
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
   [ -n "$collector_pid" ] && kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null
-  if dpkg-query -W -f='${Status}' aiscout-agent 2>/dev/null | grep -q 'ok'; then
+  if [ -n "$played" ] && dpkg-query -W -f='${Status}' aiscout-agent 2>/dev/null | grep -q 'ok'; then
     dpkg --purge aiscout-agent >"$work/purge.log" 2>&1 || { echo "test-ansible: purge failed:" >&2; cat "$work/purge.log" >&2; }
   fi
   # What the role wrote that the package does not own: the copied package and the CA file.
@@ -185,6 +191,7 @@ field() { recap "$1" | grep -oE "$2=[0-9]+" | cut -d= -f2; }
 # --- 3. first run
 say "run 1: ansible-playbook -c local packaging/ansible/site.yml (package $(basename "$deb"))"
 start=$(date +%s)
+played=yes
 play "$work/run1.log" || { cat "$work/run1.log" >&2; die "run 1 failed"; }
 say "run 1 ($(( $(date +%s) - start ))s): $(recap "$work/run1.log")"
 if [ "$(field "$work/run1.log" failed)" != 0 ] || [ "$(field "$work/run1.log" unreachable)" != 0 ]; then
