@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and every test: formatting, clippy (-D warnings), unit, property and end-to-end
-# tests. CI (.ci/run) runs exactly this.
+# tests, then the packages (built, installed, checked and purged as root). CI (.ci/run) runs
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,5 @@ echo "== rpm and rpmbuild for the rpm owner test (Debian's rpm package)"
 command -v rpmbuild >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq rpm >/dev/null; }
 echo "== tests"
 cargo test --workspace --locked
+echo "== packages: build .deb and .rpm, install, check, purge (scripts/test-packages.sh)"
+scripts/test-packages.sh
