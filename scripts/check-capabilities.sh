@@ -36,8 +36,13 @@ WORK=$(mktemp -d /var/tmp/aiscout-capcheck.XXXXXX)
 HOLDER_PID=
 created_user=0
 
+NETNS=aiscout-capcheck-$$
+SERVER_PIDS=()
+
 cleanup() {
   if [ -n "$HOLDER_PID" ]; then kill "$HOLDER_PID" 2>/dev/null || true; wait "$HOLDER_PID" 2>/dev/null || true; fi
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  ip netns del "$NETNS" 2>/dev/null || true
   rm -rf "$WORK"
   if [ "$created_user" = 1 ]; then userdel "$USER_NAME" 2>/dev/null || true; groupdel "$USER_NAME" 2>/dev/null || true; fi
 }
@@ -159,3 +164,64 @@ if [ "$measured" != "$expected" ]; then
   exit 1
 fi
 echo "check-capabilities.sh: CAP_DAC_READ_SEARCH + CAP_SYS_PTRACE read every file and other users' /proc/<pid>/{maps,fd,environ}; each alone misses its half"
+
+# The degraded feature: without CAP_SYS_ADMIN the agent cannot enter another network namespace,
+# so `--identify-servers` does not ask a server there (and says why); a server in the host's
+# namespace is asked as before. Two fake Ollama servers (the agent knows Ollama by its command
+# line), one in a namespace made here, one on the host, on the same port.
+cat >"$WORK/ollama" <<'PY'
+import http.server, json, sys
+port, version = int(sys.argv[2]), sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = {"version": version} if self.path == "/api/version" else {"models": []}
+        data = json.dumps(body).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", port), H)
+print("ready", flush=True)
+srv.serve_forever()
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ip netns add "$NETNS"
+ip netns exec "$NETNS" ip link set lo up
+python3 "$WORK/ollama" serve "$port" 1.0.0-host >"$WORK/host-server.out" 2>&1 &
+SERVER_PIDS+=($!)
+ip netns exec "$NETNS" python3 "$WORK/ollama" serve "$port" 2.0.0-netns >"$WORK/ns-server.out" 2>&1 &
+SERVER_PIDS+=($!)
+for _ in $(seq 50); do
+  grep -q ready "$WORK/host-server.out" 2>/dev/null && grep -q ready "$WORK/ns-server.out" 2>/dev/null && break
+  sleep 0.1
+done
+as_user "${CASES[both]}" env -i PATH=/usr/bin:/bin HOME=/nonexistent "$BIN" scan --json --no-cache \
+  --only runtimes --identify-servers >"$WORK/identify.json" 2>"$WORK/identify.err" || true
+identities=$(python3 - "$WORK/identify.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for r in doc.get("runtimes", []):
+    cmd = r.get("cmdline", [])
+    for tag in ("1.0.0-host", "2.0.0-netns"):
+        if tag in cmd:
+            i = r.get("identity") or {}
+            print(f"{tag}\t{i.get('version')}\t{i.get('error')}")
+PY
+)
+echo "identify_servers with both capabilities (no CAP_SYS_ADMIN):"
+printf '  %s\n' "${identities//$'\n'/$'\n'  }"
+host_line=$(grep '^1.0.0-host' <<<"$identities" || true)
+ns_line=$(grep '^2.0.0-netns' <<<"$identities" || true)
+if [ "$(cut -f2 <<<"$host_line")" != "1.0.0-host" ] \
+  || [[ "$(cut -f3 <<<"$ns_line")" != "not asked: cannot enter the server's network namespace: "* ]]; then
+  echo "check-capabilities.sh: identify_servers did not degrade as documented" >&2
+  exit 1
+fi
+if [ -n "$RESULTS" ]; then
+  {
+    echo
+    echo "identify_servers, both capabilities: host server \`version = $(cut -f2 <<<"$host_line")\`;"
+    echo "server in another network namespace: \`error = \"$(cut -f3 <<<"$ns_line")\"\`"
+  } >>"$RESULTS"
+fi
+echo "check-capabilities.sh: a server in another network namespace is not asked, and the document says why"

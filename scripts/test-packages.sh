@@ -240,6 +240,8 @@ check "group aiscout-collector removed" bash -c "! getent group aiscout-collecto
 
 # ---------------------------------------------------------------------------------------------
 say "rpm: $(basename "$AGENT_RPM"), $(basename "$COLLECTOR_RPM")"
+# aiscout_version NAME RPM: what NAME --version prints for the package's version.
+aiscout_version() { echo "$1 $(rpm -qp --qf '%{VERSION}' "$2" 2>/dev/null)"; }
 # rpm_files RPM: "mode owner group path" for each file (rpm -qplv cuts group names at 8).
 rpm_files() { rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$1" 2>/dev/null; }
 equals "agent rpm files" \
@@ -272,6 +274,21 @@ done
 check "agent rpm %post resets the link" grep -q "ln -sfn /usr/bin/aiscout-agent" <<<"$(rpm -qp --scripts "$AGENT_RPM" 2>/dev/null)"
 check "agent rpm binary is stripped, with a debuglink" bash -c \
   "rpm2cpio '$AGENT_RPM' | (cd \$(mktemp -d) && cpio -idm --quiet && ! readelf -S usr/bin/aiscout-agent | grep -q '\.debug_info' && readelf -S usr/bin/aiscout-agent | grep -q gnu_debuglink)"
+
+# rpm itself unpacks them: into an empty root with its own database (no scriptlets: that root
+# has no shell or useradd), then the packed binaries run.
+rpm_root=$(mktemp -d)
+rpm --root "$rpm_root" --initdb
+if rpm --root "$rpm_root" -i --nodeps --noscripts --nosignature "$AGENT_RPM" "$COLLECTOR_RPM" 2>"$rpm_root.err"; then
+  ok "rpm -i of both into an empty root"
+else
+  bad "rpm -i of both into an empty root: $(cat "$rpm_root.err")"
+fi
+equals "agent from the rpm: --version" "$(aiscout_version aiscout-agent "$AGENT_RPM")" "$("$rpm_root/usr/bin/aiscout-agent" --version 2>&1)"
+check "agent from the rpm: validate its configuration" "$rpm_root/usr/bin/aiscout-agent" validate --config "$rpm_root/etc/aiscout/agent.toml"
+equals "collector from the rpm: --version" "$(aiscout_version aiscout-collector "$COLLECTOR_RPM")" "$("$rpm_root/usr/bin/aiscout-collector" --version 2>&1)"
+check "rpm -e of both" rpm --root "$rpm_root" -e --nodeps --noscripts aiscout-agent aiscout-collector
+rm -rf "$rpm_root" "$rpm_root.err"
 
 # ---------------------------------------------------------------------------------------------
 say "launchd plist and Windows service files"
