@@ -29,8 +29,8 @@ die() { echo "test-ansible: FAIL: $*" >&2; exit 1; }
 
 # One test at a time installs and purges aiscout packages on this machine: scripts that do
 # (this one, the packaging tests) take this lock, and wait up to 15 minutes for it.
-exec 9>/run/lock/aiscout-package-tests.lock
-flock -w 900 9 || die "another test holds /run/lock/aiscout-package-tests.lock for more than 15 minutes"
+exec 9>/run/lock/aiscout-packages.lock
+flock -w 900 9 || die "another test holds /run/lock/aiscout-packages.lock for more than 15 minutes"
 
 if dpkg-query -W -f='${Status}' aiscout-agent 2>/dev/null | grep -q 'install ok installed'; then
   die "aiscout-agent is installed on this machine; this test installs and purges it: remove it first"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and every test: formatting, clippy (-D warnings), unit, property and end-to-end
-# tests. CI (.ci/run) runs exactly this.
+# tests, then the packages (built, installed, checked and purged as root). CI (.ci/run) runs
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,15 +25,9 @@ echo "== tests"
 cargo test --workspace --locked
 echo "== quickstart with its ports taken (scripts/test-quickstart.sh)"
 scripts/test-quickstart.sh
-
-# >>> configuration management and MDM (branch cm). Keep these after the packaging tests when
-# merging: the Ansible test installs target/packages/aiscout-agent_*.deb (scripts/package.sh).
+echo "== packages: build .deb and .rpm, install, check, purge (scripts/test-packages.sh)"
+scripts/test-packages.sh
 echo "== deployment manifests: Kubernetes (kubernetes-validate, offline), macOS profiles (plistlib)"
 scripts/test-manifests.sh
 echo "== Ansible role, for real on this machine (-c local): installs, enrolls, idempotent, purged"
-if [ -x scripts/package.sh ] || compgen -G 'target/packages/aiscout-agent_*.deb' >/dev/null; then
-  scripts/test-ansible.sh
-else
-  echo "SKIPPED: no scripts/package.sh on this branch yet to build the agent .deb"
-fi
-# <<< configuration management and MDM
+scripts/test-ansible.sh

@@ -489,6 +489,22 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_shows_the_defaults() {
+        let c = CollectorConfig::parse(include_str!("../../packaging/collector.example.toml"), "example").unwrap();
+        assert!(c.check_values().is_empty(), "{:?}", c.check_values());
+        // Dev mode is the one value it changes: a fresh install validates without key files.
+        assert!(c.tls.dev);
+        let d = CollectorConfig::default();
+        assert_eq!((&c.data_dir, c.listen, c.api_listen), (&d.data_dir, d.listen, d.api_listen));
+        assert_eq!((&c.tls.names, &c.tls.cert_file, &c.tls.ca_key_file), (&d.tls.names, &None, &None));
+        assert_eq!(
+            (c.agents.cert_lifetime, c.agents.batches_per_minute, c.agents.bytes_per_minute, c.agents.max_stored_bytes),
+            (d.agents.cert_lifetime, d.agents.batches_per_minute, d.agents.bytes_per_minute, d.agents.max_stored_bytes)
+        );
+        assert_eq!((c.log.level, c.log.json), (d.log.level, d.log.json));
+    }
+
+    #[test]
     fn unknown_keys_are_refused_by_name() {
         let e = CollectorConfig::parse("[tls]\ndevv = true\n", "c.toml").unwrap_err().to_string();
         assert!(e.contains("c.toml") && e.contains("devv"), "{e}");
