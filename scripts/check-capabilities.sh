@@ -151,7 +151,7 @@ echo "(agent: $BIN, $("$BIN" --version); kernel $(uname -r))"
 # The documented results (docs/rollout.md, "Privileges"); a difference fails the check.
 expected=$(cat <<'EOF'
 both	ok	ok	ok	ok	ok	ok	yes	runtimes	fd+mmap	yes	-
-dac_read_search	ok	ok	ok	denied	denied	denied	yes	restricted_processes	-	no	exe,maps
+dac_read_search	ok	ok	ok	denied	denied	denied	yes	restricted_processes	-	no	exe,maps,fd
 sys_ptrace	denied	denied	denied	denied	ok	denied	no	runtimes	mmap	no	fd,environ
 none	denied	denied	denied	denied	denied	denied	no	restricted_processes	-	no	exe,maps,fd
 EOF

@@ -70,7 +70,9 @@ pub fn files(process: &Process) -> ProcessFiles {
     }
     match process.fd() {
         Ok(fds) => {
+            let mut resolved = 0usize;
             for fd in fds.flatten() {
+                resolved += 1;
                 match fd.target {
                     FDTarget::Path(p) => {
                         if let Some(p) = live_path(&p) {
@@ -85,6 +87,12 @@ pub fn files(process: &Process) -> ProcessFiles {
             out.open.dedup();
             out.sockets.sort_unstable();
             out.sockets.dedup();
+            // The list can be readable while its links are not (CAP_DAC_READ_SEARCH without
+            // CAP_SYS_PTRACE), and procfs skips the links it cannot resolve: descriptors listed
+            // with none resolved mean `fd` is unreadable, not empty.
+            if resolved == 0 && process.fd_count().is_ok_and(|n| n > 0) {
+                out.unreadable.push("fd");
+            }
         }
         Err(e) if refused(&e) => out.unreadable.push("fd"),
         Err(e) if gone(&e) => out.gone = true,
