@@ -261,3 +261,58 @@ fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("smoke test failed"), "{text}");
 }
+
+#[test]
+fn a_running_daemon_stages_the_published_release_and_says_so_in_its_status() {
+    let offline = tempfile::tempdir().unwrap();
+    let key = offline.path().join("release.key");
+    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
+    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
+    let v2 = agent_archive(offline.path(), "v2", "9.9.9");
+    let metadata = offline.path().join("m.json");
+    release_cli(&[
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--archive",
+        v2.to_str().unwrap(),
+        "--release-version",
+        "9.9.9",
+        "--sequence",
+        "1",
+        "--out",
+        metadata.to_str().unwrap(),
+    ]);
+    c.command(&["release", "publish", "--metadata", metadata.to_str().unwrap(), "--archive", v2.to_str().unwrap()]);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
+    let options = AgentOptions {
+        extra_toml: format!(
+            "[schedule]\nfull_interval = \"1h\"\nruntimes_interval = \"1h\"\n[watch]\nenabled = false\n\
+             [update]\nenabled = true\npublic_keys = [\"{public}\"]\n"
+        ),
+        ..AgentOptions::default()
+    };
+    let config = c.agent_with("d", &[root.path()], &c.token_file("token", &[]), &options);
+    let _agent = aiscout_e2e::Child(
+        Command::new(agent_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status = || {
+        let out = Command::new(agent_bin()).args(["status", "--json", "--config"]).arg(&config).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let doc = aiscout_e2e::fleet::poll(std::time::Duration::from_secs(60), "release staged", || {
+        let doc = status();
+        (doc["update_staged"] == "9.9.9").then_some(doc)
+    });
+    assert!(doc["update_checked_at_ms"].is_i64(), "{doc}");
+    assert!(doc.get("update_error").is_none(), "{doc}");
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"), "the running agent is unchanged: {doc}");
+    assert!(c.state_dir("d").join("update/versions/9.9.9/aiscout-agent").is_file());
+}

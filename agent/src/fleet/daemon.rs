@@ -20,7 +20,11 @@
 //!    model directory (gathered until [`WATCH_QUIET`] passes without one) or SIGHUP;
 //! 6. on SIGHUP, the configuration file is loaded and validated again: a refused one changes
 //!    nothing (the error is logged and kept in the status), a valid one applies as
-//!    [`Config::reloaded`] says and starts a full inventory at once.
+//!    [`Config::reloaded`] says and starts a full inventory at once;
+//! 7. with `update.enabled`, after a successful send and at most every
+//!    `update.check_interval`, the release channel is checked and the release this agent should
+//!    take is staged ([`crate::update`]); a refusal is logged and kept in the status, and the
+//!    agent runs on unchanged (switching to a staged release is not built yet).
 //!
 //! After every step the daemon's health is written to `state_dir/status.json`
 //! ([`super::status`]), and once more, as `stopped`, when it ends.
@@ -133,6 +137,8 @@ struct Daemon {
     scans: Arc<Mutex<ScanState>>,
     /// The health written to `status.json` after every step.
     status: AgentStatus,
+    /// When the release channel is next checked (step 7).
+    next_update_check: Instant,
 }
 
 impl Daemon {
@@ -239,6 +245,33 @@ impl Daemon {
         self.config = config;
         self.schedule.reconfigured(Timing::of(&self.config), Instant::now());
         tracing::info!(path = %path.display(), changed, "configuration reloaded; full inventory now");
+    }
+
+    /// Step 7: checks the release channel when due, staging what this agent should take.
+    async fn check_update(&mut self, enrolled: &Enrolled, config_path: Option<&std::path::Path>) {
+        let now = Instant::now();
+        if !self.config.update.enabled || now < self.next_update_check {
+            return;
+        }
+        self.next_update_check = now + self.config.update.check_interval;
+        let Some(config_path) = config_path else { return };
+        self.status.update_checked_at_ms = Some(now_ms());
+        match crate::update::check_and_stage(&self.config, config_path, &self.state, enrolled).await {
+            Ok(outcome) => {
+                self.status.update_error = None;
+                match outcome {
+                    crate::update::CheckOutcome::Staged { version, .. } => {
+                        tracing::info!(version = %version, "release staged");
+                        self.status.update_staged = Some(version);
+                    }
+                    other => tracing::debug!(outcome = ?other, "release channel checked"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "release channel check failed; the agent runs on unchanged");
+                self.status.update_error = Some(status::error_text(&e));
+            }
+        }
     }
 
     /// A full inventory at `started`: scanned, spooled, and the watcher pointed at the model
@@ -387,6 +420,7 @@ pub async fn run(
         schedule,
         scans: Arc::new(Mutex::new(ScanState::default())),
         status,
+        next_update_check: Instant::now(),
     };
     daemon.save_status();
     let mut hangup = match &opts.config_path {
@@ -440,6 +474,9 @@ async fn cycles(
                     daemon.status.last_send_error = None;
                     if outcome.renewal_requested.is_some() {
                         e = daemon.renew_if_due(e, true).await;
+                    }
+                    if !opts.once {
+                        daemon.check_update(&e, opts.config_path.as_deref()).await;
                     }
                 }
                 Err(DaemonError::Transport(transport::TransportError::RetryAfter(after))) => {

@@ -13,7 +13,9 @@
 //! 3. the last send failed (the spool keeps what was not acknowledged);
 //! 4. the spool is more than [`SPOOL_FULL_WARNING`] percent full (it drops the oldest
 //!    batches when full);
-//! 5. the last configuration reload was refused (the daemon runs on the previous one).
+//! 5. the last configuration reload was refused (the daemon runs on the previous one);
+//! 6. the last release channel check failed or its metadata or archive was refused (the
+//!    agent runs on unchanged; a refusal may mean a tampered channel).
 
 use std::io;
 use std::path::Path;
@@ -82,6 +84,15 @@ pub struct AgentStatus {
     /// Keys changed by a reload that take effect only at the next start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restart_pending: Vec<String>,
+    /// When the release channel was last checked (ms since the epoch), when updates are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_checked_at_ms: Option<i64>,
+    /// The release staged and smoke-tested, waiting to be switched to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_staged: Option<String>,
+    /// Why the last check failed or was refused (the running agent is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_error: Option<String>,
 }
 
 /// The last full inventory.
@@ -200,6 +211,9 @@ impl AgentStatus {
         if let Some(e) = &self.reload_error {
             out.push(format!("the last configuration reload was refused: {e}"));
         }
+        if let Some(e) = &self.update_error {
+            out.push(format!("the last release channel check failed: {e}"));
+        }
         out
     }
 }
@@ -231,6 +245,12 @@ mod tests {
         assert!(s.problems(true).is_empty());
         let s = AgentStatus { reload_error: Some("scan.roots: must be absolute".into()), ..healthy() };
         assert_eq!(s.problems(true), ["the last configuration reload was refused: scan.roots: must be absolute"]);
+        let s =
+            AgentStatus { update_error: Some("release metadata is not signed by a trusted key".into()), ..healthy() };
+        assert_eq!(
+            s.problems(true),
+            ["the last release channel check failed: release metadata is not signed by a trusted key"]
+        );
     }
 
     #[test]
