@@ -20,6 +20,31 @@ fn release_cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A collector whose release channel trusts a new release key made in `offline`: the
+/// collector, the key's public half (hex) and the private key file.
+fn collector_with_release_key(offline: &std::path::Path) -> (Collector, String, std::path::PathBuf) {
+    let key = offline.join("release.key");
+    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
+    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
+    (c, public, key)
+}
+
+/// `release sign` of `archive` as `version` at `sequence`, with `extra` options, into `out`.
+fn sign_release(
+    key: &std::path::Path,
+    archive: &std::path::Path,
+    version: &str,
+    sequence: u64,
+    extra: &[&str],
+    out: &std::path::Path,
+) {
+    let sequence = sequence.to_string();
+    let mut args = vec!["sign", "--key", key.to_str().unwrap(), "--archive", archive.to_str().unwrap()];
+    args.extend(["--release-version", version, "--sequence", &sequence, "--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    release_cli(&args);
+}
+
 async fn client(c: &Collector, agent: Option<&str>) -> InventoryClient<Channel> {
     let ca = std::fs::read_to_string(c.ca_file()).unwrap();
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
@@ -37,29 +62,13 @@ async fn client(c: &Collector, agent: Option<&str>) -> InventoryClient<Channel> 
 #[test]
 fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
     let offline = tempfile::tempdir().unwrap();
-    let key = offline.path().join("release.key");
-    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
-    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
+    let (c, public, key) = collector_with_release_key(offline.path());
     // An archive of three chunks and a bit.
     let archive = offline.path().join("aiscout-agent-9.9.9.tar.gz");
     let bytes: Vec<u8> = (0..800_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(&archive, &bytes).unwrap();
     let metadata = offline.path().join("stable-1.json");
-    release_cli(&[
-        "sign",
-        "--key",
-        key.to_str().unwrap(),
-        "--archive",
-        archive.to_str().unwrap(),
-        "--release-version",
-        "9.9.9",
-        "--sequence",
-        "1",
-        "--rollout-percent",
-        "100",
-        "--out",
-        metadata.to_str().unwrap(),
-    ]);
+    sign_release(&key, &archive, "9.9.9", 1, &["--rollout-percent", "100"], &metadata);
     c.command(&[
         "release",
         "publish",
@@ -167,11 +176,9 @@ fn agent_archive(dir: &std::path::Path, name: &str, version: &str) -> std::path:
 #[test]
 fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
     let offline = tempfile::tempdir().unwrap();
-    let key = offline.path().join("release.key");
-    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
+    let (c, public, key) = collector_with_release_key(offline.path());
     let other_key = offline.path().join("other.key");
     release_cli(&["keygen", "--out", other_key.to_str().unwrap()]);
-    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
     let options = AgentOptions {
@@ -190,21 +197,7 @@ fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
 
     let sign = |with: &std::path::Path, sequence: u64, archive: &std::path::Path, version: &str, valid: &str| {
         let out = offline.path().join(format!("m-{sequence}.json"));
-        release_cli(&[
-            "sign",
-            "--key",
-            with.to_str().unwrap(),
-            "--archive",
-            archive.to_str().unwrap(),
-            "--release-version",
-            version,
-            "--sequence",
-            &sequence.to_string(),
-            "--valid-for",
-            valid,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        sign_release(with, archive, version, sequence, &["--valid-for", valid], &out);
         out
     };
     let served = c.dir.path().join("data/releases/stable.json");
@@ -265,24 +258,10 @@ fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
 #[test]
 fn a_running_daemon_stages_the_published_release_and_says_so_in_its_status() {
     let offline = tempfile::tempdir().unwrap();
-    let key = offline.path().join("release.key");
-    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
-    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
+    let (c, public, key) = collector_with_release_key(offline.path());
     let v2 = agent_archive(offline.path(), "v2", "9.9.9");
     let metadata = offline.path().join("m.json");
-    release_cli(&[
-        "sign",
-        "--key",
-        key.to_str().unwrap(),
-        "--archive",
-        v2.to_str().unwrap(),
-        "--release-version",
-        "9.9.9",
-        "--sequence",
-        "1",
-        "--out",
-        metadata.to_str().unwrap(),
-    ]);
+    sign_release(&key, &v2, "9.9.9", 1, &[], &metadata);
     c.command(&["release", "publish", "--metadata", metadata.to_str().unwrap(), "--archive", v2.to_str().unwrap()]);
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
