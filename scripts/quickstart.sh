@@ -129,17 +129,28 @@ try:
 except Exception:
     pass' "$2" 2>/dev/null || true
 }
+# Whether the agent started now has had an inventory acknowledged (its own status says so: a
+# collector kept from an earlier quick start already holds the last one).
+agent_sent() {
+  "$agent" status --json --config "$qs/agent.toml" 2>/dev/null | python3 -c '
+import json, sys
+try:
+    doc = json.load(sys.stdin)
+    sys.exit(0 if doc.get("pid") == int(sys.argv[1]) and doc.get("last_send_ok_at_ms") else 1)
+except Exception:
+    sys.exit(1)' "$(cat "$qs/agent.pid")"
+}
 echo "== waiting for the first inventory"
 hosts=0
 for _ in $(seq 600); do
   hosts=$(api_field /api/v1/hosts total)
   seen=$(api_field /api/v1/hosts sightings)
-  if [ "${hosts:-0}" -ge 1 ] 2>/dev/null && [ "${seen:-0}" -ge 1 ] 2>/dev/null; then break; fi
+  if agent_sent && [ "${hosts:-0}" -ge 1 ] 2>/dev/null && [ "${seen:-0}" -ge 1 ] 2>/dev/null; then break; fi
   kill -0 "$(cat "$qs/agent.pid")" 2>/dev/null || { tail -5 "$qs/agent.log" >&2; fail "the agent stopped; log: $qs/agent.log"; }
   kill -0 "$collector_pid" 2>/dev/null || { tail -5 "$qs/collector.log" >&2; fail "the collector stopped; log: $qs/collector.log"; }
   sleep 0.5
 done
-[ "${hosts:-0}" -ge 1 ] 2>/dev/null || fail "no inventory after 5 minutes; logs: $qs/agent.log $qs/collector.log"
+agent_sent && [ "${hosts:-0}" -ge 1 ] 2>/dev/null || fail "no inventory after 5 minutes; logs: $qs/agent.log $qs/collector.log"
 
 echo
 echo "hosts: $hosts"

@@ -42,6 +42,12 @@ grep -q "hosts: 1" "$work/out1" || { cat "$work/out1"; echo "FAIL: no inventory 
 grep -q "model assets: 1" "$work/out1" || { cat "$work/out1"; echo "FAIL: the model was not inventoried" >&2; exit 1; }
 grep -q "port 17080 is in use" "$work/out1" || { cat "$work/out1"; echo "FAIL: the taken port was not named" >&2; exit 1; }
 ! grep -q "Traceback" "$work/out1" || { cat "$work/out1"; echo "FAIL: a traceback" >&2; exit 1; }
+# Run again over the same directory: the collector already holds the last inventory, so the
+# script must wait for the new agent's own (its status is healthy the moment the script ends).
+AISCOUT_PROFILE=debug AISCOUT_QUICKSTART_DIR="$work/qs1" scripts/quickstart.sh "$work/models" >"$work/out1b" 2>&1 || {
+  cat "$work/out1b"; echo "FAIL: quickstart failed when run again" >&2; exit 1; }
+target/debug/aiscout-agent status --config "$work/qs1/agent.toml" >"$work/status1b" || {
+  cat "$work/status1b"; echo "FAIL: run again, quickstart ended before the new agent had sent its inventory" >&2; exit 1; }
 kill "$(cat "$work/qs1/agent.pid")" "$(cat "$work/qs1/collector.pid")"
 
 echo "== quickstart asked for a taken port"
