@@ -358,10 +358,7 @@ impl Inventory for InventoryService {
     ) -> Result<Response<v1::ReleaseMetadataResponse>, Status> {
         let (agent_id, serial) = self.0.caller(&request)?;
         let channel = request.into_inner().channel;
-        if channel.is_empty()
-            || channel.len() > 64
-            || !channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+        if !aiscout_proto::release::is_valid_name(&channel) {
             return Err(Status::invalid_argument("channel: 1 to 64 letters, digits, '-', '_' or '.'"));
         }
         let services = Arc::clone(&self.0);

@@ -79,6 +79,17 @@ where
     }
 }
 
+/// Creates `path` (which must not exist) with `mode` (set again against the umask), writes
+/// `contents` and syncs it.
+pub fn write_new_file(path: &std::path::Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
 /// Creates `dir` (and missing parents) as a `0700` directory, or tightens an existing one to
 /// `0700` when others may read it. A symlink or a non-directory at `dir` is refused, so the
 /// database and the dev keys never land where someone else chose.

@@ -235,11 +235,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Creates `path` with `contents` and `mode`; an existing file is an error, never overwritten.
 fn write_new(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io(path))?;
-    f.write_all(contents.as_bytes()).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+    crate::write_new_file(path, contents.as_bytes(), mode).map_err(io(path))
 }
 
 /// The dev-mode PKI in a data directory: `ca.pem`, `ca.key`, `server.pem`, `server.key`.

@@ -60,12 +60,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseCommandError + '_ {
 
 /// Writes `contents` to the new file `path` (never over an existing one) with `mode`.
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), ReleaseCommandError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(io(path))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io(path))?;
-    f.write_all(contents).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+    crate::write_new_file(path, contents, mode).map_err(io(path))
 }
 
 const PEM_LABEL: &str = "PRIVATE KEY";

@@ -302,14 +302,16 @@ pub fn verify(
     Ok(Verified { metadata, accepted })
 }
 
-fn name_ok(s: &str) -> bool {
+/// Whether `s` is a valid channel, target or cohort name: 1 to 64 ASCII letters, digits, `-`,
+/// `_` or `.` (so also a safe single path component for a channel's file).
+pub fn is_valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_NAME && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Step 3: every field within bounds.
 pub fn check_fields(m: &ReleaseMetadata) -> Result<(), ReleaseError> {
     let bad = |what: String| Err(ReleaseError::Malformed(what));
-    if !name_ok(&m.channel) {
+    if !is_valid_name(&m.channel) {
         return bad(format!("channel {:?}", m.channel));
     }
     if semver::Version::parse(&m.min_version).is_err() {
@@ -325,7 +327,7 @@ pub fn check_fields(m: &ReleaseMetadata) -> Result<(), ReleaseError> {
         if semver::Version::parse(&r.version).is_err() {
             return bad(format!("release version {:?} is not semver", r.version));
         }
-        if !name_ok(&r.target) {
+        if !is_valid_name(&r.target) {
             return bad(format!("release target {:?}", r.target));
         }
         if r.sha256.len() != 64 || !r.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -334,7 +336,7 @@ pub fn check_fields(m: &ReleaseMetadata) -> Result<(), ReleaseError> {
         if r.rollout_percent > 100 {
             return bad(format!("release {} rollout_percent {} is over 100", r.version, r.rollout_percent));
         }
-        if r.cohorts.len() > MAX_COHORTS || !r.cohorts.iter().all(|c| name_ok(c)) {
+        if r.cohorts.len() > MAX_COHORTS || !r.cohorts.iter().all(|c| is_valid_name(c)) {
             return bad(format!("release {} cohorts", r.version));
         }
     }

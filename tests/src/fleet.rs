@@ -332,6 +332,22 @@ pub fn spawn_once(config: &Path, log: &Path) -> Child {
     )
 }
 
+/// Starts the daemon, `aiscout-agent run --config <config>`, logging at info level into `log`.
+pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
+    let log = File::create(log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    Child(
+        Command::new(agent_bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("AISCOUT_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the agent: {e}")),
+    )
+}
+
 /// Asserts that an agent run succeeded, with its stderr otherwise.
 pub fn assert_ok(out: &Output) {
     assert!(out.status.success(), "agent failed: {}", String::from_utf8_lossy(&out.stderr));

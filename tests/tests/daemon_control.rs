@@ -3,10 +3,10 @@
 //! exit codes endpoint tools check.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use aiscout_e2e::fleet::{poll, AgentOptions, Collector};
+use aiscout_e2e::fleet::{poll, spawn_daemon, AgentOptions, Collector};
 use aiscout_e2e::{agent_bin, fixtures_dir, Child};
 use serde_json::Value;
 
@@ -45,17 +45,7 @@ fn sighup_reloads_the_configuration_and_status_tells_the_daemons_health() {
     let (code, _) = status(&config);
     assert_eq!(code, Some(2), "no status before the daemon ever ran");
 
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-    let agent = Child(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("AISCOUT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let agent = spawn_daemon(&config, &dir.path().join("agent.log"));
     let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
     let a = first_root.join("a.onnx").display().to_string();
     let b = second_root.join("b.onnx").display().to_string();

@@ -2,11 +2,10 @@
 //! watched directory reaches the collector within seconds, with no full inventory due.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use aiscout_e2e::fleet::{poll, AgentOptions, Collector};
-use aiscout_e2e::{agent_bin, fixtures_dir, Child};
+use aiscout_e2e::fixtures_dir;
+use aiscout_e2e::fleet::{poll, spawn_daemon, AgentOptions, Collector};
 
 /// Live sightings' paths.
 fn live_paths(c: &Collector) -> Vec<String> {
@@ -33,17 +32,7 @@ fn a_model_added_or_removed_under_a_running_daemon_reaches_the_collector_within_
         ..AgentOptions::default()
     };
     let config = c.agent_with("watcher", &[&root], &token, &options);
-    let log = std::fs::File::create(roots.path().join("agent.log")).unwrap();
-    let _agent = Child(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("AISCOUT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = spawn_daemon(&config, &roots.path().join("agent.log"));
     let agent_log = || std::fs::read_to_string(roots.path().join("agent.log")).unwrap_or_default();
     poll(Duration::from_secs(60), "first inventory", || (live_paths(&c) == [path_of(&first)]).then_some(()));
     // The watches are set once the first inventory is spooled; the log says so.
@@ -83,17 +72,7 @@ fn messages_that_repeat_every_cycle_are_logged_once() {
     };
     let config = c.agent_with("repeats", &[&root], &token, &options);
     let log_path = roots.path().join("agent.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let _agent = Child(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("AISCOUT_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = spawn_daemon(&config, &log_path);
     let count = |needle: &str| std::fs::read_to_string(&log_path).unwrap_or_default().matches(needle).count();
     poll(Duration::from_secs(60), "three full inventories", || (count("scan finished") >= 3).then_some(()));
     let text = std::fs::read_to_string(&log_path).unwrap();

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use aiscout_e2e::fleet::{assert_ok, run_once, AgentOptions, Collector};
+use aiscout_e2e::fleet::{assert_ok, run_once, spawn_daemon, AgentOptions, Collector};
 use aiscout_e2e::{agent_bin, collector_bin, fixtures_dir};
 use aiscout_proto::release;
 use aiscout_proto::v1::{self, inventory_client::InventoryClient};
@@ -273,15 +273,7 @@ fn a_running_daemon_stages_the_published_release_and_says_so_in_its_status() {
         ..AgentOptions::default()
     };
     let config = c.agent_with("d", &[root.path()], &c.token_file("token", &[]), &options);
-    let _agent = aiscout_e2e::Child(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = spawn_daemon(&config, &offline.path().join("agent.log"));
     let status = || {
         let out = Command::new(agent_bin()).args(["status", "--json", "--config"]).arg(&config).output().unwrap();
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()

@@ -294,9 +294,7 @@ impl super::UpdateConfig {
                 p.add("update.public_keys", format!("{key:?}: {e}"));
             }
         }
-        let name_ok = |s: &str| {
-            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
+        let name_ok = aiscout_proto::release::is_valid_name;
         if !name_ok(&self.channel) {
             p.add("update.channel", format!("1 to 64 letters, digits, '-', '_' or '.', got {:?}", self.channel));
         }

@@ -746,6 +746,18 @@ mod tests {
         std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
+    /// One walk event as a line: `model PATH FORMAT`, `other PATH`, `bound PATH`, …
+    fn describe(e: Event<'_>) -> String {
+        match e {
+            Event::Model { path, detection, .. } => format!("model {path} {}", detection.format),
+            Event::Other { path, .. } => format!("other {path}"),
+            Event::Bound { path, .. } => format!("bound {path}"),
+            Event::Damaged { path, .. } => format!("damaged {path}"),
+            Event::Hidden { path } => format!("hidden {path}"),
+            Event::Renamed { path, local_name } => format!("renamed {path} {local_name}"),
+        }
+    }
+
     /// The walk's events, one line each: `model PATH FORMAT`, `bound PATH`, `hidden PATH`,
     /// `damaged PATH`, `other PATH`.
     fn events(name: &str, bytes: &[u8], bounds: Bounds) -> Vec<String> {
@@ -754,14 +766,7 @@ mod tests {
         let mut out = Vec::new();
         let Some(kind) = container_of(&input) else { return out };
         walk(&input, kind, bounds, &mut |e| {
-            out.push(match e {
-                Event::Model { path, detection, .. } => format!("model {path} {}", detection.format),
-                Event::Other { path, .. } => format!("other {path}"),
-                Event::Bound { path, .. } => format!("bound {path}"),
-                Event::Damaged { path, .. } => format!("damaged {path}"),
-                Event::Hidden { path } => format!("hidden {path}"),
-                Event::Renamed { path, local_name } => format!("renamed {path} {local_name}"),
-            });
+            out.push(describe(e));
             true
         });
         out
@@ -779,14 +784,7 @@ mod tests {
             assert!(shared.walk.take().is_none(), "{rel}: taken twice");
             let mut replayed = Vec::new();
             record.replay(&mut |e| {
-                replayed.push(match e {
-                    Event::Model { path, detection, .. } => format!("model {path} {}", detection.format),
-                    Event::Other { path, .. } => format!("other {path}"),
-                    Event::Bound { path, .. } => format!("bound {path}"),
-                    Event::Damaged { path, .. } => format!("damaged {path}"),
-                    Event::Hidden { path } => format!("hidden {path}"),
-                    Event::Renamed { path, local_name } => format!("renamed {path} {local_name}"),
-                });
+                replayed.push(describe(e));
                 true
             });
             assert_eq!(replayed, corpus(rel, BOUNDS), "{rel}");
