@@ -3,11 +3,10 @@
 //! every model added in every step lands, so no batch is lost.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use aiscout_e2e::fleet::{poll, AgentOptions, Collector};
-use aiscout_e2e::{agent_bin, fixtures_dir, Child};
+use aiscout_e2e::fleet::{poll, spawn_daemon, AgentOptions, Collector};
+use aiscout_e2e::{fixtures_dir, Child};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
@@ -65,22 +64,6 @@ fn restart_with(c: &mut Collector, config_text: &str) {
     c.restart();
 }
 
-/// `aiscout-agent run` (a daemon) on `config`, logging into `log`.
-fn daemon(config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Child(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .env("AISCOUT_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// Copies a fixture model to `root/<name>.npy`, distinct from every other by its last byte.
 fn add_model(root: &Path, name: &str, mark: u8) -> String {
     let mut bytes = std::fs::read(fixtures_dir().join("models/weights.npy")).unwrap();
@@ -133,7 +116,7 @@ fn the_ca_is_rotated_under_live_agents_and_no_batch_is_lost() {
         .iter()
         .zip(&roots)
         .zip(&logs)
-        .map(|((name, root), log)| daemon(&c.agent_with(name, &[root.path()], &token, &fast), log))
+        .map(|((name, root), log)| spawn_daemon(&c.agent_with(name, &[root.path()], &token, &fast), log))
         .collect();
     wait_landed(&c, &expected, &logs, "before the rotation");
     let old_certs: Vec<String> =
