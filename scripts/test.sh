@@ -15,6 +15,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build binaries (the end-to-end tests run them)"
 cargo build --workspace --bins --locked
+echo "== the second agent build the self-update tests update to (scripts/build-agent-v2.sh)"
+scripts/build-agent-v2.sh
 echo "== python venv for the process tests (tests/process-requirements.txt, reused when unchanged)"
 scripts/process-venv.sh >/dev/null
 echo "== python venv for the owner test (tests/owner-*requirements.txt, reused when unchanged)"

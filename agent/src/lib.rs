@@ -59,6 +59,21 @@ pub mod throttle;
 pub mod update;
 pub mod walk;
 
+/// The version this build states: the binary stamps it at start ([`set_version`]); the
+/// library alone (its tests) states the crate's.
+static VERSION: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Sets the version the agent states (once, at start; later calls change nothing). The binary
+/// passes its build's version, which `AISCOUT_BUILD_VERSION` at build time overrides.
+pub fn set_version(version: &'static str) {
+    let _ = VERSION.set(version);
+}
+
+/// The version the agent states to the collector, in its status and to the release channel.
+pub fn version() -> &'static str {
+    VERSION.get().copied().unwrap_or(env!("CARGO_PKG_VERSION"))
+}
+
 /// Milliseconds since the Unix epoch, now (0 if the clock is before it).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

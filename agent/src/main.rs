@@ -7,14 +7,22 @@ use std::sync::Arc;
 
 use aiscout_agent::check::CheckReport;
 use aiscout_agent::config::{self, Config};
-use aiscout_agent::fleet::daemon::RunOptions;
+use aiscout_agent::fleet::daemon::{Ended, RunOptions};
 use aiscout_agent::report::Section;
 use aiscout_agent::scan::{self, Progress, ScanOptions};
 use clap::{Parser, Subcommand};
 
+/// The version this build states: the crate's, unless `AISCOUT_BUILD_VERSION` was set when it
+/// was built (release builds that differ only in version, e.g. the self-update tests' second
+/// build, scripts/test.sh).
+const VERSION: &str = match option_env!("AISCOUT_BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 /// aiscout agent: inventories the machine-learning models on this host.
 #[derive(Debug, Parser)]
-#[command(name = "aiscout-agent", version, about)]
+#[command(name = "aiscout-agent", version = VERSION, about)]
 struct Cli {
     /// Log as JSON lines on stderr (level from AISCOUT_LOG, else `log.level` for `run`, else warn).
     #[arg(long, global = true)]
@@ -104,6 +112,16 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
         config: PathBuf,
     },
+    /// Before every start of the service (its ExecStartPre, run with the packaged binary): when
+    /// the agent switched to a new release that has not yet proved healthy, count this start,
+    /// and after 3 starts or past `update.health_deadline` point the service's link back at the
+    /// previous binary (docs/rollout.md, *Rollback*). Always exits 0 unless the state directory
+    /// cannot be written (2): a guard must not keep the agent from starting.
+    UpdateGuard {
+        /// The configuration file (for its state_dir).
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
     /// Show the daemon's health from its status file: whether it runs, is enrolled, when it
     /// last inventoried and sent, the spool's level. Exit 0 when healthy, 1 when there is a
     /// problem (each is printed), 2 when there is no status to read.
@@ -118,6 +136,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    aiscout_agent::set_version(VERSION);
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run { .. }) {
         aiscout_agent::init_tracing(cli.log_json, "warn");
@@ -221,7 +240,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 tracing::warn!(error = %e, "running at normal priority");
             }
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            runtime.block_on(async move {
+            let ended = runtime.block_on(async move {
                 let shutdown = async {
                     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
                     tokio::select! {
@@ -231,10 +250,14 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 };
                 aiscout_agent::fleet::daemon::run(config, RunOptions { once, config_path: Some(path) }, shutdown).await
             })?;
-            Ok(ExitCode::SUCCESS)
+            Ok(match ended {
+                Ended::Stopped => ExitCode::SUCCESS,
+                Ended::Restart => ExitCode::from(aiscout_agent::update::switch::EXIT_RESTART),
+            })
         }
         Command::Status { config: path, json } => status(&path, json),
         Command::Update { config: path } => update(&path),
+        Command::UpdateGuard { config: path } => update_guard(&path),
     }
 }
 
@@ -260,11 +283,38 @@ fn update(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             writeln!(out, "channel {} sequence {sequence}: nothing to take now", config.update.channel)?;
         }
         Ok(CheckOutcome::Staged { version, binary }) => writeln!(out, "staged {version}: {}", binary.display())?,
+        Ok(CheckOutcome::Paused { reason }) => writeln!(out, "channel {}: {reason}", config.update.channel)?,
         Err(e @ (UpdateError::Refused(_) | UpdateError::Archive { .. } | UpdateError::Smoke { .. })) => {
             eprintln!("aiscout-agent: refused: {e}");
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `aiscout-agent update-guard`.
+fn update_guard(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use aiscout_agent::update::switch::{self, Guarded};
+    // The state directory only: a configuration the new release rejects must not stop the guard.
+    let state_dir = match Config::state_dir_of(path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let state = aiscout_agent::state_dir::StateDir::open(&state_dir)?;
+    let mut out = std::io::stdout().lock();
+    match switch::guard(&state, aiscout_agent::now_ms())? {
+        Guarded::Nothing => {}
+        Guarded::Superseded { version } => {
+            writeln!(out, "update-guard: {version} is no longer what the link names; forgotten")?
+        }
+        Guarded::Counted { version, starts } => writeln!(out, "update-guard: start {starts} of {version}")?,
+        Guarded::RolledBack { version, reason } => {
+            writeln!(out, "update-guard: rolled back {version}: {reason}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -179,6 +179,15 @@ async fn hosts(
                     .is_some_and(|r| r != h.agent.machine_fingerprint),
                 "sightings": h.live_sightings,
                 "stored_bytes": h.agent.stored_bytes,
+                "update": h.update.as_ref().map(|u| json!({
+                    "channel": u.channel,
+                    "cohort": u.cohort,
+                    "running_version": u.agent_version,
+                    "state": u.state,
+                    "version": u.version,
+                    "detail": u.detail,
+                    "reported_at_ms": u.reported_at_ms,
+                })),
             })
         })
         .collect();

@@ -35,6 +35,8 @@
 //!
 //! [releases]
 //! public_keys = []        # hex ed25519 keys (`release keygen`) whose signed releases `release publish` accepts
+//! pause_failure_ratio = 0.2  # a cohort pauses when more than this share of its agents rolled a release back
+//! pause_min_failures = 2     # ... and at least this many did
 //!
 //! [log]
 //! level = "info"          # error, warn, info, debug, trace; AISCOUT_LOG overrides
@@ -71,14 +73,39 @@ pub struct CollectorConfig {
 }
 
 /// `[releases]`: the agent release channel (`crate::release`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReleasesConfig {
     /// Hex ed25519 public keys whose signed release metadata may be published.
     pub public_keys: Vec<String>,
+    /// A cohort pauses when more than this share of its agents that tried a release rolled it
+    /// back (`crate::release::RolloutPause`).
+    pub pause_failure_ratio: f64,
+    /// ... and at least this many did.
+    pub pause_min_failures: u64,
+}
+
+impl Default for ReleasesConfig {
+    fn default() -> Self {
+        let pause = crate::release::RolloutPause::default();
+        Self {
+            public_keys: Vec::new(),
+            pause_failure_ratio: pause.failure_ratio,
+            pause_min_failures: pause.min_failures,
+        }
+    }
 }
 
 impl ReleasesConfig {
+    /// The rollout pause these settings make.
+    pub fn pause(&self) -> crate::release::RolloutPause {
+        crate::release::RolloutPause {
+            keys: self.keys(),
+            failure_ratio: self.pause_failure_ratio,
+            min_failures: self.pause_min_failures,
+        }
+    }
+
     /// The keys, parsed (invalid ones are validation problems, so skipped here).
     pub fn keys(&self) -> Vec<aiscout_proto::release::PublicKey> {
         self.public_keys.iter().filter_map(|k| aiscout_proto::release::PublicKey::from_hex(k).ok()).collect()
@@ -391,6 +418,13 @@ impl CollectorConfig {
             if let Err(e) = aiscout_proto::release::PublicKey::from_hex(k) {
                 problem("releases.public_keys", format!("{k:?}: {e}"));
             }
+        }
+        let ratio = self.releases.pause_failure_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            problem("releases.pause_failure_ratio", format!("above 0 and at most 1, got {ratio}"));
+        }
+        if self.releases.pause_min_failures == 0 {
+            problem("releases.pause_min_failures", "at least 1".into());
         }
         out
     }

@@ -64,6 +64,44 @@ pub struct Services {
     pub refusals: crate::rate::LogLimiter,
     /// The published release channel (`crate::release`), served to authenticated agents.
     pub releases_dir: std::path::PathBuf,
+    /// When a cohort's rollout is paused.
+    pub rollout: crate::release::RolloutPause,
+}
+
+/// The update state an agent reports with its check, checked and cut to the store's limits.
+fn update_record(
+    req: &v1::ReleaseMetadataRequest,
+    cohort: &str,
+    r: &v1::UpdateReport,
+) -> Result<crate::store::UpdateRecord, Status> {
+    const STATES: [&str; 6] = ["current", "staged", "switching", "updated", "rolled_back", "error"];
+    if !STATES.contains(&r.state.as_str()) {
+        return Err(Status::invalid_argument(format!("report.state: one of {}", STATES.join(", "))));
+    }
+    for (key, value) in [("agent_version", &req.agent_version), ("report.version", &r.version)] {
+        if value.len() > limits::MAX_VERSION_BYTES
+            || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b))
+        {
+            return Err(Status::invalid_argument(format!(
+                "{key}: at most {} letters, digits, '.', '-' or '+'",
+                limits::MAX_VERSION_BYTES
+            )));
+        }
+    }
+    let mut detail = r.detail.clone();
+    if detail.len() > limits::MAX_UPDATE_DETAIL_BYTES {
+        let cut = (0..=limits::MAX_UPDATE_DETAIL_BYTES).rev().find(|&i| detail.is_char_boundary(i)).unwrap_or(0);
+        detail.truncate(cut);
+    }
+    Ok(crate::store::UpdateRecord {
+        channel: req.channel.clone(),
+        cohort: cohort.to_string(),
+        agent_version: req.agent_version.clone(),
+        state: r.state.clone(),
+        version: r.version.clone(),
+        detail,
+        reported_at_ms: now_ms(),
+    })
 }
 
 /// A store error as a gRPC status: its class's code ([`crate::error_code`]) and its message.
@@ -357,23 +395,48 @@ impl Inventory for InventoryService {
         request: Request<v1::ReleaseMetadataRequest>,
     ) -> Result<Response<v1::ReleaseMetadataResponse>, Status> {
         let (agent_id, serial) = self.0.caller(&request)?;
-        let channel = request.into_inner().channel;
-        if !aiscout_proto::release::is_valid_name(&channel) {
+        let req = request.into_inner();
+        let name_ok = aiscout_proto::release::is_valid_name;
+        if !name_ok(&req.channel) {
             return Err(Status::invalid_argument("channel: 1 to 64 letters, digits, '-', '_' or '.'"));
         }
+        // Agents before the rollout reports send no cohort: theirs is the default.
+        let cohort = if req.cohort.is_empty() { "default".to_string() } else { req.cohort.clone() };
+        if !name_ok(&cohort) {
+            return Err(Status::invalid_argument("cohort: 1 to 64 letters, digits, '-', '_' or '.'"));
+        }
+        let record = req.report.as_ref().map(|r| update_record(&req, &cohort, r)).transpose()?;
         let services = Arc::clone(&self.0);
-        let envelope = blocking(Status::internal, move || {
+        let response = blocking(Status::internal, move || {
             let _ = services.authorize(&agent_id, &serial, false)?;
-            let path = services.releases_dir.join(format!("{channel}.json"));
-            match std::fs::read(&path) {
-                Ok(bytes) if bytes.len() <= aiscout_proto::release::MAX_ENVELOPE_BYTES => Ok(bytes),
-                Ok(_) => Err(Status::internal(format!("{} is larger than an envelope may be", path.display()))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(e) => Err(Status::internal(format!("cannot read {}: {e}", path.display()))),
+            if let Some(record) = &record {
+                services.store.record_update(&agent_id, record).map_err(|e| status(&e))?;
+                if record.state == "rolled_back" {
+                    tracing::warn!(
+                        agent_id = %agent_id,
+                        version = %untrusted::text(&record.version),
+                        cohort = %untrusted::text(&record.cohort),
+                        detail = %untrusted::text(&record.detail),
+                        "agent rolled back a release"
+                    );
+                }
             }
+            let path = services.releases_dir.join(format!("{}.json", req.channel));
+            let envelope = match std::fs::read(&path) {
+                Ok(bytes) if bytes.len() <= aiscout_proto::release::MAX_ENVELOPE_BYTES => bytes,
+                Ok(_) => return Err(Status::internal(format!("{} is larger than an envelope may be", path.display()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(Status::internal(format!("cannot read {}: {e}", path.display()))),
+            };
+            if let Some(paused) =
+                services.rollout.paused(&*services.store, &req.channel, &cohort, &envelope).map_err(|e| status(&e))?
+            {
+                return Ok(v1::ReleaseMetadataResponse { envelope: Vec::new(), paused });
+            }
+            Ok(v1::ReleaseMetadataResponse { envelope, paused: String::new() })
         })
         .await?;
-        Ok(Response::new(v1::ReleaseMetadataResponse { envelope }))
+        Ok(Response::new(response))
     }
 
     async fn download_release(
@@ -647,6 +710,7 @@ mod tests {
             rate: crate::rate::RateLimiter::new(10, u64::MAX),
             refusals: crate::rate::LogLimiter::default(),
             releases_dir: std::path::PathBuf::from("/nonexistent"),
+            rollout: crate::release::RolloutPause::default(),
         }));
         let new = NewEnrollmentToken { uses: 1, expires_at_ms: i64::MAX, label: "t".into(), now_ms: 0 };
         let token = store.create_enrollment_token(&new).unwrap();
@@ -697,6 +761,7 @@ mod tests {
             rate: crate::rate::RateLimiter::new(10, u64::MAX),
             refusals: crate::rate::LogLimiter::default(),
             releases_dir: std::path::PathBuf::from("/nonexistent"),
+            rollout: crate::release::RolloutPause::default(),
         }
     }
 

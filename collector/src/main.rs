@@ -101,6 +101,10 @@ enum ReleaseAction {
         /// Where to write the signed document.
         #[arg(long)]
         out: PathBuf,
+        /// Where to write the signed copy of the archive, the one to publish (default:
+        /// `aiscout-agent-<version>-<target>.tar.gz` beside --out).
+        #[arg(long)]
+        signed_archive: Option<PathBuf>,
     },
     /// Verify a signed document against `releases.public_keys` (signature, no replay of an
     /// older sequence, not expired) and publish it with the archives it names.
@@ -243,8 +247,13 @@ fn release_offline(action: &ReleaseAction) -> anyhow::Result<()> {
             rollout_percent,
             cohorts,
             out,
+            signed_archive,
         } => {
             let signing = release::read_key(key)?;
+            let signed_archive = signed_archive
+                .clone()
+                .unwrap_or_else(|| out.with_file_name(aiscout_proto::release::archive_name(release_version, target)));
+            release::sign_archive(&signing, archive, release_version, target, &signed_archive)?;
             let request = release::SignRequest {
                 channel: channel.clone(),
                 sequence: *sequence,
@@ -252,7 +261,7 @@ fn release_offline(action: &ReleaseAction) -> anyhow::Result<()> {
                 valid_for_secs: valid_for.as_secs(),
                 min_version: min_version.clone(),
                 releases: vec![(
-                    archive.clone(),
+                    signed_archive.clone(),
                     aiscout_proto::release::Release {
                         version: release_version.clone(),
                         target: target.clone(),
@@ -266,6 +275,7 @@ fn release_offline(action: &ReleaseAction) -> anyhow::Result<()> {
             let signed = release::sign(&signing, &request)?;
             std::fs::write(out, signed).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
             println!("{}: channel {channel}, sequence {sequence}, {release_version} for {target}", out.display());
+            println!("{}: the signed archive to publish with it", signed_archive.display());
         }
         ReleaseAction::Publish { .. } => anyhow::bail!("release publish needs the collector configuration"),
     }

@@ -19,6 +19,66 @@ use aiscout_proto::release::{self, PublicKey, Release, ReleaseMetadata, SigningK
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+/// When the collector pauses a cohort's rollout (docs/rollout.md, *Rollout pause*): a release
+/// of the channel's current metadata offered to the cohort that at least `min_failures` of its
+/// agents rolled back, and more than `failure_ratio` of those that tried it (run it or rolled it
+/// back). Agents of a paused cohort are served no envelope and told why, until a new document
+/// is published (a new version starts a new tally).
+///
+/// The counts are the agents' own reports: one row per agent, revoked agents left out, so one
+/// hostile agent adds at most one failure (hence `min_failures`).
+#[derive(Debug, Clone)]
+pub struct RolloutPause {
+    /// The release keys, to read the published document.
+    pub keys: Vec<PublicKey>,
+    /// Share of failures past which a cohort pauses.
+    pub failure_ratio: f64,
+    /// Fewest failures that pause a cohort.
+    pub min_failures: u64,
+}
+
+impl Default for RolloutPause {
+    fn default() -> Self {
+        Self { keys: Vec::new(), failure_ratio: 0.2, min_failures: 2 }
+    }
+}
+
+impl RolloutPause {
+    /// Why `cohort` of `channel` is paused, given the published `envelope`; `None` when it is not.
+    pub fn paused(
+        &self,
+        store: &dyn crate::store::Store,
+        channel: &str,
+        cohort: &str,
+        envelope: &[u8],
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        if envelope.is_empty() {
+            return Ok(None);
+        }
+        // Checked at publish; the expiry does not matter here (agents refuse an expired one).
+        let Ok(verified) = release::verify(envelope, &self.keys, channel, None, 0) else { return Ok(None) };
+        for r in &verified.metadata.releases {
+            if !r.cohorts.is_empty() && !r.cohorts.iter().any(|c| c == cohort) {
+                continue;
+            }
+            let tally = store.rollout_tally(channel, cohort, &r.version)?;
+            let tried = tally.running.saturating_add(tally.rolled_back);
+            #[allow(clippy::cast_precision_loss)] // agent counts, far below 2^52
+            let ratio = if tried == 0 { 0.0 } else { tally.rolled_back as f64 / tried as f64 };
+            if tally.rolled_back >= self.min_failures && ratio > self.failure_ratio {
+                return Ok(Some(format!(
+                    "rollout of {} to cohort {cohort} paused: {} of {tried} agents rolled it back ({:.0}% > {:.0}%)",
+                    r.version,
+                    tally.rolled_back,
+                    ratio * 100.0,
+                    self.failure_ratio * 100.0
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Largest archive published (the agent is a few MB; this bounds a mistake, not an attack).
 pub const MAX_ARCHIVE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -80,8 +140,52 @@ pub fn keygen(out: &Path) -> Result<PublicKey, ReleaseCommandError> {
     Ok(key.public_key())
 }
 
+/// The release manager's key, as both signatures need it: the metadata's (DSSE, ring) and the
+/// archives' (zipsign, ed25519-dalek), one ed25519 key.
+pub struct ReleaseKey {
+    /// Signs the metadata.
+    pub metadata: SigningKey,
+    /// Signs the archives.
+    pub archive: zipsign_api::SigningKey,
+}
+
+impl std::fmt::Debug for ReleaseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReleaseKey({})", self.public_key().to_hex())
+    }
+}
+
+impl ReleaseKey {
+    /// The public half, for the agents' `update.public_keys`.
+    pub fn public_key(&self) -> PublicKey {
+        self.metadata.public_key()
+    }
+}
+
+/// The 32-byte seed of an ed25519 PKCS#8 document (v1, or v2 with the public key as ring
+/// writes it): the bytes after the fixed prefix of RFC 8410's `OneAsymmetricKey`.
+fn ed25519_seed(der: &[u8]) -> Option<[u8; 32]> {
+    const TAIL: [u8; 14] = [0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    let (outer, rest) = der.split_at_checked(2)?;
+    if outer.first() != Some(&0x30) || usize::from(*outer.get(1)?) != rest.len() {
+        return None;
+    }
+    let (version_and_algorithm, rest) = rest.split_at_checked(TAIL.len())?;
+    // Version 0 (v1) or 1 (v2): the third byte.
+    let mut expected = TAIL;
+    if let (Some(v), Some(e)) = (version_and_algorithm.get(2), expected.get_mut(2)) {
+        if *v == 1 {
+            *e = 1;
+        }
+    }
+    if version_and_algorithm != expected {
+        return None;
+    }
+    rest.get(..32)?.try_into().ok()
+}
+
 /// Reads the signing key at `path`.
-pub fn read_key(path: &Path) -> Result<SigningKey, ReleaseCommandError> {
+pub fn read_key(path: &Path) -> Result<ReleaseKey, ReleaseCommandError> {
     let bad = |message: &str| ReleaseCommandError::Key { path: path.display().to_string(), message: message.into() };
     let text = read_bounded(path, 64 * 1024)?;
     let text = String::from_utf8(text).map_err(|_| bad("not text"))?;
@@ -92,7 +196,41 @@ pub fn read_key(path: &Path) -> Result<SigningKey, ReleaseCommandError> {
         .take_while(|l| l.trim() != format!("-----END {PEM_LABEL}-----"))
         .collect();
     let der = base64::engine::general_purpose::STANDARD.decode(body.trim()).map_err(|_| bad("not base64 PEM"))?;
-    SigningKey::from_pkcs8(&der).map_err(|e| bad(&e.to_string()))
+    let metadata = SigningKey::from_pkcs8(&der).map_err(|e| bad(&e.to_string()))?;
+    let seed = ed25519_seed(&der).ok_or_else(|| bad("no ed25519 seed in the PKCS#8 document"))?;
+    let archive = zipsign_api::SigningKey::from_bytes(&seed);
+    if archive.verifying_key().to_bytes() != metadata.public_key().to_bytes() {
+        return Err(bad("its two readings disagree"));
+    }
+    Ok(ReleaseKey { metadata, archive })
+}
+
+/// `release sign`, first half: a copy of the gzip-compressed tar `input` with the zipsign
+/// signature of the release `version` for `target` (in the context of its name,
+/// [`release::archive_name`]), written to `out` (replaced whole). Agents verify it before they
+/// extract anything; the metadata then signs this copy's digest.
+pub fn sign_archive(
+    key: &ReleaseKey,
+    input: &Path,
+    version: &str,
+    target: &str,
+    out: &Path,
+) -> Result<(), ReleaseCommandError> {
+    let name = release::archive_name(version, target);
+    let mut from = std::fs::File::open(input).map_err(io(input))?;
+    let size = from.metadata().map_err(io(input))?.len();
+    if size > MAX_ARCHIVE_BYTES {
+        return Err(ReleaseCommandError::Invalid(format!(
+            "{}: larger than {MAX_ARCHIVE_BYTES} bytes",
+            input.display()
+        )));
+    }
+    let temp = out.with_extension("signing");
+    let mut to = std::fs::File::create(&temp).map_err(io(&temp))?;
+    zipsign_api::sign::copy_and_sign_tar(&mut from, &mut to, std::slice::from_ref(&key.archive), Some(name.as_bytes()))
+        .map_err(|e| ReleaseCommandError::Invalid(format!("{}: cannot sign: {e}", input.display())))?;
+    to.sync_all().map_err(io(&temp))?;
+    std::fs::rename(&temp, out).map_err(io(out))
 }
 
 /// Reads at most `limit` bytes of `path`, refusing a larger file.
@@ -145,7 +283,7 @@ pub struct SignRequest {
 
 /// `release sign`: the envelope for `request`, signed with `key`; each release's digest and
 /// size are read from its archive.
-pub fn sign(key: &SigningKey, request: &SignRequest) -> Result<Vec<u8>, ReleaseCommandError> {
+pub fn sign(key: &ReleaseKey, request: &SignRequest) -> Result<Vec<u8>, ReleaseCommandError> {
     let mut releases = Vec::new();
     for (archive, r) in &request.releases {
         let (sha256, size) = digest_file(archive)?;
@@ -160,7 +298,7 @@ pub fn sign(key: &SigningKey, request: &SignRequest) -> Result<Vec<u8>, ReleaseC
         releases,
     };
     release::check_fields(&metadata).map_err(|e| ReleaseCommandError::Invalid(e.to_string()))?;
-    let envelope = key.sign(&metadata).map_err(|e| ReleaseCommandError::Invalid(e.to_string()))?;
+    let envelope = key.metadata.sign(&metadata).map_err(|e| ReleaseCommandError::Invalid(e.to_string()))?;
     serde_json::to_vec_pretty(&envelope).map_err(|e| ReleaseCommandError::Invalid(e.to_string()))
 }
 

@@ -51,6 +51,7 @@ pub async fn run(
         rate: RateLimiter::new(config.agents.batches_per_minute, config.agents.bytes_per_minute),
         refusals: LogLimiter::default(),
         releases_dir: config.releases_dir(),
+        rollout: config.releases.pause(),
     });
     let agents = TlsIncoming::spawn(grpc, tls.agents_config()?, "agents")?;
     let api_tls = tls.api_config().transpose()?;

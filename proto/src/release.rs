@@ -176,6 +176,11 @@ impl PublicKey {
         hex::encode(self.0)
     }
 
+    /// The raw key (what zipsign verifies archive signatures with).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// The key id signatures name: the first 16 hex digits of the key's SHA-256.
     pub fn key_id(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, &self.0);
@@ -300,6 +305,13 @@ pub fn verify(
     }
     let accepted = Accepted { sequence: metadata.sequence, payload_sha256 };
     Ok(Verified { metadata, accepted })
+}
+
+/// The file name of a release's archive as agents fetch it, `aiscout-agent-<version>-<target>.tar.gz`:
+/// the context its zipsign signature is made in (`aiscout-collector release sign`), so that a
+/// signature made for one release does not verify as another's.
+pub fn archive_name(version: &str, target: &str) -> String {
+    format!("aiscout-agent-{version}-{target}.tar.gz")
 }
 
 /// Whether `s` is a valid channel, target or cohort name: 1 to 64 ASCII letters, digits, `-`,

@@ -336,16 +336,18 @@ pub fn spawn_once(config: &Path, log: &Path) -> Child {
 pub fn spawn_daemon(config: &Path, log: &Path) -> Child {
     let log = File::create(log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
     Child(
-        Command::new(agent_bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .env("AISCOUT_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
+        daemon_command(&agent_bin(), config)
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the agent: {e}")),
     )
+}
+
+/// `binary run --config <config>`, logging at info level in plain text, stdout discarded.
+pub fn daemon_command(binary: &Path, config: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.args(["run", "--config"]).arg(config).env("AISCOUT_LOG", "info").env("NO_COLOR", "1").stdout(Stdio::null());
+    command
 }
 
 /// Asserts that an agent run succeeded, with its stderr otherwise.

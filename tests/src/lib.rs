@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod fleet;
+pub mod release;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -34,6 +35,14 @@ pub fn agent_bin() -> PathBuf {
 /// The `aiscout-collector` binary of the profile these tests were built with.
 pub fn collector_bin() -> PathBuf {
     workspace_bin("aiscout-collector")
+}
+
+/// The second agent build the self-update tests update to: the same sources stating 9.9.9,
+/// stripped, made by `scripts/build-agent-v2.sh` (which `scripts/test.sh` runs first).
+pub fn agent_v2_bin() -> PathBuf {
+    let bin = agent_bin().parent().map(|d| d.join("update-test/aiscout-agent-9.9.9")).unwrap_or_default();
+    assert!(bin.is_file(), "{} is missing: run scripts/build-agent-v2.sh (scripts/test.sh does)", bin.display());
+    bin
 }
 
 fn workspace_bin(name: &str) -> PathBuf {

@@ -26,6 +26,7 @@ mod remote_code;
 mod rotation;
 mod runtimes;
 mod safety;
+mod self_update;
 mod tokens;
 mod tooling;
 mod walk_race;

@@ -6,58 +6,14 @@
 
 use std::process::Command;
 
-use aiscout_e2e::fleet::{assert_ok, run_once, spawn_daemon, AgentOptions, Collector};
-use aiscout_e2e::{agent_bin, collector_bin, fixtures_dir};
+use aiscout_e2e::fleet::{assert_ok, run_once, spawn_daemon, AgentOptions};
+use aiscout_e2e::release::{
+    agent_archive, client, collector_with_release_key, publish, publish_metadata_only, release_cli, sign_release,
+};
+use aiscout_e2e::{agent_bin, fixtures_dir};
 use aiscout_proto::release;
-use aiscout_proto::v1::{self, inventory_client::InventoryClient};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use aiscout_proto::v1;
 use tonic::Code;
-
-/// Runs an offline release command (no collector configuration) and returns its stdout.
-fn release_cli(args: &[&str]) -> String {
-    let out = Command::new(collector_bin()).arg("release").args(args).output().unwrap();
-    assert!(out.status.success(), "release {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A collector whose release channel trusts a new release key made in `offline`: the
-/// collector, the key's public half (hex) and the private key file.
-fn collector_with_release_key(offline: &std::path::Path) -> (Collector, String, std::path::PathBuf) {
-    let key = offline.join("release.key");
-    let public = release_cli(&["keygen", "--out", key.to_str().unwrap()]);
-    let c = Collector::start_with(&format!("[releases]\npublic_keys = [\"{public}\"]\n"));
-    (c, public, key)
-}
-
-/// `release sign` of `archive` as `version` at `sequence`, with `extra` options, into `out`.
-fn sign_release(
-    key: &std::path::Path,
-    archive: &std::path::Path,
-    version: &str,
-    sequence: u64,
-    extra: &[&str],
-    out: &std::path::Path,
-) {
-    let sequence = sequence.to_string();
-    let mut args = vec!["sign", "--key", key.to_str().unwrap(), "--archive", archive.to_str().unwrap()];
-    args.extend(["--release-version", version, "--sequence", &sequence, "--out", out.to_str().unwrap()]);
-    args.extend(extra);
-    release_cli(&args);
-}
-
-async fn client(c: &Collector, agent: Option<&str>) -> InventoryClient<Channel> {
-    let ca = std::fs::read_to_string(c.ca_file()).unwrap();
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
-    if let Some(name) = agent {
-        let dir = c.state_dir(name).join("tls");
-        let cert = std::fs::read_to_string(dir.join("agent.crt")).unwrap();
-        let key = std::fs::read_to_string(dir.join("agent.key")).unwrap();
-        tls = tls.identity(Identity::from_pem(cert, key));
-    }
-    let endpoint =
-        Endpoint::from_shared(format!("https://127.0.0.1:{}", c.grpc_port)).unwrap().tls_config(tls).unwrap();
-    InventoryClient::new(endpoint.connect().await.unwrap())
-}
 
 #[test]
 fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
@@ -68,15 +24,10 @@ fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
     let bytes: Vec<u8> = (0..800_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(&archive, &bytes).unwrap();
     let metadata = offline.path().join("stable-1.json");
-    sign_release(&key, &archive, "9.9.9", 1, &["--rollout-percent", "100"], &metadata);
-    c.command(&[
-        "release",
-        "publish",
-        "--metadata",
-        metadata.to_str().unwrap(),
-        "--archive",
-        archive.to_str().unwrap(),
-    ]);
+    // What is published is the copy `release sign` wrote, with the archive's signature.
+    let archive = sign_release(&key, &archive, "9.9.9", 1, &["--rollout-percent", "100"], &metadata);
+    let bytes = std::fs::read(&archive).unwrap();
+    publish(&c, &metadata, &archive);
 
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
@@ -86,7 +37,7 @@ fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
     runtime.block_on(async {
         let mut agent = client(&c, Some("a")).await;
         let answer = agent
-            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into() })
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into(), ..Default::default() })
             .await
             .unwrap()
             .into_inner();
@@ -116,7 +67,7 @@ fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
         assert_eq!(chunks, 4);
 
         let none = agent
-            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "canary".into() })
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "canary".into(), ..Default::default() })
             .await
             .unwrap()
             .into_inner();
@@ -130,13 +81,18 @@ fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
             };
             assert_eq!(e.code(), code, "{e:?}");
         }
-        let e = agent.get_release_metadata(v1::ReleaseMetadataRequest { channel: "../x".into() }).await.unwrap_err();
+        let e = agent
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "../x".into(), ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
 
         // No client certificate, no release.
         let mut stranger = client(&c, None).await;
-        let e =
-            stranger.get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into() }).await.unwrap_err();
+        let e = stranger
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into(), ..Default::default() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
         let e = match stranger.download_release(v1::DownloadReleaseRequest { sha256: chosen.sha256 }).await {
             Ok(_) => panic!("served to a stranger"),
@@ -150,27 +106,11 @@ fn the_channel_serves_what_was_signed_to_enrolled_agents_only() {
     runtime.block_on(async {
         let e = client(&c, Some("a"))
             .await
-            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into() })
+            .get_release_metadata(v1::ReleaseMetadataRequest { channel: "stable".into(), ..Default::default() })
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     });
-}
-
-/// A gzip-compressed tar holding `aiscout-agent`: a stand-in binary that reports `version`
-/// and accepts any configuration (the updater's smoke test runs it).
-fn agent_archive(dir: &std::path::Path, name: &str, version: &str) -> std::path::PathBuf {
-    let src = dir.join(format!("{name}-src"));
-    std::fs::create_dir_all(&src).unwrap();
-    let bin = src.join("aiscout-agent");
-    std::fs::write(&bin, format!("#!/bin/sh\n[ \"$1\" = --version ] && echo 'aiscout-agent {version}'\nexit 0\n"))
-        .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let archive = dir.join(format!("{name}.tar.gz"));
-    let ok = Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&src).arg("aiscout-agent").status().unwrap();
-    assert!(ok.success());
-    archive
 }
 
 #[test]
@@ -197,16 +137,17 @@ fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
 
     let sign = |with: &std::path::Path, sequence: u64, archive: &std::path::Path, version: &str, valid: &str| {
         let out = offline.path().join(format!("m-{sequence}.json"));
-        sign_release(with, archive, version, sequence, &["--valid-for", valid], &out);
+        let _signed = sign_release(with, archive, version, sequence, &["--valid-for", valid], &out);
         out
     };
     let served = c.dir.path().join("data/releases/stable.json");
     let v2 = agent_archive(offline.path(), "v2", "9.9.9");
     let first = sign(&key, 1, &v2, "9.9.9", "30d");
-    c.command(&["release", "publish", "--metadata", first.to_str().unwrap(), "--archive", v2.to_str().unwrap()]);
+    let v2_signed = offline.path().join(release::archive_name("9.9.9", "x86_64-unknown-linux-gnu"));
+    publish(&c, &first, &v2_signed);
 
     // The archive the collector serves is not the one signed: refused, nothing staged.
-    let sha = String::from_utf8_lossy(&Command::new("sha256sum").arg(&v2).output().unwrap().stdout)
+    let sha = String::from_utf8_lossy(&Command::new("sha256sum").arg(&v2_signed).output().unwrap().stdout)
         .split_whitespace()
         .next()
         .unwrap()
@@ -249,7 +190,8 @@ fn an_agent_stages_only_what_was_signed_and_refuses_the_rest() {
     // A release whose binary does not say the version it is signed as fails its smoke test.
     let liar = agent_archive(offline.path(), "liar", "1.0.0");
     let fifth = sign(&key, 5, &liar, "9.9.10", "30d");
-    c.command(&["release", "publish", "--metadata", fifth.to_str().unwrap(), "--archive", liar.to_str().unwrap()]);
+    let liar = offline.path().join(release::archive_name("9.9.10", "x86_64-unknown-linux-gnu"));
+    publish(&c, &fifth, &liar);
     let (code, text) = update();
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("smoke test failed"), "{text}");
@@ -261,8 +203,8 @@ fn a_running_daemon_stages_the_published_release_and_says_so_in_its_status() {
     let (c, public, key) = collector_with_release_key(offline.path());
     let v2 = agent_archive(offline.path(), "v2", "9.9.9");
     let metadata = offline.path().join("m.json");
-    sign_release(&key, &v2, "9.9.9", 1, &[], &metadata);
-    c.command(&["release", "publish", "--metadata", metadata.to_str().unwrap(), "--archive", v2.to_str().unwrap()]);
+    let v2 = sign_release(&key, &v2, "9.9.9", 1, &[], &metadata);
+    publish(&c, &metadata, &v2);
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
     let options = AgentOptions {
@@ -286,4 +228,37 @@ fn a_running_daemon_stages_the_published_release_and_says_so_in_its_status() {
     assert!(doc.get("update_error").is_none(), "{doc}");
     assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"), "the running agent is unchanged: {doc}");
     assert!(c.state_dir("d").join("update/versions/9.9.9/aiscout-agent").is_file());
+}
+
+#[test]
+fn an_archive_the_release_key_did_not_sign_is_refused_though_the_signed_metadata_names_it() {
+    let offline = tempfile::tempdir().unwrap();
+    let (c, public, key) = collector_with_release_key(offline.path());
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures_dir().join("models/tiny.onnx"), root.path().join("m.onnx")).unwrap();
+    let options = AgentOptions {
+        extra_toml: format!("[update]\nenabled = true\npublic_keys = [\"{public}\"]\n"),
+        ..AgentOptions::default()
+    };
+    let config = c.agent_with("z", &[root.path()], &c.token_file("token", &[]), &options);
+    assert_ok(&run_once(&config));
+
+    // No archive signature at all; one by another key; one by the release key for another
+    // release (its signature binds the archive's name: version and target).
+    let unsigned = agent_archive(offline.path(), "v2", "9.9.9");
+    let other_key = offline.path().join("other.key");
+    release_cli(&["keygen", "--out", other_key.to_str().unwrap()]);
+    let by_other = sign_release(&other_key, &unsigned, "9.9.9", 1, &[], &offline.path().join("o.json"));
+    let by_other = std::fs::rename(&by_other, offline.path().join("by-other.tar.gz"))
+        .map(|()| offline.path().join("by-other.tar.gz"))
+        .unwrap();
+    let for_other_release = sign_release(&key, &unsigned, "9.9.8", 1, &[], &offline.path().join("r.json"));
+    for (sequence, archive) in [(1, &unsigned), (2, &by_other), (3, &for_other_release)] {
+        publish_metadata_only(&c, &key, archive, "9.9.9", sequence);
+        let out = Command::new(agent_bin()).args(["update", "--config"]).arg(&config).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {text}", archive.display());
+        assert!(text.contains("release 9.9.9: archive signature"), "{}: {text}", archive.display());
+        assert!(!c.state_dir("z").join("update/versions/9.9.9/aiscout-agent").exists());
+    }
 }

@@ -109,6 +109,10 @@ pub struct UpdateConfig {
     /// Time between checks.
     #[serde(with = "duration_text")]
     pub check_interval: Duration,
+    /// How long a switched-to release has to make its first acknowledged send before it is
+    /// rolled back (`crate::update::switch`).
+    #[serde(with = "duration_text")]
+    pub health_deadline: Duration,
 }
 
 /// `[collector]`: the collector's address and trust.
@@ -310,6 +314,7 @@ impl Default for UpdateConfig {
             channel: "stable".into(),
             cohort: "default".into(),
             check_interval: Duration::from_secs(6 * 3600),
+            health_deadline: Duration::from_secs(600),
         }
     }
 }

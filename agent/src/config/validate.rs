@@ -283,6 +283,8 @@ impl SpoolConfig {
 
 /// Smallest `update.check_interval`.
 const MIN_UPDATE_CHECK: Duration = Duration::from_secs(60);
+/// Shortest and longest `update.health_deadline`.
+const HEALTH_DEADLINE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(24 * 3600));
 
 impl super::UpdateConfig {
     fn check(&self, p: &mut Problems) {
@@ -305,6 +307,12 @@ impl super::UpdateConfig {
             p.add(
                 "update.check_interval",
                 format!("at least 1m, got {}", humantime::format_duration(self.check_interval)),
+            );
+        }
+        if !(HEALTH_DEADLINE.0..=HEALTH_DEADLINE.1).contains(&self.health_deadline) {
+            p.add(
+                "update.health_deadline",
+                format!("between 10s and 24h, got {}", humantime::format_duration(self.health_deadline)),
             );
         }
     }

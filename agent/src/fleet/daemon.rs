@@ -24,7 +24,12 @@
 //! 7. with `update.enabled`, after a successful send and at most every
 //!    `update.check_interval`, the release channel is checked and the release this agent should
 //!    take is staged ([`crate::update`]); a refusal is logged and kept in the status, and the
-//!    agent runs on unchanged (switching to a staged release is not built yet).
+//!    agent runs on unchanged. A staged release is switched to when the service starts the
+//!    agent through `state_dir/bin/aiscout-agent` ([`crate::update::switch`]): the daemon
+//!    points the link at it and ends with [`switch::EXIT_RESTART`] ([`Ended::Restart`]);
+//! 8. a daemon that was switched to confirms its update with its first acknowledged send; one
+//!    that has not by `update.health_deadline` ends with [`Ended::Restart`] too, and the guard
+//!    run before the next start rolls it back.
 //!
 //! After every step the daemon's health is written to `state_dir/status.json`
 //! ([`super::status`]), and once more, as `stopped`, when it ends.
@@ -51,6 +56,17 @@ use crate::report::{ScanReport, Section};
 use crate::scan::{self, Progress, ScanOptions, ScanState};
 use crate::spool::Spool;
 use crate::state_dir::StateDir;
+use crate::update::switch;
+
+/// How the daemon ended (when no error stopped it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shut down as asked, or `--once` is done.
+    Stopped,
+    /// It must be started again: the link names another binary now, or the release it runs
+    /// missed its health deadline (exit with [`switch::EXIT_RESTART`]).
+    Restart,
+}
 
 /// Errors that stop the daemon (everything else is retried).
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +153,8 @@ struct Daemon {
     scans: Arc<Mutex<ScanState>>,
     /// The health written to `status.json` after every step.
     status: AgentStatus,
+    /// The switch to this binary waiting for its first acknowledged send, if it was switched to.
+    awaiting: Option<switch::Pending>,
     /// When the release channel is next checked (step 7).
     next_update_check: Instant,
 }
@@ -247,23 +265,29 @@ impl Daemon {
         tracing::info!(path = %path.display(), changed, "configuration reloaded; full inventory now");
     }
 
-    /// Step 7: checks the release channel when due, staging what this agent should take.
-    async fn check_update(&mut self, enrolled: &Enrolled, config_path: Option<&std::path::Path>) {
+    /// Step 7: checks the release channel when due, staging what this agent should take and
+    /// switching to it; true when the daemon must end so that the new binary starts.
+    async fn check_update(&mut self, enrolled: &Enrolled, config_path: Option<&std::path::Path>) -> bool {
         let now = Instant::now();
-        if !self.config.update.enabled || now < self.next_update_check {
-            return;
+        if !self.config.update.enabled || now < self.next_update_check || self.awaiting.is_some() {
+            return false;
         }
         self.next_update_check = now + self.config.update.check_interval;
-        let Some(config_path) = config_path else { return };
+        let Some(config_path) = config_path else { return false };
         self.status.update_checked_at_ms = Some(now_ms());
-        match crate::update::check_and_stage(&self.config, config_path, &self.state, enrolled).await {
+        self.status.update_paused = None;
+        let outcome = crate::update::check_and_stage(&self.config, config_path, &self.state, enrolled).await;
+        let mut restart = false;
+        match outcome {
             Ok(outcome) => {
                 self.status.update_error = None;
                 match outcome {
                     crate::update::CheckOutcome::Staged { version, .. } => {
                         tracing::info!(version = %version, "release staged");
-                        self.status.update_staged = Some(version);
+                        self.status.update_staged = Some(version.clone());
+                        restart = self.switch_to(&version);
                     }
+                    crate::update::CheckOutcome::Paused { reason } => self.status.update_paused = Some(reason),
                     other => tracing::debug!(outcome = ?other, "release channel checked"),
                 }
             }
@@ -272,6 +296,53 @@ impl Daemon {
                 self.status.update_error = Some(status::error_text(&e));
             }
         }
+        self.note_update_state();
+        restart
+    }
+
+    /// Points the service's link at the staged `version`; true when it did (restart now).
+    fn switch_to(&mut self, version: &str) -> bool {
+        let deadline = i64::try_from(self.config.update.health_deadline.as_millis()).unwrap_or(i64::MAX);
+        match switch::switch(&self.state, version, crate::version(), deadline) {
+            Ok(switch::Switched::Restart) => {
+                self.status.update_staged = None;
+                true
+            }
+            Ok(switch::Switched::NoLink) => {
+                tracing::info!(
+                    version,
+                    link = %switch::link(&self.state).display(),
+                    "release staged; no service link to switch (started by hand?)"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!(version, error = %e, "cannot switch to the staged release; the agent runs on unchanged");
+                self.status.update_error = Some(status::error_text(&e));
+                false
+            }
+        }
+    }
+
+    /// Step 8: the first acknowledged send of a binary that was switched to confirms it.
+    fn confirm_update(&mut self) {
+        if self.awaiting.is_none() {
+            return;
+        }
+        match switch::confirm(&self.state, crate::version()) {
+            Ok(_) => self.awaiting = None,
+            Err(e) => tracing::warn!(error = %e, "cannot record the update as healthy"),
+        }
+        self.note_update_state();
+    }
+
+    /// The update state, as the collector is told, into the status.
+    fn note_update_state(&mut self) {
+        let report = crate::update::UpdateState::load(&self.state).report(crate::version());
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        self.status.update_state = Some(report.state);
+        self.status.update_version = some(report.version);
+        self.status.update_detail = some(report.detail);
     }
 
     /// A full inventory at `started`: scanned, spooled, and the watcher pointed at the model
@@ -375,7 +446,7 @@ impl Daemon {
     async fn send(&mut self, enrolled: &Enrolled) -> Result<transport::DrainOutcome, DaemonError> {
         let tls = channel::with_client_certificate(&self.config, enrolled);
         let mut client = transport::client(channel::connect(&self.config, tls).await?);
-        let outcome = transport::drain(&mut client, &self.spool, env!("CARGO_PKG_VERSION")).await?;
+        let outcome = transport::drain(&mut client, &self.spool, crate::version()).await?;
         if outcome.sent > 0 || outcome.acked > 0 {
             tracing::info!(sent = outcome.sent, acked = outcome.acked, "spool drained");
         } else {
@@ -393,7 +464,7 @@ pub async fn run(
     config: Config,
     opts: RunOptions,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), DaemonError> {
+) -> Result<Ended, DaemonError> {
     let state = StateDir::open(&config.state_dir)
         .map_err(|source| DaemonError::StateDir { path: config.state_dir.display().to_string(), source })?;
     let identity = host_identity::collect(&state, &config.identity)?;
@@ -403,7 +474,7 @@ pub async fn run(
     let watching = config.watch.enabled && !opts.once && config.scan.sections.contains(&Section::Models);
     let mut watcher = watching.then(|| DirWatcher::new(&config.watch, vec![state.root().to_path_buf()]));
     let status = AgentStatus {
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: crate::version().to_string(),
         pid: std::process::id(),
         pid_start_ticks: status::process_start_ticks(std::process::id()).unwrap_or(0),
         started_at_ms: now_ms(),
@@ -421,7 +492,15 @@ pub async fn run(
         scans: Arc::new(Mutex::new(ScanState::default())),
         status,
         next_update_check: Instant::now(),
+        awaiting: None,
     };
+    daemon.awaiting = switch::pending_for(&daemon.state, crate::version());
+    if let Some(p) = &daemon.awaiting {
+        tracing::info!(version = %p.version, from = %p.from_version, starts = p.starts, "switched to this release; waiting for its first acknowledged send");
+    }
+    if daemon.config.update.enabled {
+        daemon.note_update_state();
+    }
     daemon.save_status();
     let mut hangup = match &opts.config_path {
         Some(_) => match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -446,11 +525,15 @@ async fn cycles(
     mut watcher: Option<&mut DirWatcher>,
     mut hangup: Option<&mut tokio::signal::unix::Signal>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), DaemonError> {
+) -> Result<Ended, DaemonError> {
     tokio::pin!(shutdown);
 
     let mut enrolled = None;
     loop {
+        if let Some(p) = daemon.awaiting.as_ref().filter(|p| now_ms() > p.deadline_ms) {
+            tracing::error!(version = %p.version, "no acknowledged send by the health deadline; restarting so that the guard rolls back");
+            return Ok(Ended::Restart);
+        }
         if enrolled.is_none() {
             enrolled = daemon.credentials(opts.once).await?;
         }
@@ -475,8 +558,10 @@ async fn cycles(
                     if outcome.renewal_requested.is_some() {
                         e = daemon.renew_if_due(e, true).await;
                     }
-                    if !opts.once {
-                        daemon.check_update(&e, opts.config_path.as_deref()).await;
+                    daemon.confirm_update();
+                    if !opts.once && daemon.check_update(&e, opts.config_path.as_deref()).await {
+                        daemon.save_status();
+                        return Ok(Ended::Restart);
                     }
                 }
                 Err(DaemonError::Transport(transport::TransportError::RetryAfter(after))) => {
@@ -499,12 +584,17 @@ async fn cycles(
         }
         daemon.save_status();
         let wait = match daemon.schedule.after_send(Instant::now()) {
-            After::Done => return Ok(()),
+            After::Done => return Ok(Ended::Stopped),
             After::Again => continue,
             After::Wait(wait) => wait,
         };
+        // A release on probation wakes up at its deadline.
+        let wait = match &daemon.awaiting {
+            Some(p) => wait.min(Duration::from_millis(u64::try_from(p.deadline_ms - now_ms()).unwrap_or(0))),
+            None => wait,
+        };
         let changes = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => return Ok(Ended::Stopped),
             _ = tokio::time::sleep(wait) => None,
             Some(()) = async {
                 match hangup.as_deref_mut() {

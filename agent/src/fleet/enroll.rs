@@ -231,12 +231,8 @@ pub async fn enroll(config: &Config, state: &StateDir, identity: v1::HostIdentit
         }
         (None, None) => return Err(not_configured),
     };
-    let request = v1::EnrollRequest {
-        token,
-        csr_pem,
-        identity: Some(identity),
-        agent_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    let request =
+        v1::EnrollRequest { token, csr_pem, identity: Some(identity), agent_version: crate::version().to_string() };
     let mut client = EnrollmentClient::new(channel);
     let response = within_timeout(Call::Enroll, client.enroll(request)).await?;
 

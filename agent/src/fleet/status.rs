@@ -93,6 +93,19 @@ pub struct AgentStatus {
     /// Why the last check failed or was refused (the running agent is unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_error: Option<String>,
+    /// Where updating stands, as the collector is told: current, staged, switching, updated,
+    /// rolled_back or error (`crate::update::UpdateState::report`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_state: Option<String>,
+    /// The release that state concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_version: Option<String>,
+    /// Why, for rolled_back and error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_detail: Option<String>,
+    /// Set when the collector paused the rollout for this agent's cohort: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_paused: Option<String>,
 }
 
 /// The last full inventory.

@@ -34,7 +34,7 @@ impl HostInfo {
             os,
             kernel: uname.release().to_string_lossy().into_owned(),
             arch: std::env::consts::ARCH.to_string(),
-            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            agent_version: crate::version().to_string(),
             scanned_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         }
     }

@@ -16,19 +16,24 @@
 //!    this version is below the minimum);
 //! 4. download the archive by its digest into `state_dir/update/versions/<version>/`, at most
 //!    the signed size, hashing as it arrives; a digest or size that differs refuses it;
-//! 5. extract `aiscout-agent` from the archive (gzip-compressed tar, the file at its top level
-//!    or one directory down; at most [`MAX_BINARY_BYTES`]) as a private executable;
+//! 5. verify the archive's own zipsign signature by a release key, extract `aiscout-agent` from
+//!    its top level (at most [`MAX_BINARY_BYTES`]) and install it as a private executable in
+//!    the same directory; steps 4 and 5 are `self_update`'s custom backend run over the agent's
+//!    gRPC channel ([`install`]);
 //! 6. smoke-test it: `--version` must print `aiscout-agent <version>` and `validate --config`
 //!    must accept the running configuration, each within [`SMOKE_TIMEOUT`].
 //!
-//! The staged binary is recorded in `state_dir/update/state.json`. Switching the
-//! `state_dir/bin/aiscout-agent` link the service starts to it, and rolling back when it does not
-//! report healthy in time, come next (docs/rollout.md, *Signed self-update*).
+//! The staged binary is recorded in `state_dir/update/state.json`. The daemon then switches the
+//! `state_dir/bin/aiscout-agent` link the service starts to it, and the guard run before every
+//! start rolls it back when it does not prove healthy in time ([`switch`]). Every check tells
+//! the collector where this agent stands ([`UpdateState::report`]), so that it can pause a
+//! cohort whose rollout fails; a paused cohort is offered nothing.
 //!
 //! # Layout
 //! ```text
 //! state_dir/update/              0700
-//!   state.json                   accepted sequence, last check, last error, staged version
+//!   state.json                   accepted sequence, last check, last error, staged version,
+//!                                pending switch, rolled-back versions, last outcome
 //!   versions/<version>/          0700
 //!     archive                    the verified download
 //!     aiscout-agent              the extracted, smoke-tested binary (0700)
@@ -48,6 +53,9 @@ use crate::fleet::channel::{self, ChannelError};
 use crate::fleet::credentials::Enrolled;
 use crate::fleet::transport;
 use crate::state_dir::{self, StateDir};
+
+mod install;
+pub mod switch;
 
 /// Largest archive downloaded, whatever the metadata says.
 pub const MAX_ARCHIVE_BYTES: u64 = 512 * 1024 * 1024;
@@ -77,6 +85,15 @@ pub struct UpdateState {
     /// The version staged and smoke-tested, waiting to be switched to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged: Option<String>,
+    /// The switch waiting for the new binary's first acknowledged send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<switch::Pending>,
+    /// Versions rolled back: never taken again (oldest first, at most 32).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back: Vec<String>,
+    /// How the last switch ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outcome: Option<switch::Outcome>,
 }
 
 /// What a check did.
@@ -84,6 +101,11 @@ pub struct UpdateState {
 pub enum CheckOutcome {
     /// The channel has nothing published.
     NothingPublished,
+    /// The collector paused the rollout for this agent's cohort.
+    Paused {
+        /// Why, as the collector says.
+        reason: String,
+    },
     /// Nothing to take now (up to date, or not this agent's turn).
     Stay {
         /// The metadata's sequence.
@@ -169,6 +191,24 @@ impl UpdateState {
         }
     }
 
+    /// Where this agent stands, as the collector is told with every check: `switching`,
+    /// `rolled_back` or `updated` (the last switch and its version), `staged`, `error` (the
+    /// last check failed), else `current`.
+    pub fn report(&self, running: &str) -> v1::UpdateReport {
+        let (state, version, detail, at_ms) = if let Some(p) = &self.pending {
+            ("switching", p.version.as_str(), String::new(), p.switched_at_ms)
+        } else if let Some(o) = self.last_outcome.as_ref().filter(|o| o.kind == "rolled_back" || o.version == running) {
+            (o.kind.as_str(), o.version.as_str(), o.detail.clone(), o.at_ms)
+        } else if let Some(v) = &self.staged {
+            ("staged", v.as_str(), String::new(), self.last_check_ms)
+        } else if let Some(e) = &self.last_error {
+            ("error", "", e.clone(), self.last_check_ms)
+        } else {
+            ("current", running, String::new(), self.last_check_ms)
+        };
+        v1::UpdateReport { state: state.into(), version: version.into(), detail, at_ms }
+    }
+
     /// Writes it to `state`, replacing the file whole.
     pub fn save(&self, state: &StateDir) -> Result<(), UpdateError> {
         let dir = state.update();
@@ -214,33 +254,37 @@ async fn check(
     }
     let tls = channel::with_client_certificate(config, enrolled);
     let mut client = transport::client(channel::connect(config, tls).await?);
-    let envelope = client
-        .get_release_metadata(v1::ReleaseMetadataRequest { channel: config.update.channel.clone() })
+    let request = v1::ReleaseMetadataRequest {
+        channel: config.update.channel.clone(),
+        cohort: config.update.cohort.clone(),
+        agent_version: crate::version().to_string(),
+        report: Some(kept.report(crate::version())),
+    };
+    let response = client
+        .get_release_metadata(request)
         .await
         .map_err(|s| UpdateError::Call(s.message().to_string()))?
-        .into_inner()
-        .envelope;
-    if envelope.is_empty() {
+        .into_inner();
+    if !response.paused.is_empty() {
+        tracing::info!(cohort = %config.update.cohort, reason = ?response.paused, "rollout paused for this cohort");
+        return Ok(CheckOutcome::Paused { reason: response.paused });
+    }
+    if response.envelope.is_empty() {
         return Ok(CheckOutcome::NothingPublished);
     }
-    let verified = release::verify(&envelope, &keys, &config.update.channel, kept.accepted.as_ref(), now_secs())?;
+    let verified =
+        release::verify(&response.envelope, &keys, &config.update.channel, kept.accepted.as_ref(), now_secs())?;
     kept.accepted = Some(verified.accepted.clone());
-    let decision = release::decide(
-        &verified.metadata,
-        env!("CARGO_PKG_VERSION"),
-        TARGET,
-        &config.update.cohort,
-        &enrolled.agent_id,
-    );
+    // A release rolled back on this host is never taken again.
+    let mut offered = verified.metadata.clone();
+    offered.releases.retain(|r| !kept.rolled_back.contains(&r.version));
+    let decision = release::decide(&offered, crate::version(), TARGET, &config.update.cohort, &enrolled.agent_id);
     let Decision::Update(chosen) = decision else {
         return Ok(CheckOutcome::Stay { sequence: verified.metadata.sequence });
     };
     let dir = version_dir(state, &chosen)?;
-    let archive = dir.join("archive");
-    download(&mut client, &chosen, &archive).await?;
-    let binary = dir.join("aiscout-agent");
-    let (from, to, version) = (archive.clone(), binary.clone(), chosen.version.clone());
-    tokio::task::spawn_blocking(move || extract(&from, &to, &version))
+    let (runtime, release, into) = (tokio::runtime::Handle::current(), chosen.clone(), dir.clone());
+    let binary = tokio::task::spawn_blocking(move || install::install(runtime, client, &release, &into, &keys))
         .await
         .map_err(|e| UpdateError::Call(e.to_string()))??;
     let (bin, cfg, version) = (binary.clone(), config_path.to_path_buf(), chosen.version.clone());
@@ -267,7 +311,7 @@ fn version_dir(state: &StateDir, r: &Release) -> Result<PathBuf, UpdateError> {
 }
 
 /// Downloads `r`'s archive to `to`, checking size and digest as the signed metadata gives them.
-async fn download(
+pub(super) async fn download(
     client: &mut v1::inventory_client::InventoryClient<tonic::transport::Channel>,
     r: &Release,
     to: &Path,
@@ -301,36 +345,6 @@ async fn download(
         return Err(bad(format!("digest {digest} is not the signed {}", r.sha256)));
     }
     Ok(())
-}
-
-/// Extracts `aiscout-agent` (top level or one directory down) from the gzip-compressed tar at
-/// `archive` to `to`, mode 0700, at most [`MAX_BINARY_BYTES`].
-fn extract(archive: &Path, to: &Path, version: &str) -> Result<(), UpdateError> {
-    let bad = |reason: String| UpdateError::Archive { version: version.to_string(), reason };
-    let file = std::fs::File::open(archive).map_err(io(archive))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let entries = tar.entries().map_err(|e| bad(format!("not a tar.gz: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("not a tar.gz: {e}")))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        let parts: Vec<_> = path.components().collect();
-        let named = path.file_name().is_some_and(|n| n == "aiscout-agent") && parts.len() <= 2;
-        if !named || entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        if entry.size() > MAX_BINARY_BYTES {
-            return Err(bad(format!("aiscout-agent is {} bytes, more than {MAX_BINARY_BYTES}", entry.size())));
-        }
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(to).map_err(io(to))?;
-        let copied = std::io::copy(&mut (&mut entry).take(MAX_BINARY_BYTES), &mut out).map_err(io(to))?;
-        if copied != entry.size() {
-            return Err(bad("aiscout-agent is cut short".into()));
-        }
-        out.sync_all().map_err(io(to))?;
-        return Ok(());
-    }
-    Err(bad("the archive holds no aiscout-agent".into()))
 }
 
 /// Runs `binary args…`, killed after [`SMOKE_TIMEOUT`]; its exit success and stdout.
@@ -383,39 +397,6 @@ fn smoke_test(binary: &Path, config: &Path, version: &str) -> Result<(), UpdateE
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-        for (name, data) in entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o755);
-            header.set_cksum();
-            builder.append_data(&mut header, name, *data).unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
-
-    #[test]
-    fn the_binary_is_extracted_from_the_top_or_one_directory_down_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        for (i, name) in ["aiscout-agent", "aiscout-agent-1.0/aiscout-agent"].iter().enumerate() {
-            let archive = dir.path().join(format!("a{i}.tar.gz"));
-            std::fs::write(&archive, tar_gz(&[("README", b"x"), (name, b"#!/bin/sh\n")])).unwrap();
-            let to = dir.path().join(format!("bin{i}"));
-            extract(&archive, &to, "1.0.0").unwrap();
-            assert_eq!(std::fs::read(&to).unwrap(), b"#!/bin/sh\n");
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o700);
-        }
-        let deep = dir.path().join("deep.tar.gz");
-        std::fs::write(&deep, tar_gz(&[("a/b/aiscout-agent", b"x")])).unwrap();
-        let e = extract(&deep, &dir.path().join("deep"), "1.0.0").unwrap_err().to_string();
-        assert!(e.contains("holds no aiscout-agent"), "{e}");
-        let junk = dir.path().join("junk.tar.gz");
-        std::fs::write(&junk, b"not gzip").unwrap();
-        assert!(extract(&junk, &dir.path().join("junk"), "1.0.0").is_err());
-    }
 
     #[test]
     fn the_smoke_test_wants_the_version_and_a_valid_configuration() {

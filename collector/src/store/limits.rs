@@ -38,6 +38,8 @@ pub const MAX_HOSTNAME_BYTES: usize = 255;
 pub const MAX_FINGERPRINT_BYTES: usize = 128;
 /// Longest agent version, in bytes.
 pub const MAX_VERSION_BYTES: usize = 64;
+/// Bytes of an update report's detail kept (longer ones are cut).
+pub const MAX_UPDATE_DETAIL_BYTES: usize = 512;
 /// Longest host facts JSON, in bytes.
 pub const MAX_HOST_FACTS_BYTES: usize = 1024 * 1024;
 /// Most live sightings one agent may hold of one asset (one model copied to many paths).

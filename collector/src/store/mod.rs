@@ -183,6 +183,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// One asset and a page of its sightings, live and removed.
     fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError>;
+
+    /// Keeps `record` as `agent_id`'s update state, replacing the last one.
+    fn record_update(&self, agent_id: &str, record: &UpdateRecord) -> Result<(), StoreError>;
+
+    /// How `version` fared in `cohort` of `channel`, from every agent's last update report.
+    fn rollout_tally(&self, channel: &str, cohort: &str, version: &str) -> Result<RolloutTally, StoreError>;
 }
 
 #[cfg(test)]

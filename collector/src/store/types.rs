@@ -545,6 +545,38 @@ pub struct HostSummary {
     pub agent: Agent,
     /// Live sightings on the host.
     pub live_sightings: u64,
+    /// Where its self-update stands, when it has checked the release channel.
+    pub update: Option<UpdateRecord>,
+}
+
+/// An agent's update state, as it last reported it with a check of the release channel
+/// (checked and truncated by the gRPC service; still the agent's word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRecord {
+    /// The channel it follows.
+    pub channel: String,
+    /// Its cohort.
+    pub cohort: String,
+    /// The version it runs.
+    pub agent_version: String,
+    /// `current`, `staged`, `switching`, `updated`, `rolled_back` or `error`.
+    pub state: String,
+    /// The release the state concerns (empty for `current` and `error`).
+    pub version: String,
+    /// Why, for `rolled_back` and `error`.
+    pub detail: String,
+    /// When the collector received the report.
+    pub reported_at_ms: i64,
+}
+
+/// How a release fared in one cohort of one channel: agents that run it and agents that
+/// rolled it back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolloutTally {
+    /// Agents whose last report says they run the release.
+    pub running: u64,
+    /// Agents whose last report says they rolled it back.
+    pub rolled_back: u64,
 }
 
 /// Filter of the assets listing.

@@ -40,7 +40,8 @@ use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
     Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, EnrollmentToken,
-    HostStatus, HostSummary, IngestBatch, IssuedToken, NewApiToken, NewEnrollmentToken, Page, PageRequest, TokenUse,
+    HostStatus, HostSummary, IngestBatch, IssuedToken, NewApiToken, NewEnrollmentToken, Page, PageRequest,
+    RolloutTally, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -273,5 +274,13 @@ impl Store for SqliteStore {
 
     fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError> {
         self.read("read asset", |tx| queries::asset(tx, asset_id, sightings))
+    }
+
+    fn record_update(&self, agent_id: &str, record: &UpdateRecord) -> Result<(), StoreError> {
+        self.write("record update state", |tx| queries::record_update(tx, agent_id, record))
+    }
+
+    fn rollout_tally(&self, channel: &str, cohort: &str, version: &str) -> Result<RolloutTally, StoreError> {
+        self.read("tally rollout", |tx| queries::rollout_tally(tx, channel, cohort, version))
     }
 }

@@ -10,19 +10,25 @@ use super::Res;
 use crate::store::error::StoreError;
 use crate::store::limits::MAX_PAGE_BYTES;
 use crate::store::types::{
-    AssetDetail, AssetFilter, AssetKind, AssetSummary, HostSummary, Page, PageRequest, Sighting, Verdict,
+    AssetDetail, AssetFilter, AssetKind, AssetSummary, HostSummary, Page, PageRequest, RolloutTally, Sighting,
+    UpdateRecord, Verdict,
 };
 
 pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSummary>> {
     let limit = page.effective_limit();
     let sql = format!(
         "SELECT {AGENT_COLUMNS}, (SELECT COUNT(*) FROM sightings s \
-             WHERE s.agent_id = a.agent_id AND s.removed_at_ms IS NULL) \
-         FROM agents a WHERE ?1 IS NULL OR a.agent_id > ?1 ORDER BY a.agent_id LIMIT ?2"
+             WHERE s.agent_id = a.agent_id AND s.removed_at_ms IS NULL), {UPDATE_COLUMNS} \
+         FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
+         WHERE ?1 IS NULL OR a.agent_id > ?1 ORDER BY a.agent_id LIMIT ?2"
     );
     let mut stmt = tx.prepare(&sql)?;
     let rows = stmt.query_map(params![page.after, limit + 1], |r| {
-        Ok(HostSummary { agent: agents::from_row(r)?, live_sightings: count(r, AGENT_COLUMN_COUNT)? })
+        Ok(HostSummary {
+            agent: agents::from_row(r)?,
+            live_sightings: count(r, AGENT_COLUMN_COUNT)?,
+            update: update_from_row(r, AGENT_COLUMN_COUNT + 1)?,
+        })
     })?;
     let rows = bounded(rows, limit, |h| {
         let a = &h.agent;
@@ -31,9 +37,55 @@ pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSu
                 .iter()
                 .map(|s| s.as_ref().map_or(0, String::len))
                 .sum::<usize>()
+            + h.update.as_ref().map_or(0, |u| {
+                [&u.channel, &u.cohort, &u.agent_version, &u.state, &u.version, &u.detail].iter().map(|s| s.len()).sum()
+            })
     })?;
     let total = tx.query_row("SELECT COUNT(*) FROM agents", [], |r| count(r, 0))?;
     Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
+}
+
+/// Columns of an update record, for `agent_updates` aliased `u` (NULL when the agent never
+/// reported one), read by [`update_from_row`].
+const UPDATE_COLUMNS: &str = "u.channel, u.cohort, u.agent_version, u.state, u.version, u.detail, u.reported_at_ms";
+
+/// The update record in the columns of `row` from `first` on, if the agent has one.
+fn update_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Option<UpdateRecord>> {
+    let Some(channel) = row.get::<_, Option<String>>(first)? else { return Ok(None) };
+    Ok(Some(UpdateRecord {
+        channel,
+        cohort: row.get(first + 1)?,
+        agent_version: row.get(first + 2)?,
+        state: row.get(first + 3)?,
+        version: row.get(first + 4)?,
+        detail: row.get(first + 5)?,
+        reported_at_ms: row.get(first + 6)?,
+    }))
+}
+
+pub(super) fn record_update(tx: &Transaction<'_>, agent_id: &str, r: &UpdateRecord) -> Res<()> {
+    tx.execute(
+        "INSERT INTO agent_updates (agent_id, channel, cohort, agent_version, state, version, detail, reported_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (agent_id) DO UPDATE SET channel = excluded.channel, cohort = excluded.cohort, \
+             agent_version = excluded.agent_version, state = excluded.state, version = excluded.version, \
+             detail = excluded.detail, reported_at_ms = excluded.reported_at_ms",
+        params![agent_id, r.channel, r.cohort, r.agent_version, r.state, r.version, r.detail, r.reported_at_ms],
+    )?;
+    Ok(())
+}
+
+/// Revoked agents do not count: a revoked clone cannot pause a rollout.
+pub(super) fn rollout_tally(tx: &Transaction<'_>, channel: &str, cohort: &str, version: &str) -> Res<RolloutTally> {
+    tx.query_row(
+        "SELECT COALESCE(SUM(u.agent_version = ?3 AND u.state <> 'rolled_back'), 0), \
+                COALESCE(SUM(u.state = 'rolled_back' AND u.version = ?3), 0) \
+         FROM agent_updates u JOIN agents a ON a.agent_id = u.agent_id \
+         WHERE u.channel = ?1 AND u.cohort = ?2 AND a.revoked_at_ms IS NULL",
+        params![channel, cohort, version],
+        |r| Ok(RolloutTally { running: count(r, 0)?, rolled_back: count(r, 1)? }),
+    )
+    .map_err(Into::into)
 }
 
 /// Whether the asset `a` is a package file (store module docs, "Package files"): seen as a file
