@@ -515,6 +515,22 @@ mod tests {
     }
 
     #[test]
+    fn rollout_pause_settings_out_of_range_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("collector.toml");
+        for (toml, key) in [
+            ("pause_failure_ratio = 0.0", "releases.pause_failure_ratio: above 0 and at most 1, got 0"),
+            ("pause_failure_ratio = 1.5", "releases.pause_failure_ratio: above 0 and at most 1, got 1.5"),
+            ("pause_failure_ratio = nan", "releases.pause_failure_ratio: above 0 and at most 1, got NaN"),
+            ("pause_min_failures = 0", "releases.pause_min_failures: at least 1"),
+        ] {
+            std::fs::write(&file, format!("[tls]\ndev = true\n[releases]\n{toml}\n")).unwrap();
+            let err = CollectorConfig::load(&file).unwrap_err().to_string();
+            assert_eq!(err, format!("{}: {key}", file.display()), "{toml}");
+        }
+    }
+
+    #[test]
     fn a_duration_that_is_not_humantime_is_refused_with_its_text() {
         let e = CollectorConfig::parse("[agents]\ncert_lifetime = \"soon\"\n", "c.toml").unwrap_err().to_string();
         assert!(e.starts_with("c.toml: ") && e.contains("\"soon\": "), "{e}");

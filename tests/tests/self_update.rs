@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use aiscout_e2e::fleet::{assert_ok, daemon_command, poll, run_once, AgentOptions, Collector};
 use aiscout_e2e::release::{
-    agent_archive, archive_of, client, collector_with_release_key, script_archive, sign_and_publish,
+    agent_archive, archive_of, client, collector_with_release_key, publish_metadata_only, release_cli, script_archive,
+    sign_and_publish,
 };
 use aiscout_e2e::{agent_bin, agent_v2_bin, fixtures_dir};
 use aiscout_proto::{release, v1};
@@ -166,6 +167,7 @@ fn v1_takes_v2_through_the_collector_switches_and_v2_confirms_itself() {
         (host["update"]["state"] == "updated").then_some(host)
     });
     assert_eq!(host["update"]["running_version"], "9.9.9", "{host}");
+    assert_eq!(host["agent_version"], "9.9.9", "the host's version is the one it runs: {host}");
     assert_eq!(host["update"]["version"], "9.9.9", "{host}");
     assert_eq!(host["update"]["cohort"], "default", "{host}");
     let events = supervisor.stop();
@@ -174,6 +176,31 @@ fn v1_takes_v2_through_the_collector_switches_and_v2_confirms_itself() {
     assert!(events.iter().any(|e| e == "guard: update-guard: start 1 of 9.9.9"), "{events:?}");
     assert_eq!(events.last().map(String::as_str), Some("exit 0"), "{events:?}");
     assert!(!events.iter().any(|e| e.contains("rolled back")), "{events:?}");
+}
+
+#[test]
+fn a_refused_release_leaves_v1_running_and_its_status_says_why() {
+    let offline = tempfile::tempdir().unwrap();
+    let (c, public, _key) = collector_with_release_key(offline.path());
+    // A collector serving a document the agents' key did not sign (a rogue collector, a
+    // stolen other key): `release publish` would refuse it, so it is put in place by hand.
+    let other_key = offline.path().join("other.key");
+    release_cli(&["keygen", "--out", other_key.to_str().unwrap()]);
+    publish_metadata_only(&c, &other_key, &agent_archive(offline.path(), "v2", "9.9.9"), "9.9.9", 1);
+    let (_root, config, supervisor) = supervised_agent(&c, "x", &public, offline.path());
+    let doc = poll(Duration::from_secs(120), "the refusal in the status", || {
+        let doc = status(&config);
+        doc["update_error"].as_str().is_some_and(|e| e.contains("not signed by a trusted key")).then_some(doc)
+    });
+    assert_eq!(doc["running"], true, "{doc}");
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"), "{doc}");
+    assert!(doc["last_send_ok_at_ms"].is_i64(), "{doc}");
+    assert_eq!(std::fs::read_link(c.state_dir("x").join("bin/aiscout-agent")).unwrap(), agent_bin());
+    assert!(!c.state_dir("x").join("update/versions/9.9.9").exists());
+    let out = Command::new(agent_bin()).args(["status", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a refused check is a problem the status names");
+    let events = supervisor.stop();
+    assert_eq!(events, ["exit 0"], "the agent ran on until stopped");
 }
 
 #[test]

@@ -184,7 +184,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// One asset and a page of its sightings, live and removed.
     fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError>;
 
-    /// Keeps `record` as `agent_id`'s update state, replacing the last one.
+    /// Keeps `record` as `agent_id`'s update state, replacing the last one, and its running
+    /// version as the agent's version.
     fn record_update(&self, agent_id: &str, record: &UpdateRecord) -> Result<(), StoreError>;
 
     /// How `version` fared in `cohort` of `channel`, from every agent's last update report.

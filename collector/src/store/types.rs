@@ -255,7 +255,7 @@ pub struct Agent {
     pub reported_hostname: Option<String>,
     /// Bytes of sightings the agent has made the store keep (its quota counts these).
     pub stored_bytes: u64,
-    /// Agent version at its last registration.
+    /// Agent version at its last registration, or the one it runs by its last update report.
     pub agent_version: String,
     /// First registration.
     pub enrolled_at_ms: i64,

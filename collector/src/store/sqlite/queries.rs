@@ -72,6 +72,13 @@ pub(super) fn record_update(tx: &Transaction<'_>, agent_id: &str, r: &UpdateReco
              detail = excluded.detail, reported_at_ms = excluded.reported_at_ms",
         params![agent_id, r.channel, r.cohort, r.agent_version, r.state, r.version, r.detail, r.reported_at_ms],
     )?;
+    // The version it runs now: the hosts listing shows it, not the one it enrolled with.
+    if !r.agent_version.is_empty() {
+        tx.execute(
+            "UPDATE agents SET agent_version = ?2 WHERE agent_id = ?1 AND agent_version <> ?2",
+            params![agent_id, r.agent_version],
+        )?;
+    }
     Ok(())
 }
 

@@ -141,3 +141,40 @@ fn revoked_agents_are_neither_superseded_nor_resurfaced() {
     let next = store.agent("next").unwrap().unwrap();
     assert_eq!(next.install_key_sha256.as_deref(), Some("key-1"));
 }
+
+#[test]
+fn update_reports_are_kept_per_agent_shown_with_the_host_and_tallied_per_cohort() {
+    use crate::store::{RolloutTally, UpdateRecord};
+    let store = store_with_two_agents();
+    store.upsert_agent(&registration("c", "host-c", "fp-c", 30)).unwrap();
+    let report = |cohort: &str, running: &str, state: &str, version: &str| UpdateRecord {
+        channel: "stable".into(),
+        cohort: cohort.into(),
+        agent_version: running.into(),
+        state: state.into(),
+        version: version.into(),
+        detail: String::new(),
+        reported_at_ms: 100,
+    };
+    let tally = |cohort: &str| store.rollout_tally("stable", cohort, "0.2.0").unwrap();
+    assert_eq!(tally("canary"), RolloutTally::default());
+    store.record_update("a", &report("canary", "0.2.0", "updated", "0.2.0")).unwrap();
+    store.record_update("b", &report("canary", "0.1.0", "rolled_back", "0.2.0")).unwrap();
+    store.record_update("c", &report("canary", "0.1.0", "rolled_back", "0.2.0")).unwrap();
+    assert_eq!(tally("canary"), RolloutTally { running: 1, rolled_back: 2 });
+    assert_eq!(tally("default"), RolloutTally::default(), "another cohort counts apart");
+    assert_eq!(store.rollout_tally("beta", "canary", "0.2.0").unwrap(), RolloutTally::default());
+    // The last report replaces the one before; a revoked agent no longer counts.
+    store.record_update("c", &report("canary", "0.2.0", "updated", "0.2.0")).unwrap();
+    assert_eq!(tally("canary"), RolloutTally { running: 2, rolled_back: 1 });
+    store.revoke_agent("b", 200).unwrap();
+    assert_eq!(tally("canary"), RolloutTally { running: 2, rolled_back: 0 });
+    // The hosts listing carries the report and the version the agent runs now.
+    let hosts = store.hosts(&PageRequest::default()).unwrap().items;
+    let a = hosts.iter().find(|h| h.agent.agent_id == "a").unwrap();
+    assert_eq!(a.update.as_ref().map(|u| u.state.as_str()), Some("updated"));
+    assert_eq!(a.agent.agent_version, "0.2.0");
+    let b = hosts.iter().find(|h| h.agent.agent_id == "b").unwrap();
+    assert_eq!(b.agent.agent_version, "0.1.0");
+    assert!(matches!(store.record_update("ghost", &report("canary", "0.1.0", "current", "")), Err(_)));
+}
