@@ -7,6 +7,9 @@
 //! - `GET /api/v1/hosts`
 //! - `GET /api/v1/assets?kind=model|framework|runtime|tooling`
 //! - `GET /api/v1/assets/{id}` (with a page of its sightings: `?limit=&after=`)
+//! - `GET /api/v1/findings?severity=&rule=&state=&host=&asset=&since=` and
+//!   `GET /api/v1/findings/{id}` (`crate::findings`)
+//! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
 //! - `GET /healthz` (no token): `ok`
 //!
 //! # Scopes
@@ -23,13 +26,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::store::{
-    ApiToken, AssetFilter, AssetKind, AssetSummary, PageRequest, Scope, Sighting, Store, StoreError, Verdict,
+    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, FindingRecord, PageRequest, Scope,
+    Sighting, Store, StoreError, Verdict,
 };
 use crate::{blocking, now_ms};
 
@@ -239,14 +243,149 @@ async fn asset(
     Ok(Json(body))
 }
 
+/// Query of `GET /api/v1/findings`: every parameter is checked, an unknown one refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingParams {
+    limit: Option<u32>,
+    after: Option<String>,
+    /// At least this severity.
+    severity: Option<String>,
+    rule: Option<String>,
+    state: Option<String>,
+    /// An agent id.
+    host: Option<String>,
+    asset: Option<String>,
+    /// Found or changed state at or after (ms since the epoch).
+    since: Option<i64>,
+}
+
+/// A finding as JSON: the record, its rule's mappings and its evidence.
+fn finding_json(f: &FindingRecord) -> Value {
+    let rule = crate::findings::rule(&f.found.rule_id);
+    let mappings: serde_json::Map<String, Value> =
+        rule.map(|r| r.mappings().iter().map(|(k, ids)| ((*k).to_string(), json!(ids))).collect()).unwrap_or_default();
+    json!({
+        "id": f.found.finding_id,
+        "rule": f.found.rule_id,
+        "rule_title": rule.map(|r| r.title),
+        "severity": f.found.severity,
+        "title": f.found.title,
+        "state": f.state,
+        "hosts": f.found.hosts,
+        "assets": f.found.assets,
+        "first_seen_ms": f.first_seen_ms,
+        "last_seen_ms": f.last_seen_ms,
+        "state_changed_ms": f.state_changed_ms,
+        "resolved_at_ms": f.resolved_at_ms,
+        "reopened_count": f.reopened_count,
+        "acknowledgement": f.acknowledgement.as_ref().map(|a| json!({
+            "reason": a.reason, "by": a.by, "at_ms": a.at_ms, "expires_ms": a.expires_ms,
+        })),
+        "mappings": mappings,
+        "evidence": serde_json::from_str::<Value>(&f.found.evidence_json).unwrap_or(Value::Null),
+    })
+}
+
+async fn findings(
+    State(store): State<Arc<dyn Store>>,
+    params: Result<Query<FindingParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageJson>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    for (key, value, allowed) in [
+        ("severity", &p.severity, &["info", "low", "medium", "high", "critical"][..]),
+        ("state", &p.state, &["open", "acknowledged", "resolved", "reopened"][..]),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !allowed.contains(v)) {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("{key}: {v:?} is not one of {}", allowed.join(", ")),
+            ));
+        }
+    }
+    if let Some(rule) = p.rule.as_deref().filter(|r| crate::findings::rule(r).is_none()) {
+        let known: Vec<&str> = crate::findings::RULES.iter().map(|r| r.id).collect();
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("rule: {rule:?} is not one of {}", known.join(", "))));
+    }
+    if p.limit == Some(0) || p.limit.is_some_and(|l| l > PageRequest::MAX_LIMIT) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("limit: 1 to {}", PageRequest::MAX_LIMIT)));
+    }
+    let filter = FindingFilter {
+        min_severity: p.severity,
+        rule_id: p.rule,
+        state: p.state,
+        agent_id: p.host,
+        asset_id: p.asset,
+        since_ms: p.since,
+    };
+    let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };
+    let page =
+        blocking(ApiError::internal, move || store.findings(&filter, &page).map_err(|e| http_status(&e))).await?;
+    let items = page.items.iter().map(finding_json).collect();
+    Ok(Json(PageJson { items, next_cursor: page.next_cursor, total: page.total }))
+}
+
+async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let wanted = id.clone();
+    let found = blocking(ApiError::internal, move || store.finding(&wanted).map_err(|e| http_status(&e))).await?;
+    found.map(|f| Json(finding_json(&f))).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
+}
+
+/// Body of `POST /api/v1/findings/{id}/ack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    /// Why the finding is accepted (1 to 1000 characters).
+    reason: String,
+    /// Until when (ms since the epoch); none: until it is resolved.
+    expires_ms: Option<i64>,
+}
+
+async fn acknowledge(
+    State(store): State<Arc<dyn Store>>,
+    axum::Extension(Caller(token)): axum::Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<Json<AckBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let reason = body.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 1000 || reason.chars().any(char::is_control) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "reason: 1 to 1000 characters, no control characters".into()));
+    }
+    let now = now_ms();
+    if body.expires_ms.is_some_and(|e| e <= now) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "expires_ms: must be in the future".into()));
+    }
+    let ack = Acknowledgement {
+        reason,
+        by: format!("{} ({})", token.label, token.id),
+        at_ms: now,
+        expires_ms: body.expires_ms,
+    };
+    let wanted = id.clone();
+    let done =
+        blocking(ApiError::internal, move || store.acknowledge_finding(&wanted, &ack).map_err(|e| http_status(&e)))
+            .await?;
+    let f = done.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))?;
+    tracing::info!(finding = %id, by = %token.id, "finding acknowledged");
+    Ok(Json(finding_json(&f)))
+}
+
 /// The API router over `store`: `/healthz`, then one group of routes per scope (module docs,
 /// *Scopes*).
 pub fn router(store: Arc<dyn Store>) -> Router {
     let read = Router::new()
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/assets", get(assets))
-        .route("/api/v1/assets/{id}", get(asset));
-    Router::new().route("/healthz", get(|| async { "ok" })).merge(scoped(&store, Scope::Read, read)).with_state(store)
+        .route("/api/v1/assets/{id}", get(asset))
+        .route("/api/v1/findings", get(findings))
+        .route("/api/v1/findings/{id}", get(finding));
+    let admin = Router::new().route("/api/v1/findings/{id}/ack", post(acknowledge));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(scoped(&store, Scope::Read, read))
+        .merge(scoped(&store, Scope::Admin, admin))
+        .with_state(store)
 }
 
 #[cfg(test)]

@@ -38,6 +38,10 @@
 //! pause_failure_ratio = 0.2  # a cohort pauses when more than this share of its agents rolled a release back
 //! pause_min_failures = 2     # ... and at least this many did
 //!
+//! [findings]
+//! interval = "30s"        # time between evaluations of the rules over the inventory
+//! silent_after = "24h"    # a host not heard from for longer is silent (a finding)
+//!
 //! [log]
 //! level = "info"          # error, warn, info, debug, trace; AISCOUT_LOG overrides
 //! json = false            # JSON lines instead of text
@@ -68,8 +72,28 @@ pub struct CollectorConfig {
     pub agents: AgentsConfig,
     /// The release channel.
     pub releases: ReleasesConfig,
+    /// Findings over the inventory.
+    pub findings: FindingsConfig,
     /// The collector's own logs.
     pub log: LogConfig,
+}
+
+/// `[findings]`: the rules over the inventory (`crate::findings`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FindingsConfig {
+    /// Time between evaluations (humantime).
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// A host not heard from for longer is silent (humantime).
+    #[serde(with = "duration_text")]
+    pub silent_after: Duration,
+}
+
+impl Default for FindingsConfig {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(30), silent_after: Duration::from_secs(24 * 3600) }
+    }
 }
 
 /// `[releases]`: the agent release channel (`crate::release`).
@@ -122,6 +146,7 @@ impl Default for CollectorConfig {
             api_tls: ApiTlsConfig::default(),
             agents: AgentsConfig::default(),
             releases: ReleasesConfig::default(),
+            findings: FindingsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -419,6 +444,12 @@ impl CollectorConfig {
                 problem("releases.public_keys", format!("{k:?}: {e}"));
             }
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&self.findings.interval) {
+            problem("findings.interval", "between 1s and 24h".into());
+        }
+        if self.findings.silent_after < Duration::from_secs(60) {
+            problem("findings.silent_after", "at least 1m".into());
+        }
         let ratio = self.releases.pause_failure_ratio;
         if !(ratio > 0.0 && ratio <= 1.0) {
             problem("releases.pause_failure_ratio", format!("above 0 and at most 1, got {ratio}"));
@@ -427,6 +458,12 @@ impl CollectorConfig {
             problem("releases.pause_min_failures", "at least 1".into());
         }
         out
+    }
+
+    /// The advisories file `aiscout-collector advisories update` installs, used instead of the
+    /// shipped one when present (`crate::findings::advisories`).
+    pub fn advisories_file(&self) -> PathBuf {
+        self.data_dir.join("advisories.osv.json")
     }
 
     /// Where the published release channel lives (`crate::release`).

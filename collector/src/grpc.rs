@@ -544,6 +544,14 @@ impl Inventory for InventoryService {
                         // state sees a sequence gap and asks for one then.
                         // Once a fleet is up, reconnections are routine: only a first contact is news.
                         let version = untrusted::text(&hello.agent_version);
+                        // The heartbeat: a quiet host that connects is alive (findings, silent-host).
+                        let (store, id) = (Arc::clone(&services.store), agent_id.clone());
+                        if let Err(e) =
+                            blocking(Status::internal, move || store.touch_agent(&id, now_ms()).map_err(|e| status(&e)))
+                                .await
+                        {
+                            tracing::warn!(agent_id = %agent_id, error = %e.message(), "cannot record the heartbeat");
+                        }
                         if first_contact {
                             tracing::info!(agent_id = %agent_id, version = %version, "agent connected");
                         } else {

@@ -28,10 +28,13 @@
 //! - [`release`]: the release manager's commands (keygen, sign, publish) and the published
 //!   release channel.
 //! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
+//! - [`findings`]: the rules evaluated over the whole inventory, their framework mappings and
+//!   the advisories they match versions against.
 
 pub mod api;
 pub mod config;
 pub mod error_code;
+pub mod findings;
 pub mod grpc;
 pub mod ingest;
 pub mod keys;

@@ -54,6 +54,32 @@ enum Command {
         #[command(subcommand)]
         action: ReleaseAction,
     },
+    /// The advisories the vulnerable-version rule matches (OSV format, docs/findings.md).
+    Advisories {
+        #[command(subcommand)]
+        action: AdvisoriesAction,
+    },
+    /// Findings over the inventory (docs/findings.md).
+    Findings {
+        #[command(subcommand)]
+        action: FindingsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdvisoriesAction {
+    /// Check FILE (a JSON array of OSV entries) and install it in the data directory: the
+    /// running collector uses it from its next start instead of the advisories it shipped with.
+    Update {
+        /// The advisories file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FindingsAction {
+    /// Evaluate every rule over the inventory now and print what changed.
+    Evaluate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +369,30 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Release { .. } => anyhow::bail!("release keygen and sign run before the configuration is loaded"),
+        Command::Advisories { action: AdvisoriesAction::Update { file } } => {
+            let list = aiscout_collector::findings::read_advisories(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+                .ok_or_else(|| anyhow::anyhow!("{}: no such file", file.display()))?;
+            let target = config.advisories_file();
+            aiscout_collector::create_private_dir(&config.data_dir)?;
+            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let temp = target.with_extension("new");
+            std::fs::write(&temp, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", temp.display()))?;
+            std::fs::rename(&temp, &target).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+            println!("{} advisories installed in {} (used from the next start)", list.len(), target.display());
+            Ok(())
+        }
+        Command::Findings { action: FindingsAction::Evaluate } => {
+            let store = open_store(&config)?;
+            let settings =
+                aiscout_collector::findings::Settings::load(&config).map_err(|e| anyhow::anyhow!("findings: {e}"))?;
+            let c = aiscout_collector::findings::evaluate(&*store, &settings, now_ms())?;
+            println!(
+                "findings: {} opened, {} reopened, {} resolved, {} acknowledgements expired, {} unchanged",
+                c.opened, c.reopened, c.resolved, c.ack_expired, c.kept
+            );
+            Ok(())
+        }
         Command::Token { action: TokenAction::List } => {
             let tokens = open_store(&config)?.list_enrollment_tokens()?;
             print!("{}", operator::enrollment_tokens_text(&tokens, now_ms()));

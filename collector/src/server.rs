@@ -53,6 +53,7 @@ pub async fn run(
         releases_dir: config.releases_dir(),
         rollout: config.releases.pause(),
     });
+    let findings = crate::findings::Settings::load(config).map_err(|e| anyhow::anyhow!("findings: {e}"))?;
     let agents = TlsIncoming::spawn(grpc, tls.agents_config()?, "agents")?;
     let api_tls = tls.api_config().transpose()?;
     if let Some(warning) = api_exposure_warning(api.local_addr()?, api_tls.is_some()) {
@@ -70,6 +71,12 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    tokio::spawn(crate::findings::run_periodically(
+        Arc::clone(&store),
+        findings,
+        config.findings.interval,
+        stop_rx.clone(),
+    ));
     let mut stop_grpc = stop_rx.clone();
     let mut stop_api = stop_rx;
     let grpc_server = Server::builder()

@@ -8,6 +8,7 @@
 mod archives;
 mod cache;
 mod daemon_control;
+mod findings;
 mod fixtures;
 mod fleet;
 mod fleet_auth;

@@ -190,6 +190,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How `version` fared in `cohort` of `channel`, from every agent's last update report.
     fn rollout_tally(&self, channel: &str, cohort: &str, version: &str) -> Result<RolloutTally, StoreError>;
+
+    /// Marks `agent_id` as heard from at `now_ms` (a stream opened: the heartbeat).
+    fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Every unrevoked host and its live sightings, for the findings rules.
+    fn live_inventory(&self) -> Result<LiveInventory, StoreError>;
+
+    /// Makes the stored findings what `found` says at `now_ms` (`crate::findings`, *Lifecycle*):
+    /// new ones open, returning ones reopen, missing ones resolve, expired acknowledgements end.
+    fn reconcile_findings(&self, found: &[NewFinding], now_ms: i64) -> Result<FindingChanges, StoreError>;
+
+    /// A page of findings matching `filter`, by id.
+    fn findings(&self, filter: &FindingFilter, page: &PageRequest) -> Result<Page<FindingRecord>, StoreError>;
+
+    /// One finding.
+    fn finding(&self, finding_id: &str) -> Result<Option<FindingRecord>, StoreError>;
+
+    /// Acknowledges an open or reopened finding; `None` when there is no such finding.
+    /// Refused for a resolved one (there is nothing to accept).
+    fn acknowledge_finding(&self, finding_id: &str, ack: &Acknowledgement)
+        -> Result<Option<FindingRecord>, StoreError>;
 }
 
 #[cfg(test)]

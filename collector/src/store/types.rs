@@ -655,3 +655,127 @@ pub struct AssetDetail {
     /// Its sightings, live and removed, in a stable order.
     pub sightings: Page<Sighting>,
 }
+
+/// A live sighting of an unrevoked agent, as the findings rules read the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveEntry {
+    /// The host's agent.
+    pub agent_id: String,
+    /// What the asset is.
+    pub kind: AssetKind,
+    /// The fleet-wide asset.
+    pub asset_id: String,
+    /// The entry's key on its host.
+    pub local_key: String,
+    /// The entry as the agent sent it (the scan document's entry; untrusted).
+    pub entry_json: String,
+}
+
+/// An unrevoked host, as the findings rules read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveHost {
+    /// Its agent.
+    pub agent_id: String,
+    /// The hostname it enrolled with.
+    pub hostname: String,
+    /// When it was last heard from (a stream or a batch), if ever.
+    pub last_seen_ms: Option<i64>,
+    /// When it enrolled.
+    pub enrolled_at_ms: i64,
+}
+
+/// What the findings rules read: every unrevoked host and the live sightings of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveInventory {
+    /// The hosts, by agent id.
+    pub hosts: Vec<LiveHost>,
+    /// Their live sightings, by agent id then kind then local key.
+    pub entries: Vec<LiveEntry>,
+}
+
+/// A finding as an evaluation of the rules states it now (`crate::findings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFinding {
+    /// Stable id: from the rule and the subject.
+    pub finding_id: String,
+    /// The rule.
+    pub rule_id: String,
+    /// What it is about, within the rule (an asset id, a host and a server, …).
+    pub subject: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// One line.
+    pub title: String,
+    /// The evidence, JSON.
+    pub evidence_json: String,
+    /// The hosts (agent ids) it concerns.
+    pub hosts: Vec<String>,
+    /// The assets it concerns.
+    pub assets: Vec<String>,
+}
+
+/// An operator's acknowledgement of a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    /// Why it is accepted.
+    pub reason: String,
+    /// Who: the API token's label and id.
+    pub by: String,
+    /// When.
+    pub at_ms: i64,
+    /// Until when (none: until it is resolved).
+    pub expires_ms: Option<i64>,
+}
+
+/// A stored finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRecord {
+    /// The finding as last evaluated.
+    pub found: NewFinding,
+    /// First evaluation that found it.
+    pub first_seen_ms: i64,
+    /// Last evaluation that found it.
+    pub last_seen_ms: i64,
+    /// `open`, `acknowledged`, `resolved` or `reopened`.
+    pub state: String,
+    /// When the state last changed.
+    pub state_changed_ms: i64,
+    /// When its evidence disappeared, while resolved.
+    pub resolved_at_ms: Option<i64>,
+    /// Times it came back after being resolved.
+    pub reopened_count: u64,
+    /// The acknowledgement, while acknowledged.
+    pub acknowledgement: Option<Acknowledgement>,
+}
+
+/// Filter of the findings listing; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingFilter {
+    /// At least this severity.
+    pub min_severity: Option<String>,
+    /// This rule.
+    pub rule_id: Option<String>,
+    /// This state.
+    pub state: Option<String>,
+    /// Concerning this host (agent id).
+    pub agent_id: Option<String>,
+    /// Concerning this asset.
+    pub asset_id: Option<String>,
+    /// Found or changed state at or after this time (ms).
+    pub since_ms: Option<i64>,
+}
+
+/// What one reconciliation of findings changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FindingChanges {
+    /// New findings.
+    pub opened: u64,
+    /// Resolved findings whose evidence returned.
+    pub reopened: u64,
+    /// Findings whose evidence disappeared.
+    pub resolved: u64,
+    /// Acknowledgements that expired.
+    pub ack_expired: u64,
+    /// Findings still present.
+    pub kept: u64,
+}

@@ -24,6 +24,7 @@
 
 mod agents;
 mod batch;
+mod findings;
 mod queries;
 pub(crate) mod schema;
 mod tokens;
@@ -39,9 +40,10 @@ use tracing::{debug, warn};
 use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
-    Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary, EnrollmentToken,
-    HostStatus, HostSummary, IngestBatch, IssuedToken, NewApiToken, NewEnrollmentToken, Page, PageRequest,
-    RolloutTally, TokenUse, UpdateRecord,
+    Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
+    EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus, HostSummary, IngestBatch, IssuedToken,
+    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page, PageRequest, RolloutTally, TokenUse,
+    UpdateRecord,
 };
 use super::Store;
 
@@ -282,5 +284,33 @@ impl Store for SqliteStore {
 
     fn rollout_tally(&self, channel: &str, cohort: &str, version: &str) -> Result<RolloutTally, StoreError> {
         self.read("tally rollout", |tx| queries::rollout_tally(tx, channel, cohort, version))
+    }
+
+    fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.write("heartbeat", |tx| findings::touch(tx, agent_id, now_ms))
+    }
+
+    fn live_inventory(&self) -> Result<LiveInventory, StoreError> {
+        self.read("read live inventory", findings::live_inventory)
+    }
+
+    fn reconcile_findings(&self, found: &[NewFinding], now_ms: i64) -> Result<FindingChanges, StoreError> {
+        self.write("reconcile findings", |tx| findings::reconcile(tx, found, now_ms))
+    }
+
+    fn findings(&self, filter: &FindingFilter, page: &PageRequest) -> Result<Page<FindingRecord>, StoreError> {
+        self.read("list findings", |tx| findings::list(tx, filter, page))
+    }
+
+    fn finding(&self, finding_id: &str) -> Result<Option<FindingRecord>, StoreError> {
+        self.read("read finding", |tx| findings::get(tx, finding_id))
+    }
+
+    fn acknowledge_finding(
+        &self,
+        finding_id: &str,
+        ack: &Acknowledgement,
+    ) -> Result<Option<FindingRecord>, StoreError> {
+        self.write("acknowledge finding", |tx| findings::acknowledge(tx, finding_id, ack))
     }
 }

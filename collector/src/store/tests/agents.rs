@@ -176,5 +176,5 @@ fn update_reports_are_kept_per_agent_shown_with_the_host_and_tallied_per_cohort(
     assert_eq!(a.agent.agent_version, "0.2.0");
     let b = hosts.iter().find(|h| h.agent.agent_id == "b").unwrap();
     assert_eq!(b.agent.agent_version, "0.1.0");
-    assert!(matches!(store.record_update("ghost", &report("canary", "0.1.0", "current", "")), Err(_)));
+    assert!(store.record_update("ghost", &report("canary", "0.1.0", "current", "")).is_err());
 }

@@ -1,0 +1,412 @@
+//! The rules of [`super::RULES`] over a live inventory. Every entry is the agent's JSON
+//! (`docs/scan-json.md`), read field by field: a missing or mistyped field means the rule does
+//! not apply to that entry, never a failure.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{json, Value};
+
+use super::advisories::Ecosystem;
+use super::{
+    finding_id, Rule, Settings, EXPOSED_SERVER, MAX_TITLE_CHARS, PLAINTEXT_KEY, SILENT_HOST, UNSAFE_MODEL,
+    VULNERABLE_VERSION,
+};
+use crate::store::{AssetKind, LiveInventory, NewFinding};
+
+/// A live entry, parsed.
+struct Entry<'a> {
+    agent_id: &'a str,
+    host: &'a str,
+    asset_id: &'a str,
+    json: Value,
+}
+
+fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// `text` cut to [`MAX_TITLE_CHARS`] characters.
+fn cut(text: String) -> String {
+    match text.char_indices().nth(MAX_TITLE_CHARS) {
+        Some((at, _)) => format!("{}…", text.get(..at).unwrap_or_default()),
+        None => text,
+    }
+}
+
+/// The last path component of `path`, for titles.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn finding(
+    rule: &Rule,
+    subject: String,
+    severity: &str,
+    title: String,
+    evidence: Value,
+    hosts: BTreeSet<String>,
+    assets: BTreeSet<String>,
+) -> NewFinding {
+    NewFinding {
+        finding_id: finding_id(rule.id, &subject),
+        rule_id: rule.id.to_string(),
+        subject,
+        severity: severity.to_string(),
+        title: cut(title),
+        evidence_json: evidence.to_string(),
+        hosts: hosts.into_iter().collect(),
+        assets: assets.into_iter().collect(),
+    }
+}
+
+/// Every rule over `inventory` at `now_ms`.
+pub(super) fn run(inventory: &LiveInventory, settings: &Settings, now_ms: i64) -> Vec<NewFinding> {
+    let hostnames: HashMap<&str, &str> =
+        inventory.hosts.iter().map(|h| (h.agent_id.as_str(), h.hostname.as_str())).collect();
+    let mut by_kind: HashMap<AssetKind, Vec<Entry<'_>>> = HashMap::new();
+    for e in &inventory.entries {
+        let Ok(json) = serde_json::from_str::<Value>(&e.entry_json) else { continue };
+        let host = hostnames.get(e.agent_id.as_str()).copied().unwrap_or(e.agent_id.as_str());
+        by_kind.entry(e.kind).or_default().push(Entry { agent_id: &e.agent_id, host, asset_id: &e.asset_id, json });
+    }
+    let empty = Vec::new();
+    let models = by_kind.get(&AssetKind::Model).unwrap_or(&empty);
+    let runtimes = by_kind.get(&AssetKind::Runtime).unwrap_or(&empty);
+    let mut out = Vec::new();
+    let verdicts = model_verdicts(models);
+    out.extend(unsafe_models(models, runtimes));
+    out.extend(exposed_servers(runtimes, &verdicts));
+    out.extend(plaintext_keys(by_kind.get(&AssetKind::Tooling).unwrap_or(&empty)));
+    out.extend(vulnerable_versions(by_kind.get(&AssetKind::Framework).unwrap_or(&empty), runtimes, settings));
+    out.extend(silent_hosts(inventory, settings, now_ms));
+    out
+}
+
+/// Of each model digest: its worst verdict (`dangerous` > `suspicious` > the rest) and its asset.
+fn model_verdicts<'a>(models: &'a [Entry<'a>]) -> HashMap<&'a str, (&'a str, &'a str)> {
+    let rank = |v: &str| match v {
+        "dangerous" => 2,
+        "suspicious" => 1,
+        _ => 0,
+    };
+    let mut out: HashMap<&str, (&str, &str)> = HashMap::new();
+    for m in models {
+        let (Some(sha), Some(verdict)) =
+            (text(&m.json, "sha256"), m.json.get("safety").and_then(|s| text(s, "verdict")))
+        else {
+            continue;
+        };
+        let slot = out.entry(sha).or_insert((verdict, m.asset_id));
+        if rank(verdict) > rank(slot.0) {
+            slot.0 = verdict;
+        }
+    }
+    out
+}
+
+/// The models a runtime has open, by digest and path.
+fn open_models(runtime: &Value) -> Vec<(&str, &str)> {
+    runtime
+        .get("open_models")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().map(|m| (text(m, "sha256").unwrap_or(""), text(m, "path").unwrap_or(""))).collect())
+        .unwrap_or_default()
+}
+
+/// Its non-loopback listening sockets, as `address:port`.
+fn exposed_sockets(runtime: &Value) -> Vec<String> {
+    let mut out: Vec<String> = runtime
+        .get("listening")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter(|l| text(l, "exposure").is_some_and(|x| x != "loopback"))
+                .map(|l| {
+                    let address = text(l, "address").unwrap_or("?");
+                    let port = l.get("port").and_then(Value::as_u64).unwrap_or(0);
+                    if address.contains(':') {
+                        format!("[{address}]:{port}")
+                    } else {
+                        format!("{address}:{port}")
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding> {
+    struct Group<'a> {
+        verdict: &'a str,
+        format: &'a str,
+        name: &'a str,
+        sha: &'a str,
+        sightings: Vec<Value>,
+        hosts: BTreeSet<String>,
+    }
+    let mut groups: BTreeMap<&str, Group<'_>> = BTreeMap::new();
+    for m in models {
+        let verdict = m.json.get("safety").and_then(|s| text(s, "verdict")).unwrap_or("");
+        if verdict != "dangerous" && verdict != "suspicious" {
+            continue;
+        }
+        let path = text(&m.json, "path").unwrap_or("");
+        let g = groups.entry(m.asset_id).or_insert_with(|| Group {
+            verdict,
+            format: text(&m.json, "format").unwrap_or(""),
+            name: file_name(path),
+            sha: text(&m.json, "sha256").unwrap_or(""),
+            sightings: Vec::new(),
+            hosts: BTreeSet::new(),
+        });
+        if verdict == "dangerous" {
+            g.verdict = "dangerous";
+        }
+        let reasons: Vec<&str> = m
+            .json
+            .get("safety")
+            .and_then(|s| s.get("findings"))
+            .and_then(Value::as_array)
+            .map(|f| f.iter().filter_map(|x| text(x, "subject").or_else(|| text(x, "kind"))).take(10).collect())
+            .unwrap_or_default();
+        g.sightings.push(
+            json!({"agent_id": m.agent_id, "host": m.host, "path": path, "verdict": verdict, "reasons": reasons}),
+        );
+        g.hosts.insert(m.agent_id.to_string());
+    }
+    groups
+        .into_iter()
+        .map(|(asset_id, g)| {
+            let mut hosts = g.hosts;
+            let processes: Vec<Value> = runtimes
+                .iter()
+                .filter_map(|r| {
+                    let open = open_models(&r.json);
+                    let (_, path) = open.iter().find(|(sha, _)| !g.sha.is_empty() && *sha == g.sha)?;
+                    Some(json!({
+                        "agent_id": r.agent_id, "host": r.host, "pid": r.json.get("pid"), "kind": text(&r.json, "kind"),
+                        "path": path, "listening": exposed_sockets(&r.json),
+                    }))
+                })
+                .collect();
+            for p in &processes {
+                if let Some(a) = text(p, "agent_id") {
+                    hosts.insert(a.to_string());
+                }
+            }
+            let severity = match (g.verdict, processes.is_empty()) {
+                ("dangerous", false) => "critical",
+                ("dangerous", true) => "high",
+                _ => "medium",
+            };
+            let where_ = match processes.first() {
+                Some(p) => format!(
+                    ", open by {} on {}",
+                    text(p, "kind").unwrap_or("a process"),
+                    text(p, "host").unwrap_or("?")
+                ),
+                None => String::new(),
+            };
+            let title = format!("{} {} model {} on {} host(s){where_}", g.verdict, g.format, g.name, hosts.len());
+            let evidence = json!({"asset_id": asset_id, "sha256": g.sha, "format": g.format, "verdict": g.verdict,
+                "sightings": g.sightings, "processes": processes});
+            finding(
+                &UNSAFE_MODEL,
+                asset_id.to_string(),
+                severity,
+                title,
+                evidence,
+                hosts,
+                BTreeSet::from([asset_id.to_string()]),
+            )
+        })
+        .collect()
+}
+
+fn exposed_servers(runtimes: &[Entry<'_>], verdicts: &HashMap<&str, (&str, &str)>) -> Vec<NewFinding> {
+    let mut out = Vec::new();
+    for r in runtimes {
+        let sockets = exposed_sockets(&r.json);
+        if sockets.is_empty() {
+            continue;
+        }
+        let kind = text(&r.json, "kind").unwrap_or("process");
+        let auth = r.json.get("auth");
+        let (unauthenticated, how) = match auth.and_then(|a| text(a, "state")) {
+            Some("configured") => continue,
+            Some("disabled") => (true, "with authentication disabled"),
+            Some("default") => match auth.and_then(|a| text(a, "server_default")) {
+                Some("none") => (true, "without authentication"),
+                _ => continue,
+            },
+            _ => (false, "with authentication unknown"),
+        };
+        let open = open_models(&r.json);
+        let served: Vec<Value> = open
+            .iter()
+            .map(|(sha, path)| {
+                let verdict = verdicts.get(sha).map_or("unknown", |v| v.0);
+                json!({"path": path, "sha256": sha, "verdict": verdict})
+            })
+            .collect();
+        let dangerous = open.iter().find(|(sha, _)| verdicts.get(sha).is_some_and(|v| v.0 == "dangerous"));
+        let severity = match (dangerous.is_some(), unauthenticated) {
+            (true, _) => "critical",
+            (false, true) => "high",
+            (false, false) => "medium",
+        };
+        let serves = match (dangerous, open.first()) {
+            (Some((_, path)), _) => format!(" serves dangerous {}", file_name(path)),
+            (None, Some((_, path))) => format!(" serves {}", file_name(path)),
+            (None, None) => String::new(),
+        };
+        let title = format!("{}: {kind}{serves} on {} {how}", r.host, sockets.join(", "));
+        let subject = format!("{}|{kind}|{}", r.agent_id, sockets.join(","));
+        let mut assets = BTreeSet::from([r.asset_id.to_string()]);
+        assets.extend(open.iter().filter_map(|(sha, _)| verdicts.get(sha)).map(|v| v.1.to_string()));
+        let evidence = json!({
+            "agent_id": r.agent_id, "host": r.host, "kind": kind, "pid": r.json.get("pid"), "exe": r.json.get("exe"),
+            "listening": sockets, "auth": auth, "open_models": served, "container": r.json.get("container"),
+        });
+        out.push(finding(
+            &EXPOSED_SERVER,
+            subject,
+            severity,
+            title,
+            evidence,
+            BTreeSet::from([r.agent_id.to_string()]),
+            assets,
+        ));
+    }
+    out
+}
+
+fn plaintext_keys(tooling: &[Entry<'_>]) -> Vec<NewFinding> {
+    let mut out = Vec::new();
+    for t in tooling {
+        if text(&t.json, "kind") != Some("api_key") {
+            continue;
+        }
+        let found_in = text(&t.json, "found_in").unwrap_or("");
+        if !matches!(found_in, "dotenv" | "shell_profile" | "mcp_config") {
+            continue;
+        }
+        let variable = text(&t.json, "variable").unwrap_or("?");
+        let provider = text(&t.json, "provider").unwrap_or("unknown provider");
+        let path = text(&t.json, "path").unwrap_or("?");
+        let title = format!("{}: {variable} ({provider}) in plaintext in {path}", t.host);
+        let subject = format!("{}|{path}|{variable}", t.agent_id);
+        let evidence = json!({"agent_id": t.agent_id, "host": t.host, "path": path, "variable": variable,
+            "provider": provider, "found_in": found_in});
+        out.push(finding(
+            &PLAINTEXT_KEY,
+            subject,
+            "medium",
+            title,
+            evidence,
+            BTreeSet::from([t.agent_id.to_string()]),
+            BTreeSet::from([t.asset_id.to_string()]),
+        ));
+    }
+    out
+}
+
+fn vulnerable_versions(frameworks: &[Entry<'_>], runtimes: &[Entry<'_>], settings: &Settings) -> Vec<NewFinding> {
+    /// Of one advisory on one host: the affected installs, their assets, the hostname.
+    #[derive(Default)]
+    struct Hit {
+        installs: Vec<Value>,
+        assets: BTreeSet<String>,
+        host: String,
+    }
+    let mut hits: BTreeMap<(usize, String), Hit> = BTreeMap::new();
+    let mut check = |ecosystem: Ecosystem, name: &str, version: &str, entry: &Entry<'_>, location: &str| {
+        for (i, a) in settings.advisories.iter().enumerate() {
+            if a.affects(ecosystem, name, version) {
+                let hit = hits.entry((i, entry.agent_id.to_string())).or_default();
+                hit.host = entry.host.to_string();
+                hit.installs.push(json!({"name": name, "version": version, "location": location}));
+                hit.assets.insert(entry.asset_id.to_string());
+            }
+        }
+    };
+    for f in frameworks {
+        let (Some(ecosystem), Some(name), Some(version)) = (
+            text(&f.json, "ecosystem").and_then(Ecosystem::of_framework),
+            text(&f.json, "name"),
+            text(&f.json, "version"),
+        ) else {
+            continue;
+        };
+        let kind = f.json.get("environment").and_then(|e| text(e, "kind")).unwrap_or("");
+        if kind == "python-project" || kind == "node-project" {
+            continue; // a declared requirement, not an installed version
+        }
+        let location = f.json.get("environment").and_then(|e| text(e, "path")).unwrap_or("");
+        check(ecosystem, name, version, f, location);
+    }
+    for r in runtimes {
+        let (Some(kind), Some(version)) =
+            (text(&r.json, "kind"), r.json.get("identity").and_then(|i| text(i, "version")))
+        else {
+            continue;
+        };
+        let location = text(&r.json, "exe").unwrap_or("");
+        check(Ecosystem::Server, kind, version, r, location);
+    }
+    hits.into_iter()
+        .filter_map(|((i, agent_id), Hit { installs, assets, host })| {
+            let a = settings.advisories.get(i)?;
+            let first = installs.first()?;
+            let title = format!(
+                "{host}: {} {} is affected by {} ({})",
+                text(first, "name").unwrap_or("?"),
+                text(first, "version").unwrap_or("?"),
+                a.id,
+                a.summary
+            );
+            let evidence = json!({"agent_id": agent_id, "host": host, "advisory": a.id, "aliases": a.aliases,
+                "summary": a.summary, "installs": installs});
+            Some(finding(
+                &VULNERABLE_VERSION,
+                format!("{}|{agent_id}", a.id),
+                a.severity(),
+                title,
+                evidence,
+                BTreeSet::from([agent_id.clone()]),
+                assets,
+            ))
+        })
+        .collect()
+}
+
+fn silent_hosts(inventory: &LiveInventory, settings: &Settings, now_ms: i64) -> Vec<NewFinding> {
+    let after = i64::try_from(settings.silent_after.as_millis()).unwrap_or(i64::MAX);
+    inventory
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            let seen = h.last_seen_ms.unwrap_or(h.enrolled_at_ms);
+            let silent_for = now_ms.saturating_sub(seen);
+            if silent_for <= after {
+                return None;
+            }
+            let hours = silent_for / 3_600_000;
+            let title = format!("{}: silent for {hours} h", h.hostname);
+            let evidence = json!({"agent_id": h.agent_id, "host": h.hostname, "last_seen_ms": h.last_seen_ms,
+                "silent_for_ms": silent_for});
+            Some(finding(
+                &SILENT_HOST,
+                h.agent_id.clone(),
+                "low",
+                title,
+                evidence,
+                BTreeSet::from([h.agent_id.clone()]),
+                BTreeSet::new(),
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! The rules over a hand-made inventory, the finding lifecycle in a real store, and the mappings.
+
+use super::*;
+use crate::store::{Acknowledgement, AssetKind, FindingFilter, LiveEntry, LiveHost, LiveInventory, PageRequest};
+
+fn host(id: &str, last_seen_ms: i64) -> LiveHost {
+    LiveHost {
+        agent_id: id.into(),
+        hostname: format!("host-{id}"),
+        last_seen_ms: Some(last_seen_ms),
+        enrolled_at_ms: 0,
+    }
+}
+
+fn entry(agent: &str, kind: AssetKind, asset: &str, json: serde_json::Value) -> LiveEntry {
+    LiveEntry {
+        agent_id: agent.into(),
+        kind,
+        asset_id: asset.into(),
+        local_key: asset.into(),
+        entry_json: json.to_string(),
+    }
+}
+
+/// gpu-07 serves a dangerous pickle on 0.0.0.0:8000 without auth; a laptop holds the same file
+/// closed, a .env key, an old torch, and a silent host.
+fn fleet(now: i64) -> LiveInventory {
+    let pickle = |path: &str| {
+        serde_json::json!({"path": path, "format": "pickle", "sha256": "ab", "safety": {"verdict": "dangerous",
+            "findings": [{"kind": "import", "subject": "os.system"}]}})
+    };
+    LiveInventory {
+        hosts: vec![host("gpu", now), host("laptop", now), host("old", now - 3 * 86_400_000)],
+        entries: vec![
+            entry("gpu", AssetKind::Model, "m-ab", pickle("/srv/models/model.pkl")),
+            entry("laptop", AssetKind::Model, "m-ab", pickle("/home/a/model.pkl")),
+            entry(
+                "laptop",
+                AssetKind::Model,
+                "m-safe",
+                serde_json::json!({"path": "/m.gguf", "format": "gguf", "sha256": "cd", "safety": {"verdict": "safe"}}),
+            ),
+            entry(
+                "gpu",
+                AssetKind::Runtime,
+                "r-1",
+                serde_json::json!({"pid": 42, "kind": "ml-process",
+                "listening": [{"address": "0.0.0.0", "port": 8000, "exposure": "all_interfaces"},
+                              {"address": "127.0.0.1", "port": 9000, "exposure": "loopback"}],
+                "open_models": [{"path": "/srv/models/model.pkl", "sha256": "ab", "via": ["fd"]}]}),
+            ),
+            entry(
+                "gpu",
+                AssetKind::Runtime,
+                "r-2",
+                serde_json::json!({"pid": 43, "kind": "ollama",
+                "listening": [{"address": "::", "port": 11434, "exposure": "all_interfaces"}],
+                "auth": {"state": "default", "server_default": "none", "evidence": []},
+                "identity": {"version": "0.1.30"}}),
+            ),
+            entry(
+                "gpu",
+                AssetKind::Runtime,
+                "r-3",
+                serde_json::json!({"pid": 44, "kind": "jupyter-server",
+                "listening": [{"address": "0.0.0.0", "port": 8888, "exposure": "all_interfaces"}],
+                "auth": {"state": "default", "server_default": "token", "evidence": []}}),
+            ),
+            entry(
+                "laptop",
+                AssetKind::Tooling,
+                "t-1",
+                serde_json::json!({"kind": "api_key", "path": "/home/a/app/.env",
+                "variable": "OPENAI_API_KEY", "provider": "openai", "found_in": "dotenv"}),
+            ),
+            entry(
+                "laptop",
+                AssetKind::Tooling,
+                "t-2",
+                serde_json::json!({"kind": "api_key", "path": "/proc/9/environ",
+                "variable": "HF_TOKEN", "provider": "huggingface", "found_in": "process_environment", "pid": 9}),
+            ),
+            entry(
+                "laptop",
+                AssetKind::Framework,
+                "f-1",
+                serde_json::json!({"ecosystem": "pypi", "name": "torch",
+                "version": "2.5.1+cu121", "environment": {"path": "/home/a/venv", "kind": "venv"}}),
+            ),
+            entry(
+                "laptop",
+                AssetKind::Framework,
+                "f-2",
+                serde_json::json!({"ecosystem": "pypi", "name": "torch",
+                "version": ">=2.0", "environment": {"path": "/home/a/app", "kind": "python-project"}}),
+            ),
+            entry("laptop", AssetKind::Model, "m-bad", serde_json::json!("not an object")),
+        ],
+    }
+}
+
+#[test]
+fn the_rules_find_what_a_security_team_asks_and_nothing_else() {
+    let now = 10 * 86_400_000;
+    let found = rules::run(&fleet(now), &Settings::default(), now);
+    let by_rule = |rule: &str| found.iter().filter(|f| f.rule_id == rule).collect::<Vec<_>>();
+
+    let unsafe_models = by_rule("unsafe-model-serialization");
+    assert_eq!(unsafe_models.len(), 1, "one finding for the model, however many hosts");
+    let f = unsafe_models[0];
+    assert_eq!(f.severity, "critical", "open by a process");
+    assert_eq!(f.hosts, ["gpu", "laptop"]);
+    assert_eq!(f.title, "dangerous pickle model model.pkl on 2 host(s), open by ml-process on host-gpu");
+
+    let exposed = by_rule("exposed-inference-server");
+    assert_eq!(exposed.len(), 2, "jupyter with its default token is not exposed without auth: {exposed:?}");
+    let ml = exposed.iter().find(|f| f.title.contains("ml-process")).unwrap();
+    assert_eq!(ml.severity, "critical");
+    assert_eq!(ml.title, "host-gpu: ml-process serves dangerous model.pkl on 0.0.0.0:8000 with authentication unknown");
+    assert_eq!(ml.assets, ["m-ab", "r-1"]);
+    let ollama = exposed.iter().find(|f| f.title.contains("ollama")).unwrap();
+    assert_eq!(
+        (ollama.severity.as_str(), ollama.title.as_str()),
+        ("high", "host-gpu: ollama on [::]:11434 without authentication")
+    );
+
+    let keys = by_rule("plaintext-ai-api-key");
+    assert_eq!(keys.len(), 1, "a key in a process environment is not a plaintext file");
+    assert_eq!(keys[0].title, "host-laptop: OPENAI_API_KEY (openai) in plaintext in /home/a/app/.env");
+    assert!(!keys[0].evidence_json.contains("sk-"), "values are never there to leak");
+
+    let vulnerable = by_rule("vulnerable-version");
+    let mut ids: Vec<&str> = vulnerable.iter().map(|f| f.subject.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["CVE-2024-37032|gpu", "CVE-2025-32434|laptop"], "a declared range is no installed version");
+    assert!(vulnerable.iter().all(|f| f.severity == "critical"));
+
+    let silent = by_rule("silent-host");
+    assert_eq!(silent.len(), 1);
+    assert_eq!(silent[0].title, "host-old: silent for 72 h");
+    assert_eq!(found.len(), 7);
+    // The same inventory gives the same findings.
+    assert_eq!(found, rules::run(&fleet(now), &Settings::default(), now));
+}
+
+#[test]
+fn findings_open_refresh_resolve_reopen_and_acknowledgements_expire() {
+    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let now = 10 * 86_400_000;
+    let mut found = rules::run(&fleet(now), &Settings::default(), now);
+    let c = store.reconcile_findings(&found, 100).unwrap();
+    assert_eq!((c.opened, c.kept), (7, 0));
+    let c = store.reconcile_findings(&found, 200).unwrap();
+    assert_eq!((c.opened, c.kept), (0, 7));
+    let id = found.iter().find(|f| f.rule_id == "plaintext-ai-api-key").unwrap().finding_id.clone();
+
+    // Acknowledged until 450: kept acknowledged, then open again once expired.
+    let ack = Acknowledgement {
+        reason: "test key, rotated".into(),
+        by: "alice (tok-1)".into(),
+        at_ms: 300,
+        expires_ms: Some(450),
+    };
+    let acked = store.acknowledge_finding(&id, &ack).unwrap().unwrap();
+    assert_eq!((acked.state.as_str(), acked.acknowledgement.as_ref()), ("acknowledged", Some(&ack)));
+    assert_eq!(store.reconcile_findings(&found, 400).unwrap().ack_expired, 0);
+    assert_eq!(store.finding(&id).unwrap().unwrap().state, "acknowledged");
+    assert_eq!(store.reconcile_findings(&found, 500).unwrap().ack_expired, 1);
+    let f = store.finding(&id).unwrap().unwrap();
+    assert_eq!((f.state.as_str(), f.acknowledgement), ("open", None));
+
+    // The key file is cleaned up: resolved; it comes back: reopened.
+    found.retain(|f| f.finding_id != id);
+    assert_eq!(store.reconcile_findings(&found, 600).unwrap().resolved, 1);
+    let f = store.finding(&id).unwrap().unwrap();
+    assert_eq!((f.state.as_str(), f.resolved_at_ms), ("resolved", Some(600)));
+    assert!(store.acknowledge_finding(&id, &ack).unwrap_err().to_string().contains("is resolved"));
+    let again = rules::run(&fleet(now), &Settings::default(), now);
+    assert_eq!(store.reconcile_findings(&again, 700).unwrap().reopened, 1);
+    let f = store.finding(&id).unwrap().unwrap();
+    assert_eq!((f.state.as_str(), f.reopened_count, f.first_seen_ms, f.last_seen_ms), ("reopened", 1, 100, 700));
+    assert_eq!(store.acknowledge_finding("f-none", &ack).unwrap(), None);
+
+    // Filters: severity at least, rule, state, host, asset, since.
+    let list = |filter: FindingFilter| {
+        store
+            .findings(&filter, &PageRequest::default())
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|f| f.found.rule_id)
+            .collect::<Vec<_>>()
+    };
+    let critical = list(FindingFilter { min_severity: Some("critical".into()), ..Default::default() });
+    assert_eq!(critical.len(), 4, "{critical:?}");
+    assert_eq!(list(FindingFilter { min_severity: Some("info".into()), ..Default::default() }).len(), 7);
+    assert_eq!(list(FindingFilter { state: Some("reopened".into()), ..Default::default() }), ["plaintext-ai-api-key"]);
+    assert_eq!(list(FindingFilter { agent_id: Some("old".into()), ..Default::default() }), ["silent-host"]);
+    let on_model = list(FindingFilter { asset_id: Some("m-ab".into()), ..Default::default() });
+    assert_eq!(on_model.len(), 2, "the model and the server serving it: {on_model:?}");
+    assert_eq!(list(FindingFilter { since_ms: Some(650), ..Default::default() }), ["plaintext-ai-api-key"]);
+    assert!(store
+        .findings(&FindingFilter { min_severity: Some("urgent".into()), ..Default::default() }, &PageRequest::default())
+        .is_err());
+    let page = store.findings(&FindingFilter::default(), &PageRequest { after: None, limit: 3 }).unwrap();
+    assert_eq!((page.items.len(), page.total), (3, 7));
+    let rest = store.findings(&FindingFilter::default(), &PageRequest { after: page.next_cursor, limit: 10 }).unwrap();
+    assert_eq!(rest.items.len(), 4);
+}
+
+#[test]
+fn every_mapping_names_an_id_its_framework_defines() {
+    for rule in RULES {
+        for (key, ids) in rule.mappings() {
+            let framework = frameworks::FRAMEWORKS.iter().find(|f| f.key == key).unwrap();
+            for id in ids {
+                assert!(framework.ids().any(|x| x == *id), "rule {}: {id} is not a {} id", rule.id, framework.name);
+            }
+        }
+        assert!(!rule.nist_ai_rmf.is_empty(), "rule {} maps to the NIST AI RMF", rule.id);
+    }
+    let ids: std::collections::HashSet<&str> = RULES.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), RULES.len());
+}

@@ -1,0 +1,249 @@
+//! Findings in SQLite: the live inventory the rules read, the reconciliation that keeps the
+//! findings' lifecycle (`crate::findings`, *Lifecycle*), the listing and acknowledgements.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, params_from_iter, OptionalExtension, Row, ToSql, Transaction};
+
+use super::Res;
+use crate::store::error::StoreError;
+use crate::store::types::{
+    Acknowledgement, AssetKind, FindingChanges, FindingFilter, FindingRecord, LiveEntry, LiveHost, LiveInventory,
+    NewFinding, Page, PageRequest,
+};
+
+/// Severities, least first: a filter's minimum keeps the ones at or after it.
+const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+pub(super) fn touch(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<()> {
+    tx.execute(
+        "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE agent_id = ?1",
+        params![agent_id, now_ms],
+    )?;
+    Ok(())
+}
+
+pub(super) fn live_inventory(tx: &Transaction<'_>) -> Res<LiveInventory> {
+    let mut hosts = tx.prepare(
+        "SELECT agent_id, hostname, last_seen_ms, enrolled_at_ms FROM agents WHERE revoked_at_ms IS NULL \
+         ORDER BY agent_id",
+    )?;
+    let hosts = hosts
+        .query_map([], |r| {
+            Ok(LiveHost {
+                agent_id: r.get(0)?,
+                hostname: r.get(1)?,
+                last_seen_ms: r.get(2)?,
+                enrolled_at_ms: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut entries = tx.prepare(
+        "SELECT s.agent_id, s.kind, s.asset_id, s.local_key, s.entry_json FROM sightings s \
+         JOIN agents a ON a.agent_id = s.agent_id \
+         WHERE s.removed_at_ms IS NULL AND a.revoked_at_ms IS NULL ORDER BY s.agent_id, s.kind, s.local_key",
+    )?;
+    let entries = entries
+        .query_map([], |r| {
+            let kind: String = r.get(1)?;
+            Ok((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .filter_map(|row| match row {
+            Ok((agent_id, kind, asset_id, local_key, entry_json)) => AssetKind::from_name(&kind)
+                .map(|kind| Ok(LiveEntry { agent_id, kind, asset_id, local_key, entry_json })),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(LiveInventory { hosts, entries })
+}
+
+/// The stored state of one finding, as reconciliation needs it.
+struct Stored {
+    state: String,
+    ack_expires_ms: Option<i64>,
+}
+
+pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64) -> Res<FindingChanges> {
+    let mut stored: HashMap<String, Stored> = HashMap::new();
+    {
+        let mut stmt = tx.prepare("SELECT finding_id, state, ack_expires_ms FROM findings")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (id, state, ack_expires_ms) = row?;
+            stored.insert(id, Stored { state, ack_expires_ms });
+        }
+    }
+    let mut changes = FindingChanges::default();
+    let mut present = HashSet::new();
+    for f in found {
+        if !present.insert(f.finding_id.as_str()) {
+            continue;
+        }
+        let state = match stored.get(&f.finding_id) {
+            None => {
+                tx.execute(
+                    "INSERT INTO findings (finding_id, rule_id, subject, severity, title, evidence_json, \
+                         first_seen_ms, last_seen_ms, state, state_changed_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 'open', ?7)",
+                    params![f.finding_id, f.rule_id, f.subject, f.severity, f.title, f.evidence_json, now_ms],
+                )?;
+                changes.opened += 1;
+                None
+            }
+            Some(s) if s.state == "resolved" => {
+                changes.reopened += 1;
+                Some("reopened")
+            }
+            Some(s) if s.state == "acknowledged" && s.ack_expires_ms.is_some_and(|e| e <= now_ms) => {
+                changes.ack_expired += 1;
+                Some("open")
+            }
+            Some(_) => {
+                changes.kept += 1;
+                None
+            }
+        };
+        tx.execute(
+            "UPDATE findings SET severity = ?2, title = ?3, evidence_json = ?4, last_seen_ms = ?5 WHERE finding_id = ?1",
+            params![f.finding_id, f.severity, f.title, f.evidence_json, now_ms],
+        )?;
+        if let Some(state) = state {
+            tx.execute(
+                "UPDATE findings SET state = ?2, state_changed_ms = ?3, resolved_at_ms = NULL, \
+                     reopened_count = reopened_count + (?2 = 'reopened'), \
+                     ack_reason = NULL, ack_by = NULL, ack_at_ms = NULL, ack_expires_ms = NULL \
+                 WHERE finding_id = ?1",
+                params![f.finding_id, state, now_ms],
+            )?;
+        }
+        tx.execute("DELETE FROM finding_hosts WHERE finding_id = ?1", [&f.finding_id])?;
+        tx.execute("DELETE FROM finding_assets WHERE finding_id = ?1", [&f.finding_id])?;
+        for host in &f.hosts {
+            tx.execute(
+                "INSERT OR IGNORE INTO finding_hosts (finding_id, agent_id) VALUES (?1, ?2)",
+                params![f.finding_id, host],
+            )?;
+        }
+        for asset in &f.assets {
+            tx.execute(
+                "INSERT OR IGNORE INTO finding_assets (finding_id, asset_id) VALUES (?1, ?2)",
+                params![f.finding_id, asset],
+            )?;
+        }
+    }
+    for (id, s) in &stored {
+        if present.contains(id.as_str()) || s.state == "resolved" {
+            continue;
+        }
+        tx.execute(
+            "UPDATE findings SET state = 'resolved', state_changed_ms = ?2, resolved_at_ms = ?2, \
+                 ack_reason = NULL, ack_by = NULL, ack_at_ms = NULL, ack_expires_ms = NULL WHERE finding_id = ?1",
+            params![id, now_ms],
+        )?;
+        changes.resolved += 1;
+    }
+    Ok(changes)
+}
+
+/// Columns of a finding, for `findings` aliased `f`, read by [`from_row`].
+const COLUMNS: &str = "f.finding_id, f.rule_id, f.subject, f.severity, f.title, f.evidence_json, f.first_seen_ms, \
+     f.last_seen_ms, f.state, f.state_changed_ms, f.resolved_at_ms, f.reopened_count, f.ack_reason, f.ack_by, \
+     f.ack_at_ms, f.ack_expires_ms, \
+     (SELECT json_group_array(agent_id) FROM (SELECT agent_id FROM finding_hosts h WHERE h.finding_id = f.finding_id ORDER BY agent_id)), \
+     (SELECT json_group_array(asset_id) FROM (SELECT asset_id FROM finding_assets x WHERE x.finding_id = f.finding_id ORDER BY asset_id))";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<FindingRecord> {
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    };
+    let ack_reason: Option<String> = r.get(12)?;
+    Ok(FindingRecord {
+        found: NewFinding {
+            finding_id: r.get(0)?,
+            rule_id: r.get(1)?,
+            subject: r.get(2)?,
+            severity: r.get(3)?,
+            title: r.get(4)?,
+            evidence_json: r.get(5)?,
+            hosts: list(16)?,
+            assets: list(17)?,
+        },
+        first_seen_ms: r.get(6)?,
+        last_seen_ms: r.get(7)?,
+        state: r.get(8)?,
+        state_changed_ms: r.get(9)?,
+        resolved_at_ms: r.get(10)?,
+        reopened_count: u64::try_from(r.get::<_, i64>(11)?).unwrap_or_default(),
+        acknowledgement: match ack_reason {
+            Some(reason) => Some(Acknowledgement {
+                reason,
+                by: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                at_ms: r.get::<_, Option<i64>>(14)?.unwrap_or_default(),
+                expires_ms: r.get(15)?,
+            }),
+            None => None,
+        },
+    })
+}
+
+pub(super) fn list(tx: &Transaction<'_>, filter: &FindingFilter, page: &PageRequest) -> Res<Page<FindingRecord>> {
+    let limit = page.effective_limit();
+    let min_rank = match &filter.min_severity {
+        Some(s) => Some(SEVERITIES.iter().position(|x| x == s).ok_or_else(|| StoreError::InvalidArgument {
+            field: "severity",
+            reason: format!("one of {}", SEVERITIES.join(", ")),
+        })?),
+        None => None,
+    };
+    let ranked: Vec<&str> = min_rank.map_or_else(Vec::new, |r| SEVERITIES.iter().skip(r).copied().collect());
+    let ranked = serde_json::to_string(&ranked).unwrap_or_else(|_| "[]".into());
+    let wanted = "(?1 IS NULL OR f.severity IN (SELECT value FROM json_each(?2))) \
+         AND (?3 IS NULL OR f.rule_id = ?3) AND (?4 IS NULL OR f.state = ?4) \
+         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h WHERE h.finding_id = f.finding_id AND h.agent_id = ?5)) \
+         AND (?6 IS NULL OR EXISTS (SELECT 1 FROM finding_assets x WHERE x.finding_id = f.finding_id AND x.asset_id = ?6)) \
+         AND (?7 IS NULL OR MAX(f.first_seen_ms, f.state_changed_ms) >= ?7)";
+    let sql = format!(
+        "SELECT {COLUMNS} FROM findings f WHERE {wanted} AND (?8 IS NULL OR f.finding_id > ?8) ORDER BY f.finding_id LIMIT ?9"
+    );
+    let flag = min_rank.map(|_| 1);
+    let wanted_args: [&dyn ToSql; 7] =
+        [&flag, &ranked, &filter.rule_id, &filter.state, &filter.agent_id, &filter.asset_id, &filter.since_ms];
+    let page_args: [&dyn ToSql; 2] = [&page.after, &(limit + 1)];
+    let mut stmt = tx.prepare(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(wanted_args.iter().chain(page_args.iter())), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    let items: Vec<FindingRecord> = rows.into_iter().take(limit).collect();
+    let total: i64 =
+        tx.query_row(&format!("SELECT COUNT(*) FROM findings f WHERE {wanted}"), params_from_iter(wanted_args), |r| {
+            r.get(0)
+        })?;
+    let next_cursor = if more { items.last().map(|f| f.found.finding_id.clone()) } else { None };
+    Ok(Page { items, next_cursor, total: u64::try_from(total).unwrap_or_default() })
+}
+
+pub(super) fn get(tx: &Transaction<'_>, finding_id: &str) -> Res<Option<FindingRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM findings f WHERE f.finding_id = ?1");
+    Ok(tx.query_row(&sql, [finding_id], from_row).optional()?)
+}
+
+pub(super) fn acknowledge(tx: &Transaction<'_>, finding_id: &str, ack: &Acknowledgement) -> Res<Option<FindingRecord>> {
+    let Some(current) = get(tx, finding_id)? else { return Ok(None) };
+    if current.state == "resolved" {
+        return Err(StoreError::InvalidArgument {
+            field: "finding",
+            reason: format!("{finding_id} is resolved: its evidence is gone, there is nothing to acknowledge"),
+        }
+        .into());
+    }
+    tx.execute(
+        "UPDATE findings SET state = 'acknowledged', state_changed_ms = ?2, ack_reason = ?3, ack_by = ?4, \
+             ack_at_ms = ?2, ack_expires_ms = ?5 WHERE finding_id = ?1",
+        params![finding_id, ack.at_ms, ack.reason, ack.by, ack.expires_ms],
+    )?;
+    get(tx, finding_id)
+}

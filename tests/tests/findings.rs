@@ -1,0 +1,143 @@
+//! Findings over a small real fleet: a real agent scans a host holding a dangerous pickle that
+//! a process keeps open while listening on 0.0.0.0, a venv with a vulnerable torch, and an AI
+//! key in a `.env`; the collector's findings API answers the security team's questions with
+//! one call each, an operator acknowledges one, and a finding whose evidence goes away resolves.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aiscout_e2e::fleet::{assert_ok, poll, run_once, AgentOptions, Collector};
+use aiscout_e2e::{first_line, fixtures_dir, Child};
+use serde_json::Value;
+
+/// A planted secret value: it must appear nowhere the collector answers.
+const KEY_VALUE: &str = "sk-proj-aiscoutfindingstest0123456789abcdefABCDEF";
+
+/// The items of `GET path`, once the evaluation has produced at least `at_least` of them.
+fn items(c: &Collector, path: &str, at_least: usize) -> Vec<Value> {
+    poll(Duration::from_secs(60), path, || {
+        let items = c.get(path)["items"].as_array().cloned().unwrap_or_default();
+        (items.len() >= at_least).then_some(items)
+    })
+}
+
+/// `POST path` with `token` and a JSON `body`: the status and the answer.
+fn post(c: &Collector, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let url = format!("http://127.0.0.1:{}{path}", c.api_port);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
+    let c = Collector::start_with("[findings]\ninterval = \"1s\"\n");
+    let root = tempfile::tempdir().unwrap();
+    let models = root.path().join("srv/models");
+    std::fs::create_dir_all(&models).unwrap();
+    let pickle = models.join("model.pkl");
+    std::fs::copy(fixtures_dir().join("safety/hostile/os_system_p4.pkl"), &pickle).unwrap();
+    let site = root.path().join("venv/lib/python3.11/site-packages");
+    std::fs::create_dir_all(site.join("torch-2.5.1.dist-info")).unwrap();
+    std::fs::write(root.path().join("venv/pyvenv.cfg"), "home = /usr/bin\nversion = 3.11.2\n").unwrap();
+    std::fs::write(site.join("torch-2.5.1.dist-info/METADATA"), "Metadata-Version: 2.1\nName: torch\nVersion: 2.5.1\n")
+        .unwrap();
+    std::fs::create_dir_all(root.path().join("app")).unwrap();
+    std::fs::write(root.path().join("app/.env"), format!("OPENAI_API_KEY={KEY_VALUE}\n")).unwrap();
+
+    // A process that holds the pickle open and listens on every interface.
+    let script = format!(
+        "import socket,time\nf=open({:?},'rb')\ns=socket.socket()\ns.bind(('0.0.0.0',0))\ns.listen()\n\
+         print(s.getsockname()[1],flush=True)\ntime.sleep(600)\n",
+        pickle.display().to_string()
+    );
+    let mut server = Child(Command::new("python3").arg("-c").arg(&script).stdout(Stdio::piped()).spawn().unwrap());
+    let port = first_line(&mut server);
+
+    let options =
+        AgentOptions { sections: vec!["models", "frameworks", "runtimes", "tooling"], ..AgentOptions::default() };
+    let config = c.agent_with("gpu", &[root.path()], &c.token_file("token", &[]), &options);
+    assert_ok(&run_once(&config));
+    let agent_id = std::fs::read_to_string(c.state_dir("gpu").join("tls/agent.id")).unwrap().trim().to_string();
+
+    // (a) Which hosts hold a model whose loading runs code?
+    let unsafe_models = items(&c, "/api/v1/findings?rule=unsafe-model-serialization", 1);
+    assert_eq!(unsafe_models.len(), 1, "{unsafe_models:#?}");
+    let model = &unsafe_models[0];
+    assert_eq!(model["severity"], "critical", "open by a process: {model:#}");
+    assert_eq!(model["hosts"], serde_json::json!([agent_id]));
+    assert_eq!(model["evidence"]["sightings"][0]["path"], pickle.display().to_string());
+    assert_eq!(model["mappings"]["mitre_atlas"][0], "AML.T0011.000");
+
+    // (b) Which inference servers listen beyond loopback without authentication, serving what?
+    let exposed = items(&c, "/api/v1/findings?rule=exposed-inference-server", 1);
+    let ours: Vec<&Value> = exposed
+        .iter()
+        .filter(|f| f["title"].as_str().is_some_and(|t| t.contains(&format!("0.0.0.0:{port}"))))
+        .collect();
+    assert_eq!(ours.len(), 1, "{exposed:#?}");
+    let chain = ours[0];
+    assert_eq!(chain["severity"], "critical");
+    assert!(chain["title"].as_str().unwrap().contains("serves dangerous model.pkl"), "{chain:#}");
+    assert_eq!(chain["evidence"]["open_models"][0]["verdict"], "dangerous");
+    assert_eq!(chain["evidence"]["pid"], server.0.id());
+
+    // (e) Which hosts keep AI API keys in plaintext files?
+    let keys = items(&c, &format!("/api/v1/findings?rule=plaintext-ai-api-key&host={agent_id}"), 1);
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0]["title"].as_str().unwrap().contains("OPENAI_API_KEY (openai) in plaintext"), "{:#}", keys[0]);
+
+    // (f) Where are vulnerable framework versions installed?
+    let vulnerable = items(&c, "/api/v1/findings?rule=vulnerable-version", 1);
+    assert_eq!(vulnerable[0]["evidence"]["advisory"], "CVE-2025-32434", "{vulnerable:#?}");
+    assert_eq!(vulnerable[0]["evidence"]["installs"][0]["version"], "2.5.1");
+
+    // Everything at critical, and never the key's value anywhere.
+    let all = c.get("/api/v1/findings?severity=critical&limit=1000");
+    assert!(all["total"].as_u64().unwrap() >= 3, "{all:#}");
+    assert!(!c.get("/api/v1/findings?limit=1000").to_string().contains(KEY_VALUE));
+
+    // (g) An operator accepts the key finding; a read token may not.
+    let key_id = keys[0]["id"].as_str().unwrap().to_string();
+    let read_token = c.command(&["api-token", "create", "--label", "bob"]);
+    let admin = c.command(&["api-token", "create", "--label", "alice", "--scope", "admin"]);
+    let body = serde_json::json!({"reason": "test key, rotated monthly", "expires_ms": 4_102_444_800_000_i64});
+    let (status, _) = post(&c, &format!("/api/v1/findings/{key_id}/ack"), &read_token, &body);
+    assert_eq!(status, 403);
+    let (status, bad) = post(&c, &format!("/api/v1/findings/{key_id}/ack"), &admin, &serde_json::json!({"reason": ""}));
+    assert_eq!(status, 400, "{bad}");
+    let (status, acked) = post(&c, &format!("/api/v1/findings/{key_id}/ack"), &admin, &body);
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["state"], "acknowledged");
+    assert!(acked["acknowledgement"]["by"].as_str().unwrap().starts_with("alice ("), "{acked:#}");
+    let accepted = c.get("/api/v1/findings?state=acknowledged");
+    assert_eq!(accepted["items"][0]["id"], key_id.as_str());
+    assert_eq!(accepted["items"][0]["acknowledgement"]["reason"], "test key, rotated monthly");
+    // It stays acknowledged across evaluations.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(c.get(&format!("/api/v1/findings/{key_id}"))["state"], "acknowledged");
+
+    // Bad queries are refused with the parameter named.
+    for (query, word) in
+        [("severity=urgent", "severity"), ("rule=nope", "rule"), ("colour=red", "colour"), ("limit=0", "limit")]
+    {
+        let status = c.get_status(&format!("/api/v1/findings?{query}"), &read_token);
+        assert_eq!(status, 400, "{query} ({word})");
+    }
+
+    // The server stops: its exposure finding resolves at the next inventory and evaluation.
+    drop(server);
+    assert_ok(&run_once(&config));
+    let id = chain["id"].as_str().unwrap().to_string();
+    poll(Duration::from_secs(60), "the exposure resolved", || {
+        (c.get(&format!("/api/v1/findings/{id}"))["state"] == "resolved").then_some(())
+    });
+    assert!(c.get(&format!("/api/v1/findings/{id}"))["resolved_at_ms"].is_i64());
+}
