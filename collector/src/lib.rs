@@ -28,6 +28,8 @@
 //! - [`release`]: the release manager's commands (keygen, sign, publish) and the published
 //!   release channel.
 //! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
+//! - [`policy`]: the security team's policy file (approved models, version floors, licences,
+//!   severity overrides, exceptions), checked key by key.
 //! - [`findings`]: the rules evaluated over the whole inventory, their framework mappings and
 //!   the advisories they match versions against.
 
@@ -41,6 +43,7 @@ pub mod keys;
 pub mod listener;
 pub mod operator;
 pub mod pki;
+pub mod policy;
 pub mod rate;
 pub mod release;
 pub mod server;

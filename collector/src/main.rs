@@ -64,6 +64,30 @@ enum Command {
         #[command(subcommand)]
         action: FindingsAction,
     },
+    /// The security team's policy (docs/findings.md, "Policy").
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyAction {
+    /// Check a policy file and name every problem by key (no collector configuration needed):
+    /// exit 0 when valid, 1 when not.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Check a policy file, record it as the applied policy (its version must be above the
+    /// applied one's) and evaluate the findings under it.
+    Apply {
+        /// The policy file.
+        file: PathBuf,
+        /// Who applies it, for the record.
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +246,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Policy { action: PolicyAction::Check { file } } = &cli.command {
+        return policy_check(file);
+    }
     let config = match CollectorConfig::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -238,6 +265,35 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `policy check FILE`: no configuration needed.
+#[allow(clippy::print_stdout)]
+fn policy_check(file: &std::path::Path) -> ExitCode {
+    match read_policy(file) {
+        Ok((policy, _)) => {
+            println!("{}: valid (version {})", file.display(), policy.version);
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{}: {p}", file.display());
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The policy in `file`, checked, and its text; or every problem.
+fn read_policy(file: &std::path::Path) -> Result<(aiscout_collector::policy::Policy, String), Vec<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    let max = aiscout_collector::policy::MAX_POLICY_BYTES as u64;
+    std::fs::File::open(file)
+        .and_then(|f| f.take(max + 1).read_to_string(&mut text))
+        .map_err(|e| vec![e.to_string()])?;
+    let policy = aiscout_collector::policy::Policy::parse(&text)?;
+    Ok((policy, text))
 }
 
 fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
@@ -380,6 +436,34 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
             std::fs::write(&temp, bytes).map_err(|e| anyhow::anyhow!("{}: {e}", temp.display()))?;
             std::fs::rename(&temp, &target).map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
             println!("{} advisories installed in {} (used from the next start)", list.len(), target.display());
+            Ok(())
+        }
+        Command::Policy { action: PolicyAction::Check { .. } } => {
+            anyhow::bail!("policy check runs without a configuration")
+        }
+        Command::Policy { action: PolicyAction::Apply { file, by } } => {
+            let (policy, text) = read_policy(&file).map_err(|problems| {
+                anyhow::anyhow!(
+                    "{}",
+                    problems.iter().map(|p| format!("{}: {p}", file.display())).collect::<Vec<_>>().join("\n")
+                )
+            })?;
+            let store = open_store(&config)?;
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+            store.apply_policy(&aiscout_collector::store::PolicyRecord {
+                version: policy.version,
+                sha256: sha256.clone(),
+                text,
+                applied_at_ms: now_ms(),
+                applied_by: by,
+            })?;
+            let settings =
+                aiscout_collector::findings::Settings::load(&config).map_err(|e| anyhow::anyhow!("findings: {e}"))?;
+            let c = aiscout_collector::findings::evaluate(&*store, &settings, now_ms())?;
+            println!(
+                "policy version {} applied (sha256 {sha256}); findings: {} opened, {} reopened, {} resolved",
+                policy.version, c.opened, c.reopened, c.resolved
+            );
             Ok(())
         }
         Command::Findings { action: FindingsAction::Evaluate } => {

@@ -141,3 +141,64 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     });
     assert!(c.get(&format!("/api/v1/findings/{id}"))["resolved_at_ms"].is_i64());
 }
+
+#[test]
+fn the_teams_policy_is_checked_by_key_applied_once_per_version_and_its_exceptions_acknowledge() {
+    let c = Collector::start_with("[findings]\ninterval = \"1s\"\n");
+    let root = tempfile::tempdir().unwrap();
+    let site = root.path().join("venv/lib/python3.11/site-packages");
+    std::fs::create_dir_all(site.join("torch-2.5.1.dist-info")).unwrap();
+    std::fs::write(root.path().join("venv/pyvenv.cfg"), "home = /usr/bin\nversion = 3.11.2\n").unwrap();
+    std::fs::write(site.join("torch-2.5.1.dist-info/METADATA"), "Metadata-Version: 2.1\nName: torch\nVersion: 2.5.1\n")
+        .unwrap();
+    std::fs::write(root.path().join(".env"), format!("ANTHROPIC_API_KEY={KEY_VALUE}\n")).unwrap();
+    let options = AgentOptions { sections: vec!["models", "frameworks", "tooling"], ..AgentOptions::default() };
+    let config = c.agent_with("lab-1", &[root.path()], &c.token_file("token", &[]), &options);
+    assert_ok(&run_once(&config));
+    items(&c, "/api/v1/findings?rule=plaintext-ai-api-key", 1);
+
+    let run = |args: &[&str]| {
+        let out = Command::new(aiscout_e2e::collector_bin())
+            .arg("--config")
+            .arg(c.dir.path().join("collector.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // A broken policy: every problem named by its key, exit 1.
+    let bad = root.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = 0\n[frameworks]\nfloors = { torch = \"new\" }\n[severity]\nsilent-host = \"urgent\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    for key in ["version:", "frameworks.floors.torch:", "severity.silent-host:"] {
+        assert!(err.contains(&format!("{}: {key}", bad.display())), "{key}: {err}");
+    }
+    let (code, _, _) = run(&["policy", "apply", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "a broken policy is not applied");
+    let example = aiscout_e2e::workspace_root().join("packaging/policy.example.toml");
+    let (code, out, _) = run(&["policy", "check", example.to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (Some(0), format!("{}: valid (version 1)", example.display()).as_str()));
+
+    // The example policy: torch below its floor; the lab host's key an accepted exception.
+    let (code, out, err) = run(&["policy", "apply", example.to_str().unwrap(), "--by", "secops"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("policy version 1 applied (sha256 "), "{out}");
+    let floor = items(&c, "/api/v1/findings?rule=framework-below-floor", 1);
+    assert!(floor[0]["title"].as_str().unwrap().contains("torch 2.5.1 is below the policy floor 2.6.0"), "{floor:#?}");
+    let key = c.get("/api/v1/findings?rule=plaintext-ai-api-key");
+    assert_eq!(key["items"][0]["state"], "acknowledged", "{key:#}");
+    assert_eq!(key["items"][0]["acknowledgement"]["by"], "policy v1: ml-platform@example.com");
+    assert_eq!(key["items"][0]["acknowledgement"]["reason"], "lab machines with scoped keys, rotated weekly");
+    let (code, _, err) = run(&["policy", "apply", example.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("1 is not above the applied policy's version 1"), "{err}");
+}

@@ -112,8 +112,9 @@ impl Ecosystem {
     }
 }
 
-/// PEP 503: lowercase, runs of `-`, `_`, `.` as one `-`.
-fn normalise(name: &str) -> String {
+/// PEP 503: lowercase, runs of `-`, `_`, `.` as one `-` (package names as advisories and
+/// policies compare them).
+pub fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         let c = if matches!(c, '_' | '.') { '-' } else { c.to_ascii_lowercase() };

@@ -137,8 +137,52 @@ pub const SILENT_HOST: Rule = Rule {
     iso_42001: &["A.6.2.6"],
 };
 
+/// Models the policy does not approve.
+pub const UNAPPROVED_MODEL: Rule = Rule {
+    id: "unapproved-model",
+    title: "Model not on the policy's approved list",
+    description: "A model (not a file an installed package shipped) whose digest, Hugging Face repo or names match \
+        no approval of the applied policy (medium); off while the policy lists no approvals.",
+    owasp_llm: &["LLM03:2025"],
+    mitre_atlas: &["AML.T0010.003"],
+    nist_ai_rmf: &["GOVERN 1.6", "MAP 4.1"],
+    iso_42001: &["A.4.2", "A.10.3"],
+};
+
+/// Frameworks older than the policy's floor.
+pub const BELOW_FLOOR: Rule = Rule {
+    id: "framework-below-floor",
+    title: "Framework older than the policy's version floor",
+    description: "An installed package whose version is below the floor the applied policy sets for it (high).",
+    owasp_llm: &["LLM03:2025"],
+    mitre_atlas: &["AML.T0010.001"],
+    nist_ai_rmf: &["MANAGE 3.1"],
+    iso_42001: &["A.10.3"],
+};
+
+/// Model licences outside the policy.
+pub const LICENCE: Rule = Rule {
+    id: "licence-outside-policy",
+    title: "Model licence outside the policy",
+    description: "A model whose declared licence the applied policy denies, or does not allow when it lists the \
+        allowed ones (medium).",
+    owasp_llm: &["LLM03:2025"],
+    mitre_atlas: &[],
+    nist_ai_rmf: &["GOVERN 1.1", "MAP 4.1"],
+    iso_42001: &["A.10.3"],
+};
+
 /// Every rule, in the order findings are evaluated.
-pub const RULES: [Rule; 5] = [UNSAFE_MODEL, EXPOSED_SERVER, PLAINTEXT_KEY, VULNERABLE_VERSION, SILENT_HOST];
+pub const RULES: [Rule; 8] = [
+    UNSAFE_MODEL,
+    EXPOSED_SERVER,
+    PLAINTEXT_KEY,
+    VULNERABLE_VERSION,
+    SILENT_HOST,
+    UNAPPROVED_MODEL,
+    BELOW_FLOOR,
+    LICENCE,
+];
 
 /// The rule with `id`.
 pub fn rule(id: &str) -> Option<&'static Rule> {
@@ -229,7 +273,17 @@ pub fn finding_id(rule: &str, subject: &str) -> String {
 /// Runs every rule over the store's live inventory and reconciles the findings at `now_ms`.
 pub fn evaluate(store: &dyn Store, settings: &Settings, now_ms: i64) -> Result<FindingChanges, StoreError> {
     let inventory = store.live_inventory()?;
-    let found: Vec<NewFinding> = rules::run(&inventory, settings, now_ms);
+    let policy = match store.current_policy()? {
+        Some(record) => match crate::policy::Policy::parse(&record.text) {
+            Ok(p) => Some(p),
+            Err(problems) => {
+                tracing::warn!(version = record.version, problems = ?problems, "the applied policy no longer parses; evaluating without it");
+                None
+            }
+        },
+        None => None,
+    };
+    let found: Vec<NewFinding> = rules::run(&inventory, settings, policy.as_ref(), now_ms);
     let changes = store.reconcile_findings(&found, now_ms)?;
     if changes.opened + changes.reopened + changes.resolved + changes.ack_expired > 0 {
         tracing::info!(

@@ -8,10 +8,11 @@ use serde_json::{json, Value};
 
 use super::advisories::Ecosystem;
 use super::{
-    finding_id, Rule, Settings, EXPOSED_SERVER, MAX_TITLE_CHARS, PLAINTEXT_KEY, SILENT_HOST, UNSAFE_MODEL,
-    VULNERABLE_VERSION,
+    finding_id, Rule, Settings, BELOW_FLOOR, EXPOSED_SERVER, LICENCE, MAX_TITLE_CHARS, PLAINTEXT_KEY, SILENT_HOST,
+    UNAPPROVED_MODEL, UNSAFE_MODEL, VULNERABLE_VERSION,
 };
-use crate::store::{AssetKind, LiveInventory, NewFinding};
+use crate::policy::Policy;
+use crate::store::{Acknowledgement, AssetKind, LiveInventory, NewFinding};
 
 /// A live entry, parsed.
 struct Entry<'a> {
@@ -56,16 +57,23 @@ fn finding(
         evidence_json: evidence.to_string(),
         hosts: hosts.into_iter().collect(),
         assets: assets.into_iter().collect(),
+        exception: None,
     }
 }
 
-/// Every rule over `inventory` at `now_ms`.
-pub(super) fn run(inventory: &LiveInventory, settings: &Settings, now_ms: i64) -> Vec<NewFinding> {
+/// Every rule over `inventory` at `now_ms`, under `policy` when one is applied: its rules, its
+/// severity overrides and its exceptions.
+pub(super) fn run(
+    inventory: &LiveInventory,
+    settings: &Settings,
+    policy: Option<&Policy>,
+    now_ms: i64,
+) -> Vec<NewFinding> {
     let hostnames: HashMap<&str, &str> =
         inventory.hosts.iter().map(|h| (h.agent_id.as_str(), h.hostname.as_str())).collect();
     let mut by_kind: HashMap<AssetKind, Vec<Entry<'_>>> = HashMap::new();
     for e in &inventory.entries {
-        let Ok(json) = serde_json::from_str::<Value>(&e.entry_json) else { continue };
+        let Ok(json @ Value::Object(_)) = serde_json::from_str::<Value>(&e.entry_json) else { continue };
         let host = hostnames.get(e.agent_id.as_str()).copied().unwrap_or(e.agent_id.as_str());
         by_kind.entry(e.kind).or_default().push(Entry { agent_id: &e.agent_id, host, asset_id: &e.asset_id, json });
     }
@@ -79,6 +87,123 @@ pub(super) fn run(inventory: &LiveInventory, settings: &Settings, now_ms: i64) -
     out.extend(plaintext_keys(by_kind.get(&AssetKind::Tooling).unwrap_or(&empty)));
     out.extend(vulnerable_versions(by_kind.get(&AssetKind::Framework).unwrap_or(&empty), runtimes, settings));
     out.extend(silent_hosts(inventory, settings, now_ms));
+    let Some(policy) = policy else { return out };
+    out.extend(unapproved_models(models, policy));
+    out.extend(licences(models, policy));
+    out.extend(below_floor(by_kind.get(&AssetKind::Framework).unwrap_or(&empty), policy));
+    for f in &mut out {
+        if let Some(severity) = policy.severity.get(&f.rule_id) {
+            f.severity.clone_from(severity);
+        }
+        let names: Vec<&str> = f.hosts.iter().filter_map(|a| hostnames.get(a.as_str()).copied()).collect();
+        if let Some(e) = policy.exceptions.iter().find(|e| e.covers(&f.rule_id, &f.subject, &names, now_ms)) {
+            f.exception = Some(Acknowledgement {
+                reason: e.reason.clone(),
+                by: format!("{}v{}: {}", crate::store::POLICY_ACK_PREFIX, policy.version, e.owner),
+                at_ms: now_ms,
+                expires_ms: e.expires_ms,
+            });
+        }
+    }
+    out
+}
+
+/// The names a model goes by: its file, its own name, its Ollama name.
+fn model_names(m: &Value) -> Vec<&str> {
+    let mut names = Vec::new();
+    if let Some(path) = text(m, "path") {
+        names.push(file_name(path));
+    }
+    if let Some(name) = m.get("metadata").and_then(|x| text(x, "name")) {
+        names.push(name);
+    }
+    if let Some(name) = m.get("source").and_then(|x| text(x, "name")) {
+        names.push(name);
+    }
+    names
+}
+
+/// Models of one asset, grouped: the first entry's JSON and every host.
+fn by_asset<'a>(models: &'a [Entry<'a>]) -> BTreeMap<&'a str, (&'a Value, BTreeSet<String>, Vec<Value>)> {
+    let mut out: BTreeMap<&str, (&Value, BTreeSet<String>, Vec<Value>)> = BTreeMap::new();
+    for m in models {
+        if m.json.get("owner").is_some_and(Value::is_object) {
+            continue; // a file an installed package shipped
+        }
+        let slot = out.entry(m.asset_id).or_insert_with(|| (&m.json, BTreeSet::new(), Vec::new()));
+        slot.1.insert(m.agent_id.to_string());
+        slot.2.push(json!({"agent_id": m.agent_id, "host": m.host, "path": text(&m.json, "path")}));
+    }
+    out
+}
+
+/// A medium finding of `rule` about the model `asset_id`.
+fn model_finding(rule: &Rule, asset_id: &str, title: String, evidence: Value, hosts: BTreeSet<String>) -> NewFinding {
+    finding(rule, asset_id.to_string(), "medium", title, evidence, hosts, BTreeSet::from([asset_id.to_string()]))
+}
+
+fn unapproved_models(models: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
+    if !policy.lists_approved_models() {
+        return Vec::new();
+    }
+    by_asset(models)
+        .into_iter()
+        .filter_map(|(asset_id, (json, hosts, sightings))| {
+            let sha = text(json, "sha256").unwrap_or("");
+            let repo = json.get("source").and_then(|s| text(s, "repo"));
+            let names = model_names(json);
+            if policy.approves_model(sha, repo, &names) {
+                return None;
+            }
+            let name = names.first().copied().unwrap_or("?");
+            let format = text(json, "format").unwrap_or("?");
+            let title = format!("unapproved model {name} ({format}) on {} host(s)", hosts.len());
+            let evidence = json!({"asset_id": asset_id, "sha256": sha, "repo": repo, "names": names,
+                "policy_version": policy.version, "sightings": sightings});
+            Some(model_finding(&UNAPPROVED_MODEL, asset_id, title, evidence, hosts))
+        })
+        .collect()
+}
+
+fn licences(models: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
+    by_asset(models)
+        .into_iter()
+        .filter_map(|(asset_id, (json, hosts, sightings))| {
+            let licence = json.get("metadata").and_then(|m| text(m, "license"))?;
+            let why = policy.licence_problem(licence)?;
+            let name = model_names(json).first().copied().unwrap_or("?").to_string();
+            let title = format!("model {name} declares licence {licence}, {why} by the policy");
+            let evidence = json!({"asset_id": asset_id, "licence": licence, "why": why,
+                "policy_version": policy.version, "sightings": sightings});
+            Some(model_finding(&LICENCE, asset_id, title, evidence, hosts))
+        })
+        .collect()
+}
+
+fn below_floor(frameworks: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
+    let mut out = Vec::new();
+    for f in frameworks {
+        let (Some(name), Some(version)) = (text(&f.json, "name"), text(&f.json, "version")) else { continue };
+        let environment = f.json.get("environment");
+        let kind = environment.and_then(|e| text(e, "kind")).unwrap_or("");
+        if kind == "python-project" || kind == "node-project" {
+            continue;
+        }
+        let Some(floor) = policy.below_floor(name, version) else { continue };
+        let location = environment.and_then(|e| text(e, "path")).unwrap_or("");
+        let title = format!("{}: {name} {version} is below the policy floor {floor} ({location})", f.host);
+        let evidence = json!({"agent_id": f.agent_id, "host": f.host, "name": name, "version": version,
+            "floor": floor, "environment": location, "policy_version": policy.version});
+        out.push(finding(
+            &BELOW_FLOOR,
+            format!("{}|{name}|{location}", f.agent_id),
+            "high",
+            title,
+            evidence,
+            BTreeSet::from([f.agent_id.to_string()]),
+            BTreeSet::from([f.asset_id.to_string()]),
+        ));
+    }
     out
 }
 

@@ -1,7 +1,9 @@
 //! The rules over a hand-made inventory, the finding lifecycle in a real store, and the mappings.
 
 use super::*;
-use crate::store::{Acknowledgement, AssetKind, FindingFilter, LiveEntry, LiveHost, LiveInventory, PageRequest};
+use crate::store::{
+    Acknowledgement, AssetKind, FindingFilter, LiveEntry, LiveHost, LiveInventory, NewFinding, PageRequest,
+};
 
 fn host(id: &str, last_seen_ms: i64) -> LiveHost {
     LiveHost {
@@ -102,7 +104,7 @@ fn fleet(now: i64) -> LiveInventory {
 #[test]
 fn the_rules_find_what_a_security_team_asks_and_nothing_else() {
     let now = 10 * 86_400_000;
-    let found = rules::run(&fleet(now), &Settings::default(), now);
+    let found = rules::run(&fleet(now), &Settings::default(), None, now);
     let by_rule = |rule: &str| found.iter().filter(|f| f.rule_id == rule).collect::<Vec<_>>();
 
     let unsafe_models = by_rule("unsafe-model-serialization");
@@ -140,14 +142,14 @@ fn the_rules_find_what_a_security_team_asks_and_nothing_else() {
     assert_eq!(silent[0].title, "host-old: silent for 72 h");
     assert_eq!(found.len(), 7);
     // The same inventory gives the same findings.
-    assert_eq!(found, rules::run(&fleet(now), &Settings::default(), now));
+    assert_eq!(found, rules::run(&fleet(now), &Settings::default(), None, now));
 }
 
 #[test]
 fn findings_open_refresh_resolve_reopen_and_acknowledgements_expire() {
     let store = crate::store::SqliteStore::open_in_memory().unwrap();
     let now = 10 * 86_400_000;
-    let mut found = rules::run(&fleet(now), &Settings::default(), now);
+    let mut found = rules::run(&fleet(now), &Settings::default(), None, now);
     let c = store.reconcile_findings(&found, 100).unwrap();
     assert_eq!((c.opened, c.kept), (7, 0));
     let c = store.reconcile_findings(&found, 200).unwrap();
@@ -175,7 +177,7 @@ fn findings_open_refresh_resolve_reopen_and_acknowledgements_expire() {
     let f = store.finding(&id).unwrap().unwrap();
     assert_eq!((f.state.as_str(), f.resolved_at_ms), ("resolved", Some(600)));
     assert!(store.acknowledge_finding(&id, &ack).unwrap_err().to_string().contains("is resolved"));
-    let again = rules::run(&fleet(now), &Settings::default(), now);
+    let again = rules::run(&fleet(now), &Settings::default(), None, now);
     assert_eq!(store.reconcile_findings(&again, 700).unwrap().reopened, 1);
     let f = store.finding(&id).unwrap().unwrap();
     assert_eq!((f.state.as_str(), f.reopened_count, f.first_seen_ms, f.last_seen_ms), ("reopened", 1, 100, 700));
@@ -221,4 +223,67 @@ fn every_mapping_names_an_id_its_framework_defines() {
     }
     let ids: std::collections::HashSet<&str> = RULES.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), RULES.len());
+}
+
+#[test]
+fn a_policy_adds_its_rules_overrides_severities_and_its_exceptions_acknowledge_until_gone() {
+    let policy = crate::policy::Policy::parse(
+        r#"
+version = 2
+[models]
+approved_names = ["*.gguf"]
+[frameworks]
+floors = { torch = "2.6.0" }
+[licences]
+deny = ["cc-by-nc-4.0"]
+[severity]
+silent-host = "high"
+[[exceptions]]
+rule = "plaintext-ai-api-key"
+hosts = ["host-lap*"]
+owner = "ml-platform"
+reason = "lab key"
+"#,
+    )
+    .unwrap();
+    let now = 10 * 86_400_000;
+    let mut inventory = fleet(now);
+    inventory.entries.push(entry(
+        "laptop",
+        AssetKind::Model,
+        "m-nc",
+        serde_json::json!({"path": "/m/nc.onnx", "format": "onnx", "sha256": "ef",
+            "metadata": {"license": "CC-BY-NC-4.0"}, "safety": {"verdict": "safe"}}),
+    ));
+    let found = rules::run(&inventory, &Settings::default(), Some(&policy), now);
+    let of = |rule: &str| found.iter().filter(|f| f.rule_id == rule).collect::<Vec<_>>();
+    let unapproved: Vec<&str> = of("unapproved-model").iter().map(|f| f.subject.as_str()).collect();
+    assert_eq!(unapproved, ["m-ab", "m-nc"], "the gguf is approved by name");
+    assert_eq!(
+        of("licence-outside-policy")[0].title,
+        "model nc.onnx declares licence CC-BY-NC-4.0, denied by the policy"
+    );
+    let floor = of("framework-below-floor");
+    assert_eq!(floor.len(), 1, "a declared range is no installed version");
+    assert_eq!(floor[0].title, "host-laptop: torch 2.5.1+cu121 is below the policy floor 2.6.0 (/home/a/venv)");
+    assert_eq!(of("silent-host")[0].severity, "high");
+    let key = of("plaintext-ai-api-key")[0];
+    let exception = key.exception.as_ref().unwrap();
+    assert_eq!((exception.by.as_str(), exception.reason.as_str()), ("policy v2: ml-platform", "lab key"));
+
+    // In the store: acknowledged by the policy; an operator's own acknowledgement is kept over
+    // it; without the exception it is open again.
+    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    store.reconcile_findings(&found, 100).unwrap();
+    let stored = store.finding(&key.finding_id).unwrap().unwrap();
+    assert_eq!(stored.state, "acknowledged");
+    assert_eq!(stored.acknowledgement.unwrap().by, "policy v2: ml-platform");
+    let without: Vec<NewFinding> = rules::run(&inventory, &Settings::default(), None, now);
+    store.reconcile_findings(&without, 200).unwrap();
+    assert_eq!(store.finding(&key.finding_id).unwrap().unwrap().state, "open");
+    let ack = Acknowledgement { reason: "mine".into(), by: "bob (tok)".into(), at_ms: 250, expires_ms: None };
+    store.acknowledge_finding(&key.finding_id, &ack).unwrap();
+    store.reconcile_findings(&found, 300).unwrap();
+    let stored = store.finding(&key.finding_id).unwrap().unwrap();
+    assert_eq!(stored.acknowledgement.unwrap().by, "bob (tok)", "an operator's acknowledgement stands");
 }

@@ -207,6 +207,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// One finding.
     fn finding(&self, finding_id: &str) -> Result<Option<FindingRecord>, StoreError>;
 
+    /// Records `policy` as the newest applied policy; refused unless its version is higher than
+    /// every one applied before.
+    fn apply_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError>;
+
+    /// The newest applied policy, if any.
+    fn current_policy(&self) -> Result<Option<PolicyRecord>, StoreError>;
+
     /// Acknowledges an open or reopened finding; `None` when there is no such finding.
     /// Refused for a resolved one (there is nothing to accept).
     fn acknowledge_finding(&self, finding_id: &str, ack: &Acknowledgement)

@@ -712,6 +712,26 @@ pub struct NewFinding {
     pub hosts: Vec<String>,
     /// The assets it concerns.
     pub assets: Vec<String>,
+    /// The policy exception that accepts it, if one does: it is acknowledged by the policy.
+    pub exception: Option<Acknowledgement>,
+}
+
+/// What acknowledgements made by a policy exception start their `by` with (`policy v3: owner`).
+pub const POLICY_ACK_PREFIX: &str = "policy ";
+
+/// An applied policy (`crate::policy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// Its version (the file's `version`).
+    pub version: u64,
+    /// Hex SHA-256 of its text.
+    pub sha256: String,
+    /// The file as applied.
+    pub text: String,
+    /// When.
+    pub applied_at_ms: i64,
+    /// By whom (the operator's name, or the API token).
+    pub applied_by: String,
 }
 
 /// An operator's acknowledgement of a finding.

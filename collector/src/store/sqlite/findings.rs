@@ -9,8 +9,10 @@ use super::Res;
 use crate::store::error::StoreError;
 use crate::store::types::{
     Acknowledgement, AssetKind, FindingChanges, FindingFilter, FindingRecord, LiveEntry, LiveHost, LiveInventory,
-    NewFinding, Page, PageRequest,
+    NewFinding, Page, PageRequest, PolicyRecord,
 };
+
+use crate::store::POLICY_ACK_PREFIX as POLICY_ACK;
 
 /// Severities, least first: a filter's minimum keeps the ones at or after it.
 const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
@@ -61,16 +63,20 @@ pub(super) fn live_inventory(tx: &Transaction<'_>) -> Res<LiveInventory> {
 struct Stored {
     state: String,
     ack_expires_ms: Option<i64>,
+    /// Acknowledged by a policy exception rather than an operator.
+    by_policy: bool,
 }
 
 pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64) -> Res<FindingChanges> {
     let mut stored: HashMap<String, Stored> = HashMap::new();
     {
-        let mut stmt = tx.prepare("SELECT finding_id, state, ack_expires_ms FROM findings")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?;
+        let mut stmt = tx.prepare("SELECT finding_id, state, ack_expires_ms, ack_by FROM findings")?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, Option<String>>(3)?)))?;
         for row in rows {
-            let (id, state, ack_expires_ms) = row?;
-            stored.insert(id, Stored { state, ack_expires_ms });
+            let (id, state, ack_expires_ms, by) = row?;
+            let by_policy = by.is_some_and(|b| b.starts_with(POLICY_ACK));
+            stored.insert(id, Stored { state, ack_expires_ms, by_policy });
         }
     }
     let mut changes = FindingChanges::default();
@@ -107,6 +113,37 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
             "UPDATE findings SET severity = ?2, title = ?3, evidence_json = ?4, last_seen_ms = ?5 WHERE finding_id = ?1",
             params![f.finding_id, f.severity, f.title, f.evidence_json, now_ms],
         )?;
+        // A policy exception acknowledges what it covers; one that no longer does lets go.
+        let now_state = match (state, stored.get(&f.finding_id)) {
+            (Some(s), _) => s,
+            (None, None) => "open",
+            (None, Some(s)) => s.state.as_str(),
+        };
+        let operator_ack =
+            stored.get(&f.finding_id).is_some_and(|s| s.state == "acknowledged" && !s.by_policy) && state.is_none();
+        match &f.exception {
+            Some(e) if !operator_ack && now_state != "resolved" => {
+                tx.execute(
+                    "UPDATE findings SET state = 'acknowledged', \
+                         state_changed_ms = CASE WHEN state = 'acknowledged' THEN state_changed_ms ELSE ?2 END, \
+                         resolved_at_ms = NULL, ack_reason = ?3, ack_by = ?4, ack_at_ms = COALESCE(ack_at_ms, ?2), \
+                         ack_expires_ms = ?5 WHERE finding_id = ?1",
+                    params![f.finding_id, now_ms, e.reason, e.by, e.expires_ms],
+                )?;
+                continue_with_links(tx, f)?;
+                continue;
+            }
+            None if stored.get(&f.finding_id).is_some_and(|s| s.by_policy && s.state == "acknowledged") => {
+                tx.execute(
+                    "UPDATE findings SET state = 'open', state_changed_ms = ?2, ack_reason = NULL, ack_by = NULL, \
+                         ack_at_ms = NULL, ack_expires_ms = NULL WHERE finding_id = ?1",
+                    params![f.finding_id, now_ms],
+                )?;
+                continue_with_links(tx, f)?;
+                continue;
+            }
+            _ => {}
+        }
         if let Some(state) = state {
             tx.execute(
                 "UPDATE findings SET state = ?2, state_changed_ms = ?3, resolved_at_ms = NULL, \
@@ -116,20 +153,7 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
                 params![f.finding_id, state, now_ms],
             )?;
         }
-        tx.execute("DELETE FROM finding_hosts WHERE finding_id = ?1", [&f.finding_id])?;
-        tx.execute("DELETE FROM finding_assets WHERE finding_id = ?1", [&f.finding_id])?;
-        for host in &f.hosts {
-            tx.execute(
-                "INSERT OR IGNORE INTO finding_hosts (finding_id, agent_id) VALUES (?1, ?2)",
-                params![f.finding_id, host],
-            )?;
-        }
-        for asset in &f.assets {
-            tx.execute(
-                "INSERT OR IGNORE INTO finding_assets (finding_id, asset_id) VALUES (?1, ?2)",
-                params![f.finding_id, asset],
-            )?;
-        }
+        continue_with_links(tx, f)?;
     }
     for (id, s) in &stored {
         if present.contains(id.as_str()) || s.state == "resolved" {
@@ -143,6 +167,60 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
         changes.resolved += 1;
     }
     Ok(changes)
+}
+
+/// Replaces the hosts and assets `f` concerns.
+fn continue_with_links(tx: &Transaction<'_>, f: &NewFinding) -> Res<()> {
+    tx.execute("DELETE FROM finding_hosts WHERE finding_id = ?1", [&f.finding_id])?;
+    tx.execute("DELETE FROM finding_assets WHERE finding_id = ?1", [&f.finding_id])?;
+    for host in &f.hosts {
+        tx.execute(
+            "INSERT OR IGNORE INTO finding_hosts (finding_id, agent_id) VALUES (?1, ?2)",
+            params![f.finding_id, host],
+        )?;
+    }
+    for asset in &f.assets {
+        tx.execute(
+            "INSERT OR IGNORE INTO finding_assets (finding_id, asset_id) VALUES (?1, ?2)",
+            params![f.finding_id, asset],
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn apply_policy(tx: &Transaction<'_>, p: &PolicyRecord) -> Res<()> {
+    let newest: Option<i64> = tx.query_row("SELECT MAX(version) FROM policies", [], |r| r.get(0))?;
+    let version = i64::try_from(p.version).unwrap_or(i64::MAX);
+    if let Some(newest) = newest.filter(|n| *n >= version) {
+        return Err(StoreError::InvalidArgument {
+            field: "version",
+            reason: format!("{} is not above the applied policy's version {newest}", p.version),
+        }
+        .into());
+    }
+    tx.execute(
+        "INSERT INTO policies (version, sha256, text, applied_at_ms, applied_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![version, p.sha256, p.text, p.applied_at_ms, p.applied_by],
+    )?;
+    Ok(())
+}
+
+pub(super) fn current_policy(tx: &Transaction<'_>) -> Res<Option<PolicyRecord>> {
+    Ok(tx
+        .query_row(
+            "SELECT version, sha256, text, applied_at_ms, applied_by FROM policies ORDER BY version DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(PolicyRecord {
+                    version: u64::try_from(r.get::<_, i64>(0)?).unwrap_or_default(),
+                    sha256: r.get(1)?,
+                    text: r.get(2)?,
+                    applied_at_ms: r.get(3)?,
+                    applied_by: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
 }
 
 /// Columns of a finding, for `findings` aliased `f`, read by [`from_row`].
@@ -168,6 +246,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<FindingRecord> {
             evidence_json: r.get(5)?,
             hosts: list(16)?,
             assets: list(17)?,
+            exception: None,
         },
         first_seen_ms: r.get(6)?,
         last_seen_ms: r.get(7)?,

@@ -42,8 +42,8 @@ use super::limits::AgentQuota;
 use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
     EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus, HostSummary, IngestBatch, IssuedToken,
-    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page, PageRequest, RolloutTally, TokenUse,
-    UpdateRecord,
+    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page, PageRequest, PolicyRecord, RolloutTally,
+    TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -304,6 +304,14 @@ impl Store for SqliteStore {
 
     fn finding(&self, finding_id: &str) -> Result<Option<FindingRecord>, StoreError> {
         self.read("read finding", |tx| findings::get(tx, finding_id))
+    }
+
+    fn apply_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError> {
+        self.write("apply policy", |tx| findings::apply_policy(tx, policy))
+    }
+
+    fn current_policy(&self) -> Result<Option<PolicyRecord>, StoreError> {
+        self.read("read policy", findings::current_policy)
     }
 
     fn acknowledge_finding(
