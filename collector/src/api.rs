@@ -10,6 +10,7 @@
 //! - `GET /api/v1/findings?severity=&rule=&state=&host=&asset=&since=` and
 //!   `GET /api/v1/findings/{id}` (`crate::findings`)
 //! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
+//! - `GET /api/v1/audit?since=`: the audit trail, oldest first
 //! - `GET /healthz` (no token): `ok`
 //!
 //! # Scopes
@@ -331,6 +332,41 @@ async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) ->
     found.map(|f| Json(finding_json(&f))).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
 }
 
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    limit: Option<u32>,
+    after: Option<String>,
+    /// Records at or after (ms since the epoch).
+    since: Option<i64>,
+}
+
+async fn audit(
+    State(store): State<Arc<dyn Store>>,
+    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageJson>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if p.limit == Some(0) || p.limit.is_some_and(|l| l > PageRequest::MAX_LIMIT) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("limit: 1 to {}", PageRequest::MAX_LIMIT)));
+    }
+    let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };
+    let since = p.since;
+    let page = blocking(ApiError::internal, move || store.audit_log(since, &page).map_err(|e| http_status(&e))).await?;
+    let items = page
+        .items
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq, "at_ms": r.at_ms, "kind": r.kind, "subject": r.subject,
+                "detail": serde_json::from_str::<Value>(&r.detail_json).unwrap_or(Value::Null),
+                "prev_sha256": r.prev_sha256, "sha256": r.sha256,
+            })
+        })
+        .collect();
+    Ok(Json(PageJson { items, next_cursor: page.next_cursor, total: page.total }))
+}
+
 /// Body of `POST /api/v1/findings/{id}/ack`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -379,7 +415,8 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/assets", get(assets))
         .route("/api/v1/assets/{id}", get(asset))
         .route("/api/v1/findings", get(findings))
-        .route("/api/v1/findings/{id}", get(finding));
+        .route("/api/v1/findings/{id}", get(finding))
+        .route("/api/v1/audit", get(audit));
     let admin = Router::new().route("/api/v1/findings/{id}/ack", post(acknowledge));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -64,11 +64,23 @@ enum Command {
         #[command(subcommand)]
         action: FindingsAction,
     },
+    /// The audit trail (docs/findings.md, "Audit trail").
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// The security team's policy (docs/findings.md, "Policy").
     Policy {
         #[command(subcommand)]
         action: PolicyAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Recompute the hash chain: exit 0 and print the last record's hash (keep it elsewhere:
+    /// it anchors the chain) when intact, 1 naming the first broken record.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +476,34 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
                 "policy version {} applied (sha256 {sha256}); findings: {} opened, {} reopened, {} resolved",
                 policy.version, c.opened, c.reopened, c.resolved
             );
+            Ok(())
+        }
+        Command::Audit { action: AuditAction::Verify } => {
+            let store = open_store(&config)?;
+            let result = store.verify_audit()?;
+            if let Some((seq, reason)) = result.broken_at {
+                eprintln!(
+                    "audit trail broken at record {seq}: {reason} ({} records before it are intact)",
+                    result.records
+                );
+                std::process::exit(1);
+            }
+            let last = store
+                .audit_log(
+                    None,
+                    &aiscout_collector::store::PageRequest {
+                        after: result.records.checked_sub(1).map(|n| n.to_string()),
+                        limit: 1,
+                    },
+                )?
+                .items
+                .pop();
+            match last {
+                Some(r) => {
+                    println!("audit trail intact: {} records, last {} sha256 {}", result.records, r.seq, r.sha256)
+                }
+                None => println!("audit trail intact: 0 records"),
+            }
             Ok(())
         }
         Command::Findings { action: FindingsAction::Evaluate } => {

@@ -201,4 +201,26 @@ fn the_teams_policy_is_checked_by_key_applied_once_per_version_and_its_exception
     let (code, _, err) = run(&["policy", "apply", example.to_str().unwrap()]);
     assert_eq!(code, Some(2));
     assert!(err.contains("1 is not above the applied policy's version 1"), "{err}");
+
+    // The audit trail holds who enrolled, what was applied and accepted, chained and intact.
+    let audit = c.get("/api/v1/audit?limit=1000");
+    let kinds: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|r| r["kind"].as_str()).collect();
+    for kind in [
+        "api_token.created",
+        "enrollment_token.created",
+        "agent.enrolled",
+        "asset.appeared",
+        "finding.opened",
+        "policy.applied",
+        "finding.acknowledged",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let (code, out, err) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with(&format!("audit trail intact: {} records, last {} sha256 ", kinds.len(), kinds.len())),
+        "{out}"
+    );
+    assert!(!audit.to_string().contains(KEY_VALUE));
 }

@@ -287,3 +287,41 @@ reason = "lab key"
     let stored = store.finding(&key.finding_id).unwrap().unwrap();
     assert_eq!(stored.acknowledgement.unwrap().by, "bob (tok)", "an operator's acknowledgement stands");
 }
+
+#[test]
+fn the_audit_trail_records_every_change_in_a_chain_that_names_the_first_tampered_record() {
+    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let now = 10 * 86_400_000;
+    let found = rules::run(&fleet(now), &Settings::default(), None, now);
+    store.reconcile_findings(&found, 100).unwrap();
+    let id = found[0].finding_id.clone();
+    let ack = Acknowledgement { reason: "ok".into(), by: "alice (t)".into(), at_ms: 150, expires_ms: None };
+    store.acknowledge_finding(&id, &ack).unwrap();
+    store.reconcile_findings(&found[1..], 200).unwrap();
+    let log = store.audit_log(None, &PageRequest::default()).unwrap();
+    let kinds: Vec<&str> = log.items.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "finding.opened").count(), 7);
+    assert_eq!(&kinds[7..], ["finding.acknowledged", "finding.resolved"]);
+    assert_eq!(log.items[8].subject, id);
+    assert_eq!(store.audit_log(Some(150), &PageRequest::default()).unwrap().items.len(), 2, "since");
+    assert_eq!(store.verify_audit().unwrap(), crate::store::AuditVerification { records: 9, broken_at: None });
+
+    // The database refuses to change or delete a record; one changed behind its back is named.
+    let refused = store.with_connection(|c| c.execute("UPDATE audit SET subject = 'x' WHERE seq = 3", []));
+    assert!(refused.unwrap_err().to_string().contains("append-only"));
+    assert!(store.with_connection(|c| c.execute("DELETE FROM audit WHERE seq = 9", [])).is_err());
+    store.with_connection(|c| {
+        c.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET detail_json = '{}' WHERE seq = 4;").unwrap();
+    });
+    let broken = store.verify_audit().unwrap();
+    assert_eq!(broken.records, 3);
+    let (seq, reason) = broken.broken_at.unwrap();
+    assert_eq!(seq, 4);
+    assert!(reason.contains("does not match its content"), "{reason}");
+    store.with_connection(|c| {
+        c.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2;").unwrap()
+    });
+    let (seq, reason) = store.verify_audit().unwrap().broken_at.unwrap();
+    assert_eq!(seq, 3);
+    assert!(reason.contains("a record was removed"), "{reason}");
+}

@@ -207,6 +207,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// One finding.
     fn finding(&self, finding_id: &str) -> Result<Option<FindingRecord>, StoreError>;
 
+    /// A page of the audit trail, oldest first, from `since_ms` when given.
+    fn audit_log(&self, since_ms: Option<i64>, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError>;
+
+    /// Recomputes the audit chain and names its first broken record.
+    fn verify_audit(&self) -> Result<AuditVerification, StoreError>;
+
     /// Records `policy` as the newest applied policy; refused unless its version is higher than
     /// every one applied before.
     fn apply_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError>;

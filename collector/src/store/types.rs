@@ -799,3 +799,31 @@ pub struct FindingChanges {
     /// Findings still present.
     pub kept: u64,
 }
+
+/// One record of the audit trail (`store::sqlite::audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Its position, from 1.
+    pub seq: u64,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// What happened: `finding.opened`, `policy.applied`, `agent.revoked`, …
+    pub kind: String,
+    /// What it happened to (a finding, agent, token or asset id, a policy version).
+    pub subject: String,
+    /// Details, JSON.
+    pub detail_json: String,
+    /// The previous record's `sha256`.
+    pub prev_sha256: String,
+    /// SHA-256 over `prev_sha256` and this record.
+    pub sha256: String,
+}
+
+/// What checking the audit chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditVerification {
+    /// Records checked and found intact (before the first broken one).
+    pub records: u64,
+    /// The first broken record and why, if one is.
+    pub broken_at: Option<(u64, String)>,
+}

@@ -273,6 +273,12 @@ fn store_upsert(
         }
     }
     budget.stored_bytes = budget.stored_bytes.saturating_add(adds).saturating_sub(frees);
+    let known: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM assets WHERE asset_id = ?1)", [&derived.asset_id], |r| r.get(0))?;
+    if !known {
+        let detail = serde_json::json!({"kind": kind, "identity": derived.identity, "first_agent": agent_id});
+        super::audit::append(tx, times.received, "asset.appeared", &derived.asset_id, &detail)?;
+    }
     tx.execute(
         "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) \
          ON CONFLICT (asset_id) DO UPDATE SET first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \

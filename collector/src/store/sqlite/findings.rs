@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, params_from_iter, OptionalExtension, Row, ToSql, Transaction};
 
-use super::Res;
+use super::{audit, Res};
 use crate::store::error::StoreError;
 use crate::store::types::{
     Acknowledgement, AssetKind, FindingChanges, FindingFilter, FindingRecord, LiveEntry, LiveHost, LiveInventory,
@@ -94,14 +94,17 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
                     params![f.finding_id, f.rule_id, f.subject, f.severity, f.title, f.evidence_json, now_ms],
                 )?;
                 changes.opened += 1;
+                note(tx, now_ms, "finding.opened", f)?;
                 None
             }
             Some(s) if s.state == "resolved" => {
                 changes.reopened += 1;
+                note(tx, now_ms, "finding.reopened", f)?;
                 Some("reopened")
             }
             Some(s) if s.state == "acknowledged" && s.ack_expires_ms.is_some_and(|e| e <= now_ms) => {
                 changes.ack_expired += 1;
+                note(tx, now_ms, "finding.acknowledgement_expired", f)?;
                 Some("open")
             }
             Some(_) => {
@@ -123,6 +126,10 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
             stored.get(&f.finding_id).is_some_and(|s| s.state == "acknowledged" && !s.by_policy) && state.is_none();
         match &f.exception {
             Some(e) if !operator_ack && now_state != "resolved" => {
+                if now_state != "acknowledged" {
+                    let detail = serde_json::json!({"rule": f.rule_id, "by": e.by, "reason": e.reason, "expires_ms": e.expires_ms});
+                    audit::append(tx, now_ms, "finding.acknowledged", &f.finding_id, &detail)?;
+                }
                 tx.execute(
                     "UPDATE findings SET state = 'acknowledged', \
                          state_changed_ms = CASE WHEN state = 'acknowledged' THEN state_changed_ms ELSE ?2 END, \
@@ -165,8 +172,15 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
             params![id, now_ms],
         )?;
         changes.resolved += 1;
+        audit::append(tx, now_ms, "finding.resolved", id, &serde_json::json!({}))?;
     }
     Ok(changes)
+}
+
+/// Appends `kind` about finding `f` to the audit trail.
+fn note(tx: &Transaction<'_>, now_ms: i64, kind: &str, f: &NewFinding) -> Res<()> {
+    let detail = serde_json::json!({"rule": f.rule_id, "severity": f.severity, "title": f.title});
+    audit::append(tx, now_ms, kind, &f.finding_id, &detail)
 }
 
 /// Replaces the hosts and assets `f` concerns.
@@ -324,5 +338,7 @@ pub(super) fn acknowledge(tx: &Transaction<'_>, finding_id: &str, ack: &Acknowle
              ack_at_ms = ?2, ack_expires_ms = ?5 WHERE finding_id = ?1",
         params![finding_id, ack.at_ms, ack.reason, ack.by, ack.expires_ms],
     )?;
+    let detail = serde_json::json!({"rule": current.found.rule_id, "by": ack.by, "reason": ack.reason, "expires_ms": ack.expires_ms});
+    audit::append(tx, ack.at_ms, "finding.acknowledged", finding_id, &detail)?;
     get(tx, finding_id)
 }

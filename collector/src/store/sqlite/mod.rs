@@ -23,6 +23,7 @@
 //! is recovered.
 
 mod agents;
+mod audit;
 mod batch;
 mod findings;
 mod queries;
@@ -35,15 +36,16 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use serde_json::json;
 use tracing::{debug, warn};
 
 use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
-    EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus, HostSummary, IngestBatch, IssuedToken,
-    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page, PageRequest, PolicyRecord, RolloutTally,
-    TokenUse, UpdateRecord,
+    AuditRecord, AuditVerification, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus,
+    HostSummary, IngestBatch, IssuedToken, LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page,
+    PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -204,7 +206,10 @@ impl Store for SqliteStore {
     }
 
     fn revoke_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.write("revoke agent", |tx| agents::revoke(tx, agent_id, now_ms))
+        self.write("revoke agent", |tx| {
+            agents::revoke(tx, agent_id, now_ms)?;
+            audit::append(tx, now_ms, "agent.revoked", agent_id, &json!({}))
+        })
     }
 
     fn agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError> {
@@ -220,7 +225,13 @@ impl Store for SqliteStore {
         agent: &AgentRegistration,
         install_key_sha256: Option<&str>,
     ) -> Result<HostStatus, StoreError> {
-        self.write("enroll agent", |tx| agents::enroll(tx, agent, install_key_sha256))
+        self.write("enroll agent", |tx| {
+            let status = agents::enroll(tx, agent, install_key_sha256)?;
+            let detail = json!({"hostname": agent.hostname, "agent_version": agent.agent_version,
+                "machine_fingerprint": agent.machine_fingerprint, "host_status": format!("{status:?}")});
+            audit::append(tx, agent.now_ms, "agent.enrolled", &agent.agent_id, &detail)?;
+            Ok(status)
+        })
     }
 
     fn resurface_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError> {
@@ -234,7 +245,12 @@ impl Store for SqliteStore {
     }
 
     fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<IssuedToken, StoreError> {
-        self.write("create enrollment token", |tx| tokens::create_enrollment(tx, token))
+        self.write("create enrollment token", |tx| {
+            let issued = tokens::create_enrollment(tx, token)?;
+            let detail = json!({"label": token.label, "uses": token.uses, "expires_at_ms": token.expires_at_ms});
+            audit::append(tx, token.now_ms, "enrollment_token.created", &issued.id, &detail)?;
+            Ok(issued)
+        })
     }
 
     fn consume_enrollment_token(&self, secret: &str, now_ms: i64) -> Result<TokenUse, TokenError> {
@@ -246,11 +262,23 @@ impl Store for SqliteStore {
     }
 
     fn revoke_enrollment_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        self.write("revoke enrollment token", |tx| tokens::revoke_enrollment(tx, token_id, now_ms))
+        self.write("revoke enrollment token", |tx| {
+            let revoked = tokens::revoke_enrollment(tx, token_id, now_ms)?;
+            if revoked {
+                audit::append(tx, now_ms, "enrollment_token.revoked", token_id, &json!({}))?;
+            }
+            Ok(revoked)
+        })
     }
 
     fn create_api_token(&self, token: &NewApiToken) -> Result<IssuedToken, StoreError> {
-        self.write("create api token", |tx| tokens::create_api(tx, token))
+        self.write("create api token", |tx| {
+            let issued = tokens::create_api(tx, token)?;
+            let scopes: Vec<String> = token.scopes.iter().map(ToString::to_string).collect();
+            let detail = json!({"label": token.label, "scopes": scopes, "expires_at_ms": token.expires_at_ms});
+            audit::append(tx, token.now_ms, "api_token.created", &issued.id, &detail)?;
+            Ok(issued)
+        })
     }
 
     fn verify_api_token(&self, secret: &str, now_ms: i64) -> Result<Option<ApiToken>, StoreError> {
@@ -263,7 +291,13 @@ impl Store for SqliteStore {
     }
 
     fn revoke_api_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        self.write("revoke api token", |tx| tokens::revoke_api(tx, token_id, now_ms))
+        self.write("revoke api token", |tx| {
+            let revoked = tokens::revoke_api(tx, token_id, now_ms)?;
+            if revoked {
+                audit::append(tx, now_ms, "api_token.revoked", token_id, &json!({}))?;
+            }
+            Ok(revoked)
+        })
     }
 
     fn hosts(&self, page: &PageRequest) -> Result<Page<HostSummary>, StoreError> {
@@ -306,8 +340,20 @@ impl Store for SqliteStore {
         self.read("read finding", |tx| findings::get(tx, finding_id))
     }
 
+    fn audit_log(&self, since_ms: Option<i64>, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError> {
+        self.read("read audit trail", |tx| audit::list(tx, since_ms, page))
+    }
+
+    fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        self.read("verify audit trail", audit::verify)
+    }
+
     fn apply_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError> {
-        self.write("apply policy", |tx| findings::apply_policy(tx, policy))
+        self.write("apply policy", |tx| {
+            findings::apply_policy(tx, policy)?;
+            let detail = json!({"sha256": policy.sha256, "applied_by": policy.applied_by});
+            audit::append(tx, policy.applied_at_ms, "policy.applied", &policy.version.to_string(), &detail)
+        })
     }
 
     fn current_policy(&self) -> Result<Option<PolicyRecord>, StoreError> {

@@ -1,0 +1,107 @@
+//! The audit trail: an append-only log of inventory, finding, policy, agent and token changes,
+//! each record chained by hash to the one before (docs/findings.md, *Audit trail*).
+//!
+//! A record is appended in the same transaction as the change it records, so the log and the
+//! state never disagree. Its `sha256` is SHA-256 over the previous record's `sha256` (64 zeros
+//! for the first) and the record's own fields, each on its own line:
+//! `prev \n seq \n at_ms \n kind \n subject \n detail_json`. [`verify`] recomputes the chain
+//! and names the first record that does not match: an edited, deleted or reordered record
+//! breaks it from there on.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Res;
+use crate::store::types::{AuditRecord, AuditVerification, Page, PageRequest};
+
+/// The `prev` of the first record.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn digest(prev: &str, seq: i64, at_ms: i64, kind: &str, subject: &str, detail_json: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [prev, &seq.to_string(), &at_ms.to_string(), kind, subject, detail_json] {
+        h.update(part.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Appends one record: `kind` (`finding.opened`, `agent.revoked`, …) about `subject`.
+pub(super) fn append(tx: &Transaction<'_>, at_ms: i64, kind: &str, subject: &str, detail: &Value) -> Res<()> {
+    let last: Option<(i64, String)> = tx
+        .query_row("SELECT seq, sha256 FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev) = match last {
+        Some((seq, sha)) => (seq + 1, sha),
+        None => (1, GENESIS.to_string()),
+    };
+    let detail_json = detail.to_string();
+    let sha = digest(&prev, seq, at_ms, kind, subject, &detail_json);
+    tx.execute(
+        "INSERT INTO audit (seq, at_ms, kind, subject, detail_json, prev_sha256, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![seq, at_ms, kind, subject, detail_json, prev, sha],
+    )?;
+    Ok(())
+}
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or_default(),
+        at_ms: r.get(1)?,
+        kind: r.get(2)?,
+        subject: r.get(3)?,
+        detail_json: r.get(4)?,
+        prev_sha256: r.get(5)?,
+        sha256: r.get(6)?,
+    })
+}
+
+const COLUMNS: &str = "seq, at_ms, kind, subject, detail_json, prev_sha256, sha256";
+
+pub(super) fn list(tx: &Transaction<'_>, since_ms: Option<i64>, page: &PageRequest) -> Res<Page<AuditRecord>> {
+    let limit = page.effective_limit();
+    let after: i64 = match &page.after {
+        Some(c) => c.parse().map_err(|_| crate::store::StoreError::InvalidCursor { cursor: c.clone() })?,
+        None => 0,
+    };
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND (?2 IS NULL OR at_ms >= ?2) ORDER BY seq LIMIT ?3"
+    ))?;
+    let mut items =
+        stmt.query_map(params![after, since_ms, limit + 1], record)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    drop(stmt);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let total: i64 =
+        tx.query_row("SELECT COUNT(*) FROM audit WHERE ?1 IS NULL OR at_ms >= ?1", [since_ms], |r| r.get(0))?;
+    let next_cursor = if more { items.last().map(|r| r.seq.to_string()) } else { None };
+    Ok(Page { items, next_cursor, total: u64::try_from(total).unwrap_or_default() })
+}
+
+pub(super) fn verify(tx: &Transaction<'_>) -> Res<AuditVerification> {
+    let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
+    let rows = stmt.query_map([], record)?;
+    let (mut prev, mut expected_seq, mut checked) = (GENESIS.to_string(), 1u64, 0u64);
+    for row in rows {
+        let r = row?;
+        let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
+        let broken = if r.seq != expected_seq {
+            Some(format!("sequence {} where {expected_seq} was expected (a record was removed)", r.seq))
+        } else if r.prev_sha256 != prev {
+            Some("its prev_sha256 is not the previous record's sha256".to_string())
+        } else if digest(&prev, seq, r.at_ms, &r.kind, &r.subject, &r.detail_json) != r.sha256 {
+            Some("its sha256 does not match its content (the record was changed)".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = broken {
+            return Ok(AuditVerification { records: checked, broken_at: Some((r.seq, reason)) });
+        }
+        prev = r.sha256;
+        expected_seq += 1;
+        checked += 1;
+    }
+    Ok(AuditVerification { records: checked, broken_at: None })
+}
