@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::store::{
-    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, FindingRecord, PageRequest, Scope,
-    Sighting, Store, StoreError, Verdict,
+    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, PageRequest, Scope, Sighting,
+    Store, StoreError, Verdict,
 };
 use crate::{blocking, now_ms};
 
@@ -261,33 +261,6 @@ pub struct FindingParams {
     since: Option<i64>,
 }
 
-/// A finding as JSON: the record, its rule's mappings and its evidence.
-fn finding_json(f: &FindingRecord) -> Value {
-    let rule = crate::findings::rule(&f.found.rule_id);
-    let mappings: serde_json::Map<String, Value> =
-        rule.map(|r| r.mappings().iter().map(|(k, ids)| ((*k).to_string(), json!(ids))).collect()).unwrap_or_default();
-    json!({
-        "id": f.found.finding_id,
-        "rule": f.found.rule_id,
-        "rule_title": rule.map(|r| r.title),
-        "severity": f.found.severity,
-        "title": f.found.title,
-        "state": f.state,
-        "hosts": f.found.hosts,
-        "assets": f.found.assets,
-        "first_seen_ms": f.first_seen_ms,
-        "last_seen_ms": f.last_seen_ms,
-        "state_changed_ms": f.state_changed_ms,
-        "resolved_at_ms": f.resolved_at_ms,
-        "reopened_count": f.reopened_count,
-        "acknowledgement": f.acknowledgement.as_ref().map(|a| json!({
-            "reason": a.reason, "by": a.by, "at_ms": a.at_ms, "expires_ms": a.expires_ms,
-        })),
-        "mappings": mappings,
-        "evidence": serde_json::from_str::<Value>(&f.found.evidence_json).unwrap_or(Value::Null),
-    })
-}
-
 async fn findings(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<FindingParams>, axum::extract::rejection::QueryRejection>,
@@ -322,14 +295,16 @@ async fn findings(
     let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };
     let page =
         blocking(ApiError::internal, move || store.findings(&filter, &page).map_err(|e| http_status(&e))).await?;
-    let items = page.items.iter().map(finding_json).collect();
+    let items = page.items.iter().map(crate::findings::to_json).collect();
     Ok(Json(PageJson { items, next_cursor: page.next_cursor, total: page.total }))
 }
 
 async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let wanted = id.clone();
     let found = blocking(ApiError::internal, move || store.finding(&wanted).map_err(|e| http_status(&e))).await?;
-    found.map(|f| Json(finding_json(&f))).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
+    found
+        .map(|f| Json(crate::findings::to_json(&f)))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
 }
 
 /// Query of `GET /api/v1/audit`.
@@ -404,7 +379,7 @@ async fn acknowledge(
             .await?;
     let f = done.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))?;
     tracing::info!(finding = %id, by = %token.id, "finding acknowledged");
-    Ok(Json(finding_json(&f)))
+    Ok(Json(crate::findings::to_json(&f)))
 }
 
 /// The API router over `store`: `/healthz`, then one group of routes per scope (module docs,

@@ -74,6 +74,8 @@ pub struct CollectorConfig {
     pub releases: ReleasesConfig,
     /// Findings over the inventory.
     pub findings: FindingsConfig,
+    /// Where finding events go (`crate::siem`).
+    pub siem: Vec<SiemTarget>,
     /// The collector's own logs.
     pub log: LogConfig,
 }
@@ -94,6 +96,49 @@ impl Default for FindingsConfig {
     fn default() -> Self {
         Self { interval: Duration::from_secs(30), silent_after: Duration::from_secs(24 * 3600) }
     }
+}
+
+/// The kind of a SIEM target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiemKind {
+    /// A signed JSON webhook.
+    Webhook,
+    /// Splunk's HTTP Event Collector.
+    SplunkHec,
+    /// Elasticsearch's bulk API, ECS documents.
+    Elastic,
+}
+
+/// `[[siem]]`: one target finding events are pushed to (`crate::siem`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiemTarget {
+    /// A name for logs, idempotency keys and the cursor: 1 to 64 letters, digits, `-`, `_`.
+    pub name: String,
+    /// What it is.
+    pub kind: SiemKind,
+    /// `https://…` (or `http://` on loopback): the webhook, the HEC base URL, the Elasticsearch URL.
+    pub url: String,
+    /// Events of findings below this severity are not sent.
+    #[serde(default = "default_min_severity")]
+    pub min_severity: String,
+    /// File holding the HMAC key (webhook), HEC token (splunk_hec) or API key (elastic).
+    pub secret_file: PathBuf,
+    /// Elasticsearch index (elastic).
+    #[serde(default)]
+    pub index: Option<String>,
+    /// Most events per request.
+    #[serde(default = "default_batch_max")]
+    pub batch_max: u32,
+}
+
+fn default_min_severity() -> String {
+    "high".into()
+}
+
+fn default_batch_max() -> u32 {
+    100
 }
 
 /// `[releases]`: the agent release channel (`crate::release`).
@@ -147,6 +192,7 @@ impl Default for CollectorConfig {
             agents: AgentsConfig::default(),
             releases: ReleasesConfig::default(),
             findings: FindingsConfig::default(),
+            siem: Vec::new(),
             log: LogConfig::default(),
         }
     }
@@ -450,6 +496,32 @@ impl CollectorConfig {
         if self.findings.silent_after < Duration::from_secs(60) {
             problem("findings.silent_after", "at least 1m".into());
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.siem.iter().enumerate() {
+            let at = |m: &str| format!("siem[{i}] ({}): {m}", t.name);
+            if t.name.is_empty()
+                || t.name.len() > 64
+                || !t.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                problem("siem.name", at("1 to 64 letters, digits, '-' or '_'"));
+            }
+            if !names.insert(t.name.as_str()) {
+                problem("siem.name", at("used by another target"));
+            }
+            let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"];
+            if !t.url.starts_with("https://") && !loopback.iter().any(|l| t.url.starts_with(l)) {
+                problem("siem.url", at("https://… (plain http only to a loopback address)"));
+            }
+            if !["info", "low", "medium", "high", "critical"].contains(&t.min_severity.as_str()) {
+                problem("siem.min_severity", at("info, low, medium, high or critical"));
+            }
+            if !(1..=1000).contains(&t.batch_max) {
+                problem("siem.batch_max", at("1 to 1000"));
+            }
+            if t.kind == SiemKind::Elastic && t.index.as_deref().is_none_or(str::is_empty) {
+                problem("siem.index", at("required for kind = \"elastic\""));
+            }
+        }
         let ratio = self.releases.pause_failure_ratio;
         if !(ratio > 0.0 && ratio <= 1.0) {
             problem("releases.pause_failure_ratio", format!("above 0 and at most 1, got {ratio}"));
@@ -549,6 +621,30 @@ mod tests {
             )
         );
         assert!(matches!(err, ConfigError::Invalid { problems, .. } if problems.len() == 2));
+    }
+
+    #[test]
+    fn siem_targets_are_checked_one_by_one() {
+        let text = "[tls]\ndev = true\n\
+            [[siem]]\nname = \"a b\"\nkind = \"webhook\"\nurl = \"http://siem.example.com\"\nsecret_file = \"/s\"\n\
+            [[siem]]\nname = \"e\"\nkind = \"elastic\"\nurl = \"https://es\"\nmin_severity = \"urgent\"\nsecret_file = \"/s\"\nbatch_max = 0\n\
+            [[siem]]\nname = \"e\"\nkind = \"splunk_hec\"\nurl = \"http://127.0.0.1:8088\"\nsecret_file = \"/s\"\n";
+        let c = CollectorConfig::parse(text, "c.toml").unwrap();
+        let problems: Vec<String> = c.validate().iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        assert_eq!(
+            problems,
+            [
+                "siem.name: siem[0] (a b): 1 to 64 letters, digits, '-' or '_'",
+                "siem.url: siem[0] (a b): https://… (plain http only to a loopback address)",
+                "siem.min_severity: siem[1] (e): info, low, medium, high or critical",
+                "siem.batch_max: siem[1] (e): 1 to 1000",
+                "siem.index: siem[1] (e): required for kind = \"elastic\"",
+                "siem.name: siem[2] (e): used by another target",
+            ]
+        );
+        let e =
+            CollectorConfig::parse("[[siem]]\nname = \"x\"\nkind = \"syslog\"\n", "c.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `syslog`"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
 //! - [`policy`]: the security team's policy file (approved models, version floors, licences,
 //!   severity overrides, exceptions), checked key by key.
+//! - [`siem`]: finding events pushed to webhooks, Splunk HEC and Elastic, from the audit trail
+//!   as a durable outbox.
 //! - [`findings`]: the rules evaluated over the whole inventory, their framework mappings and
 //!   the advisories they match versions against.
 
@@ -47,6 +49,7 @@ pub mod policy;
 pub mod rate;
 pub mod release;
 pub mod server;
+pub mod siem;
 pub mod store;
 pub mod tls;
 pub mod untrusted;

@@ -54,6 +54,12 @@ pub async fn run(
         rollout: config.releases.pause(),
     });
     let findings = crate::findings::Settings::load(config).map_err(|e| anyhow::anyhow!("findings: {e}"))?;
+    let senders = config
+        .siem
+        .iter()
+        .map(|t| crate::siem::Sender::new(t.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let agents = TlsIncoming::spawn(grpc, tls.agents_config()?, "agents")?;
     let api_tls = tls.api_config().transpose()?;
     if let Some(warning) = api_exposure_warning(api.local_addr()?, api_tls.is_some()) {
@@ -77,6 +83,9 @@ pub async fn run(
         config.findings.interval,
         stop_rx.clone(),
     ));
+    for sender in senders {
+        tokio::spawn(crate::siem::run(Arc::clone(&store), sender, stop_rx.clone()));
+    }
     let mut stop_grpc = stop_rx.clone();
     let mut stop_api = stop_rx;
     let grpc_server = Server::builder()

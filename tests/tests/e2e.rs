@@ -28,6 +28,7 @@ mod rotation;
 mod runtimes;
 mod safety;
 mod self_update;
+mod siem;
 mod tokens;
 mod tooling;
 mod walk_race;

@@ -260,6 +260,34 @@ pub async fn run_periodically(
     }
 }
 
+/// A finding as JSON: the record, its rule's mappings and its evidence.
+pub fn to_json(f: &crate::store::FindingRecord) -> serde_json::Value {
+    let rule = rule(&f.found.rule_id);
+    let mappings: serde_json::Map<String, serde_json::Value> = rule
+        .map(|r| r.mappings().iter().map(|(k, ids)| ((*k).to_string(), serde_json::json!(ids))).collect())
+        .unwrap_or_default();
+    serde_json::json!({
+        "id": f.found.finding_id,
+        "rule": f.found.rule_id,
+        "rule_title": rule.map(|r| r.title),
+        "severity": f.found.severity,
+        "title": f.found.title,
+        "state": f.state,
+        "hosts": f.found.hosts,
+        "assets": f.found.assets,
+        "first_seen_ms": f.first_seen_ms,
+        "last_seen_ms": f.last_seen_ms,
+        "state_changed_ms": f.state_changed_ms,
+        "resolved_at_ms": f.resolved_at_ms,
+        "reopened_count": f.reopened_count,
+        "acknowledgement": f.acknowledgement.as_ref().map(|a| serde_json::json!({
+            "reason": a.reason, "by": a.by, "at_ms": a.at_ms, "expires_ms": a.expires_ms,
+        })),
+        "mappings": mappings,
+        "evidence": serde_json::from_str::<serde_json::Value>(&f.found.evidence_json).unwrap_or(serde_json::Value::Null),
+    })
+}
+
 /// The id of `rule`'s finding about `subject` (module docs, *Identity*).
 pub fn finding_id(rule: &str, subject: &str) -> String {
     let mut h = Sha256::new();

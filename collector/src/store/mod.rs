@@ -210,6 +210,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A page of the audit trail, oldest first, from `since_ms` when given.
     fn audit_log(&self, since_ms: Option<i64>, page: &PageRequest) -> Result<Page<AuditRecord>, StoreError>;
 
+    /// Up to `limit` finding records of the audit trail (`finding.*`) after `after_seq`, oldest
+    /// first: the SIEM outbox.
+    fn finding_events(&self, after_seq: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The last audit sequence SIEM target `target` accepted (0 when none).
+    fn siem_cursor(&self, target: &str) -> Result<u64, StoreError>;
+
+    /// Target `target` accepted everything up to `seq`, `delivered` events of it, at `now_ms`.
+    fn advance_siem_cursor(&self, target: &str, seq: u64, delivered: u64, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Target `target` failed at `now_ms` with `error`; its cursor stays.
+    fn note_siem_error(&self, target: &str, error: &str, now_ms: i64) -> Result<(), StoreError>;
+
     /// Recomputes the audit chain and names its first broken record.
     fn verify_audit(&self) -> Result<AuditVerification, StoreError>;
 

@@ -105,3 +105,44 @@ pub(super) fn verify(tx: &Transaction<'_>) -> Res<AuditVerification> {
     }
     Ok(AuditVerification { records: checked, broken_at: None })
 }
+
+pub(super) fn finding_events(tx: &Transaction<'_>, after_seq: u64, limit: u32) -> Res<Vec<AuditRecord>> {
+    let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE seq > ?1 AND kind LIKE 'finding.%' ORDER BY seq LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![after, limit], record)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub(super) fn siem_cursor(tx: &Transaction<'_>, target: &str) -> Res<u64> {
+    let seq: Option<i64> =
+        tx.query_row("SELECT last_seq FROM siem_cursors WHERE target = ?1", [target], |r| r.get(0)).optional()?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+}
+
+pub(super) fn advance_siem_cursor(
+    tx: &Transaction<'_>,
+    target: &str,
+    seq: u64,
+    delivered: u64,
+    now_ms: i64,
+) -> Res<()> {
+    let (seq, delivered) = (i64::try_from(seq).unwrap_or(i64::MAX), i64::try_from(delivered).unwrap_or(i64::MAX));
+    tx.execute(
+        "INSERT INTO siem_cursors (target, last_seq, delivered, last_ok_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (target) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq), \
+             delivered = delivered + excluded.delivered, last_ok_ms = excluded.last_ok_ms",
+        params![target, seq, delivered, now_ms],
+    )?;
+    Ok(())
+}
+
+pub(super) fn note_siem_error(tx: &Transaction<'_>, target: &str, error: &str, now_ms: i64) -> Res<()> {
+    tx.execute(
+        "INSERT INTO siem_cursors (target, last_error, last_error_ms) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (target) DO UPDATE SET last_error = excluded.last_error, last_error_ms = excluded.last_error_ms",
+        params![target, error, now_ms],
+    )?;
+    Ok(())
+}

@@ -344,6 +344,22 @@ impl Store for SqliteStore {
         self.read("read audit trail", |tx| audit::list(tx, since_ms, page))
     }
 
+    fn finding_events(&self, after_seq: u64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read("read finding events", |tx| audit::finding_events(tx, after_seq, limit))
+    }
+
+    fn siem_cursor(&self, target: &str) -> Result<u64, StoreError> {
+        self.read("read siem cursor", |tx| audit::siem_cursor(tx, target))
+    }
+
+    fn advance_siem_cursor(&self, target: &str, seq: u64, delivered: u64, now_ms: i64) -> Result<(), StoreError> {
+        self.write("advance siem cursor", |tx| audit::advance_siem_cursor(tx, target, seq, delivered, now_ms))
+    }
+
+    fn note_siem_error(&self, target: &str, error: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.write("note siem error", |tx| audit::note_siem_error(tx, target, error, now_ms))
+    }
+
     fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
         self.read("verify audit trail", audit::verify)
     }
