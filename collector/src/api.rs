@@ -11,6 +11,7 @@
 //!   `GET /api/v1/findings/{id}` (`crate::findings`)
 //! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
 //! - `GET /api/v1/audit?since=`: the audit trail, oldest first
+//! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /healthz` (no token): `ok`
 //!
 //! # Scopes
@@ -60,8 +61,9 @@ fn http_status(e: &StoreError) -> ApiError {
     ApiError(e.code().http(), e.to_string())
 }
 
-/// Page parameters of list routes.
+/// Parameters of the hosts and assets routes: an unknown one is refused (400) by name.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size.
     limit: Option<u32>,
@@ -71,12 +73,34 @@ pub struct PageParams {
     kind: Option<String>,
     /// Also list package files (`/assets` only; store module docs, "Package files").
     include_owned: Option<bool>,
+    /// Also list assets no host has any more (`/assets`).
+    include_removed: Option<bool>,
+    /// Substring of a path, name, repo, package name or digest (`/assets`).
+    q: Option<String>,
+    /// On this host, an agent id (`/assets`).
+    host: Option<String>,
+    /// In this format (`/assets`).
+    format: Option<String>,
+    /// With this verdict on a live sighting (`/assets`).
+    verdict: Option<String>,
+    /// First seen at or after, ms (`/assets`).
+    first_seen_since: Option<i64>,
+    /// Last seen at or after, ms (`/assets`).
+    last_seen_since: Option<i64>,
 }
 
 impl PageParams {
     fn page(&self) -> PageRequest {
         PageRequest { after: self.after.clone(), limit: self.limit.unwrap_or(0) }
     }
+}
+
+/// `limit=0` and a limit above the maximum are refused, never silently changed.
+fn check_limit(limit: Option<u32>) -> Result<(), ApiError> {
+    if limit == Some(0) || limit.is_some_and(|l| l > PageRequest::MAX_LIMIT) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("limit: 1 to {}", PageRequest::MAX_LIMIT)));
+    }
+    Ok(())
 }
 
 /// A page as JSON.
@@ -161,8 +185,10 @@ fn sighting_json(s: &Sighting) -> Value {
 
 async fn hosts(
     State(store): State<Arc<dyn Store>>,
-    Query(params): Query<PageParams>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    check_limit(params.limit)?;
     let page = blocking(ApiError::internal, move || store.hosts(&params.page()).map_err(|e| http_status(&e))).await?;
     let items = page
         .items
@@ -201,8 +227,19 @@ async fn hosts(
 
 async fn assets(
     State(store): State<Arc<dyn Store>>,
-    Query(params): Query<PageParams>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    check_limit(params.limit)?;
+    let verdict = match params.verdict.as_deref() {
+        None => None,
+        Some(v) => Some(Some(Verdict::from_name(v)).filter(|v| *v != Verdict::Unknown).ok_or_else(|| {
+            ApiError(StatusCode::BAD_REQUEST, format!("verdict: {v:?} is not one of safe, suspicious, dangerous"))
+        })?),
+    };
+    if params.q.as_deref().is_some_and(|q| q.is_empty() || q.len() > 200) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "q: 1 to 200 characters".into()));
+    }
     let kind = match params.kind.as_deref() {
         None | Some("") => None,
         Some(k) => Some(AssetKind::from_name(k).ok_or_else(|| {
@@ -210,7 +247,17 @@ async fn assets(
         })?),
     };
     let page = blocking(ApiError::internal, move || {
-        let filter = AssetFilter { kind, include_owned: params.include_owned.unwrap_or(false) };
+        let filter = AssetFilter {
+            kind,
+            include_owned: params.include_owned.unwrap_or(false),
+            include_removed: params.include_removed.unwrap_or(false),
+            search: params.q.clone(),
+            agent_id: params.host.clone(),
+            format: params.format.clone(),
+            verdict,
+            first_seen_since: params.first_seen_since,
+            last_seen_since: params.last_seen_since,
+        };
         store.assets(&filter, &params.page()).map_err(|e| http_status(&e))
     })
     .await?;
@@ -281,9 +328,7 @@ async fn findings(
         let known: Vec<&str> = crate::findings::RULES.iter().map(|r| r.id).collect();
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("rule: {rule:?} is not one of {}", known.join(", "))));
     }
-    if p.limit == Some(0) || p.limit.is_some_and(|l| l > PageRequest::MAX_LIMIT) {
-        return Err(ApiError(StatusCode::BAD_REQUEST, format!("limit: 1 to {}", PageRequest::MAX_LIMIT)));
-    }
+    check_limit(p.limit)?;
     let filter = FindingFilter {
         min_severity: p.severity,
         rule_id: p.rule,
@@ -307,6 +352,45 @@ async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) ->
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
 }
 
+/// Query of `GET /api/v1/changes`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesParams {
+    /// Changes at or after (ms since the epoch); required.
+    since: i64,
+    /// Most items per list.
+    limit: Option<u32>,
+}
+
+async fn changes(
+    State(store): State<Arc<dyn Store>>,
+    params: Result<Query<ChangesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    check_limit(p.limit)?;
+    let (since, limit) = (p.since, p.limit.unwrap_or(PageRequest::DEFAULT_LIMIT));
+    let c = blocking(ApiError::internal, move || store.changes(since, limit).map_err(|e| http_status(&e))).await?;
+    let rows = |list: &[crate::store::Change]| -> Vec<Value> {
+        list.iter()
+            .map(|r| {
+                json!({"asset_id": r.asset_id, "kind": r.kind, "agent_id": r.agent_id, "hostname": r.hostname,
+                    "local_key": r.local_key, "location": r.location, "verdict": r.verdict, "at_ms": r.at_ms})
+            })
+            .collect()
+    };
+    let new_assets: Vec<Value> = c
+        .new_assets
+        .iter()
+        .map(|(id, kind, identity, at)| json!({"id": id, "kind": kind, "identity": identity, "first_seen_ms": at}))
+        .collect();
+    Ok(Json(json!({
+        "since_ms": since,
+        "new_assets": {"items": new_assets, "total": c.new_assets_total},
+        "sightings_appeared": {"items": rows(&c.appeared), "total": c.appeared_total},
+        "sightings_removed": {"items": rows(&c.removed), "total": c.removed_total},
+    })))
+}
+
 /// Query of `GET /api/v1/audit`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -322,9 +406,7 @@ async fn audit(
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    if p.limit == Some(0) || p.limit.is_some_and(|l| l > PageRequest::MAX_LIMIT) {
-        return Err(ApiError(StatusCode::BAD_REQUEST, format!("limit: 1 to {}", PageRequest::MAX_LIMIT)));
-    }
+    check_limit(p.limit)?;
     let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };
     let since = p.since;
     let page = blocking(ApiError::internal, move || store.audit_log(since, &page).map_err(|e| http_status(&e))).await?;
@@ -391,7 +473,8 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/assets/{id}", get(asset))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/findings/{id}", get(finding))
-        .route("/api/v1/audit", get(audit));
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/changes", get(changes));
     let admin = Router::new().route("/api/v1/findings/{id}/ack", post(acknowledge));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

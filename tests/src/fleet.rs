@@ -243,7 +243,7 @@ impl Collector {
 
     /// Every model asset, live or not.
     pub fn model_assets(&self) -> Vec<Value> {
-        self.all_items("/api/v1/assets?kind=model", "")
+        self.all_items("/api/v1/assets?kind=model&include_removed=true", "")
     }
 
     /// Every live sighting of every model, sorted.

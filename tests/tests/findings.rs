@@ -10,6 +10,10 @@ use aiscout_e2e::fleet::{assert_ok, poll, run_once, AgentOptions, Collector};
 use aiscout_e2e::{first_line, fixtures_dir, Child};
 use serde_json::Value;
 
+fn now_ms() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
 /// A planted secret value: it must appear nowhere the collector answers.
 const KEY_VALUE: &str = "sk-proj-aiscoutfindingstest0123456789abcdefABCDEF";
 
@@ -64,6 +68,7 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     let options =
         AgentOptions { sections: vec!["models", "frameworks", "runtimes", "tooling"], ..AgentOptions::default() };
     let config = c.agent_with("gpu", &[root.path()], &c.token_file("token", &[]), &options);
+    let before = now_ms();
     assert_ok(&run_once(&config));
     let agent_id = std::fs::read_to_string(c.state_dir("gpu").join("tls/agent.id")).unwrap().trim().to_string();
 
@@ -88,6 +93,28 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     assert!(chain["title"].as_str().unwrap().contains("serves dangerous model.pkl"), "{chain:#}");
     assert_eq!(chain["evidence"]["open_models"][0]["verdict"], "dangerous");
     assert_eq!(chain["evidence"]["pid"], server.0.id());
+
+    // (c) Where is this model deployed: by name, by digest, by verdict on a host?
+    let by_name = c.get("/api/v1/assets?kind=model&q=MODEL.pkl");
+    assert_eq!(by_name["total"], 1, "{by_name:#}");
+    let sha = model["evidence"]["sha256"].as_str().unwrap();
+    let by_digest = c.get(&format!("/api/v1/assets?q={}", &sha[..12]));
+    assert_eq!(by_digest["items"][0]["id"], by_name["items"][0]["id"]);
+    let dangerous_here = c.get(&format!("/api/v1/assets?kind=model&verdict=dangerous&host={agent_id}"));
+    assert_eq!(dangerous_here["total"], 1);
+    assert_eq!(c.get("/api/v1/assets?q=no-such-model-anywhere")["total"], 0);
+    assert_eq!(c.get("/api/v1/assets?q=%25")["total"], 0, "LIKE wildcards are literal");
+
+    // (d) What changed since before the scan?
+    let changed = c.get(&format!("/api/v1/changes?since={before}"));
+    let appeared: Vec<&str> = changed["sightings_appeared"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["location"].as_str())
+        .collect();
+    assert!(appeared.contains(&pickle.display().to_string().as_str()), "{changed:#}");
+    assert!(changed["new_assets"]["total"].as_u64().unwrap() >= 3, "{changed:#}");
 
     // (e) Which hosts keep AI API keys in plaintext files?
     let keys = items(&c, &format!("/api/v1/findings?rule=plaintext-ai-api-key&host={agent_id}"), 1);
@@ -134,7 +161,10 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
 
     // The server stops: its exposure finding resolves at the next inventory and evaluation.
     drop(server);
+    let stopped = now_ms();
     assert_ok(&run_once(&config));
+    let removed = c.get(&format!("/api/v1/changes?since={stopped}"))["sightings_removed"]["items"].clone();
+    assert!(removed.as_array().unwrap().iter().any(|r| r["kind"] == "runtime"), "{removed:#}");
     let id = chain["id"].as_str().unwrap().to_string();
     poll(Duration::from_secs(60), "the exposure resolved", || {
         (c.get(&format!("/api/v1/findings/{id}"))["state"] == "resolved").then_some(())

@@ -184,6 +184,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// One asset and a page of its sightings, live and removed.
     fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError>;
 
+    /// What changed in the inventory since `since_ms`: new assets, sightings that appeared and
+    /// sightings removed, oldest first, each list cut at `limit`.
+    fn changes(&self, since_ms: i64, limit: u32) -> Result<Changes, StoreError>;
+
     /// Keeps `record` as `agent_id`'s update state, replacing the last one, and its running
     /// version as the agent's version.
     fn record_update(&self, agent_id: &str, record: &UpdateRecord) -> Result<(), StoreError>;

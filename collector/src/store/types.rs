@@ -579,14 +579,29 @@ pub struct RolloutTally {
     pub rolled_back: u64,
 }
 
-/// Filter of the assets listing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Filter of the assets listing; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssetFilter {
     /// Only assets of this kind.
     pub kind: Option<AssetKind>,
     /// Also the package files: models that installed packages shipped and that no host has as
     /// a user's file, with no dangerous live sighting (store module docs, "Package files").
     pub include_owned: bool,
+    /// Also assets with no live sighting left.
+    pub include_removed: bool,
+    /// A substring (case-insensitive) of a live sighting's path, own name, Hugging Face repo,
+    /// Ollama name, package name or SHA-256.
+    pub search: Option<String>,
+    /// A live sighting on this host (agent id).
+    pub agent_id: Option<String>,
+    /// A live sighting in this format (models).
+    pub format: Option<String>,
+    /// A live sighting with this verdict (models).
+    pub verdict: Option<Verdict>,
+    /// First seen at or after (ms).
+    pub first_seen_since: Option<i64>,
+    /// Last seen at or after (ms).
+    pub last_seen_since: Option<i64>,
 }
 
 /// An asset in the assets listing.
@@ -826,4 +841,42 @@ pub struct AuditVerification {
     pub records: u64,
     /// The first broken record and why, if one is.
     pub broken_at: Option<(u64, String)>,
+}
+
+/// A sighting that appeared or was removed (`Store::changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Its asset.
+    pub asset_id: String,
+    /// The asset's kind.
+    pub kind: String,
+    /// The host's agent.
+    pub agent_id: String,
+    /// The host's enrolled hostname.
+    pub hostname: String,
+    /// The entry's key on the host.
+    pub local_key: String,
+    /// Where (a path, an environment, a process).
+    pub location: String,
+    /// The model's verdict on that host.
+    pub verdict: Option<String>,
+    /// When it appeared or was removed.
+    pub at_ms: i64,
+}
+
+/// What changed in the inventory since a time (`GET /api/v1/changes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Assets first seen since: id, kind, identity, first seen.
+    pub new_assets: Vec<(String, String, String, i64)>,
+    /// How many there are (the list is cut at the limit).
+    pub new_assets_total: u64,
+    /// Sightings that appeared since.
+    pub appeared: Vec<Change>,
+    /// How many.
+    pub appeared_total: u64,
+    /// Sightings removed since.
+    pub removed: Vec<Change>,
+    /// How many.
+    pub removed_total: u64,
 }

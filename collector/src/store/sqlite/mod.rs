@@ -43,7 +43,7 @@ use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
-    AuditRecord, AuditVerification, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus,
+    AuditRecord, AuditVerification, Changes, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus,
     HostSummary, IngestBatch, IssuedToken, LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page,
     PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
 };
@@ -310,6 +310,10 @@ impl Store for SqliteStore {
 
     fn asset(&self, asset_id: &str, sightings: &PageRequest) -> Result<Option<AssetDetail>, StoreError> {
         self.read("read asset", |tx| queries::asset(tx, asset_id, sightings))
+    }
+
+    fn changes(&self, since_ms: i64, limit: u32) -> Result<Changes, StoreError> {
+        self.read("read changes", |tx| queries::changes(tx, since_ms, limit))
     }
 
     fn record_update(&self, agent_id: &str, record: &UpdateRecord) -> Result<(), StoreError> {

@@ -10,8 +10,8 @@ use super::Res;
 use crate::store::error::StoreError;
 use crate::store::limits::MAX_PAGE_BYTES;
 use crate::store::types::{
-    AssetDetail, AssetFilter, AssetKind, AssetSummary, HostSummary, Page, PageRequest, RolloutTally, Sighting,
-    UpdateRecord, Verdict,
+    AssetDetail, AssetFilter, AssetKind, AssetSummary, Change, Changes, HostSummary, Page, PageRequest, RolloutTally,
+    Sighting, UpdateRecord, Verdict,
 };
 
 pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSummary>> {
@@ -109,30 +109,75 @@ const ASSET_COLUMNS: &str = "a.asset_id, a.kind, a.identity, a.first_seen_ms, a.
 pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequest) -> Res<Page<AssetSummary>> {
     let limit = page.effective_limit();
     let kind = filter.kind.map(AssetKind::as_str);
-    // The default listing leaves out package files, unless a live sighting of one is dangerous.
+    let search = filter.search.as_ref().map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
+    let verdict = filter.verdict.map(Verdict::as_str);
+    // The default listing leaves out package files, unless a live sighting of one is dangerous,
+    // and assets no host has any more.
     let listed = format!(
         "(?1 IS NULL OR a.kind = ?1) AND (?2 OR a.kind <> 'model' OR NOT {PACKAGE_FILE} \
          OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
-             AND s.verdict = 'dangerous'))"
+             AND s.verdict = 'dangerous')) \
+         AND (?3 OR EXISTS (SELECT 1 FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
+             WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND g.revoked_at_ms IS NULL)) \
+         AND (?4 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
+             AND (lower(s.location) LIKE ?4 ESCAPE '\\' \
+                  OR lower(COALESCE(json_extract(s.entry_json, '$.metadata.name'), '')) LIKE ?4 ESCAPE '\\' \
+                  OR lower(COALESCE(json_extract(s.entry_json, '$.source.repo'), '')) LIKE ?4 ESCAPE '\\' \
+                  OR lower(COALESCE(json_extract(s.entry_json, '$.source.name'), '')) LIKE ?4 ESCAPE '\\' \
+                  OR lower(COALESCE(json_extract(s.entry_json, '$.name'), '')) LIKE ?4 ESCAPE '\\' \
+                  OR lower(COALESCE(json_extract(s.entry_json, '$.sha256'), '')) LIKE ?4 ESCAPE '\\'))) \
+         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
+             AND s.agent_id = ?5)) \
+         AND (?6 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
+             AND json_extract(s.entry_json, '$.format') = ?6)) \
+         AND (?7 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
+             AND s.verdict = ?7)) \
+         AND (?8 IS NULL OR a.first_seen_ms >= ?8) AND (?9 IS NULL OR a.last_seen_ms >= ?9)"
     );
+    let include_removed = filter.include_removed;
+    let wanted: [&dyn rusqlite::ToSql; 9] = [
+        &kind,
+        &filter.include_owned,
+        &include_removed,
+        &search,
+        &filter.agent_id,
+        &filter.format,
+        &verdict,
+        &filter.first_seen_since,
+        &filter.last_seen_since,
+    ];
     let sql = format!(
-        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?3 IS NULL OR a.asset_id > ?3) \
-         ORDER BY a.asset_id LIMIT ?4"
+        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?10 IS NULL OR a.asset_id > ?10) \
+         ORDER BY a.asset_id LIMIT ?11"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map(params![kind, filter.include_owned, page.after, limit + 1], |r| {
+    let paging: [&dyn rusqlite::ToSql; 2] = [&page.after, &(limit + 1)];
+    let rows = stmt.query_map(rusqlite::params_from_iter(wanted.iter().chain(paging.iter())), |r| {
         Ok(AssetSummary { owned: r.get(ASSET_COLUMN_COUNT)?, ..asset_from_row(r)? })
     })?;
     let mut rows = bounded(rows, limit, |a| a.id.len() + a.identity.len())?;
+    drop(stmt);
     for asset in &mut rows.0 {
         complete(tx, asset)?;
     }
     let total = tx.query_row(
         &format!("SELECT COUNT(*) FROM assets a WHERE {listed}"),
-        params![kind, filter.include_owned],
+        rusqlite::params_from_iter(wanted),
         |r| count(r, 0),
     )?;
     Ok(paginate(rows, total, |a| a.id.clone()))
+}
+
+/// `text` with LIKE's wildcards and the escape character escaped (`\\`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) -> Res<Option<AssetDetail>> {
@@ -280,4 +325,42 @@ fn bounded<T>(
 fn paginate<T>((rows, more): (Vec<T>, bool), total: u64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let next_cursor = if more { rows.last().map(cursor_of) } else { None };
     Page { items: rows, next_cursor, total }
+}
+
+pub(super) fn changes(tx: &Transaction<'_>, since_ms: i64, limit: u32) -> Res<Changes> {
+    let limit = i64::from(limit.clamp(1, PageRequest::MAX_LIMIT));
+    let rows = |sql: &str| -> Res<(Vec<Change>, u64)> {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT s.asset_id, s.kind, s.agent_id, g.hostname, s.local_key, s.location, s.verdict, {sql} AS at \
+             FROM sightings s JOIN agents g ON g.agent_id = s.agent_id WHERE {sql} >= ?1 ORDER BY at, s.sighting_id LIMIT ?2"
+        ))?;
+        let items = stmt
+            .query_map(params![since_ms, limit], |r| {
+                Ok(Change {
+                    asset_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    agent_id: r.get(2)?,
+                    hostname: r.get(3)?,
+                    local_key: r.get(4)?,
+                    location: r.get(5)?,
+                    verdict: r.get(6)?,
+                    at_ms: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let total =
+            tx.query_row(&format!("SELECT COUNT(*) FROM sightings s WHERE {sql} >= ?1"), [since_ms], |r| count(r, 0))?;
+        Ok((items, total))
+    };
+    let (appeared, appeared_total) = rows("s.first_seen_ms")?;
+    let (removed, removed_total) = rows("s.removed_at_ms")?;
+    let mut stmt = tx.prepare(
+        "SELECT asset_id, kind, identity, first_seen_ms FROM assets WHERE first_seen_ms >= ?1 ORDER BY first_seen_ms, asset_id LIMIT ?2",
+    )?;
+    let new_assets = stmt
+        .query_map(params![since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let new_assets_total =
+        tx.query_row("SELECT COUNT(*) FROM assets WHERE first_seen_ms >= ?1", [since_ms], |r| count(r, 0))?;
+    Ok(Changes { new_assets, new_assets_total, appeared, appeared_total, removed, removed_total })
 }

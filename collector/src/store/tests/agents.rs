@@ -35,7 +35,7 @@ fn a_revoked_agent_stays_revoked() {
     let store = store_with_two_agents();
     apply(&store, "a", &delta(1, 50, vec![model("/a", SHA_A)]));
     store.revoke_agent("a", 100).unwrap();
-    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    let assets = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     assert_eq!(assets.items[0].live_sightings, 0, "a revoked agent's sightings are history");
     store.revoke_agent("a", 200).unwrap();
     assert_eq!(store.agent("a").unwrap().unwrap().revoked_at_ms, Some(100));
@@ -55,7 +55,7 @@ fn statuses(store: &SqliteStore, ids: &[&str]) -> Vec<IdentityStatus> {
 }
 
 fn live_sightings(store: &SqliteStore) -> (u64, u64) {
-    let assets = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    let assets = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     (assets.items[0].live_sightings, assets.items[0].live_hosts)
 }
 

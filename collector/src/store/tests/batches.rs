@@ -9,9 +9,7 @@ fn same_model_on_two_agents_is_one_asset_with_two_sightings() {
     apply(&store, "a", &delta(1, 1_000, vec![model("/home/a/m.gguf", SHA_A)]));
     apply(&store, "b", &delta(1, 2_000, vec![model("/srv/b/model.gguf", &SHA_A.to_ascii_uppercase())]));
 
-    let models = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let models = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     assert_eq!(models.total, 1);
     let summary = &models.items[0];
     assert_eq!(summary.id, format!("model:{SHA_A}"));
@@ -33,16 +31,12 @@ fn frameworks_collapse_across_hosts_and_runtimes_stay_per_host() {
     apply(&store, "a", &batch("/home/a/venv"));
     apply(&store, "b", &batch("/opt/b/venv"));
 
-    let frameworks = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Framework), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let frameworks = store.assets(&of_kind(AssetKind::Framework), &PageRequest::default()).unwrap();
     assert_eq!(frameworks.total, 1);
     assert_eq!(frameworks.items[0].identity, r#"["pypi","torch","2.3.0"]"#);
     assert_eq!(frameworks.items[0].live_sightings, 2);
 
-    let runtimes = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Runtime), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let runtimes = store.assets(&of_kind(AssetKind::Runtime), &PageRequest::default()).unwrap();
     assert_eq!(runtimes.total, 2);
     let mut hosts: Vec<_> = runtimes.items.iter().map(|r| r.hostnames.clone()).collect();
     hosts.sort();
@@ -146,9 +140,7 @@ fn a_delta_removal_sets_removed_at() {
     let vllm = sighting(&store, "a", "vllm:8000");
     assert_eq!((vllm.last_seen_ms, vllm.removed_at_ms), (1_000, Some(2_000)));
     assert_eq!(sighting(&store, "a", "/a").removed_at_ms, None);
-    let runtimes = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Runtime), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let runtimes = store.assets(&of_kind(AssetKind::Runtime), &PageRequest::default()).unwrap();
     assert_eq!((runtimes.items[0].live_sightings, runtimes.items[0].hostnames.len()), (0, 0));
 }
 

@@ -17,9 +17,7 @@ fn judged(path: &str, sha: &str, verdict: &str) -> IngestAsset {
 }
 
 fn model_summary(store: &SqliteStore) -> crate::store::AssetSummary {
-    let page = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let page = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     assert_eq!(page.items.len(), 1, "{page:#?}");
     page.items.into_iter().next().unwrap()
 }
@@ -54,10 +52,7 @@ fn a_batch_with_too_many_entries_is_refused_whole() {
 }
 
 fn model_count(store: &SqliteStore) -> u64 {
-    store
-        .assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned: false }, &PageRequest::default())
-        .unwrap()
-        .total
+    store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap().total
 }
 
 #[test]
@@ -136,9 +131,7 @@ fn a_flood_of_safe_sightings_does_not_hide_one_dangerous() {
     assert_eq!(summary.verdict_hosts, [(Verdict::Dangerous, 1), (Verdict::Safe, 1)], "hosts, not sightings");
     // A verdict this collector does not know counts as unknown, worse than safe.
     apply(&store, "a", &delta(2, 2_000, vec![judged("/odd", SHA_B, "totally-fine\\n")]));
-    let page = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let page = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     let odd = page.items.iter().find(|a| a.identity == SHA_B).unwrap();
     assert_eq!(odd.verdict, Some(Verdict::Unknown));
     // Once the dangerous sighting is gone the asset is judged by what is live.
@@ -149,9 +142,7 @@ fn a_flood_of_safe_sightings_does_not_hide_one_dangerous() {
 }
 
 fn model_summary_of(store: &SqliteStore, sha: &str) -> crate::store::AssetSummary {
-    let page = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let page = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     page.items.into_iter().find(|a| a.identity == sha).unwrap()
 }
 

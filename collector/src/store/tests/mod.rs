@@ -16,6 +16,24 @@ pub(super) const SHA_A: &str = "d53ded3de5debad164ac22d3946b5a47d6fb6456f6ca2e41
 pub(super) const SHA_B: &str = "1e2479aff50b61ac379b8e45cf9c1c6f2b813b7af896f8d4f82756af0c165554";
 pub(super) const SHA_C: &str = "916595a85cd8498a533485bb47474969191a752d1ec41d300bb89a6a3c55ac68";
 
+/// The default listing with the assets no host has any more (the store's view of history).
+pub(super) const WITH_REMOVED: AssetFilter = AssetFilter {
+    kind: None,
+    include_owned: false,
+    include_removed: true,
+    search: None,
+    agent_id: None,
+    format: None,
+    verdict: None,
+    first_seen_since: None,
+    last_seen_since: None,
+};
+
+/// [`WITH_REMOVED`] of one kind.
+pub(super) fn of_kind(kind: AssetKind) -> AssetFilter {
+    AssetFilter { kind: Some(kind), ..WITH_REMOVED }
+}
+
 pub(super) fn store() -> SqliteStore {
     SqliteStore::open_in_memory().expect("in-memory store")
 }
@@ -132,7 +150,7 @@ pub(super) fn dump(store: &SqliteStore) -> Dump {
     let mut assets = Vec::new();
     let mut page = PageRequest::first(2);
     loop {
-        let got = store.assets(&AssetFilter::default(), &page).expect("assets");
+        let got = store.assets(&WITH_REMOVED, &page).expect("assets");
         for summary in got.items {
             assets.push(asset(store, &summary.id));
         }

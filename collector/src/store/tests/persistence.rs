@@ -157,7 +157,7 @@ fn a_version_2_database_is_migrated_with_its_stored_bytes_and_verdicts() {
     let agent = store.agent("a").unwrap().unwrap();
     let json_len = r#"{"safety":{"verdict":"dangerous"}}"#.len() as u64;
     assert_eq!(agent.stored_bytes, json_len + 2 + 2);
-    let page = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    let page = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     assert_eq!(page.items[0].verdict, Some(crate::store::Verdict::Dangerous));
 }
 
@@ -187,9 +187,9 @@ fn a_version_4_database_is_migrated_with_its_package_files_marked() {
     .unwrap();
     drop(conn);
     let store = SqliteStore::open(&path).unwrap();
-    let page = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    let page = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     let ids: Vec<&str> = page.items.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["model:y"]);
-    let all = store.assets(&AssetFilter { kind: None, include_owned: true }, &PageRequest::default()).unwrap();
+    let all = store.assets(&AssetFilter { include_owned: true, ..WITH_REMOVED }, &PageRequest::default()).unwrap();
     assert_eq!(all.items.iter().map(|a| a.owned).collect::<Vec<_>>(), [true, false]);
 }

@@ -38,11 +38,9 @@ fn asset_listing_filters_by_kind_and_pages_sightings() {
     let models: Vec<_> = (0..3).map(|i| model(&format!("/m{i}"), SHA_A)).collect();
     apply(&store, "a", &delta(1, 1_000, models));
     apply(&store, "b", &delta(1, 1_000, vec![model("/x", SHA_A), framework("/v", "torch", "2.3.0")]));
-    let frameworks = store
-        .assets(&AssetFilter { kind: Some(AssetKind::Framework), include_owned: false }, &PageRequest::default())
-        .unwrap();
+    let frameworks = store.assets(&of_kind(AssetKind::Framework), &PageRequest::default()).unwrap();
     assert_eq!((frameworks.total, frameworks.items[0].kind), (1, AssetKind::Framework));
-    let all = store.assets(&AssetFilter::default(), &PageRequest::first(1)).unwrap();
+    let all = store.assets(&WITH_REMOVED, &PageRequest::first(1)).unwrap();
     assert_eq!((all.total, all.items.len(), all.next_cursor.is_some()), (2, 1, true));
 
     let id = format!("model:{SHA_A}");
@@ -74,7 +72,7 @@ fn package_model(path: &str, sha: &str, verdict: &str) -> IngestAsset {
 fn package_files_are_listed_only_on_request_unless_dangerous() {
     let store = store_with_two_agents();
     let listed = |include_owned: bool| {
-        let page = store.assets(&AssetFilter { kind: Some(AssetKind::Model), include_owned }, &PageRequest::default());
+        let page = store.assets(&AssetFilter { include_owned, ..of_kind(AssetKind::Model) }, &PageRequest::default());
         let page = page.unwrap();
         let ids: Vec<(String, bool)> = page.items.iter().map(|a| (a.identity.clone(), a.owned)).collect();
         assert_eq!(page.total, ids.len() as u64);
@@ -110,6 +108,6 @@ fn package_files_are_listed_only_on_request_unless_dangerous() {
     };
     apply(&store, "b", &gone);
     assert_eq!(listed(false), vec![(b, true), (c, false)]);
-    let all = store.assets(&AssetFilter::default(), &PageRequest::default()).unwrap();
+    let all = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     assert_eq!(all.total, 3);
 }
