@@ -11,6 +11,7 @@
 //!   `GET /api/v1/findings/{id}` (`crate::findings`)
 //! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
 //! - `GET /api/v1/audit?since=`: the audit trail, oldest first
+//! - `DELETE /api/v1/hosts/{id}` (admin scope): decommission a host
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /healthz` (no token): `ok`
 //!
@@ -34,8 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::store::{
-    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, PageRequest, Scope, Sighting,
-    Store, StoreError, Verdict,
+    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, HostFilter, PageRequest, Scope,
+    Sighting, Store, StoreError, Verdict,
 };
 use crate::{blocking, now_ms};
 
@@ -87,6 +88,23 @@ pub struct PageParams {
     first_seen_since: Option<i64>,
     /// Last seen at or after, ms (`/assets`).
     last_seen_since: Option<i64>,
+    /// `online`, `silent`, `revoked` or `decommissioned` (`/hosts`).
+    status: Option<String>,
+    /// Agents of this version (`/hosts`).
+    version: Option<String>,
+}
+
+/// What the API needs from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSettings {
+    /// A host not heard from for longer is `silent` (`findings.silent_after`).
+    pub silent_after: std::time::Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { silent_after: std::time::Duration::from_secs(24 * 3600) }
+    }
 }
 
 impl PageParams {
@@ -185,11 +203,20 @@ fn sighting_json(s: &Sighting) -> Value {
 
 async fn hosts(
     State(store): State<Arc<dyn Store>>,
+    axum::Extension(settings): axum::Extension<ApiSettings>,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     check_limit(params.limit)?;
-    let page = blocking(ApiError::internal, move || store.hosts(&params.page()).map_err(|e| http_status(&e))).await?;
+    const STATUSES: [&str; 4] = ["online", "silent", "revoked", "decommissioned"];
+    if let Some(s) = params.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("status: {s:?} is not one of {}", STATUSES.join(", "))));
+    }
+    let silent_before = now_ms().saturating_sub(i64::try_from(settings.silent_after.as_millis()).unwrap_or(i64::MAX));
+    let filter =
+        HostFilter { status: params.status.clone(), silent_before_ms: silent_before, version: params.version.clone() };
+    let page =
+        blocking(ApiError::internal, move || store.hosts(&filter, &params.page()).map_err(|e| http_status(&e))).await?;
     let items = page
         .items
         .iter()
@@ -199,6 +226,8 @@ async fn hosts(
                 "hostname": h.agent.hostname,
                 "reported_hostname": h.agent.reported_hostname,
                 "agent_version": h.agent.agent_version,
+                "status": h.agent.status(silent_before),
+                "decommissioned_at_ms": h.agent.decommissioned_at_ms,
                 "enrolled_at_ms": h.agent.enrolled_at_ms,
                 "last_seen_ms": h.agent.last_seen_ms,
                 "revoked": h.agent.revoked_at_ms.is_some(),
@@ -464,9 +493,27 @@ async fn acknowledge(
     Ok(Json(crate::findings::to_json(&f)))
 }
 
+async fn decommission(
+    State(store): State<Arc<dyn Store>>,
+    axum::Extension(Caller(token)): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let wanted = id.clone();
+    let done =
+        blocking(ApiError::internal, move || store.decommission_agent(&wanted, now_ms()).map_err(|e| http_status(&e)))
+            .await?;
+    tracing::info!(agent_id = %id, by = %token.id, done, "host decommissioned");
+    Ok(Json(json!({"agent_id": id, "decommissioned": true, "already": !done})))
+}
+
+/// The API router over `store` with the default [`ApiSettings`].
+pub fn router(store: Arc<dyn Store>) -> Router {
+    router_with(store, ApiSettings::default())
+}
+
 /// The API router over `store`: `/healthz`, then one group of routes per scope (module docs,
 /// *Scopes*).
-pub fn router(store: Arc<dyn Store>) -> Router {
+pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
     let read = Router::new()
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/assets", get(assets))
@@ -475,11 +522,14 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/findings/{id}", get(finding))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/changes", get(changes));
-    let admin = Router::new().route("/api/v1/findings/{id}/ack", post(acknowledge));
+    let admin = Router::new()
+        .route("/api/v1/findings/{id}/ack", post(acknowledge))
+        .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(scoped(&store, Scope::Read, read))
         .merge(scoped(&store, Scope::Admin, admin))
+        .layer(axum::Extension(settings))
         .with_state(store)
 }
 

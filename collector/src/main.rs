@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         action: FindingsAction,
     },
+    /// Hosts.
+    Host {
+        #[command(subcommand)]
+        action: HostAction,
+    },
     /// The audit trail (docs/findings.md, "Audit trail").
     Audit {
         #[command(subcommand)]
@@ -73,6 +78,16 @@ enum Command {
     Policy {
         #[command(subcommand)]
         action: PolicyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HostAction {
+    /// Decommission a host (by its agent id): its live sightings close, its agent is revoked,
+    /// its history stays in the inventory and the audit trail.
+    Decommission {
+        /// The agent id (from `GET /api/v1/hosts`).
+        id: String,
     },
 }
 
@@ -476,6 +491,14 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
                 "policy version {} applied (sha256 {sha256}); findings: {} opened, {} reopened, {} resolved",
                 policy.version, c.opened, c.reopened, c.resolved
             );
+            Ok(())
+        }
+        Command::Host { action: HostAction::Decommission { id } } => {
+            if open_store(&config)?.decommission_agent(&id, now_ms())? {
+                println!("host {id} decommissioned: its sightings are closed and its agent revoked");
+            } else {
+                println!("host {id} was already decommissioned");
+            }
             Ok(())
         }
         Command::Audit { action: AuditAction::Verify } => {

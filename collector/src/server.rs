@@ -95,7 +95,7 @@ pub async fn run(
         .serve_with_incoming_shutdown(agents, async move {
             let _ = stop_grpc.wait_for(|s| *s).await;
         });
-    let router = crate::api::router(store);
+    let router = crate::api::router_with(store, crate::api::ApiSettings { silent_after: config.findings.silent_after });
     let api_stopped = async move {
         let _ = stop_api.wait_for(|s| *s).await;
     };

@@ -170,6 +170,25 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
         (c.get(&format!("/api/v1/findings/{id}"))["state"] == "resolved").then_some(())
     });
     assert!(c.get(&format!("/api/v1/findings/{id}"))["resolved_at_ms"].is_i64());
+
+    // The host is online; decommissioned (admin scope), its sightings close, its history stays.
+    assert_eq!(c.get("/api/v1/hosts?status=online")["items"][0]["agent_id"], agent_id.as_str());
+    assert_eq!(c.get("/api/v1/hosts?status=silent")["total"], 0);
+    let delete = |token: &str| {
+        let url = format!("http://127.0.0.1:{}/api/v1/hosts/{agent_id}", c.api_port);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        agent.delete(&url).header("Authorization", &format!("Bearer {token}")).call().unwrap().status().as_u16()
+    };
+    assert_eq!(delete(&read_token), 403);
+    assert_eq!(delete(&admin), 200);
+    let hosts = c.get("/api/v1/hosts?status=decommissioned");
+    assert_eq!(hosts["items"][0]["agent_id"], agent_id.as_str(), "{hosts:#}");
+    assert!(hosts["items"][0]["decommissioned_at_ms"].is_i64());
+    assert_eq!(c.get("/api/v1/assets?kind=model")["total"], 0, "its sightings are closed");
+    assert_eq!(c.get("/api/v1/assets?kind=model&include_removed=true")["total"], 1, "its history stays");
+    let audit = c.get("/api/v1/audit?limit=1000").to_string();
+    assert!(audit.contains("agent.decommissioned"));
+    assert!(!run_once(&config).status.success(), "a decommissioned host's agent is refused");
 }
 
 #[test]

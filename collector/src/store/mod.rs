@@ -120,6 +120,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// its sequence, sightings and enrollment time are kept. Refused for a revoked agent.
     fn upsert_agent(&self, agent: &AgentRegistration) -> Result<(), StoreError>;
 
+    /// Decommissions the host of `agent_id`: its live sightings close, its agent is revoked,
+    /// its history stays. False when it already was.
+    fn decommission_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+
     /// Revokes an agent: its batches and renewals are refused from now on. Its sightings stay.
     fn revoke_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError>;
 
@@ -176,7 +180,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn revoke_api_token(&self, token_id: &str, now_ms: i64) -> Result<bool, StoreError>;
 
     /// A page of hosts, by agent id, with their live sighting counts.
-    fn hosts(&self, page: &PageRequest) -> Result<Page<HostSummary>, StoreError>;
+    fn hosts(&self, filter: &HostFilter, page: &PageRequest) -> Result<Page<HostSummary>, StoreError>;
 
     /// A page of assets, by asset id, with live sighting counts and hostnames.
     fn assets(&self, filter: &AssetFilter, page: &PageRequest) -> Result<Page<AssetSummary>, StoreError>;

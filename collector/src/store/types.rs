@@ -278,9 +278,25 @@ pub struct Agent {
     /// SHA-256 (hex) of the public key of the CA that signed its current certificate; `None`
     /// when it was signed before this was recorded.
     pub cert_ca_sha256: Option<String>,
+    /// When an operator decommissioned its host: its sightings closed, the agent revoked.
+    pub decommissioned_at_ms: Option<i64>,
 }
 
 impl Agent {
+    /// `decommissioned`, `revoked`, `silent` (not heard from since `silent_before_ms`) or
+    /// `online`.
+    pub fn status(&self, silent_before_ms: i64) -> &'static str {
+        if self.decommissioned_at_ms.is_some() {
+            "decommissioned"
+        } else if self.revoked_at_ms.is_some() {
+            "revoked"
+        } else if self.last_seen_ms.unwrap_or(self.enrolled_at_ms) < silent_before_ms {
+            "silent"
+        } else {
+            "online"
+        }
+    }
+
     /// How the collector regards this agent's identity (docs/fleet.md).
     pub fn identity_status(&self) -> IdentityStatus {
         if self.revoked_at_ms.is_some() {
@@ -577,6 +593,17 @@ pub struct RolloutTally {
     pub running: u64,
     /// Agents whose last report says they rolled it back.
     pub rolled_back: u64,
+}
+
+/// Filter of the hosts listing; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFilter {
+    /// `online`, `silent`, `revoked` or `decommissioned` ([`Agent::status`]).
+    pub status: Option<String>,
+    /// Hosts not heard from before this are silent (ms).
+    pub silent_before_ms: i64,
+    /// Agents running this version.
+    pub version: Option<String>,
 }
 
 /// Filter of the assets listing; every field set must match.

@@ -10,10 +10,11 @@ use crate::store::types::{Agent, AgentRegistration, HostStatus};
 pub(super) const AGENT_COLUMNS: &str = "a.agent_id, a.cert_serial, a.cert_fingerprint, a.cert_not_after_ms, \
      a.machine_fingerprint, a.reported_machine_fingerprint, a.hostname, a.agent_version, a.enrolled_at_ms, \
      a.last_seen_ms, a.last_sequence, a.revoked_at_ms, a.host_facts_json, a.install_key_sha256, a.superseded_by, \
-     a.superseded_at_ms, a.clone_detected_at_ms, a.reported_hostname, a.stored_bytes, a.cert_ca_sha256";
+     a.superseded_at_ms, a.clone_detected_at_ms, a.reported_hostname, a.stored_bytes, a.cert_ca_sha256, \
+     a.decommissioned_at_ms";
 
 /// Number of columns in [`AGENT_COLUMNS`].
-pub(super) const AGENT_COLUMN_COUNT: usize = 20;
+pub(super) const AGENT_COLUMN_COUNT: usize = 21;
 
 /// The agent in the first [`AGENT_COLUMN_COUNT`] columns of `row`.
 pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
@@ -38,6 +39,7 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         reported_hostname: row.get(17)?,
         stored_bytes: u64::try_from(row.get::<_, i64>(18)?).unwrap_or_default(),
         cert_ca_sha256: row.get(19)?,
+        decommissioned_at_ms: row.get(20)?,
     })
 }
 
@@ -197,6 +199,26 @@ pub(super) fn resurface(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Re
              clone_detected_at_ms = COALESCE(clone_detected_at_ms, ?3) \
          WHERE revoked_at_ms IS NULL AND (agent_id = ?1 OR (machine_fingerprint = ?2 AND superseded_by IS NULL))",
         rusqlite::params![agent_id, agent.machine_fingerprint, now_ms],
+    )?;
+    Ok(true)
+}
+
+pub(super) fn decommission(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<bool> {
+    let known: Option<Option<i64>> = tx
+        .query_row("SELECT decommissioned_at_ms FROM agents WHERE agent_id = ?1", [agent_id], |r| r.get(0))
+        .optional()?;
+    match known {
+        None => return Err(StoreError::UnknownAgent { agent_id: agent_id.to_string() }.into()),
+        Some(Some(_)) => return Ok(false),
+        Some(None) => {}
+    }
+    tx.execute(
+        "UPDATE agents SET decommissioned_at_ms = ?2, revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE agent_id = ?1",
+        rusqlite::params![agent_id, now_ms],
+    )?;
+    tx.execute(
+        "UPDATE sightings SET removed_at_ms = ?2 WHERE agent_id = ?1 AND removed_at_ms IS NULL",
+        rusqlite::params![agent_id, now_ms],
     )?;
     Ok(true)
 }

@@ -43,9 +43,9 @@ use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
-    AuditRecord, AuditVerification, Changes, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostStatus,
-    HostSummary, IngestBatch, IssuedToken, LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page,
-    PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
+    AuditRecord, AuditVerification, Changes, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostFilter,
+    HostStatus, HostSummary, IngestBatch, IssuedToken, LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding,
+    Page, PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -212,6 +212,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn decommission_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.write("decommission host", |tx| {
+            let done = agents::decommission(tx, agent_id, now_ms)?;
+            if done {
+                audit::append(tx, now_ms, "agent.decommissioned", agent_id, &json!({}))?;
+            }
+            Ok(done)
+        })
+    }
+
     fn agent(&self, agent_id: &str) -> Result<Option<Agent>, StoreError> {
         self.read("read agent", |tx| agents::get(tx, agent_id))
     }
@@ -300,8 +310,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn hosts(&self, page: &PageRequest) -> Result<Page<HostSummary>, StoreError> {
-        self.read("list hosts", |tx| queries::hosts(tx, page))
+    fn hosts(&self, filter: &HostFilter, page: &PageRequest) -> Result<Page<HostSummary>, StoreError> {
+        self.read("list hosts", |tx| queries::hosts(tx, filter, page))
     }
 
     fn assets(&self, filter: &AssetFilter, page: &PageRequest) -> Result<Page<AssetSummary>, StoreError> {

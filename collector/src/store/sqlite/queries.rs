@@ -10,26 +10,36 @@ use super::Res;
 use crate::store::error::StoreError;
 use crate::store::limits::MAX_PAGE_BYTES;
 use crate::store::types::{
-    AssetDetail, AssetFilter, AssetKind, AssetSummary, Change, Changes, HostSummary, Page, PageRequest, RolloutTally,
-    Sighting, UpdateRecord, Verdict,
+    AssetDetail, AssetFilter, AssetKind, AssetSummary, Change, Changes, HostFilter, HostSummary, Page, PageRequest,
+    RolloutTally, Sighting, UpdateRecord, Verdict,
 };
 
-pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSummary>> {
+/// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?3).
+const HOSTS_WANTED: &str = "(?1 IS NULL \
+         OR (?1 = 'decommissioned' AND a.decommissioned_at_ms IS NOT NULL) \
+         OR (?1 = 'revoked' AND a.revoked_at_ms IS NOT NULL AND a.decommissioned_at_ms IS NULL) \
+         OR (?1 = 'silent' AND a.revoked_at_ms IS NULL AND COALESCE(a.last_seen_ms, a.enrolled_at_ms) < ?2) \
+         OR (?1 = 'online' AND a.revoked_at_ms IS NULL AND COALESCE(a.last_seen_ms, a.enrolled_at_ms) >= ?2)) \
+     AND (?3 IS NULL OR a.agent_version = ?3)";
+
+pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageRequest) -> Res<Page<HostSummary>> {
     let limit = page.effective_limit();
     let sql = format!(
         "SELECT {AGENT_COLUMNS}, (SELECT COUNT(*) FROM sightings s \
              WHERE s.agent_id = a.agent_id AND s.removed_at_ms IS NULL), {UPDATE_COLUMNS} \
          FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
-         WHERE ?1 IS NULL OR a.agent_id > ?1 ORDER BY a.agent_id LIMIT ?2"
+         WHERE {HOSTS_WANTED} AND (?4 IS NULL OR a.agent_id > ?4) ORDER BY a.agent_id LIMIT ?5"
     );
     let mut stmt = tx.prepare(&sql)?;
-    let rows = stmt.query_map(params![page.after, limit + 1], |r| {
-        Ok(HostSummary {
-            agent: agents::from_row(r)?,
-            live_sightings: count(r, AGENT_COLUMN_COUNT)?,
-            update: update_from_row(r, AGENT_COLUMN_COUNT + 1)?,
-        })
-    })?;
+    let wanted = params![filter.status, filter.silent_before_ms, filter.version];
+    let rows =
+        stmt.query_map(params![filter.status, filter.silent_before_ms, filter.version, page.after, limit + 1], |r| {
+            Ok(HostSummary {
+                agent: agents::from_row(r)?,
+                live_sightings: count(r, AGENT_COLUMN_COUNT)?,
+                update: update_from_row(r, AGENT_COLUMN_COUNT + 1)?,
+            })
+        })?;
     let rows = bounded(rows, limit, |h| {
         let a = &h.agent;
         [&a.agent_id, &a.hostname, &a.agent_version, &a.machine_fingerprint].iter().map(|s| s.len()).sum::<usize>()
@@ -41,7 +51,9 @@ pub(super) fn hosts(tx: &Transaction<'_>, page: &PageRequest) -> Res<Page<HostSu
                 [&u.channel, &u.cohort, &u.agent_version, &u.state, &u.version, &u.detail].iter().map(|s| s.len()).sum()
             })
     })?;
-    let total = tx.query_row("SELECT COUNT(*) FROM agents", [], |r| count(r, 0))?;
+    drop(stmt);
+    let total =
+        tx.query_row(&format!("SELECT COUNT(*) FROM agents a WHERE {HOSTS_WANTED}"), wanted, |r| count(r, 0))?;
     Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
 }
 

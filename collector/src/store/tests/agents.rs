@@ -170,7 +170,7 @@ fn update_reports_are_kept_per_agent_shown_with_the_host_and_tallied_per_cohort(
     store.revoke_agent("b", 200).unwrap();
     assert_eq!(tally("canary"), RolloutTally { running: 2, rolled_back: 0 });
     // The hosts listing carries the report and the version the agent runs now.
-    let hosts = store.hosts(&PageRequest::default()).unwrap().items;
+    let hosts = store.hosts(&HostFilter::default(), &PageRequest::default()).unwrap().items;
     let a = hosts.iter().find(|h| h.agent.agent_id == "a").unwrap();
     assert_eq!(a.update.as_ref().map(|u| u.state.as_str()), Some("updated"));
     assert_eq!(a.agent.agent_version, "0.2.0");

@@ -8,7 +8,7 @@ mod queries;
 mod tokens;
 
 use super::{
-    AgentRegistration, ApplyOutcome, AssetDetail, AssetFilter, AssetKind, BatchMode, HostFacts, HostStatus,
+    AgentRegistration, ApplyOutcome, AssetDetail, AssetFilter, AssetKind, BatchMode, HostFacts, HostFilter, HostStatus,
     HostSummary, IdentityStatus, IngestAsset, IngestBatch, IngestRemoval, PageRequest, Sighting, SqliteStore, Store,
 };
 
@@ -140,7 +140,7 @@ pub(super) fn dump(store: &SqliteStore) -> Dump {
     let mut hosts = Vec::new();
     let mut page = PageRequest::first(2);
     loop {
-        let got = store.hosts(&page).expect("hosts");
+        let got = store.hosts(&HostFilter::default(), &page).expect("hosts");
         hosts.extend(got.items);
         match got.next_cursor {
             Some(c) => page.after = Some(c),

@@ -10,7 +10,7 @@ fn host_pages_follow_the_cursor_without_repeats() {
         store.upsert_agent(&registration(&format!("agent-{i}"), &format!("h{i}"), "fp", i)).unwrap();
     }
     apply(&store, "agent-3", &delta(1, 1_000, vec![model("/a", SHA_A), model("/b", SHA_B)]));
-    let first = store.hosts(&PageRequest::first(2)).unwrap();
+    let first = store.hosts(&HostFilter::default(), &PageRequest::first(2)).unwrap();
     assert_eq!(first.total, 5);
     let ids =
         |p: &crate::store::Page<HostSummary>| p.items.iter().map(|h| h.agent.agent_id.clone()).collect::<Vec<_>>();
@@ -18,10 +18,10 @@ fn host_pages_follow_the_cursor_without_repeats() {
     assert_eq!(first.next_cursor.as_deref(), Some("agent-1"));
     // A host enrolled between pages sorts before the cursor and shifts nothing.
     store.upsert_agent(&registration("agent-00", "late", "fp", 9)).unwrap();
-    let second = store.hosts(&PageRequest { after: first.next_cursor, limit: 2 }).unwrap();
+    let second = store.hosts(&HostFilter::default(), &PageRequest { after: first.next_cursor, limit: 2 }).unwrap();
     assert_eq!(ids(&second), ["agent-2", "agent-3"]);
     assert_eq!(second.items[1].live_sightings, 2);
-    let third = store.hosts(&PageRequest { after: second.next_cursor, limit: 2 }).unwrap();
+    let third = store.hosts(&HostFilter::default(), &PageRequest { after: second.next_cursor, limit: 2 }).unwrap();
     assert_eq!((ids(&third), third.next_cursor, third.total), (vec!["agent-4".to_owned()], None, 6));
 }
 
