@@ -12,6 +12,7 @@
 //! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
 //! - `GET /api/v1/audit?since=`: the audit trail, oldest first
 //! - `DELETE /api/v1/hosts/{id}` (admin scope): decommission a host
+//! - `GET /api/v1/risk?host=|asset=`: a risk score and the findings behind it
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /healthz` (no token): `ok`
 //!
@@ -227,6 +228,7 @@ async fn hosts(
                 "reported_hostname": h.agent.reported_hostname,
                 "agent_version": h.agent.agent_version,
                 "status": h.agent.status(silent_before),
+                "risk": h.risk,
                 "decommissioned_at_ms": h.agent.decommissioned_at_ms,
                 "enrolled_at_ms": h.agent.enrolled_at_ms,
                 "last_seen_ms": h.agent.last_seen_ms,
@@ -381,6 +383,53 @@ async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) ->
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
 }
 
+/// Query of `GET /api/v1/risk`: exactly one of `host` and `asset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskParams {
+    host: Option<String>,
+    asset: Option<String>,
+}
+
+async fn risk(
+    State(store): State<Arc<dyn Store>>,
+    params: Result<Query<RiskParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let (filter, subject) = match (p.host, p.asset) {
+        (Some(h), None) => {
+            (FindingFilter { agent_id: Some(h.clone()), ..FindingFilter::default() }, json!({"host": h}))
+        }
+        (None, Some(a)) => {
+            (FindingFilter { asset_id: Some(a.clone()), ..FindingFilter::default() }, json!({"asset": a}))
+        }
+        _ => return Err(ApiError(StatusCode::BAD_REQUEST, "host or asset: exactly one".into())),
+    };
+    let findings = blocking(ApiError::internal, move || {
+        let mut all = Vec::new();
+        let mut page = PageRequest { after: None, limit: PageRequest::MAX_LIMIT };
+        loop {
+            let got = store.findings(&filter, &page).map_err(|e| http_status(&e))?;
+            all.extend(got.items);
+            match got.next_cursor {
+                Some(c) if all.len() < 100_000 => page.after = Some(c),
+                _ => return Ok(all),
+            }
+        }
+    })
+    .await?;
+    let (score, parts) = crate::findings::risk::score(&findings);
+    let weights: serde_json::Map<String, Value> =
+        crate::findings::risk::WEIGHTS.iter().map(|(s, w)| ((*s).to_string(), json!(w))).collect();
+    Ok(Json(json!({
+        "subject": subject,
+        "risk": score,
+        "formula": "min(100, sum of the weights of the open and reopened findings concerning it)",
+        "weights": weights,
+        "findings": parts,
+    })))
+}
+
 /// Query of `GET /api/v1/changes`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -521,7 +570,8 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/findings/{id}", get(finding))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1/changes", get(changes));
+        .route("/api/v1/changes", get(changes))
+        .route("/api/v1/risk", get(risk));
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));

@@ -171,6 +171,18 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     });
     assert!(c.get(&format!("/api/v1/findings/{id}"))["resolved_at_ms"].is_i64());
 
+    // Its risk: the weights of its open findings, explained; the same number in the hosts list.
+    let risk = c.get(&format!("/api/v1/risk?host={agent_id}"));
+    let parts = risk["findings"].as_array().unwrap();
+    let sum: u64 = parts.iter().map(|p| p["weight"].as_u64().unwrap()).sum();
+    assert_eq!(risk["risk"].as_u64().unwrap(), sum.min(100), "{risk:#}");
+    assert!(parts.iter().all(|p| p["state"] != "acknowledged" && p["state"] != "resolved"), "{risk:#}");
+    assert_eq!(c.host(&agent_id)["risk"], risk["risk"]);
+    let model_risk = c.get(&format!("/api/v1/risk?asset={}", by_name["items"][0]["id"].as_str().unwrap()));
+    assert_eq!(model_risk["risk"], 20, "its server stopped: dangerous, no longer open, high: {model_risk:#}");
+    assert_eq!(model_risk["findings"][0]["rule"], "unsafe-model-serialization");
+    assert_eq!(c.get_status("/api/v1/risk", &read_token), 400);
+
     // The host is online; decommissioned (admin scope), its sightings close, its history stays.
     assert_eq!(c.get("/api/v1/hosts?status=online")["items"][0]["agent_id"], agent_id.as_str());
     assert_eq!(c.get("/api/v1/hosts?status=silent")["total"], 0);

@@ -33,6 +33,7 @@
 
 pub mod advisories;
 pub mod frameworks;
+pub mod risk;
 mod rules;
 pub mod version;
 

@@ -563,6 +563,8 @@ pub struct HostSummary {
     pub live_sightings: u64,
     /// Where its self-update stands, when it has checked the release channel.
     pub update: Option<UpdateRecord>,
+    /// Its risk score, 0 to 100 (`crate::findings::risk`).
+    pub risk: u32,
 }
 
 /// An agent's update state, as it last reported it with a check of the release channel

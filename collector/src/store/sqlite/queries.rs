@@ -24,9 +24,13 @@ const HOSTS_WANTED: &str = "(?1 IS NULL \
 
 pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageRequest) -> Res<Page<HostSummary>> {
     let limit = page.effective_limit();
+    let weight = crate::findings::risk::sql_weight();
+    let max = crate::findings::risk::MAX;
     let sql = format!(
         "SELECT {AGENT_COLUMNS}, (SELECT COUNT(*) FROM sightings s \
-             WHERE s.agent_id = a.agent_id AND s.removed_at_ms IS NULL), {UPDATE_COLUMNS} \
+             WHERE s.agent_id = a.agent_id AND s.removed_at_ms IS NULL), {UPDATE_COLUMNS}, \
+             MIN({max}, (SELECT COALESCE(SUM({weight}), 0) FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
+                 WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened'))) \
          FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
          WHERE {HOSTS_WANTED} AND (?4 IS NULL OR a.agent_id > ?4) ORDER BY a.agent_id LIMIT ?5"
     );
@@ -38,6 +42,7 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
                 agent: agents::from_row(r)?,
                 live_sightings: count(r, AGENT_COLUMN_COUNT)?,
                 update: update_from_row(r, AGENT_COLUMN_COUNT + 1)?,
+                risk: u32::try_from(r.get::<_, i64>(AGENT_COLUMN_COUNT + 8)?).unwrap_or_default(),
             })
         })?;
     let rows = bounded(rows, limit, |h| {
