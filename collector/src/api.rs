@@ -15,6 +15,7 @@
 //! - `GET /api/v1/risk?host=|asset=`: a risk score and the findings behind it
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /healthz` (no token): `ok`
+//! - `GET /api/v1/openapi.json` (no token): the OpenAPI 3.1 document of these routes
 //!
 //! # Scopes
 //! A token holds scopes ([`Scope`]: `read`, `export`, `admin`), none implying another. Routes
@@ -548,12 +549,20 @@ async fn decommission(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let wanted = id.clone();
-    let done =
-        blocking(ApiError::internal, move || store.decommission_agent(&wanted, now_ms()).map_err(|e| http_status(&e)))
-            .await?;
+    let done = blocking(ApiError::internal, move || {
+        store.decommission_agent(&wanted, now_ms()).map_err(|e| match e {
+            StoreError::UnknownAgent { agent_id } => ApiError(StatusCode::NOT_FOUND, format!("no host {agent_id}")),
+            other => http_status(&other),
+        })
+    })
+    .await?;
     tracing::info!(agent_id = %id, by = %token.id, done, "host decommissioned");
     Ok(Json(json!({"agent_id": id, "decommissioned": true, "already": !done})))
 }
+
+/// The OpenAPI document of every route (`GET /api/v1/openapi.json`, no token): a test checks
+/// that it names exactly the routes [`router_with`] serves, with their methods and scopes.
+pub const OPENAPI: &str = include_str!("../data/openapi.json");
 
 /// The API router over `store` with the default [`ApiSettings`].
 pub fn router(store: Arc<dyn Store>) -> Router {
@@ -577,6 +586,7 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(scoped(&store, Scope::Read, read))
         .merge(scoped(&store, Scope::Admin, admin))
         .layer(axum::Extension(settings))
@@ -608,6 +618,86 @@ mod tests {
 
     fn token(store: &Arc<dyn Store>, scopes: Vec<Scope>, expires_at_ms: Option<i64>) -> String {
         token_and_id(store, scopes, expires_at_ms).0
+    }
+
+    /// The routes [`router_with`] declares, as (method, path), read from its source.
+    fn declared_routes() -> Vec<(String, String)> {
+        let source = include_str!("api.rs");
+        let body =
+            source.split("pub fn router_with(").nth(1).unwrap_or_default().split("\n}\n").next().unwrap_or_default();
+        let mut out = Vec::new();
+        for part in body.split(".route(\"").skip(1) {
+            let path = part.split('"').next().unwrap_or_default().to_string();
+            let handler = part.split(", ").nth(1).unwrap_or_default();
+            let method = if handler.starts_with("post(") {
+                "post"
+            } else if handler.starts_with("axum::routing::delete(") {
+                "delete"
+            } else {
+                "get"
+            };
+            out.push((method.to_string(), path));
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_names_exactly_the_routes_served_with_their_scopes() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+            .collect();
+        documented.sort();
+        assert_eq!(documented, declared_routes());
+        // Each documented route answers as documented: served (not 404) with the scope it names,
+        // refused (403) with another; and the document itself is served without a token.
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let router = router(Arc::clone(&store));
+        let read = token(&store, vec![Scope::Read], None);
+        let admin = token(&store, vec![Scope::Admin], None);
+        for (method, path) in &documented {
+            let op = &doc["paths"][path][method];
+            let concrete = path.replace("{id}", "x");
+            let query = if path == "/api/v1/changes" {
+                "?since=0"
+            } else if path == "/api/v1/risk" {
+                "?host=x"
+            } else {
+                ""
+            };
+            let uri = format!("{concrete}{query}");
+            let send = |token: Option<String>| {
+                let mut request = axum::http::Request::builder().method(method.to_uppercase().as_str()).uri(&uri);
+                if let Some(t) = token {
+                    request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+                }
+                if method == "post" {
+                    request = request.header(header::CONTENT_TYPE, "application/json");
+                }
+                let body = if method == "post" { Body::from(r#"{"reason":"r"}"#) } else { Body::empty() };
+                router.clone().oneshot(request.body(body).unwrap())
+            };
+            match op["x-scope"].as_str() {
+                None => assert_eq!(send(None).await.unwrap().status(), StatusCode::OK, "{method} {path}"),
+                Some(scope) => {
+                    let (right, wrong) = if scope == "admin" { (&admin, &read) } else { (&read, &admin) };
+                    let answer = send(Some(right.clone())).await.unwrap().status();
+                    assert!(
+                        answer == StatusCode::OK || answer == StatusCode::NOT_FOUND && path.contains("{id}"),
+                        "{method} {path}: {answer}"
+                    );
+                    assert_eq!(
+                        send(Some(wrong.clone())).await.unwrap().status(),
+                        StatusCode::FORBIDDEN,
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test]
