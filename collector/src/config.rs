@@ -41,6 +41,8 @@
 //! [findings]
 //! interval = "30s"        # time between evaluations of the rules over the inventory
 //! silent_after = "24h"    # a host not heard from for longer is silent (a finding)
+//! spread_hosts = 10       # a model first seen on this many hosts within spread_window is spreading
+//! spread_window = "24h"
 //!
 //! [log]
 //! level = "info"          # error, warn, info, debug, trace; AISCOUT_LOG overrides
@@ -90,11 +92,21 @@ pub struct FindingsConfig {
     /// A host not heard from for longer is silent (humantime).
     #[serde(with = "duration_text")]
     pub silent_after: Duration,
+    /// A model first seen on at least this many hosts within `spread_window` is spreading.
+    pub spread_hosts: usize,
+    /// The window of `spread_hosts` (humantime).
+    #[serde(with = "duration_text")]
+    pub spread_window: Duration,
 }
 
 impl Default for FindingsConfig {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(30), silent_after: Duration::from_secs(24 * 3600) }
+        Self {
+            interval: Duration::from_secs(30),
+            silent_after: Duration::from_secs(24 * 3600),
+            spread_hosts: 10,
+            spread_window: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -495,6 +507,12 @@ impl CollectorConfig {
         }
         if self.findings.silent_after < Duration::from_secs(60) {
             problem("findings.silent_after", "at least 1m".into());
+        }
+        if self.findings.spread_hosts < 2 {
+            problem("findings.spread_hosts", "at least 2".into());
+        }
+        if self.findings.spread_window < Duration::from_secs(60) {
+            problem("findings.spread_window", "at least 1m".into());
         }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.siem.iter().enumerate() {

@@ -173,8 +173,33 @@ pub const LICENCE: Rule = Rule {
     iso_42001: &["A.10.3"],
 };
 
+/// MCP servers that run local commands through a shell or carry credentials.
+pub const MCP_SERVER: Rule = Rule {
+    id: "mcp-server-risk",
+    title: "MCP server that runs arbitrary local commands or carries credentials",
+    description: "A configured MCP server whose command is a shell interpreter or a known command-execution \
+        server (medium: an agent that calls it can run anything the user can), or that passes credentials in \
+        its environment or headers (medium); names only, never values.",
+    owasp_llm: &["LLM06:2025", "LLM02:2025"],
+    mitre_atlas: &["AML.T0053", "AML.T0055"],
+    nist_ai_rmf: &["GOVERN 6.1", "MAP 4.1"],
+    iso_42001: &["A.10.3", "A.6.2.6"],
+};
+
+/// Models spreading over the fleet.
+pub const SPREAD: Rule = Rule {
+    id: "model-spread",
+    title: "Model that appeared on many hosts in a short time",
+    description: "A model first seen on at least findings.spread_hosts hosts within findings.spread_window \
+        (medium): a new model rolled out, copied or dropped across the fleet.",
+    owasp_llm: &["LLM03:2025"],
+    mitre_atlas: &["AML.T0010.003"],
+    nist_ai_rmf: &["GOVERN 1.6", "MEASURE 3.1"],
+    iso_42001: &["A.4.2"],
+};
+
 /// Every rule, in the order findings are evaluated.
-pub const RULES: [Rule; 8] = [
+pub const RULES: [Rule; 10] = [
     UNSAFE_MODEL,
     EXPOSED_SERVER,
     PLAINTEXT_KEY,
@@ -183,6 +208,8 @@ pub const RULES: [Rule; 8] = [
     UNAPPROVED_MODEL,
     BELOW_FLOOR,
     LICENCE,
+    MCP_SERVER,
+    SPREAD,
 ];
 
 /// The rule with `id`.
@@ -195,6 +222,10 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 pub struct Settings {
     /// A host not heard from for longer is silent.
     pub silent_after: Duration,
+    /// A model first seen on at least this many hosts within `spread_window` is spreading.
+    pub spread_hosts: usize,
+    /// The window of `spread_hosts`.
+    pub spread_window: Duration,
     /// The advisories matched against installed versions.
     pub advisories: Vec<advisories::Advisory>,
 }
@@ -203,6 +234,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             silent_after: Duration::from_secs(24 * 3600),
+            spread_hosts: 10,
+            spread_window: Duration::from_secs(24 * 3600),
             advisories: advisories::parse(advisories::SHIPPED).unwrap_or_default(),
         }
     }
@@ -218,7 +251,12 @@ impl Settings {
             Ok(None) => advisories::parse(advisories::SHIPPED)?,
             Err(e) => return Err(format!("{}: {e}", file.display())),
         };
-        Ok(Self { silent_after: config.findings.silent_after, advisories })
+        Ok(Self {
+            silent_after: config.findings.silent_after,
+            spread_hosts: config.findings.spread_hosts,
+            spread_window: config.findings.spread_window,
+            advisories,
+        })
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::advisories::Ecosystem;
 use super::{
-    finding_id, Rule, Settings, BELOW_FLOOR, EXPOSED_SERVER, LICENCE, MAX_TITLE_CHARS, PLAINTEXT_KEY, SILENT_HOST,
-    UNAPPROVED_MODEL, UNSAFE_MODEL, VULNERABLE_VERSION,
+    finding_id, Rule, Settings, BELOW_FLOOR, EXPOSED_SERVER, LICENCE, MAX_TITLE_CHARS, MCP_SERVER, PLAINTEXT_KEY,
+    SILENT_HOST, SPREAD, UNAPPROVED_MODEL, UNSAFE_MODEL, VULNERABLE_VERSION,
 };
 use crate::policy::Policy;
 use crate::store::{Acknowledgement, AssetKind, LiveInventory, NewFinding};
@@ -19,6 +19,7 @@ struct Entry<'a> {
     agent_id: &'a str,
     host: &'a str,
     asset_id: &'a str,
+    first_seen_ms: i64,
     json: Value,
 }
 
@@ -61,6 +62,19 @@ fn finding(
     }
 }
 
+/// A finding of `rule` about one entry: its host and its asset.
+fn entry_finding(
+    rule: &Rule,
+    e: &Entry<'_>,
+    subject: String,
+    severity: &str,
+    title: String,
+    evidence: Value,
+) -> NewFinding {
+    let (hosts, assets) = (BTreeSet::from([e.agent_id.to_string()]), BTreeSet::from([e.asset_id.to_string()]));
+    finding(rule, subject, severity, title, evidence, hosts, assets)
+}
+
 /// Every rule over `inventory` at `now_ms`, under `policy` when one is applied: its rules, its
 /// severity overrides and its exceptions.
 pub(super) fn run(
@@ -75,7 +89,8 @@ pub(super) fn run(
     for e in &inventory.entries {
         let Ok(json @ Value::Object(_)) = serde_json::from_str::<Value>(&e.entry_json) else { continue };
         let host = hostnames.get(e.agent_id.as_str()).copied().unwrap_or(e.agent_id.as_str());
-        by_kind.entry(e.kind).or_default().push(Entry { agent_id: &e.agent_id, host, asset_id: &e.asset_id, json });
+        let entry = Entry { agent_id: &e.agent_id, host, asset_id: &e.asset_id, first_seen_ms: e.first_seen_ms, json };
+        by_kind.entry(e.kind).or_default().push(entry);
     }
     let empty = Vec::new();
     let models = by_kind.get(&AssetKind::Model).unwrap_or(&empty);
@@ -87,6 +102,8 @@ pub(super) fn run(
     out.extend(plaintext_keys(by_kind.get(&AssetKind::Tooling).unwrap_or(&empty)));
     out.extend(vulnerable_versions(by_kind.get(&AssetKind::Framework).unwrap_or(&empty), runtimes, settings));
     out.extend(silent_hosts(inventory, settings, now_ms));
+    out.extend(mcp_servers(by_kind.get(&AssetKind::Tooling).unwrap_or(&empty)));
+    out.extend(spread(models, settings, now_ms));
     let Some(policy) = policy else { return out };
     out.extend(unapproved_models(models, policy));
     out.extend(licences(models, policy));
@@ -194,15 +211,7 @@ fn below_floor(frameworks: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
         let title = format!("{}: {name} {version} is below the policy floor {floor} ({location})", f.host);
         let evidence = json!({"agent_id": f.agent_id, "host": f.host, "name": name, "version": version,
             "floor": floor, "environment": location, "policy_version": policy.version});
-        out.push(finding(
-            &BELOW_FLOOR,
-            format!("{}|{name}|{location}", f.agent_id),
-            "high",
-            title,
-            evidence,
-            BTreeSet::from([f.agent_id.to_string()]),
-            BTreeSet::from([f.asset_id.to_string()]),
-        ));
+        out.push(entry_finding(&BELOW_FLOOR, f, format!("{}|{name}|{location}", f.agent_id), "high", title, evidence));
     }
     out
 }
@@ -532,6 +541,105 @@ fn silent_hosts(inventory: &LiveInventory, settings: &Settings, now_ms: i64) -> 
                 BTreeSet::from([h.agent_id.clone()]),
                 BTreeSet::new(),
             ))
+        })
+        .collect()
+}
+
+/// Shell interpreters: an MCP server started as one runs whatever it is told.
+const SHELLS: [&str; 9] = ["sh", "bash", "zsh", "dash", "fish", "ksh", "cmd", "powershell", "pwsh"];
+/// Fragments of the names of MCP servers made to run commands.
+const COMMAND_SERVERS: [&str; 6] =
+    ["server-shell", "mcp-shell", "shell-server", "server-commands", "desktop-commander", "terminal"];
+/// Fragments of variable and header names that carry credentials.
+const CREDENTIAL_NAMES: [&str; 7] = ["key", "token", "secret", "password", "passwd", "auth", "credential"];
+
+fn mcp_servers(tooling: &[Entry<'_>]) -> Vec<NewFinding> {
+    let mut out = Vec::new();
+    for t in tooling {
+        if text(&t.json, "kind") != Some("mcp_config") {
+            continue;
+        }
+        let path = text(&t.json, "path").unwrap_or("?");
+        let client = text(&t.json, "client").unwrap_or("?");
+        for server in t.json.get("servers").and_then(Value::as_array).into_iter().flatten() {
+            let name = text(server, "name").unwrap_or("?");
+            let command = text(server, "command").unwrap_or("");
+            let program = file_name(command).trim_end_matches(".exe").to_ascii_lowercase();
+            let args: Vec<&str> = server
+                .get("args")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut reasons = Vec::new();
+            if SHELLS.contains(&program.as_str()) {
+                reasons.push(format!("runs a shell ({program})"));
+            }
+            if let Some(pkg) = std::iter::once(command).chain(args.iter().copied()).find(|a| {
+                let a = a.to_ascii_lowercase();
+                COMMAND_SERVERS.iter().any(|c| a.contains(c))
+            }) {
+                reasons.push(format!("is a command-execution server ({})", file_name(pkg)));
+            }
+            let names = |key: &str| -> Vec<String> {
+                server
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .map(|list| {
+                        list.iter()
+                            .filter_map(Value::as_str)
+                            .filter(|n| {
+                                let n = n.to_ascii_lowercase();
+                                CREDENTIAL_NAMES.iter().any(|c| n.contains(c))
+                            })
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let credentials: Vec<String> = names("env").into_iter().chain(names("headers")).collect();
+            if !credentials.is_empty() {
+                reasons.push(format!("carries credentials ({})", credentials.join(", ")));
+            }
+            if reasons.is_empty() {
+                continue;
+            }
+            let title = format!("{}: MCP server {name} ({client}) {}", t.host, reasons.join("; "));
+            let evidence = json!({"agent_id": t.agent_id, "host": t.host, "config": path, "client": client,
+                "server": name, "transport": text(server, "transport"), "command": command, "args": args,
+                "credential_names": credentials, "reasons": reasons});
+            out.push(entry_finding(&MCP_SERVER, t, format!("{}|{path}|{name}", t.agent_id), "medium", title, evidence));
+        }
+    }
+    out
+}
+
+fn spread(models: &[Entry<'_>], settings: &Settings, now_ms: i64) -> Vec<NewFinding> {
+    let window = i64::try_from(settings.spread_window.as_millis()).unwrap_or(i64::MAX);
+    let since = now_ms.saturating_sub(window);
+    let mut recent: BTreeMap<&str, (BTreeSet<String>, Option<&Value>)> = BTreeMap::new();
+    for m in models.iter().filter(|m| m.first_seen_ms >= since) {
+        let slot = recent.entry(m.asset_id).or_insert_with(|| (BTreeSet::new(), None));
+        slot.0.insert(m.agent_id.to_string());
+        slot.1.get_or_insert(&m.json);
+    }
+    recent
+        .into_iter()
+        .filter(|(_, (hosts, _))| hosts.len() >= settings.spread_hosts)
+        .map(|(asset_id, (hosts, json))| {
+            let name = json.map(model_names).and_then(|n| n.first().map(|s| s.to_string())).unwrap_or_default();
+            let hours = window / 3_600_000;
+            let title = format!("model {name} appeared on {} hosts within {hours} h", hosts.len());
+            let evidence = json!({"asset_id": asset_id, "hosts": hosts.len(), "window_ms": window,
+                "sha256": json.and_then(|j| text(j, "sha256"))});
+            finding(
+                &SPREAD,
+                asset_id.to_string(),
+                "medium",
+                title,
+                evidence,
+                hosts,
+                BTreeSet::from([asset_id.to_string()]),
+            )
         })
         .collect()
 }

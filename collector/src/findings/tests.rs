@@ -21,6 +21,7 @@ fn entry(agent: &str, kind: AssetKind, asset: &str, json: serde_json::Value) -> 
         asset_id: asset.into(),
         local_key: asset.into(),
         entry_json: json.to_string(),
+        first_seen_ms: 0,
     }
 }
 
@@ -324,4 +325,54 @@ fn the_audit_trail_records_every_change_in_a_chain_that_names_the_first_tampered
     let (seq, reason) = store.verify_audit().unwrap().broken_at.unwrap();
     assert_eq!(seq, 3);
     assert!(reason.contains("a record was removed"), "{reason}");
+}
+
+#[test]
+fn mcp_servers_that_run_shells_or_carry_credentials_and_models_spreading_fast_are_found() {
+    let now = 10 * 86_400_000;
+    let mcp = serde_json::json!({"kind": "mcp_config", "path": "/home/a/.cursor/mcp.json", "client": "cursor",
+    "servers": [
+        {"name": "sh", "transport": "stdio", "command": "/bin/bash", "args": ["-c", "<redacted>"], "env": [], "headers": []},
+        {"name": "github", "transport": "stdio", "command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+         "env": ["GITHUB_PERSONAL_ACCESS_TOKEN"], "headers": []},
+        {"name": "dc", "transport": "stdio", "command": "npx", "args": ["@wonderwhy-er/desktop-commander"], "env": [], "headers": []},
+        {"name": "time", "transport": "stdio", "command": "uvx", "args": ["mcp-server-time"], "env": ["TZ"], "headers": []}
+    ]});
+    let mut inventory = LiveInventory {
+        hosts: vec![host("laptop", now)],
+        entries: vec![entry("laptop", AssetKind::Tooling, "t-mcp", mcp)],
+    };
+    for i in 0..12 {
+        let mut e = entry(
+            &format!("h{i}"),
+            AssetKind::Model,
+            "m-new",
+            serde_json::json!({"path": "/m/new.gguf", "format": "gguf", "sha256": "99"}),
+        );
+        e.first_seen_ms = now - 3_600_000;
+        inventory.entries.push(e);
+        inventory.hosts.push(host(&format!("h{i}"), now));
+    }
+    let mut old = entry(
+        "h0",
+        AssetKind::Model,
+        "m-old",
+        serde_json::json!({"path": "/m/old.gguf", "format": "gguf", "sha256": "98"}),
+    );
+    old.first_seen_ms = now - 3 * 86_400_000;
+    inventory.entries.push(old);
+    let found = rules::run(&inventory, &Settings::default(), None, now);
+    let titles: Vec<&str> = found.iter().filter(|f| f.rule_id == "mcp-server-risk").map(|f| f.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "host-laptop: MCP server sh (cursor) runs a shell (bash)",
+            "host-laptop: MCP server github (cursor) carries credentials (GITHUB_PERSONAL_ACCESS_TOKEN)",
+            "host-laptop: MCP server dc (cursor) is a command-execution server (desktop-commander)",
+        ]
+    );
+    let spread: Vec<&NewFinding> = found.iter().filter(|f| f.rule_id == "model-spread").collect();
+    assert_eq!(spread.len(), 1);
+    assert_eq!(spread[0].title, "model new.gguf appeared on 12 hosts within 24 h");
+    assert_eq!(spread[0].hosts.len(), 12);
 }

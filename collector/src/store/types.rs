@@ -713,6 +713,8 @@ pub struct LiveEntry {
     pub local_key: String,
     /// The entry as the agent sent it (the scan document's entry; untrusted).
     pub entry_json: String,
+    /// When the host first had it (collector clock).
+    pub first_seen_ms: i64,
 }
 
 /// An unrevoked host, as the findings rules read it.

@@ -41,18 +41,18 @@ pub(super) fn live_inventory(tx: &Transaction<'_>) -> Res<LiveInventory> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut entries = tx.prepare(
-        "SELECT s.agent_id, s.kind, s.asset_id, s.local_key, s.entry_json FROM sightings s \
+        "SELECT s.agent_id, s.kind, s.asset_id, s.local_key, s.entry_json, s.first_seen_ms FROM sightings s \
          JOIN agents a ON a.agent_id = s.agent_id \
          WHERE s.removed_at_ms IS NULL AND a.revoked_at_ms IS NULL ORDER BY s.agent_id, s.kind, s.local_key",
     )?;
     let entries = entries
         .query_map([], |r| {
             let kind: String = r.get(1)?;
-            Ok((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })?
         .filter_map(|row| match row {
-            Ok((agent_id, kind, asset_id, local_key, entry_json)) => AssetKind::from_name(&kind)
-                .map(|kind| Ok(LiveEntry { agent_id, kind, asset_id, local_key, entry_json })),
+            Ok((agent_id, kind, asset_id, local_key, entry_json, first_seen_ms)) => AssetKind::from_name(&kind)
+                .map(|kind| Ok(LiveEntry { agent_id, kind, asset_id, local_key, entry_json, first_seen_ms })),
             Err(e) => Some(Err(e)),
         })
         .collect::<rusqlite::Result<Vec<_>>>()?;
