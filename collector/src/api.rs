@@ -13,6 +13,7 @@
 //! - `GET /api/v1/audit?since=`: the audit trail, oldest first
 //! - `DELETE /api/v1/hosts/{id}` (admin scope): decommission a host
 //! - `GET /api/v1/risk?host=|asset=`: a risk score and the findings behind it
+//! - `GET /api/v1/graph?host=|asset=`: the process ↔ model ↔ host ↔ exposure links
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /healthz` (no token): `ok`
 //! - `GET /api/v1/openapi.json` (no token): the OpenAPI 3.1 document of these routes
@@ -384,7 +385,7 @@ async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) ->
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
 }
 
-/// Query of `GET /api/v1/risk`: exactly one of `host` and `asset`.
+/// Query of `GET /api/v1/risk` and `/graph`: exactly one of `host` and `asset`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskParams {
@@ -429,6 +430,29 @@ async fn risk(
         "weights": weights,
         "findings": parts,
     })))
+}
+
+async fn graph(
+    State(store): State<Arc<dyn Store>>,
+    params: Result<Query<RiskParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if p.host.is_some() == p.asset.is_some() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "host or asset: exactly one".into()));
+    }
+    let graph = blocking(ApiError::internal, move || {
+        let entries = store.graph_entries(p.host.as_deref(), p.asset.as_deref()).map_err(|e| http_status(&e))?;
+        let mut hostnames = std::collections::HashMap::new();
+        for e in &entries {
+            if !hostnames.contains_key(&e.agent_id) {
+                let name = store.agent(&e.agent_id).map_err(|e| http_status(&e))?.map(|a| a.hostname);
+                hostnames.insert(e.agent_id.clone(), name.unwrap_or_else(|| e.agent_id.clone()));
+            }
+        }
+        Ok(crate::graph::build(&entries, &hostnames))
+    })
+    .await?;
+    Ok(Json(graph))
 }
 
 /// Query of `GET /api/v1/changes`.
@@ -580,7 +604,8 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/api/v1/findings/{id}", get(finding))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/changes", get(changes))
-        .route("/api/v1/risk", get(risk));
+        .route("/api/v1/risk", get(risk))
+        .route("/api/v1/graph", get(graph));
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));
@@ -664,7 +689,7 @@ mod tests {
             let concrete = path.replace("{id}", "x");
             let query = if path == "/api/v1/changes" {
                 "?since=0"
-            } else if path == "/api/v1/risk" {
+            } else if path == "/api/v1/risk" || path == "/api/v1/graph" {
                 "?host=x"
             } else {
                 ""

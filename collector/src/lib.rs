@@ -28,6 +28,7 @@
 //! - [`release`]: the release manager's commands (keygen, sign, publish) and the published
 //!   release channel.
 //! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
+//! - [`graph`]: the process ↔ model ↔ host ↔ exposure picture of a host or a model.
 //! - [`policy`]: the security team's policy file (approved models, version floors, licences,
 //!   severity overrides, exceptions), checked key by key.
 //! - [`siem`]: finding events pushed to webhooks, Splunk HEC and Elastic, from the audit trail
@@ -39,6 +40,7 @@ pub mod api;
 pub mod config;
 pub mod error_code;
 pub mod findings;
+pub mod graph;
 pub mod grpc;
 pub mod ingest;
 pub mod keys;

@@ -94,6 +94,22 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     assert_eq!(chain["evidence"]["open_models"][0]["verdict"], "dangerous");
     assert_eq!(chain["evidence"]["pid"], server.0.id());
 
+    // The same chain, drawn: host runs the process, which has the dangerous model open and
+    // listens on every interface; from the model's side too.
+    let process = format!("process:{agent_id}:{}", server.0.id());
+    for query in [format!("host={agent_id}"), format!("asset={}", model["assets"][0].as_str().unwrap())] {
+        let graph = c.get(&format!("/api/v1/graph?{query}"));
+        let edges = graph["edges"].as_array().unwrap();
+        let has = |from: &str, kind: &str| edges.iter().filter(|e| e["from"] == from && e["type"] == kind).cloned().collect::<Vec<_>>();
+        let open = has(&process, "has_open");
+        assert_eq!(open.len(), 1, "{query}: {graph:#}");
+        let node = |id: &Value| graph["nodes"].as_array().unwrap().iter().find(|n| n["id"] == *id).cloned().unwrap();
+        assert_eq!(node(&open[0]["to"])["verdict"], "dangerous", "{query}");
+        let sockets: Vec<Value> = has(&process, "listens").iter().map(|e| node(&e["to"])).collect();
+        assert!(sockets.iter().any(|s| s["label"] == format!("0.0.0.0:{port}").as_str() && s["exposed"] == true), "{query}: {graph:#}");
+        assert!(!has(&format!("host:{agent_id}"), "runs").is_empty(), "{query}");
+    }
+
     // (c) Where is this model deployed: by name, by digest, by verdict on a host?
     let by_name = c.get("/api/v1/assets?kind=model&q=MODEL.pkl");
     assert_eq!(by_name["total"], 1, "{by_name:#}");

@@ -202,6 +202,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks `agent_id` as heard from at `now_ms` (a stream opened: the heartbeat).
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError>;
 
+    /// The live sightings a graph is drawn from: a host's models and processes, or an asset's
+    /// sightings and the processes on any host that have it open (at most 5,000 each).
+    fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError>;
+
     /// Every unrevoked host and its live sightings, for the findings rules.
     fn live_inventory(&self) -> Result<LiveInventory, StoreError>;
 

@@ -342,3 +342,57 @@ pub(super) fn acknowledge(tx: &Transaction<'_>, finding_id: &str, ack: &Acknowle
     audit::append(tx, ack.at_ms, "finding.acknowledged", finding_id, &detail)?;
     get(tx, finding_id)
 }
+
+/// Live sightings of unrevoked agents matching `condition` (over `sightings` aliased `s`, with
+/// one parameter), as [`LiveEntry`]s.
+fn live_entries(tx: &Transaction<'_>, condition: &str, param: &str) -> Res<Vec<LiveEntry>> {
+    let mut stmt = tx.prepare(&format!(
+        "SELECT s.agent_id, s.kind, s.asset_id, s.local_key, s.entry_json, s.first_seen_ms FROM sightings s \
+         JOIN agents a ON a.agent_id = s.agent_id \
+         WHERE s.removed_at_ms IS NULL AND a.revoked_at_ms IS NULL AND {condition} \
+         ORDER BY s.agent_id, s.kind, s.local_key LIMIT 5000"
+    ))?;
+    let rows = stmt
+        .query_map([param], |r| {
+            let kind: String = r.get(1)?;
+            Ok((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(String, String, String, String, String, i64)>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(agent_id, kind, asset_id, local_key, entry_json, first_seen_ms)| {
+            AssetKind::from_name(&kind).map(|kind| LiveEntry {
+                agent_id,
+                kind,
+                asset_id,
+                local_key,
+                entry_json,
+                first_seen_ms,
+            })
+        })
+        .collect())
+}
+
+pub(super) fn graph_entries(
+    tx: &Transaction<'_>,
+    agent_id: Option<&str>,
+    asset_id: Option<&str>,
+) -> Res<Vec<LiveEntry>> {
+    if let Some(agent) = agent_id {
+        return live_entries(tx, "s.agent_id = ?1 AND s.kind IN ('model', 'runtime')", agent);
+    }
+    let Some(asset) = asset_id else { return Ok(Vec::new()) };
+    let mut out = live_entries(tx, "s.asset_id = ?1", asset)?;
+    let sha: Option<String> = out.iter().find_map(|e| {
+        serde_json::from_str::<serde_json::Value>(&e.entry_json).ok()?.get("sha256")?.as_str().map(str::to_string)
+    });
+    if let Some(sha) = sha.filter(|s| !s.is_empty()) {
+        out.extend(live_entries(
+            tx,
+            "s.kind = 'runtime' AND EXISTS (SELECT 1 FROM json_each(s.entry_json, '$.open_models') j \
+                 WHERE json_extract(j.value, '$.sha256') = ?1)",
+            &sha,
+        )?);
+    }
+    Ok(out)
+}

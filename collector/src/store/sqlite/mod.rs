@@ -44,8 +44,8 @@ use super::limits::AgentQuota;
 use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
     AuditRecord, AuditVerification, Changes, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostFilter,
-    HostStatus, HostSummary, IngestBatch, IssuedToken, LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding,
-    Page, PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
+    HostStatus, HostSummary, IngestBatch, IssuedToken, LiveEntry, LiveInventory, NewApiToken, NewEnrollmentToken,
+    NewFinding, Page, PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -336,6 +336,10 @@ impl Store for SqliteStore {
 
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {
         self.write("heartbeat", |tx| findings::touch(tx, agent_id, now_ms))
+    }
+
+    fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError> {
+        self.read("read graph", |tx| findings::graph_entries(tx, agent_id, asset_id))
     }
 
     fn live_inventory(&self) -> Result<LiveInventory, StoreError> {
