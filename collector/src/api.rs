@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::store::{
-    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, HostFilter, PageRequest, Scope,
-    Sighting, Store, StoreError, Verdict,
+    Acknowledgement, ApiToken, AssetFilter, AssetKind, AssetSummary, FindingFilter, HostFilter, HostSummary,
+    PageRequest, Scope, Sighting, Store, StoreError, Verdict,
 };
 use crate::{blocking, now_ms};
 
@@ -95,6 +95,8 @@ pub struct PageParams {
     status: Option<String>,
     /// Agents of this version (`/hosts`).
     version: Option<String>,
+    /// Hosts with an open finding at least this severe (`/hosts`).
+    severity: Option<String>,
 }
 
 /// What the API needs from the configuration.
@@ -204,6 +206,56 @@ fn sighting_json(s: &Sighting) -> Value {
     })
 }
 
+/// A host as JSON; with `facts`, what its latest host facts say (OS, kernel, architecture,
+/// GPUs, …: the agent's `host` object and hardware sections).
+fn host_json(h: &HostSummary, silent_before: i64, facts: bool) -> Value {
+    let mut out = json!({
+        "agent_id": h.agent.agent_id,
+        "hostname": h.agent.hostname,
+        "reported_hostname": h.agent.reported_hostname,
+        "agent_version": h.agent.agent_version,
+        "status": h.agent.status(silent_before),
+        "risk": h.risk,
+        "decommissioned_at_ms": h.agent.decommissioned_at_ms,
+        "enrolled_at_ms": h.agent.enrolled_at_ms,
+        "last_seen_ms": h.agent.last_seen_ms,
+        "revoked": h.agent.revoked_at_ms.is_some(),
+        "identity_status": h.agent.identity_status().as_str(),
+        "superseded_by": h.agent.superseded_by,
+        "clone_detected_at_ms": h.agent.clone_detected_at_ms,
+        "cert_ca_sha256": h.agent.cert_ca_sha256,
+        "machine_fingerprint": h.agent.machine_fingerprint,
+        "fingerprint_changed": h.agent.reported_machine_fingerprint.as_deref()
+            .is_some_and(|r| r != h.agent.machine_fingerprint),
+        "sightings": h.live_sightings,
+        "stored_bytes": h.agent.stored_bytes,
+        "update": h.update.as_ref().map(|u| json!({
+            "channel": u.channel,
+            "cohort": u.cohort,
+            "running_version": u.agent_version,
+            "state": u.state,
+            "version": u.version,
+            "detail": u.detail,
+            "reported_at_ms": u.reported_at_ms,
+        })),
+    });
+    let parsed = h.agent.host_facts_json.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok());
+    if let (Some(object), Some(f)) = (out.as_object_mut(), parsed.as_ref()) {
+        for key in ["os", "kernel", "arch"] {
+            object.insert(key.into(), f.get(key).cloned().unwrap_or(Value::Null));
+        }
+        if facts {
+            object.insert("facts".into(), f.clone());
+        }
+    }
+    out
+}
+
+/// `now - silent_after`: hosts not heard from since are silent.
+fn silent_before(settings: ApiSettings) -> i64 {
+    now_ms().saturating_sub(i64::try_from(settings.silent_after.as_millis()).unwrap_or(i64::MAX))
+}
+
 async fn hosts(
     State(store): State<Arc<dyn Store>>,
     axum::Extension(settings): axum::Extension<ApiSettings>,
@@ -215,47 +267,40 @@ async fn hosts(
     if let Some(s) = params.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("status: {s:?} is not one of {}", STATUSES.join(", "))));
     }
-    let silent_before = now_ms().saturating_sub(i64::try_from(settings.silent_after.as_millis()).unwrap_or(i64::MAX));
-    let filter =
-        HostFilter { status: params.status.clone(), silent_before_ms: silent_before, version: params.version.clone() };
+    const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+    if let Some(s) = params.severity.as_deref().filter(|s| !SEVERITIES.contains(s)) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("severity: {s:?} is not one of {}", SEVERITIES.join(", ")),
+        ));
+    }
+    let silent_before = silent_before(settings);
+    let filter = HostFilter {
+        status: params.status.clone(),
+        silent_before_ms: silent_before,
+        version: params.version.clone(),
+        agent_id: None,
+        min_severity: params.severity.clone(),
+    };
     let page =
         blocking(ApiError::internal, move || store.hosts(&filter, &params.page()).map_err(|e| http_status(&e))).await?;
-    let items = page
-        .items
-        .iter()
-        .map(|h| {
-            json!({
-                "agent_id": h.agent.agent_id,
-                "hostname": h.agent.hostname,
-                "reported_hostname": h.agent.reported_hostname,
-                "agent_version": h.agent.agent_version,
-                "status": h.agent.status(silent_before),
-                "risk": h.risk,
-                "decommissioned_at_ms": h.agent.decommissioned_at_ms,
-                "enrolled_at_ms": h.agent.enrolled_at_ms,
-                "last_seen_ms": h.agent.last_seen_ms,
-                "revoked": h.agent.revoked_at_ms.is_some(),
-                "identity_status": h.agent.identity_status().as_str(),
-                "superseded_by": h.agent.superseded_by,
-                "clone_detected_at_ms": h.agent.clone_detected_at_ms,
-                "cert_ca_sha256": h.agent.cert_ca_sha256,
-                "fingerprint_changed": h.agent.reported_machine_fingerprint.as_deref()
-                    .is_some_and(|r| r != h.agent.machine_fingerprint),
-                "sightings": h.live_sightings,
-                "stored_bytes": h.agent.stored_bytes,
-                "update": h.update.as_ref().map(|u| json!({
-                    "channel": u.channel,
-                    "cohort": u.cohort,
-                    "running_version": u.agent_version,
-                    "state": u.state,
-                    "version": u.version,
-                    "detail": u.detail,
-                    "reported_at_ms": u.reported_at_ms,
-                })),
-            })
-        })
-        .collect();
+    let items = page.items.iter().map(|h| host_json(h, silent_before, false)).collect();
     Ok(Json(PageJson { items, next_cursor: page.next_cursor, total: page.total }))
+}
+
+async fn host(
+    State(store): State<Arc<dyn Store>>,
+    axum::Extension(settings): axum::Extension<ApiSettings>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let silent_before = silent_before(settings);
+    let filter = HostFilter { silent_before_ms: silent_before, agent_id: Some(id.clone()), ..HostFilter::default() };
+    let page = blocking(ApiError::internal, move || {
+        store.hosts(&filter, &PageRequest { after: None, limit: 1 }).map_err(|e| http_status(&e))
+    })
+    .await?;
+    let h = page.items.first().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no host {id}")))?;
+    Ok(Json(host_json(h, silent_before, true)))
 }
 
 async fn assets(
@@ -598,6 +643,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
 pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
     let read = Router::new()
         .route("/api/v1/hosts", get(hosts))
+        .route("/api/v1/hosts/{id}", get(host))
         .route("/api/v1/assets", get(assets))
         .route("/api/v1/assets/{id}", get(asset))
         .route("/api/v1/findings", get(findings))

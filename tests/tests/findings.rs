@@ -100,13 +100,18 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     for query in [format!("host={agent_id}"), format!("asset={}", model["assets"][0].as_str().unwrap())] {
         let graph = c.get(&format!("/api/v1/graph?{query}"));
         let edges = graph["edges"].as_array().unwrap();
-        let has = |from: &str, kind: &str| edges.iter().filter(|e| e["from"] == from && e["type"] == kind).cloned().collect::<Vec<_>>();
+        let has = |from: &str, kind: &str| {
+            edges.iter().filter(|e| e["from"] == from && e["type"] == kind).cloned().collect::<Vec<_>>()
+        };
         let open = has(&process, "has_open");
         assert_eq!(open.len(), 1, "{query}: {graph:#}");
         let node = |id: &Value| graph["nodes"].as_array().unwrap().iter().find(|n| n["id"] == *id).cloned().unwrap();
         assert_eq!(node(&open[0]["to"])["verdict"], "dangerous", "{query}");
         let sockets: Vec<Value> = has(&process, "listens").iter().map(|e| node(&e["to"])).collect();
-        assert!(sockets.iter().any(|s| s["label"] == format!("0.0.0.0:{port}").as_str() && s["exposed"] == true), "{query}: {graph:#}");
+        assert!(
+            sockets.iter().any(|s| s["label"] == format!("0.0.0.0:{port}").as_str() && s["exposed"] == true),
+            "{query}: {graph:#}"
+        );
         assert!(!has(&format!("host:{agent_id}"), "runs").is_empty(), "{query}");
     }
 
@@ -186,6 +191,13 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
         (c.get(&format!("/api/v1/findings/{id}"))["state"] == "resolved").then_some(())
     });
     assert!(c.get(&format!("/api/v1/findings/{id}"))["resolved_at_ms"].is_i64());
+
+    // One host with its facts; hosts by the severity of their open findings.
+    let host = c.get(&format!("/api/v1/hosts/{agent_id}"));
+    assert!(host["os"].is_string() && host["kernel"].is_string() && host["arch"].is_string(), "{host:#}");
+    assert!(host["facts"]["hostname"].is_string(), "{host:#}");
+    assert_eq!(c.get("/api/v1/hosts?severity=high")["items"][0]["agent_id"], agent_id.as_str());
+    assert_eq!(c.get_status("/api/v1/hosts/agent-nope", &read_token), 404);
 
     // Its risk: the weights of its open findings, explained; the same number in the hosts list.
     let risk = c.get(&format!("/api/v1/risk?host={agent_id}"));

@@ -606,6 +606,10 @@ pub struct HostFilter {
     pub silent_before_ms: i64,
     /// Agents running this version.
     pub version: Option<String>,
+    /// Only this agent.
+    pub agent_id: Option<String>,
+    /// Hosts with an open or reopened finding at least this severe.
+    pub min_severity: Option<String>,
 }
 
 /// Filter of the assets listing; every field set must match.

@@ -14,13 +14,16 @@ use crate::store::types::{
     RolloutTally, Sighting, UpdateRecord, Verdict,
 };
 
-/// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?3).
+/// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?5).
 const HOSTS_WANTED: &str = "(?1 IS NULL \
          OR (?1 = 'decommissioned' AND a.decommissioned_at_ms IS NOT NULL) \
          OR (?1 = 'revoked' AND a.revoked_at_ms IS NOT NULL AND a.decommissioned_at_ms IS NULL) \
          OR (?1 = 'silent' AND a.revoked_at_ms IS NULL AND COALESCE(a.last_seen_ms, a.enrolled_at_ms) < ?2) \
          OR (?1 = 'online' AND a.revoked_at_ms IS NULL AND COALESCE(a.last_seen_ms, a.enrolled_at_ms) >= ?2)) \
-     AND (?3 IS NULL OR a.agent_version = ?3)";
+     AND (?3 IS NULL OR a.agent_version = ?3) AND (?4 IS NULL OR a.agent_id = ?4) \
+     AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
+         WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened') \
+             AND f.severity IN (SELECT value FROM json_each(?5))))";
 
 pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageRequest) -> Res<Page<HostSummary>> {
     let limit = page.effective_limit();
@@ -32,19 +35,32 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
              MIN({max}, (SELECT COALESCE(SUM({weight}), 0) FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
                  WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened'))) \
          FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
-         WHERE {HOSTS_WANTED} AND (?4 IS NULL OR a.agent_id > ?4) ORDER BY a.agent_id LIMIT ?5"
+         WHERE {HOSTS_WANTED} AND (?6 IS NULL OR a.agent_id > ?6) ORDER BY a.agent_id LIMIT ?7"
     );
+    // A minimum severity as the list of the severities at or above it.
+    const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+    let severities = match &filter.min_severity {
+        Some(min) => {
+            let at = SEVERITIES.iter().position(|s| s == min).ok_or_else(|| StoreError::InvalidArgument {
+                field: "severity",
+                reason: format!("one of {}", SEVERITIES.join(", ")),
+            })?;
+            Some(serde_json::to_string(&SEVERITIES.get(at..).unwrap_or_default()).unwrap_or_default())
+        }
+        None => None,
+    };
+    let wanted: [&dyn rusqlite::ToSql; 5] =
+        [&filter.status, &filter.silent_before_ms, &filter.version, &filter.agent_id, &severities];
+    let paging: [&dyn rusqlite::ToSql; 2] = [&page.after, &(limit + 1)];
     let mut stmt = tx.prepare(&sql)?;
-    let wanted = params![filter.status, filter.silent_before_ms, filter.version];
-    let rows =
-        stmt.query_map(params![filter.status, filter.silent_before_ms, filter.version, page.after, limit + 1], |r| {
-            Ok(HostSummary {
-                agent: agents::from_row(r)?,
-                live_sightings: count(r, AGENT_COLUMN_COUNT)?,
-                update: update_from_row(r, AGENT_COLUMN_COUNT + 1)?,
-                risk: u32::try_from(r.get::<_, i64>(AGENT_COLUMN_COUNT + 8)?).unwrap_or_default(),
-            })
-        })?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(wanted.iter().chain(paging.iter())), |r| {
+        Ok(HostSummary {
+            agent: agents::from_row(r)?,
+            live_sightings: count(r, AGENT_COLUMN_COUNT)?,
+            update: update_from_row(r, AGENT_COLUMN_COUNT + 1)?,
+            risk: u32::try_from(r.get::<_, i64>(AGENT_COLUMN_COUNT + 8)?).unwrap_or_default(),
+        })
+    })?;
     let rows = bounded(rows, limit, |h| {
         let a = &h.agent;
         [&a.agent_id, &a.hostname, &a.agent_version, &a.machine_fingerprint].iter().map(|s| s.len()).sum::<usize>()
@@ -57,8 +73,11 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
             })
     })?;
     drop(stmt);
-    let total =
-        tx.query_row(&format!("SELECT COUNT(*) FROM agents a WHERE {HOSTS_WANTED}"), wanted, |r| count(r, 0))?;
+    let total = tx.query_row(
+        &format!("SELECT COUNT(*) FROM agents a WHERE {HOSTS_WANTED}"),
+        rusqlite::params_from_iter(wanted),
+        |r| count(r, 0),
+    )?;
     Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
 }
 
