@@ -93,10 +93,14 @@ pub struct PageParams {
     last_seen_since: Option<i64>,
     /// `online`, `silent`, `revoked` or `decommissioned` (`/hosts`).
     status: Option<String>,
-    /// Agents of this version (`/hosts`).
-    version: Option<String>,
     /// Hosts with an open finding at least this severe (`/hosts`).
     severity: Option<String>,
+    /// A framework's ecosystem (`/assets`).
+    ecosystem: Option<String>,
+    /// A framework's exact package name (`/assets`).
+    name: Option<String>,
+    /// A framework's exact version (`/assets`; with `/hosts`, the agent version).
+    version: Option<String>,
 }
 
 /// What the API needs from the configuration.
@@ -176,8 +180,44 @@ fn scoped(store: &Arc<dyn Store>, scope: Scope, routes: Router<Arc<dyn Store>>) 
     routes.route_layer(middleware::from_fn_with_state((Arc::clone(store), scope), require_scope))
 }
 
+/// What a table of assets shows for `a`, from its latest live entry: a model's name (its own, or
+/// its file's), architecture, format, size, parameters and quantization; a framework's
+/// ecosystem, name, version and environment; a server's kind, ports with their exposure and
+/// authentication; a tool's kind and name.
+fn columns(a: &AssetSummary) -> Value {
+    let Some(e) = a.latest_entry.as_deref().and_then(|j| serde_json::from_str::<Value>(j).ok()) else {
+        return Value::Null;
+    };
+    let get = |pointer: &str| e.pointer(pointer).cloned().unwrap_or(Value::Null);
+    match a.kind {
+        AssetKind::Model => {
+            let file = e.get("path").and_then(Value::as_str).and_then(|p| p.rsplit('/').next()).map(str::to_string);
+            let name = e.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).or(file);
+            json!({"name": name, "architecture": get("/metadata/architecture"), "format": get("/format"),
+                "size": get("/size"), "parameters": get("/metadata/parameters"),
+                "quantization": get("/metadata/quantization"), "repo": get("/source/repo")})
+        }
+        AssetKind::Framework => {
+            json!({"ecosystem": get("/ecosystem"), "name": get("/name"), "version": get("/version"),
+            "environment": get("/environment/path")})
+        }
+        AssetKind::Runtime => {
+            let listening: Vec<Value> = e
+                .get("listening")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().map(|s| json!({"port": s.get("port"), "exposure": s.get("exposure")})).collect())
+                .unwrap_or_default();
+            let exposed = listening.iter().any(|l| l["exposure"] != "loopback");
+            json!({"kind": get("/kind"), "listening": listening, "exposed": exposed, "auth": get("/auth/state")})
+        }
+        AssetKind::Tooling => json!({"kind": get("/kind"), "client": get("/client"), "variable": get("/variable"),
+            "provider": get("/provider")}),
+    }
+}
+
 fn asset_json(a: &AssetSummary) -> Value {
     json!({
+        "columns": columns(a),
         "id": a.id,
         "kind": a.kind.as_str(),
         "identity": a.identity,
@@ -335,6 +375,9 @@ async fn assets(
             verdict,
             first_seen_since: params.first_seen_since,
             last_seen_since: params.last_seen_since,
+            ecosystem: params.ecosystem.clone(),
+            name: params.name.clone(),
+            version: params.version.clone(),
         };
         store.assets(&filter, &params.page()).map_err(|e| http_status(&e))
     })

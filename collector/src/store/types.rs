@@ -635,6 +635,12 @@ pub struct AssetFilter {
     pub first_seen_since: Option<i64>,
     /// Last seen at or after (ms).
     pub last_seen_since: Option<i64>,
+    /// A live sighting with this ecosystem (frameworks: `pypi`, `npm`, `conda`, `native`).
+    pub ecosystem: Option<String>,
+    /// A live sighting with exactly this package name (frameworks).
+    pub name: Option<String>,
+    /// A live sighting with exactly this version (frameworks).
+    pub version: Option<String>,
 }
 
 /// An asset in the assets listing.
@@ -664,6 +670,9 @@ pub struct AssetSummary {
     /// A package file: a model seen as a file of an installed package and live nowhere as a
     /// user's file (store module docs, "Package files").
     pub owned: bool,
+    /// The entry of its most recently seen live sighting (the agent's JSON), for the columns a
+    /// table shows: a model's name, format and size, a framework's parts, a server's ports.
+    pub latest_entry: Option<String>,
 }
 
 impl AssetSummary {

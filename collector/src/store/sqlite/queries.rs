@@ -168,10 +168,15 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
              AND json_extract(s.entry_json, '$.format') = ?6)) \
          AND (?7 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
              AND s.verdict = ?7)) \
-         AND (?8 IS NULL OR a.first_seen_ms >= ?8) AND (?9 IS NULL OR a.last_seen_ms >= ?9)"
+         AND (?8 IS NULL OR a.first_seen_ms >= ?8) AND (?9 IS NULL OR a.last_seen_ms >= ?9) \
+         AND (?10 IS NULL AND ?11 IS NULL AND ?12 IS NULL OR EXISTS (SELECT 1 FROM sightings s \
+             WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
+             AND (?10 IS NULL OR json_extract(s.entry_json, '$.ecosystem') = ?10) \
+             AND (?11 IS NULL OR json_extract(s.entry_json, '$.name') = ?11) \
+             AND (?12 IS NULL OR json_extract(s.entry_json, '$.version') = ?12)))"
     );
     let include_removed = filter.include_removed;
-    let wanted: [&dyn rusqlite::ToSql; 9] = [
+    let wanted: [&dyn rusqlite::ToSql; 12] = [
         &kind,
         &filter.include_owned,
         &include_removed,
@@ -181,10 +186,13 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
         &verdict,
         &filter.first_seen_since,
         &filter.last_seen_since,
+        &filter.ecosystem,
+        &filter.name,
+        &filter.version,
     ];
     let sql = format!(
-        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?10 IS NULL OR a.asset_id > ?10) \
-         ORDER BY a.asset_id LIMIT ?11"
+        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?13 IS NULL OR a.asset_id > ?13) \
+         ORDER BY a.asset_id LIMIT ?14"
     );
     let mut stmt = tx.prepare(&sql)?;
     let paging: [&dyn rusqlite::ToSql; 2] = [&page.after, &(limit + 1)];
@@ -283,12 +291,20 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
         verdict: None,
         verdict_hosts: Vec::new(),
         owned: false,
+        latest_entry: None,
     })
 }
 
 /// Fills what a summary needs beyond its row: the hostnames, and a model's verdicts.
 fn complete(tx: &Transaction<'_>, asset: &mut AssetSummary) -> Res<()> {
     asset.hostnames = hostnames(tx, &asset.id)?;
+    asset.latest_entry = tx
+        .prepare_cached(
+            "SELECT entry_json FROM sightings WHERE asset_id = ?1 AND removed_at_ms IS NULL \
+             ORDER BY last_seen_ms DESC, sighting_id DESC LIMIT 1",
+        )?
+        .query_row([&asset.id], |r| r.get(0))
+        .optional()?;
     if asset.kind == AssetKind::Model {
         asset.verdict_hosts = verdict_hosts(tx, &asset.id)?;
         asset.verdict = asset.verdict_hosts.first().map(|(v, _)| *v);

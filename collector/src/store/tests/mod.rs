@@ -27,6 +27,9 @@ pub(super) const WITH_REMOVED: AssetFilter = AssetFilter {
     verdict: None,
     first_seen_since: None,
     last_seen_since: None,
+    ecosystem: None,
+    name: None,
+    version: None,
 };
 
 /// [`WITH_REMOVED`] of one kind.
