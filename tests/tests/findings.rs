@@ -126,7 +126,11 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     assert_eq!(c.get("/api/v1/assets?q=no-such-model-anywhere")["total"], 0);
     // What a table shows, and a framework by its parts.
     let columns = &by_name["items"][0]["columns"];
-    assert_eq!((columns["name"].as_str(), columns["format"].as_str()), (Some("model.pkl"), Some("pickle")), "{columns}");
+    assert_eq!(
+        (columns["name"].as_str(), columns["format"].as_str()),
+        (Some("model.pkl"), Some("pickle")),
+        "{columns}"
+    );
     let torch = c.get("/api/v1/assets?kind=framework&ecosystem=pypi&name=torch&version=2.5.1");
     assert_eq!(torch["total"], 1, "{torch:#}");
     assert_eq!(torch["items"][0]["columns"]["environment"], root.path().join("venv").display().to_string());

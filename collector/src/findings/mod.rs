@@ -337,8 +337,10 @@ pub fn finding_id(rule: &str, subject: &str) -> String {
     format!("f-{}", hex.get(..24).unwrap_or(&hex))
 }
 
-/// Runs every rule over the store's live inventory and reconciles the findings at `now_ms`.
+/// Records the assets that disappeared, came back or changed verdict in the audit trail, then
+/// runs every rule over the store's live inventory and reconciles the findings at `now_ms`.
 pub fn evaluate(store: &dyn Store, settings: &Settings, now_ms: i64) -> Result<FindingChanges, StoreError> {
+    store.reconcile_asset_states(now_ms)?;
     let inventory = store.live_inventory()?;
     let policy = match store.current_policy()? {
         Some(record) => match crate::policy::Policy::parse(&record.text) {

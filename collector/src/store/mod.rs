@@ -235,6 +235,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Target `target` failed at `now_ms` with `error`; its cursor stays.
     fn note_siem_error(&self, target: &str, error: &str, now_ms: i64) -> Result<(), StoreError>;
 
+    /// Records in the audit trail the assets that disappeared, came back or changed verdict
+    /// since the last call; how many records it appended.
+    fn reconcile_asset_states(&self, now_ms: i64) -> Result<u64, StoreError>;
+
     /// Recomputes the audit chain and names its first broken record.
     fn verify_audit(&self) -> Result<AuditVerification, StoreError>;
 

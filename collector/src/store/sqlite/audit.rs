@@ -146,3 +146,53 @@ pub(super) fn note_siem_error(tx: &Transaction<'_>, target: &str, error: &str, n
     )?;
     Ok(())
 }
+
+/// Compares every asset's state (live or not, worst live verdict) with what the last call saw
+/// and records the differences: `asset.disappeared`, `asset.reappeared`,
+/// `asset.verdict_changed`. Returns how many records it appended.
+pub(super) fn reconcile_asset_states(tx: &Transaction<'_>, now_ms: i64) -> Res<u64> {
+    let mut stmt = tx.prepare(
+        "SELECT a.asset_id, a.kind, \
+             EXISTS (SELECT 1 FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
+                 WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND g.revoked_at_ms IS NULL), \
+             (SELECT s.verdict FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
+                 WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND g.revoked_at_ms IS NULL \
+                     AND s.verdict IS NOT NULL \
+                 ORDER BY CASE s.verdict WHEN 'dangerous' THEN 3 WHEN 'suspicious' THEN 2 WHEN 'unknown' THEN 1 ELSE 0 END DESC \
+                 LIMIT 1), \
+             st.live, st.verdict, st.asset_id IS NOT NULL \
+         FROM assets a LEFT JOIN asset_states st ON st.asset_id = a.asset_id",
+    )?;
+    type Row = (String, String, bool, Option<String>, Option<bool>, Option<String>, bool);
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .collect::<rusqlite::Result<Vec<Row>>>()?;
+    drop(stmt);
+    let mut appended = 0;
+    for (asset_id, kind, live, verdict, was_live, was_verdict, known) in rows {
+        if known {
+            let was_live = was_live.unwrap_or(false);
+            if was_live && !live {
+                append(tx, now_ms, "asset.disappeared", &asset_id, &serde_json::json!({"kind": kind}))?;
+                appended += 1;
+            } else if !was_live && live {
+                append(tx, now_ms, "asset.reappeared", &asset_id, &serde_json::json!({"kind": kind}))?;
+                appended += 1;
+            }
+            if live && was_live && verdict != was_verdict {
+                let detail = serde_json::json!({"kind": kind, "from": was_verdict, "to": verdict});
+                append(tx, now_ms, "asset.verdict_changed", &asset_id, &detail)?;
+                appended += 1;
+            }
+            if live == was_live && verdict == was_verdict {
+                continue;
+            }
+        }
+        tx.execute(
+            "INSERT INTO asset_states (asset_id, live, verdict) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (asset_id) DO UPDATE SET live = excluded.live, verdict = excluded.verdict",
+            params![asset_id, live, verdict],
+        )?;
+    }
+    Ok(appended)
+}

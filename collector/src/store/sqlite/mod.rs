@@ -378,6 +378,10 @@ impl Store for SqliteStore {
         self.write("note siem error", |tx| audit::note_siem_error(tx, target, error, now_ms))
     }
 
+    fn reconcile_asset_states(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.write("reconcile asset states", |tx| audit::reconcile_asset_states(tx, now_ms))
+    }
+
     fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
         self.read("verify audit trail", audit::verify)
     }

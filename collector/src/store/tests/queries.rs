@@ -111,3 +111,44 @@ fn package_files_are_listed_only_on_request_unless_dangerous() {
     let all = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     assert_eq!(all.total, 3);
 }
+
+#[test]
+fn asset_disappearances_returns_and_verdict_changes_reach_the_audit_trail_whatever_removed_them() {
+    let store = store_with_two_agents();
+    let judged = |verdict: &str| IngestAsset {
+        kind: AssetKind::Model,
+        local_key: "/m.pkl".to_owned(),
+        json: format!(
+            r#"{{"path":"/m.pkl","format":"pickle","sha256":"{SHA_A}","group":null,"safety":{{"verdict":"{verdict}"}}}}"#
+        ),
+    };
+    let kinds_since = |seq: u64| -> Vec<String> {
+        let log = store.audit_log(None, &PageRequest::default()).unwrap();
+        log.items
+            .into_iter()
+            .filter(|r| r.seq > seq && r.kind.starts_with("asset.") && r.kind != "asset.appeared")
+            .map(|r| r.kind)
+            .collect()
+    };
+    let last = || store.audit_log(None, &PageRequest::default()).unwrap().items.last().map_or(0, |r| r.seq);
+    apply(&store, "a", &delta(1, 100, vec![judged("safe")]));
+    assert_eq!(store.reconcile_asset_states(200).unwrap(), 0, "first sight: nothing to compare with");
+    let mark = last();
+    apply(&store, "a", &delta(2, 300, vec![judged("dangerous")]));
+    assert_eq!(store.reconcile_asset_states(400).unwrap(), 1);
+    assert_eq!(kinds_since(mark), ["asset.verdict_changed"]);
+    let mark = last();
+    apply(&store, "a", &IngestBatch { removals: vec![removal(AssetKind::Model, "/m.pkl")], ..delta(3, 500, vec![]) });
+    store.reconcile_asset_states(600).unwrap();
+    assert_eq!(kinds_since(mark), ["asset.disappeared"]);
+    let mark = last();
+    apply(&store, "b", &delta(1, 700, vec![judged("dangerous")]));
+    store.reconcile_asset_states(800).unwrap();
+    assert_eq!(kinds_since(mark), ["asset.reappeared"]);
+    // Revoking the only holder makes it disappear too.
+    let mark = last();
+    store.revoke_agent("b", 900).unwrap();
+    store.reconcile_asset_states(1000).unwrap();
+    assert_eq!(kinds_since(mark), ["asset.disappeared"]);
+    assert_eq!(store.reconcile_asset_states(1100).unwrap(), 0, "nothing changed since");
+}
