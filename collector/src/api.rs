@@ -279,6 +279,10 @@ fn host_json(h: &HostSummary, silent_before: i64, facts: bool) -> Value {
             "reported_at_ms": u.reported_at_ms,
         })),
     });
+    if let Some(object) = out.as_object_mut() {
+        let identity = h.agent.identity_json.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok());
+        object.insert("identity".into(), identity.unwrap_or(Value::Null));
+    }
     let parsed = h.agent.host_facts_json.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok());
     if let (Some(object), Some(f)) = (out.as_object_mut(), parsed.as_ref()) {
         for key in ["os", "kernel", "arch"] {

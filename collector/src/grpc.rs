@@ -285,6 +285,15 @@ impl Enrollment for EnrollmentService {
             let host_status =
                 services.store.enroll_agent(&registration, install_key_sha256.as_deref()).map_err(|e| status(&e))?;
             log_enrolled(&agent_id, &token.token_id, &identity.hostname, &host_status);
+            // The facts that identify the machine, for reconciliation; never the install key.
+            let facts = serde_json::json!({
+                "machine_id": identity.machine_id,
+                "product_uuid": identity.product_uuid,
+                "product_serial": identity.product_serial,
+                "mac_addresses": identity.mac_addresses,
+                "cloud_instance_id": identity.cloud_instance_id,
+            });
+            services.store.set_identity_facts(&agent_id, &facts.to_string()).map_err(|e| status(&e))?;
             // What the collector concluded about the host stays here (the wire's host_status is
             // retired): telling the client would tell it whether the fingerprint it claimed is known.
             Ok(v1::EnrollResponse {
@@ -307,6 +316,7 @@ fn check_identity(identity: &v1::HostIdentity, agent_version: &str) -> Result<()
         ("identity.machine_fingerprint", identity.machine_fingerprint.len(), limits::MAX_FINGERPRINT_BYTES),
         ("identity.machine_id", identity.machine_id.len(), limits::MAX_FINGERPRINT_BYTES),
         ("identity.product_uuid", identity.product_uuid.len(), limits::MAX_FINGERPRINT_BYTES),
+        ("identity.product_serial", identity.product_serial.len(), limits::MAX_FINGERPRINT_BYTES),
         ("identity.cloud_instance_id", identity.cloud_instance_id.len(), limits::MAX_HOSTNAME_BYTES),
         ("identity.install_key", identity.install_key.len(), limits::MAX_FINGERPRINT_BYTES),
         ("agent_version", agent_version.len(), limits::MAX_VERSION_BYTES),

@@ -23,6 +23,10 @@
 //! 6. `install_key`: 32 random bytes in hex, created once in `state_dir/install.key` ([`StateDir::install_key`]) (mode
 //!    `0600`) and read back ever after. It dies with the state directory, so it tells one
 //!    installation from the next.
+//! 8. `product_serial`: `/sys/class/dmi/id/product_serial`, root only, for reconciliation with
+//!    asset registers; placeholders (`0`, `None`, `To Be Filled By O.E.M.`, `Default string`,
+//!    `System Serial Number`) are empty. Not part of the fingerprint: serials are often
+//!    blank or shared on virtual machines.
 //! 7. `machine_fingerprint`: hex SHA-256 of
 //!    `machine_id "\n" product_uuid "\n" mac_addresses joined by "," "\n" cloud_instance_id`.
 //!    The hostname and the install key are deliberately left out: renaming the host or
@@ -63,6 +67,7 @@ const INSTALL_KEY_BYTES: usize = 32;
 const MACHINE_ID_FILES: [&str; 2] = ["etc/machine-id", "var/lib/dbus/machine-id"];
 /// The DMI product UUID, relative to the root.
 const PRODUCT_UUID_FILE: &str = "sys/class/dmi/id/product_uuid";
+const PRODUCT_SERIAL_FILE: &str = "sys/class/dmi/id/product_serial";
 /// The network interfaces, relative to the root.
 const NET_CLASS_DIR: &str = "sys/class/net";
 /// cloud-init's instance id, relative to the root.
@@ -128,6 +133,7 @@ fn collect_under(
         cloud_instance_id: cloud_instance_id(root),
         install_key: install_key(state)?,
         machine_fingerprint: String::new(),
+        product_serial: product_serial(root),
     };
     identity.machine_fingerprint = machine_fingerprint(&identity);
     Ok(identity)
@@ -187,6 +193,21 @@ fn product_uuid(root: &Path) -> String {
         String::new()
     } else {
         uuid
+    }
+}
+
+/// Fact 8: the DMI product serial, empty when unreadable or a placeholder.
+fn product_serial(root: &Path) -> String {
+    let Some(serial) = read_fact(&root.join(PRODUCT_SERIAL_FILE)) else { return String::new() };
+    let lower = serial.trim().to_ascii_lowercase();
+    let placeholder =
+        ["", "0", "none", "to be filled by o.e.m.", "default string", "system serial number", "not specified"]
+            .contains(&lower.as_str())
+            || lower.chars().all(|c| c == '0');
+    if placeholder {
+        String::new()
+    } else {
+        serial.trim().chars().take(128).collect()
     }
 }
 

@@ -120,6 +120,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// its sequence, sightings and enrollment time are kept. Refused for a revoked agent.
     fn upsert_agent(&self, agent: &AgentRegistration) -> Result<(), StoreError>;
 
+    /// Keeps the identity facts `agent_id` stated at enrollment (JSON, bounded by the caller).
+    fn set_identity_facts(&self, agent_id: &str, identity_json: &str) -> Result<(), StoreError>;
+
     /// Decommissions the host of `agent_id`: its live sightings close, its agent is revoked,
     /// its history stays. False when it already was.
     fn decommission_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError>;

@@ -280,6 +280,9 @@ pub struct Agent {
     pub cert_ca_sha256: Option<String>,
     /// When an operator decommissioned its host: its sightings closed, the agent revoked.
     pub decommissioned_at_ms: Option<i64>,
+    /// The identity facts stated at enrollment (JSON: machine id, product UUID and serial,
+    /// MACs, cloud instance id).
+    pub identity_json: Option<String>,
 }
 
 impl Agent {

@@ -20,6 +20,7 @@ fn fake_root() -> tempfile::TempDir {
     };
     write(MACHINE_ID_FILES[0], "0123456789ABCDEF0123456789abcdef\n");
     write(PRODUCT_UUID_FILE, "4C4C4544-0042-3510-8052-B4C04F4E3132\n");
+    write(PRODUCT_SERIAL_FILE, " CZ2031XYZ \n");
     write(CLOUD_INSTANCE_ID_FILE, "i-0abc123\n");
     fs::create_dir_all(root.path().join(NET_CLASS_DIR)).unwrap();
     root
@@ -52,6 +53,7 @@ fn facts_are_read_and_normalised() {
     assert_eq!(id.machine_id, "0123456789abcdef0123456789abcdef");
     assert_eq!(id.product_uuid, "4c4c4544-0042-3510-8052-b4c04f4e3132");
     assert_eq!(id.cloud_instance_id, "i-0abc123");
+    assert_eq!(id.product_serial, "CZ2031XYZ");
     assert_eq!(id.hostname, system_hostname());
     assert!(id.mac_addresses.is_empty());
     assert_eq!(id.install_key.len(), 64);
@@ -71,6 +73,7 @@ fn missing_facts_are_empty_and_fall_back() {
         (MACHINE_ID_FILES[0], "uninitialized\n"),
         (MACHINE_ID_FILES[1], "feedfacefeedfacefeedfacefeedface\n"),
         (PRODUCT_UUID_FILE, "00000000-0000-0000-0000-000000000000\n"),
+        (PRODUCT_SERIAL_FILE, "To Be Filled By O.E.M.\n"),
         (CLOUD_INSTANCE_ID_FILE, "iid-datasource-none\n"),
     ] {
         let path = root.path().join(rel);
@@ -79,7 +82,7 @@ fn missing_facts_are_empty_and_fall_back() {
     }
     let id = collect_under(root.path(), &state_in(state.path()), &IdentityConfig::default()).unwrap();
     assert_eq!(id.machine_id, "feedfacefeedfacefeedfacefeedface");
-    assert_eq!((id.product_uuid.as_str(), id.cloud_instance_id.as_str()), ("", ""));
+    assert_eq!((id.product_uuid.as_str(), id.cloud_instance_id.as_str(), id.product_serial.as_str()), ("", "", ""));
 }
 
 #[test]
@@ -164,6 +167,7 @@ fn every_machine_fact_feeds_the_fingerprint() {
         cloud_instance_id: "c".into(),
         install_key: "k".into(),
         machine_fingerprint: String::new(),
+        product_serial: "s".into(),
     };
     let fingerprint = machine_fingerprint(&base);
     let expected = hex::encode(Sha256::digest(b"m\np\n00:11:22:33:44:55,00:11:22:33:44:66\nc"));
@@ -184,6 +188,7 @@ fn every_machine_fact_feeds_the_fingerprint() {
     assert_ne!(changed(|id| id.cloud_instance_id = "c2".into()), fingerprint);
     assert_eq!(changed(|id| id.hostname = "h2".into()), fingerprint);
     assert_eq!(changed(|id| id.install_key = "k2".into()), fingerprint);
+    assert_eq!(changed(|id| id.product_serial = "s2".into()), fingerprint, "the serial is not part of it");
     // Field boundaries count: moving text from one fact to the next changes the hash.
     assert_ne!(changed(|id| (id.machine_id, id.product_uuid) = ("mp".into(), String::new())), fingerprint);
 }

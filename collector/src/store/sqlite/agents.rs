@@ -11,10 +11,10 @@ pub(super) const AGENT_COLUMNS: &str = "a.agent_id, a.cert_serial, a.cert_finger
      a.machine_fingerprint, a.reported_machine_fingerprint, a.hostname, a.agent_version, a.enrolled_at_ms, \
      a.last_seen_ms, a.last_sequence, a.revoked_at_ms, a.host_facts_json, a.install_key_sha256, a.superseded_by, \
      a.superseded_at_ms, a.clone_detected_at_ms, a.reported_hostname, a.stored_bytes, a.cert_ca_sha256, \
-     a.decommissioned_at_ms";
+     a.decommissioned_at_ms, a.identity_json";
 
 /// Number of columns in [`AGENT_COLUMNS`].
-pub(super) const AGENT_COLUMN_COUNT: usize = 21;
+pub(super) const AGENT_COLUMN_COUNT: usize = 22;
 
 /// The agent in the first [`AGENT_COLUMN_COUNT`] columns of `row`.
 pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
@@ -40,6 +40,7 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Agent> {
         stored_bytes: u64::try_from(row.get::<_, i64>(18)?).unwrap_or_default(),
         cert_ca_sha256: row.get(19)?,
         decommissioned_at_ms: row.get(20)?,
+        identity_json: row.get(21)?,
     })
 }
 
@@ -221,4 +222,9 @@ pub(super) fn decommission(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) ->
         rusqlite::params![agent_id, now_ms],
     )?;
     Ok(true)
+}
+
+pub(super) fn set_identity(tx: &Transaction<'_>, agent_id: &str, identity_json: &str) -> Res<()> {
+    tx.execute("UPDATE agents SET identity_json = ?2 WHERE agent_id = ?1", rusqlite::params![agent_id, identity_json])?;
+    Ok(())
 }

@@ -212,6 +212,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_identity_facts(&self, agent_id: &str, identity_json: &str) -> Result<(), StoreError> {
+        self.write("record identity facts", |tx| agents::set_identity(tx, agent_id, identity_json))
+    }
+
     fn decommission_agent(&self, agent_id: &str, now_ms: i64) -> Result<bool, StoreError> {
         self.write("decommission host", |tx| {
             let done = agents::decommission(tx, agent_id, now_ms)?;
