@@ -285,7 +285,7 @@ fn host_json(h: &HostSummary, silent_before: i64, facts: bool) -> Value {
     }
     let parsed = h.agent.host_facts_json.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok());
     if let (Some(object), Some(f)) = (out.as_object_mut(), parsed.as_ref()) {
-        for key in ["os", "kernel", "arch"] {
+        for key in ["os", "kernel", "arch", "ip_addresses"] {
             object.insert(key.into(), f.get(key).cloned().unwrap_or(Value::Null));
         }
         if facts {

@@ -211,6 +211,7 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     assert!(host["facts"]["hostname"].is_string(), "{host:#}");
     assert_eq!(host["identity"]["machine_id"], "machine-gpu", "the facts that identify the machine: {host:#}");
     assert!(host["identity"]["mac_addresses"].is_array() && host["identity"].get("install_key").is_none());
+    assert!(host["ip_addresses"].is_array(), "{host:#}");
     assert_eq!(c.get("/api/v1/hosts?severity=high")["items"][0]["agent_id"], agent_id.as_str());
     assert_eq!(c.get_status("/api/v1/hosts/agent-nope", &read_token), 404);
 

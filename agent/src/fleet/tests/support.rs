@@ -289,6 +289,7 @@ pub(crate) fn host() -> HostInfo {
         arch: "x86_64".into(),
         agent_version: "0.1.0".into(),
         scanned_at: "2025-01-02T03:04:05Z".into(),
+        ip_addresses: vec!["10.0.0.5".into()],
     }
 }
 
