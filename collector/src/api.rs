@@ -14,6 +14,7 @@
 //! - `DELETE /api/v1/hosts/{id}` (admin scope): decommission a host
 //! - `GET /api/v1/risk?host=|asset=`: a risk score and the findings behind it
 //! - `GET /api/v1/graph?host=|asset=`: the process ↔ model ↔ host ↔ exposure links
+//! - `GET /api/v1/policy`: the applied policy (null when none)
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /healthz` (no token): `ok`
 //! - `GET /api/v1/openapi.json` (no token): the OpenAPI 3.1 document of these routes
@@ -97,6 +98,10 @@ pub struct PageParams {
     severity: Option<String>,
     /// A framework's ecosystem (`/assets`).
     ecosystem: Option<String>,
+    /// Listening with this exposure, or `exposed` (`/assets`: runtimes, and models they have open).
+    exposure: Option<String>,
+    /// Hosts not heard from since, ms (`/hosts`).
+    silent_since: Option<i64>,
     /// A framework's exact package name (`/assets`).
     name: Option<String>,
     /// A framework's exact version (`/assets`; with `/hosts`, the agent version).
@@ -128,6 +133,17 @@ fn check_limit(limit: Option<u32>) -> Result<(), ApiError> {
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("limit: 1 to {}", PageRequest::MAX_LIMIT)));
     }
     Ok(())
+}
+
+/// An `after` cursor this listing could not have handed out is refused (400), never read as
+/// "from somewhere".
+fn check_cursor(after: Option<&str>, plausible: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+    match after {
+        Some(c) if !plausible(c) || c.chars().any(char::is_control) => {
+            Err(ApiError(StatusCode::BAD_REQUEST, format!("after: {c:?} is not a cursor of this listing")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A page as JSON.
@@ -318,6 +334,7 @@ async fn hosts(
             format!("severity: {s:?} is not one of {}", SEVERITIES.join(", ")),
         ));
     }
+    check_cursor(params.after.as_deref(), |c| c.len() <= 128 && !c.is_empty())?;
     let silent_before = silent_before(settings);
     let filter = HostFilter {
         status: params.status.clone(),
@@ -325,6 +342,7 @@ async fn hosts(
         version: params.version.clone(),
         agent_id: None,
         min_severity: params.severity.clone(),
+        not_seen_since: params.silent_since,
     };
     let page =
         blocking(ApiError::internal, move || store.hosts(&filter, &params.page()).map_err(|e| http_status(&e))).await?;
@@ -359,6 +377,16 @@ async fn assets(
             ApiError(StatusCode::BAD_REQUEST, format!("verdict: {v:?} is not one of safe, suspicious, dangerous"))
         })?),
     };
+    const EXPOSURES: [&str; 4] = ["exposed", "all_interfaces", "specific", "loopback"];
+    if let Some(e) = params.exposure.as_deref().filter(|e| !EXPOSURES.contains(e)) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("exposure: {e:?} is not one of {}", EXPOSURES.join(", ")),
+        ));
+    }
+    check_cursor(params.after.as_deref(), |c| {
+        ["model:", "framework:", "runtime:", "tooling:"].iter().any(|k| c.starts_with(k)) && c.len() <= 1024
+    })?;
     if params.q.as_deref().is_some_and(|q| q.is_empty() || q.len() > 200) {
         return Err(ApiError(StatusCode::BAD_REQUEST, "q: 1 to 200 characters".into()));
     }
@@ -382,6 +410,7 @@ async fn assets(
             ecosystem: params.ecosystem.clone(),
             name: params.name.clone(),
             version: params.version.clone(),
+            exposure: params.exposure.clone(),
         };
         store.assets(&filter, &params.page()).map_err(|e| http_status(&e))
     })
@@ -454,6 +483,9 @@ async fn findings(
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("rule: {rule:?} is not one of {}", known.join(", "))));
     }
     check_limit(p.limit)?;
+    check_cursor(p.after.as_deref(), |c| {
+        c.len() == 26 && c.strip_prefix("f-").is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    })?;
     let filter = FindingFilter {
         min_severity: p.severity,
         rule_id: p.rule,
@@ -602,6 +634,7 @@ async fn audit(
 ) -> Result<Json<PageJson>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     check_limit(p.limit)?;
+    check_cursor(p.after.as_deref(), |c| c.parse::<u64>().is_ok())?;
     let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };
     let since = p.since;
     let page = blocking(ApiError::internal, move || store.audit_log(since, &page).map_err(|e| http_status(&e))).await?;
@@ -659,6 +692,15 @@ async fn acknowledge(
     Ok(Json(crate::findings::to_json(&f)))
 }
 
+async fn policy(State(store): State<Arc<dyn Store>>) -> Result<Json<Value>, ApiError> {
+    let current = blocking(ApiError::internal, move || store.current_policy().map_err(|e| http_status(&e))).await?;
+    Ok(Json(match current {
+        Some(p) => json!({"version": p.version, "sha256": p.sha256, "applied_at_ms": p.applied_at_ms,
+            "applied_by": p.applied_by, "text": p.text}),
+        None => Value::Null,
+    }))
+}
+
 async fn decommission(
     State(store): State<Arc<dyn Store>>,
     axum::Extension(Caller(token)): axum::Extension<Caller>,
@@ -698,7 +740,8 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/risk", get(risk))
-        .route("/api/v1/graph", get(graph));
+        .route("/api/v1/graph", get(graph))
+        .route("/api/v1/policy", get(policy));
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));

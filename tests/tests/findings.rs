@@ -124,6 +124,11 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     let dangerous_here = c.get(&format!("/api/v1/assets?kind=model&verdict=dangerous&host={agent_id}"));
     assert_eq!(dangerous_here["total"], 1);
     assert_eq!(c.get("/api/v1/assets?q=no-such-model-anywhere")["total"], 0);
+    let served = c.get("/api/v1/assets?kind=model&exposure=exposed");
+    assert_eq!(served["items"][0]["id"], by_name["items"][0]["id"], "open by a process on 0.0.0.0: {served:#}");
+    assert_eq!(c.get("/api/v1/assets?kind=model&exposure=loopback")["total"], 0);
+    assert_eq!(c.get(&format!("/api/v1/hosts?silent_since={}", now_ms() + 60_000))["total"], 1);
+    assert_eq!(c.get(&format!("/api/v1/hosts?silent_since={before}"))["total"], 0, "heard from since");
     // What a table shows, and a framework by its parts.
     let columns = &by_name["items"][0]["columns"];
     assert_eq!(
@@ -303,6 +308,9 @@ fn the_teams_policy_is_checked_by_key_applied_once_per_version_and_its_exception
     assert_eq!(key["items"][0]["state"], "acknowledged", "{key:#}");
     assert_eq!(key["items"][0]["acknowledgement"]["by"], "policy v1: ml-platform@example.com");
     assert_eq!(key["items"][0]["acknowledgement"]["reason"], "lab machines with scoped keys, rotated weekly");
+    let applied = c.get("/api/v1/policy");
+    assert_eq!((applied["version"].as_u64(), applied["applied_by"].as_str()), (Some(1), Some("secops")), "{applied:#}");
+    assert_eq!(applied["text"], std::fs::read_to_string(&example).unwrap());
     let (code, _, err) = run(&["policy", "apply", example.to_str().unwrap()]);
     assert_eq!(code, Some(2));
     assert!(err.contains("1 is not above the applied policy's version 1"), "{err}");

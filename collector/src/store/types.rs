@@ -613,6 +613,8 @@ pub struct HostFilter {
     pub agent_id: Option<String>,
     /// Hosts with an open or reopened finding at least this severe.
     pub min_severity: Option<String>,
+    /// Hosts not heard from since this time (ms).
+    pub not_seen_since: Option<i64>,
 }
 
 /// Filter of the assets listing; every field set must match.
@@ -644,6 +646,9 @@ pub struct AssetFilter {
     pub name: Option<String>,
     /// A live sighting with exactly this version (frameworks).
     pub version: Option<String>,
+    /// Exposure: a runtime listening (or a model open by a runtime listening) with this
+    /// exposure (`all_interfaces`, `specific`, `loopback`), or `exposed` for any but loopback.
+    pub exposure: Option<String>,
 }
 
 /// An asset in the assets listing.

@@ -14,7 +14,7 @@ use crate::store::types::{
     RolloutTally, Sighting, UpdateRecord, Verdict,
 };
 
-/// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?5).
+/// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?6).
 const HOSTS_WANTED: &str = "(?1 IS NULL \
          OR (?1 = 'decommissioned' AND a.decommissioned_at_ms IS NOT NULL) \
          OR (?1 = 'revoked' AND a.revoked_at_ms IS NOT NULL AND a.decommissioned_at_ms IS NULL) \
@@ -23,7 +23,8 @@ const HOSTS_WANTED: &str = "(?1 IS NULL \
      AND (?3 IS NULL OR a.agent_version = ?3) AND (?4 IS NULL OR a.agent_id = ?4) \
      AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
          WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened') \
-             AND f.severity IN (SELECT value FROM json_each(?5))))";
+             AND f.severity IN (SELECT value FROM json_each(?5)))) \
+     AND (?6 IS NULL OR COALESCE(a.last_seen_ms, a.enrolled_at_ms) < ?6)";
 
 pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageRequest) -> Res<Page<HostSummary>> {
     let limit = page.effective_limit();
@@ -35,7 +36,7 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
              MIN({max}, (SELECT COALESCE(SUM({weight}), 0) FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
                  WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened'))) \
          FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
-         WHERE {HOSTS_WANTED} AND (?6 IS NULL OR a.agent_id > ?6) ORDER BY a.agent_id LIMIT ?7"
+         WHERE {HOSTS_WANTED} AND (?7 IS NULL OR a.agent_id > ?7) ORDER BY a.agent_id LIMIT ?8"
     );
     // A minimum severity as the list of the severities at or above it.
     const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
@@ -49,8 +50,14 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
         }
         None => None,
     };
-    let wanted: [&dyn rusqlite::ToSql; 5] =
-        [&filter.status, &filter.silent_before_ms, &filter.version, &filter.agent_id, &severities];
+    let wanted: [&dyn rusqlite::ToSql; 6] = [
+        &filter.status,
+        &filter.silent_before_ms,
+        &filter.version,
+        &filter.agent_id,
+        &severities,
+        &filter.not_seen_since,
+    ];
     let paging: [&dyn rusqlite::ToSql; 2] = [&page.after, &(limit + 1)];
     let mut stmt = tx.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(wanted.iter().chain(paging.iter())), |r| {
@@ -173,10 +180,18 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
              WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
              AND (?10 IS NULL OR json_extract(s.entry_json, '$.ecosystem') = ?10) \
              AND (?11 IS NULL OR json_extract(s.entry_json, '$.name') = ?11) \
-             AND (?12 IS NULL OR json_extract(s.entry_json, '$.version') = ?12)))"
+             AND (?12 IS NULL OR json_extract(s.entry_json, '$.version') = ?12))) \
+         AND (?13 IS NULL \
+             OR (a.kind = 'runtime' AND EXISTS (SELECT 1 FROM sightings s, json_each(s.entry_json, '$.listening') l \
+                 WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND {EXPOSURE})) \
+             OR (a.kind = 'model' AND EXISTS (SELECT 1 FROM sightings m \
+                 JOIN sightings r ON r.kind = 'runtime' AND r.removed_at_ms IS NULL, \
+                     json_each(r.entry_json, '$.open_models') om, json_each(r.entry_json, '$.listening') l \
+                 WHERE m.asset_id = a.asset_id AND m.removed_at_ms IS NULL \
+                     AND json_extract(om.value, '$.sha256') = json_extract(m.entry_json, '$.sha256') AND {EXPOSURE})))"
     );
     let include_removed = filter.include_removed;
-    let wanted: [&dyn rusqlite::ToSql; 12] = [
+    let wanted: [&dyn rusqlite::ToSql; 13] = [
         &kind,
         &filter.include_owned,
         &include_removed,
@@ -189,10 +204,11 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
         &filter.ecosystem,
         &filter.name,
         &filter.version,
+        &filter.exposure,
     ];
     let sql = format!(
-        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?13 IS NULL OR a.asset_id > ?13) \
-         ORDER BY a.asset_id LIMIT ?14"
+        "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?14 IS NULL OR a.asset_id > ?14) \
+         ORDER BY a.asset_id LIMIT ?15"
     );
     let mut stmt = tx.prepare(&sql)?;
     let paging: [&dyn rusqlite::ToSql; 2] = [&page.after, &(limit + 1)];
@@ -211,6 +227,10 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
     )?;
     Ok(paginate(rows, total, |a| a.id.clone()))
 }
+
+/// A listening socket `l` (a `json_each` row) of the exposure ?13 (`exposed`: any but loopback).
+const EXPOSURE: &str = "(CASE ?13 WHEN 'exposed' THEN json_extract(l.value, '$.exposure') <> 'loopback' \
+     ELSE json_extract(l.value, '$.exposure') = ?13 END)";
 
 /// `text` with LIKE's wildcards and the escape character escaped (`\\`).
 fn like_escape(text: &str) -> String {

@@ -30,6 +30,7 @@ pub(super) const WITH_REMOVED: AssetFilter = AssetFilter {
     ecosystem: None,
     name: None,
     version: None,
+    exposure: None,
 };
 
 /// [`WITH_REMOVED`] of one kind.
