@@ -247,6 +247,33 @@ fn open_models(runtime: &Value) -> Vec<(&str, &str)> {
         .unwrap_or_default()
 }
 
+/// The directories a running server names as where its models are: absolute paths among its
+/// command-line arguments (`--model-store=/srv/models` counts), and the values of its
+/// `*MODELS*`, `*MODEL_DIR*`, `*MODEL_PATH*` and `HF_HOME` variables. `/` alone is never one.
+fn model_dirs(runtime: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let args = runtime.get("cmdline").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+    for arg in args.skip(1) {
+        let value = arg.split_once('=').map_or(arg, |(_, v)| v);
+        if value.starts_with('/') && value.len() > 1 && !value.contains("<redacted>") {
+            out.push(value.trim_end_matches('/').to_string());
+        }
+    }
+    if let Some(env) = runtime.get("environment").and_then(Value::as_object) {
+        for (name, value) in env {
+            let upper = name.to_ascii_uppercase();
+            let named = upper.contains("MODELS")
+                || upper.contains("MODEL_DIR")
+                || upper.contains("MODEL_PATH")
+                || upper == "HF_HOME";
+            if let (true, Some(v)) = (named, value.as_str().filter(|v| v.starts_with('/') && v.len() > 1)) {
+                out.push(v.trim_end_matches('/').to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Its non-loopback listening sockets, as `address:port`.
 fn exposed_sockets(runtime: &Value) -> Vec<String> {
     let mut out: Vec<String> = runtime
@@ -331,22 +358,44 @@ fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding
                     hosts.insert(a.to_string());
                 }
             }
-            let severity = match (g.verdict, processes.is_empty()) {
+            // A server on the same host whose command line or model variables name a directory
+            // the file sits in serves it, open yet or not.
+            let served: Vec<Value> = g
+                .sightings
+                .iter()
+                .flat_map(|sighting| {
+                    let (agent, path) =
+                        (text(sighting, "agent_id").unwrap_or(""), text(sighting, "path").unwrap_or(""));
+                    runtimes.iter().filter(move |r| r.agent_id == agent).filter_map(move |r| {
+                        let dir = model_dirs(&r.json)
+                            .into_iter()
+                            .find(|d| path.starts_with(&format!("{}/", d.trim_end_matches('/'))))?;
+                        Some(json!({"agent_id": r.agent_id, "host": r.host, "pid": r.json.get("pid"),
+                            "kind": text(&r.json, "kind"), "directory": dir, "path": path}))
+                    })
+                })
+                .collect();
+            let severity = match (g.verdict, processes.is_empty() && served.is_empty()) {
                 ("dangerous", false) => "critical",
                 ("dangerous", true) => "high",
                 _ => "medium",
             };
-            let where_ = match processes.first() {
-                Some(p) => format!(
+            let where_ = match (processes.first(), served.first()) {
+                (Some(p), _) => format!(
                     ", open by {} on {}",
                     text(p, "kind").unwrap_or("a process"),
                     text(p, "host").unwrap_or("?")
                 ),
-                None => String::new(),
+                (None, Some(p)) => format!(
+                    ", in the directory {} serves on {}",
+                    text(p, "kind").unwrap_or("a server"),
+                    text(p, "host").unwrap_or("?")
+                ),
+                (None, None) => String::new(),
             };
             let title = format!("{} {} model {} on {} host(s){where_}", g.verdict, g.format, g.name, hosts.len());
             let evidence = json!({"asset_id": asset_id, "sha256": g.sha, "format": g.format, "verdict": g.verdict,
-                "sightings": g.sightings, "processes": processes});
+                "sightings": g.sightings, "processes": processes, "served_from": served});
             finding(
                 &UNSAFE_MODEL,
                 asset_id.to_string(),

@@ -376,3 +376,45 @@ fn mcp_servers_that_run_shells_or_carry_credentials_and_models_spreading_fast_ar
     assert_eq!(spread[0].title, "model new.gguf appeared on 12 hosts within 24 h");
     assert_eq!(spread[0].hosts.len(), 12);
 }
+
+#[test]
+fn a_dangerous_model_in_a_directory_a_server_serves_is_critical_though_not_yet_open() {
+    let now = 10 * 86_400_000;
+    let inventory = LiveInventory {
+        hosts: vec![host("gpu", now)],
+        entries: vec![
+            entry(
+                "gpu",
+                AssetKind::Model,
+                "m-x",
+                serde_json::json!({"path": "/srv/store/evil.mar", "format": "archive",
+                "sha256": "ee", "safety": {"verdict": "dangerous"}}),
+            ),
+            entry(
+                "gpu",
+                AssetKind::Runtime,
+                "r-ts",
+                serde_json::json!({"pid": 7, "kind": "torchserve",
+                "cmdline": ["torchserve", "--start", "--model-store=/srv/store/", "--models", "all"],
+                "listening": [{"address": "127.0.0.1", "port": 8080, "exposure": "loopback"}]}),
+            ),
+            entry(
+                "gpu",
+                AssetKind::Runtime,
+                "r-root",
+                serde_json::json!({"pid": 8, "kind": "ml-process",
+                "cmdline": ["python", "/", "--token=<redacted>"], "environment": {"OLLAMA_MODELS": "/"}}),
+            ),
+        ],
+    };
+    let found = rules::run(&inventory, &Settings::default(), None, now);
+    let f = found.iter().find(|f| f.rule_id == "unsafe-model-serialization").unwrap();
+    assert_eq!(f.severity, "critical");
+    assert_eq!(
+        f.title,
+        "dangerous archive model evil.mar on 1 host(s), in the directory torchserve serves on host-gpu"
+    );
+    let evidence: serde_json::Value = serde_json::from_str(&f.evidence_json).unwrap();
+    assert_eq!(evidence["served_from"].as_array().unwrap().len(), 1, "'/' is no model directory: {evidence:#}");
+    assert_eq!(evidence["served_from"][0]["directory"], "/srv/store");
+}
