@@ -104,15 +104,22 @@ pub fn model_facts(doc: &serde_json::Value) -> Vec<serde_json::Value> {
 /// `scripts/process-venv.sh`.
 pub fn process_python() -> PathBuf {
     static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let out = Command::new(workspace_root().join("scripts/process-venv.sh"))
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run scripts/process-venv.sh: {e}"));
-            assert!(out.status.success(), "scripts/process-venv.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        })
-        .clone()
+    PYTHON.get_or_init(|| script_path("scripts/process-venv.sh")).clone()
+}
+
+/// The venv with a real vulnerable package (keras 3.8.0) the findings tests scan, made by
+/// `scripts/findings-venv.sh` (which `scripts/test.sh` runs first; here it is reused).
+pub fn findings_venv() -> PathBuf {
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| script_path("scripts/findings-venv.sh")).clone()
+}
+
+/// Runs `script` (relative to the workspace) and returns the path it prints.
+fn script_path(script: &str) -> PathBuf {
+    let out =
+        Command::new(workspace_root().join(script)).output().unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.

@@ -1,13 +1,14 @@
-//! Findings over a small real fleet: a real agent scans a host holding a dangerous pickle that
-//! a process keeps open while listening on 0.0.0.0, a venv with a vulnerable torch, and an AI
-//! key in a `.env`; the collector's findings API answers the security team's questions with
-//! one call each, an operator acknowledges one, and a finding whose evidence goes away resolves.
+//! Findings over a small real fleet: real agents scan a host holding a dangerous pickle that a
+//! process keeps open while listening on 0.0.0.0, a real venv with a vulnerable keras and an AI
+//! key in a `.env`, and a second host with a copy of the pickle; the collector's API answers
+//! the security team's questions with one call each, an operator acknowledges a finding, and a
+//! finding whose evidence goes away resolves.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aiscout_e2e::fleet::{assert_ok, poll, run_once, AgentOptions, Collector};
-use aiscout_e2e::{first_line, fixtures_dir, Child};
+use aiscout_e2e::{findings_venv, first_line, fixtures_dir, Child};
 use serde_json::Value;
 
 fn now_ms() -> i64 {
@@ -48,13 +49,10 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     std::fs::create_dir_all(&models).unwrap();
     let pickle = models.join("model.pkl");
     std::fs::copy(fixtures_dir().join("safety/hostile/os_system_p4.pkl"), &pickle).unwrap();
-    let site = root.path().join("venv/lib/python3.11/site-packages");
-    std::fs::create_dir_all(site.join("torch-2.5.1.dist-info")).unwrap();
-    std::fs::write(root.path().join("venv/pyvenv.cfg"), "home = /usr/bin\nversion = 3.11.2\n").unwrap();
-    std::fs::write(site.join("torch-2.5.1.dist-info/METADATA"), "Metadata-Version: 2.1\nName: torch\nVersion: 2.5.1\n")
-        .unwrap();
     std::fs::create_dir_all(root.path().join("app")).unwrap();
     std::fs::write(root.path().join("app/.env"), format!("OPENAI_API_KEY={KEY_VALUE}\n")).unwrap();
+    // A real venv with a vulnerable keras (pip-installed by scripts/findings-venv.sh).
+    let venv = findings_venv();
 
     // A process that holds the pickle open and listens on every interface.
     let script = format!(
@@ -67,18 +65,32 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
 
     let options =
         AgentOptions { sections: vec!["models", "frameworks", "runtimes", "tooling"], ..AgentOptions::default() };
-    let config = c.agent_with("gpu", &[root.path()], &c.token_file("token", &[]), &options);
+    let token = c.token_file("token", &["--uses", "2"]);
+    let config = c.agent_with("gpu", &[root.path(), venv.as_path()], &token, &options);
     let before = now_ms();
     assert_ok(&run_once(&config));
     let agent_id = std::fs::read_to_string(c.state_dir("gpu").join("tls/agent.id")).unwrap().trim().to_string();
+    // A laptop holds a copy of the same pickle, closed.
+    let laptop_root = tempfile::tempdir().unwrap();
+    std::fs::copy(&pickle, laptop_root.path().join("downloaded.pkl")).unwrap();
+    let laptop = c.agent_with("laptop", &[laptop_root.path()], &token, &AgentOptions::default());
+    assert_ok(&run_once(&laptop));
+    let laptop_id = std::fs::read_to_string(c.state_dir("laptop").join("tls/agent.id")).unwrap().trim().to_string();
 
     // (a) Which hosts hold a model whose loading runs code?
-    let unsafe_models = items(&c, "/api/v1/findings?rule=unsafe-model-serialization", 1);
-    assert_eq!(unsafe_models.len(), 1, "{unsafe_models:#?}");
-    let model = &unsafe_models[0];
+    let model = poll(Duration::from_secs(60), "both hosts in the model's finding", || {
+        let found = c.get("/api/v1/findings?rule=unsafe-model-serialization");
+        let first = found["items"].get(0).cloned()?;
+        (found["total"] == 1 && first["hosts"].as_array().is_some_and(|h| h.len() == 2)).then_some(first)
+    });
+    let model = &model;
     assert_eq!(model["severity"], "critical", "open by a process: {model:#}");
-    assert_eq!(model["hosts"], serde_json::json!([agent_id]));
-    assert_eq!(model["evidence"]["sightings"][0]["path"], pickle.display().to_string());
+    let mut hosts = vec![agent_id.clone(), laptop_id.clone()];
+    hosts.sort();
+    assert_eq!(model["hosts"], serde_json::json!(hosts));
+    let paths: Vec<&str> =
+        model["evidence"]["sightings"].as_array().unwrap().iter().filter_map(|s| s["path"].as_str()).collect();
+    assert!(paths.contains(&pickle.display().to_string().as_str()), "{paths:?}");
     assert_eq!(model["mappings"]["mitre_atlas"][0], "AML.T0011.000");
 
     // (b) Which inference servers listen beyond loopback without authentication, serving what?
@@ -118,6 +130,7 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     // (c) Where is this model deployed: by name, by digest, by verdict on a host?
     let by_name = c.get("/api/v1/assets?kind=model&q=MODEL.pkl");
     assert_eq!(by_name["total"], 1, "{by_name:#}");
+    assert_eq!(by_name["items"][0]["hosts"], 2, "deployed on two hosts: {by_name:#}");
     let sha = model["evidence"]["sha256"].as_str().unwrap();
     let by_digest = c.get(&format!("/api/v1/assets?q={}", &sha[..12]));
     assert_eq!(by_digest["items"][0]["id"], by_name["items"][0]["id"]);
@@ -127,19 +140,19 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     let served = c.get("/api/v1/assets?kind=model&exposure=exposed");
     assert_eq!(served["items"][0]["id"], by_name["items"][0]["id"], "open by a process on 0.0.0.0: {served:#}");
     assert_eq!(c.get("/api/v1/assets?kind=model&exposure=loopback")["total"], 0);
-    assert_eq!(c.get(&format!("/api/v1/hosts?silent_since={}", now_ms() + 60_000))["total"], 1);
+    assert_eq!(c.get(&format!("/api/v1/hosts?silent_since={}", now_ms() + 60_000))["total"], 2);
     assert_eq!(c.get(&format!("/api/v1/hosts?silent_since={before}"))["total"], 0, "heard from since");
     // What a table shows, and a framework by its parts.
     let columns = &by_name["items"][0]["columns"];
-    assert_eq!(
-        (columns["name"].as_str(), columns["format"].as_str()),
-        (Some("model.pkl"), Some("pickle")),
-        "{columns}"
+    assert!(
+        ["model.pkl", "downloaded.pkl"].contains(&columns["name"].as_str().unwrap()),
+        "the latest sighting's: {columns}"
     );
-    let torch = c.get("/api/v1/assets?kind=framework&ecosystem=pypi&name=torch&version=2.5.1");
-    assert_eq!(torch["total"], 1, "{torch:#}");
-    assert_eq!(torch["items"][0]["columns"]["environment"], root.path().join("venv").display().to_string());
-    assert_eq!(c.get("/api/v1/assets?kind=framework&name=torch&version=2.6.0")["total"], 0);
+    assert_eq!(columns["format"], "pickle");
+    let keras = c.get("/api/v1/assets?kind=framework&ecosystem=pypi&name=keras&version=3.8.0");
+    assert_eq!(keras["total"], 1, "{keras:#}");
+    assert_eq!(keras["items"][0]["columns"]["environment"], venv.display().to_string());
+    assert_eq!(c.get("/api/v1/assets?kind=framework&name=keras&version=3.9.0")["total"], 0);
     let runtimes = c.get(&format!("/api/v1/assets?kind=runtime&host={agent_id}"));
     assert!(runtimes["items"].as_array().unwrap().iter().any(|r| r["columns"]["exposed"] == true), "{runtimes:#}");
     assert_eq!(c.get("/api/v1/assets?q=%25")["total"], 0, "LIKE wildcards are literal");
@@ -162,8 +175,9 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
 
     // (f) Where are vulnerable framework versions installed?
     let vulnerable = items(&c, "/api/v1/findings?rule=vulnerable-version", 1);
-    assert_eq!(vulnerable[0]["evidence"]["advisory"], "CVE-2025-32434", "{vulnerable:#?}");
-    assert_eq!(vulnerable[0]["evidence"]["installs"][0]["version"], "2.5.1");
+    assert_eq!(vulnerable[0]["evidence"]["advisory"], "CVE-2025-1550", "{vulnerable:#?}");
+    assert_eq!(vulnerable[0]["evidence"]["installs"][0]["name"], "keras");
+    assert_eq!(vulnerable[0]["evidence"]["installs"][0]["version"], "3.8.0");
 
     // Everything at critical, and never the key's value anywhere.
     let all = c.get("/api/v1/findings?severity=critical&limit=1000");
@@ -217,7 +231,8 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     assert_eq!(host["identity"]["machine_id"], "machine-gpu", "the facts that identify the machine: {host:#}");
     assert!(host["identity"]["mac_addresses"].is_array() && host["identity"].get("install_key").is_none());
     assert!(host["ip_addresses"].is_array(), "{host:#}");
-    assert_eq!(c.get("/api/v1/hosts?severity=high")["items"][0]["agent_id"], agent_id.as_str());
+    let severe = c.get("/api/v1/hosts?severity=high").to_string();
+    assert!(severe.contains(&agent_id) && severe.contains(&laptop_id), "both hold the dangerous model: {severe}");
     assert_eq!(c.get_status("/api/v1/hosts/agent-nope", &read_token), 404);
 
     // Its risk: the weights of its open findings, explained; the same number in the hosts list.
@@ -233,7 +248,7 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     assert_eq!(c.get_status("/api/v1/risk", &read_token), 400);
 
     // The host is online; decommissioned (admin scope), its sightings close, its history stays.
-    assert_eq!(c.get("/api/v1/hosts?status=online")["items"][0]["agent_id"], agent_id.as_str());
+    assert_eq!(c.get("/api/v1/hosts?status=online")["total"], 2);
     assert_eq!(c.get("/api/v1/hosts?status=silent")["total"], 0);
     let delete = |token: &str| {
         let url = format!("http://127.0.0.1:{}/api/v1/hosts/{agent_id}", c.api_port);
@@ -245,8 +260,8 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     let hosts = c.get("/api/v1/hosts?status=decommissioned");
     assert_eq!(hosts["items"][0]["agent_id"], agent_id.as_str(), "{hosts:#}");
     assert!(hosts["items"][0]["decommissioned_at_ms"].is_i64());
-    assert_eq!(c.get("/api/v1/assets?kind=model")["total"], 0, "its sightings are closed");
-    assert_eq!(c.get("/api/v1/assets?kind=model&include_removed=true")["total"], 1, "its history stays");
+    assert_eq!(c.get(&format!("/api/v1/assets?kind=model&host={agent_id}"))["total"], 0, "its sightings are closed");
+    assert_eq!(c.get("/api/v1/assets?kind=model")["items"][0]["hosts"], 1, "the laptop's copy stays");
     let audit = c.get("/api/v1/audit?limit=1000").to_string();
     assert!(audit.contains("agent.decommissioned"));
     assert!(!run_once(&config).status.success(), "a decommissioned host's agent is refused");
@@ -256,14 +271,10 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
 fn the_teams_policy_is_checked_by_key_applied_once_per_version_and_its_exceptions_acknowledge() {
     let c = Collector::start_with("[findings]\ninterval = \"1s\"\n");
     let root = tempfile::tempdir().unwrap();
-    let site = root.path().join("venv/lib/python3.11/site-packages");
-    std::fs::create_dir_all(site.join("torch-2.5.1.dist-info")).unwrap();
-    std::fs::write(root.path().join("venv/pyvenv.cfg"), "home = /usr/bin\nversion = 3.11.2\n").unwrap();
-    std::fs::write(site.join("torch-2.5.1.dist-info/METADATA"), "Metadata-Version: 2.1\nName: torch\nVersion: 2.5.1\n")
-        .unwrap();
     std::fs::write(root.path().join(".env"), format!("ANTHROPIC_API_KEY={KEY_VALUE}\n")).unwrap();
     let options = AgentOptions { sections: vec!["models", "frameworks", "tooling"], ..AgentOptions::default() };
-    let config = c.agent_with("lab-1", &[root.path()], &c.token_file("token", &[]), &options);
+    let venv = findings_venv();
+    let config = c.agent_with("lab-1", &[root.path(), venv.as_path()], &c.token_file("token", &[]), &options);
     assert_ok(&run_once(&config));
     items(&c, "/api/v1/findings?rule=plaintext-ai-api-key", 1);
 
@@ -298,12 +309,12 @@ fn the_teams_policy_is_checked_by_key_applied_once_per_version_and_its_exception
     let (code, out, _) = run(&["policy", "check", example.to_str().unwrap()]);
     assert_eq!((code, out.trim()), (Some(0), format!("{}: valid (version 1)", example.display()).as_str()));
 
-    // The example policy: torch below its floor; the lab host's key an accepted exception.
+    // The example policy: keras below its floor; the lab host's key an accepted exception.
     let (code, out, err) = run(&["policy", "apply", example.to_str().unwrap(), "--by", "secops"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.starts_with("policy version 1 applied (sha256 "), "{out}");
     let floor = items(&c, "/api/v1/findings?rule=framework-below-floor", 1);
-    assert!(floor[0]["title"].as_str().unwrap().contains("torch 2.5.1 is below the policy floor 2.6.0"), "{floor:#?}");
+    assert!(floor[0]["title"].as_str().unwrap().contains("keras 3.8.0 is below the policy floor 3.9.0"), "{floor:#?}");
     let key = c.get("/api/v1/findings?rule=plaintext-ai-api-key");
     assert_eq!(key["items"][0]["state"], "acknowledged", "{key:#}");
     assert_eq!(key["items"][0]["acknowledgement"]["by"], "policy v1: ml-platform@example.com");
