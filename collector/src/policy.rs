@@ -15,6 +15,7 @@
 //! approved_names = ["*llama*"]         # file names, model names or Ollama names (globs)
 //! [frameworks]
 //! floors = { torch = "2.6.0", transformers = "4.38.0" }
+//! approved = ["torch", "transformers", "vllm"]   # when set, any other framework is unapproved
 //! [licences]
 //! allow = ["apache-2.0", "mit"]        # when set, any other declared licence is outside policy
 //! deny = ["cc-by-nc-4.0"]
@@ -73,6 +74,8 @@ struct Models {
 struct Frameworks {
     #[serde(default)]
     floors: BTreeMap<String, String>,
+    #[serde(default)]
+    approved: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -134,6 +137,8 @@ pub struct Policy {
     pub floors: BTreeMap<String, Version>,
     /// The floors as written, for evidence.
     pub floors_text: BTreeMap<String, String>,
+    /// Frameworks allowed (PEP 503 names); empty: any.
+    pub approved_frameworks: Vec<String>,
     /// Licences allowed (lowercase); empty: any not denied.
     pub allow: Vec<String>,
     /// Licences denied (lowercase).
@@ -254,6 +259,7 @@ impl Policy {
             approved_names: names,
             floors_text: file.frameworks.floors.iter().map(|(k, v)| (normalise(k), v.clone())).collect(),
             floors,
+            approved_frameworks: file.frameworks.approved.iter().map(|n| normalise(n.trim())).collect(),
             allow,
             deny,
             severity: file.severity,
@@ -271,6 +277,11 @@ impl Policy {
         self.approved_digests.iter().any(|d| d.eq_ignore_ascii_case(sha256))
             || repo.is_some_and(|r| self.approved_repos.iter().any(|g| g.is_match(r)))
             || names.iter().any(|n| self.approved_names.iter().any(|g| g.is_match(n)))
+    }
+
+    /// Whether framework `name` is allowed (every one is while the policy lists none).
+    pub fn approves_framework(&self, name: &str) -> bool {
+        self.approved_frameworks.is_empty() || self.approved_frameworks.contains(&normalise(name))
     }
 
     /// Why `licence` is outside the policy, if it is.

@@ -1,5 +1,6 @@
 //! Findings to the SIEM: every `[[siem]]` target gets the finding events of the audit trail
-//! (`finding.opened`, `.reopened`, `.resolved`, `.acknowledged`, `.acknowledgement_expired`)
+//! (`finding.opened`, `.reopened`, `.resolved`, `.acknowledged`, `.acknowledgement_expired`,
+//! `.severity_changed`)
 //! whose finding is at or above its `min_severity`, in order, in batches (docs/findings.md,
 //! *Events to the SIEM*).
 //!

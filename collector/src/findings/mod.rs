@@ -161,6 +161,18 @@ pub const BELOW_FLOOR: Rule = Rule {
     iso_42001: &["A.10.3"],
 };
 
+/// Frameworks the policy does not approve.
+pub const UNAPPROVED_FRAMEWORK: Rule = Rule {
+    id: "unapproved-framework",
+    title: "Framework not on the policy's approved list",
+    description: "An installed ML framework or AI package the applied policy's frameworks.approved does not name \
+        (medium); off while the policy lists none.",
+    owasp_llm: &["LLM03:2025"],
+    mitre_atlas: &["AML.T0010.001"],
+    nist_ai_rmf: &["GOVERN 1.6", "MAP 4.1"],
+    iso_42001: &["A.10.3"],
+};
+
 /// Model licences outside the policy.
 pub const LICENCE: Rule = Rule {
     id: "licence-outside-policy",
@@ -199,7 +211,7 @@ pub const SPREAD: Rule = Rule {
 };
 
 /// Every rule, in the order findings are evaluated.
-pub const RULES: [Rule; 10] = [
+pub const RULES: [Rule; 11] = [
     UNSAFE_MODEL,
     EXPOSED_SERVER,
     PLAINTEXT_KEY,
@@ -210,6 +222,7 @@ pub const RULES: [Rule; 10] = [
     LICENCE,
     MCP_SERVER,
     SPREAD,
+    UNAPPROVED_FRAMEWORK,
 ];
 
 /// The rule with `id`.

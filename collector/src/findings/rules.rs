@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::advisories::Ecosystem;
 use super::{
     finding_id, Rule, Settings, BELOW_FLOOR, EXPOSED_SERVER, LICENCE, MAX_TITLE_CHARS, MCP_SERVER, PLAINTEXT_KEY,
-    SILENT_HOST, SPREAD, UNAPPROVED_MODEL, UNSAFE_MODEL, VULNERABLE_VERSION,
+    SILENT_HOST, SPREAD, UNAPPROVED_FRAMEWORK, UNAPPROVED_MODEL, UNSAFE_MODEL, VULNERABLE_VERSION,
 };
 use crate::policy::Policy;
 use crate::store::{Acknowledgement, AssetKind, LiveInventory, NewFinding};
@@ -108,6 +108,7 @@ pub(super) fn run(
     out.extend(unapproved_models(models, policy));
     out.extend(licences(models, policy));
     out.extend(below_floor(by_kind.get(&AssetKind::Framework).unwrap_or(&empty), policy));
+    out.extend(unapproved_frameworks(by_kind.get(&AssetKind::Framework).unwrap_or(&empty), policy));
     for f in &mut out {
         if let Some(severity) = policy.severity.get(&f.rule_id) {
             f.severity.clone_from(severity);
@@ -195,6 +196,32 @@ fn licences(models: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
             Some(model_finding(&LICENCE, asset_id, title, evidence, hosts))
         })
         .collect()
+}
+
+fn unapproved_frameworks(frameworks: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
+    let mut out = Vec::new();
+    for f in frameworks {
+        let Some(name) = text(&f.json, "name") else { continue };
+        let environment = f.json.get("environment");
+        let kind = environment.and_then(|e| text(e, "kind")).unwrap_or("");
+        if kind == "python-project" || kind == "node-project" || policy.approves_framework(name) {
+            continue;
+        }
+        let location = environment.and_then(|e| text(e, "path")).unwrap_or("");
+        let version = text(&f.json, "version").unwrap_or("?");
+        let title = format!("{}: {name} {version} is not an approved framework ({location})", f.host);
+        let evidence = json!({"agent_id": f.agent_id, "host": f.host, "ecosystem": text(&f.json, "ecosystem"),
+            "name": name, "version": version, "environment": location, "policy_version": policy.version});
+        out.push(entry_finding(
+            &UNAPPROVED_FRAMEWORK,
+            f,
+            format!("{}|{name}|{location}", f.agent_id),
+            "medium",
+            title,
+            evidence,
+        ));
+    }
+    out
 }
 
 fn below_floor(frameworks: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {

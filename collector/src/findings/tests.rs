@@ -155,6 +155,19 @@ fn findings_open_refresh_resolve_reopen_and_acknowledgements_expire() {
     assert_eq!((c.opened, c.kept), (7, 0));
     let c = store.reconcile_findings(&found, 200).unwrap();
     assert_eq!((c.opened, c.kept), (0, 7));
+    // A severity that changes is recorded (and so sent to the SIEM), once.
+    let mut raised = found.clone();
+    if let Some(f) = raised.iter_mut().find(|f| f.rule_id == "silent-host") {
+        f.severity = "high".into();
+    }
+    store.reconcile_findings(&raised, 250).unwrap();
+    store.reconcile_findings(&raised, 260).unwrap();
+    let log = store.audit_log(None, &PageRequest::default()).unwrap();
+    let changed: Vec<_> = log.items.iter().filter(|r| r.kind == "finding.severity_changed").collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let detail: serde_json::Value = serde_json::from_str(&changed[0].detail_json).unwrap();
+    assert_eq!((detail["from"].as_str(), detail["to"].as_str()), (Some("low"), Some("high")));
+    store.reconcile_findings(&found, 270).unwrap();
     let id = found.iter().find(|f| f.rule_id == "plaintext-ai-api-key").unwrap().finding_id.clone();
 
     // Acknowledged until 450: kept acknowledged, then open again once expired.
@@ -235,6 +248,7 @@ version = 2
 approved_names = ["*.gguf"]
 [frameworks]
 floors = { torch = "2.6.0" }
+approved = ["torch"]
 [licences]
 deny = ["cc-by-nc-4.0"]
 [severity]
@@ -249,6 +263,13 @@ reason = "lab key"
     .unwrap();
     let now = 10 * 86_400_000;
     let mut inventory = fleet(now);
+    inventory.entries.push(entry(
+        "laptop",
+        AssetKind::Framework,
+        "f-lc",
+        serde_json::json!({"ecosystem": "pypi", "name": "langchain", "version": "0.3.1",
+            "environment": {"path": "/home/a/venv", "kind": "venv"}}),
+    ));
     inventory.entries.push(entry(
         "laptop",
         AssetKind::Model,
@@ -268,6 +289,12 @@ reason = "lab key"
     assert_eq!(floor.len(), 1, "a declared range is no installed version");
     assert_eq!(floor[0].title, "host-laptop: torch 2.5.1+cu121 is below the policy floor 2.6.0 (/home/a/venv)");
     assert_eq!(of("silent-host")[0].severity, "high");
+    let unapproved: Vec<&str> = of("unapproved-framework").iter().map(|f| f.title.as_str()).collect();
+    assert_eq!(
+        unapproved,
+        ["host-laptop: langchain 0.3.1 is not an approved framework (/home/a/venv)"],
+        "torch is approved"
+    );
     let key = of("plaintext-ai-api-key")[0];
     let exception = key.exception.as_ref().unwrap();
     assert_eq!((exception.by.as_str(), exception.reason.as_str()), ("policy v2: ml-platform", "lab key"));

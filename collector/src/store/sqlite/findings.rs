@@ -62,6 +62,7 @@ pub(super) fn live_inventory(tx: &Transaction<'_>) -> Res<LiveInventory> {
 /// The stored state of one finding, as reconciliation needs it.
 struct Stored {
     state: String,
+    severity: String,
     ack_expires_ms: Option<i64>,
     /// Acknowledged by a policy exception rather than an operator.
     by_policy: bool,
@@ -70,13 +71,14 @@ struct Stored {
 pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64) -> Res<FindingChanges> {
     let mut stored: HashMap<String, Stored> = HashMap::new();
     {
-        let mut stmt = tx.prepare("SELECT finding_id, state, ack_expires_ms, ack_by FROM findings")?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, Option<String>>(3)?)))?;
+        let mut stmt = tx.prepare("SELECT finding_id, state, ack_expires_ms, ack_by, severity FROM findings")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, Option<String>>(3)?, r.get(4)?))
+        })?;
         for row in rows {
-            let (id, state, ack_expires_ms, by) = row?;
+            let (id, state, ack_expires_ms, by, severity) = row?;
             let by_policy = by.is_some_and(|b| b.starts_with(POLICY_ACK));
-            stored.insert(id, Stored { state, ack_expires_ms, by_policy });
+            stored.insert(id, Stored { state, severity, ack_expires_ms, by_policy });
         }
     }
     let mut changes = FindingChanges::default();
@@ -107,8 +109,14 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
                 note(tx, now_ms, "finding.acknowledgement_expired", f)?;
                 Some("open")
             }
-            Some(_) => {
+            Some(s) => {
                 changes.kept += 1;
+                // A finding whose severity changes is news for whoever watches it (the SIEM).
+                if s.severity != f.severity && s.state != "resolved" {
+                    let detail =
+                        serde_json::json!({"rule": f.rule_id, "from": s.severity, "to": f.severity, "title": f.title});
+                    audit::append(tx, now_ms, "finding.severity_changed", &f.finding_id, &detail)?;
+                }
                 None
             }
         };
