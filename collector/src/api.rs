@@ -679,7 +679,12 @@ async fn acknowledge(
     }
     let ack = Acknowledgement {
         reason,
-        by: format!("{} ({})", token.label, token.id),
+        // A token labelled like a policy exception must not pass for one.
+        by: if token.label.starts_with(crate::store::POLICY_ACK_PREFIX) {
+            format!("api token {} ({})", token.label, token.id)
+        } else {
+            format!("{} ({})", token.label, token.id)
+        },
         at_ms: now,
         expires_ms: body.expires_ms,
     };

@@ -153,6 +153,21 @@ fn default_batch_max() -> u32 {
     100
 }
 
+/// Whether `url` is `https://…`, or `http://` to a loopback host, parsed rather than matched by
+/// prefix (`http://localhost.evil.example` is not loopback), and without credentials in it.
+fn siem_url_ok(url: &str) -> bool {
+    let Ok(uri) = url.parse::<axum::http::Uri>() else { return false };
+    let Some(host) = uri.host() else { return false };
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return false;
+    }
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => matches!(host, "127.0.0.1" | "[::1]" | "::1" | "localhost"),
+        _ => false,
+    }
+}
+
 /// `[releases]`: the agent release channel (`crate::release`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -526,8 +541,7 @@ impl CollectorConfig {
             if !names.insert(t.name.as_str()) {
                 problem("siem.name", at("used by another target"));
             }
-            let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"];
-            if !t.url.starts_with("https://") && !loopback.iter().any(|l| t.url.starts_with(l)) {
+            if !siem_url_ok(&t.url) {
                 problem("siem.url", at("https://… (plain http only to a loopback address)"));
             }
             if !["info", "low", "medium", "high", "critical"].contains(&t.min_severity.as_str()) {
@@ -660,6 +674,19 @@ mod tests {
                 "siem.name: siem[2] (e): used by another target",
             ]
         );
+        for (url, ok) in [
+            ("https://siem.example.com/hook", true),
+            ("http://127.0.0.1:8088", true),
+            ("http://[::1]:9200", true),
+            ("http://localhost:9200/", true),
+            ("http://localhost.evil.example/", false),
+            ("http://127.0.0.1@evil.example/", false),
+            ("https://user:pass@siem.example.com/", false),
+            ("ftp://127.0.0.1/", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(siem_url_ok(url), ok, "{url}");
+        }
         let e =
             CollectorConfig::parse("[[siem]]\nname = \"x\"\nkind = \"syslog\"\n", "c.toml").unwrap_err().to_string();
         assert!(e.contains("unknown variant `syslog`"), "{e}");

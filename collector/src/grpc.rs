@@ -463,6 +463,9 @@ impl Inventory for InventoryService {
         let file = blocking(Status::internal, move || {
             let _ = services.authorize(&agent_id, &serial, false)?;
             let path = services.releases_dir.join("blobs").join(sha256.to_ascii_lowercase());
+            if path.is_file() {
+                services.store.record_download(&agent_id, &sha256, now_ms()).map_err(|e| status(&e))?;
+            }
             std::fs::File::open(&path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Status::not_found(format!("no published archive {sha256}")),
                 _ => Status::internal(format!("cannot read {}: {e}", path.display())),

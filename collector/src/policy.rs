@@ -115,12 +115,15 @@ pub struct Exception {
 }
 
 impl Exception {
-    /// Whether it covers `rule`'s finding about `subject` on `hostnames`, at `now_ms`.
+    /// Whether it covers `rule`'s finding about `subject` on `hostnames` (all of them), at `now_ms`.
     pub fn covers(&self, rule: &str, subject: &str, hostnames: &[&str], now_ms: i64) -> bool {
         self.rule == rule
             && self.expires_ms.is_none_or(|e| e > now_ms)
             && self.subject.as_ref().is_none_or(|g| g.is_match(subject))
-            && (self.hosts.is_empty() || hostnames.iter().any(|h| self.hosts.iter().any(|g| g.is_match(h))))
+            // Every host the finding concerns must be covered: one host matching a glob must not
+            // accept a finding that also concerns hosts outside it.
+            && (self.hosts.is_empty()
+                || (!hostnames.is_empty() && hostnames.iter().all(|h| self.hosts.iter().any(|g| g.is_match(h)))))
     }
 }
 
@@ -332,6 +335,10 @@ mod tests {
         assert_eq!(p.licence_problem("apache-2.0"), None);
         assert!(p.exceptions.iter().any(|e| e.covers("plaintext-ai-api-key", "a|/x/.env|K", &["lab-3"], 0)));
         assert!(!p.exceptions.iter().any(|e| e.covers("plaintext-ai-api-key", "a|/x/.env|K", &["prod-1"], 0)));
+        assert!(
+            !p.exceptions.iter().any(|e| e.covers("plaintext-ai-api-key", "a|/x/.env|K", &["lab-3", "prod-1"], 0)),
+            "one lab host does not accept a finding that also concerns a prod host"
+        );
         assert!(!p.exceptions.iter().any(|e| e.covers("plaintext-ai-api-key", "a", &["lab-3"], i64::MAX)), "expired");
     }
 

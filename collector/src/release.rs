@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 /// back). Agents of a paused cohort are served no envelope and told why, until a new document
 /// is published (a new version starts a new tally).
 ///
-/// The counts are the agents' own reports: one row per agent, revoked agents left out, so one
-/// hostile agent adds at most one failure (hence `min_failures`).
+/// The counts are the agents' own reports: one row per agent, revoked agents left out, and a
+/// rollback counts only from an agent that downloaded the release's archive; one hostile agent
+/// adds at most one failure (hence `min_failures`).
 #[derive(Debug, Clone)]
 pub struct RolloutPause {
     /// The release keys, to read the published document.
@@ -61,7 +62,7 @@ impl RolloutPause {
             if !r.cohorts.is_empty() && !r.cohorts.iter().any(|c| c == cohort) {
                 continue;
             }
-            let tally = store.rollout_tally(channel, cohort, &r.version)?;
+            let tally = store.rollout_tally(channel, cohort, &r.version, &r.sha256)?;
             let tried = tally.running.saturating_add(tally.rolled_back);
             #[allow(clippy::cast_precision_loss)] // agent counts, far below 2^52
             let ratio = if tried == 0 { 0.0 } else { tally.rolled_back as f64 / tried as f64 };

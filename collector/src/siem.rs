@@ -25,6 +25,11 @@
 //!   document (`event.kind: alert`, `event.category`, `rule.*`, `host.*`, `file.hash.sha256`,
 //!   `aiscout.*`) per finding event into `index`.
 //!
+//! Every event carries its audit record's `seq` and `sha256`: kept by the SIEM, they anchor
+//! the audit chain outside the collector (`aiscout-collector audit verify` prints the last).
+//! Events are filtered by the severity their audit record states, not the finding's current
+//! one, so a later downgrade never makes a target skip an event it was owed.
+//!
 //! The secret (HMAC key, HEC token, API key) is read from `secret_file` at start and never
 //! logged.
 
@@ -196,6 +201,8 @@ fn first_host(f: &FindingRecord) -> String {
 
 fn webhook_event(target: &str, e: &Event) -> Value {
     json!({"id": e.id(target), "seq": e.seq, "action": e.record.kind, "at_ms": e.record.at_ms,
+        "detail": serde_json::from_str::<Value>(&e.record.detail_json).unwrap_or(Value::Null),
+        "audit": {"seq": e.record.seq, "sha256": e.record.sha256},
         "finding": crate::findings::to_json(&e.finding)})
 }
 
@@ -230,7 +237,7 @@ fn ecs(target: &str, e: &Event) -> Value {
         "rule": {"id": f.found.rule_id, "name": rule.map(|r| r.title), "description": rule.map(|r| r.description),
             "ruleset": "aiscout"},
         "host": {"name": first_host(f), "id": f.found.hosts.first()},
-        "aiscout": crate::findings::to_json(f),
+        "aiscout": {"finding": crate::findings::to_json(f), "audit": {"seq": e.record.seq, "sha256": e.record.sha256}},
     });
     let sha = evidence.get("sha256").and_then(Value::as_str).filter(|s| !s.is_empty());
     let path = evidence.pointer("/sightings/0/path").or_else(|| evidence.get("path")).and_then(Value::as_str);
@@ -302,7 +309,11 @@ fn deliver_once(store: &dyn Store, sender: &Sender) -> Result<usize, String> {
     let mut events = Vec::new();
     for record in records {
         let Some(finding) = store.finding(&record.subject).map_err(|e| e.to_string())? else { continue };
-        if rank(&finding.found.severity) >= min {
+        // The severity when the event happened (its audit record says it), not the finding's
+        // now: a later downgrade must not make a target skip an event it was owed.
+        let detail: Value = serde_json::from_str(&record.detail_json).unwrap_or(Value::Null);
+        let at_the_time = detail.get("severity").and_then(Value::as_str).unwrap_or(&finding.found.severity);
+        if rank(at_the_time) >= min {
             events.push(Event { seq: record.seq, record, finding });
         }
     }

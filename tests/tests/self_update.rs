@@ -261,7 +261,8 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
     let offline = tempfile::tempdir().unwrap();
     let (c, public, key) = collector_with_release_key(offline.path());
     let archive = agent_archive(offline.path(), "good", "9.9.11");
-    sign_and_publish(&c, &key, &archive, "9.9.11", 1, &["--rollout-percent", "10"], offline.path());
+    let signed = sign_and_publish(&c, &key, &archive, "9.9.11", 1, &["--rollout-percent", "10"], offline.path());
+    let sha = aiscout_e2e::release::sha256_of(&signed);
 
     let root = model_root();
     let token = c.token_file("fleet.tok", &["--uses", "60"]);
@@ -307,9 +308,34 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
                 at_ms: 0,
             }),
         };
-        runtime
-            .block_on(async { client(&c, Some(agent)).await.get_release_metadata(request).await.unwrap().into_inner() })
+        runtime.block_on(async {
+            let mut agent = client(&c, Some(agent)).await;
+            if state == "rolled_back" {
+                // A rollback counts only from an agent that downloaded the release.
+                let request = v1::DownloadReleaseRequest { sha256: sha.clone() };
+                let mut stream = agent.download_release(request).await.unwrap().into_inner();
+                while stream.message().await.unwrap().is_some() {}
+            }
+            agent.get_release_metadata(request).await.unwrap().into_inner()
+        })
     };
+    // Rollbacks claimed without the download count for nothing.
+    for agent in ["s5", "s6", "s7"] {
+        let claimed = v1::ReleaseMetadataRequest {
+            channel: "stable".into(),
+            cohort: "canary".into(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            report: Some(v1::UpdateReport {
+                state: "rolled_back".into(),
+                version: "9.9.11".into(),
+                ..Default::default()
+            }),
+        };
+        let answer = runtime.block_on(async {
+            client(&c, Some(agent)).await.get_release_metadata(claimed).await.unwrap().into_inner()
+        });
+        assert!(answer.paused.is_empty(), "{agent}: a rollback of a release it never downloaded");
+    }
     assert!(ask("s0", "canary", "rolled_back").paused.is_empty(), "one failure is not enough");
     let paused = ask("s1", "canary", "rolled_back");
     assert!(paused.envelope.is_empty());
@@ -320,7 +346,7 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
     assert!(default.paused.is_empty() && !default.envelope.is_empty(), "the default cohort goes on");
     let hosts = c.hosts();
     let rolled_back = hosts.iter().filter(|h| h["update"]["state"] == "rolled_back").count();
-    assert_eq!(rolled_back, 2, "the hosts API shows both rollbacks");
+    assert_eq!(rolled_back, 5, "the hosts API shows every report, counted or not");
 
     // A report the collector cannot take is refused, not stored.
     let bad = v1::ReleaseMetadataRequest {

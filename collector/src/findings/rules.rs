@@ -75,6 +75,10 @@ fn entry_finding(
     finding(rule, subject, severity, title, evidence, hosts, assets)
 }
 
+/// Most sightings, processes and servers listed in one finding's evidence (the counts and the
+/// hosts list stay whole).
+const MAX_EVIDENCE_ITEMS: usize = 100;
+
 /// Every rule over `inventory` at `now_ms`, under `policy` when one is applied: its rules, its
 /// severity overrides and its exceptions.
 pub(super) fn run(
@@ -141,16 +145,23 @@ fn model_names(m: &Value) -> Vec<&str> {
     names
 }
 
-/// Models of one asset, grouped: the first entry's JSON and every host.
-fn by_asset<'a>(models: &'a [Entry<'a>]) -> BTreeMap<&'a str, (&'a Value, BTreeSet<String>, Vec<Value>)> {
-    let mut out: BTreeMap<&str, (&Value, BTreeSet<String>, Vec<Value>)> = BTreeMap::new();
+/// One model's live entries, hosts and sightings (for evidence, capped).
+type ModelGroup<'a> = (Vec<&'a Value>, BTreeSet<String>, Vec<Value>);
+
+/// Models of one asset, grouped: every live entry's JSON and every host (files shipped by
+/// installed packages left out).
+fn by_asset<'a>(models: &'a [Entry<'a>]) -> BTreeMap<&'a str, ModelGroup<'a>> {
+    let mut out: BTreeMap<&str, ModelGroup<'a>> = BTreeMap::new();
     for m in models {
         if m.json.get("owner").is_some_and(Value::is_object) {
             continue; // a file an installed package shipped
         }
-        let slot = out.entry(m.asset_id).or_insert_with(|| (&m.json, BTreeSet::new(), Vec::new()));
+        let slot = out.entry(m.asset_id).or_insert_with(|| (Vec::new(), BTreeSet::new(), Vec::new()));
+        slot.0.push(&m.json);
         slot.1.insert(m.agent_id.to_string());
-        slot.2.push(json!({"agent_id": m.agent_id, "host": m.host, "path": text(&m.json, "path")}));
+        if slot.2.len() < MAX_EVIDENCE_ITEMS {
+            slot.2.push(json!({"agent_id": m.agent_id, "host": m.host, "path": text(&m.json, "path")}));
+        }
     }
     out
 }
@@ -160,35 +171,41 @@ fn model_finding(rule: &Rule, asset_id: &str, title: String, evidence: Value, ho
     finding(rule, asset_id.to_string(), "medium", title, evidence, hosts, BTreeSet::from([asset_id.to_string()]))
 }
 
+/// Each sighting is judged on its own: a model is unapproved while any host holds it under no
+/// approved digest, repo or name (another host's approved name cannot clear it).
 fn unapproved_models(models: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
     if !policy.lists_approved_models() {
         return Vec::new();
     }
     by_asset(models)
         .into_iter()
-        .filter_map(|(asset_id, (json, hosts, sightings))| {
-            let sha = text(json, "sha256").unwrap_or("");
-            let repo = json.get("source").and_then(|s| text(s, "repo"));
-            let names = model_names(json);
-            if policy.approves_model(sha, repo, &names) {
-                return None;
-            }
+        .filter_map(|(asset_id, (entries, hosts, sightings))| {
+            let unapproved = entries.iter().find(|json| {
+                let sha = text(json, "sha256").unwrap_or("");
+                let repo = json.get("source").and_then(|s| text(s, "repo"));
+                !policy.approves_model(sha, repo, &model_names(json))
+            })?;
+            let names = model_names(unapproved);
             let name = names.first().copied().unwrap_or("?");
-            let format = text(json, "format").unwrap_or("?");
+            let format = text(unapproved, "format").unwrap_or("?");
             let title = format!("unapproved model {name} ({format}) on {} host(s)", hosts.len());
-            let evidence = json!({"asset_id": asset_id, "sha256": sha, "repo": repo, "names": names,
+            let evidence = json!({"asset_id": asset_id, "sha256": text(unapproved, "sha256"),
+                "repo": unapproved.get("source").and_then(|s| text(s, "repo")), "names": names,
                 "policy_version": policy.version, "sightings": sightings});
             Some(model_finding(&UNAPPROVED_MODEL, asset_id, title, evidence, hosts))
         })
         .collect()
 }
 
+/// Any sighting's declared licence outside the policy makes the finding.
 fn licences(models: &[Entry<'_>], policy: &Policy) -> Vec<NewFinding> {
     by_asset(models)
         .into_iter()
-        .filter_map(|(asset_id, (json, hosts, sightings))| {
-            let licence = json.get("metadata").and_then(|m| text(m, "license"))?;
-            let why = policy.licence_problem(licence)?;
+        .filter_map(|(asset_id, (entries, hosts, sightings))| {
+            let (json, licence, why) = entries.iter().find_map(|json| {
+                let licence = json.get("metadata").and_then(|m| text(m, "license"))?;
+                policy.licence_problem(licence).map(|why| (*json, licence, why))
+            })?;
             let name = model_names(json).first().copied().unwrap_or("?").to_string();
             let title = format!("model {name} declares licence {licence}, {why} by the policy");
             let evidence = json!({"asset_id": asset_id, "licence": licence, "why": why,
@@ -333,7 +350,24 @@ fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding
         name: &'a str,
         sha: &'a str,
         sightings: Vec<Value>,
+        /// Each live sighting's host and path, for the served-directory check.
+        places: Vec<(&'a str, &'a str)>,
         hosts: BTreeSet<String>,
+    }
+    // Indexes built once: the processes that have each digest open, and each host's servers
+    // with the directories they serve (a process opens only files of its own host).
+    let mut open_by_sha: HashMap<&str, Vec<(&Entry<'_>, &str)>> = HashMap::new();
+    let mut dirs_by_host: HashMap<&str, Vec<(&Entry<'_>, Vec<String>)>> = HashMap::new();
+    for r in runtimes {
+        for m in r.json.get("open_models").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(sha), path) = (text(m, "sha256").filter(|s| !s.is_empty()), text(m, "path").unwrap_or("")) {
+                open_by_sha.entry(sha).or_default().push((r, path));
+            }
+        }
+        let dirs = model_dirs(&r.json);
+        if !dirs.is_empty() {
+            dirs_by_host.entry(r.agent_id).or_default().push((r, dirs));
+        }
     }
     let mut groups: BTreeMap<&str, Group<'_>> = BTreeMap::new();
     for m in models {
@@ -348,10 +382,16 @@ fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding
             name: file_name(path),
             sha: text(&m.json, "sha256").unwrap_or(""),
             sightings: Vec::new(),
+            places: Vec::new(),
             hosts: BTreeSet::new(),
         });
         if verdict == "dangerous" {
             g.verdict = "dangerous";
+        }
+        g.hosts.insert(m.agent_id.to_string());
+        g.places.push((m.agent_id, path));
+        if g.sightings.len() >= MAX_EVIDENCE_ITEMS {
+            continue;
         }
         let reasons: Vec<&str> = m
             .json
@@ -363,45 +403,35 @@ fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding
         g.sightings.push(
             json!({"agent_id": m.agent_id, "host": m.host, "path": path, "verdict": verdict, "reasons": reasons}),
         );
-        g.hosts.insert(m.agent_id.to_string());
     }
     groups
         .into_iter()
         .map(|(asset_id, g)| {
             let mut hosts = g.hosts;
-            let processes: Vec<Value> = runtimes
+            let openers = if g.sha.is_empty() { &[][..] } else { open_by_sha.get(g.sha).map_or(&[][..], Vec::as_slice) };
+            let processes: Vec<Value> = openers
                 .iter()
-                .filter_map(|r| {
-                    let open = open_models(&r.json);
-                    let (_, path) = open.iter().find(|(sha, _)| !g.sha.is_empty() && *sha == g.sha)?;
-                    Some(json!({
-                        "agent_id": r.agent_id, "host": r.host, "pid": r.json.get("pid"), "kind": text(&r.json, "kind"),
-                        "path": path, "listening": exposed_sockets(&r.json),
-                    }))
+                .take(MAX_EVIDENCE_ITEMS)
+                .map(|(r, path)| {
+                    json!({"agent_id": r.agent_id, "host": r.host, "pid": r.json.get("pid"), "kind": text(&r.json, "kind"),
+                        "path": path, "listening": exposed_sockets(&r.json)})
                 })
                 .collect();
-            for p in &processes {
-                if let Some(a) = text(p, "agent_id") {
-                    hosts.insert(a.to_string());
-                }
-            }
+            hosts.extend(openers.iter().map(|(r, _)| r.agent_id.to_string()));
             // A server on the same host whose command line or model variables name a directory
             // the file sits in serves it, open yet or not.
-            let served: Vec<Value> = g
-                .sightings
-                .iter()
-                .flat_map(|sighting| {
-                    let (agent, path) =
-                        (text(sighting, "agent_id").unwrap_or(""), text(sighting, "path").unwrap_or(""));
-                    runtimes.iter().filter(move |r| r.agent_id == agent).filter_map(move |r| {
-                        let dir = model_dirs(&r.json)
-                            .into_iter()
-                            .find(|d| path.starts_with(&format!("{}/", d.trim_end_matches('/'))))?;
-                        Some(json!({"agent_id": r.agent_id, "host": r.host, "pid": r.json.get("pid"),
-                            "kind": text(&r.json, "kind"), "directory": dir, "path": path}))
-                    })
-                })
-                .collect();
+            let mut served = Vec::new();
+            'places: for (agent, path) in &g.places {
+                for (r, dirs) in dirs_by_host.get(agent).map_or(&[][..], Vec::as_slice) {
+                    if let Some(dir) = dirs.iter().find(|d| path.starts_with(&format!("{}/", d.trim_end_matches('/')))) {
+                        served.push(json!({"agent_id": r.agent_id, "host": r.host, "pid": r.json.get("pid"),
+                            "kind": text(&r.json, "kind"), "directory": dir, "path": path}));
+                        if served.len() >= MAX_EVIDENCE_ITEMS {
+                            break 'places;
+                        }
+                    }
+                }
+            }
             let severity = match (g.verdict, processes.is_empty() && served.is_empty()) {
                 ("dangerous", false) => "critical",
                 ("dangerous", true) => "high",
@@ -423,15 +453,7 @@ fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding
             let title = format!("{} {} model {} on {} host(s){where_}", g.verdict, g.format, g.name, hosts.len());
             let evidence = json!({"asset_id": asset_id, "sha256": g.sha, "format": g.format, "verdict": g.verdict,
                 "sightings": g.sightings, "processes": processes, "served_from": served});
-            finding(
-                &UNSAFE_MODEL,
-                asset_id.to_string(),
-                severity,
-                title,
-                evidence,
-                hosts,
-                BTreeSet::from([asset_id.to_string()]),
-            )
+            finding(&UNSAFE_MODEL, asset_id.to_string(), severity, title, evidence, hosts, BTreeSet::from([asset_id.to_string()]))
         })
         .collect()
 }

@@ -445,3 +445,24 @@ fn a_dangerous_model_in_a_directory_a_server_serves_is_critical_though_not_yet_o
     assert_eq!(evidence["served_from"].as_array().unwrap().len(), 1, "'/' is no model directory: {evidence:#}");
     assert_eq!(evidence["served_from"][0]["directory"], "/srv/store");
 }
+
+#[test]
+fn an_operators_acknowledgement_does_not_cover_a_severity_the_finding_rises_to() {
+    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let now = 10 * 86_400_000;
+    let mut found = rules::run(&fleet(now), &Settings::default(), None, now);
+    let silent = found.iter().position(|f| f.rule_id == "silent-host").unwrap();
+    let id = found[silent].finding_id.clone();
+    store.reconcile_findings(&found, 100).unwrap();
+    let ack = Acknowledgement { reason: "lab host".into(), by: "alice (t)".into(), at_ms: 150, expires_ms: None };
+    store.acknowledge_finding(&id, &ack).unwrap();
+    // The same severity: still accepted. Higher: open again, and the audit trail says why.
+    store.reconcile_findings(&found, 200).unwrap();
+    assert_eq!(store.finding(&id).unwrap().unwrap().state, "acknowledged");
+    found[silent].severity = "high".into();
+    store.reconcile_findings(&found, 300).unwrap();
+    let f = store.finding(&id).unwrap().unwrap();
+    assert_eq!((f.state.as_str(), f.acknowledgement), ("open", None));
+    let log = store.audit_log(None, &PageRequest::default()).unwrap();
+    assert!(log.items.iter().any(|r| r.kind == "finding.acknowledgement_dropped" && r.subject == id));
+}

@@ -199,8 +199,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// version as the agent's version.
     fn record_update(&self, agent_id: &str, record: &UpdateRecord) -> Result<(), StoreError>;
 
-    /// How `version` fared in `cohort` of `channel`, from every agent's last update report.
-    fn rollout_tally(&self, channel: &str, cohort: &str, version: &str) -> Result<RolloutTally, StoreError>;
+    /// How `version` (archive `sha256`) fared in `cohort` of `channel`, from every agent's last
+    /// update report; a rollback counts only from an agent that downloaded that archive.
+    fn rollout_tally(
+        &self,
+        channel: &str,
+        cohort: &str,
+        version: &str,
+        sha256: &str,
+    ) -> Result<RolloutTally, StoreError>;
+
+    /// `agent_id` downloaded the release archive `sha256` at `now_ms`.
+    fn record_download(&self, agent_id: &str, sha256: &str, now_ms: i64) -> Result<(), StoreError>;
 
     /// Marks `agent_id` as heard from at `now_ms` (a stream opened: the heartbeat).
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError>;

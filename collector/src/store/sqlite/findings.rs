@@ -112,12 +112,22 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
             Some(s) => {
                 changes.kept += 1;
                 // A finding whose severity changes is news for whoever watches it (the SIEM).
+                let rose = severity_rank(&f.severity) > severity_rank(&s.severity);
                 if s.severity != f.severity && s.state != "resolved" {
-                    let detail =
-                        serde_json::json!({"rule": f.rule_id, "from": s.severity, "to": f.severity, "title": f.title});
+                    let detail = serde_json::json!({"rule": f.rule_id, "from": s.severity, "to": f.severity,
+                        "severity": f.severity, "title": f.title});
                     audit::append(tx, now_ms, "finding.severity_changed", &f.finding_id, &detail)?;
                 }
-                None
+                // An operator accepted it at a lower severity: that acceptance does not cover
+                // what it has become.
+                if rose && s.state == "acknowledged" && !s.by_policy {
+                    let detail = serde_json::json!({"rule": f.rule_id, "severity": f.severity,
+                        "reason": format!("severity rose from {} to {}", s.severity, f.severity)});
+                    audit::append(tx, now_ms, "finding.acknowledgement_dropped", &f.finding_id, &detail)?;
+                    Some("open")
+                } else {
+                    None
+                }
             }
         };
         tx.execute(
@@ -135,7 +145,7 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
         match &f.exception {
             Some(e) if !operator_ack && now_state != "resolved" => {
                 if now_state != "acknowledged" {
-                    let detail = serde_json::json!({"rule": f.rule_id, "by": e.by, "reason": e.reason, "expires_ms": e.expires_ms});
+                    let detail = serde_json::json!({"rule": f.rule_id, "severity": f.severity, "by": e.by, "reason": e.reason, "expires_ms": e.expires_ms});
                     audit::append(tx, now_ms, "finding.acknowledged", &f.finding_id, &detail)?;
                 }
                 tx.execute(
@@ -180,9 +190,14 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
             params![id, now_ms],
         )?;
         changes.resolved += 1;
-        audit::append(tx, now_ms, "finding.resolved", id, &serde_json::json!({}))?;
+        audit::append(tx, now_ms, "finding.resolved", id, &serde_json::json!({"severity": s.severity}))?;
     }
     Ok(changes)
+}
+
+/// 0 (info) to 4 (critical); unknown text is 0.
+fn severity_rank(severity: &str) -> usize {
+    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
 }
 
 /// Appends `kind` about finding `f` to the audit trail.
@@ -346,7 +361,7 @@ pub(super) fn acknowledge(tx: &Transaction<'_>, finding_id: &str, ack: &Acknowle
              ack_at_ms = ?2, ack_expires_ms = ?5 WHERE finding_id = ?1",
         params![finding_id, ack.at_ms, ack.reason, ack.by, ack.expires_ms],
     )?;
-    let detail = serde_json::json!({"rule": current.found.rule_id, "by": ack.by, "reason": ack.reason, "expires_ms": ack.expires_ms});
+    let detail = serde_json::json!({"rule": current.found.rule_id, "severity": current.found.severity, "by": ack.by, "reason": ack.reason, "expires_ms": ack.expires_ms});
     audit::append(tx, ack.at_ms, "finding.acknowledged", finding_id, &detail)?;
     get(tx, finding_id)
 }

@@ -334,8 +334,18 @@ impl Store for SqliteStore {
         self.write("record update state", |tx| queries::record_update(tx, agent_id, record))
     }
 
-    fn rollout_tally(&self, channel: &str, cohort: &str, version: &str) -> Result<RolloutTally, StoreError> {
-        self.read("tally rollout", |tx| queries::rollout_tally(tx, channel, cohort, version))
+    fn rollout_tally(
+        &self,
+        channel: &str,
+        cohort: &str,
+        version: &str,
+        sha256: &str,
+    ) -> Result<RolloutTally, StoreError> {
+        self.read("tally rollout", |tx| queries::rollout_tally(tx, channel, cohort, version, sha256))
+    }
+
+    fn record_download(&self, agent_id: &str, sha256: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.write("record download", |tx| queries::record_download(tx, agent_id, sha256, now_ms))
     }
 
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {

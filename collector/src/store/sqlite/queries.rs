@@ -125,17 +125,35 @@ pub(super) fn record_update(tx: &Transaction<'_>, agent_id: &str, r: &UpdateReco
     Ok(())
 }
 
-/// Revoked agents do not count: a revoked clone cannot pause a rollout.
-pub(super) fn rollout_tally(tx: &Transaction<'_>, channel: &str, cohort: &str, version: &str) -> Res<RolloutTally> {
+/// Revoked agents do not count, and a rollback counts only from an agent that downloaded the
+/// release's archive: neither a revoked clone nor an agent claiming a rollback it never tried
+/// can pause a rollout.
+pub(super) fn rollout_tally(
+    tx: &Transaction<'_>,
+    channel: &str,
+    cohort: &str,
+    version: &str,
+    sha256: &str,
+) -> Res<RolloutTally> {
     tx.query_row(
         "SELECT COALESCE(SUM(u.agent_version = ?3 AND u.state <> 'rolled_back'), 0), \
-                COALESCE(SUM(u.state = 'rolled_back' AND u.version = ?3), 0) \
+                COALESCE(SUM(u.state = 'rolled_back' AND u.version = ?3 AND EXISTS (SELECT 1 FROM release_downloads d \
+                    WHERE d.agent_id = u.agent_id AND d.sha256 = lower(?4))), 0) \
          FROM agent_updates u JOIN agents a ON a.agent_id = u.agent_id \
          WHERE u.channel = ?1 AND u.cohort = ?2 AND a.revoked_at_ms IS NULL",
-        params![channel, cohort, version],
+        params![channel, cohort, version, sha256],
         |r| Ok(RolloutTally { running: count(r, 0)?, rolled_back: count(r, 1)? }),
     )
     .map_err(Into::into)
+}
+
+pub(super) fn record_download(tx: &Transaction<'_>, agent_id: &str, sha256: &str, now_ms: i64) -> Res<()> {
+    tx.execute(
+        "INSERT INTO release_downloads (agent_id, sha256, at_ms) VALUES (?1, lower(?2), ?3) \
+         ON CONFLICT (agent_id, sha256) DO UPDATE SET at_ms = excluded.at_ms",
+        params![agent_id, sha256, now_ms],
+    )?;
+    Ok(())
 }
 
 /// Whether the asset `a` is a package file (store module docs, "Package files"): seen as a file
@@ -187,7 +205,7 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
              OR (a.kind = 'model' AND EXISTS (SELECT 1 FROM sightings m \
                  JOIN sightings r ON r.kind = 'runtime' AND r.removed_at_ms IS NULL, \
                      json_each(r.entry_json, '$.open_models') om, json_each(r.entry_json, '$.listening') l \
-                 WHERE m.asset_id = a.asset_id AND m.removed_at_ms IS NULL \
+                 WHERE m.asset_id = a.asset_id AND m.removed_at_ms IS NULL AND r.agent_id = m.agent_id \
                      AND json_extract(om.value, '$.sha256') = json_extract(m.entry_json, '$.sha256') AND {EXPOSURE})))"
     );
     let include_removed = filter.include_removed;

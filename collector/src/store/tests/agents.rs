@@ -156,14 +156,17 @@ fn update_reports_are_kept_per_agent_shown_with_the_host_and_tallied_per_cohort(
         detail: String::new(),
         reported_at_ms: 100,
     };
-    let tally = |cohort: &str| store.rollout_tally("stable", cohort, "0.2.0").unwrap();
+    let tally = |cohort: &str| store.rollout_tally("stable", cohort, "0.2.0", "AB").unwrap();
     assert_eq!(tally("canary"), RolloutTally::default());
     store.record_update("a", &report("canary", "0.2.0", "updated", "0.2.0")).unwrap();
     store.record_update("b", &report("canary", "0.1.0", "rolled_back", "0.2.0")).unwrap();
     store.record_update("c", &report("canary", "0.1.0", "rolled_back", "0.2.0")).unwrap();
+    assert_eq!(tally("canary"), RolloutTally { running: 1, rolled_back: 0 }, "no download, no rollback to count");
+    store.record_download("b", "ab", 110).unwrap();
+    store.record_download("c", "ab", 120).unwrap();
     assert_eq!(tally("canary"), RolloutTally { running: 1, rolled_back: 2 });
     assert_eq!(tally("default"), RolloutTally::default(), "another cohort counts apart");
-    assert_eq!(store.rollout_tally("beta", "canary", "0.2.0").unwrap(), RolloutTally::default());
+    assert_eq!(store.rollout_tally("beta", "canary", "0.2.0", "ab").unwrap(), RolloutTally::default());
     // The last report replaces the one before; a revoked agent no longer counts.
     store.record_update("c", &report("canary", "0.2.0", "updated", "0.2.0")).unwrap();
     assert_eq!(tally("canary"), RolloutTally { running: 2, rolled_back: 1 });
