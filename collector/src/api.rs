@@ -605,6 +605,15 @@ async fn changes(
             })
             .collect()
     };
+    let audit_rows = |list: &[crate::store::AssetEvent]| -> Vec<Value> {
+        list.iter()
+            .map(|(id, at, detail)| {
+                let detail: Value = serde_json::from_str(detail).unwrap_or(Value::Null);
+                json!({"asset_id": id, "at_ms": at, "kind": detail.get("kind"), "from": detail.get("from"),
+                    "to": detail.get("to")})
+            })
+            .collect()
+    };
     let new_assets: Vec<Value> = c
         .new_assets
         .iter()
@@ -615,6 +624,8 @@ async fn changes(
         "new_assets": {"items": new_assets, "total": c.new_assets_total},
         "sightings_appeared": {"items": rows(&c.appeared), "total": c.appeared_total},
         "sightings_removed": {"items": rows(&c.removed), "total": c.removed_total},
+        "assets_disappeared": {"items": audit_rows(&c.assets_disappeared), "total": c.assets_disappeared_total},
+        "verdict_changes": {"items": audit_rows(&c.verdict_changes), "total": c.verdict_changes_total},
     })))
 }
 

@@ -265,6 +265,17 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     let audit = c.get("/api/v1/audit?limit=1000").to_string();
     assert!(audit.contains("agent.decommissioned"));
     assert!(!run_once(&config).status.success(), "a decommissioned host's agent is refused");
+
+    // The laptop deletes its copy: no host has the model any more, and /changes says so.
+    let gone = now_ms();
+    std::fs::remove_file(laptop_root.path().join("downloaded.pkl")).unwrap();
+    assert_ok(&run_once(&laptop));
+    let model_id = by_name["items"][0]["id"].as_str().unwrap().to_string();
+    poll(Duration::from_secs(60), "the model's disappearance in /changes", || {
+        let changes = c.get(&format!("/api/v1/changes?since={gone}"));
+        let items = changes["assets_disappeared"]["items"].as_array()?.clone();
+        items.iter().any(|i| i["asset_id"] == model_id.as_str()).then_some(())
+    });
 }
 
 #[test]

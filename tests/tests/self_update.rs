@@ -272,6 +272,8 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
     };
     let mut expected = 0;
     let mut staged = 0;
+    // The agents that did not take the release (never downloaded it), by name.
+    let mut stayed = Vec::new();
     for i in 0..AGENTS {
         let name = format!("s{i}");
         let config = c.agent_with(&name, &[root.path()], &token, &options);
@@ -287,9 +289,14 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
             staged += 1;
         } else {
             assert_eq!(said, "channel stable sequence 1: nothing to take now", "{name}");
+            stayed.push(name);
         }
     }
     assert_eq!(staged, expected);
+    // Roles for the pause below, all among agents that never downloaded the release.
+    let [claimer1, claimer2, claimer3, failed1, failed2, canary, plain, bad_reporter] =
+        std::array::from_fn::<&str, 8, _>(|i| stayed.get(i).map_or("", String::as_str));
+    assert!(!bad_reporter.is_empty(), "enough agents stayed: {stayed:?}");
     eprintln!("10 % rollout: {staged} of {AGENTS} agents staged 9.9.11");
     assert!(staged <= 15, "about 10 % of {AGENTS}, not {staged}");
 
@@ -320,7 +327,7 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
         })
     };
     // Rollbacks claimed without the download count for nothing.
-    for agent in ["s5", "s6", "s7"] {
+    for agent in [claimer1, claimer2, claimer3] {
         let claimed = v1::ReleaseMetadataRequest {
             channel: "stable".into(),
             cohort: "canary".into(),
@@ -336,13 +343,13 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
         });
         assert!(answer.paused.is_empty(), "{agent}: a rollback of a release it never downloaded");
     }
-    assert!(ask("s0", "canary", "rolled_back").paused.is_empty(), "one failure is not enough");
-    let paused = ask("s1", "canary", "rolled_back");
+    assert!(ask(failed1, "canary", "rolled_back").paused.is_empty(), "one failure is not enough");
+    let paused = ask(failed2, "canary", "rolled_back");
     assert!(paused.envelope.is_empty());
     assert_eq!(paused.paused, "rollout of 9.9.11 to cohort canary paused: 2 of 2 agents rolled it back (100% > 20%)");
-    let other = ask("s2", "canary", "current");
+    let other = ask(canary, "canary", "current");
     assert!(other.envelope.is_empty() && !other.paused.is_empty(), "every agent of canary is paused");
-    let default = ask("s3", "default", "current");
+    let default = ask(plain, "default", "current");
     assert!(default.paused.is_empty() && !default.envelope.is_empty(), "the default cohort goes on");
     let hosts = c.hosts();
     let rolled_back = hosts.iter().filter(|h| h["update"]["state"] == "rolled_back").count();
@@ -355,6 +362,7 @@ fn a_ten_percent_rollout_reaches_the_agents_in_its_bucket_and_a_failing_cohort_i
         agent_version: "1.0\n<script>".into(),
         report: Some(v1::UpdateReport { state: "current".into(), ..Default::default() }),
     };
-    let e = runtime.block_on(async { client(&c, Some("s4")).await.get_release_metadata(bad).await.unwrap_err() });
+    let e =
+        runtime.block_on(async { client(&c, Some(bad_reporter)).await.get_release_metadata(bad).await.unwrap_err() });
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
 }

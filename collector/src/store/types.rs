@@ -916,6 +916,9 @@ pub struct Change {
     pub at_ms: i64,
 }
 
+/// An asset event of the audit trail: asset id, when, the record's detail JSON.
+pub type AssetEvent = (String, i64, String);
+
 /// What changed in the inventory since a time (`GET /api/v1/changes`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -931,4 +934,14 @@ pub struct Changes {
     pub removed: Vec<Change>,
     /// How many.
     pub removed_total: u64,
+    /// Assets that disappeared from the fleet since (the audit trail's `asset.disappeared`):
+    /// id, when, the record's detail JSON.
+    pub assets_disappeared: Vec<AssetEvent>,
+    /// How many.
+    pub assets_disappeared_total: u64,
+    /// Assets whose worst live verdict changed since (`asset.verdict_changed`): id, when, detail
+    /// JSON (`{"from", "to"}`).
+    pub verdict_changes: Vec<AssetEvent>,
+    /// How many.
+    pub verdict_changes_total: u64,
 }

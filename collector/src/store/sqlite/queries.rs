@@ -10,8 +10,8 @@ use super::Res;
 use crate::store::error::StoreError;
 use crate::store::limits::MAX_PAGE_BYTES;
 use crate::store::types::{
-    AssetDetail, AssetFilter, AssetKind, AssetSummary, Change, Changes, HostFilter, HostSummary, Page, PageRequest,
-    RolloutTally, Sighting, UpdateRecord, Verdict,
+    AssetDetail, AssetEvent, AssetFilter, AssetKind, AssetSummary, Change, Changes, HostFilter, HostSummary, Page,
+    PageRequest, RolloutTally, Sighting, UpdateRecord, Verdict,
 };
 
 /// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?6).
@@ -452,5 +452,31 @@ pub(super) fn changes(tx: &Transaction<'_>, since_ms: i64, limit: u32) -> Res<Ch
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let new_assets_total =
         tx.query_row("SELECT COUNT(*) FROM assets WHERE first_seen_ms >= ?1", [since_ms], |r| count(r, 0))?;
-    Ok(Changes { new_assets, new_assets_total, appeared, appeared_total, removed, removed_total })
+    let records = |kind: &str| -> Res<(Vec<AssetEvent>, u64)> {
+        let mut stmt = tx.prepare_cached(
+            "SELECT subject, at_ms, detail_json FROM audit WHERE kind = ?1 AND at_ms >= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let items = stmt
+            .query_map(params![kind, since_ms, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let total =
+            tx.query_row("SELECT COUNT(*) FROM audit WHERE kind = ?1 AND at_ms >= ?2", params![kind, since_ms], |r| {
+                count(r, 0)
+            })?;
+        Ok((items, total))
+    };
+    let (assets_disappeared, assets_disappeared_total) = records("asset.disappeared")?;
+    let (verdict_changes, verdict_changes_total) = records("asset.verdict_changed")?;
+    Ok(Changes {
+        new_assets,
+        new_assets_total,
+        appeared,
+        appeared_total,
+        removed,
+        removed_total,
+        assets_disappeared,
+        assets_disappeared_total,
+        verdict_changes,
+        verdict_changes_total,
+    })
 }
