@@ -127,6 +127,12 @@ impl PageParams {
     }
 }
 
+/// The parameters of a query string, or a 400 naming what is wrong with it (an unknown
+/// parameter, a value of the wrong type).
+fn query<T>(params: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    params.map(|Query(p)| p).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
 /// `limit=0` and a limit above the maximum are refused, never silently changed.
 fn check_limit(limit: Option<u32>) -> Result<(), ApiError> {
     if limit == Some(0) || limit.is_some_and(|l| l > PageRequest::MAX_LIMIT) {
@@ -321,13 +327,13 @@ async fn hosts(
     axum::Extension(settings): axum::Extension<ApiSettings>,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let params = query(params)?;
     check_limit(params.limit)?;
     const STATUSES: [&str; 4] = ["online", "silent", "revoked", "decommissioned"];
     if let Some(s) = params.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("status: {s:?} is not one of {}", STATUSES.join(", "))));
     }
-    const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+    use crate::findings::SEVERITIES;
     if let Some(s) = params.severity.as_deref().filter(|s| !SEVERITIES.contains(s)) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -369,7 +375,7 @@ async fn assets(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let params = query(params)?;
     check_limit(params.limit)?;
     let verdict = match params.verdict.as_deref() {
         None => None,
@@ -466,9 +472,9 @@ async fn findings(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<FindingParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let p = query(params)?;
     for (key, value, allowed) in [
-        ("severity", &p.severity, &["info", "low", "medium", "high", "critical"][..]),
+        ("severity", &p.severity, &crate::findings::SEVERITIES[..]),
         ("state", &p.state, &["open", "acknowledged", "resolved", "reopened"][..]),
     ] {
         if let Some(v) = value.as_deref().filter(|v| !allowed.contains(v)) {
@@ -521,7 +527,7 @@ async fn risk(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<RiskParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let p = query(params)?;
     let (filter, subject) = match (p.host, p.asset) {
         (Some(h), None) => {
             (FindingFilter { agent_id: Some(h.clone()), ..FindingFilter::default() }, json!({"host": h}))
@@ -560,7 +566,7 @@ async fn graph(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<RiskParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let p = query(params)?;
     if p.host.is_some() == p.asset.is_some() {
         return Err(ApiError(StatusCode::BAD_REQUEST, "host or asset: exactly one".into()));
     }
@@ -593,7 +599,7 @@ async fn changes(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<ChangesParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let p = query(params)?;
     check_limit(p.limit)?;
     let (since, limit) = (p.since, p.limit.unwrap_or(PageRequest::DEFAULT_LIMIT));
     let c = blocking(ApiError::internal, move || store.changes(since, limit).map_err(|e| http_status(&e))).await?;
@@ -643,7 +649,7 @@ async fn audit(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageJson>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let p = query(params)?;
     check_limit(p.limit)?;
     check_cursor(p.after.as_deref(), |c| c.parse::<u64>().is_ok())?;
     let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };

@@ -544,7 +544,7 @@ impl CollectorConfig {
             if !siem_url_ok(&t.url) {
                 problem("siem.url", at("https://… (plain http only to a loopback address)"));
             }
-            if !["info", "low", "medium", "high", "critical"].contains(&t.min_severity.as_str()) {
+            if !crate::findings::SEVERITIES.contains(&t.min_severity.as_str()) {
                 problem("siem.min_severity", at("info, low, medium, high or critical"));
             }
             if !(1..=1000).contains(&t.batch_max) {

@@ -37,6 +37,7 @@ use serde::Deserialize;
 
 use crate::findings::advisories::normalise;
 use crate::findings::version::Version;
+use crate::findings::SEVERITIES;
 
 /// Largest policy file read.
 pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
@@ -151,8 +152,6 @@ pub struct Policy {
     /// Accepted exceptions.
     pub exceptions: Vec<Exception>,
 }
-
-const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 
 fn glob(key: &str, pattern: &str, problems: &mut Vec<String>) -> Option<GlobMatcher> {
     match Glob::new(pattern) {

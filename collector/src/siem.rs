@@ -43,16 +43,10 @@ use sha2::Sha256;
 use crate::config::{SiemKind, SiemTarget};
 use crate::store::{AuditRecord, FindingRecord, Store};
 
-/// Severities, least first.
-const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest a request may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-fn rank(severity: &str) -> usize {
-    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
-}
 
 /// One event as it is sent.
 struct Event {
@@ -305,7 +299,7 @@ fn deliver_once(store: &dyn Store, sender: &Sender) -> Result<usize, String> {
     let cursor = store.siem_cursor(&target.name).map_err(|e| e.to_string())?;
     let records = store.finding_events(cursor, target.batch_max).map_err(|e| e.to_string())?;
     let Some(last) = records.last().map(|r| r.seq) else { return Ok(0) };
-    let min = rank(&target.min_severity);
+    let min = crate::findings::severity_rank(&target.min_severity);
     let mut events = Vec::new();
     for record in records {
         let Some(finding) = store.finding(&record.subject).map_err(|e| e.to_string())? else { continue };
@@ -313,7 +307,7 @@ fn deliver_once(store: &dyn Store, sender: &Sender) -> Result<usize, String> {
         // now: a later downgrade must not make a target skip an event it was owed.
         let detail: Value = serde_json::from_str(&record.detail_json).unwrap_or(Value::Null);
         let at_the_time = detail.get("severity").and_then(Value::as_str).unwrap_or(&finding.found.severity);
-        if rank(at_the_time) >= min {
+        if crate::findings::severity_rank(at_the_time) >= min {
             events.push(Event { seq: record.seq, record, finding });
         }
     }

@@ -43,6 +43,19 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{FindingChanges, NewFinding, Store, StoreError};
 
+/// Severities, least first: the one list every rule, filter, policy and SIEM target uses.
+pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+/// 0 (info) to 4 (critical); text that is no severity is 0.
+pub fn severity_rank(severity: &str) -> usize {
+    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
+}
+
+/// The severities at or above `min`; `None` when `min` is no severity.
+pub fn at_or_above(min: &str) -> Option<&'static [&'static str]> {
+    SEVERITIES.iter().position(|s| *s == min).and_then(|at| SEVERITIES.get(at..))
+}
+
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 300;
 

@@ -359,10 +359,8 @@ fn unsafe_models(models: &[Entry<'_>], runtimes: &[Entry<'_>]) -> Vec<NewFinding
     let mut open_by_sha: HashMap<&str, Vec<(&Entry<'_>, &str)>> = HashMap::new();
     let mut dirs_by_host: HashMap<&str, Vec<(&Entry<'_>, Vec<String>)>> = HashMap::new();
     for r in runtimes {
-        for m in r.json.get("open_models").and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(sha), path) = (text(m, "sha256").filter(|s| !s.is_empty()), text(m, "path").unwrap_or("")) {
-                open_by_sha.entry(sha).or_default().push((r, path));
-            }
+        for (sha, path) in open_models(&r.json).into_iter().filter(|(sha, _)| !sha.is_empty()) {
+            open_by_sha.entry(sha).or_default().push((r, path));
         }
         let dirs = model_dirs(&r.json);
         if !dirs.is_empty() {

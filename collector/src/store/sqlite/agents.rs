@@ -228,3 +228,13 @@ pub(super) fn set_identity(tx: &Transaction<'_>, agent_id: &str, identity_json: 
     tx.execute("UPDATE agents SET identity_json = ?2 WHERE agent_id = ?1", rusqlite::params![agent_id, identity_json])?;
     Ok(())
 }
+
+/// The agent was heard from at `now_ms` (a stream opened or a batch arrived): its last-seen
+/// time moves forward, never back.
+pub(super) fn touch(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<()> {
+    tx.execute(
+        "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE agent_id = ?1",
+        rusqlite::params![agent_id, now_ms],
+    )?;
+    Ok(())
+}

@@ -175,10 +175,7 @@ fn agent_state(tx: &Transaction<'_>, agent_id: &str) -> Res<AgentState> {
 /// Host facts and `last_seen` of the agent; returns why the facts were not stored when they
 /// are over a bound. The enrolled hostname stays: the reported one is kept beside it.
 fn update_host(tx: &Transaction<'_>, agent_id: &str, batch: &IngestBatch) -> Res<Option<String>> {
-    tx.execute(
-        "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE agent_id = ?1",
-        params![agent_id, batch.received_at_ms],
-    )?;
+    super::agents::touch(tx, agent_id, batch.received_at_ms)?;
     let Some(host) = &batch.host else { return Ok(None) };
     if let Err(reason) = limits::check_host(&host.hostname, &host.machine_fingerprint, &host.json) {
         return Ok(Some(reason));

@@ -12,18 +12,8 @@ use crate::store::types::{
     NewFinding, Page, PageRequest, PolicyRecord,
 };
 
+use crate::findings::{severity_rank, SEVERITIES};
 use crate::store::POLICY_ACK_PREFIX as POLICY_ACK;
-
-/// Severities, least first: a filter's minimum keeps the ones at or after it.
-const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
-
-pub(super) fn touch(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<()> {
-    tx.execute(
-        "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, ?2), ?2) WHERE agent_id = ?1",
-        params![agent_id, now_ms],
-    )?;
-    Ok(())
-}
 
 pub(super) fn live_inventory(tx: &Transaction<'_>) -> Res<LiveInventory> {
     let mut hosts = tx.prepare(
@@ -40,22 +30,7 @@ pub(super) fn live_inventory(tx: &Transaction<'_>) -> Res<LiveInventory> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut entries = tx.prepare(
-        "SELECT s.agent_id, s.kind, s.asset_id, s.local_key, s.entry_json, s.first_seen_ms FROM sightings s \
-         JOIN agents a ON a.agent_id = s.agent_id \
-         WHERE s.removed_at_ms IS NULL AND a.revoked_at_ms IS NULL ORDER BY s.agent_id, s.kind, s.local_key",
-    )?;
-    let entries = entries
-        .query_map([], |r| {
-            let kind: String = r.get(1)?;
-            Ok((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })?
-        .filter_map(|row| match row {
-            Ok((agent_id, kind, asset_id, local_key, entry_json, first_seen_ms)) => AssetKind::from_name(&kind)
-                .map(|kind| Ok(LiveEntry { agent_id, kind, asset_id, local_key, entry_json, first_seen_ms })),
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let entries = live_entries(tx, "1 = 1", &[], -1)?;
     Ok(LiveInventory { hosts, entries })
 }
 
@@ -195,9 +170,15 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
     Ok(changes)
 }
 
-/// 0 (info) to 4 (critical); unknown text is 0.
-fn severity_rank(severity: &str) -> usize {
-    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
+/// The severities at or above `min` as a JSON list (for `json_each`); `None` without a minimum,
+/// refused when `min` is no severity.
+pub(super) fn severities_json(min: Option<&str>) -> Res<Option<String>> {
+    let Some(min) = min else { return Ok(None) };
+    let list = crate::findings::at_or_above(min).ok_or_else(|| StoreError::InvalidArgument {
+        field: "severity",
+        reason: format!("one of {}", SEVERITIES.join(", ")),
+    })?;
+    Ok(Some(serde_json::to_string(list).unwrap_or_default()))
 }
 
 /// Appends `kind` about finding `f` to the audit trail.
@@ -305,15 +286,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<FindingRecord> {
 
 pub(super) fn list(tx: &Transaction<'_>, filter: &FindingFilter, page: &PageRequest) -> Res<Page<FindingRecord>> {
     let limit = page.effective_limit();
-    let min_rank = match &filter.min_severity {
-        Some(s) => Some(SEVERITIES.iter().position(|x| x == s).ok_or_else(|| StoreError::InvalidArgument {
-            field: "severity",
-            reason: format!("one of {}", SEVERITIES.join(", ")),
-        })?),
-        None => None,
-    };
-    let ranked: Vec<&str> = min_rank.map_or_else(Vec::new, |r| SEVERITIES.iter().skip(r).copied().collect());
-    let ranked = serde_json::to_string(&ranked).unwrap_or_else(|_| "[]".into());
+    let severities = severities_json(filter.min_severity.as_deref())?;
+    let min_rank = severities.as_ref().map(|_| 1);
+    let ranked = severities.unwrap_or_else(|| "[]".into());
     let wanted = "(?1 IS NULL OR f.severity IN (SELECT value FROM json_each(?2))) \
          AND (?3 IS NULL OR f.rule_id = ?3) AND (?4 IS NULL OR f.state = ?4) \
          AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h WHERE h.finding_id = f.finding_id AND h.agent_id = ?5)) \
@@ -322,9 +297,8 @@ pub(super) fn list(tx: &Transaction<'_>, filter: &FindingFilter, page: &PageRequ
     let sql = format!(
         "SELECT {COLUMNS} FROM findings f WHERE {wanted} AND (?8 IS NULL OR f.finding_id > ?8) ORDER BY f.finding_id LIMIT ?9"
     );
-    let flag = min_rank.map(|_| 1);
     let wanted_args: [&dyn ToSql; 7] =
-        [&flag, &ranked, &filter.rule_id, &filter.state, &filter.agent_id, &filter.asset_id, &filter.since_ms];
+        [&min_rank, &ranked, &filter.rule_id, &filter.state, &filter.agent_id, &filter.asset_id, &filter.since_ms];
     let page_args: [&dyn ToSql; 2] = [&page.after, &(limit + 1)];
     let mut stmt = tx.prepare(&sql)?;
     let rows = stmt
@@ -367,34 +341,30 @@ pub(super) fn acknowledge(tx: &Transaction<'_>, finding_id: &str, ack: &Acknowle
 }
 
 /// Live sightings of unrevoked agents matching `condition` (over `sightings` aliased `s`, with
-/// one parameter), as [`LiveEntry`]s.
-fn live_entries(tx: &Transaction<'_>, condition: &str, param: &str) -> Res<Vec<LiveEntry>> {
+/// `params`), at most `limit` (-1: all), as [`LiveEntry`]s; entries of an unknown kind are left out.
+fn live_entries(tx: &Transaction<'_>, condition: &str, params: &[&dyn ToSql], limit: i64) -> Res<Vec<LiveEntry>> {
     let mut stmt = tx.prepare(&format!(
         "SELECT s.agent_id, s.kind, s.asset_id, s.local_key, s.entry_json, s.first_seen_ms FROM sightings s \
          JOIN agents a ON a.agent_id = s.agent_id \
          WHERE s.removed_at_ms IS NULL AND a.revoked_at_ms IS NULL AND {condition} \
-         ORDER BY s.agent_id, s.kind, s.local_key LIMIT 5000"
+         ORDER BY s.agent_id, s.kind, s.local_key LIMIT {limit}"
     ))?;
-    let rows = stmt
-        .query_map([param], |r| {
-            let kind: String = r.get(1)?;
-            Ok((r.get(0)?, kind, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })?
-        .collect::<rusqlite::Result<Vec<(String, String, String, String, String, i64)>>>()?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(agent_id, kind, asset_id, local_key, entry_json, first_seen_ms)| {
-            AssetKind::from_name(&kind).map(|kind| LiveEntry {
-                agent_id,
-                kind,
-                asset_id,
-                local_key,
-                entry_json,
-                first_seen_ms,
-            })
-        })
-        .collect())
+    let rows = stmt.query_map(params, |r| {
+        let Some(kind) = AssetKind::from_name(&r.get::<_, String>(1)?) else { return Ok(None) };
+        Ok(Some(LiveEntry {
+            agent_id: r.get(0)?,
+            kind,
+            asset_id: r.get(2)?,
+            local_key: r.get(3)?,
+            entry_json: r.get(4)?,
+            first_seen_ms: r.get(5)?,
+        }))
+    })?;
+    Ok(rows.filter_map(Result::transpose).collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// Most sightings read for one graph query.
+const GRAPH_LIMIT: i64 = 5000;
 
 pub(super) fn graph_entries(
     tx: &Transaction<'_>,
@@ -402,10 +372,10 @@ pub(super) fn graph_entries(
     asset_id: Option<&str>,
 ) -> Res<Vec<LiveEntry>> {
     if let Some(agent) = agent_id {
-        return live_entries(tx, "s.agent_id = ?1 AND s.kind IN ('model', 'runtime')", agent);
+        return live_entries(tx, "s.agent_id = ?1 AND s.kind IN ('model', 'runtime')", &[&agent], GRAPH_LIMIT);
     }
     let Some(asset) = asset_id else { return Ok(Vec::new()) };
-    let mut out = live_entries(tx, "s.asset_id = ?1", asset)?;
+    let mut out = live_entries(tx, "s.asset_id = ?1", &[&asset], GRAPH_LIMIT)?;
     let sha: Option<String> = out.iter().find_map(|e| {
         serde_json::from_str::<serde_json::Value>(&e.entry_json).ok()?.get("sha256")?.as_str().map(str::to_string)
     });
@@ -414,7 +384,8 @@ pub(super) fn graph_entries(
             tx,
             "s.kind = 'runtime' AND EXISTS (SELECT 1 FROM json_each(s.entry_json, '$.open_models') j \
                  WHERE json_extract(j.value, '$.sha256') = ?1)",
-            &sha,
+            &[&sha],
+            GRAPH_LIMIT,
         )?);
     }
     Ok(out)

@@ -349,7 +349,7 @@ impl Store for SqliteStore {
     }
 
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.write("heartbeat", |tx| findings::touch(tx, agent_id, now_ms))
+        self.write("heartbeat", |tx| agents::touch(tx, agent_id, now_ms))
     }
 
     fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError> {

@@ -38,18 +38,7 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
          FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
          WHERE {HOSTS_WANTED} AND (?7 IS NULL OR a.agent_id > ?7) ORDER BY a.agent_id LIMIT ?8"
     );
-    // A minimum severity as the list of the severities at or above it.
-    const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
-    let severities = match &filter.min_severity {
-        Some(min) => {
-            let at = SEVERITIES.iter().position(|s| s == min).ok_or_else(|| StoreError::InvalidArgument {
-                field: "severity",
-                reason: format!("one of {}", SEVERITIES.join(", ")),
-            })?;
-            Some(serde_json::to_string(&SEVERITIES.get(at..).unwrap_or_default()).unwrap_or_default())
-        }
-        None => None,
-    };
+    let severities = super::findings::severities_json(filter.min_severity.as_deref())?;
     let wanted: [&dyn rusqlite::ToSql; 6] = [
         &filter.status,
         &filter.silent_before_ms,
