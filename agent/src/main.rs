@@ -38,9 +38,13 @@ enum Command {
     Scan {
         /// Roots to walk instead of the defaults.
         paths: Vec<PathBuf>,
-        /// Print one JSON document (docs/scan-json.md) instead of a table.
-        #[arg(long)]
+        /// Print one JSON document (docs/scan-json.md) instead of a table (`--format json`).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// table, json (docs/scan-json.md) or cyclonedx (a CycloneDX 1.6 BOM of this host,
+        /// docs/exports.md).
+        #[arg(long, value_parser = ["table", "json", "cyclonedx"])]
+        format: Option<String>,
         /// Directory for the hash cache (default /var/cache/aiscout for root, else ~/.local/state/aiscout).
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -155,6 +159,7 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
         Command::Scan {
             paths,
             json,
+            format,
             state_dir,
             no_cache,
             only,
@@ -178,18 +183,21 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
                 identify_servers,
                 cpu_percent: None,
             };
+            let format = if json { "json".to_owned() } else { format.unwrap_or_else(|| "table".to_owned()) };
             let progress = Arc::new(Progress::default());
-            let bar = (!json).then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
+            let bar = (format == "table").then(|| aiscout_agent::output::ProgressBar::start(Arc::clone(&progress)));
             let report = scan::run_scan(&opts, &progress)?;
             drop(bar);
             // Buffered: a pretty document is thousands of lines, and a locked stdout writes each
             // line with its own system call.
             let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-            if json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
-                writeln!(out)?;
-            } else {
-                aiscout_agent::output::write_table(&report, include_owned, &mut out)?;
+            match format.as_str() {
+                "json" => {
+                    serde_json::to_writer_pretty(&mut out, &report)?;
+                    writeln!(out)?;
+                }
+                "cyclonedx" => aiscout_agent::output::write_cyclonedx(&report, &mut out)?,
+                _ => aiscout_agent::output::write_table(&report, include_owned, &mut out)?,
             }
             out.flush()?;
             Ok(ExitCode::SUCCESS)

@@ -16,6 +16,8 @@
 //! - `GET /api/v1/graph?host=|asset=`: the process ↔ model ↔ host ↔ exposure links
 //! - `GET /api/v1/policy`: the applied policy (null when none)
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
+//! - `GET /api/v1/export?format=csv|jsonl|cyclonedx|spdx&rows=&kind=&host=&include_removed=` (export
+//!   scope): the inventory, streamed (`crate::export`)
 //! - `GET /healthz` (no token): `ok`
 //! - `GET /api/v1/openapi.json` (no token): the OpenAPI 3.1 document of these routes
 //!
@@ -585,6 +587,111 @@ async fn graph(
     Ok(Json(graph))
 }
 
+/// Query of `GET /api/v1/export`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// csv, jsonl, cyclonedx or spdx (required).
+    format: String,
+    /// assets (default) or sightings.
+    rows: Option<String>,
+    /// Only this kind of asset.
+    kind: Option<String>,
+    /// Only this host (agent id).
+    host: Option<String>,
+    /// Removed assets and sightings too.
+    include_removed: Option<bool>,
+}
+
+/// A `Write` that hands 64 KiB chunks to the response body; it fails once the client is gone,
+/// which stops the export.
+struct BodyWriter {
+    /// Chunks for the body stream; bounded, so a slow client slows the export, not memory.
+    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    /// The chunk being filled.
+    buffer: Vec<u8>,
+}
+
+impl BodyWriter {
+    const CHUNK: usize = 64 * 1024;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(Self::CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// `GET /api/v1/export` (export scope): the export streamed as it is read (`crate::export`).
+/// Parameters are checked before the first byte; a failure after it aborts the body, so a
+/// client never takes a cut export for a whole one.
+async fn export(
+    State(store): State<Arc<dyn Store>>,
+    params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::export::{ExportContext, ExportRequest, Format, Rows};
+    let p = query(params)?;
+    let bad = |key: &str, value: &str, allowed: &[&str]| {
+        ApiError(StatusCode::BAD_REQUEST, format!("{key}: {value:?} is not one of {}", allowed.join(", ")))
+    };
+    let format = Format::from_name(&p.format).ok_or_else(|| bad("format", &p.format, &Format::NAMES))?;
+    let rows = match p.rows.as_deref() {
+        None => Rows::Assets,
+        Some(r) => Rows::from_name(r).ok_or_else(|| bad("rows", r, &["assets", "sightings"]))?,
+    };
+    let kind = match p.kind.as_deref() {
+        None => None,
+        Some(k) => {
+            Some(AssetKind::from_name(k).ok_or_else(|| bad("kind", k, &["model", "framework", "runtime", "tooling"]))?)
+        }
+    };
+    let request =
+        ExportRequest { format, rows, kind, agent_id: p.host, include_removed: p.include_removed.unwrap_or(false) };
+    if let Some(agent_id) = request.agent_id.clone() {
+        let probe = Arc::clone(&store);
+        let known = blocking(ApiError::internal, move || probe.agent(&agent_id).map_err(|e| http_status(&e))).await?;
+        if known.is_none() {
+            return Err(ApiError(StatusCode::NOT_FOUND, "host: no such agent".into()));
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let file_name = format.file_name(rows);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = BodyWriter { tx: tx.clone(), buffer: Vec::with_capacity(BodyWriter::CHUNK) };
+        let outcome = crate::export::run(&*store, &request, &ExportContext::now(), &mut writer);
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.media_type().to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// Query of `GET /api/v1/changes`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -764,6 +871,7 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/api/v1/risk", get(risk))
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/policy", get(policy));
+    let export = Router::new().route("/api/v1/export", get(export));
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));
@@ -771,6 +879,7 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(scoped(&store, Scope::Read, read))
+        .merge(scoped(&store, Scope::Export, export))
         .merge(scoped(&store, Scope::Admin, admin))
         .layer(axum::Extension(settings))
         .with_state(store)
@@ -842,11 +951,14 @@ mod tests {
         let router = router(Arc::clone(&store));
         let read = token(&store, vec![Scope::Read], None);
         let admin = token(&store, vec![Scope::Admin], None);
+        let exporter = token(&store, vec![Scope::Export], None);
         for (method, path) in &documented {
             let op = &doc["paths"][path][method];
             let concrete = path.replace("{id}", "x");
             let query = if path == "/api/v1/changes" {
                 "?since=0"
+            } else if path == "/api/v1/export" {
+                "?format=csv"
             } else if path == "/api/v1/risk" || path == "/api/v1/graph" {
                 "?host=x"
             } else {
@@ -867,7 +979,11 @@ mod tests {
             match op["x-scope"].as_str() {
                 None => assert_eq!(send(None).await.unwrap().status(), StatusCode::OK, "{method} {path}"),
                 Some(scope) => {
-                    let (right, wrong) = if scope == "admin" { (&admin, &read) } else { (&read, &admin) };
+                    let (right, wrong) = match scope {
+                        "admin" => (&admin, &read),
+                        "export" => (&exporter, &read),
+                        _ => (&read, &admin),
+                    };
                     let answer = send(Some(right.clone())).await.unwrap().status();
                     assert!(
                         answer == StatusCode::OK || answer == StatusCode::NOT_FOUND && path.contains("{id}"),

@@ -33,12 +33,15 @@
 //!   severity overrides, exceptions), checked key by key.
 //! - [`siem`]: finding events pushed to webhooks, Splunk HEC and Elastic, from the audit trail
 //!   as a durable outbox.
+//! - [`export`]: the inventory as CSV, JSON lines, CycloneDX 1.6 and SPDX 3.0.1, streamed in
+//!   chunks (`aiscout-collector export`, `GET /api/v1/export`).
 //! - [`findings`]: the rules evaluated over the whole inventory, their framework mappings and
 //!   the advisories they match versions against.
 
 pub mod api;
 pub mod config;
 pub mod error_code;
+pub mod export;
 pub mod findings;
 pub mod graph;
 pub mod grpc;
@@ -71,6 +74,27 @@ pub fn init_tracing(json: bool, level: &str) {
 pub fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since_epoch.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-12-05T09:31:17.123Z`) of Unix milliseconds; empty
+/// for a time `time` cannot represent.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// RFC 3339 in UTC to the second (`2026-12-05T09:31:17Z`): SPDX 3's `DateTime`, which allows no
+/// fraction.
+pub fn rfc3339_seconds(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
 }
 
 /// Runs `work` (a store call, signing) on tokio's blocking pool, off the async runtime. A worker

@@ -79,6 +79,28 @@ enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Export the inventory (docs/exports.md): CSV or JSON lines (one row per asset or per
+    /// sighting), a CycloneDX 1.6 BOM or an SPDX 3.0.1 document, of the fleet or of one host.
+    Export {
+        /// csv, jsonl, cyclonedx or spdx.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(aiscout_collector::export::Format::NAMES))]
+        format: String,
+        /// CSV and JSON lines: one row per asset or per sighting.
+        #[arg(long, default_value = "assets", value_parser = ["assets", "sightings"])]
+        rows: String,
+        /// Only this kind of asset.
+        #[arg(long, value_parser = ["model", "framework", "runtime", "tooling"])]
+        kind: Option<String>,
+        /// Only this host (its agent id, from `GET /api/v1/hosts`).
+        #[arg(long)]
+        host: Option<String>,
+        /// Assets and sightings no host has any more, too.
+        #[arg(long)]
+        include_removed: bool,
+        /// Write here (mode 0600, complete or not at all) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,6 +351,39 @@ fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(SqliteStore::open(&config.database_path())?.with_quota(quota)))
 }
 
+/// Writes an export to `path` through `path.partial` (owner-only), renamed into place once
+/// complete: an interrupted export never leaves a file that looks whole.
+fn export_to_file(
+    store: &dyn Store,
+    request: &aiscout_collector::export::ExportRequest,
+    context: &aiscout_collector::export::ExportContext,
+    path: &std::path::Path,
+) -> anyhow::Result<aiscout_collector::export::ExportSummary> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", partial.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let summary = match aiscout_collector::export::run(store, request, context, &mut writer) {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(anyhow::anyhow!("{}: {e}", path.display()));
+        }
+    };
+    let file = writer.into_inner().map_err(|e| anyhow::anyhow!("{}: {}", partial.display(), e.error()))?;
+    file.sync_all().map_err(|e| anyhow::anyhow!("{}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(summary)
+}
+
 /// Seconds since the epoch.
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -527,6 +582,30 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
                 }
                 None => println!("audit trail intact: 0 records"),
             }
+            Ok(())
+        }
+        Command::Export { format, rows, kind, host, include_removed, out } => {
+            use aiscout_collector::export::{self, ExportContext, ExportRequest, Format, Rows};
+            let request = ExportRequest {
+                format: Format::from_name(&format).ok_or_else(|| anyhow::anyhow!("--format: unknown {format:?}"))?,
+                rows: Rows::from_name(&rows).unwrap_or_default(),
+                kind: kind.as_deref().and_then(aiscout_collector::store::AssetKind::from_name),
+                agent_id: host,
+                include_removed,
+            };
+            let store = open_store(&config)?;
+            let context = ExportContext::now();
+            let summary = match out {
+                None => {
+                    export::run(&*store, &request, &context, &mut std::io::BufWriter::new(std::io::stdout().lock()))?
+                }
+                Some(path) => export_to_file(&*store, &request, &context, &path)?,
+            };
+            eprintln!(
+                "export: {} {} written",
+                summary.items,
+                if matches!(request.format, Format::Csv | Format::Jsonl) { "rows" } else { "elements" }
+            );
             Ok(())
         }
         Command::Findings { action: FindingsAction::Evaluate } => {

@@ -1,9 +1,12 @@
 //! Human-readable output: the progress bar while scanning and the tables after
-//! ([`inventory`] for the host-inventory sections), and the daemon's status ([`status`]).
+//! ([`inventory`] for the host-inventory sections), the daemon's status ([`status`]), and this
+//! host's CycloneDX BOM ([`cyclonedx`]).
 
+mod cyclonedx;
 mod inventory;
 mod status;
 
+pub use cyclonedx::write_cyclonedx;
 pub use status::write_status;
 
 use std::io::{self, IsTerminal, Write};

@@ -6,7 +6,6 @@
 //! renamed, so old and new agents produce the same identities.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::types::{AssetKind, Verdict};
 
@@ -134,9 +133,8 @@ fn runtime_discriminator(entry: &Value) -> Result<String, IdentityError> {
 
 /// An identity of `parts` whose id is the kind and the SHA-256 of the canonical text.
 fn hashed(kind: AssetKind, parts: &[&str], location: String) -> DerivedIdentity {
-    let identity = Value::Array(parts.iter().map(|p| Value::String((*p).to_owned())).collect()).to_string();
-    let digest = hex::encode(Sha256::digest(identity.as_bytes()));
-    DerivedIdentity { asset_id: format!("{kind}:{digest}"), identity, location, verdict: None, owned: false }
+    let (asset_id, identity) = aiscout_proto::bom::hashed_asset_id(kind.as_str(), parts);
+    DerivedIdentity { asset_id, identity, location, verdict: None, owned: false }
 }
 
 /// The non-empty string at `path`, if any.

@@ -219,6 +219,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// sightings and the processes on any host that have it open (at most 5,000 each).
     fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError>;
 
+    /// Up to `limit` sightings matching `filter` after `after`, in (asset id, agent id, sighting
+    /// id) order: an export reads the inventory chunk by chunk, so a million sightings never sit
+    /// in memory and no transaction is held between chunks (docs/exports.md, *Consistency*).
+    fn export_sightings(
+        &self,
+        filter: &ExportFilter,
+        after: Option<&SightingKey>,
+        limit: u32,
+    ) -> Result<Vec<ExportSighting>, StoreError>;
+
     /// Every unrevoked host and its live sightings, for the findings rules.
     fn live_inventory(&self) -> Result<LiveInventory, StoreError>;
 
@@ -269,4 +279,4 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

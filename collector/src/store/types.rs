@@ -721,6 +721,51 @@ pub struct AssetDetail {
     pub sightings: Page<Sighting>,
 }
 
+/// Which sightings an export reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    /// Only this kind of asset.
+    pub kind: Option<AssetKind>,
+    /// Only this host (agent id).
+    pub agent_id: Option<String>,
+    /// Removed sightings too (an export of history), not only live ones.
+    pub include_removed: bool,
+}
+
+/// Where a chunk of [`crate::store::Store::export_sightings`] ends: the next chunk starts after it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SightingKey {
+    /// The asset.
+    pub asset_id: String,
+    /// The host.
+    pub agent_id: String,
+    /// The sighting's own id, for several sightings of one asset on one host.
+    pub sighting_id: i64,
+}
+
+/// One sighting as an export writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSighting {
+    /// Its place in the export order (asset, host, sighting).
+    pub key: SightingKey,
+    /// The asset's kind.
+    pub kind: AssetKind,
+    /// The host's enrolled hostname.
+    pub hostname: String,
+    /// Where on the host (the sighting's `path_or_environment`).
+    pub location: String,
+    /// First observation (ms).
+    pub first_seen_ms: i64,
+    /// Latest observation (ms).
+    pub last_seen_ms: i64,
+    /// When it was seen gone, if it was.
+    pub removed_at_ms: Option<i64>,
+    /// A model sighting's verdict.
+    pub verdict: Option<Verdict>,
+    /// The entry as the agent last sent it (scan JSON).
+    pub entry_json: String,
+}
+
 /// A live sighting of an unrevoked agent, as the findings rules read the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveEntry {

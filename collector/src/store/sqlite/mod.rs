@@ -43,9 +43,10 @@ use super::error::{StoreError, TokenError};
 use super::limits::AgentQuota;
 use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
-    AuditRecord, AuditVerification, Changes, EnrollmentToken, FindingChanges, FindingFilter, FindingRecord, HostFilter,
-    HostStatus, HostSummary, IngestBatch, IssuedToken, LiveEntry, LiveInventory, NewApiToken, NewEnrollmentToken,
-    NewFinding, Page, PageRequest, PolicyRecord, RolloutTally, TokenUse, UpdateRecord,
+    AuditRecord, AuditVerification, Changes, EnrollmentToken, ExportFilter, ExportSighting, FindingChanges,
+    FindingFilter, FindingRecord, HostFilter, HostStatus, HostSummary, IngestBatch, IssuedToken, LiveEntry,
+    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page, PageRequest, PolicyRecord, RolloutTally,
+    SightingKey, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -354,6 +355,15 @@ impl Store for SqliteStore {
 
     fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError> {
         self.read("read graph", |tx| findings::graph_entries(tx, agent_id, asset_id))
+    }
+
+    fn export_sightings(
+        &self,
+        filter: &ExportFilter,
+        after: Option<&SightingKey>,
+        limit: u32,
+    ) -> Result<Vec<ExportSighting>, StoreError> {
+        self.read("read sightings for an export", |tx| queries::export_sightings(tx, filter, after, limit))
     }
 
     fn live_inventory(&self) -> Result<LiveInventory, StoreError> {

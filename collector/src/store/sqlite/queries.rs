@@ -10,8 +10,8 @@ use super::Res;
 use crate::store::error::StoreError;
 use crate::store::limits::MAX_PAGE_BYTES;
 use crate::store::types::{
-    AssetDetail, AssetEvent, AssetFilter, AssetKind, AssetSummary, Change, Changes, HostFilter, HostSummary, Page,
-    PageRequest, RolloutTally, Sighting, UpdateRecord, Verdict,
+    AssetDetail, AssetEvent, AssetFilter, AssetKind, AssetSummary, Change, Changes, ExportFilter, ExportSighting,
+    HostFilter, HostSummary, Page, PageRequest, RolloutTally, Sighting, SightingKey, UpdateRecord, Verdict,
 };
 
 /// The hosts a [`HostFilter`] keeps, for `agents` aliased `a` (parameters ?1 to ?6).
@@ -233,6 +233,69 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
         |r| count(r, 0),
     )?;
     Ok(paginate(rows, total, |a| a.id.clone()))
+}
+
+/// A chunk of an export (`Store::export_sightings`). Only the filters given become conditions,
+/// so the planner walks the index that fits: `sightings_live_by_asset` (whose entries end with
+/// the rowid, the sighting id) in order for the whole fleet, `sightings_by_host_key` and a sort
+/// of that host's rows for one host. Sightings of revoked agents count as live only when removed
+/// ones are asked for too.
+pub(super) fn export_sightings(
+    tx: &Transaction<'_>,
+    filter: &ExportFilter,
+    after: Option<&SightingKey>,
+    limit: u32,
+) -> Res<Vec<ExportSighting>> {
+    let mut conditions = vec!["(s.asset_id, s.agent_id, s.sighting_id) > (:asset, :agent, :id)"];
+    if !filter.include_removed {
+        conditions.push("s.removed_at_ms IS NULL AND g.revoked_at_ms IS NULL");
+    }
+    if filter.kind.is_some() {
+        conditions.push("s.kind = :kind");
+    }
+    if filter.agent_id.is_some() {
+        conditions.push("s.agent_id = :host");
+    }
+    let sql = format!(
+        "SELECT s.asset_id, s.agent_id, s.sighting_id, s.kind, g.hostname, s.location, s.first_seen_ms, \
+             s.last_seen_ms, s.removed_at_ms, s.verdict, s.entry_json \
+         FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
+         WHERE {} ORDER BY s.asset_id, s.agent_id, s.sighting_id LIMIT :limit",
+        conditions.join(" AND ")
+    );
+    let (after_asset, after_agent, after_id) =
+        after.map_or(("", "", 0), |k| (&*k.asset_id, &*k.agent_id, k.sighting_id));
+    let kind = filter.kind.map(AssetKind::as_str);
+    let limit = limit.max(1);
+    let mut named: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![(":asset", &after_asset), (":agent", &after_agent), (":id", &after_id), (":limit", &limit)];
+    if let Some(kind) = &kind {
+        named.push((":kind", kind));
+    }
+    if let Some(host) = &filter.agent_id {
+        named.push((":host", host));
+    }
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(named.as_slice(), |r| {
+        let kind: String = r.get(3)?;
+        let kind = AssetKind::from_name(&kind)
+            .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(3, Type::Text, "unknown asset kind".into()))?;
+        Ok(ExportSighting {
+            key: SightingKey { asset_id: r.get(0)?, agent_id: r.get(1)?, sighting_id: r.get(2)? },
+            kind,
+            hostname: r.get(4)?,
+            location: r.get(5)?,
+            first_seen_ms: r.get(6)?,
+            last_seen_ms: r.get(7)?,
+            removed_at_ms: r.get(8)?,
+            verdict: r.get::<_, Option<String>>(9)?.map(|v| Verdict::from_name(&v)),
+            entry_json: r.get(10)?,
+        })
+    })?;
+    let (rows, _) = bounded(rows, limit, |s| {
+        s.key.asset_id.len() + s.key.agent_id.len() + s.hostname.len() + s.location.len() + s.entry_json.len()
+    })?;
+    Ok(rows)
 }
 
 /// A listening socket `l` (a `json_each` row) of the exposure ?13 (`exposed`: any but loopback).

@@ -38,11 +38,11 @@ pub(super) fn of_kind(kind: AssetKind) -> AssetFilter {
     AssetFilter { kind: Some(kind), ..WITH_REMOVED }
 }
 
-pub(super) fn store() -> SqliteStore {
+pub(crate) fn store() -> SqliteStore {
     SqliteStore::open_in_memory().expect("in-memory store")
 }
 
-pub(super) fn registration(agent_id: &str, hostname: &str, fingerprint: &str, now_ms: i64) -> AgentRegistration {
+pub(crate) fn registration(agent_id: &str, hostname: &str, fingerprint: &str, now_ms: i64) -> AgentRegistration {
     AgentRegistration {
         agent_id: agent_id.to_owned(),
         cert_serial: format!("serial-{agent_id}"),
@@ -57,14 +57,14 @@ pub(super) fn registration(agent_id: &str, hostname: &str, fingerprint: &str, no
 }
 
 /// A store with agents `a` (host-a) and `b` (host-b).
-pub(super) fn store_with_two_agents() -> SqliteStore {
+pub(crate) fn store_with_two_agents() -> SqliteStore {
     let store = store();
     store.upsert_agent(&registration("a", "host-a", "fp-a", 10)).expect("enroll a");
     store.upsert_agent(&registration("b", "host-b", "fp-b", 20)).expect("enroll b");
     store
 }
 
-pub(super) fn model(path: &str, sha: &str) -> IngestAsset {
+pub(crate) fn model(path: &str, sha: &str) -> IngestAsset {
     IngestAsset {
         kind: AssetKind::Model,
         local_key: path.to_owned(),
@@ -72,7 +72,7 @@ pub(super) fn model(path: &str, sha: &str) -> IngestAsset {
     }
 }
 
-pub(super) fn framework(env: &str, name: &str, version: &str) -> IngestAsset {
+pub(crate) fn framework(env: &str, name: &str, version: &str) -> IngestAsset {
     IngestAsset {
         kind: AssetKind::Framework,
         local_key: format!("{env}:{name}"),
@@ -94,7 +94,7 @@ pub(super) fn removal(kind: AssetKind, local_key: &str) -> IngestRemoval {
     IngestRemoval { kind, local_key: local_key.to_owned() }
 }
 
-pub(super) fn delta(sequence: u64, observed_at_ms: i64, upserts: Vec<IngestAsset>) -> IngestBatch {
+pub(crate) fn delta(sequence: u64, observed_at_ms: i64, upserts: Vec<IngestAsset>) -> IngestBatch {
     IngestBatch {
         sequence,
         mode: BatchMode::Delta,

@@ -1,0 +1,211 @@
+//! The fleet's (or one host's) CycloneDX 1.6 BOM, in the shape of [`aiscout_proto::bom`]: hosts,
+//! models and frameworks as components, servers as services, and the dependencies server →
+//! model → host. Each part is read from the store in chunks as it is written.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use aiscout_proto::bom::{self, BomHeader, BomWriter};
+use serde_json::Value;
+
+use super::{
+    entry, for_each_asset, for_each_host, for_each_sighting, host_facts, hostname, ExportContext, ExportError,
+    ExportRequest, ExportSummary, FindingsIndex,
+};
+use crate::store::{AssetKind, AssetSummary, ExportSighting, HostSummary, Store};
+
+/// The `bom-ref` of a host.
+pub fn host_ref(agent_id: &str) -> String {
+    format!("host:{agent_id}")
+}
+
+/// Whether the request covers assets of `kind`.
+fn wanted(request: &ExportRequest, kind: AssetKind) -> bool {
+    request.kind.is_none_or(|k| k == kind)
+}
+
+/// The fleet facts of a host the BOM names besides the scan's: its agent id, identity facts and
+/// risk.
+fn host_extra(host: &HostSummary) -> Vec<(String, String)> {
+    let mut extra = vec![
+        ("aiscout:agent_id".to_owned(), host.agent.agent_id.clone()),
+        ("aiscout:risk".to_owned(), host.risk.to_string()),
+        ("aiscout:last_seen".to_owned(), host.agent.last_seen_ms.map(crate::rfc3339_ms).unwrap_or_default()),
+    ];
+    let identity = host.agent.identity_json.as_deref().map_or(Value::Null, entry);
+    for (key, name) in
+        [("product_serial", "serial_number"), ("machine_id", "machine_id"), ("product_uuid", "product_uuid")]
+    {
+        if let Some(value) = bom::text_at(&identity, &[key]) {
+            extra.push((format!("aiscout:host:{name}"), value.to_owned()));
+        }
+    }
+    let macs = identity.get("mac_addresses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for mac in macs.iter().filter_map(Value::as_str).take(64) {
+        extra.push(("aiscout:host:mac_address".to_owned(), mac.to_owned()));
+    }
+    extra
+}
+
+/// The fleet facts of an asset: when it was seen, on how many hosts, its worst verdict, and the
+/// findings that stand on it.
+fn asset_extra(asset: &AssetSummary, findings: &FindingsIndex) -> Vec<(String, String)> {
+    let mut extra = vec![
+        ("aiscout:live_hosts".to_owned(), asset.live_hosts.to_string()),
+        ("aiscout:first_seen".to_owned(), crate::rfc3339_ms(asset.first_seen_ms)),
+        ("aiscout:last_seen".to_owned(), crate::rfc3339_ms(asset.last_seen_ms)),
+    ];
+    if let Some(verdict) = asset.verdict {
+        extra.push(("aiscout:fleet:verdict".to_owned(), verdict.as_str().to_owned()));
+    }
+    if asset.owned {
+        extra.push(("aiscout:package_file".to_owned(), "true".to_owned()));
+    }
+    for (rule, severity, state) in findings.of(&asset.id) {
+        extra.push(("aiscout:finding".to_owned(), format!("{rule} {severity} {state}")));
+    }
+    extra
+}
+
+/// Writes `bom_ref` → hosts dependencies from sightings sorted by asset and host, one entry per
+/// asset, holding only the current asset's hosts.
+#[derive(Debug, Default)]
+struct HostsOfAsset {
+    /// The asset whose hosts are being gathered.
+    asset: Option<String>,
+    /// Its hosts so far (sorted: sightings come by host).
+    hosts: Vec<String>,
+}
+
+impl HostsOfAsset {
+    fn add<W: Write>(&mut self, bom: &mut BomWriter<W>, s: &ExportSighting) -> Result<(), ExportError> {
+        if self.asset.as_deref() != Some(s.key.asset_id.as_str()) {
+            self.flush(bom)?;
+            self.asset = Some(s.key.asset_id.clone());
+        }
+        let host = host_ref(&s.key.agent_id);
+        if self.hosts.last() != Some(&host) {
+            self.hosts.push(host);
+        }
+        Ok(())
+    }
+
+    fn flush<W: Write>(&mut self, bom: &mut BomWriter<W>) -> Result<(), ExportError> {
+        if let Some(asset) = self.asset.take() {
+            bom.dependency(&asset, &std::mem::take(&mut self.hosts))?;
+        }
+        Ok(())
+    }
+}
+
+/// The model assets a server's open files are, from its host's live model sightings (by path,
+/// else by the file's SHA-256), sorted and distinct.
+fn open_models(store: &dyn Store, agent_id: &str, server: &Value) -> Result<Vec<String>, ExportError> {
+    let (paths, digests) = (bom::open_model_paths(server), bom::open_model_digests(server));
+    if paths.is_empty() && digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_path: HashMap<String, String> = HashMap::new();
+    let mut by_sha: HashMap<String, String> = HashMap::new();
+    for model in store.graph_entries(Some(agent_id), None)?.into_iter().filter(|e| e.kind == AssetKind::Model) {
+        let e = entry(&model.entry_json);
+        if let Some(path) = bom::text_at(&e, &["path"]) {
+            by_path.insert(path.to_owned(), model.asset_id.clone());
+        }
+        if let Some(sha) = bom::text_at(&e, &["sha256"]) {
+            by_sha.insert(sha.to_ascii_lowercase(), model.asset_id.clone());
+        }
+    }
+    let mut models: Vec<String> = paths
+        .iter()
+        .filter_map(|p| by_path.get(p))
+        .chain(digests.iter().filter_map(|d| by_sha.get(d)))
+        .cloned()
+        .collect();
+    models.sort();
+    models.dedup();
+    Ok(models)
+}
+
+/// Writes the BOM.
+pub(super) fn write(
+    store: &dyn Store,
+    request: &ExportRequest,
+    context: &ExportContext,
+    out: &mut dyn Write,
+) -> Result<ExportSummary, ExportError> {
+    let findings = FindingsIndex::read(store)?;
+    let header = BomHeader::new(
+        context.random,
+        crate::rfc3339_seconds(context.now_ms),
+        "aiscout-collector",
+        &context.tool_version,
+    );
+    let mut bom = BomWriter::begin(out, &header)?;
+    let mut items = 0u64;
+    for_each_host(store, request, |h| {
+        let component = bom::host_component(&host_ref(&h.agent.agent_id), hostname(h), &host_facts(h), host_extra(h));
+        items += 1;
+        Ok(bom.component(&component)?)
+    })?;
+    if wanted(request, AssetKind::Model) {
+        for_each_asset(store, request, Some(AssetKind::Model), |a| {
+            let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
+            items += 1;
+            Ok(bom.component(&bom::model_component(&a.id, &a.identity, &e, asset_extra(a, &findings)))?)
+        })?;
+    }
+    if wanted(request, AssetKind::Framework) {
+        for_each_asset(store, request, Some(AssetKind::Framework), |a| {
+            let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
+            items += 1;
+            Ok(bom.component(&bom::framework_component(&a.id, &e, asset_extra(a, &findings)))?)
+        })?;
+    }
+    // A runtime asset is one server on one host; a restarted server can leave a second live
+    // sighting of it for a moment: the first (by sighting id) speaks for it.
+    let mut last_server: Option<String> = None;
+    if wanted(request, AssetKind::Runtime) {
+        for_each_sighting(store, request, Some(AssetKind::Runtime), |s| {
+            let e = entry(&s.entry_json);
+            if !bom::is_server(&e) || last_server.as_deref() == Some(s.key.asset_id.as_str()) {
+                return Ok(());
+            }
+            last_server = Some(s.key.asset_id.clone());
+            let extra = vec![
+                ("aiscout:agent_id".to_owned(), s.key.agent_id.clone()),
+                ("aiscout:hostname".to_owned(), s.hostname.clone()),
+                ("aiscout:first_seen".to_owned(), crate::rfc3339_ms(s.first_seen_ms)),
+                ("aiscout:last_seen".to_owned(), crate::rfc3339_ms(s.last_seen_ms)),
+            ];
+            items += 1;
+            Ok(bom.service(&bom::server_service(&s.key.asset_id, &e, extra))?)
+        })?;
+    }
+    // Dependencies. Servers: re-read (a server's open models are resolved against its host's
+    // model sightings only here, so the services above were written without holding them).
+    if wanted(request, AssetKind::Runtime) {
+        last_server = None;
+        for_each_sighting(store, request, Some(AssetKind::Runtime), |s| {
+            let e = entry(&s.entry_json);
+            if !bom::is_server(&e) || last_server.as_deref() == Some(s.key.asset_id.as_str()) {
+                return Ok(());
+            }
+            last_server = Some(s.key.asset_id.clone());
+            let mut depends_on = vec![host_ref(&s.key.agent_id)];
+            if wanted(request, AssetKind::Model) {
+                depends_on.extend(open_models(store, &s.key.agent_id, &e)?);
+            }
+            Ok(bom.dependency(&s.key.asset_id, &depends_on)?)
+        })?;
+    }
+    for kind in [AssetKind::Model, AssetKind::Framework] {
+        if wanted(request, kind) {
+            let mut hosts = HostsOfAsset::default();
+            for_each_sighting(store, request, Some(kind), |s| hosts.add(&mut bom, s))?;
+            hosts.flush(&mut bom)?;
+        }
+    }
+    bom.finish()?;
+    Ok(ExportSummary { items })
+}
