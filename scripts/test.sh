@@ -23,6 +23,8 @@ echo "== python venv for the owner test (tests/owner-*requirements.txt, reused w
 scripts/owner-venv.sh >/dev/null
 echo "== python venv with a real vulnerable package for the findings tests (tests/findings-requirements.txt)"
 scripts/findings-venv.sh >/dev/null
+echo "== python venv with the reference validators of the exports (tests/exports-requirements.txt)"
+scripts/exports-venv.sh >/dev/null
 echo "== rpm and rpmbuild for the rpm owner test (Debian's rpm package)"
 command -v rpmbuild >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq rpm >/dev/null; }
 echo "== the API's OpenAPI document, by the reference validator (scripts/check-openapi.sh)"

@@ -8,6 +8,7 @@
 mod archives;
 mod cache;
 mod daemon_control;
+mod exports;
 mod findings;
 mod fixtures;
 mod fleet;
