@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Exports stream: the collector's peak memory must not grow with the inventory. Fills two
+# databases through the real ingest path (collector/examples/fill_store.rs: 100 and 1,000 hosts
+# of 1,000 sightings each, so 100,000 and 1,000,000 sightings), then measures, for each format:
+#   1. `aiscout-collector export` to a file: peak RSS (/usr/bin/time's maximum resident set) and
+#      wall time;
+#   2. the running collector answering `GET /api/v1/export`: its VmHWM before and after the
+#      download (the server process's own peak), and the download's time.
+# Prints a table; README's Performance section quotes it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$(pwd)
+BENCH="$ROOT/var/bench/export"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+[ -x /usr/bin/time ] || { apt-get update -qq >/dev/null && apt-get install -y -qq time >/dev/null; }
+command -v curl >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null; }
+cargo build --release --locked --bin aiscout-collector --example fill_store >&2
+COLLECTOR="$TARGET/release/aiscout-collector"
+mkdir -p "$BENCH"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+printf '| sightings | format | CLI peak RSS | CLI time | server VmHWM before → after | HTTP time | bytes |\n'
+printf '|---|---|---|---|---|---|---|\n'
+for hosts in 100 1000; do
+  dir="$BENCH/fleet-$hosts"
+  if [ ! -s "$dir/data/collector.db" ]; then
+    rm -rf "$dir" && mkdir -p "$dir/data"
+    echo "filling $hosts hosts × 1000 sightings" >&2
+    "$TARGET/release/examples/fill_store" "$dir/data/collector.db" "$hosts" 1000
+  fi
+  grpc=$(free_port); api=$(free_port)
+  cat > "$dir/collector.toml" <<TOML
+data_dir = "$dir/data"
+listen = "127.0.0.1:$grpc"
+api_listen = "127.0.0.1:$api"
+[tls]
+dev = true
+names = ["localhost", "127.0.0.1"]
+[findings]
+interval = "1h"
+TOML
+  token=$("$COLLECTOR" --config "$dir/collector.toml" api-token create --scope export)
+  "$COLLECTOR" --config "$dir/collector.toml" serve > "$dir/serve.log" 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/healthz" >/dev/null && break; sleep 0.1; done
+  for spec in "csv sightings" "jsonl sightings" "csv assets" "cyclonedx -" "spdx -"; do
+    set -- $spec; format=$1; rows=$2
+    args=(--format "$format"); [ "$rows" != "-" ] && args+=(--rows "$rows")
+    /usr/bin/time -f '%M %e' -o "$dir/time" "$COLLECTOR" --config "$dir/collector.toml" export "${args[@]}" \
+      --out "$dir/out" 2>/dev/null
+    read -r rss secs < "$dir/time"
+    bytes=$(stat -c %s "$dir/out")
+    before=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    query="format=$format"; [ "$rows" != "-" ] && query="$query&rows=$rows"
+    start=$(date +%s.%N)
+    curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$api/api/v1/export?$query" -o "$dir/http-out"
+    http=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
+    after=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    label="$format"; [ "$rows" != "-" ] && label="$format ($rows)"
+    printf '| %s | %s | %d MiB | %s s | %d → %d MiB | %s s | %s |\n' "$((hosts * 1000))" "$label" \
+      "$((rss / 1024))" "$secs" "$((before / 1024))" "$((after / 1024))" "$http" "$bytes"
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  trap - EXIT
+done
