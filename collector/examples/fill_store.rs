@@ -58,7 +58,8 @@ fn fill(db: &std::path::Path, hosts: u64, per_host: u64) -> Result<(), Box<dyn s
                         json: json!({"pid": 1000 + i, "kind": "vllm", "exe": "/usr/bin/python3",
                             "listening": [{"address": "0.0.0.0", "port": 8000 + i, "exposure": "all_interfaces"}],
                             "auth": {"state": "default", "server_default": "none", "evidence": []},
-                            "open_models": [{"path": format!("/srv/models/m{}.gguf", slot % 5000), "via": ["mmap"]}]})
+                            "open_models": [{"path": format!("/srv/models/10/m{}.gguf", (slot + 10) % 5000),
+                                "sha256": format!("{:064x}", (slot + 10) % 5000), "via": ["mmap"]}]})
                         .to_string(),
                     },
                     1..=9 => IngestAsset {

@@ -2,7 +2,6 @@
 //! models and frameworks as components, servers as services, and the dependencies server →
 //! model → host. Each part is read from the store in chunks as it is written.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use aiscout_proto::bom::{self, BomHeader, BomWriter};
@@ -98,35 +97,6 @@ impl HostsOfAsset {
     }
 }
 
-/// The model assets a server's open files are, from its host's live model sightings (by path,
-/// else by the file's SHA-256), sorted and distinct.
-fn open_models(store: &dyn Store, agent_id: &str, server: &Value) -> Result<Vec<String>, ExportError> {
-    let (paths, digests) = (bom::open_model_paths(server), bom::open_model_digests(server));
-    if paths.is_empty() && digests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut by_path: HashMap<String, String> = HashMap::new();
-    let mut by_sha: HashMap<String, String> = HashMap::new();
-    for model in store.graph_entries(Some(agent_id), None)?.into_iter().filter(|e| e.kind == AssetKind::Model) {
-        let e = entry(&model.entry_json);
-        if let Some(path) = bom::text_at(&e, &["path"]) {
-            by_path.insert(path.to_owned(), model.asset_id.clone());
-        }
-        if let Some(sha) = bom::text_at(&e, &["sha256"]) {
-            by_sha.insert(sha.to_ascii_lowercase(), model.asset_id.clone());
-        }
-    }
-    let mut models: Vec<String> = paths
-        .iter()
-        .filter_map(|p| by_path.get(p))
-        .chain(digests.iter().filter_map(|d| by_sha.get(d)))
-        .cloned()
-        .collect();
-    models.sort();
-    models.dedup();
-    Ok(models)
-}
-
 /// Writes the BOM.
 pub(super) fn write(
     store: &dyn Store,
@@ -194,7 +164,10 @@ pub(super) fn write(
             last_server = Some(s.key.asset_id.clone());
             let mut depends_on = vec![host_ref(&s.key.agent_id)];
             if wanted(request, AssetKind::Model) {
-                depends_on.extend(open_models(store, &s.key.agent_id, &e)?);
+                let (paths, digests) = (bom::open_model_paths(&e), bom::open_model_digests(&e));
+                if !paths.is_empty() || !digests.is_empty() {
+                    depends_on.extend(store.models_at(&s.key.agent_id, &paths, &digests)?);
+                }
             }
             Ok(bom.dependency(&s.key.asset_id, &depends_on)?)
         })?;

@@ -78,7 +78,19 @@ fn fleet() -> SqliteStore {
         ),
     ];
     store.apply_batch("agent-a", &batch(a, "host-a")).unwrap();
-    let b = vec![upsert(AssetKind::Model, "/data/llama.gguf", gguf("/data/llama.gguf")), torch("/usr/lib/python3")];
+    // host-b's server maps the GGUF through a path no sighting has (a link): matched by SHA-256.
+    let b = vec![
+        upsert(AssetKind::Model, "/data/llama.gguf", gguf("/data/llama.gguf")),
+        torch("/usr/lib/python3"),
+        upsert(
+            AssetKind::Runtime,
+            "llama.cpp-server:8080",
+            json!({"pid": 7, "kind": "llama.cpp-server",
+            "listening": [{"address": "127.0.0.1", "port": 8080, "exposure": "loopback"}],
+            "auth": {"state": "configured", "evidence": ["--api-key"]},
+            "open_models": [{"path": "/mnt/current.gguf", "sha256": GGUF, "via": ["mmap"]}]}),
+        ),
+    ];
     store.apply_batch("agent-b", &batch(b, "host-b")).unwrap();
     crate::findings::evaluate(&store, &crate::findings::Settings::default(), NOW).unwrap();
     store
@@ -154,13 +166,17 @@ fn the_fleet_bom_validates_and_ties_server_to_model_to_host() {
     assert_eq!(torch["purl"], "pkg:pypi/torch@2.3.0");
 
     let services = doc["services"].as_array().unwrap();
-    assert_eq!(services.len(), 1);
-    assert_eq!(services[0]["endpoints"], json!(["tcp://0.0.0.0:11434"]));
-    assert_eq!(services[0]["authenticated"], false);
-    let server_ref = services[0]["bom-ref"].as_str().unwrap();
+    assert_eq!(services.len(), 2);
+    let ollama = services.iter().find(|s| s["name"] == "ollama").unwrap();
+    assert_eq!(ollama["endpoints"], json!(["tcp://0.0.0.0:11434"]));
+    assert_eq!((&ollama["authenticated"], &ollama["x-trust-boundary"]), (&json!(false), &json!(true)));
+    let llama_cpp = services.iter().find(|s| s["name"] == "llama.cpp-server").unwrap();
+    assert_eq!((&llama_cpp["authenticated"], &llama_cpp["x-trust-boundary"]), (&json!(true), &json!(false)));
     let deps = doc["dependencies"].as_array().unwrap();
+    let depends = |r: &Value| deps.iter().find(|d| d["ref"] == *r).map(|d| d["dependsOn"].clone());
+    assert_eq!(depends(&ollama["bom-ref"]), Some(json!(["host:agent-a", format!("model:{GGUF}")])));
+    assert_eq!(depends(&llama_cpp["bom-ref"]), Some(json!(["host:agent-b", format!("model:{GGUF}")])), "by sha-256");
     let depends = |r: &str| deps.iter().find(|d| d["ref"] == r).map(|d| d["dependsOn"].clone());
-    assert_eq!(depends(server_ref), Some(json!(["host:agent-a", format!("model:{GGUF}")])));
     assert_eq!(depends(&format!("model:{GGUF}")), Some(json!(["host:agent-a", "host:agent-b"])));
     // Every reference names something in the BOM.
     let refs: BTreeSet<&str> = components.iter().chain(services).filter_map(|c| c["bom-ref"].as_str()).collect();
@@ -185,7 +201,7 @@ fn a_per_host_bom_holds_only_that_host() {
     let refs: Vec<&str> = doc["components"].as_array().unwrap().iter().filter_map(|c| c["bom-ref"].as_str()).collect();
     assert_eq!(refs.len(), 3, "{refs:?}");
     assert!(refs.contains(&"host:agent-b") && refs.contains(&format!("model:{GGUF}").as_str()));
-    assert!(doc.get("services").is_none());
+    assert_eq!(doc["services"].as_array().map(Vec::len), Some(1), "host-b's own server only");
     let mut out = Vec::new();
     let unknown = ExportRequest { agent_id: Some("nobody".into()), ..request(Format::Cyclonedx) };
     assert!(matches!(run(&store, &unknown, &context(1), &mut out), Err(ExportError::UnknownHost(_))));
@@ -224,7 +240,7 @@ fn csv_rows_are_spreadsheet_safe_and_jsonl_keeps_the_value() {
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), table::ASSET_COLUMNS);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 4, "2 models, 1 framework, 1 runtime");
+    assert_eq!(rows.len(), 5, "2 models, 1 framework, 2 runtimes");
     let name = |row: &csv::StringRecord| row.get(2).unwrap().to_owned();
     let evil = rows.iter().find(|r| r.get(0) == Some(&format!("model:{PICKLE}"))).unwrap();
     assert_eq!(name(evil), "'=HYPERLINK(\"http://evil\",\"click\")");
@@ -235,7 +251,7 @@ fn csv_rows_are_spreadsheet_safe_and_jsonl_keeps_the_value() {
 
     let jsonl = export(&store, &request(Format::Jsonl), 1);
     let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
     assert!(lines.iter().any(|l| l["name"] == "=HYPERLINK(\"http://evil\",\"click\")"));
     assert!(lines.iter().all(|l| l.as_object().unwrap().len() == table::ASSET_COLUMNS.len()));
 
@@ -243,8 +259,8 @@ fn csv_rows_are_spreadsheet_safe_and_jsonl_keeps_the_value() {
     let mut reader = csv::Reader::from_reader(sightings.as_bytes());
     assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), table::SIGHTING_COLUMNS);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 6, "4 sightings on host-a, 2 on host-b");
-    let server = rows.iter().find(|r| r.get(1) == Some("runtime")).unwrap();
+    assert_eq!(rows.len(), 7, "4 sightings on host-a, 3 on host-b");
+    let server = rows.iter().find(|r| r.get(5) == Some("ollama")).unwrap();
     assert_eq!(server.get(13), Some("0.0.0.0:11434/all_interfaces"));
 }
 

@@ -366,6 +366,10 @@ impl Store for SqliteStore {
         self.read("read sightings for an export", |tx| queries::export_sightings(tx, filter, after, limit))
     }
 
+    fn models_at(&self, agent_id: &str, paths: &[String], sha256s: &[String]) -> Result<Vec<String>, StoreError> {
+        self.read("read the models a process holds", |tx| queries::models_at(tx, agent_id, paths, sha256s))
+    }
+
     fn live_inventory(&self) -> Result<LiveInventory, StoreError> {
         self.read("read live inventory", findings::live_inventory)
     }

@@ -298,6 +298,37 @@ pub(super) fn export_sightings(
     Ok(rows)
 }
 
+/// `Store::models_at`: by local key first (the index on host, kind and key); only when some
+/// path matched nothing are the host's model entries read for their SHA-256.
+pub(super) fn models_at(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    paths: &[String],
+    sha256s: &[String],
+) -> Res<Vec<String>> {
+    let json_list = |items: &[String]| serde_json::Value::from(items.to_vec()).to_string();
+    let mut by_path = tx.prepare_cached(
+        "SELECT s.local_key, s.asset_id FROM sightings s WHERE s.agent_id = ?1 AND s.kind = 'model' \
+         AND s.removed_at_ms IS NULL AND s.local_key IN (SELECT value FROM json_each(?2))",
+    )?;
+    let found = by_path
+        .query_map(params![agent_id, json_list(paths)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut assets: Vec<String> = found.iter().map(|(_, asset)| asset.clone()).collect();
+    if found.len() < paths.len() && !sha256s.is_empty() {
+        let mut by_sha = tx.prepare_cached(
+            "SELECT s.asset_id FROM sightings s WHERE s.agent_id = ?1 AND s.kind = 'model' \
+             AND s.removed_at_ms IS NULL \
+             AND lower(json_extract(s.entry_json, '$.sha256')) IN (SELECT value FROM json_each(?2))",
+        )?;
+        let more = by_sha.query_map(params![agent_id, json_list(sha256s)], |r| r.get::<_, String>(0))?;
+        assets.extend(more.collect::<rusqlite::Result<Vec<_>>>()?);
+    }
+    assets.sort();
+    assets.dedup();
+    Ok(assets)
+}
+
 /// A listening socket `l` (a `json_each` row) of the exposure ?13 (`exposed`: any but loopback).
 const EXPOSURE: &str = "(CASE ?13 WHEN 'exposed' THEN json_extract(l.value, '$.exposure') <> 'loopback' \
      ELSE json_extract(l.value, '$.exposure') = ?13 END)";
