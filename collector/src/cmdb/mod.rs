@@ -168,6 +168,10 @@ fn all_pages<T>(
     }
 }
 
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
 fn text(v: &Value, pointer: &str) -> String {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
 }
@@ -237,18 +241,16 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
         let filter = AssetFilter { kind: Some(kind), include_removed: true, ..AssetFilter::default() };
         all_pages(|p| store.assets(&filter, p))
     };
-    // The latest entry of an asset, and the hosts that last had it, for one with no live sighting.
-    let last_known = |asset: &AssetSummary| -> Result<(Value, Vec<String>), StoreError> {
-        let parse = |j: &str| serde_json::from_str::<Value>(j).unwrap_or(Value::Null);
-        if let Some(entry) = asset.latest_entry.as_deref() {
-            return Ok((parse(entry), Vec::new()));
-        }
+    // The latest entry of an asset and the hosts of its sightings, newest first: for an asset
+    // with no live sighting (the listing has no entry for it), or whose live sightings are all
+    // on revoked hosts (the live inventory leaves those out).
+    let from_sightings = |asset: &AssetSummary| -> Result<(Value, Vec<String>), StoreError> {
         let Some(detail) = store.asset(&asset.id, &PageRequest::first(PageRequest::MAX_LIMIT))? else {
             return Ok((Value::Null, Vec::new()));
         };
         let mut sightings = detail.sightings.items;
         sightings.sort_by_key(|s| std::cmp::Reverse(s.last_seen_ms));
-        let entry = sightings.first().map_or(Value::Null, |s| parse(&s.json));
+        let entry = sightings.first().map_or(Value::Null, |s| parse_json(&s.json));
         let mut hosts: Vec<String> = Vec::new();
         for s in &sightings {
             let host = host_of(&s.agent_id);
@@ -258,10 +260,16 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
         }
         Ok((entry, hosts))
     };
+    let entry_of = |asset: &AssetSummary| -> Result<Value, StoreError> {
+        match asset.latest_entry.as_deref() {
+            Some(entry) => Ok(parse_json(entry)),
+            None => Ok(from_sightings(asset)?.0),
+        }
+    };
 
     let mut servers = Vec::new();
     for asset in listing(AssetKind::Runtime)? {
-        let (entry, _) = last_known(&asset)?;
+        let entry = entry_of(&asset)?;
         let kind = text(&entry, "/kind");
         let listening = entry.get("listening").and_then(Value::as_array).cloned().unwrap_or_default();
         if kind.is_empty() || (kind == "ml-process" && listening.is_empty()) {
@@ -296,8 +304,14 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
 
     let mut models = Vec::new();
     for asset in listing(AssetKind::Model)? {
-        let (entry, last_hosts) = last_known(&asset)?;
-        let mut hosts = live_hosts.remove(&asset.id).unwrap_or(last_hosts);
+        let mut hosts = live_hosts.remove(&asset.id).unwrap_or_default();
+        let entry = if hosts.is_empty() {
+            let (entry, last_hosts) = from_sightings(&asset)?;
+            hosts = last_hosts;
+            entry
+        } else {
+            entry_of(&asset)?
+        };
         hosts.sort();
         hosts.truncate(MAX_MODEL_HOSTS);
         let file = text(&entry, "/path").rsplit('/').next().unwrap_or_default().to_string();
@@ -442,7 +456,7 @@ pub struct PushReport {
     pub classes: BTreeMap<String, ClassCounts>,
     /// The first [`PushReport::MAX_ERRORS`] refused CIs.
     pub errors: Vec<ItemError>,
-    /// How many CIs were refused.
+    /// How many CIs were refused (each once).
     pub errors_total: u64,
     /// Requests sent (retries included).
     pub requests: u64,
@@ -536,9 +550,14 @@ impl Tally {
         }
     }
 
-    /// Records a refusal (and the CI's failure).
+    /// Records a refusal (and the CI's failure); a CI refused again in a later batch (a host
+    /// sent with each of its batches) is kept and counted once.
     pub fn refuse(&mut self, error: ItemError, retired: bool) {
-        self.record(&error.class.clone(), &error.key.clone(), Outcome::Failed, retired);
+        let id = (error.class.clone(), error.key.clone());
+        if self.seen.get(&id).is_some_and(|(outcome, _)| *outcome == Outcome::Failed) {
+            return;
+        }
+        self.record(&id.0, &id.1, Outcome::Failed, retired);
         self.errors_total += 1;
         if self.errors.len() < PushReport::MAX_ERRORS {
             self.errors.push(error);
@@ -814,7 +833,9 @@ pub fn log_report(r: &PushReport) {
             tracing::info!(target_name = %r.target, inserted, updated, unchanged, failed, requests = r.requests, throttled = r.throttled, "cmdb push done")
         }
         None => {
-            tracing::warn!(target_name = %r.target, inserted, updated, unchanged, failed, first_error = %r.errors.first().map(|e| format!("{} {}: {}", e.class, e.error, e.message)).as_deref().map(crate::untrusted::text).map(|t| t.to_string()).unwrap_or_default(), "cmdb push: some cis were refused")
+            let first = r.errors.first().map(|e| format!("{} {}: {}", e.class, e.error, e.message)).unwrap_or_default();
+            tracing::warn!(target_name = %r.target, inserted, updated, unchanged, failed,
+                first_error = %crate::untrusted::text(&first), "cmdb push: some cis were refused");
         }
         Some(e) => {
             tracing::warn!(target_name = %r.target, inserted, updated, unchanged, failed, error = %crate::untrusted::text(e), "cmdb push failed")

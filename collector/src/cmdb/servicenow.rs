@@ -581,10 +581,13 @@ mod tests {
              "errors": [{"error": "INVALID_INPUT_DATA", "message": "data source\nunknown"}]},
         ]}});
         read_answer("u", &answer.to_string(), &all[0], &classes, &mut tally).unwrap();
+        // The same CI refused again (a host sent with each of its batches) counts once.
+        read_answer("u", &answer.to_string(), &all[0], &classes, &mut tally).unwrap();
         let mut report = PushReport::default();
         tally.finish(&mut report);
         let counts = report.classes["cmdb_ci_linux_server"];
         assert_eq!((counts.unchanged, counts.failed, counts.inserted), (1, 1, 0));
+        assert_eq!((report.errors.len(), report.errors_total), (1, 1));
         assert_eq!(report.errors[0].key, "agent-1");
         assert_eq!(report.errors[0].error, "INVALID_INPUT_DATA");
         assert!(report.text().contains("data source\\u{a}unknown"), "escaped: {}", report.text());
