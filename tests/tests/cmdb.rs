@@ -17,6 +17,8 @@ use serde_json::Value;
 
 const USER: &str = "aiscout.integration";
 const PASSWORD: &str = "sn-pass-Zq81-secret";
+/// `Basic` and the base64 of `USER:PASSWORD`.
+const BASIC: &str = "Basic YWlzY291dC5pbnRlZ3JhdGlvbjpzbi1wYXNzLVpxODEtc2VjcmV0";
 
 /// A ServiceNow instance on `port` with `data_sources` registered and `classes` existing,
 /// answering every `throttle_every`-th POST 429 (0: never).
@@ -98,6 +100,18 @@ fn get_with(c: &Collector, path: &str, token: &str) -> (u16, Value) {
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
+/// POSTs `body` to the instance's identifyreconcile with the right credentials, as the push
+/// would, and returns its answer.
+fn raw_post(port: u16, query: &str, body: &Value) -> Value {
+    let url = format!("http://127.0.0.1:{port}/api/now/identifyreconcile{query}");
+    let mut resp = ureq::post(&url)
+        .header("Authorization", BASIC)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+}
+
 fn agent_id(c: &Collector, name: &str) -> String {
     std::fs::read_to_string(c.state_dir(name).join("tls/agent.id")).unwrap().trim().to_string()
 }
@@ -152,6 +166,16 @@ fn the_inventory_reaches_servicenow_once_then_updates_retires_and_reports() {
     // The instance of the CLI pushes: no AI classes (the fallbacks are used), 429 every third POST.
     let cli_port = free_port();
     let _instance = instance(cli_port, "aiscout", "cmdb_ci_appl,u_ai_model", 3);
+    // It enforces what the push must satisfy: a dependent CI without its host, or a payload
+    // without a data source, is refused item by item (these two POSTs also take it to the 429).
+    let app = serde_json::json!({"className": "cmdb_ci_appl", "values": {"name": "orphan"},
+        "sys_object_source_info": {"source_name": "aiscout", "source_native_key": "runtime:orphan",
+            "source_recency_timestamp": "2026-01-01 00:00:00"}});
+    for (query, error) in [("?sysparm_data_source=aiscout", "MISSING_DEPENDENCY"), ("", "INVALID_INPUT_DATA")] {
+        let answer = raw_post(cli_port, query, &serde_json::json!({"items": [app.clone()], "relations": []}));
+        assert_eq!(answer["result"]["items"][0]["errors"][0]["error"], error, "{answer:#}");
+    }
+    assert_eq!(table(cli_port)["rows"], serde_json::json!([]));
     let good = push_config(&c, "push.toml", &servicenow_section(cli_port, "aiscout", &secret, ""));
 
     // First push: everything is new.
