@@ -1,7 +1,10 @@
 //! The CIs read from a real store and cut into batches.
 
+use super::http::retry_after;
 use super::*;
-use crate::store::{AgentRegistration, BatchMode, HostFacts, IngestAsset, IngestBatch, IngestRemoval, SqliteStore};
+use crate::store::{
+    AgentRegistration, AssetKind, BatchMode, HostFacts, IngestAsset, IngestBatch, IngestRemoval, SqliteStore,
+};
 
 fn registration(agent_id: &str, hostname: &str) -> AgentRegistration {
     AgentRegistration {
