@@ -132,3 +132,47 @@ pub(crate) fn retry_after(value: Option<&str>) -> Duration {
     let secs = value.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(5);
     Duration::from_secs(secs.clamp(1, 300))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_extra_ca_must_hold_a_certificate_and_errors_name_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = Http::new("cmdb.webhook", Some(&missing), Duration::from_secs(1), Duration::ZERO).unwrap_err();
+        assert!(e.starts_with(&format!("cmdb.webhook.ca_file {}: ", missing.display())), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let e = Http::new("cmdb.servicenow", Some(&empty), Duration::from_secs(1), Duration::ZERO).unwrap_err();
+        assert_eq!(e, format!("cmdb.servicenow.ca_file {}: no certificate in it", empty.display()));
+        let (ca, _) = crate::pki::CertificateAuthority::generate("cmdb test ca").unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, ca.cert_pem()).unwrap();
+        assert!(Http::new("cmdb.servicenow", Some(&pem), Duration::from_secs(1), Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_429_beyond_the_total_wait_stops_the_push_naming_the_url() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).unwrap();
+                stream
+                    .write_all(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+            }
+        });
+        let mut http = Http::new("cmdb.webhook", None, Duration::from_secs(5), Duration::from_secs(1)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let e = http.send(&url, &[], Some("{}")).unwrap_err();
+        assert_eq!(e, format!("POST {url}: still rate limited (429) after waiting 1 s in all (max_retry_wait)"));
+        assert_eq!((http.requests, http.throttled, http.waited), (2, 2, Duration::from_secs(1)));
+        server.join().unwrap();
+    }
+}
