@@ -18,6 +18,8 @@
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /api/v1/export?format=csv|jsonl|cyclonedx|spdx&rows=&kind=&host=&include_removed=` (export
 //!   scope): the inventory, streamed (`crate::export`)
+//! - `GET /api/v1/cmdb/last-push` (export or admin scope): the last push to each CMDB target
+//!   (`crate::cmdb`)
 //! - `GET /healthz` (no token): `ok`
 //! - `GET /api/v1/openapi.json` (no token): the OpenAPI 3.1 document of these routes
 //!
@@ -197,6 +199,41 @@ pub async fn require_scope(
     }
     request.extensions_mut().insert(Caller(token));
     Ok(next.run(request).await)
+}
+
+/// Routes a token with any of these scopes may call: the CMDB push report, for exporters and
+/// admins.
+const CMDB_SCOPES: &[Scope] = &[Scope::Export, Scope::Admin];
+
+/// [`require_scope`] for routes that several scopes may call (`scopes`: any of them).
+pub async fn require_any_scope(
+    State((store, scopes)): State<(Arc<dyn Store>, &'static [Scope])>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = authenticate(&store, request.headers()).await?;
+    if !scopes.iter().any(|s| token.allows(*s)) {
+        let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("api token {} has none of the scopes {}", token.id, names.join(", ")),
+        ));
+    }
+    request.extensions_mut().insert(Caller(token));
+    Ok(next.run(request).await)
+}
+
+/// `GET /api/v1/cmdb/last-push`: `{"pushes": [{"target", "at_ms", "report"}]}`.
+async fn cmdb_last_push(State(store): State<Arc<dyn Store>>) -> Result<Json<Value>, ApiError> {
+    let pushes = blocking(ApiError::internal, move || store.cmdb_pushes().map_err(|e| http_status(&e))).await?;
+    let pushes: Vec<Value> = pushes
+        .into_iter()
+        .map(|(target, at_ms, report)| {
+            json!({"target": target, "at_ms": at_ms,
+                "report": serde_json::from_str::<Value>(&report).unwrap_or(Value::Null)})
+        })
+        .collect();
+    Ok(Json(json!({ "pushes": pushes })))
 }
 
 /// `routes` behind [`require_scope`] for `scope`.
@@ -875,12 +912,16 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));
+    let cmdb = Router::new()
+        .route("/api/v1/cmdb/last-push", get(cmdb_last_push))
+        .route_layer(middleware::from_fn_with_state((Arc::clone(&store), CMDB_SCOPES), require_any_scope));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(scoped(&store, Scope::Read, read))
         .merge(scoped(&store, Scope::Export, export))
         .merge(scoped(&store, Scope::Admin, admin))
+        .merge(cmdb)
         .layer(axum::Extension(settings))
         .with_state(store)
 }
@@ -951,7 +992,7 @@ mod tests {
         let router = router(Arc::clone(&store));
         let read = token(&store, vec![Scope::Read], None);
         let admin = token(&store, vec![Scope::Admin], None);
-        let exporter = token(&store, vec![Scope::Export], None);
+        let export = token(&store, vec![Scope::Export], None);
         for (method, path) in &documented {
             let op = &doc["paths"][path][method];
             let concrete = path.replace("{id}", "x");
@@ -981,9 +1022,18 @@ mod tests {
                 Some(scope) => {
                     let (right, wrong) = match scope {
                         "admin" => (&admin, &read),
-                        "export" => (&exporter, &read),
+                        "export" => (&export, &read),
                         _ => (&read, &admin),
                     };
+                    // Every scope the document lists is let in.
+                    for also in op["x-scopes"].as_array().into_iter().flatten() {
+                        let token = if also == "admin" { &admin } else { &export };
+                        assert_eq!(
+                            send(Some(token.clone())).await.unwrap().status(),
+                            StatusCode::OK,
+                            "{method} {path}"
+                        );
+                    }
                     let answer = send(Some(right.clone())).await.unwrap().status();
                     assert!(
                         answer == StatusCode::OK || answer == StatusCode::NOT_FOUND && path.contains("{id}"),
@@ -1024,5 +1074,29 @@ mod tests {
         assert_eq!(status(&router, "/api/v1/nothing", None).await, StatusCode::NOT_FOUND);
         let used = store.verify_api_token(&reader, now_ms()).unwrap().unwrap();
         assert!(used.last_used_at_ms.is_some(), "the reader's use is recorded");
+    }
+
+    #[tokio::test]
+    async fn the_last_cmdb_push_is_read_with_the_export_or_admin_scope() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let router = router(Arc::clone(&store));
+        let path = "/api/v1/cmdb/last-push";
+        let (reader, exporter, admin) = (
+            token(&store, vec![Scope::Read], None),
+            token(&store, vec![Scope::Export], None),
+            token(&store, vec![Scope::Admin], None),
+        );
+        assert_eq!(status(&router, path, Some(&reader)).await, StatusCode::FORBIDDEN);
+        assert_eq!(status(&router, path, None).await, StatusCode::UNAUTHORIZED);
+        store.record_cmdb_push("servicenow", 5, r#"{"ok":true}"#).unwrap();
+        store.record_cmdb_push("servicenow", 7, r#"{"ok":false}"#).unwrap();
+        for t in [&exporter, &admin] {
+            let request = axum::http::Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}"));
+            let answer = router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body, json!({"pushes": [{"target": "servicenow", "at_ms": 7, "report": {"ok": false}}]}));
+        }
     }
 }

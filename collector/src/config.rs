@@ -44,6 +44,9 @@
 //! spread_hosts = 10       # a model first seen on this many hosts within spread_window is spreading
 //! spread_window = "24h"
 //!
+//! [cmdb.servicenow]      # optional: push the inventory to a CMDB (docs/cmdb.md,
+//! # [cmdb.webhook]       # packaging/servicenow.example.toml)
+//!
 //! [log]
 //! level = "info"          # error, warn, info, debug, trace; AISCOUT_LOG overrides
 //! json = false            # JSON lines instead of text
@@ -78,6 +81,8 @@ pub struct CollectorConfig {
     pub findings: FindingsConfig,
     /// Where finding events go (`crate::siem`).
     pub siem: Vec<SiemTarget>,
+    /// Where the inventory is pushed (`crate::cmdb`, `[cmdb.servicenow]`, `[cmdb.webhook]`).
+    pub cmdb: crate::cmdb::CmdbConfig,
     /// The collector's own logs.
     pub log: LogConfig,
 }
@@ -220,6 +225,7 @@ impl Default for CollectorConfig {
             releases: ReleasesConfig::default(),
             findings: FindingsConfig::default(),
             siem: Vec::new(),
+            cmdb: crate::cmdb::CmdbConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -561,6 +567,7 @@ impl CollectorConfig {
         if self.releases.pause_min_failures == 0 {
             problem("releases.pause_min_failures", "at least 1".into());
         }
+        out.extend(self.cmdb.validate());
         out
     }
 

@@ -37,8 +37,11 @@
 //!   chunks (`aiscout-collector export`, `GET /api/v1/export`).
 //! - [`findings`]: the rules evaluated over the whole inventory, their framework mappings and
 //!   the advisories they match versions against.
+//! - [`cmdb`]: hosts, inference servers and models pushed to ServiceNow (Identification and
+//!   Reconciliation API) or a signed JSON webhook, on demand or on a schedule.
 
 pub mod api;
+pub mod cmdb;
 pub mod config;
 pub mod error_code;
 pub mod export;

@@ -101,6 +101,32 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Push hosts, inference servers and models to a CMDB now (docs/cmdb.md), as the
+    /// `[cmdb.*]` tables of the configuration say: exit 0 when every CI was accepted, 1 when
+    /// some were refused, 2 when the push stopped (credentials, HTTP error).
+    Push {
+        #[command(subcommand)]
+        target: PushTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PushTarget {
+    /// ServiceNow, through the Identification and Reconciliation API (`[cmdb.servicenow]`).
+    Servicenow {
+        /// Identify only (`identifyreconcile/query`): report what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The signed JSON webhook (`[cmdb.webhook]`).
+    Webhook {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -655,6 +681,7 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
             println!("api token {id} revoked");
             Ok(())
         }
+        Command::Push { target } => push(&config, target),
         Command::Agent { action: AgentAction::Revoke { id } } => {
             let store = open_store(&config)?;
             store.revoke_agent(&id, now_ms())?;
@@ -662,4 +689,45 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `push servicenow|webhook` (the `Push` command's documentation says the exit codes).
+fn push(config: &CollectorConfig, target: PushTarget) -> anyhow::Result<()> {
+    use aiscout_collector::cmdb::{self, Target};
+    use std::io::Write;
+    let (target, dry_run, json) = match target {
+        PushTarget::Servicenow { dry_run, json } => {
+            let section =
+                config.cmdb.servicenow.clone().ok_or_else(|| {
+                    anyhow::anyhow!("push servicenow: the configuration has no [cmdb.servicenow] table")
+                })?;
+            (Target::ServiceNow(cmdb::servicenow::ServiceNow::new(section).map_err(anyhow::Error::msg)?), dry_run, json)
+        }
+        PushTarget::Webhook { json } => {
+            let section = config
+                .cmdb
+                .webhook
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("push webhook: the configuration has no [cmdb.webhook] table"))?;
+            (Target::Webhook(cmdb::webhook::Webhook::new(section).map_err(anyhow::Error::msg)?), false, json)
+        }
+    };
+    let store = open_store(config)?;
+    let report = target.push(&*store, dry_run);
+    cmdb::record(&*store, &report);
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", report.text())?;
+    }
+    out.flush()?;
+    if let Some(e) = &report.error {
+        anyhow::bail!("push {}: {e}", report.target);
+    }
+    if !report.ok {
+        eprintln!("aiscout-collector: push {}: {} cis refused", report.target, report.errors_total);
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -60,6 +60,7 @@ pub async fn run(
         .map(|t| crate::siem::Sender::new(t.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cmdb_targets = crate::cmdb::scheduled(&config.cmdb).map_err(|e| anyhow::anyhow!("{e}"))?;
     let agents = TlsIncoming::spawn(grpc, tls.agents_config()?, "agents")?;
     let api_tls = tls.api_config().transpose()?;
     if let Some(warning) = api_exposure_warning(api.local_addr()?, api_tls.is_some()) {
@@ -85,6 +86,9 @@ pub async fn run(
     ));
     for sender in senders {
         tokio::spawn(crate::siem::run(Arc::clone(&store), sender, stop_rx.clone()));
+    }
+    for (target, interval) in cmdb_targets {
+        tokio::spawn(crate::cmdb::run_periodically(Arc::clone(&store), target, interval, stop_rx.clone()));
     }
     let mut stop_grpc = stop_rx.clone();
     let mut stop_api = stop_rx;

@@ -7,6 +7,7 @@
 
 mod archives;
 mod cache;
+mod cmdb;
 mod daemon_control;
 mod exports;
 mod findings;

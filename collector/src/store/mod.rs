@@ -277,6 +277,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The newest applied policy, if any.
     fn current_policy(&self) -> Result<Option<PolicyRecord>, StoreError>;
 
+    /// Keeps `report_json` as the last push to CMDB target `target` (`crate::cmdb`), at `at_ms`.
+    fn record_cmdb_push(&self, target: &str, at_ms: i64, report_json: &str) -> Result<(), StoreError>;
+
+    /// The last push to each CMDB target: target, when, the report JSON; by target.
+    fn cmdb_pushes(&self) -> Result<Vec<(String, i64, String)>, StoreError>;
+
     /// Acknowledges an open or reopened finding; `None` when there is no such finding.
     /// Refused for a resolved one (there is nothing to accept).
     fn acknowledge_finding(&self, finding_id: &str, ack: &Acknowledgement)

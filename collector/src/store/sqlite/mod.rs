@@ -426,6 +426,25 @@ impl Store for SqliteStore {
         self.read("read policy", findings::current_policy)
     }
 
+    fn record_cmdb_push(&self, target: &str, at_ms: i64, report_json: &str) -> Result<(), StoreError> {
+        self.write("record cmdb push", |tx| {
+            tx.execute(
+                "INSERT INTO cmdb_pushes (target, at_ms, report_json) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (target) DO UPDATE SET at_ms = excluded.at_ms, report_json = excluded.report_json",
+                rusqlite::params![target, at_ms, report_json],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn cmdb_pushes(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
+        self.read("read cmdb pushes", |tx| {
+            let mut rows = tx.prepare("SELECT target, at_ms, report_json FROM cmdb_pushes ORDER BY target")?;
+            let rows = rows.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn acknowledge_finding(
         &self,
         finding_id: &str,

@@ -1,0 +1,366 @@
+//! What is pushed, read from the store, and its cut into batches (`super`, *What is pushed*
+//! and *Batches*).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::store::{AssetFilter, AssetKind, AssetSummary, HostFilter, PageRequest, Store, StoreError};
+
+/// Most hosts one model is related to (the store lists as many hostnames per asset).
+const MAX_MODEL_HOSTS: usize = AssetSummary::MAX_HOSTNAMES;
+
+/// A host as it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdbHost {
+    /// Its agent: the stable key.
+    pub agent_id: String,
+    /// The hostname it enrolled with.
+    pub hostname: String,
+    /// `PRETTY_NAME` of its os-release (agent-supplied).
+    pub os: String,
+    /// Its kernel release.
+    pub kernel: String,
+    /// Its architecture.
+    pub arch: String,
+    /// Its own addresses, IPv4 first.
+    pub ip_addresses: Vec<String>,
+    /// DMI product serial.
+    pub serial: String,
+    /// DMI product UUID.
+    pub product_uuid: String,
+    /// `/etc/machine-id`.
+    pub machine_id: String,
+    /// Burnt-in MACs of its physical interfaces.
+    pub mac_addresses: Vec<String>,
+    /// The cloud instance id, when on a cloud.
+    pub cloud_instance_id: String,
+    /// Last heard from (ms).
+    pub last_seen_ms: i64,
+    /// Decommissioned or revoked: sent retired.
+    pub retired: bool,
+}
+
+/// An inference server as it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdbServer {
+    /// The runtime asset: the stable key.
+    pub asset_id: String,
+    /// The host it runs on (agent id).
+    pub agent_id: String,
+    /// `ollama`, `vllm`, …, or `ml-process`.
+    pub kind: String,
+    /// TCP ports it listens on, sorted.
+    pub ports: Vec<u16>,
+    /// The widest exposure of those: `all_interfaces`, `specific`, `loopback`, or empty.
+    pub exposure: String,
+    /// `configured`, `disabled`, `default`, or empty when unknown.
+    pub auth: String,
+    /// Its executable.
+    pub exe: String,
+    /// The version its endpoint stated, when identified.
+    pub version: String,
+    /// Last seen (ms).
+    pub last_seen_ms: i64,
+    /// No live sighting left: sent retired.
+    pub retired: bool,
+}
+
+/// A model as it is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdbModel {
+    /// The model asset (`model:<digest>`): the stable key.
+    pub asset_id: String,
+    /// Its own name, its repository, or its file's name.
+    pub name: String,
+    /// Its format (`gguf`, `safetensors`, …).
+    pub format: String,
+    /// The content digest (file SHA-256 or group tree digest).
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    /// Architecture, when the header says.
+    pub architecture: String,
+    /// Parameters, when the header says.
+    pub parameters: u64,
+    /// Quantization, when the header says.
+    pub quantization: String,
+    /// Declared license.
+    pub license: String,
+    /// Where it comes from: `huggingface:org/name`, `ollama:name:tag`, or empty.
+    pub source: String,
+    /// The fleet-wide safety verdict (`safe`, `unknown`, `suspicious`, `dangerous`).
+    pub verdict: String,
+    /// The hosts (agent ids) it is related to.
+    pub hosts: Vec<String>,
+    /// Last seen (ms).
+    pub last_seen_ms: i64,
+    /// No live sighting left: sent retired.
+    pub retired: bool,
+}
+
+/// What is pushed, read from the store in one go ([`read_inventory`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CmdbInventory {
+    /// Hosts, by agent id.
+    pub hosts: Vec<CmdbHost>,
+    /// Servers, by asset id.
+    pub servers: Vec<CmdbServer>,
+    /// Models, by asset id.
+    pub models: Vec<CmdbModel>,
+}
+
+/// Every page of a listing.
+fn all_pages<T>(
+    mut page: impl FnMut(&PageRequest) -> Result<crate::store::Page<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let p = page(&request)?;
+        out.extend(p.items);
+        match p.next_cursor {
+            Some(cursor) => request.after = Some(cursor),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn text(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Reads what is pushed (module docs, *What is pushed*).
+pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
+    let agents = all_pages(|p| store.hosts(&HostFilter::default(), p))?;
+    // A superseded agent's host is its successor's: its CIs go there.
+    let successor: HashMap<String, String> =
+        agents.iter().filter_map(|h| h.agent.superseded_by.clone().map(|s| (h.agent.agent_id.clone(), s))).collect();
+    let host_of = |agent: &str| {
+        let mut at = agent.to_string();
+        for _ in 0..8 {
+            match successor.get(&at) {
+                Some(next) => at = next.clone(),
+                None => break,
+            }
+        }
+        at
+    };
+    let mut hosts = Vec::new();
+    for h in agents.iter().filter(|h| h.agent.superseded_by.is_none()) {
+        let a = &h.agent;
+        let facts: Value =
+            a.host_facts_json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
+        let identity: Value =
+            a.identity_json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
+        let list = |v: &Value, key: &str| -> Vec<String> {
+            v.get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        let mut ips = list(&facts, "ip_addresses");
+        ips.sort_by_key(|ip| ip.contains(':'));
+        hosts.push(CmdbHost {
+            agent_id: a.agent_id.clone(),
+            hostname: a.hostname.clone(),
+            os: text(&facts, "/os"),
+            kernel: text(&facts, "/kernel"),
+            arch: text(&facts, "/arch"),
+            ip_addresses: ips,
+            serial: text(&identity, "/product_serial"),
+            product_uuid: text(&identity, "/product_uuid"),
+            machine_id: text(&identity, "/machine_id"),
+            mac_addresses: list(&identity, "mac_addresses"),
+            cloud_instance_id: text(&identity, "/cloud_instance_id"),
+            last_seen_ms: a.last_seen_ms.unwrap_or(a.enrolled_at_ms),
+            retired: a.decommissioned_at_ms.is_some() || a.revoked_at_ms.is_some(),
+        });
+    }
+
+    let mut live_hosts: HashMap<String, Vec<String>> = HashMap::new();
+    for e in store.live_inventory()?.entries {
+        if e.kind == AssetKind::Model {
+            let hosts = live_hosts.entry(e.asset_id).or_default();
+            let host = host_of(&e.agent_id);
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    let listing = |kind| {
+        let filter = AssetFilter { kind: Some(kind), include_removed: true, ..AssetFilter::default() };
+        all_pages(|p| store.assets(&filter, p))
+    };
+    // The latest entry of an asset and the hosts of its sightings, newest first: for an asset
+    // with no live sighting (the listing has no entry for it), or whose live sightings are all
+    // on revoked hosts (the live inventory leaves those out).
+    let from_sightings = |asset: &AssetSummary| -> Result<(Value, Vec<String>), StoreError> {
+        let Some(detail) = store.asset(&asset.id, &PageRequest::first(PageRequest::MAX_LIMIT))? else {
+            return Ok((Value::Null, Vec::new()));
+        };
+        let mut sightings = detail.sightings.items;
+        sightings.sort_by_key(|s| std::cmp::Reverse(s.last_seen_ms));
+        let entry = sightings.first().map_or(Value::Null, |s| parse_json(&s.json));
+        let mut hosts: Vec<String> = Vec::new();
+        for s in &sightings {
+            let host = host_of(&s.agent_id);
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        Ok((entry, hosts))
+    };
+    let entry_of = |asset: &AssetSummary| -> Result<Value, StoreError> {
+        match asset.latest_entry.as_deref() {
+            Some(entry) => Ok(parse_json(entry)),
+            None => Ok(from_sightings(asset)?.0),
+        }
+    };
+
+    let mut servers = Vec::new();
+    for asset in listing(AssetKind::Runtime)? {
+        let entry = entry_of(&asset)?;
+        let kind = text(&entry, "/kind");
+        let listening = entry.get("listening").and_then(Value::as_array).cloned().unwrap_or_default();
+        if kind.is_empty() || (kind == "ml-process" && listening.is_empty()) {
+            continue;
+        }
+        // The runtime identity is ["<agent id>", "<kind>", "<discriminator>"].
+        let identity: Value = serde_json::from_str(&asset.identity).unwrap_or(Value::Null);
+        let Some(agent) = identity.get(0).and_then(Value::as_str) else { continue };
+        let mut ports: Vec<u16> = listening
+            .iter()
+            .filter_map(|l| l.get("port").and_then(Value::as_u64))
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let exposures: Vec<&str> = listening.iter().filter_map(|l| l.get("exposure").and_then(Value::as_str)).collect();
+        let exposure =
+            ["all_interfaces", "specific", "loopback"].into_iter().find(|e| exposures.contains(e)).unwrap_or("");
+        servers.push(CmdbServer {
+            asset_id: asset.id.clone(),
+            agent_id: host_of(agent),
+            kind,
+            ports,
+            exposure: exposure.to_string(),
+            auth: text(&entry, "/auth/state"),
+            exe: text(&entry, "/exe"),
+            version: text(&entry, "/identity/version"),
+            last_seen_ms: asset.last_seen_ms,
+            retired: asset.live_sightings == 0,
+        });
+    }
+
+    let mut models = Vec::new();
+    for asset in listing(AssetKind::Model)? {
+        let mut hosts = live_hosts.remove(&asset.id).unwrap_or_default();
+        let entry = if hosts.is_empty() {
+            let (entry, last_hosts) = from_sightings(&asset)?;
+            hosts = last_hosts;
+            entry
+        } else {
+            entry_of(&asset)?
+        };
+        hosts.sort();
+        hosts.truncate(MAX_MODEL_HOSTS);
+        let file = text(&entry, "/path").rsplit('/').next().unwrap_or_default().to_string();
+        let source = match text(&entry, "/source/kind").as_str() {
+            "" => String::new(),
+            "huggingface" => format!("huggingface:{}", text(&entry, "/source/repo")),
+            "ollama" => format!("ollama:{}", text(&entry, "/source/name")),
+            other => other.to_string(),
+        };
+        let name = [text(&entry, "/metadata/name"), text(&entry, "/source/repo"), text(&entry, "/source/name"), file]
+            .into_iter()
+            .find(|n| !n.is_empty())
+            .unwrap_or_else(|| asset.id.clone());
+        let verdict = asset.verdict.map(|v| v.as_str().to_string()).unwrap_or_else(|| text(&entry, "/safety/verdict"));
+        models.push(CmdbModel {
+            asset_id: asset.id.clone(),
+            name,
+            format: text(&entry, "/format"),
+            sha256: asset.identity.clone(),
+            size: entry.get("size").and_then(Value::as_u64).unwrap_or(0),
+            architecture: text(&entry, "/metadata/architecture"),
+            parameters: entry.pointer("/metadata/parameters").and_then(Value::as_u64).unwrap_or(0),
+            quantization: text(&entry, "/metadata/quantization"),
+            license: text(&entry, "/metadata/license"),
+            source,
+            verdict,
+            hosts,
+            last_seen_ms: asset.last_seen_ms,
+            retired: asset.live_sightings == 0,
+        });
+    }
+    Ok(CmdbInventory { hosts, servers, models })
+}
+
+/// One CI of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ci<'a> {
+    /// A host.
+    Host(&'a CmdbHost),
+    /// A server, which runs on the batch's host.
+    Server(&'a CmdbServer),
+    /// A model, on the batch's host.
+    Model(&'a CmdbModel),
+}
+
+impl Ci<'_> {
+    /// Its stable key: the agent id or the asset id.
+    pub fn key(&self) -> &str {
+        match self {
+            Ci::Host(h) => &h.agent_id,
+            Ci::Server(s) => &s.asset_id,
+            Ci::Model(m) => &m.asset_id,
+        }
+    }
+}
+
+/// One request's worth of CIs: `relations` are (dependent, host) indices into `cis`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch<'a> {
+    /// The CIs, each host before its dependents.
+    pub cis: Vec<Ci<'a>>,
+    /// (dependent index, host index).
+    pub relations: Vec<(usize, usize)>,
+}
+
+/// The inventory in batches of at most `size` CIs (module docs, *Batches*); `size` is at least 2.
+pub fn batches(inventory: &CmdbInventory, size: usize) -> Vec<Batch<'_>> {
+    let size = size.max(2);
+    let mut out: Vec<Batch<'_>> = Vec::new();
+    let mut current = Batch::default();
+    for host in &inventory.hosts {
+        let mut dependents: Vec<Ci<'_>> = Vec::new();
+        dependents.extend(inventory.servers.iter().filter(|s| s.agent_id == host.agent_id).map(Ci::Server));
+        dependents.extend(inventory.models.iter().filter(|m| m.hosts.contains(&host.agent_id)).map(Ci::Model));
+        if current.cis.len() + 1 + dependents.len() > size && !current.cis.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        let mut host_at = current.cis.len();
+        current.cis.push(Ci::Host(host));
+        for ci in dependents {
+            if current.cis.len() == size {
+                out.push(std::mem::take(&mut current));
+                host_at = 0;
+                current.cis.push(Ci::Host(host));
+            }
+            current.relations.push((current.cis.len(), host_at));
+            current.cis.push(ci);
+        }
+    }
+    if !current.cis.is_empty() {
+        out.push(current);
+    }
+    out
+}
