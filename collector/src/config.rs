@@ -44,7 +44,7 @@
 //! spread_hosts = 10       # a model first seen on this many hosts within spread_window is spreading
 //! spread_window = "24h"
 //!
-//! [cmdb.servicenow]      # optional: push the inventory to a CMDB (docs/cmdb.md,
+//! [cmdb.servicenow]      # optional: push the inventory to a CMDB (docs/exports.md,
 //! # [cmdb.webhook]       # packaging/servicenow.example.toml)
 //!
 //! [log]

@@ -101,7 +101,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Push hosts, inference servers and models to a CMDB now (docs/cmdb.md), as the
+    /// Push hosts, inference servers and models to a CMDB now (docs/exports.md, *CMDB push*), as the
     /// `[cmdb.*]` tables of the configuration say: exit 0 when every CI was accepted, 1 when
     /// some were refused, 2 when the push stopped (credentials, HTTP error).
     Push {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A CMDB webhook for the tests, enforcing the record contract of docs/cmdb.md (*Webhook*):
+"""A CMDB webhook for the tests, enforcing the record contract of docs/exports.md (*Webhook*):
 
     cmdb_webhook_receiver.py PORT SECRET OUT
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A ServiceNow instance for the tests, enforcing the Identification and Reconciliation contract
-the CMDB push relies on (docs/cmdb.md):
+the CMDB push relies on (docs/exports.md, *CMDB push*):
 
     servicenow_receiver.py PORT USER PASSWORD DATA_SOURCES CLASSES THROTTLE_EVERY
 

@@ -1,6 +1,6 @@
 //! The inventory pushed to a CMDB: hosts, the inference servers that run on them and the models
 //! they hold, to ServiceNow ([`servicenow`]) or to any CMDB through a signed JSON webhook
-//! ([`webhook`]), by `aiscout-collector push …` or on a schedule by `serve` (docs/cmdb.md).
+//! ([`webhook`]), by `aiscout-collector push …` or on a schedule by `serve` (docs/exports.md, *CMDB push*).
 //!
 //! # What is pushed
 //! [`read_inventory`] reads the store once:

@@ -1,4 +1,4 @@
-//! ServiceNow through the Identification and Reconciliation API (docs/cmdb.md).
+//! ServiceNow through the Identification and Reconciliation API (docs/exports.md, *CMDB push*).
 //!
 //! 1. **Class probe**: `GET /api/now/table/sys_db_object?sysparm_query=nameIN…` asks which of the
 //!    configured classes the instance has; servers take `server_class` when it exists, else

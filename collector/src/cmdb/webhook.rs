@@ -1,5 +1,5 @@
 //! The generic CMDB target: the inventory as JSON records POSTed in signed batches to a URL, for
-//! CMDBs without a ServiceNow-style API (docs/cmdb.md, *Webhook*).
+//! CMDBs without a ServiceNow-style API (docs/exports.md, *Webhook*).
 //!
 //! Each request is `{"source": "aiscout", "schema": "aiscout.cmdb.v1", "push": <push id>,
 //! "batch": n, "batches": N, "records": [...]}`, signed as the SIEM webhook is:
@@ -18,7 +18,7 @@ use super::{batches, rfc3339, Ci, CmdbInventory, Http, Outcome, PushReport, Tall
 /// The schema every body names.
 pub const SCHEMA: &str = "aiscout.cmdb.v1";
 
-/// The record of one CI (docs/cmdb.md, *Webhook*).
+/// The record of one CI (docs/exports.md, *Webhook*).
 pub fn record(ci: &Ci<'_>) -> Value {
     match ci {
         Ci::Host(h) => json!({
