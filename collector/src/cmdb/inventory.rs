@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::store::{AssetFilter, AssetKind, AssetSummary, HostFilter, PageRequest, Store, StoreError};
+use crate::store::{AssetFilter, AssetKind, AssetSummary, ExportFilter, HostFilter, PageRequest, Store, StoreError};
 
 /// Most hosts one model is related to (the store lists as many hostnames per asset).
 const MAX_MODEL_HOSTS: usize = AssetSummary::MAX_HOSTNAMES;
@@ -185,16 +185,17 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
         });
     }
 
+    // The live hosts of each model, walked in chunks: never the whole inventory in memory.
     let mut live_hosts: HashMap<String, Vec<String>> = HashMap::new();
-    for e in store.live_inventory()?.entries {
-        if e.kind == AssetKind::Model {
-            let hosts = live_hosts.entry(e.asset_id).or_default();
-            let host = host_of(&e.agent_id);
-            if !hosts.contains(&host) {
-                hosts.push(host);
-            }
+    let models = ExportFilter { kind: Some(AssetKind::Model), ..ExportFilter::default() };
+    crate::store::each_sighting(store, &models, |s| -> Result<(), StoreError> {
+        let hosts = live_hosts.entry(s.key.asset_id.clone()).or_default();
+        let host = host_of(&s.key.agent_id);
+        if !hosts.contains(&host) {
+            hosts.push(host);
         }
-    }
+        Ok(())
+    })?;
     let listing = |kind| {
         let filter = AssetFilter { kind: Some(kind), include_removed: true, ..AssetFilter::default() };
         all_pages(|p| store.assets(&filter, p))

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::store::{
     AssetFilter, AssetKind, AssetSummary, ExportFilter, ExportSighting, FindingFilter, HostFilter, HostSummary,
-    PageRequest, SightingKey, Store, StoreError,
+    PageRequest, Store, StoreError,
 };
 
 /// Rows read per store call.
@@ -250,20 +250,10 @@ pub(crate) fn for_each_sighting(
     store: &dyn Store,
     request: &ExportRequest,
     kind: Option<AssetKind>,
-    mut each: impl FnMut(&ExportSighting) -> Result<(), ExportError>,
+    each: impl FnMut(&ExportSighting) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
     let filter = ExportFilter { kind, agent_id: request.agent_id.clone(), include_removed: request.include_removed };
-    let mut after: Option<SightingKey> = None;
-    loop {
-        let chunk = store.export_sightings(&filter, after.as_ref(), CHUNK)?;
-        for sighting in &chunk {
-            each(sighting)?;
-        }
-        match chunk.last() {
-            Some(last) => after = Some(last.key.clone()),
-            None => return Ok(()),
-        }
-    }
+    crate::store::each_sighting(store, &filter, each)
 }
 
 /// The findings that still stand (open, reopened, acknowledged) by asset id: `(rule, severity,

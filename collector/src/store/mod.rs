@@ -289,5 +289,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         -> Result<Option<FindingRecord>, StoreError>;
 }
 
+/// Calls `each` on every sighting `filter` matches, reading them in chunks of 1,000 through
+/// [`Store::export_sightings`]: what exports and the CMDB push walk instead of loading the
+/// inventory, so their memory does not grow with it.
+pub fn each_sighting<E: From<StoreError>>(
+    store: &dyn Store,
+    filter: &ExportFilter,
+    mut each: impl FnMut(&ExportSighting) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut after: Option<SightingKey> = None;
+    loop {
+        let chunk = store.export_sightings(filter, after.as_ref(), 1000)?;
+        for sighting in &chunk {
+            each(sighting)?;
+        }
+        match chunk.last() {
+            Some(last) => after = Some(last.key.clone()),
+            None => return Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests;
