@@ -465,15 +465,14 @@ struct Notification {
 /// Percent-encodes `bytes` for a URI path: RFC 3986's unreserved characters and `/` stay, every
 /// other byte (`%`, `:`, spaces, non-ASCII, bytes that are not UTF-8) becomes `%XX`.
 pub fn percent_encode_path(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
             out.push(char::from(b));
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -759,7 +758,9 @@ mod tests {
             serde_json::json!(["security", "AML.T0011.000", "LLM03:2025"])
         );
         assert_eq!(unsafe_serialization["properties"]["security-severity"], "9.0");
-        assert!(unsafe_serialization["helpUri"].as_str().unwrap().ends_with("docs/safety.md#finding-kinds"));
+        let help = unsafe_serialization["helpUri"].as_str().unwrap();
+        assert!(help.starts_with("https://") && help.ends_with("/docs/safety.md#finding-kinds"), "{help}");
+        assert!(doc["runs"][0]["tool"]["driver"]["informationUri"].as_str().unwrap().starts_with("https://"));
     }
 
     #[test]
