@@ -212,3 +212,36 @@ fn the_validator_rejects_a_broken_log() {
     no_driver_name["runs"][0]["tool"]["driver"].as_object_mut().unwrap().remove("name");
     assert!(!v.is_valid(&no_driver_name), "a tool without a name must not validate");
 }
+
+#[test]
+fn the_whole_corpus_gives_a_valid_log_matching_the_answer_key() {
+    let root = std::fs::canonicalize(corpus("")).unwrap();
+    let expected: Value = serde_json::from_slice(&std::fs::read(root.join("expected.json")).unwrap()).unwrap();
+    let (code, doc) = sarif(&[&root], &["--sarif-base", root.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert_valid(&doc);
+    let rules = doc["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    for r in results(&doc) {
+        assert_eq!(rule_of(&doc, r)["id"], r["ruleId"], "{r}");
+    }
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "one rule per kind: {ids:?}");
+    // Paths of the answer key are relative to the corpus, as the URIs are.
+    let levels_at = |p: &str| -> Vec<String> {
+        let want = p.trim_end_matches('/');
+        results(&doc).iter().filter(|r| uri_of(r) == want).map(|r| r["level"].as_str().unwrap().to_string()).collect()
+    };
+    for b in expected["benign"].as_array().unwrap() {
+        let p = b["path"].as_str().unwrap();
+        assert!(!levels_at(p).iter().any(|l| l == "error" || l == "warning"), "false alarm on {p}");
+    }
+    for h in expected["hostile"].as_array().unwrap() {
+        let p = h["path"].as_str().unwrap();
+        let want = if h["min_verdict"] == "dangerous" { "error" } else { "warning" };
+        let levels = levels_at(p);
+        assert!(levels.iter().any(|l| l == want || l == "error"), "{p}: no {want} result, only {levels:?}");
+    }
+}
