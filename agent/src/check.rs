@@ -10,12 +10,17 @@
 //! 1. `1` when any model is suspicious or dangerous, or any file could not be judged;
 //! 2. `2` when a path could not be read at all (permissions, I/O): its `errors` entry;
 //! 3. `0` otherwise: every model is safe.
+//!
+//! The report is printed as lines ([`CheckReport::write_text`]), as JSON (`--json`, its serde
+//! form) or as a SARIF log ([`sarif`]).
+
+pub mod sarif;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::report::{FileError, ModelOwner, ScanReport, UnjudgedFile};
+use crate::report::{DigestSource, FileError, ModelOwner, ScanReport, UnjudgedFile};
 use crate::safety::{Finding, Verdict};
 
 /// One model and its verdict.
@@ -35,6 +40,10 @@ pub struct CheckedFile {
     /// The installed package that shipped it, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<ModelOwner>,
+    /// Hex SHA-256 of the file, when the check knows it without hashing (a content-addressed
+    /// name, such as a Hugging Face blob); SARIF reports it in the artifact's `hashes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Counts of a check.
@@ -92,6 +101,10 @@ impl CheckReport {
                 findings: m.safety.findings,
                 imports: m.safety.imports,
                 owner: m.owner,
+                // A file's own digest only: a tree digest is not the hash of a file.
+                sha256: (!m.sha256.is_empty()
+                    && matches!(m.digest_source, DigestSource::Hashed | DigestSource::Cache | DigestSource::Name))
+                .then_some(m.sha256),
             })
             .collect();
         summary.unjudged = scan.unjudged.len() as u64;
@@ -102,6 +115,7 @@ impl CheckReport {
             findings: vec![u.finding],
             imports: Vec::new(),
             owner: None,
+            sha256: None,
         }));
         files.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.path.cmp(&b.path)));
         for f in files.iter().filter(|f| !f.findings.iter().any(|x| is_unjudged(&x.kind))) {

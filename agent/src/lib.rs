@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`scan`]: one scan from options to report (roots, cache, detectors, stats).
-//! - [`check`]: the safety verdicts alone, with CI exit codes.
+//! - [`check`]: the safety verdicts alone, with CI exit codes, as text, JSON or a SARIF 2.1.0
+//!   log ([`check::sarif`]).
 //! - [`config`]: the daemon's TOML configuration: loading, defaults and validation.
 //! - [`detectors`]: one module per kind of asset; [`detectors::models`] walks, picks candidate
 //!   files, identifies, digests, attributes and groups models, noting [`detectors::markers`]

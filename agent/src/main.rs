@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aiscout_agent::check::sarif::SarifOptions;
 use aiscout_agent::check::CheckReport;
 use aiscout_agent::config::{self, Config};
 use aiscout_agent::fleet::daemon::{Ended, RunOptions};
@@ -83,9 +84,17 @@ enum Command {
         /// Files or directories to check.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Print one JSON document (docs/safety.md) instead of lines.
-        #[arg(long)]
+        /// Output: lines (`text`), one JSON document (`json`, docs/safety.md) or a SARIF 2.1.0
+        /// log (`sarif`, docs/sarif.md). The exit status is the same for all three.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+        /// The same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// SARIF only: report paths below DIR relative to `%SRCROOT%` (DIR), not as absolute
+        /// `file://` URIs; give the repository checkout (`.`) for GitHub code scanning.
+        #[arg(long, value_name = "DIR")]
+        sarif_base: Option<PathBuf>,
         /// Walker threads (default: number of CPUs, at most 8).
         #[arg(long)]
         threads: Option<usize>,
@@ -137,6 +146,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How `check` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    /// One line per model, then errors and a summary.
+    Text,
+    /// The `check --json` document.
+    Json,
+    /// A SARIF 2.1.0 log.
+    Sarif,
 }
 
 fn main() -> ExitCode {
@@ -202,7 +222,20 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { paths, json, threads } => {
+        Command::Check { paths, format, json, sarif_base, threads } => {
+            let format = if json { CheckFormat::Json } else { format };
+            if sarif_base.is_some() && format != CheckFormat::Sarif {
+                anyhow::bail!("--sarif-base applies to --format sarif only");
+            }
+            // Resolved before the scan, as the scanned paths are (canonical, absolute).
+            let sarif = SarifOptions {
+                base: sarif_base
+                    .map(|b| {
+                        std::fs::canonicalize(&b)
+                            .map_err(|e| anyhow::anyhow!("cannot resolve --sarif-base {}: {e}", b.display()))
+                    })
+                    .transpose()?,
+            };
             let opts = ScanOptions {
                 roots: paths,
                 state_dir: None,
@@ -215,11 +248,13 @@ fn run(command: Command, log_json: bool) -> anyhow::Result<ExitCode> {
             // Buffered: a pretty document is thousands of lines, and a locked stdout writes each
             // line with its own system call.
             let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-            if json {
-                serde_json::to_writer_pretty(&mut out, &report)?;
-                writeln!(out)?;
-            } else {
-                report.write_text(&mut out)?;
+            match format {
+                CheckFormat::Text => report.write_text(&mut out)?,
+                CheckFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &report)?;
+                    writeln!(out)?;
+                }
+                CheckFormat::Sarif => aiscout_agent::check::sarif::write_sarif(&report, &sarif, &mut out)?,
             }
             out.flush()?;
             Ok(ExitCode::from(report.exit_code()))
