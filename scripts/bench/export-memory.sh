@@ -24,10 +24,10 @@ printf '| sightings | format | CLI peak RSS | CLI time | server VmHWM before →
 printf '|---|---|---|---|---|---|---|\n'
 for hosts in 100 1000; do
   dir="$BENCH/fleet-$hosts"
-  if [ ! -s "$dir/data/collector.db" ]; then
+  if [ ! -s "$dir/data/inventory.db" ]; then
     rm -rf "$dir" && mkdir -p "$dir/data"
     echo "filling $hosts hosts × 1000 sightings" >&2
-    "$TARGET/release/examples/fill_store" "$dir/data/collector.db" "$hosts" 1000
+    "$TARGET/release/examples/fill_store" "$dir/data/inventory.db" "$hosts" 1000
   fi
   grpc=$(free_port); api=$(free_port)
   cat > "$dir/collector.toml" <<TOML
