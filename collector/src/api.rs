@@ -640,11 +640,29 @@ pub struct ExportParams {
     include_removed: Option<bool>,
 }
 
-/// A `Write` that hands 64 KiB chunks to the response body; it fails once the client is gone,
-/// which stops the export.
+/// Exports running at once over HTTP; one more is answered 503. Each holds a blocking thread
+/// and reads the whole inventory, so a handful of clients cannot take the collector.
+const MAX_CONCURRENT_EXPORTS: usize = 2;
+
+/// How long an export waits for a client that stopped reading before it gives up.
+const EXPORT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The permits of [`MAX_CONCURRENT_EXPORTS`].
+fn export_permits() -> Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    Arc::clone(PERMITS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS))))
+}
+
+/// A message from the export worker to the response.
+type ExportChunk = Result<axum::body::Bytes, crate::export::ExportError>;
+
+/// A `Write` that hands 64 KiB chunks to the response body; it fails once the client is gone or
+/// has not read for [`EXPORT_STALL_TIMEOUT`], which stops the export.
 struct BodyWriter {
-    /// Chunks for the body stream; bounded, so a slow client slows the export, not memory.
-    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    /// Chunks for the body; bounded, so a slow client slows the export, not memory.
+    tx: tokio::sync::mpsc::Sender<ExportChunk>,
+    /// The runtime, to wait on the channel with a timeout from the blocking thread.
+    runtime: tokio::runtime::Handle,
     /// The chunk being filled.
     buffer: Vec<u8>,
 }
@@ -657,7 +675,9 @@ impl BodyWriter {
             return Ok(());
         }
         let chunk = axum::body::Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(Self::CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        self.runtime
+            .block_on(self.tx.send_timeout(Ok(chunk), EXPORT_STALL_TIMEOUT))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
 }
 
@@ -676,13 +696,14 @@ impl std::io::Write for BodyWriter {
 }
 
 /// `GET /api/v1/export` (export scope): the export streamed as it is read (`crate::export`).
-/// Parameters are checked before the first byte; a failure after it aborts the body, so a
-/// client never takes a cut export for a whole one.
+/// The status waits for the first chunk: parameters, an unknown host and a store failing at the
+/// start are answered 400, 404 and 5xx; a failure after the first byte (a panic included)
+/// aborts the body, so a client never takes a cut export for a whole one.
 async fn export(
     State(store): State<Arc<dyn Store>>,
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    use crate::export::{ExportContext, ExportRequest, Format, Rows};
+    use crate::export::{ExportContext, ExportError, ExportRequest, Format, Rows};
     let p = query(params)?;
     let bad = |key: &str, value: &str, allowed: &[&str]| {
         ApiError(StatusCode::BAD_REQUEST, format!("{key}: {value:?} is not one of {}", allowed.join(", ")))
@@ -700,28 +721,43 @@ async fn export(
     };
     let request =
         ExportRequest { format, rows, kind, agent_id: p.host, include_removed: p.include_removed.unwrap_or(false) };
-    if let Some(agent_id) = request.agent_id.clone() {
-        let probe = Arc::clone(&store);
-        let known = blocking(ApiError::internal, move || probe.agent(&agent_id).map_err(|e| http_status(&e))).await?;
-        if known.is_none() {
-            return Err(ApiError(StatusCode::NOT_FOUND, "host: no such agent".into()));
-        }
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let file_name = format.file_name(rows);
+    let permit = export_permits().try_acquire_owned().map_err(|_| {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("{MAX_CONCURRENT_EXPORTS} exports are running: retry later"))
+    })?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportChunk>(4);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut writer = BodyWriter { tx: tx.clone(), buffer: Vec::with_capacity(BodyWriter::CHUNK) };
-        let outcome = crate::export::run(&*store, &request, &ExportContext::now(), &mut writer);
-        if let Err(e) = outcome {
+        let _permit = permit;
+        let mut writer = BodyWriter { tx: tx.clone(), runtime, buffer: Vec::with_capacity(BodyWriter::CHUNK) };
+        let run =
+            std::panic::AssertUnwindSafe(|| crate::export::run(&*store, &request, &ExportContext::now(), &mut writer));
+        let failure = match std::panic::catch_unwind(run) {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(ExportError::Write(std::io::Error::other("the export worker panicked"))),
+        };
+        if let Some(e) = failure {
             tracing::warn!(error = %e, "export stopped");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            let _ = tx.blocking_send(Err(e));
         }
     });
-    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(ExportError::UnknownHost(_))) => {
+            return Err(ApiError(StatusCode::NOT_FOUND, "host: no such agent".into()))
+        }
+        Some(Err(ExportError::Store(e))) => return Err(http_status(&e)),
+        Some(Err(e)) => return Err(ApiError::internal(e.to_string())),
+        None => return Err(ApiError::internal("the export ended without output".into())),
+    };
+    use tokio_stream::StreamExt as _;
+    let rest = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
+    let body = axum::body::Body::from_stream(tokio_stream::once(Ok::<_, std::io::Error>(first)).chain(rest));
     Ok((
         [
             (header::CONTENT_TYPE, format.media_type().to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", format.file_name(rows))),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         body,

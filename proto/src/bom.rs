@@ -240,7 +240,19 @@ pub fn model_purl(entry: &Value, digest: &str) -> String {
             };
         }
     }
-    format!("pkg:generic/{}?checksum=sha256:{digest}", purl_encode(&model_name(entry)))
+    let name = purl_encode(&model_name(entry));
+    if is_tree_digest(entry) {
+        // A tree digest is not a file's checksum: the purl does not claim it is.
+        format!("pkg:generic/{name}")
+    } else {
+        format!("pkg:generic/{name}?checksum=sha256:{digest}")
+    }
+}
+
+/// Whether a model entry's digest is a tree digest (a multi-file group's or a directory
+/// model's), not the SHA-256 of one file.
+pub fn is_tree_digest(entry: &Value) -> bool {
+    text_at(entry, &["group", "id"]).is_some() || text_at(entry, &["digest_source"]) == Some("tree")
 }
 
 /// A framework's package URL: `pkg:pypi/…`, `pkg:npm/…` (`%40scope/name`), `pkg:conda/…`, or
@@ -326,7 +338,7 @@ pub fn model_component(bom_ref: &str, digest: &str, entry: &Value, extra: Vec<(S
     }
     // A directory model's and a group's digest is a tree digest, not a file's SHA-256: it is
     // named as a property, and `hashes` carries only a file's own.
-    if text_at(entry, &["group", "id"]).is_none() && text_at(entry, &["digest_source"]) != Some("tree") {
+    if !is_tree_digest(entry) {
         c.insert("hashes".into(), json!([{"alg": "SHA-256", "content": digest}]));
     }
     c.insert("purl".into(), json!(model_purl(entry, digest)));
@@ -358,7 +370,7 @@ pub fn model_component(bom_ref: &str, digest: &str, entry: &Value, extra: Vec<(S
         c.insert("modelCard".into(), Value::Object(card));
     }
     let mut facts = model_facts(entry);
-    if text_at(entry, &["group", "id"]).is_some() || text_at(entry, &["digest_source"]) == Some("tree") {
+    if is_tree_digest(entry) {
         facts.push(("aiscout:tree_digest".into(), digest.to_owned()));
     }
     facts.extend(extra);
@@ -487,16 +499,31 @@ pub fn server_service(bom_ref: &str, entry: &Value, extra: Vec<(String, String)>
     Value::Object(s)
 }
 
-/// The `sha256` of every model file a process has open or mapped.
-pub fn open_model_digests(entry: &Value) -> Vec<String> {
+/// At most this many open model files of one process are matched to models: an agent can say
+/// a process holds thousands.
+pub const MAX_OPEN_MODELS: usize = 64;
+
+/// The `key` of each model file a process has open or mapped (the first
+/// [`MAX_OPEN_MODELS`]), sorted and distinct.
+fn open_models(entry: &Value, key: &str) -> Vec<String> {
     let open = entry.get("open_models").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    open.iter().filter_map(|m| text_at(m, &["sha256"])).map(str::to_ascii_lowercase).collect()
+    let mut out: Vec<String> =
+        open.iter().take(MAX_OPEN_MODELS).filter_map(|m| text_at(m, &[key])).map(str::to_owned).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The `sha256` (lowercase) of each model file a process has open or mapped.
+pub fn open_model_digests(entry: &Value) -> Vec<String> {
+    let mut digests: Vec<String> = open_models(entry, "sha256").iter().map(|d| d.to_ascii_lowercase()).collect();
+    digests.dedup();
+    digests
 }
 
 /// The paths of the model files a process has open or mapped.
 pub fn open_model_paths(entry: &Value) -> Vec<String> {
-    let open = entry.get("open_models").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    open.iter().filter_map(|m| text_at(m, &["path"])).map(str::to_owned).collect()
+    open_models(entry, "path")
 }
 
 /// Whether a runtime entry is a server worth a `service`: a known server, or any process that

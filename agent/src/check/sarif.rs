@@ -560,18 +560,29 @@ fn fingerprint(finding: &Finding, uri: &str) -> String {
 
 /// The message of a finding: subject, place, detail.
 fn message(finding: &Finding) -> String {
-    let mut text = if finding.subject.is_empty() {
-        finding.kind.clone()
-    } else {
-        format!("{}: {}", finding.kind, finding.subject)
-    };
+    let subject = escape_message(&finding.subject);
+    let mut text = if subject.is_empty() { finding.kind.clone() } else { format!("{}: {subject}", finding.kind) };
     if let Some(loc) = &finding.location {
-        text.push_str(&format!(" (in {loc})"));
+        text.push_str(&format!(" (in {})", escape_message(loc)));
     }
     if !finding.detail.is_empty() {
-        text.push_str(&format!(": {}", finding.detail));
+        text.push_str(&format!(": {}", escape_message(&finding.detail)));
     }
     text
+}
+
+/// Text from a scanned file made literal in a SARIF message: `\`, `[` and `]` escaped with a
+/// backslash (SARIF 2.1.0 §3.11.6), so a hostile import name such as `[Fix](https://…)` is never
+/// rendered as a link by a code-scanning UI.
+fn escape_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '[' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The SARIF log of a check.
@@ -675,6 +686,12 @@ pub fn write_sarif(report: &CheckReport, opts: &SarifOptions, out: &mut dyn Writ
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_link_in_a_hostile_name_stays_text() {
+        assert_eq!(escape_message("[Fix](https://evil) a\\b"), "\\[Fix\\](https://evil) a\\\\b");
+        assert_eq!(escape_message("os.system"), "os.system");
+    }
+
     use std::collections::BTreeSet;
 
     use serde_json::Value;

@@ -65,8 +65,12 @@ pub fn write_cyclonedx(report: &ScanReport, out: &mut dyn Write) -> io::Result<(
     // Servers, by pid; each depends on the host and on the models it has open.
     let servers: Vec<(String, &Value)> = section(&doc, "runtimes")
         .iter()
-        .filter(|e| bom::is_server(e))
-        .map(|e| (format!("runtime:pid:{}", e.get("pid").and_then(Value::as_u64).unwrap_or_default()), e))
+        .enumerate()
+        .filter(|(_, e)| bom::is_server(e))
+        .map(|(i, e)| match e.get("pid").and_then(Value::as_u64) {
+            Some(pid) => (format!("runtime:pid:{pid}"), e),
+            None => (format!("runtime:entry:{i}"), e),
+        })
         .collect::<BTreeMap<_, _>>()
         .into_iter()
         .collect();

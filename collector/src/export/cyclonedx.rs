@@ -2,6 +2,7 @@
 //! models and frameworks as components, servers as services, and the dependencies server →
 //! model → host. Each part is read from the store in chunks as it is written.
 
+use std::collections::HashSet;
 use std::io::Write;
 
 use aiscout_proto::bom::{self, BomHeader, BomWriter};
@@ -77,9 +78,14 @@ struct HostsOfAsset {
 }
 
 impl HostsOfAsset {
-    fn add<W: Write>(&mut self, bom: &mut BomWriter<W>, s: &ExportSighting) -> Result<(), ExportError> {
+    fn add<W: Write>(
+        &mut self,
+        bom: &mut BomWriter<W>,
+        s: &ExportSighting,
+        written: &HashSet<String>,
+    ) -> Result<(), ExportError> {
         if self.asset.as_deref() != Some(s.key.asset_id.as_str()) {
-            self.flush(bom)?;
+            self.flush(bom, written)?;
             self.asset = Some(s.key.asset_id.clone());
         }
         let host = host_ref(&s.key.agent_id);
@@ -89,9 +95,11 @@ impl HostsOfAsset {
         Ok(())
     }
 
-    fn flush<W: Write>(&mut self, bom: &mut BomWriter<W>) -> Result<(), ExportError> {
-        if let Some(asset) = self.asset.take() {
-            bom.dependency(&asset, &std::mem::take(&mut self.hosts))?;
+    fn flush<W: Write>(&mut self, bom: &mut BomWriter<W>, written: &HashSet<String>) -> Result<(), ExportError> {
+        let mut hosts = std::mem::take(&mut self.hosts);
+        if let Some(asset) = self.asset.take().filter(|a| written.contains(a)) {
+            hosts.retain(|h| written.contains(h));
+            bom.dependency(&asset, &hosts)?;
         }
         Ok(())
     }
@@ -104,7 +112,7 @@ pub(super) fn write(
     context: &ExportContext,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, ExportError> {
-    let findings = FindingsIndex::read(store)?;
+    let findings = FindingsIndex::read(store, request)?;
     let header = BomHeader::new(
         context.random,
         crate::rfc3339_seconds(context.now_ms),
@@ -112,24 +120,29 @@ pub(super) fn write(
         &context.tool_version,
     );
     let mut bom = BomWriter::begin(out, &header)?;
-    let mut items = 0u64;
+    // Every bom-ref written, so no dependency names what a later chunk added (module docs of
+    // `export`, 5).
+    let mut written: HashSet<String> = HashSet::new();
     for_each_host(store, request, |h| {
-        let component = bom::host_component(&host_ref(&h.agent.agent_id), hostname(h), &host_facts(h), host_extra(h));
-        items += 1;
-        Ok(bom.component(&component)?)
+        let bom_ref = host_ref(&h.agent.agent_id);
+        bom.component(&bom::host_component(&bom_ref, hostname(h), &host_facts(h), host_extra(h)))?;
+        written.insert(bom_ref);
+        Ok(())
     })?;
     if wanted(request, AssetKind::Model) {
         for_each_asset(store, request, Some(AssetKind::Model), |a| {
             let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
-            items += 1;
-            Ok(bom.component(&bom::model_component(&a.id, &a.identity, &e, asset_extra(a, &findings)))?)
+            bom.component(&bom::model_component(&a.id, &a.identity, &e, asset_extra(a, &findings)))?;
+            written.insert(a.id.clone());
+            Ok(())
         })?;
     }
     if wanted(request, AssetKind::Framework) {
         for_each_asset(store, request, Some(AssetKind::Framework), |a| {
             let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
-            items += 1;
-            Ok(bom.component(&bom::framework_component(&a.id, &e, asset_extra(a, &findings)))?)
+            bom.component(&bom::framework_component(&a.id, &e, asset_extra(a, &findings)))?;
+            written.insert(a.id.clone());
+            Ok(())
         })?;
     }
     // A runtime asset is one server on one host; a restarted server can leave a second live
@@ -148,8 +161,9 @@ pub(super) fn write(
                 ("aiscout:first_seen".to_owned(), crate::rfc3339_ms(s.first_seen_ms)),
                 ("aiscout:last_seen".to_owned(), crate::rfc3339_ms(s.last_seen_ms)),
             ];
-            items += 1;
-            Ok(bom.service(&bom::server_service(&s.key.asset_id, &e, extra))?)
+            bom.service(&bom::server_service(&s.key.asset_id, &e, extra))?;
+            written.insert(s.key.asset_id.clone());
+            Ok(())
         })?;
     }
     // Dependencies. Servers: re-read (a server's open models are resolved against its host's
@@ -158,7 +172,7 @@ pub(super) fn write(
         last_server = None;
         for_each_sighting(store, request, Some(AssetKind::Runtime), |s| {
             let e = entry(&s.entry_json);
-            if !bom::is_server(&e) || last_server.as_deref() == Some(s.key.asset_id.as_str()) {
+            if !written.contains(&s.key.asset_id) || last_server.as_deref() == Some(s.key.asset_id.as_str()) {
                 return Ok(());
             }
             last_server = Some(s.key.asset_id.clone());
@@ -169,16 +183,17 @@ pub(super) fn write(
                     depends_on.extend(store.models_at(&s.key.agent_id, &paths, &digests)?);
                 }
             }
+            depends_on.retain(|r| written.contains(r));
             Ok(bom.dependency(&s.key.asset_id, &depends_on)?)
         })?;
     }
     for kind in [AssetKind::Model, AssetKind::Framework] {
         if wanted(request, kind) {
             let mut hosts = HostsOfAsset::default();
-            for_each_sighting(store, request, Some(kind), |s| hosts.add(&mut bom, s))?;
-            hosts.flush(&mut bom)?;
+            for_each_sighting(store, request, Some(kind), |s| hosts.add(&mut bom, s, &written))?;
+            hosts.flush(&mut bom, &written)?;
         }
     }
     bom.finish()?;
-    Ok(ExportSummary { items })
+    Ok(ExportSummary { items: written.len() as u64 })
 }

@@ -35,8 +35,12 @@ use crate::store::{
     PageRequest, Store, StoreError,
 };
 
-/// Rows read per store call.
+/// Hosts and sightings read per store call.
 pub const CHUNK: u32 = 1000;
+
+/// Assets read per store call: each comes with its latest entry, which an agent can make as
+/// large as an entry may be, so fewer at a time.
+pub const ASSET_CHUNK: u32 = 100;
 
 /// What an export writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,7 +236,7 @@ pub(crate) fn for_each_asset(
         agent_id: request.agent_id.clone(),
         ..AssetFilter::default()
     };
-    let mut page = PageRequest { after: None, limit: CHUNK };
+    let mut page = PageRequest { after: None, limit: ASSET_CHUNK };
     loop {
         let assets = store.assets(&filter, &page)?;
         for asset in &assets.items {
@@ -262,24 +266,31 @@ pub(crate) fn for_each_sighting(
 pub(crate) struct FindingsIndex(HashMap<String, Vec<(String, String, String)>>);
 
 impl FindingsIndex {
-    /// Reads every finding that still stands.
-    pub(crate) fn read(store: &dyn Store) -> Result<Self, StoreError> {
+    /// Reads every finding that still stands (on the request's host, when it names one).
+    pub(crate) fn read(store: &dyn Store, request: &ExportRequest) -> Result<Self, StoreError> {
         let mut index: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
-        let mut page = PageRequest { after: None, limit: CHUNK };
-        loop {
-            let findings = store.findings(&FindingFilter::default(), &page)?;
-            for f in findings.items.iter().filter(|f| f.state != "resolved") {
-                for asset in &f.found.assets {
-                    index.entry(asset.clone()).or_default().push((
-                        f.found.rule_id.clone(),
-                        f.found.severity.clone(),
-                        f.state.clone(),
-                    ));
+        for state in ["open", "reopened", "acknowledged"] {
+            let filter = FindingFilter {
+                state: Some(state.into()),
+                agent_id: request.agent_id.clone(),
+                ..FindingFilter::default()
+            };
+            let mut page = PageRequest { after: None, limit: CHUNK };
+            loop {
+                let findings = store.findings(&filter, &page)?;
+                for f in &findings.items {
+                    for asset in &f.found.assets {
+                        index.entry(asset.clone()).or_default().push((
+                            f.found.rule_id.clone(),
+                            f.found.severity.clone(),
+                            f.state.clone(),
+                        ));
+                    }
                 }
-            }
-            match findings.next_cursor {
-                Some(cursor) => page.after = Some(cursor),
-                None => break,
+                match findings.next_cursor {
+                    Some(cursor) => page.after = Some(cursor),
+                    None => break,
+                }
             }
         }
         for list in index.values_mut() {

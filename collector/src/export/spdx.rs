@@ -31,6 +31,8 @@ use crate::store::{AssetKind, AssetSummary, Store};
 
 const CONTEXT: &str = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld";
 const CREATION_INFO: &str = "_:creationinfo";
+/// Most assets one `contains` relationship names.
+const CONTAINS_PER_RELATIONSHIP: usize = 1000;
 
 fn host_id(agent_id: &str) -> String {
     format!("urn:aiscout:host:{agent_id}")
@@ -45,6 +47,9 @@ struct Graph<'w> {
     out: &'w mut dyn Write,
     first: bool,
     items: u64,
+    /// The hosts and assets written (their number, not the sightings'), so a relationship never
+    /// names what a later chunk added (module docs of `export`, 5).
+    written: HashSet<String>,
 }
 
 impl Graph<'_> {
@@ -58,13 +63,54 @@ impl Graph<'_> {
     }
 }
 
-/// Whether `text` can stand as an SPDX licence expression (identifiers, `LicenseRef-`, `AND`,
-/// `OR`, `WITH`, parentheses): anything else is free text.
-fn licence_expression(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 256
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | ' ' | '(' | ')' | ':'))
-        && text.chars().any(|c| c.is_ascii_alphabetic())
+/// SPDX licence identifiers models commonly declare; a declared licence is written as an SPDX
+/// licence expression only when it is one of these (in any case) or a `LicenseRef-`, so the
+/// document never carries an expression that SPDX tools would refuse. Anything else (`llama3`,
+/// `MIT License`, free text) stays in the model's `comment`.
+const LICENCE_IDS: &[&str] = &[
+    "AFL-3.0",
+    "AGPL-3.0-only",
+    "AGPL-3.0-or-later",
+    "Apache-2.0",
+    "Artistic-2.0",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSL-1.0",
+    "CC-BY-4.0",
+    "CC-BY-NC-4.0",
+    "CC-BY-NC-ND-4.0",
+    "CC-BY-NC-SA-4.0",
+    "CC-BY-ND-4.0",
+    "CC-BY-SA-4.0",
+    "CC0-1.0",
+    "CreativeML-OpenRAIL-M",
+    "ECL-2.0",
+    "EPL-2.0",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "ISC",
+    "LGPL-2.1-only",
+    "LGPL-3.0-only",
+    "MIT",
+    "MPL-2.0",
+    "OpenRAIL",
+    "Unlicense",
+    "Zlib",
+];
+
+/// The SPDX licence expression `text` stands for, if it is a known identifier or a
+/// `LicenseRef-` (letters, digits, `.` and `-`).
+pub(crate) fn licence_expression(text: &str) -> Option<String> {
+    if let Some(id) = LICENCE_IDS.iter().find(|id| id.eq_ignore_ascii_case(text)) {
+        return Some((*id).to_owned());
+    }
+    let reference = text.strip_prefix("LicenseRef-")?;
+    (!reference.is_empty()
+        && reference.len() <= 128
+        && reference.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')))
+    .then(|| text.to_owned())
 }
 
 fn model_element(asset: &AssetSummary, e: &Value, findings: &FindingsIndex) -> Value {
@@ -84,7 +130,7 @@ fn model_element(asset: &AssetSummary, e: &Value, findings: &FindingsIndex) -> V
             m.insert("software_downloadLocation".into(), json!(format!("https://huggingface.co/{path}")));
         }
     }
-    let tree = bom::text_at(e, &["group", "id"]).is_some() || bom::text_at(e, &["digest_source"]) == Some("tree");
+    let tree = bom::is_tree_digest(e);
     if !tree {
         m.insert("verifiedUsing".into(), json!([{"type": "Hash", "algorithm": "sha256", "hashValue": asset.identity}]));
     }
@@ -107,7 +153,7 @@ fn model_element(asset: &AssetSummary, e: &Value, findings: &FindingsIndex) -> V
     if tree {
         notes.push(format!("tree_digest: {}", asset.identity));
     }
-    if let Some(licence) = bom::text_at(e, &["metadata", "license"]).filter(|l| !licence_expression(l)) {
+    if let Some(licence) = bom::text_at(e, &["metadata", "license"]).filter(|l| licence_expression(l).is_none()) {
         notes.push(format!("license: {licence}"));
     }
     if let Some(verdict) = asset.verdict {
@@ -143,12 +189,12 @@ pub(super) fn write(
     context: &ExportContext,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, ExportError> {
-    let findings = FindingsIndex::read(store)?;
+    let findings = FindingsIndex::read(store, request)?;
     let created = crate::rfc3339_seconds(context.now_ms);
     let tool_id = format!("urn:aiscout:tool:aiscout-collector:{}", context.tool_version);
     let agent = "urn:aiscout:agent:aiscout-collector";
     writeln!(out, "{{\"@context\":\"{CONTEXT}\",\"@graph\":[")?;
-    let mut graph = Graph { out, first: true, items: 0 };
+    let mut graph = Graph { out, first: true, items: 0, written: HashSet::new() };
     graph.element(&json!({"type": "CreationInfo", "@id": CREATION_INFO, "specVersion": "3.0.1",
         "created": created, "createdBy": [agent], "createdUsing": [tool_id]}))?;
     graph.element(&json!({"type": "SoftwareAgent", "spdxId": agent, "creationInfo": CREATION_INFO,
@@ -163,16 +209,19 @@ pub(super) fn write(
     for_each_host(store, request, |h| {
         let facts = super::host_facts(h);
         let os = bom::text_at(&facts, &["os"]).unwrap_or("unknown os");
-        Ok(graph.element(&json!({"type": "software_Package", "spdxId": host_id(&h.agent.agent_id),
+        graph.element(&json!({"type": "software_Package", "spdxId": host_id(&h.agent.agent_id),
             "creationInfo": CREATION_INFO, "name": hostname(h), "software_primaryPurpose": "device",
-            "comment": format!("aiscout host: agent id {}; {os}", h.agent.agent_id)}))?)
+            "comment": format!("aiscout host: agent id {}; {os}", h.agent.agent_id)}))?;
+        graph.written.insert(host_id(&h.agent.agent_id));
+        Ok(())
     })?;
     let mut licences: HashSet<String> = HashSet::new();
     if wanted(AssetKind::Model) {
         for_each_asset(store, request, Some(AssetKind::Model), |a| {
             let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
             graph.element(&model_element(a, &e, &findings))?;
-            if let Some(licence) = bom::text_at(&e, &["metadata", "license"]).filter(|l| licence_expression(l)) {
+            graph.written.insert(asset_id(&a.id));
+            if let Some(licence) = bom::text_at(&e, &["metadata", "license"]).and_then(licence_expression) {
                 let id = format!("urn:aiscout:license:{}", hex::encode(Sha256::digest(licence.as_bytes())));
                 if licences.insert(id.clone()) {
                     graph.element(&json!({"type": "simplelicensing_LicenseExpression", "spdxId": id,
@@ -189,7 +238,9 @@ pub(super) fn write(
     if wanted(AssetKind::Framework) {
         for_each_asset(store, request, Some(AssetKind::Framework), |a| {
             let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
-            Ok(graph.element(&framework_element(a, &e))?)
+            graph.element(&framework_element(a, &e))?;
+            graph.written.insert(asset_id(&a.id));
+            Ok(())
         })?;
     }
     // Host by host: what each contains.
@@ -207,21 +258,37 @@ fn contains(
     agent_id: &str,
     graph: &mut Graph<'_>,
 ) -> Result<(), ExportError> {
+    if !graph.written.contains(&host_id(agent_id)) {
+        return Ok(());
+    }
     let one_host = ExportRequest { agent_id: Some(agent_id.to_owned()), ..request.clone() };
-    let mut to: Vec<String> = Vec::new();
+    let (mut to, mut part, mut last): (Vec<String>, u32, Option<String>) = (Vec::new(), 0, None);
+    // At most CONTAINS_PER_RELATIONSHIP assets per relationship, so one host's element stays
+    // small whatever it holds; the first keeps the plain id.
+    let mut emit = |graph: &mut Graph<'_>, to: Vec<String>| -> Result<(), ExportError> {
+        let id = match part {
+            0 => format!("urn:aiscout:relationship:host:{agent_id}:contains"),
+            n => format!("urn:aiscout:relationship:host:{agent_id}:contains:{n}"),
+        };
+        part += 1;
+        Ok(graph.element(&json!({"type": "Relationship", "spdxId": id, "creationInfo": CREATION_INFO,
+            "from": host_id(agent_id), "relationshipType": "contains", "to": to}))?)
+    };
     for kind in [AssetKind::Model, AssetKind::Framework].into_iter().filter(|k| wanted(*k)) {
         for_each_sighting(store, &one_host, Some(kind), |s| {
             let id = asset_id(&s.key.asset_id);
-            if to.last() != Some(&id) {
+            if last.as_ref() != Some(&id) && graph.written.contains(&id) {
+                last = Some(id.clone());
                 to.push(id);
+            }
+            if to.len() == CONTAINS_PER_RELATIONSHIP {
+                emit(graph, std::mem::take(&mut to))?;
             }
             Ok(())
         })?;
     }
     if !to.is_empty() {
-        graph.element(&json!({"type": "Relationship",
-            "spdxId": format!("urn:aiscout:relationship:host:{agent_id}:contains"),
-            "creationInfo": CREATION_INFO, "from": host_id(agent_id), "relationshipType": "contains", "to": to}))?;
+        emit(graph, to)?;
     }
     Ok(())
 }

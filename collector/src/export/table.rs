@@ -271,7 +271,7 @@ pub(super) fn write(
     let as_csv = request.format == super::Format::Csv;
     let rows = match request.rows {
         Rows::Assets => {
-            let findings = FindingsIndex::read(store)?;
+            let findings = FindingsIndex::read(store, request)?;
             let mut w = RowWriter::new(as_csv, &ASSET_COLUMNS, out)?;
             for_each_asset(store, request, request.kind, |a| w.row(&asset_row(a, &findings)))?;
             w.finish()?

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::store::tests::{delta, registration, store};
+use crate::store::IngestRemoval;
 use crate::store::{HostFacts, IngestAsset, IngestBatch, SqliteStore};
 
 const GGUF: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
@@ -313,4 +314,60 @@ fn chunked_sightings_come_once_each_in_order() {
     .unwrap();
     assert_eq!(seen.len(), 2500);
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "strictly increasing: no repeat, no reorder");
+}
+
+/// Every `dependsOn` of a BOM names a component or service of it.
+fn assert_refs_resolve(doc: &Value) {
+    let components = doc["components"].as_array().cloned().unwrap_or_default();
+    let services = doc["services"].as_array().cloned().unwrap_or_default();
+    let refs: BTreeSet<String> =
+        components.iter().chain(&services).filter_map(|c| c["bom-ref"].as_str().map(str::to_owned)).collect();
+    for d in doc["dependencies"].as_array().cloned().unwrap_or_default() {
+        assert!(refs.contains(d["ref"].as_str().unwrap()), "{d}");
+        for r in d["dependsOn"].as_array().unwrap() {
+            assert!(refs.contains(r.as_str().unwrap()), "{r} is not in the bom");
+        }
+    }
+}
+
+#[test]
+fn history_of_one_host_names_only_what_the_document_holds() {
+    let store = fleet();
+    let mut gone = delta(2, NOW - 100, Vec::new());
+    gone.removals = vec![IngestRemoval { kind: AssetKind::Model, local_key: "/data/llama.gguf".into() }];
+    store.apply_batch("agent-b", &gone).unwrap();
+    for include_removed in [false, true] {
+        let r = ExportRequest { agent_id: Some("agent-b".into()), include_removed, ..request(Format::Cyclonedx) };
+        let doc: Value = serde_json::from_str(&export(&store, &r, 1)).unwrap();
+        assert!(schema_errors(&cyclonedx_validator(), &doc).is_empty());
+        assert_refs_resolve(&doc);
+        let has_llama = doc["components"].as_array().unwrap().iter().any(|c| c["bom-ref"] == format!("model:{GGUF}"));
+        assert_eq!(has_llama, include_removed, "the removed model only in the history export");
+        let r = ExportRequest { format: Format::Spdx, ..r };
+        let spdx: Value = serde_json::from_str(&export(&store, &r, 1)).unwrap();
+        let graph = spdx["@graph"].as_array().unwrap();
+        let ids: BTreeSet<&str> = graph.iter().filter_map(|e| e["spdxId"].as_str()).collect();
+        for rel in graph.iter().filter(|e| e["type"] == "Relationship") {
+            for to in rel["to"].as_array().unwrap() {
+                assert!(ids.contains(to.as_str().unwrap()), "{to}");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_known_licence_ids_become_spdx_expressions() {
+    assert_eq!(spdx::licence_expression("apache-2.0").as_deref(), Some("Apache-2.0"));
+    assert_eq!(spdx::licence_expression("LicenseRef-llama2").as_deref(), Some("LicenseRef-llama2"));
+    for free in ["llama2", "MIT License", "other", "LicenseRef-", "LicenseRef-a b"] {
+        assert_eq!(spdx::licence_expression(free), None, "{free}");
+    }
+}
+
+#[test]
+fn a_tree_digest_is_never_called_a_file_checksum() {
+    let group = json!({"path": "/m/model-00001-of-00002.safetensors", "group": {"id": GGUF, "root": "/m/index.json"}});
+    let c = aiscout_proto::bom::model_component("model:x", GGUF, &group, Vec::new());
+    assert!(c.get("hashes").is_none());
+    assert!(!c["purl"].as_str().unwrap().contains("checksum"), "{}", c["purl"]);
 }

@@ -229,9 +229,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<ExportSighting>, StoreError>;
 
-    /// The model assets `agent_id`'s host holds live at any of `paths` (their local keys), or,
-    /// for what no path names, whose file has one of `sha256s` (lowercase hex): the models a
-    /// process there has open. Sorted, distinct.
+    /// The model assets `agent_id`'s host holds live at any of `paths` (their local keys), or
+    /// whose digest is one of `sha256s` (lowercase hex): the models a process there has open.
+    /// Sorted, distinct; indexes only.
     fn models_at(&self, agent_id: &str, paths: &[String], sha256s: &[String]) -> Result<Vec<String>, StoreError>;
 
     /// Every unrevoked host and its live sightings, for the findings rules.

@@ -176,8 +176,8 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
                   OR lower(COALESCE(json_extract(s.entry_json, '$.source.name'), '')) LIKE ?4 ESCAPE '\\' \
                   OR lower(COALESCE(json_extract(s.entry_json, '$.name'), '')) LIKE ?4 ESCAPE '\\' \
                   OR lower(COALESCE(json_extract(s.entry_json, '$.sha256'), '')) LIKE ?4 ESCAPE '\\'))) \
-         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
-             AND s.agent_id = ?5)) \
+         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id \
+             AND (?3 OR s.removed_at_ms IS NULL) AND s.agent_id = ?5)) \
          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
              AND json_extract(s.entry_json, '$.format') = ?6)) \
          AND (?7 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
@@ -246,21 +246,26 @@ pub(super) fn export_sightings(
     after: Option<&SightingKey>,
     limit: u32,
 ) -> Res<Vec<ExportSighting>> {
-    let mut conditions = vec!["(s.asset_id, s.agent_id, s.sighting_id) > (:asset, :agent, :id)"];
+    // One host: a seek in `sightings_by_host_asset` (the host's rows in asset order). The
+    // fleet: `sightings_live_by_asset`, whose entries end with the rowid (the sighting id).
+    let mut conditions = if filter.agent_id.is_some() {
+        vec!["s.agent_id = :host", "(s.asset_id, s.sighting_id) > (:asset, :id)"]
+    } else {
+        vec!["(s.asset_id, s.agent_id, s.sighting_id) > (:asset, :agent, :id)"]
+    };
     if !filter.include_removed {
         conditions.push("s.removed_at_ms IS NULL AND g.revoked_at_ms IS NULL");
     }
     if filter.kind.is_some() {
         conditions.push("s.kind = :kind");
     }
-    if filter.agent_id.is_some() {
-        conditions.push("s.agent_id = :host");
-    }
+    let order =
+        if filter.agent_id.is_some() { "s.asset_id, s.sighting_id" } else { "s.asset_id, s.agent_id, s.sighting_id" };
     let sql = format!(
-        "SELECT s.asset_id, s.agent_id, s.sighting_id, s.kind, g.hostname, s.location, s.first_seen_ms, \
-             s.last_seen_ms, s.removed_at_ms, s.verdict, s.entry_json \
+        "SELECT s.asset_id, s.agent_id, s.sighting_id, s.kind, COALESCE(g.reported_hostname, g.hostname), \
+             s.location, s.first_seen_ms, s.last_seen_ms, s.removed_at_ms, s.verdict, s.entry_json \
          FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
-         WHERE {} ORDER BY s.asset_id, s.agent_id, s.sighting_id LIMIT :limit",
+         WHERE {} ORDER BY {order} LIMIT :limit",
         conditions.join(" AND ")
     );
     let (after_asset, after_agent, after_id) =
@@ -268,12 +273,13 @@ pub(super) fn export_sightings(
     let kind = filter.kind.map(AssetKind::as_str);
     let limit = limit.max(1);
     let mut named: Vec<(&str, &dyn rusqlite::ToSql)> =
-        vec![(":asset", &after_asset), (":agent", &after_agent), (":id", &after_id), (":limit", &limit)];
+        vec![(":asset", &after_asset), (":id", &after_id), (":limit", &limit)];
     if let Some(kind) = &kind {
         named.push((":kind", kind));
     }
-    if let Some(host) = &filter.agent_id {
-        named.push((":host", host));
+    match &filter.agent_id {
+        Some(host) => named.push((":host", host)),
+        None => named.push((":agent", &after_agent)),
     }
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(named.as_slice(), |r| {
@@ -298,8 +304,10 @@ pub(super) fn export_sightings(
     Ok(rows)
 }
 
-/// `Store::models_at`: by local key first (the index on host, kind and key); only when some
-/// path matched nothing are the host's model entries read for their SHA-256.
+/// `Store::models_at`, from indexes only: a live model sighting of the host at one of the
+/// paths (its local key), or the single-file model whose digest is one of the SHA-256s. A group
+/// member open through a path no sighting has is not matched: finding it would mean reading
+/// every model entry of the host, once per server, which one agent could make endless.
 pub(super) fn models_at(
     tx: &Transaction<'_>,
     agent_id: &str,
@@ -307,26 +315,16 @@ pub(super) fn models_at(
     sha256s: &[String],
 ) -> Res<Vec<String>> {
     let json_list = |items: &[String]| serde_json::Value::from(items.to_vec()).to_string();
-    let mut by_path = tx.prepare_cached(
-        "SELECT s.local_key, s.asset_id FROM sightings s WHERE s.agent_id = ?1 AND s.kind = 'model' \
-         AND s.removed_at_ms IS NULL AND s.local_key IN (SELECT value FROM json_each(?2))",
+    let ids: Vec<String> = sha256s.iter().map(|d| format!("model:{d}")).collect();
+    let mut stmt = tx.prepare_cached(
+        "SELECT DISTINCT s.asset_id FROM sightings s WHERE s.agent_id = ?1 AND s.kind = 'model' \
+             AND s.removed_at_ms IS NULL AND s.local_key IN (SELECT value FROM json_each(?2)) \
+         UNION SELECT DISTINCT s.asset_id FROM sightings s WHERE s.asset_id IN (SELECT value FROM json_each(?3)) \
+             AND s.agent_id = ?1 AND s.removed_at_ms IS NULL \
+         ORDER BY 1",
     )?;
-    let found = by_path
-        .query_map(params![agent_id, json_list(paths)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut assets: Vec<String> = found.iter().map(|(_, asset)| asset.clone()).collect();
-    if found.len() < paths.len() && !sha256s.is_empty() {
-        let mut by_sha = tx.prepare_cached(
-            "SELECT s.asset_id FROM sightings s WHERE s.agent_id = ?1 AND s.kind = 'model' \
-             AND s.removed_at_ms IS NULL \
-             AND lower(json_extract(s.entry_json, '$.sha256')) IN (SELECT value FROM json_each(?2))",
-        )?;
-        let more = by_sha.query_map(params![agent_id, json_list(sha256s)], |r| r.get::<_, String>(0))?;
-        assets.extend(more.collect::<rusqlite::Result<Vec<_>>>()?);
-    }
-    assets.sort();
-    assets.dedup();
-    Ok(assets)
+    let assets = stmt.query_map(params![agent_id, json_list(paths), json_list(&ids)], |r| r.get::<_, String>(0))?;
+    Ok(assets.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// A listening socket `l` (a `json_each` row) of the exposure ?13 (`exposed`: any but loopback).
