@@ -58,7 +58,7 @@ pub struct ServiceNowConfig {
     pub secret_env: Option<String>,
     /// The secret itself: refused unless `allow_literal_secret`.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// The operator insists on a literal `secret` in this file.
     #[serde(default)]
     pub allow_literal_secret: bool,
@@ -105,7 +105,7 @@ pub struct WebhookConfig {
     pub secret_env: Option<String>,
     /// The key itself: refused unless `allow_literal_secret`.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// The operator insists on a literal `secret` in this file.
     #[serde(default)]
     pub allow_literal_secret: bool,
@@ -125,6 +125,21 @@ pub struct WebhookConfig {
     #[serde(default = "default_timeout", with = "duration")]
     pub timeout: Duration,
 }
+
+/// A literal secret of the configuration: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Largest `secret_file` read: a password, a token or a key is far smaller, and a wrong path
+/// must not read a huge file into memory.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
 
 fn default_auth() -> ServiceNowAuth {
     ServiceNowAuth::Basic
@@ -205,7 +220,7 @@ fn check_secret(
     keys: [&'static str; 3],
     file: Option<&PathBuf>,
     env: Option<&String>,
-    literal: Option<&String>,
+    literal: Option<&Secret>,
     allow_literal: bool,
 ) {
     let [file_key, env_key, literal_key] = keys;
@@ -312,14 +327,14 @@ pub(crate) fn read_secret(
     section: &str,
     file: Option<&PathBuf>,
     env: Option<&String>,
-    literal: Option<&String>,
+    literal: Option<&Secret>,
 ) -> Result<String, String> {
     let secret = if let Some(file) = file {
-        std::fs::read_to_string(file).map_err(|e| format!("{section}.secret_file {}: {e}", file.display()))?
+        read_secret_file(file).map_err(|e| format!("{section}.secret_file {}: {e}", file.display()))?
     } else if let Some(name) = env {
         std::env::var(name).map_err(|_| format!("{section}.secret_env: the environment variable {name} is not set"))?
     } else if let Some(literal) = literal {
-        literal.clone()
+        literal.0.clone()
     } else {
         return Err(format!("{section}: no secret_file, secret_env or secret"));
     };
@@ -328,6 +343,21 @@ pub(crate) fn read_secret(
         return Err(format!("{section}: the secret is empty"));
     }
     Ok(secret)
+}
+
+/// The text of a secret file of at most [`MAX_SECRET_FILE_BYTES`] (read no further, whatever
+/// its size says: `/dev/zero` says 0).
+fn read_secret_file(file: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB: not a secret", MAX_SECRET_FILE_BYTES >> 10),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not utf-8 text"))
 }
 
 #[cfg(test)]
@@ -403,5 +433,29 @@ mod tests {
         assert_eq!(e, "cmdb.webhook.secret_env: the environment variable AISCOUT_TEST_UNSET_VARIABLE is not set");
         std::fs::write(&file, "  \n").unwrap();
         assert_eq!(read_secret("x", Some(&file), None, None).unwrap_err(), "x: the secret is empty");
+    }
+
+    #[test]
+    fn a_secret_file_over_64_kib_is_refused_naming_the_key_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("huge");
+        std::fs::write(&file, "x".repeat(64 * 1024 + 1)).unwrap();
+        let e = read_secret("cmdb.webhook", Some(&file), None, None).unwrap_err();
+        assert_eq!(e, format!("cmdb.webhook.secret_file {}: larger than 64 KiB: not a secret", file.display()));
+        std::fs::write(&file, "x".repeat(64 * 1024)).unwrap();
+        assert_eq!(read_secret("cmdb.webhook", Some(&file), None, None).unwrap().len(), 64 * 1024);
+    }
+
+    #[test]
+    fn a_literal_secret_never_shows_in_debug() {
+        let c = parse(
+            "[cmdb.servicenow]\ninstance_url = \"https://x\"\ndata_source = \"d\"\nuser = \"u\"\n\
+             secret = \"hunter2\"\nallow_literal_secret = true\n\
+             [cmdb.webhook]\nurl = \"https://y\"\nsecret = \"hmac-key-1\"\nallow_literal_secret = true\n",
+        );
+        let shown = format!("{c:?} {:#?}", c.servicenow);
+        assert!(!shown.contains("hunter2") && !shown.contains("hmac-key-1"), "{shown}");
+        assert!(shown.contains("secret: Some(<redacted>)"), "{shown}");
+        assert_eq!(read_secret("x", None, None, c.webhook.unwrap().secret.as_ref()).unwrap(), "hmac-key-1");
     }
 }

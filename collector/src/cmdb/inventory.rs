@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aiscout_proto::bom;
 use serde_json::Value;
 
 use crate::store::{AssetFilter, AssetKind, AssetSummary, ExportFilter, HostFilter, PageRequest, Store, StoreError};
@@ -39,6 +40,9 @@ pub struct CmdbHost {
     pub last_seen_ms: i64,
     /// Decommissioned or revoked: sent retired.
     pub retired: bool,
+    /// The serial, DMI UUID, machine id and MACs are left empty: the host is retired, or one of
+    /// them is also claimed by another unretired host ([`withhold_shared_identity`]).
+    pub identity_withheld: bool,
 }
 
 /// An inference server as it is pushed.
@@ -126,10 +130,6 @@ fn all_pages<T>(
     }
 }
 
-fn parse_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
 fn text(v: &Value, pointer: &str) -> String {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
 }
@@ -163,11 +163,13 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
+                .take(super::MAX_LIST_ITEMS)
                 .map(str::to_string)
                 .collect()
         };
         let mut ips = list(&facts, "ip_addresses");
         ips.sort_by_key(|ip| ip.contains(':'));
+        let retired = a.decommissioned_at_ms.is_some() || a.revoked_at_ms.is_some();
         hosts.push(CmdbHost {
             agent_id: a.agent_id.clone(),
             hostname: a.hostname.clone(),
@@ -181,9 +183,12 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
             mac_addresses: list(&identity, "mac_addresses"),
             cloud_instance_id: text(&identity, "/cloud_instance_id"),
             last_seen_ms: a.last_seen_ms.unwrap_or(a.enrolled_at_ms),
-            retired: a.decommissioned_at_ms.is_some() || a.revoked_at_ms.is_some(),
+            retired,
+            identity_withheld: false,
         });
     }
+    withhold_shared_identity(&mut hosts);
+    let host_retired: HashMap<&str, bool> = hosts.iter().map(|h| (h.agent_id.as_str(), h.retired)).collect();
 
     // The live hosts of each model, walked in chunks: never the whole inventory in memory.
     let mut live_hosts: HashMap<String, Vec<String>> = HashMap::new();
@@ -209,7 +214,7 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
         };
         let mut sightings = detail.sightings.items;
         sightings.sort_by_key(|s| std::cmp::Reverse(s.last_seen_ms));
-        let entry = sightings.first().map_or(Value::Null, |s| parse_json(&s.json));
+        let entry = sightings.first().map_or(Value::Null, |s| crate::export::entry(&s.json));
         let mut hosts: Vec<String> = Vec::new();
         for s in &sightings {
             let host = host_of(&s.agent_id);
@@ -221,7 +226,7 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
     };
     let entry_of = |asset: &AssetSummary| -> Result<Value, StoreError> {
         match asset.latest_entry.as_deref() {
-            Some(entry) => Ok(parse_json(entry)),
+            Some(entry) => Ok(crate::export::entry(entry)),
             None => Ok(from_sightings(asset)?.0),
         }
     };
@@ -229,11 +234,11 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
     let mut servers = Vec::new();
     for asset in listing(AssetKind::Runtime)? {
         let entry = entry_of(&asset)?;
-        let kind = text(&entry, "/kind");
-        let listening = entry.get("listening").and_then(Value::as_array).cloned().unwrap_or_default();
-        if kind.is_empty() || (kind == "ml-process" && listening.is_empty()) {
+        if !bom::is_server(&entry) {
             continue;
         }
+        let kind = bom::text_at(&entry, &["kind"]).unwrap_or("ml-process").to_string();
+        let listening = entry.get("listening").and_then(Value::as_array).cloned().unwrap_or_default();
         // The runtime identity is ["<agent id>", "<kind>", "<discriminator>"].
         let identity: Value = serde_json::from_str(&asset.identity).unwrap_or(Value::Null);
         let Some(agent) = identity.get(0).and_then(Value::as_str) else { continue };
@@ -244,12 +249,16 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
             .collect();
         ports.sort_unstable();
         ports.dedup();
+        ports.truncate(super::MAX_LIST_ITEMS);
         let exposures: Vec<&str> = listening.iter().filter_map(|l| l.get("exposure").and_then(Value::as_str)).collect();
         let exposure =
             ["all_interfaces", "specific", "loopback"].into_iter().find(|e| exposures.contains(e)).unwrap_or("");
+        let agent_id = host_of(agent);
+        // Live sightings may be on a revoked host, which the inventory no longer has.
+        let retired = asset.live_sightings == 0 || host_retired.get(agent_id.as_str()).copied().unwrap_or(true);
         servers.push(CmdbServer {
             asset_id: asset.id.clone(),
-            agent_id: host_of(agent),
+            agent_id,
             kind,
             ports,
             exposure: exposure.to_string(),
@@ -257,14 +266,16 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
             exe: text(&entry, "/exe"),
             version: text(&entry, "/identity/version"),
             last_seen_ms: asset.last_seen_ms,
-            retired: asset.live_sightings == 0,
+            retired,
         });
     }
 
     let mut models = Vec::new();
     for asset in listing(AssetKind::Model)? {
+        // The live hosts leave out revoked ones, whose sightings may still count as live.
         let mut hosts = live_hosts.remove(&asset.id).unwrap_or_default();
-        let entry = if hosts.is_empty() {
+        let retired = hosts.is_empty();
+        let entry = if retired {
             let (entry, last_hosts) = from_sightings(&asset)?;
             hosts = last_hosts;
             entry
@@ -273,17 +284,13 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
         };
         hosts.sort();
         hosts.truncate(MAX_MODEL_HOSTS);
-        let file = text(&entry, "/path").rsplit('/').next().unwrap_or_default().to_string();
         let source = match text(&entry, "/source/kind").as_str() {
             "" => String::new(),
             "huggingface" => format!("huggingface:{}", text(&entry, "/source/repo")),
             "ollama" => format!("ollama:{}", text(&entry, "/source/name")),
             other => other.to_string(),
         };
-        let name = [text(&entry, "/metadata/name"), text(&entry, "/source/repo"), text(&entry, "/source/name"), file]
-            .into_iter()
-            .find(|n| !n.is_empty())
-            .unwrap_or_else(|| asset.id.clone());
+        let name = bom::model_name(&entry);
         let verdict = asset.verdict.map(|v| v.as_str().to_string()).unwrap_or_else(|| text(&entry, "/safety/verdict"));
         models.push(CmdbModel {
             asset_id: asset.id.clone(),
@@ -299,10 +306,42 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
             verdict,
             hosts,
             last_seen_ms: asset.last_seen_ms,
-            retired: asset.live_sightings == 0,
+            retired,
         });
     }
     Ok(CmdbInventory { hosts, servers, models })
+}
+
+/// Withholds the agent-stated identifiers (serial, DMI UUID, machine id, MACs) of every retired
+/// host, and of every host one of whose identifiers another unretired host claims too: a
+/// clone or a liar, neither of which a CMDB may match to a machine's CI by them. Identifiers
+/// are compared trimmed and without case.
+pub(crate) fn withhold_shared_identity(hosts: &mut [CmdbHost]) {
+    fn claims(h: &CmdbHost) -> impl Iterator<Item = (&'static str, String)> + '_ {
+        let one = [("serial", &h.serial), ("uuid", &h.product_uuid), ("machine", &h.machine_id)];
+        one.into_iter()
+            .chain(h.mac_addresses.iter().map(|m| ("mac", m)))
+            .map(|(kind, v)| (kind, v.trim().to_lowercase()))
+            .filter(|(_, v)| !v.is_empty())
+    }
+    let mut claimants: HashMap<(&'static str, String), usize> = HashMap::new();
+    for h in hosts.iter().filter(|h| !h.retired) {
+        let mut own: Vec<_> = claims(h).collect();
+        own.sort();
+        own.dedup();
+        for claim in own {
+            *claimants.entry(claim).or_default() += 1;
+        }
+    }
+    for h in hosts.iter_mut() {
+        if h.retired || claims(h).any(|c| claimants.get(&c).is_some_and(|n| *n > 1)) {
+            h.serial.clear();
+            h.product_uuid.clear();
+            h.machine_id.clear();
+            h.mac_addresses.clear();
+            h.identity_withheld = true;
+        }
+    }
 }
 
 /// One CI of a batch.
@@ -323,6 +362,15 @@ impl Ci<'_> {
             Ci::Host(h) => &h.agent_id,
             Ci::Server(s) => &s.asset_id,
             Ci::Model(m) => &m.asset_id,
+        }
+    }
+
+    /// Whether it is sent retired.
+    pub fn retired(&self) -> bool {
+        match self {
+            Ci::Host(h) => h.retired,
+            Ci::Server(s) => s.retired,
+            Ci::Model(m) => m.retired,
         }
     }
 }

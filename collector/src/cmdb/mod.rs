@@ -17,6 +17,16 @@
 //! Every CI carries a stable key, the agent id for a host and the asset id for the others, so
 //! a rerun updates what the previous run inserted.
 //!
+//! # What an agent can make the push do
+//! A host's serial, DMI UUID, machine id and MACs are what its agent stated at enrollment: a
+//! hostile agent can state another machine's. They are withheld ([`CmdbHost::identity_withheld`])
+//! from a retired host, which ServiceNow then reconciles by its source key alone, and from every
+//! host that shares one with another unretired host (a clone or a liar): no CMDB identification
+//! rule can match either to another machine's CI. Every text is cut to its field's length
+//! ([`MAX_FIELD_BYTES`], [`MAX_DESCRIPTION_BYTES`]) and every list to [`MAX_LIST_ITEMS`], and a
+//! batch the CMDB refuses whole with a 4xx ([`batch_refused`]) counts its CIs failed while the
+//! push goes on.
+//!
 //! # Batches
 //! [`batches`] cuts the CIs in requests of at most `batch_size` items, host by host: a host,
 //! then its servers and models, each with its relation to the host. A dependent CI is always in
@@ -48,7 +58,7 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{CmdbConfig, ServiceNowAuth, ServiceNowConfig, WebhookConfig};
+pub use config::{CmdbConfig, Secret, ServiceNowAuth, ServiceNowConfig, WebhookConfig};
 pub use http::{Http, MAX_RESPONSE_BYTES};
 pub use inventory::{batches, read_inventory, Batch, Ci, CmdbHost, CmdbInventory, CmdbModel, CmdbServer};
 pub use report::{ClassCounts, ItemError, Outcome, PushReport, Tally};
@@ -72,12 +82,54 @@ pub fn glide_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Unix milliseconds as RFC 3339 (UTC).
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+/// Longest text put in a CI field or a webhook record, in bytes (ServiceNow's `name` and most
+/// string fields hold 255 characters; a byte cut is never longer).
+pub const MAX_FIELD_BYTES: usize = 255;
+
+/// Longest `short_description` (ServiceNow's field holds 1000 characters).
+pub const MAX_DESCRIPTION_BYTES: usize = 1000;
+
+/// Most items of a list (MAC or IP addresses, ports) pushed for one CI, as `aiscout_proto::bom`
+/// caps a host's addresses: one agent cannot make a request the CMDB refuses for its size.
+pub const MAX_LIST_ITEMS: usize = 64;
+
+/// `text` cut to at most `max` bytes, on a char boundary.
+pub fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    &text[..end]
+}
+
+/// Whether a batch answered `status` is refused on its own (its CIs counted failed, the push
+/// going on): a 4xx that is not about the credentials (401, 403) or the rate (429), such as
+/// 413 for a body too large or 400 for one the CMDB cannot read. Anything else that is not a
+/// 2xx stops the push.
+pub fn batch_refused(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 429)
+}
+
+/// Counts every CI of `batch` failed: the CMDB refused the whole request with `status`.
+fn refuse_batch(
+    tally: &mut Tally,
+    batch: &Batch<'_>,
+    class_of: impl Fn(&Ci<'_>) -> String,
+    url: &str,
+    status: u16,
+    answer: &str,
+) {
+    // Kept raw as the CMDB's own messages are: the report escapes them when it prints.
+    let message: String = format!("POST {url}: status {status}: {answer}").chars().take(300).collect();
+    for ci in &batch.cis {
+        let error = ItemError {
+            class: class_of(ci),
+            key: ci.key().to_string(),
+            error: format!("HTTP_{status}"),
+            message: message.clone(),
+        };
+        tally.refuse(error, ci.retired());
+    }
 }
 
 /// A configured target, ready to push: its credentials read.

@@ -11,14 +11,16 @@
 //!    dependent to its host.
 //! 3. **Answers**: an HTTP 200 carries one result per item: its operation (`INSERT`, `UPDATE`,
 //!    `NO_CHANGE`, …) or its errors (`MISSING_DEPENDENCY`, `INVALID_INPUT_DATA`, …), each counted
-//!    per class in the report. A 401, 403 or 5xx stops the push with an error naming the URL.
+//!    per class in the report. A 401, 403 or 5xx stops the push with an error naming the URL;
+//!    another 4xx to a batch (413: too large, 400: unreadable) counts its CIs failed, with the
+//!    status and the URL, and the push goes on with the next batch.
 
 use serde_json::{json, Value};
 
 use super::config::{read_secret, ServiceNowAuth, ServiceNowConfig};
 use super::{
-    batches, glide_time, Batch, Ci, CmdbHost, CmdbInventory, CmdbModel, CmdbServer, Http, ItemError, Outcome,
-    PushReport, Tally,
+    batch_refused, batches, cut, glide_time, refuse_batch, Batch, Ci, CmdbHost, CmdbInventory, CmdbModel, CmdbServer,
+    Http, ItemError, Outcome, PushReport, Tally, MAX_DESCRIPTION_BYTES, MAX_FIELD_BYTES, MAX_LIST_ITEMS,
 };
 
 /// The relation from a dependent CI to its host.
@@ -80,10 +82,12 @@ fn os_version(os: &str) -> String {
     os.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit())).unwrap_or_default().to_string()
 }
 
-/// Inserts `key` unless `value` is empty.
+/// Inserts `key` unless `value` is empty, cut to the field's length: one agent's overlong
+/// text must not make the instance refuse a batch.
 fn put(values: &mut serde_json::Map<String, Value>, key: &str, value: &str) {
+    let max = if key == "short_description" { MAX_DESCRIPTION_BYTES } else { MAX_FIELD_BYTES };
     if !value.is_empty() {
-        values.insert(key.to_string(), Value::String(value.to_string()));
+        values.insert(key.to_string(), Value::String(cut(value, max).to_string()));
     }
 }
 
@@ -95,8 +99,15 @@ fn status(retired: bool) -> &'static str {
     }
 }
 
+/// A host's values; a retired one has only its `install_status`: its name and identifiers are
+/// the agent's word, and matched by an identification rule they could retire another
+/// machine's CI. IRE finds it by its source key alone.
 fn host_values(h: &CmdbHost) -> serde_json::Map<String, Value> {
     let mut v = serde_json::Map::new();
+    if h.retired {
+        put(&mut v, "install_status", RETIRED);
+        return v;
+    }
     put(&mut v, "name", &h.hostname);
     put(&mut v, "serial_number", if h.serial.is_empty() { &h.product_uuid } else { &h.serial });
     put(&mut v, "ip_address", h.ip_addresses.first().map_or("", String::as_str));
@@ -112,16 +123,23 @@ fn host_values(h: &CmdbHost) -> serde_json::Map<String, Value> {
     v
 }
 
-/// The `lookup` entries of a host: its serial and DMI UUID, its network adapters.
+/// The `lookup` entries of a host: its serial and DMI UUID, its network adapters; none for a
+/// retired host or one whose identifiers are withheld (`super`, *What an agent can make the
+/// push do*).
 fn host_lookup(h: &CmdbHost) -> Vec<Value> {
     let mut out = Vec::new();
+    if h.retired || h.identity_withheld {
+        return out;
+    }
     for (serial, kind) in [(&h.serial, "system"), (&h.product_uuid, "uuid")] {
+        let serial = cut(serial, MAX_FIELD_BYTES);
         if !serial.is_empty() {
             out.push(json!({"className": "cmdb_serial_number",
                 "values": {"serial_number": serial, "serial_number_type": kind, "valid": "true"}}));
         }
     }
-    for mac in &h.mac_addresses {
+    for mac in h.mac_addresses.iter().take(MAX_LIST_ITEMS) {
+        let mac = cut(mac, MAX_FIELD_BYTES);
         out.push(json!({"className": "cmdb_ci_network_adapter", "values": {"name": mac, "mac_address": mac}}));
     }
     out
@@ -176,15 +194,6 @@ fn model_values(m: &CmdbModel) -> serde_json::Map<String, Value> {
     put(&mut v, "short_description", &description);
     put(&mut v, "install_status", status(m.retired));
     v
-}
-
-/// Whether `ci` is sent retired.
-fn retired(ci: &Ci<'_>) -> bool {
-    match ci {
-        Ci::Host(h) => h.retired,
-        Ci::Server(s) => s.retired,
-        Ci::Model(m) => m.retired,
-    }
 }
 
 /// The class `ci` is sent as.
@@ -246,13 +255,18 @@ fn query_escape(text: &str) -> String {
         .collect()
 }
 
-/// What an answer's JSON says went wrong: ServiceNow's `error.message`, else the start of it.
-fn answer_error(text: &str) -> String {
+/// What an answer's JSON says went wrong: ServiceNow's `error.message`, else the start of it;
+/// raw (the report escapes it when it prints).
+fn answer_message(text: &str) -> String {
     let message = serde_json::from_str::<Value>(text)
         .ok()
         .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string));
-    let short = message.unwrap_or_else(|| text.chars().take(200).collect());
-    crate::untrusted::text(&short).to_string()
+    message.unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+/// [`answer_message`] escaped for an error line.
+fn answer_error(text: &str) -> String {
+    crate::untrusted::text(&answer_message(text)).to_string()
 }
 
 /// Refuses what is not a 2xx with an error naming `url` (never a credential).
@@ -291,7 +305,7 @@ pub fn read_answer(
             .unwrap_or(position);
         let Some(ci) = batch.cis.get(index) else { continue };
         let class = class_of(ci, classes);
-        let retired = retired(ci);
+        let retired = ci.retired();
         let errors = item.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty());
         if let Some(first) = errors.and_then(|e| e.first()) {
             let field = |k: &str| first.get(k).and_then(Value::as_str).unwrap_or_default().chars().take(300).collect();
@@ -428,6 +442,18 @@ impl ServiceNow {
         for batch in batches(inventory, c.batch_size) {
             let body = payload(&batch, &classes, source_name).to_string();
             let (status, text) = http.send(&url, &headers, Some(&body))?;
+            if batch_refused(status) {
+                tracing::warn!(url = %url, status, cis = batch.cis.len(), "cmdb batch refused whole: its cis count failed, the push goes on");
+                refuse_batch(
+                    tally,
+                    &batch,
+                    |ci| class_of(ci, &classes).to_string(),
+                    &url,
+                    status,
+                    &answer_message(&text),
+                );
+                continue;
+            }
             check_status("POST", &url, status, &text)?;
             read_answer(&url, &text, &batch, &classes, tally)?;
         }
@@ -482,6 +508,7 @@ mod tests {
             cloud_instance_id: "i-0abc".into(),
             last_seen_ms: 1_700_000_000_000,
             retired: false,
+            identity_withheld: false,
         }
     }
 
@@ -594,6 +621,28 @@ mod tests {
         assert!(read_answer("https://i/x", "<html>", &all[0], &classes, &mut Tally::default())
             .unwrap_err()
             .starts_with("POST https://i/x: not a json answer"));
+    }
+
+    #[test]
+    fn every_value_is_cut_to_its_field_and_lists_to_64() {
+        let mut h = host("Ubuntu 24.04");
+        h.hostname = "é".repeat(300);
+        h.kernel = "k".repeat(2000);
+        h.serial = "S".repeat(300);
+        h.mac_addresses = (0..100).map(|i| format!("52:54:00:00:00:{i:02x}")).collect();
+        let classes = Classes { server: "cmdb_ci_appl".into(), model: "cmdb_ci_appl".into() };
+        let batch = Batch { cis: vec![Ci::Host(&h)], relations: vec![] };
+        let p = payload(&batch, &classes, "aiscout");
+        let item = &p["items"][0];
+        let name = item["values"]["name"].as_str().unwrap();
+        assert_eq!(name, "é".repeat(127), "cut to 255 bytes on a char boundary");
+        assert_eq!(item["values"]["serial_number"].as_str().unwrap().len(), 255);
+        assert_eq!(item["values"]["short_description"].as_str().unwrap().len(), 1000);
+        let lookup = item["lookup"].as_array().unwrap();
+        assert_eq!(lookup.len(), 2 + 64, "serial, uuid and 64 adapters");
+        assert_eq!(lookup[0]["values"]["serial_number"].as_str().unwrap().len(), 255);
+        assert_eq!(cut("aé", 2), "a");
+        assert_eq!(cut("abc", 255), "abc");
     }
 
     #[test]

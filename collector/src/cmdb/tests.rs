@@ -139,6 +139,7 @@ fn a_host_with_more_dependents_than_a_batch_holds_heads_each_of_its_batches() {
         cloud_instance_id: String::new(),
         last_seen_ms: 0,
         retired: false,
+        identity_withheld: false,
     };
     let models: Vec<CmdbModel> = (0..5)
         .map(|i| CmdbModel {
@@ -182,10 +183,198 @@ fn a_host_with_more_dependents_than_a_batch_holds_heads_each_of_its_batches() {
 #[test]
 fn times_and_retry_after_are_read_as_servicenow_and_http_say() {
     assert_eq!(glide_time(1_700_000_000_999), "2023-11-14 22:13:20");
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     assert_eq!(retry_after(Some("1")), Duration::from_secs(1));
     assert_eq!(retry_after(Some("0")), Duration::from_secs(1), "never a busy loop");
     assert_eq!(retry_after(Some("86400")), Duration::from_secs(300));
     assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Duration::from_secs(5));
     assert_eq!(retry_after(None), Duration::from_secs(5));
+}
+
+#[test]
+fn assets_seen_only_on_a_revoked_host_are_retired() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    for (id, name) in [("a", "host-a"), ("b", "host-b")] {
+        store.upsert_agent(&registration(id, name)).unwrap();
+    }
+    store.apply_batch("a", &batch(1, vec![model("/m/a.gguf", SHA_A)], vec![])).unwrap();
+    store.apply_batch("b", &batch(1, vec![model("/m/b.gguf", SHA_B), runtime("vllm", Some(8000))], vec![])).unwrap();
+    // b is revoked by a store that leaves its sightings live: the asset listing still counts
+    // them, the inventory must not.
+    store.with_connection(|c| c.execute("UPDATE agents SET revoked_at_ms = 500 WHERE agent_id = 'b'", []).unwrap());
+    let inv = read_inventory(&store).unwrap();
+    let models: Vec<(&str, bool)> = inv.models.iter().map(|m| (m.sha256.as_str(), m.retired)).collect();
+    assert_eq!(models, [(SHA_A, false), (SHA_B, true)]);
+    assert_eq!(inv.models[1].hosts, ["b"], "a retired model keeps the host that last had it");
+    let servers: Vec<(&str, bool)> = inv.servers.iter().map(|s| (s.agent_id.as_str(), s.retired)).collect();
+    assert_eq!(servers, [("b", true)], "a server on a revoked host is retired");
+}
+
+#[test]
+fn agent_stated_identifiers_are_withheld_from_retired_hosts_and_shared_ones() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    for id in ["honest", "liar", "victim", "gone", "reused"] {
+        store.upsert_agent(&registration(id, id)).unwrap();
+    }
+    let macs: Vec<String> = (0..100).map(|i| format!("\"52:54:00:00:01:{i:02x}\"")).collect();
+    let facts = [
+        ("honest", format!(r#"{{"product_serial":"SER-H","mac_addresses":[{}]}}"#, macs.join(","))),
+        // The liar states the victim's MAC (in capitals): neither may be matched by it.
+        ("liar", r#"{"product_serial":"SER-L","mac_addresses":["AA:BB:CC:00:00:01"]}"#.to_string()),
+        ("victim", r#"{"product_serial":"SER-V","mac_addresses":["aa:bb:cc:00:00:01"]}"#.to_string()),
+        // A retired host's identifiers are never sent, and claim nothing.
+        ("gone", r#"{"product_serial":"SER-R","product_uuid":"U-R"}"#.to_string()),
+        ("reused", r#"{"product_serial":"SER-R","machine_id":"m-r"}"#.to_string()),
+    ];
+    for (id, json) in &facts {
+        store.set_identity_facts(id, json).unwrap();
+    }
+    store.decommission_agent("gone", 500).unwrap();
+    let inv = read_inventory(&store).unwrap();
+    let by_id = |id: &str| inv.hosts.iter().find(|h| h.agent_id == id).unwrap();
+    let honest = by_id("honest");
+    assert_eq!((honest.serial.as_str(), honest.identity_withheld), ("SER-H", false));
+    assert_eq!(honest.mac_addresses.len(), MAX_LIST_ITEMS, "lists are capped");
+    for id in ["liar", "victim", "gone"] {
+        let h = by_id(id);
+        assert!(h.identity_withheld, "{id}");
+        assert!(h.serial.is_empty() && h.product_uuid.is_empty() && h.machine_id.is_empty(), "{id}");
+        assert!(h.mac_addresses.is_empty(), "{id}");
+    }
+    let reused = by_id("reused");
+    assert_eq!((reused.serial.as_str(), reused.identity_withheld), ("SER-R", false));
+
+    // Nothing in the ServiceNow payload lets IRE match the liar, the victim or the gone host
+    // by hardware: the gone host is only its source key and its status.
+    let classes = servicenow::Classes { server: "cmdb_ci_appl".into(), model: "cmdb_ci_appl".into() };
+    for id in ["liar", "victim", "gone"] {
+        let batch = Batch { cis: vec![Ci::Host(by_id(id))], relations: vec![] };
+        let item = &servicenow::payload(&batch, &classes, "aiscout")["items"][0];
+        assert!(item.get("lookup").is_none(), "{id}: {item}");
+        assert!(item["values"].get("serial_number").is_none() && item["values"].get("mac_address").is_none(), "{id}");
+        assert_eq!(item["sys_object_source_info"]["source_native_key"], id);
+    }
+    let batch = Batch { cis: vec![Ci::Host(by_id("gone"))], relations: vec![] };
+    let item = &servicenow::payload(&batch, &classes, "aiscout")["items"][0];
+    assert_eq!(item["values"], serde_json::json!({"install_status": "7"}));
+    let record = webhook::record(&Ci::Host(by_id("liar")));
+    assert_eq!((record["serial"].as_str(), record["identity_withheld"].as_bool()), (Some(""), Some(true)));
+}
+
+/// A CMDB on loopback answering each request in turn with `answers` (status, body); the
+/// request bodies, in order, when joined.
+fn cmdb_answering(answers: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for (status, answer) in answers {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            bodies.push(String::from_utf8(body).unwrap());
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let mut stream = reader.into_inner();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(answer.as_bytes()).unwrap();
+        }
+        bodies
+    });
+    (port, server)
+}
+
+fn three_hosts() -> CmdbInventory {
+    let host = |id: &str| CmdbHost {
+        agent_id: id.into(),
+        hostname: id.into(),
+        os: String::new(),
+        kernel: String::new(),
+        arch: String::new(),
+        ip_addresses: vec![],
+        serial: String::new(),
+        product_uuid: String::new(),
+        machine_id: String::new(),
+        mac_addresses: vec![],
+        cloud_instance_id: String::new(),
+        last_seen_ms: 0,
+        retired: false,
+        identity_withheld: false,
+    };
+    CmdbInventory { hosts: vec![host("h1"), host("h2"), host("h3")], ..CmdbInventory::default() }
+}
+
+#[test]
+fn a_servicenow_batch_refused_whole_fails_its_cis_and_the_push_goes_on() {
+    let probe = r#"{"result":[{"name":"cmdb_ci_appl"}]}"#.to_string();
+    let inserted = r#"{"result":{"items":[{"operation":"INSERT","inputIndices":[0],"errors":[]}]}}"#.to_string();
+    let (port, server) = cmdb_answering(vec![
+        (200, probe),
+        (413, r#"{"error":{"message":"request entity too large"}}"#.into()),
+        (200, inserted),
+    ]);
+    let config: ServiceNowConfig = toml::from_str(&format!(
+        "instance_url = \"http://127.0.0.1:{port}\"\ndata_source = \"aiscout\"\nuser = \"u\"\nsecret = \"pw\"\n\
+         allow_literal_secret = true\nbatch_size = 2\n"
+    ))
+    .unwrap();
+    let target = servicenow::ServiceNow::new(config).unwrap();
+    let mut report = PushReport::default();
+    target.push(&three_hosts(), false, &mut report).unwrap();
+    let bodies = server.join().unwrap();
+    assert_eq!(bodies.len(), 3, "the batch after the refused one is sent");
+    let counts = report.classes["cmdb_ci_computer"];
+    assert_eq!((counts.failed, counts.inserted), (2, 1));
+    assert_eq!(report.errors_total, 2);
+    let url = format!("http://127.0.0.1:{port}/api/now/identifyreconcile?sysparm_data_source=aiscout");
+    assert_eq!(report.errors[0].error, "HTTP_413");
+    assert_eq!(report.errors[0].message, format!("POST {url}: status 413: request entity too large"));
+    assert_eq!((report.errors[0].key.as_str(), report.errors[1].key.as_str()), ("h1", "h2"));
+}
+
+#[test]
+fn a_webhook_batch_refused_whole_fails_its_records_and_the_push_goes_on() {
+    let (port, server) = cmdb_answering(vec![(400, "bad record".into()), (204, String::new())]);
+    let config: WebhookConfig = toml::from_str(&format!(
+        "url = \"http://127.0.0.1:{port}/hook\"\nsecret = \"k\"\nallow_literal_secret = true\nbatch_size = 2\n"
+    ))
+    .unwrap();
+    let target = webhook::Webhook::new(config).unwrap();
+    let mut report = PushReport::default();
+    target.push(&three_hosts(), &mut report).unwrap();
+    assert_eq!(server.join().unwrap().len(), 2);
+    let counts = report.classes["host"];
+    assert_eq!((counts.failed, counts.delivered), (2, 1));
+    assert_eq!(report.errors[0].message, format!("POST http://127.0.0.1:{port}/hook: status 400: bad record"));
+}
+
+#[test]
+fn a_server_error_or_refused_credentials_still_stop_the_push() {
+    for status in [401, 403, 500] {
+        let (port, server) = cmdb_answering(vec![(status, "no".into())]);
+        let config: WebhookConfig = toml::from_str(&format!(
+            "url = \"http://127.0.0.1:{port}/hook\"\nsecret = \"k\"\nallow_literal_secret = true\nbatch_size = 2\n"
+        ))
+        .unwrap();
+        let mut report = PushReport::default();
+        let e = webhook::Webhook::new(config).unwrap().push(&three_hosts(), &mut report).unwrap_err();
+        assert_eq!(e, format!("POST http://127.0.0.1:{port}/hook: status {status}: no"));
+        assert_eq!(server.join().unwrap().len(), 1);
+    }
 }

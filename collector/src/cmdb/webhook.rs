@@ -8,36 +8,59 @@
 //! batches follow [`super::batches`]: a host record comes before the server and model records
 //! that name it, in the same request. A record is keyed by `key` (the agent id of a host, the
 //! asset id of a server or a model), stable across pushes: the receiver upserts on it. A record
-//! with `"retired": true` is gone from the fleet; nothing is ever sent to be deleted.
+//! with `"retired": true` is gone from the fleet; nothing is ever sent to be deleted. A batch
+//! answered a 4xx other than 401, 403 and 429 counts its records failed and the push goes on.
 
 use serde_json::{json, Value};
 
 use super::config::{read_secret, WebhookConfig};
-use super::{batches, rfc3339, Ci, CmdbInventory, Http, Outcome, PushReport, Tally};
+use super::{batch_refused, batches, refuse_batch, Ci, CmdbInventory, Http, Outcome, PushReport, Tally};
 
 /// The schema every body names.
 pub const SCHEMA: &str = "aiscout.cmdb.v1";
 
-/// The record of one CI (docs/exports.md, *Webhook*).
+/// The record of one CI (docs/exports.md, *Webhook*), every text cut to
+/// [`super::MAX_FIELD_BYTES`] and every list to [`super::MAX_LIST_ITEMS`].
 pub fn record(ci: &Ci<'_>) -> Value {
-    match ci {
+    let mut record = match ci {
         Ci::Host(h) => json!({
-            "type": "host", "key": h.agent_id, "retired": h.retired, "last_seen": rfc3339(h.last_seen_ms),
+            "type": "host", "key": h.agent_id, "retired": h.retired, "last_seen": crate::rfc3339_seconds(h.last_seen_ms),
             "hostname": h.hostname, "os": h.os, "kernel": h.kernel, "arch": h.arch, "ip_addresses": h.ip_addresses,
             "serial": h.serial, "product_uuid": h.product_uuid, "machine_id": h.machine_id,
             "mac_addresses": h.mac_addresses, "cloud_instance_id": h.cloud_instance_id,
+            "identity_withheld": h.identity_withheld,
         }),
         Ci::Server(s) => json!({
             "type": "server", "key": s.asset_id, "host_key": s.agent_id, "retired": s.retired,
-            "last_seen": rfc3339(s.last_seen_ms), "kind": s.kind, "ports": s.ports, "exposure": s.exposure,
+            "last_seen": crate::rfc3339_seconds(s.last_seen_ms), "kind": s.kind, "ports": s.ports, "exposure": s.exposure,
             "auth": s.auth, "exe": s.exe, "version": s.version,
         }),
         Ci::Model(m) => json!({
             "type": "model", "key": m.asset_id, "host_keys": m.hosts, "retired": m.retired,
-            "last_seen": rfc3339(m.last_seen_ms), "name": m.name, "format": m.format, "sha256": m.sha256,
+            "last_seen": crate::rfc3339_seconds(m.last_seen_ms), "name": m.name, "format": m.format, "sha256": m.sha256,
             "size": m.size, "architecture": m.architecture, "parameters": m.parameters,
             "quantization": m.quantization, "license": m.license, "source": m.source, "verdict": m.verdict,
         }),
+    };
+    cap(&mut record);
+    record
+}
+
+/// Cuts every string in `value` to [`super::MAX_FIELD_BYTES`] and every array to
+/// [`super::MAX_LIST_ITEMS`]: one agent's overlong text must not make the receiver refuse a
+/// batch.
+fn cap(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            let end = super::cut(s, super::MAX_FIELD_BYTES).len();
+            s.truncate(end);
+        }
+        Value::Array(items) => {
+            items.truncate(super::MAX_LIST_ITEMS);
+            items.iter_mut().for_each(cap);
+        }
+        Value::Object(fields) => fields.values_mut().for_each(cap),
+        _ => {}
     }
 }
 
@@ -96,23 +119,27 @@ impl Webhook {
             ];
             let sent = http.send(&c.url, &headers, Some(&body)).and_then(|(status, text)| {
                 if (200..300).contains(&status) {
-                    Ok(())
+                    Ok(true)
+                } else if batch_refused(status) {
+                    tracing::warn!(url = %c.url, status, records = batch.cis.len(), "cmdb batch refused whole: its records count failed, the push goes on");
+                    let short: String = text.chars().take(200).collect();
+                    refuse_batch(&mut tally, batch, |ci| record_type(ci).to_string(), &c.url, status, &short);
+                    Ok(false)
                 } else {
                     let short: String = text.chars().take(200).collect();
                     Err(format!("POST {}: status {status}: {}", c.url, crate::untrusted::text(&short)))
                 }
             });
-            if let Err(e) = sent {
-                outcome = Err(e);
-                break;
+            match sent {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
             }
             for ci in &batch.cis {
-                let retired = match ci {
-                    Ci::Host(h) => h.retired,
-                    Ci::Server(s) => s.retired,
-                    Ci::Model(m) => m.retired,
-                };
-                tally.record(record_type(ci), ci.key(), Outcome::Delivered, retired);
+                tally.record(record_type(ci), ci.key(), Outcome::Delivered, ci.retired());
             }
         }
         tally.finish(report);
@@ -144,6 +171,7 @@ mod tests {
             cloud_instance_id: String::new(),
             last_seen_ms: 0,
             retired: true,
+            identity_withheld: false,
         };
         let r = record(&Ci::Host(&h));
         assert_eq!(
@@ -165,5 +193,25 @@ mod tests {
         };
         let r = record(&Ci::Server(&s));
         assert_eq!((r["host_key"].as_str(), r["ports"][0].as_u64()), (Some("a1"), Some(8000)));
+    }
+
+    #[test]
+    fn records_are_cut_as_servicenow_fields_are() {
+        let s = CmdbServer {
+            asset_id: "runtime:x".into(),
+            agent_id: "a1".into(),
+            kind: "vllm".into(),
+            ports: (1..=200).collect(),
+            exposure: String::new(),
+            auth: String::new(),
+            exe: format!("/{}", "ü".repeat(400)),
+            version: String::new(),
+            last_seen_ms: 0,
+            retired: false,
+        };
+        let r = record(&Ci::Server(&s));
+        assert_eq!(r["ports"].as_array().unwrap().len(), 64);
+        let exe = r["exe"].as_str().unwrap();
+        assert_eq!((exe.len(), exe.chars().count()), (255, 128), "cut on a char boundary");
     }
 }
