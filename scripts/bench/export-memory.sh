@@ -52,7 +52,14 @@ TOML
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/healthz" >/dev/null && break; sleep 0.1; done
   # The first findings evaluation reads the whole inventory (docs/findings.md, Limits): wait
   # for it, and say what it cost, so the export's own memory is what is measured.
-  for _ in $(seq 1200); do grep -q "findings evaluated" "$dir/serve.log" && break; sleep 0.5; done
+  # (it logs only when findings change, so wait for the process to go idle: no CPU time used
+  # for two seconds).
+  cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+  last=-1; idle=0
+  while [ "$idle" -lt 4 ]; do
+    now=$(cpu); if [ "$now" = "$last" ]; then idle=$((idle + 1)); else idle=0; fi
+    last=$now; sleep 0.5
+  done
   echo "collector serving $((hosts * 1000)) sightings: VmHWM after start-up and the first findings evaluation $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status") MiB, VmRSS $(awk '/VmRSS/ {print int($2/1024)}' "/proc/$pid/status") MiB" >&2
   for spec in "csv sightings" "jsonl sightings" "csv assets" "cyclonedx -" "spdx -"; do
     set -- $spec; format=$1; rows=$2
