@@ -138,7 +138,9 @@ fn the_inventory_reaches_servicenow_once_then_updates_retires_and_reports() {
     // interface: an inference server.
     let root = tempfile::tempdir().unwrap();
     let served = root.path().join("serve.pkl");
-    std::fs::copy(fixtures_dir().join("safety/hostile/os_system_p4.pkl"), &served).unwrap();
+    // A hostile pickle no other end-to-end test holds open: every agent sees every process of
+    // the machine, so a file shared with a concurrent test would join that test's findings.
+    std::fs::copy(fixtures_dir().join("safety/hostile/builtins_exec_p4.pkl"), &served).unwrap();
     let gguf = root.path().join("tiny.gguf");
     std::fs::copy(fixtures_dir().join("safety/benign/tiny.gguf"), &gguf).unwrap();
     let removed = root.path().join("tiny.safetensors");

@@ -59,7 +59,9 @@ fn a_fleet_exports_in_every_format_and_the_reference_validators_accept_it() {
     let c = Collector::start();
     let root = tempfile::tempdir().unwrap();
     let hostile = root.path().join("=HYPERLINK(\"http:evil\")&CMD.pkl");
-    std::fs::copy(fixtures_dir().join("safety/hostile/os_system_p4.pkl"), &hostile).unwrap();
+    // A hostile pickle no other end-to-end test holds open: every agent sees every process of
+    // the machine, so a file shared with a concurrent test would join that test's findings.
+    std::fs::copy(fixtures_dir().join("safety/hostile/functools_partial_os_system.pkl"), &hostile).unwrap();
     let script = format!(
         "import socket,time\nf=open({:?},'rb')\ns=socket.socket()\ns.bind(('0.0.0.0',0))\ns.listen()\n\
          print(s.getsockname()[1],flush=True)\ntime.sleep(600)\n",
