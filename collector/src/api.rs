@@ -186,38 +186,24 @@ async fn authenticate(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<Api
     found.ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown, expired or revoked api token".into()))
 }
 
-/// The middleware in front of every route group (module docs, *Scopes*): the request's token
-/// must hold `scope`.
+/// Lets through a request whose bearer token holds one of `scopes` (module docs, *Scopes*): 401
+/// without a valid token, 403 with one lacking every scope; the token goes into the request's
+/// extensions as [`Caller`].
 pub async fn require_scope(
-    State((store, scope)): State<(Arc<dyn Store>, Scope)>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = authenticate(&store, request.headers()).await?;
-    if !token.allows(scope) {
-        return Err(ApiError(StatusCode::FORBIDDEN, format!("api token {} does not have the {scope} scope", token.id)));
-    }
-    request.extensions_mut().insert(Caller(token));
-    Ok(next.run(request).await)
-}
-
-/// Routes a token with any of these scopes may call: the CMDB push report, for exporters and
-/// admins.
-const CMDB_SCOPES: &[Scope] = &[Scope::Export, Scope::Admin];
-
-/// [`require_scope`] for routes that several scopes may call (`scopes`: any of them).
-pub async fn require_any_scope(
     State((store, scopes)): State<(Arc<dyn Store>, &'static [Scope])>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let token = authenticate(&store, request.headers()).await?;
     if !scopes.iter().any(|s| token.allows(*s)) {
-        let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("api token {} has none of the scopes {}", token.id, names.join(", ")),
-        ));
+        let message = match scopes {
+            [scope] => format!("api token {} does not have the {scope} scope", token.id),
+            _ => {
+                let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                format!("api token {} has none of the scopes {}", token.id, names.join(", "))
+            }
+        };
+        return Err(ApiError(StatusCode::FORBIDDEN, message));
     }
     request.extensions_mut().insert(Caller(token));
     Ok(next.run(request).await)
@@ -236,9 +222,9 @@ async fn cmdb_last_push(State(store): State<Arc<dyn Store>>) -> Result<Json<Valu
     Ok(Json(json!({ "pushes": pushes })))
 }
 
-/// `routes` behind [`require_scope`] for `scope`.
-fn scoped(store: &Arc<dyn Store>, scope: Scope, routes: Router<Arc<dyn Store>>) -> Router<Arc<dyn Store>> {
-    routes.route_layer(middleware::from_fn_with_state((Arc::clone(store), scope), require_scope))
+/// `routes` behind [`require_scope`] for any of `scopes`.
+fn scoped(store: &Arc<dyn Store>, scopes: &'static [Scope], routes: Router<Arc<dyn Store>>) -> Router<Arc<dyn Store>> {
+    routes.route_layer(middleware::from_fn_with_state((Arc::clone(store), scopes), require_scope))
 }
 
 /// What a table of assets shows for `a`, from its latest live entry: a model's name (its own, or
@@ -948,16 +934,15 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))
         .route("/api/v1/hosts/{id}", axum::routing::delete(decommission));
-    let cmdb = Router::new()
-        .route("/api/v1/cmdb/last-push", get(cmdb_last_push))
-        .route_layer(middleware::from_fn_with_state((Arc::clone(&store), CMDB_SCOPES), require_any_scope));
+    // The CMDB push report: for exporters and admins alike.
+    let cmdb = Router::new().route("/api/v1/cmdb/last-push", get(cmdb_last_push));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        .merge(scoped(&store, Scope::Read, read))
-        .merge(scoped(&store, Scope::Export, export))
-        .merge(scoped(&store, Scope::Admin, admin))
-        .merge(cmdb)
+        .merge(scoped(&store, &[Scope::Read], read))
+        .merge(scoped(&store, &[Scope::Export], export))
+        .merge(scoped(&store, &[Scope::Admin], admin))
+        .merge(scoped(&store, &[Scope::Export, Scope::Admin], cmdb))
         .layer(axum::Extension(settings))
         .with_state(store)
 }

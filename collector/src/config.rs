@@ -159,8 +159,9 @@ fn default_batch_max() -> u32 {
 }
 
 /// Whether `url` is `https://…`, or `http://` to a loopback host, parsed rather than matched by
-/// prefix (`http://localhost.evil.example` is not loopback), and without credentials in it.
-fn siem_url_ok(url: &str) -> bool {
+/// prefix (`http://localhost.evil.example` is not loopback), and without credentials in it: what
+/// every outbound target (SIEM, CMDB) may be.
+pub(crate) fn outbound_url_ok(url: &str) -> bool {
     let Ok(uri) = url.parse::<axum::http::Uri>() else { return false };
     let Some(host) = uri.host() else { return false };
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
@@ -547,7 +548,7 @@ impl CollectorConfig {
             if !names.insert(t.name.as_str()) {
                 problem("siem.name", at("used by another target"));
             }
-            if !siem_url_ok(&t.url) {
+            if !outbound_url_ok(&t.url) {
                 problem("siem.url", at("https://… (plain http only to a loopback address)"));
             }
             if !crate::findings::SEVERITIES.contains(&t.min_severity.as_str()) {
@@ -692,7 +693,7 @@ mod tests {
             ("ftp://127.0.0.1/", false),
             ("not a url", false),
         ] {
-            assert_eq!(siem_url_ok(url), ok, "{url}");
+            assert_eq!(outbound_url_ok(url), ok, "{url}");
         }
         let e =
             CollectorConfig::parse("[[siem]]\nname = \"x\"\nkind = \"syslog\"\n", "c.toml").unwrap_err().to_string();

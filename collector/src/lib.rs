@@ -100,6 +100,25 @@ pub fn rfc3339_seconds(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Largest secret file read (`secret_file` of SIEM and CMDB targets): a password, a token or a
+/// key is far smaller, and a wrong path must not read a huge file into memory.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
+
+/// The text of a secret file of at most [`MAX_SECRET_FILE_BYTES`] (read no further, whatever
+/// its size says: `/dev/zero` says 0).
+pub fn read_secret_file(file: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB: not a secret", MAX_SECRET_FILE_BYTES >> 10),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not utf-8 text"))
+}
+
 /// Runs `work` (a store call, signing) on tokio's blocking pool, off the async runtime. A worker
 /// that panicked or was cancelled becomes `worker_died("worker failed: …")`, in the caller's
 /// error type (a gRPC status, an API error).

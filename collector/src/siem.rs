@@ -77,7 +77,7 @@ impl std::fmt::Debug for Sender {
 impl Sender {
     /// `target` with its secret read from its `secret_file`.
     pub fn new(target: SiemTarget) -> Result<Self, String> {
-        let secret = std::fs::read_to_string(&target.secret_file)
+        let secret = crate::read_secret_file(&target.secret_file)
             .map_err(|e| format!("siem {}: secret_file {}: {e}", target.name, target.secret_file.display()))?
             .trim()
             .to_string();

@@ -122,6 +122,26 @@ fn script_path(script: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// A Python process that holds `path` open and listens on every interface (a port the system
+/// picks), as an inference server serving a model does: the process and the port it printed.
+pub fn serve_holding_open(path: &Path) -> (Child, String) {
+    let script = format!(
+        "import socket,time\nf=open({:?},'rb')\ns=socket.socket()\ns.bind(('0.0.0.0',0))\ns.listen()\n\
+         print(s.getsockname()[1],flush=True)\ntime.sleep(600)\n",
+        path.display().to_string()
+    );
+    let mut server = Child(
+        Command::new("python3")
+            .arg("-c")
+            .arg(&script)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run python3: {e}")),
+    );
+    let port = first_line(&mut server);
+    (server, port)
+}
+
 /// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
 #[derive(Debug)]
 pub struct Child(pub std::process::Child);

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use aiscout_e2e::fleet::{assert_ok, free_port, poll, run_once, AgentOptions, Collector};
-use aiscout_e2e::{collector_bin, first_line, fixtures_dir, workspace_root, Child};
+use aiscout_e2e::{collector_bin, first_line, fixtures_dir, serve_holding_open, workspace_root, Child};
 use serde_json::Value;
 
 const USER: &str = "aiscout.integration";
@@ -145,13 +145,8 @@ fn the_inventory_reaches_servicenow_once_then_updates_retires_and_reports() {
     std::fs::copy(fixtures_dir().join("safety/benign/tiny.gguf"), &gguf).unwrap();
     let removed = root.path().join("tiny.safetensors");
     std::fs::copy(fixtures_dir().join("safety/benign/tiny.safetensors"), &removed).unwrap();
-    let script = format!(
-        "import socket,time\nf=open({:?},'rb')\ns=socket.socket()\ns.bind(('0.0.0.0',0))\ns.listen()\n\
-         print(s.getsockname()[1],flush=True)\ntime.sleep(600)\n",
-        served.display().to_string()
-    );
-    let mut server = Child(Command::new("python3").arg("-c").arg(&script).stdout(Stdio::piped()).spawn().unwrap());
-    let port: u64 = first_line(&mut server).parse().unwrap();
+    let (_server, port) = serve_holding_open(&served);
+    let port: u64 = port.parse().unwrap();
     let options = AgentOptions { sections: vec!["models", "runtimes"], ..AgentOptions::default() };
     let config = c.agent_with("sn", &[root.path()], &c.token_file("token", &[]), &options);
     assert_ok(&run_once(&config));

@@ -7,10 +7,10 @@
 //! same host must pass the same validator and name the models alike.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use aiscout_e2e::fleet::{assert_ok, run_once, AgentOptions, Collector};
-use aiscout_e2e::{agent_bin, findings_venv, first_line, fixtures_dir, workspace_root, Child};
+use aiscout_e2e::{agent_bin, findings_venv, fixtures_dir, serve_holding_open, workspace_root};
 use serde_json::Value;
 
 /// The Python of `var/exports-venv` (scripts/exports-venv.sh).
@@ -62,13 +62,7 @@ fn a_fleet_exports_in_every_format_and_the_reference_validators_accept_it() {
     // A hostile pickle no other end-to-end test holds open: every agent sees every process of
     // the machine, so a file shared with a concurrent test would join that test's findings.
     std::fs::copy(fixtures_dir().join("safety/hostile/functools_partial_os_system.pkl"), &hostile).unwrap();
-    let script = format!(
-        "import socket,time\nf=open({:?},'rb')\ns=socket.socket()\ns.bind(('0.0.0.0',0))\ns.listen()\n\
-         print(s.getsockname()[1],flush=True)\ntime.sleep(600)\n",
-        hostile.display().to_string()
-    );
-    let mut server = Child(Command::new("python3").arg("-c").arg(&script).stdout(Stdio::piped()).spawn().unwrap());
-    let port = first_line(&mut server);
+    let (_server, port) = serve_holding_open(&hostile);
     let venv = findings_venv();
     let (home, models) = (fixtures_dir().join("home"), fixtures_dir().join("models"));
     let options =

@@ -4,11 +4,11 @@
 //! the security team's questions with one call each, an operator acknowledges a finding, and a
 //! finding whose evidence goes away resolves.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use aiscout_e2e::fleet::{assert_ok, poll, run_once, AgentOptions, Collector};
-use aiscout_e2e::{findings_venv, first_line, fixtures_dir, Child};
+use aiscout_e2e::{findings_venv, fixtures_dir, serve_holding_open};
 use serde_json::Value;
 
 fn now_ms() -> i64 {
@@ -55,13 +55,7 @@ fn a_small_fleet_answers_the_day_one_questions_with_one_call_each() {
     let venv = findings_venv();
 
     // A process that holds the pickle open and listens on every interface.
-    let script = format!(
-        "import socket,time\nf=open({:?},'rb')\ns=socket.socket()\ns.bind(('0.0.0.0',0))\ns.listen()\n\
-         print(s.getsockname()[1],flush=True)\ntime.sleep(600)\n",
-        pickle.display().to_string()
-    );
-    let mut server = Child(Command::new("python3").arg("-c").arg(&script).stdout(Stdio::piped()).spawn().unwrap());
-    let port = first_line(&mut server);
+    let (server, port) = serve_holding_open(&pickle);
 
     let options =
         AgentOptions { sections: vec!["models", "frameworks", "runtimes", "tooling"], ..AgentOptions::default() };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigProblem;
+use crate::config::{outbound_url_ok, ConfigProblem};
 
 /// `[cmdb]`: the CMDB targets; each is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -137,10 +137,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Largest `secret_file` read: a password, a token or a key is far smaller, and a wrong path
-/// must not read a huge file into memory.
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
-
 fn default_auth() -> ServiceNowAuth {
     ServiceNowAuth::Basic
 }
@@ -193,20 +189,6 @@ mod optional_duration {
     }
 }
 
-/// Whether `url` is `https://…`, or `http://` to loopback, with no credentials in it.
-pub fn url_ok(url: &str) -> bool {
-    let Ok(uri) = url.parse::<axum::http::Uri>() else { return false };
-    let Some(host) = uri.host() else { return false };
-    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return false;
-    }
-    match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => matches!(host, "127.0.0.1" | "[::1]" | "::1" | "localhost"),
-        _ => false,
-    }
-}
-
 /// Whether `name` can be a ServiceNow table name (`cmdb_ci_appl`, `u_ai_model`).
 fn table_name_ok(name: &str) -> bool {
     !name.is_empty()
@@ -247,7 +229,7 @@ impl CmdbConfig {
         let mut out = Vec::new();
         let mut problem = |key: &'static str, message: String| out.push(ConfigProblem { key, message });
         if let Some(s) = &self.servicenow {
-            if !url_ok(&s.instance_url) {
+            if !outbound_url_ok(&s.instance_url) {
                 problem("cmdb.servicenow.instance_url", "https://… (plain http only to a loopback address)".into());
             }
             if s.data_source.is_empty() || s.data_source.len() > 40 || s.data_source.chars().any(char::is_control) {
@@ -294,7 +276,7 @@ impl CmdbConfig {
             }
         }
         if let Some(w) = &self.webhook {
-            if !url_ok(&w.url) {
+            if !outbound_url_ok(&w.url) {
                 problem("cmdb.webhook.url", "https://… (plain http only to a loopback address)".into());
             }
             check_secret(
@@ -330,7 +312,7 @@ pub(crate) fn read_secret(
     literal: Option<&Secret>,
 ) -> Result<String, String> {
     let secret = if let Some(file) = file {
-        read_secret_file(file).map_err(|e| format!("{section}.secret_file {}: {e}", file.display()))?
+        crate::read_secret_file(file).map_err(|e| format!("{section}.secret_file {}: {e}", file.display()))?
     } else if let Some(name) = env {
         std::env::var(name).map_err(|_| format!("{section}.secret_env: the environment variable {name} is not set"))?
     } else if let Some(literal) = literal {
@@ -343,21 +325,6 @@ pub(crate) fn read_secret(
         return Err(format!("{section}: the secret is empty"));
     }
     Ok(secret)
-}
-
-/// The text of a secret file of at most [`MAX_SECRET_FILE_BYTES`] (read no further, whatever
-/// its size says: `/dev/zero` says 0).
-fn read_secret_file(file: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)?.take(MAX_SECRET_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} KiB: not a secret", MAX_SECRET_FILE_BYTES >> 10),
-        ));
-    }
-    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not utf-8 text"))
 }
 
 #[cfg(test)]

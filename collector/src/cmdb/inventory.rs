@@ -116,18 +116,14 @@ pub struct CmdbInventory {
 
 /// Every page of a listing.
 fn all_pages<T>(
-    mut page: impl FnMut(&PageRequest) -> Result<crate::store::Page<T>, StoreError>,
+    page: impl FnMut(&PageRequest) -> Result<crate::store::Page<T>, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
-    let mut request = PageRequest::first(PageRequest::MAX_LIMIT);
-    loop {
-        let p = page(&request)?;
-        out.extend(p.items);
-        match p.next_cursor {
-            Some(cursor) => request.after = Some(cursor),
-            None => return Ok(out),
-        }
-    }
+    crate::store::each_page(PageRequest::MAX_LIMIT, page, |item| -> Result<(), StoreError> {
+        out.push(item);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 fn text(v: &Value, pointer: &str) -> String {

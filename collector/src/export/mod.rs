@@ -31,8 +31,8 @@ use std::io::{self, Write};
 use serde_json::Value;
 
 use crate::store::{
-    AssetFilter, AssetKind, AssetSummary, ExportFilter, ExportSighting, FindingFilter, HostFilter, HostSummary,
-    PageRequest, Store, StoreError,
+    each_page, AssetFilter, AssetKind, AssetSummary, ExportFilter, ExportSighting, FindingFilter, HostFilter,
+    HostSummary, Store, StoreError,
 };
 
 /// Hosts and sightings read per store call.
@@ -208,17 +208,11 @@ pub(crate) fn for_each_host(
     mut each: impl FnMut(&HostSummary) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
     let filter = HostFilter { agent_id: request.agent_id.clone(), ..HostFilter::default() };
-    let mut page = PageRequest { after: None, limit: CHUNK };
-    loop {
-        let hosts = store.hosts(&filter, &page)?;
-        for host in hosts.items.iter().filter(|h| request.include_removed || h.agent.revoked_at_ms.is_none()) {
-            each(host)?;
-        }
-        match hosts.next_cursor {
-            Some(cursor) => page.after = Some(cursor),
-            None => return Ok(()),
-        }
-    }
+    each_page(
+        CHUNK,
+        |page| store.hosts(&filter, page),
+        |host| if request.include_removed || host.agent.revoked_at_ms.is_none() { each(&host) } else { Ok(()) },
+    )
 }
 
 /// Calls `each` on every asset of `kind` the request covers, by asset id, package files
@@ -236,17 +230,7 @@ pub(crate) fn for_each_asset(
         agent_id: request.agent_id.clone(),
         ..AssetFilter::default()
     };
-    let mut page = PageRequest { after: None, limit: ASSET_CHUNK };
-    loop {
-        let assets = store.assets(&filter, &page)?;
-        for asset in &assets.items {
-            each(asset)?;
-        }
-        match assets.next_cursor {
-            Some(cursor) => page.after = Some(cursor),
-            None => return Ok(()),
-        }
-    }
+    each_page(ASSET_CHUNK, |page| store.assets(&filter, page), |asset| each(&asset))
 }
 
 /// Calls `each` on every sighting of `kind` the request covers, by asset, host and sighting id.
@@ -275,23 +259,17 @@ impl FindingsIndex {
                 agent_id: request.agent_id.clone(),
                 ..FindingFilter::default()
             };
-            let mut page = PageRequest { after: None, limit: CHUNK };
-            loop {
-                let findings = store.findings(&filter, &page)?;
-                for f in &findings.items {
-                    for asset in &f.found.assets {
-                        index.entry(asset.clone()).or_default().push((
-                            f.found.rule_id.clone(),
-                            f.found.severity.clone(),
-                            f.state.clone(),
-                        ));
+            each_page(
+                CHUNK,
+                |page| store.findings(&filter, page),
+                |f| -> Result<(), StoreError> {
+                    for asset in f.found.assets {
+                        let standing = (f.found.rule_id.clone(), f.found.severity.clone(), f.state.clone());
+                        index.entry(asset).or_default().push(standing);
                     }
-                }
-                match findings.next_cursor {
-                    Some(cursor) => page.after = Some(cursor),
-                    None => break,
-                }
-            }
+                    Ok(())
+                },
+            )?;
         }
         for list in index.values_mut() {
             list.sort();

@@ -5,6 +5,7 @@
 //! one asset. The rules read the public scan JSON (`docs/scan-json.md`), whose fields are never
 //! renamed, so old and new agents produce the same identities.
 
+use aiscout_proto::bom::text_at;
 use serde_json::Value;
 
 use super::types::{AssetKind, Verdict};
@@ -135,11 +136,6 @@ fn runtime_discriminator(entry: &Value) -> Result<String, IdentityError> {
 fn hashed(kind: AssetKind, parts: &[&str], location: String) -> DerivedIdentity {
     let (asset_id, identity) = aiscout_proto::bom::hashed_asset_id(kind.as_str(), parts);
     DerivedIdentity { asset_id, identity, location, verdict: None, owned: false }
-}
-
-/// The non-empty string at `path`, if any.
-fn text_at<'a>(entry: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(entry, |v, key| v.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 fn required<'a>(entry: &'a Value, field: &'static str) -> Result<&'a str, IdentityError> {

@@ -289,6 +289,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         -> Result<Option<FindingRecord>, StoreError>;
 }
 
+/// Calls `each` on every item of a keyset listing, page after page of `limit` (`fetch` reads
+/// one page): what exports and the CMDB push walk hosts, assets and findings with.
+pub fn each_page<T, E: From<StoreError>>(
+    limit: u32,
+    mut fetch: impl FnMut(&PageRequest) -> Result<Page<T>, StoreError>,
+    mut each: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut page = PageRequest { after: None, limit };
+    loop {
+        let listing = fetch(&page)?;
+        for item in listing.items {
+            each(item)?;
+        }
+        match listing.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Calls `each` on every sighting `filter` matches, reading them in chunks of 1,000 through
 /// [`Store::export_sightings`]: what exports and the CMDB push walk instead of loading the
 /// inventory, so their memory does not grow with it.
