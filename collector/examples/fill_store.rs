@@ -1,10 +1,13 @@
-//! Fills a collector database with a synthetic fleet for the export benchmark
-//! (`scripts/bench/export-memory.sh`): `fill_store DB HOSTS PER_HOST`.
+//! Fills a collector database with a synthetic fleet for the benchmarks
+//! (`scripts/bench/export-memory.sh`, `scripts/bench/dashboard.sh`):
+//! `fill_store DB HOSTS PER_HOST [MODEL_POOL]`.
 //!
 //! Each host holds `PER_HOST` sightings through the real ingest path (`Store::apply_batch`):
-//! 90 % model files drawn from a pool of 5,000 digests (so the same model is on many hosts, as
-//! in a real fleet), 9 % framework packages from a pool of 300, and 1 % servers listening on a
-//! port. Entries are shaped like the agent's (docs/scan-json.md).
+//! 90 % model files drawn from a pool of `MODEL_POOL` digests (default 5,000; so the same model
+//! is on many hosts, as in a real fleet), 9 % framework packages from a pool of 300, and 1 %
+//! servers listening on a port. One digest in 50 is a dangerous pickle-like model. Every 20th
+//! host was last heard from two days ago (silent). Entries are shaped like the agent's
+//! (docs/scan-json.md); times are the current time.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,15 +18,16 @@ use serde_json::json;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(db), Some(hosts), Some(per_host)) = (
+    let (Some(db), Some(hosts), Some(per_host), Some(pool)) = (
         args.get(1).map(PathBuf::from),
         args.get(2).and_then(|h| h.parse::<u64>().ok()),
         args.get(3).and_then(|p| p.parse::<u64>().ok()),
+        args.get(4).map_or(Some(5000), |p| p.parse::<u64>().ok().filter(|p| *p > 0)),
     ) else {
-        eprintln!("usage: fill_store DB HOSTS PER_HOST");
+        eprintln!("usage: fill_store DB HOSTS PER_HOST [MODEL_POOL]");
         return ExitCode::from(2);
     };
-    match fill(&db, hosts, per_host) {
+    match fill(&db, hosts, per_host, pool) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fill_store: {e}");
@@ -32,10 +36,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn fill(db: &std::path::Path, hosts: u64, per_host: u64) -> Result<(), Box<dyn std::error::Error>> {
+fn fill(db: &std::path::Path, hosts: u64, per_host: u64, pool: u64) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(db)?.with_quota(AgentQuota { max_stored_bytes: u64::MAX });
-    let now = 1_780_000_000_000i64;
+    let real_now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
     for h in 0..hosts {
+        let now = if h % 20 == 19 { real_now - 2 * 86_400_000 } else { real_now };
         let agent_id = format!("agent-{h:06}");
         store.upsert_agent(&AgentRegistration {
             agent_id: agent_id.clone(),
@@ -58,8 +63,8 @@ fn fill(db: &std::path::Path, hosts: u64, per_host: u64) -> Result<(), Box<dyn s
                         json: json!({"pid": 1000 + i, "kind": "vllm", "exe": "/usr/bin/python3",
                             "listening": [{"address": "0.0.0.0", "port": 8000 + i, "exposure": "all_interfaces"}],
                             "auth": {"state": "default", "server_default": "none", "evidence": []},
-                            "open_models": [{"path": format!("/srv/models/10/m{}.gguf", (slot + 10) % 5000),
-                                "sha256": format!("{:064x}", (slot + 10) % 5000), "via": ["mmap"]}]})
+                            "open_models": [{"path": format!("/srv/models/10/m{}.gguf", (slot + 10) % pool),
+                                "sha256": format!("{:064x}", (slot + 10) % pool), "via": ["mmap"]}]})
                         .to_string(),
                     },
                     1..=9 => IngestAsset {
@@ -69,12 +74,26 @@ fn fill(db: &std::path::Path, hosts: u64, per_host: u64) -> Result<(), Box<dyn s
                             "environment": {"path": format!("/opt/venv{i}"), "kind": "venv"}, "category": "core"})
                         .to_string(),
                     },
-                    _ => {
-                        let path = format!("/srv/models/{i}/m{}.gguf", slot % 5000);
+                    _ if (slot % pool) % 50 == 7 => {
+                        let path = format!("/srv/models/{i}/m{}.pkl", slot % pool);
                         IngestAsset {
                             kind: AssetKind::Model,
                             local_key: path.clone(),
-                            json: json!({"path": path, "format": "gguf", "sha256": format!("{:064x}", slot % 5000),
+                            json: json!({"path": path, "format": "pickle", "sha256": format!("{:064x}", slot % pool),
+                                "size": 40_000u64, "digest_source": "hashed", "metadata": {},
+                                "source": null, "group": null, "owner": null,
+                                "safety": {"verdict": "dangerous", "findings": [{"kind": "import", "subject": "os.system",
+                                    "detail": "calls os.system when loaded", "severity": "critical",
+                                    "atlas": ["AML.T0011.000"], "owasp": ["LLM03:2025"]}]}})
+                            .to_string(),
+                        }
+                    }
+                    _ => {
+                        let path = format!("/srv/models/{i}/m{}.gguf", slot % pool);
+                        IngestAsset {
+                            kind: AssetKind::Model,
+                            local_key: path.clone(),
+                            json: json!({"path": path, "format": "gguf", "sha256": format!("{:064x}", slot % pool),
                                 "size": 4_000_000_000u64, "digest_source": "hashed",
                                 "metadata": {"architecture": "llama", "parameters": 6_738_415_616u64,
                                     "quantization": "Q4_K_M", "context_length": 4096},

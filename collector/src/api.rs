@@ -7,7 +7,7 @@
 //! - `GET /api/v1/hosts`
 //! - `GET /api/v1/assets?kind=model|framework|runtime|tooling`
 //! - `GET /api/v1/assets/{id}` (with a page of its sightings: `?limit=&after=`)
-//! - `GET /api/v1/findings?severity=&rule=&state=&host=&asset=&since=` and
+//! - `GET /api/v1/findings?severity=&rule=&state=&host=&asset=&since=&mapping=` and
 //!   `GET /api/v1/findings/{id}` (`crate::findings`)
 //! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
 //! - `GET /api/v1/audit?since=`: the audit trail, oldest first
@@ -15,6 +15,8 @@
 //! - `GET /api/v1/risk?host=|asset=`: a risk score and the findings behind it
 //! - `GET /api/v1/graph?host=|asset=`: the process ↔ model ↔ host ↔ exposure links
 //! - `GET /api/v1/policy`: the applied policy (null when none)
+//! - `GET /api/v1/overview`: hosts by status, models by verdict, exposed servers, open findings by
+//!   severity and their 30-day trend, the newest critical findings, the models spreading fastest
 //! - `GET /api/v1/changes?since=`: assets and sightings that appeared or were removed since
 //! - `GET /api/v1/export?format=csv|jsonl|cyclonedx|spdx&rows=&kind=&host=&include_removed=` (export
 //!   scope): the inventory, streamed (`crate::export`)
@@ -242,7 +244,7 @@ fn columns(a: &AssetSummary) -> Value {
             let name = e.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).or(file);
             json!({"name": name, "architecture": get("/metadata/architecture"), "format": get("/format"),
                 "size": get("/size"), "parameters": get("/metadata/parameters"),
-                "quantization": get("/metadata/quantization"), "repo": get("/source/repo")})
+                "quantization": get("/metadata/quantization"), "repo": get("/source/repo"), "path": get("/path")})
         }
         AssetKind::Framework => {
             json!({"ecosystem": get("/ecosystem"), "name": get("/name"), "version": get("/version"),
@@ -257,8 +259,14 @@ fn columns(a: &AssetSummary) -> Value {
             let exposed = listening.iter().any(|l| l["exposure"] != "loopback");
             json!({"kind": get("/kind"), "listening": listening, "exposed": exposed, "auth": get("/auth/state")})
         }
-        AssetKind::Tooling => json!({"kind": get("/kind"), "client": get("/client"), "variable": get("/variable"),
-            "provider": get("/provider")}),
+        AssetKind::Tooling => {
+            let servers: Option<Vec<Value>> = e
+                .get("servers")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().map(|s| s.get("name").cloned().unwrap_or(Value::Null)).collect());
+            json!({"kind": get("/kind"), "client": get("/client"), "variable": get("/variable"),
+                "provider": get("/provider"), "servers": servers, "path": get("/path")})
+        }
     }
 }
 
@@ -335,6 +343,8 @@ fn host_json(h: &HostSummary, silent_before: i64, facts: bool) -> Value {
         for key in ["os", "kernel", "arch", "ip_addresses"] {
             object.insert(key.into(), f.get(key).cloned().unwrap_or(Value::Null));
         }
+        let gpus = f.get("gpus").and_then(Value::as_array).map(Vec::len);
+        object.insert("gpu_count".into(), json!(gpus));
         if facts {
             object.insert("facts".into(), f.clone());
         }
@@ -491,6 +501,8 @@ pub struct FindingParams {
     asset: Option<String>,
     /// Found or changed state at or after (ms since the epoch).
     since: Option<i64>,
+    /// Of a rule mapped to this framework id (`LLM03:2025`, `AML.T0010.003`, `MEASURE 2.7`, …).
+    mapping: Option<String>,
 }
 
 async fn findings(
@@ -513,6 +525,19 @@ async fn findings(
         let known: Vec<&str> = crate::findings::RULES.iter().map(|r| r.id).collect();
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("rule: {rule:?} is not one of {}", known.join(", "))));
     }
+    let rule_ids = match p.mapping.as_deref() {
+        None => None,
+        Some(m) => {
+            let rules = crate::findings::rules_mapped_to(m);
+            if rules.is_empty() {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("mapping: no rule is mapped to {m:?} (the ids are in GET /api/v1/findings' docs)"),
+                ));
+            }
+            Some(rules.into_iter().map(str::to_string).collect())
+        }
+    };
     check_limit(p.limit)?;
     check_cursor(p.after.as_deref(), |c| {
         c.len() == 26 && c.strip_prefix("f-").is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -524,6 +549,7 @@ async fn findings(
         agent_id: p.host,
         asset_id: p.asset,
         since_ms: p.since,
+        rule_ids,
     };
     let page = PageRequest { after: p.after, limit: p.limit.unwrap_or(0) };
     let page =
@@ -538,6 +564,42 @@ async fn finding(State(store): State<Arc<dyn Store>>, Path(id): Path<String>) ->
     found
         .map(|f| Json(crate::findings::to_json(&f)))
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no finding {id}")))
+}
+
+/// Days of findings trend the overview shows.
+pub const OVERVIEW_TREND_DAYS: u32 = 30;
+
+/// The window of "spreading fastest": new hosts over the last 7 days.
+pub const OVERVIEW_SPREAD_WINDOW_MS: i64 = 7 * 86_400_000;
+
+/// `GET /api/v1/overview`: the dashboard's first screen as JSON (`Store::overview`).
+async fn overview(
+    State(store): State<Arc<dyn Store>>,
+    axum::Extension(settings): axum::Extension<ApiSettings>,
+) -> Result<Json<Value>, ApiError> {
+    let now = now_ms();
+    let request = crate::store::OverviewRequest {
+        now_ms: now,
+        silent_before_ms: silent_before(settings),
+        trend_days: OVERVIEW_TREND_DAYS,
+        spread_since_ms: now.saturating_sub(OVERVIEW_SPREAD_WINDOW_MS),
+        list_limit: 5,
+    };
+    let o = blocking(ApiError::internal, move || store.overview(&request).map_err(|e| http_status(&e))).await?;
+    let counts = |list: &[(String, u64)]| -> serde_json::Map<String, Value> {
+        list.iter().map(|(k, n)| (k.clone(), json!(n))).collect()
+    };
+    Ok(Json(json!({
+        "at_ms": now,
+        "hosts": {"by_status": counts(&o.hosts_by_status), "clones": o.clones},
+        "models": {"total": o.models, "by_verdict": counts(&o.models_by_verdict)},
+        "exposed_servers": o.exposed_servers,
+        "open_findings": counts(&o.open_findings),
+        "trend": o.trend.iter().map(|(end, c)| json!({"day_end_ms": end, "by_severity": counts(c)})).collect::<Vec<_>>(),
+        "newest_critical": o.newest_critical.iter().map(crate::findings::to_json).collect::<Vec<_>>(),
+        "spreading": o.spreading.iter().map(|(a, n)| json!({"asset": asset_json(a), "new_hosts": n,
+            "window_ms": OVERVIEW_SPREAD_WINDOW_MS})).collect::<Vec<_>>(),
+    })))
 }
 
 /// Query of `GET /api/v1/risk` and `/graph`: exactly one of `host` and `asset`.
@@ -929,7 +991,8 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/risk", get(risk))
         .route("/api/v1/graph", get(graph))
-        .route("/api/v1/policy", get(policy));
+        .route("/api/v1/policy", get(policy))
+        .route("/api/v1/overview", get(overview));
     let export = Router::new().route("/api/v1/export", get(export));
     let admin = Router::new()
         .route("/api/v1/findings/{id}/ack", post(acknowledge))

@@ -243,6 +243,30 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.id == id)
 }
 
+/// The ids of the rules mapped to `mapping` (an id of any framework: `LLM03:2025`,
+/// `AML.T0010.003`, `MEASURE 2.7`, `A.10.3`); empty when none is.
+pub fn rules_mapped_to(mapping: &str) -> Vec<&'static str> {
+    RULES.iter().filter(|r| r.mappings().iter().any(|(_, ids)| ids.contains(&mapping))).map(|r| r.id).collect()
+}
+
+/// Every mapping id some rule has, by framework key, sorted and without repeats.
+pub fn mapped_ids() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for rule in &RULES {
+        for (key, ids) in rule.mappings() {
+            match out.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, all)) => all.extend_from_slice(ids),
+                None => out.push((key, ids.to_vec())),
+            }
+        }
+    }
+    for (_, ids) in &mut out {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    out
+}
+
 /// What the rules need besides the inventory.
 #[derive(Debug, Clone)]
 pub struct Settings {

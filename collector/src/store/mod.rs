@@ -287,6 +287,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Refused for a resolved one (there is nothing to accept).
     fn acknowledge_finding(&self, finding_id: &str, ack: &Acknowledgement)
         -> Result<Option<FindingRecord>, StoreError>;
+
+    /// The dashboard's overview ([`Overview`]): its counts are the totals of the hosts, assets
+    /// and findings listings with the matching filters, all read in one transaction.
+    fn overview(&self, request: &OverviewRequest) -> Result<Overview, StoreError>;
 }
 
 /// Calls `each` on every item of a keyset listing, page after page of `limit` (`fetch` reads

@@ -895,6 +895,8 @@ pub struct FindingFilter {
     pub asset_id: Option<String>,
     /// Found or changed state at or after this time (ms).
     pub since_ms: Option<i64>,
+    /// Of one of these rules (a framework mapping's rules: `crate::findings::rules_mapped_to`).
+    pub rule_ids: Option<Vec<String>>,
 }
 
 /// What one reconciliation of findings changed.
@@ -989,4 +991,49 @@ pub struct Changes {
     pub verdict_changes: Vec<AssetEvent>,
     /// How many.
     pub verdict_changes_total: u64,
+}
+
+/// One day of the findings trend: its end (ms) and, by severity, the findings open then.
+pub type TrendDay = (i64, Vec<(String, u64)>);
+
+/// What the dashboard's overview shows (`Store::overview`), read in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    /// Hosts by status (`online`, `silent`, `revoked`, `decommissioned`): the totals of the hosts
+    /// listing with that status filter.
+    pub hosts_by_status: Vec<(String, u64)>,
+    /// Live (neither revoked, superseded nor decommissioned) agents sharing a machine with another.
+    pub clones: u64,
+    /// Models as the default assets listing counts them.
+    pub models: u64,
+    /// Models by verdict (`dangerous`, `suspicious`, `safe`): the totals of the assets listing with
+    /// that verdict filter (a model with sightings of two verdicts counts under both).
+    pub models_by_verdict: Vec<(String, u64)>,
+    /// Inference servers listening beyond loopback (`assets?kind=runtime&exposure=exposed`).
+    pub exposed_servers: u64,
+    /// Open and reopened findings by severity, most severe first.
+    pub open_findings: Vec<(String, u64)>,
+    /// The last days, oldest first: the day's end (ms) and, by severity, the findings found by
+    /// then and not resolved by then.
+    pub trend: Vec<TrendDay>,
+    /// The newest open or reopened critical findings, newest first.
+    pub newest_critical: Vec<FindingRecord>,
+    /// The models that reached the most new hosts lately: the asset and how many hosts first saw it
+    /// since the window's start.
+    pub spreading: Vec<(AssetSummary, u64)>,
+}
+
+/// What `Store::overview` is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverviewRequest {
+    /// Now (ms).
+    pub now_ms: i64,
+    /// Hosts not heard from before this are silent (ms).
+    pub silent_before_ms: i64,
+    /// Days of trend.
+    pub trend_days: u32,
+    /// The spread window's start (ms).
+    pub spread_since_ms: i64,
+    /// Rows of the lists (newest critical findings, spreading models).
+    pub list_limit: u32,
 }

@@ -9,7 +9,7 @@ use super::{audit, Res};
 use crate::store::error::StoreError;
 use crate::store::types::{
     Acknowledgement, AssetKind, FindingChanges, FindingFilter, FindingRecord, LiveEntry, LiveHost, LiveInventory,
-    NewFinding, Page, PageRequest, PolicyRecord,
+    NewFinding, Page, PageRequest, PolicyRecord, TrendDay,
 };
 
 use crate::findings::{severity_rank, SEVERITIES};
@@ -293,12 +293,22 @@ pub(super) fn list(tx: &Transaction<'_>, filter: &FindingFilter, page: &PageRequ
          AND (?3 IS NULL OR f.rule_id = ?3) AND (?4 IS NULL OR f.state = ?4) \
          AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h WHERE h.finding_id = f.finding_id AND h.agent_id = ?5)) \
          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM finding_assets x WHERE x.finding_id = f.finding_id AND x.asset_id = ?6)) \
-         AND (?7 IS NULL OR MAX(f.first_seen_ms, f.state_changed_ms) >= ?7)";
+         AND (?7 IS NULL OR MAX(f.first_seen_ms, f.state_changed_ms) >= ?7) \
+         AND (?8 IS NULL OR f.rule_id IN (SELECT value FROM json_each(?8)))";
     let sql = format!(
-        "SELECT {COLUMNS} FROM findings f WHERE {wanted} AND (?8 IS NULL OR f.finding_id > ?8) ORDER BY f.finding_id LIMIT ?9"
+        "SELECT {COLUMNS} FROM findings f WHERE {wanted} AND (?9 IS NULL OR f.finding_id > ?9) ORDER BY f.finding_id LIMIT ?10"
     );
-    let wanted_args: [&dyn ToSql; 7] =
-        [&min_rank, &ranked, &filter.rule_id, &filter.state, &filter.agent_id, &filter.asset_id, &filter.since_ms];
+    let rule_ids = filter.rule_ids.as_ref().map(|ids| serde_json::Value::from(ids.clone()).to_string());
+    let wanted_args: [&dyn ToSql; 8] = [
+        &min_rank,
+        &ranked,
+        &filter.rule_id,
+        &filter.state,
+        &filter.agent_id,
+        &filter.asset_id,
+        &filter.since_ms,
+        &rule_ids,
+    ];
     let page_args: [&dyn ToSql; 2] = [&page.after, &(limit + 1)];
     let mut stmt = tx.prepare(&sql)?;
     let rows = stmt
@@ -314,6 +324,66 @@ pub(super) fn list(tx: &Transaction<'_>, filter: &FindingFilter, page: &PageRequ
         })?;
     let next_cursor = if more { items.last().map(|f| f.found.finding_id.clone()) } else { None };
     Ok(Page { items, next_cursor, total: u64::try_from(total).unwrap_or_default() })
+}
+
+/// The newest (by first sighting) open or reopened findings of `severity`, at most `limit`.
+pub(super) fn newest(tx: &Transaction<'_>, severity: &str, limit: u32) -> Res<Vec<FindingRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM findings f WHERE f.severity = ?1 AND f.state IN ('open', 'reopened') \
+         ORDER BY f.first_seen_ms DESC, f.finding_id LIMIT ?2"
+    );
+    let mut stmt = tx.prepare(&sql)?;
+    let rows = stmt.query_map(params![severity, limit], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Open and reopened findings by severity, most severe first (every severity, zero included).
+pub(super) fn open_by_severity(tx: &Transaction<'_>) -> Res<Vec<(String, u64)>> {
+    let mut stmt = tx.prepare(
+        "SELECT f.severity, COUNT(*) FROM findings f WHERE f.state IN ('open', 'reopened') GROUP BY f.severity",
+    )?;
+    let counts = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<HashMap<_, _>>>()?;
+    Ok(by_severity(&counts))
+}
+
+/// `counts` in severity order, most severe first, zero where absent.
+fn by_severity(counts: &HashMap<String, i64>) -> Vec<(String, u64)> {
+    SEVERITIES
+        .iter()
+        .rev()
+        .map(|s| ((*s).to_string(), counts.get(*s).map_or(0, |n| u64::try_from(*n).unwrap_or_default())))
+        .collect()
+}
+
+/// For each of the `days` days ending at the UTC midnights up to `now_ms`'s next one, oldest first: the
+/// day's end and, by severity, the findings first seen by then and not resolved by then. A finding
+/// resolved and reopened since counts from its first sighting on (the store keeps one resolution).
+pub(super) fn trend(tx: &Transaction<'_>, now_ms: i64, days: u32) -> Res<Vec<TrendDay>> {
+    const DAY: i64 = 86_400_000;
+    let last_end = (now_ms.div_euclid(DAY) + 1) * DAY;
+    let mut stmt = tx.prepare(
+        "WITH RECURSIVE d(n, end_ms) AS (SELECT 0, ?1 UNION ALL SELECT n + 1, end_ms - ?2 FROM d WHERE n + 1 < ?3) \
+         SELECT d.end_ms, f.severity, COUNT(f.finding_id) FROM d LEFT JOIN findings f \
+             ON f.first_seen_ms < d.end_ms AND NOT (f.state = 'resolved' AND COALESCE(f.resolved_at_ms, 0) < d.end_ms) \
+         GROUP BY d.end_ms, f.severity ORDER BY d.end_ms",
+    )?;
+    let rows = stmt
+        .query_map(params![last_end, DAY, days], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out: Vec<(i64, HashMap<String, i64>)> = Vec::new();
+    for (end, severity, n) in rows {
+        if out.last().is_none_or(|(e, _)| *e != end) {
+            out.push((end, HashMap::new()));
+        }
+        if let (Some(severity), Some((_, counts))) = (severity, out.last_mut()) {
+            counts.insert(severity, n);
+        }
+    }
+    Ok(out.into_iter().map(|(end, counts)| (end, by_severity(&counts))).collect())
 }
 
 pub(super) fn get(tx: &Transaction<'_>, finding_id: &str) -> Res<Option<FindingRecord>> {

@@ -26,6 +26,7 @@ mod agents;
 mod audit;
 mod batch;
 mod findings;
+mod overview;
 mod queries;
 pub(crate) mod schema;
 mod tokens;
@@ -45,8 +46,8 @@ use super::types::{
     Acknowledgement, Agent, AgentRegistration, ApiToken, ApplyOutcome, AssetDetail, AssetFilter, AssetSummary,
     AuditRecord, AuditVerification, Changes, EnrollmentToken, ExportFilter, ExportSighting, FindingChanges,
     FindingFilter, FindingRecord, HostFilter, HostStatus, HostSummary, IngestBatch, IssuedToken, LiveEntry,
-    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Page, PageRequest, PolicyRecord, RolloutTally,
-    SightingKey, TokenUse, UpdateRecord,
+    LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Overview, OverviewRequest, Page, PageRequest,
+    PolicyRecord, RolloutTally, SightingKey, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -451,5 +452,9 @@ impl Store for SqliteStore {
         ack: &Acknowledgement,
     ) -> Result<Option<FindingRecord>, StoreError> {
         self.write("acknowledge finding", |tx| findings::acknowledge(tx, finding_id, ack))
+    }
+
+    fn overview(&self, request: &OverviewRequest) -> Result<Overview, StoreError> {
+        self.read("read overview", |tx| overview::overview(tx, request))
     }
 }

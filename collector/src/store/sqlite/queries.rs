@@ -225,7 +225,7 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
     let mut rows = bounded(rows, limit, |a| a.id.len() + a.identity.len())?;
     drop(stmt);
     for asset in &mut rows.0 {
-        complete(tx, asset)?;
+        complete(tx, asset, filter.agent_id.as_deref())?;
     }
     let total = tx.query_row(
         &format!("SELECT COUNT(*) FROM assets a WHERE {listed}"),
@@ -349,7 +349,7 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
     let Some(mut asset) = tx.query_row(&sql, [asset_id], row).optional()? else {
         return Ok(None);
     };
-    complete(tx, &mut asset)?;
+    complete(tx, &mut asset, None)?;
     let after: i64 = match &page.after {
         None => 0,
         Some(cursor) => cursor.parse().map_err(|_| StoreError::InvalidCursor { cursor: cursor.clone() })?,
@@ -414,15 +414,17 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
     })
 }
 
-/// Fills what a summary needs beyond its row: the hostnames, and a model's verdicts.
-fn complete(tx: &Transaction<'_>, asset: &mut AssetSummary) -> Res<()> {
+/// Fills what a summary needs beyond its row: the hostnames, the latest live entry (`host`'s own
+/// when given, so a host's listing shows that host's path and environment), and a model's verdicts.
+fn complete(tx: &Transaction<'_>, asset: &mut AssetSummary, host: Option<&str>) -> Res<()> {
     asset.hostnames = hostnames(tx, &asset.id)?;
     asset.latest_entry = tx
         .prepare_cached(
             "SELECT entry_json FROM sightings WHERE asset_id = ?1 AND removed_at_ms IS NULL \
+                 AND (?2 IS NULL OR agent_id = ?2) \
              ORDER BY last_seen_ms DESC, sighting_id DESC LIMIT 1",
         )?
-        .query_row([&asset.id], |r| r.get(0))
+        .query_row(rusqlite::params![&asset.id, host], |r| r.get(0))
         .optional()?;
     if asset.kind == AssetKind::Model {
         asset.verdict_hosts = verdict_hosts(tx, &asset.id)?;

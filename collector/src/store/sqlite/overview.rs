@@ -1,0 +1,70 @@
+//! The dashboard's overview (`Store::overview`): the listings' totals with the overview's
+//! filters, the findings' counts and trend, and the models spreading fastest, in one
+//! transaction so that the numbers on one screen agree with each other.
+
+use rusqlite::{params, Transaction};
+
+use super::{findings, queries, Res};
+use crate::store::types::{AssetFilter, AssetKind, HostFilter, Overview, OverviewRequest, PageRequest, Verdict};
+
+/// The totals only: a listing asked for one row still counts every match.
+const ONE: PageRequest = PageRequest { after: None, limit: 1 };
+
+pub(super) fn overview(tx: &Transaction<'_>, request: &OverviewRequest) -> Res<Overview> {
+    let mut hosts_by_status = Vec::new();
+    for status in ["online", "silent", "revoked", "decommissioned"] {
+        let filter = HostFilter {
+            status: Some(status.into()),
+            silent_before_ms: request.silent_before_ms,
+            ..HostFilter::default()
+        };
+        hosts_by_status.push((status.to_string(), queries::hosts(tx, &filter, &ONE)?.total));
+    }
+    let clones: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM agents WHERE clone_detected_at_ms IS NOT NULL AND revoked_at_ms IS NULL \
+         AND superseded_by IS NULL AND decommissioned_at_ms IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    let models_filter = AssetFilter { kind: Some(AssetKind::Model), ..AssetFilter::default() };
+    let models = queries::assets(tx, &models_filter, &ONE)?.total;
+    let mut models_by_verdict = Vec::new();
+    for verdict in [Verdict::Dangerous, Verdict::Suspicious, Verdict::Safe] {
+        let filter = AssetFilter { verdict: Some(verdict), ..models_filter.clone() };
+        models_by_verdict.push((verdict.as_str().to_string(), queries::assets(tx, &filter, &ONE)?.total));
+    }
+    let exposed =
+        AssetFilter { kind: Some(AssetKind::Runtime), exposure: Some("exposed".into()), ..AssetFilter::default() };
+    let exposed_servers = queries::assets(tx, &exposed, &ONE)?.total;
+    let mut spreading = Vec::new();
+    for (asset_id, new_hosts) in spreading_models(tx, request.spread_since_ms, request.list_limit)? {
+        if let Some(detail) = queries::asset(tx, &asset_id, &ONE)? {
+            spreading.push((detail.asset, new_hosts));
+        }
+    }
+    Ok(Overview {
+        hosts_by_status,
+        clones: u64::try_from(clones).unwrap_or_default(),
+        models,
+        models_by_verdict,
+        exposed_servers,
+        open_findings: findings::open_by_severity(tx)?,
+        trend: findings::trend(tx, request.now_ms, request.trend_days)?,
+        newest_critical: findings::newest(tx, "critical", request.list_limit)?,
+        spreading,
+    })
+}
+
+/// The models with the most hosts whose live sighting of them began at or after `since_ms`
+/// (`sightings_live_by_first_seen`), most first.
+fn spreading_models(tx: &Transaction<'_>, since_ms: i64, limit: u32) -> Res<Vec<(String, u64)>> {
+    let mut stmt = tx.prepare(
+        "SELECT s.asset_id, COUNT(DISTINCT s.agent_id) AS n FROM sightings s \
+         WHERE s.removed_at_ms IS NULL AND s.first_seen_ms >= ?1 AND s.kind = 'model' \
+         GROUP BY s.asset_id ORDER BY n DESC, s.asset_id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![since_ms, limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().map(|(id, n)| (id, u64::try_from(n).unwrap_or_default())).collect())
+}
