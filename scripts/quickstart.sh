@@ -96,6 +96,9 @@ curl -sf "http://127.0.0.1:$api_port/healthz" >/dev/null || fail "the collector 
 "$collector" --config "$qs/collector.toml" token create --uses 1 --ttl 1h --label quickstart >"$qs/enroll.token"
 chmod 600 "$qs/enroll.token"
 api_token=$("$collector" --config "$qs/collector.toml" api-token create --label quickstart)
+# The dashboard's sign-in token: read to view, admin to acknowledge, export to download.
+(umask 077 && "$collector" --config "$qs/collector.toml" api-token create --label quickstart-dashboard \
+  --scope read --scope admin --scope export >"$qs/dashboard.token")
 
 roots=("$@")
 [ ${#roots[@]} -gt 0 ] || roots=("$HOME")
@@ -158,6 +161,7 @@ for kind in model framework runtime tooling; do
   echo "$kind assets: $(api_field "/api/v1/assets?kind=$kind&limit=1" total)"
 done
 echo
+echo "dashboard: http://127.0.0.1:$api_port/ui/ (sign in with the token in $qs/dashboard.token)"
 echo "API:      curl -H 'Authorization: Bearer $api_token' http://127.0.0.1:$api_port/api/v1/assets?kind=model"
 echo "agent:    $agent status --config $qs/agent.toml"
 echo "docs:     docs/collector.md (API), docs/scan-json.md (entries)"

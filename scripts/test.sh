@@ -4,38 +4,44 @@
 # exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+START=$(date +%s)
+# Each step says when it starts (seconds into the run), so a slow CI shows where its time went.
+say() { echo "== [$(( $(date +%s) - START ))s] $*"; }
 
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
 
-echo "== cargo fmt --check"
+say "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
+say "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== build binaries (the end-to-end tests run them)"
+say "build binaries (the end-to-end tests run them)"
 cargo build --workspace --bins --locked
-echo "== the second agent build the self-update tests update to (scripts/build-agent-v2.sh)"
+say "the second agent build the self-update tests update to (scripts/build-agent-v2.sh)"
 scripts/build-agent-v2.sh
-echo "== python venv for the process tests (tests/process-requirements.txt, reused when unchanged)"
+say "python venv for the process tests (tests/process-requirements.txt, reused when unchanged)"
 scripts/process-venv.sh >/dev/null
-echo "== python venv for the owner test (tests/owner-*requirements.txt, reused when unchanged)"
+say "python venv for the owner test (tests/owner-*requirements.txt, reused when unchanged)"
 scripts/owner-venv.sh >/dev/null
-echo "== python venv with a real vulnerable package for the findings tests (tests/findings-requirements.txt)"
+say "python venv with a real vulnerable package for the findings tests (tests/findings-requirements.txt)"
 scripts/findings-venv.sh >/dev/null
-echo "== python venv with the reference validators of the exports (tests/exports-requirements.txt)"
+say "python venv with the reference validators of the exports (tests/exports-requirements.txt)"
 scripts/exports-venv.sh >/dev/null
-echo "== rpm and rpmbuild for the rpm owner test (Debian's rpm package)"
+say "Chromium (Debian) and a playwright venv for the dashboard's browser test (tests/browser-requirements.txt)"
+scripts/browser-venv.sh >/dev/null
+say "rpm and rpmbuild for the rpm owner test (Debian's rpm package)"
 command -v rpmbuild >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq rpm >/dev/null; }
-echo "== the API's OpenAPI document, by the reference validator (scripts/check-openapi.sh)"
+say "the API's OpenAPI document, by the reference validator (scripts/check-openapi.sh)"
 scripts/check-openapi.sh
-echo "== tests"
+say "tests"
 cargo test --workspace --locked
-echo "== quickstart with its ports taken (scripts/test-quickstart.sh)"
+say "quickstart with its ports taken (scripts/test-quickstart.sh)"
 scripts/test-quickstart.sh
-echo "== packages: build .deb and .rpm, install, check, purge (scripts/test-packages.sh)"
+say "packages: build .deb and .rpm, install, check, purge (scripts/test-packages.sh)"
 scripts/test-packages.sh
-echo "== deployment manifests: Kubernetes (kubernetes-validate, offline), macOS profiles (plistlib)"
+say "deployment manifests: Kubernetes (kubernetes-validate, offline), macOS profiles (plistlib)"
 scripts/test-manifests.sh
-echo "== Ansible role, for real on this machine (-c local): installs, enrolls, idempotent, purged"
+say "Ansible role, for real on this machine (-c local): installs, enrolls, idempotent, purged"
 scripts/test-ansible.sh
+say "done"

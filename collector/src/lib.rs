@@ -60,6 +60,7 @@ pub mod server;
 pub mod siem;
 pub mod store;
 pub mod tls;
+pub mod ui;
 pub mod untrusted;
 
 /// Sets up `tracing` on stderr at `level` (`[log]`), which `AISCOUT_LOG` overrides when set;

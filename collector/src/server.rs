@@ -99,7 +99,9 @@ pub async fn run(
         .serve_with_incoming_shutdown(agents, async move {
             let _ = stop_grpc.wait_for(|s| *s).await;
         });
-    let router = crate::api::router_with(store, crate::api::ApiSettings { silent_after: config.findings.silent_after });
+    let settings = crate::api::ApiSettings { silent_after: config.findings.silent_after };
+    // The API and, under /ui/, the dashboard that is its client (crate::ui).
+    let router = crate::ui::app(store, settings, api_tls.is_some());
     let api_stopped = async move {
         let _ = stop_api.wait_for(|s| *s).await;
     };

@@ -23,7 +23,8 @@ mkdir -p "$BENCH"
 
 # An export with its serial number and timestamps blanked (they differ between two exports).
 without_serial() { sed -E 's/urn:uuid:[0-9a-f-]{36}|urn:aiscout:spdx:[0-9a-f-]{36}|"(timestamp|created)":"[^"]*"/X/g' "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench/serve.sh
+. "$ROOT/scripts/bench/serve.sh"
 
 printf '| sightings | format | CLI peak RSS | CLI time | server RSS before → peak during | HTTP time | bytes |\n'
 printf '|---|---|---|---|---|---|---|\n'
@@ -34,32 +35,10 @@ for hosts in 100 1000; do
     echo "filling $hosts hosts × 1000 sightings" >&2
     "$TARGET/release/examples/fill_store" "$dir/data/inventory.db" "$hosts" 1000
   fi
-  grpc=$(free_port); api=$(free_port)
-  cat > "$dir/collector.toml" <<TOML
-data_dir = "$dir/data"
-listen = "127.0.0.1:$grpc"
-api_listen = "127.0.0.1:$api"
-[tls]
-dev = true
-names = ["localhost", "127.0.0.1"]
-[findings]
-interval = "1h"
-TOML
+  # The first findings evaluation reads the whole inventory (docs/findings.md, Limits):
+  # serve_collector waits for it, so the export's own memory is what is measured.
+  serve_collector "$dir" "$COLLECTOR"
   token=$("$COLLECTOR" --config "$dir/collector.toml" api-token create --scope export)
-  "$COLLECTOR" --config "$dir/collector.toml" serve > "$dir/serve.log" 2>&1 &
-  pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/healthz" >/dev/null && break; sleep 0.1; done
-  # The first findings evaluation reads the whole inventory (docs/findings.md, Limits): wait
-  # for it, and say what it cost, so the export's own memory is what is measured.
-  # (it logs only when findings change, so wait for the process to go idle: no CPU time used
-  # for two seconds).
-  cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-  last=-1; idle=0
-  while [ "$idle" -lt 4 ]; do
-    now=$(cpu); if [ "$now" = "$last" ]; then idle=$((idle + 1)); else idle=0; fi
-    last=$now; sleep 0.5
-  done
   echo "collector serving $((hosts * 1000)) sightings: VmHWM after start-up and the first findings evaluation $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status") MiB, VmRSS $(awk '/VmRSS/ {print int($2/1024)}' "/proc/$pid/status") MiB" >&2
   for spec in "csv sightings" "jsonl sightings" "csv assets" "cyclonedx -" "spdx -"; do
     set -- $spec; format=$1; rows=$2

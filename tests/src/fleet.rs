@@ -66,6 +66,8 @@ pub struct AgentOptions {
     pub extra_toml: String,
     /// `scan.sections`; `["models"]` when empty.
     pub sections: Vec<&'static str>,
+    /// `identity.hostname` (no `"` or `\`); `host-<name>` when `None`.
+    pub hostname: Option<String>,
 }
 
 /// One live sighting of a model, as the API reports it.
@@ -288,12 +290,13 @@ impl Collector {
             None => token,
         };
         let machine_id = options.machine_id.clone().unwrap_or_else(|| format!("machine-{name}"));
+        let hostname = options.hostname.clone().unwrap_or_else(|| format!("host-{name}"));
         let sections = if options.sections.is_empty() { vec!["models"] } else { options.sections.clone() };
         let sections: Vec<String> = sections.iter().map(|s| format!("\"{s}\"")).collect();
         let config = self.dir.path().join(format!("{name}.toml"));
         let text = format!(
             "state_dir = \"{}\"\n[collector]\nurl = \"https://127.0.0.1:{}\"\nca_file = \"{}\"\nenrollment_token_file = \"{}\"\n\
-             [identity]\nmachine_id = \"{machine_id}\"\nhostname = \"host-{name}\"\n[scan]\nroots = [{}]\nsections = [{}]\n{}",
+             [identity]\nmachine_id = \"{machine_id}\"\nhostname = \"{hostname}\"\n[scan]\nroots = [{}]\nsections = [{}]\n{}",
             self.state_dir(name).display(),
             self.grpc_port,
             self.ca_file().display(),

@@ -9,6 +9,7 @@ mod archives;
 mod cache;
 mod cmdb;
 mod daemon_control;
+mod dashboard;
 mod exports;
 mod findings;
 mod fixtures;
