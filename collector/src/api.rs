@@ -428,8 +428,8 @@ async fn assets(
     check_cursor(params.after.as_deref(), |c| {
         ["model:", "framework:", "runtime:", "tooling:"].iter().any(|k| c.starts_with(k)) && c.len() <= 1024
     })?;
-    if params.q.as_deref().is_some_and(|q| q.is_empty() || q.len() > 200) {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "q: 1 to 200 characters".into()));
+    if params.q.as_deref().is_some_and(|q| q.is_empty() || q.len() > 200 || q.chars().any(char::is_control)) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "q: 1 to 200 characters, no control characters".into()));
     }
     let kind = match params.kind.as_deref() {
         None | Some("") => None,

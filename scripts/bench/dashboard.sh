@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dashboard pages under load: every page must answer in under 300 ms with 10,000 hosts and
 # 50,000 assets in the store (issue 16). Fills a database through the real ingest path
-# (collector/examples/fill_store.rs: 10,000 hosts × 20 sightings over a pool of 50,000 model
+# (collector/examples/fill_store.rs: 10,000 hosts × 20 sightings over a pool of 40,000 model
 # digests, one in 50 dangerous, every 20th host silent), starts a release collector on it, waits
 # for its first findings evaluation, signs in with a read token (the session cookie, as a
 # browser does) and fetches each page RUNS times (default 20) with curl. Prints the store's size
@@ -23,8 +23,8 @@ mkdir -p "$BENCH"
 dir="$BENCH/fleet"
 if [ ! -s "$dir/data/inventory.db" ]; then
   rm -rf "$dir" && mkdir -p "$dir/data"
-  echo "filling 10,000 hosts × 20 sightings (model pool 50,000)" >&2
-  "$TARGET/release/examples/fill_store" "$dir/data/inventory.db" 10000 20 50000
+  echo "filling 10,000 hosts × 20 sightings (model pool 40,000)" >&2
+  "$TARGET/release/examples/fill_store" "$dir/data/inventory.db" 10000 20 40000
 fi
 # shellcheck source=scripts/bench/serve.sh
 . "$ROOT/scripts/bench/serve.sh"

@@ -48,7 +48,13 @@ fn fixture() -> Fixture {
         asset(AssetKind::Framework, "/opt/venv:torch", torch),
     ];
     store.apply_batch("agent-x", &delta(1, now - 500, upserts)).unwrap();
-    store.apply_batch("agent-b", &delta(1, now - 500, vec![asset(AssetKind::Model, "/m/evil.pkl", pickle)])).unwrap();
+    let other = |sha: &str, verdict: &str| serde_json::json!({"path": format!("/m/{verdict}.gguf"), "format": "gguf", "sha256": sha, "safety": {"verdict": verdict}});
+    let on_b = vec![
+        asset(AssetKind::Model, "/m/evil.pkl", pickle),
+        asset(AssetKind::Model, "/m/safe.gguf", other(&"1".repeat(64), "safe")),
+        asset(AssetKind::Model, "/m/suspicious.gguf", other(&"2".repeat(64), "suspicious")),
+    ];
+    store.apply_batch("agent-b", &delta(1, now - 500, on_b)).unwrap();
     crate::findings::evaluate(&*store, &crate::findings::Settings::default(), now).unwrap();
     let app = super::app(Arc::clone(&store), crate::api::ApiSettings::default(), false);
     Fixture { app, store }
@@ -154,7 +160,7 @@ async fn signing_in_keeps_a_read_token_in_a_strict_http_only_cookie() {
 async fn every_page_is_served_with_the_policy_and_escapes_agent_strings() {
     let f = fixture();
     let read = f.token(vec![Scope::Read]);
-    let models = f.api(&read, "/api/v1/assets?kind=model").await;
+    let models = f.api(&read, "/api/v1/assets?kind=model&verdict=dangerous").await;
     let model_id = models["items"][0]["id"].as_str().unwrap().to_string();
     let findings = f.api(&read, "/api/v1/findings").await;
     let finding_id = findings["items"][0]["id"].as_str().unwrap().to_string();
@@ -205,7 +211,12 @@ async fn the_overview_numbers_are_the_apis() {
     assert_eq!(metric(&page, "hosts.silent"), total(f.api(&read, "/api/v1/hosts?status=silent").await));
     assert_eq!(metric(&page, "models.total"), total(f.api(&read, "/api/v1/assets?kind=model").await));
     assert_eq!(metric(&page, "models.dangerous"), 1);
-    assert_eq!(metric(&page, "models.safe"), total(f.api(&read, "/api/v1/assets?kind=model&verdict=safe").await));
+    for verdict in ["dangerous", "suspicious", "safe"] {
+        let listed = total(f.api(&read, &format!("/api/v1/assets?kind=model&verdict={verdict}")).await);
+        assert_eq!(metric(&page, &format!("models.{verdict}")), listed, "{verdict}");
+        assert_eq!(listed, 1, "{verdict}");
+    }
+    assert_eq!(metric(&page, "models.total"), 3);
     assert_eq!(
         metric(&page, "servers.exposed"),
         total(f.api(&read, "/api/v1/assets?kind=runtime&exposure=exposed").await)

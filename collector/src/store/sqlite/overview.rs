@@ -1,5 +1,5 @@
 //! The dashboard's overview (`Store::overview`): the listings' totals with the overview's
-//! filters, the findings' counts and trend, and the models spreading fastest, in one
+//! filters (the models by verdict in one pass, `queries::count_by_verdict`), the findings' counts and trend, and the models spreading fastest, in one
 //! transaction so that the numbers on one screen agree with each other.
 
 use rusqlite::{params, Transaction};
@@ -27,12 +27,9 @@ pub(super) fn overview(tx: &Transaction<'_>, request: &OverviewRequest) -> Res<O
         |r| r.get(0),
     )?;
     let models_filter = AssetFilter { kind: Some(AssetKind::Model), ..AssetFilter::default() };
-    let models = queries::assets(tx, &models_filter, &ONE)?.total;
-    let mut models_by_verdict = Vec::new();
-    for verdict in [Verdict::Dangerous, Verdict::Suspicious, Verdict::Safe] {
-        let filter = AssetFilter { verdict: Some(verdict), ..models_filter.clone() };
-        models_by_verdict.push((verdict.as_str().to_string(), queries::assets(tx, &filter, &ONE)?.total));
-    }
+    let verdicts = [Verdict::Dangerous, Verdict::Suspicious, Verdict::Safe];
+    let (models, by_verdict) = queries::count_by_verdict(tx, &models_filter, &verdicts)?;
+    let models_by_verdict = verdicts.iter().map(|v| v.as_str().to_string()).zip(by_verdict).collect();
     let exposed =
         AssetFilter { kind: Some(AssetKind::Runtime), exposure: Some("exposed".into()), ..AssetFilter::default() };
     let exposed_servers = queries::assets(tx, &exposed, &ONE)?.total;
@@ -56,11 +53,11 @@ pub(super) fn overview(tx: &Transaction<'_>, request: &OverviewRequest) -> Res<O
 }
 
 /// The models with the most hosts whose live sighting of them began at or after `since_ms`
-/// (`sightings_live_by_first_seen`), most first.
+/// (`sightings_live_by_first_seen`, which holds all it reads), most first.
 fn spreading_models(tx: &Transaction<'_>, since_ms: i64, limit: u32) -> Res<Vec<(String, u64)>> {
     let mut stmt = tx.prepare(
         "SELECT s.asset_id, COUNT(DISTINCT s.agent_id) AS n FROM sightings s \
-         WHERE s.removed_at_ms IS NULL AND s.first_seen_ms >= ?1 AND s.kind = 'model' \
+         WHERE s.removed_at_ms IS NULL AND s.kind = 'model' AND s.first_seen_ms >= ?1 \
          GROUP BY s.asset_id ORDER BY n DESC, s.asset_id LIMIT ?2",
     )?;
     let rows = stmt

@@ -21,7 +21,7 @@ const HOSTS_WANTED: &str = "(?1 IS NULL \
          OR (?1 = 'silent' AND a.revoked_at_ms IS NULL AND COALESCE(a.last_seen_ms, a.enrolled_at_ms) < ?2) \
          OR (?1 = 'online' AND a.revoked_at_ms IS NULL AND COALESCE(a.last_seen_ms, a.enrolled_at_ms) >= ?2)) \
      AND (?3 IS NULL OR a.agent_version = ?3) AND (?4 IS NULL OR a.agent_id = ?4) \
-     AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
+     AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h CROSS JOIN findings f ON f.finding_id = h.finding_id \
          WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened') \
              AND f.severity IN (SELECT value FROM json_each(?5)))) \
      AND (?6 IS NULL OR COALESCE(a.last_seen_ms, a.enrolled_at_ms) < ?6)";
@@ -33,7 +33,7 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
     let sql = format!(
         "SELECT {AGENT_COLUMNS}, (SELECT COUNT(*) FROM sightings s \
              WHERE s.agent_id = a.agent_id AND s.removed_at_ms IS NULL), {UPDATE_COLUMNS}, \
-             MIN({max}, (SELECT COALESCE(SUM({weight}), 0) FROM finding_hosts h JOIN findings f ON f.finding_id = h.finding_id \
+             MIN({max}, (SELECT COALESCE(SUM({weight}), 0) FROM finding_hosts h CROSS JOIN findings f ON f.finding_id = h.finding_id \
                  WHERE h.agent_id = a.agent_id AND f.state IN ('open', 'reopened'))) \
          FROM agents a LEFT JOIN agent_updates u ON u.agent_id = a.agent_id \
          WHERE {HOSTS_WANTED} AND (?7 IS NULL OR a.agent_id > ?7) ORDER BY a.agent_id LIMIT ?8"
@@ -156,32 +156,41 @@ const ASSET_COLUMNS: &str = "a.asset_id, a.kind, a.identity, a.first_seen_ms, a.
      (SELECT COUNT(*) FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL), \
      (SELECT COUNT(DISTINCT s.agent_id) FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL)";
 
-pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequest) -> Res<Page<AssetSummary>> {
-    let limit = page.effective_limit();
-    let kind = filter.kind.map(AssetKind::as_str);
-    let search = filter.search.as_ref().map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
-    let verdict = filter.verdict.map(Verdict::as_str);
-    // The default listing leaves out package files, unless a live sighting of one is dangerous,
-    // and assets no host has any more.
-    let listed = format!(
+/// An asset listing's condition (over `assets` aliased `a`) with what its 13 parameters hold.
+struct AssetQuery {
+    listed: String,
+    kind: Option<&'static str>,
+    search: Option<String>,
+    verdict: Option<&'static str>,
+}
+
+/// "A live sighting of the asset states the verdict `{v}`" (a parameter), shared by the
+/// listing's verdict filter and [`count_by_verdict`], so the two count alike.
+fn verdict_exists(v: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND s.verdict = {v})")
+}
+
+impl AssetQuery {
+    fn new(filter: &AssetFilter) -> Self {
+        let kind = filter.kind.map(AssetKind::as_str);
+        let search = filter.search.as_ref().map(|q| format!("%{}%", like_escape(&q.to_lowercase())));
+        let verdict = filter.verdict.map(Verdict::as_str);
+        let verdict_filter = verdict_exists("?7");
+        // The default listing leaves out package files, unless a live sighting of one is dangerous,
+        // and assets no host has any more.
+        let listed = format!(
         "(?1 IS NULL OR a.kind = ?1) AND (?2 OR a.kind <> 'model' OR NOT {PACKAGE_FILE} \
          OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
              AND s.verdict = 'dangerous')) \
          AND (?3 OR EXISTS (SELECT 1 FROM sightings s JOIN agents g ON g.agent_id = s.agent_id \
              WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND g.revoked_at_ms IS NULL)) \
          AND (?4 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
-             AND (lower(s.location) LIKE ?4 ESCAPE '\\' \
-                  OR lower(COALESCE(json_extract(s.entry_json, '$.metadata.name'), '')) LIKE ?4 ESCAPE '\\' \
-                  OR lower(COALESCE(json_extract(s.entry_json, '$.source.repo'), '')) LIKE ?4 ESCAPE '\\' \
-                  OR lower(COALESCE(json_extract(s.entry_json, '$.source.name'), '')) LIKE ?4 ESCAPE '\\' \
-                  OR lower(COALESCE(json_extract(s.entry_json, '$.name'), '')) LIKE ?4 ESCAPE '\\' \
-                  OR lower(COALESCE(json_extract(s.entry_json, '$.sha256'), '')) LIKE ?4 ESCAPE '\\'))) \
+             AND s.search_text LIKE ?4 ESCAPE '\\')) \
          AND (?5 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id \
              AND (?3 OR s.removed_at_ms IS NULL) AND s.agent_id = ?5)) \
          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
              AND json_extract(s.entry_json, '$.format') = ?6)) \
-         AND (?7 IS NULL OR EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
-             AND s.verdict = ?7)) \
+         AND (?7 IS NULL OR {verdict_filter}) \
          AND (?8 IS NULL OR a.first_seen_ms >= ?8) AND (?9 IS NULL OR a.last_seen_ms >= ?9) \
          AND (?10 IS NULL AND ?11 IS NULL AND ?12 IS NULL OR EXISTS (SELECT 1 FROM sightings s \
              WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL \
@@ -197,22 +206,42 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
                  WHERE m.asset_id = a.asset_id AND m.removed_at_ms IS NULL AND r.agent_id = m.agent_id \
                      AND json_extract(om.value, '$.sha256') = json_extract(m.entry_json, '$.sha256') AND {EXPOSURE})))"
     );
-    let include_removed = filter.include_removed;
-    let wanted: [&dyn rusqlite::ToSql; 13] = [
-        &kind,
-        &filter.include_owned,
-        &include_removed,
-        &search,
-        &filter.agent_id,
-        &filter.format,
-        &verdict,
-        &filter.first_seen_since,
-        &filter.last_seen_since,
-        &filter.ecosystem,
-        &filter.name,
-        &filter.version,
-        &filter.exposure,
-    ];
+        // The filters given also become conditions without `?n IS NULL OR`, which the planner can
+        // drive from an index: the kind's (`assets_by_kind`), a host's sightings
+        // (`sightings_by_host_asset`) instead of every asset.
+        let mut listed = listed;
+        if filter.kind.is_some() {
+            listed.push_str(" AND a.kind = ?1");
+        }
+        if filter.agent_id.is_some() {
+            listed.push_str(" AND a.asset_id IN (SELECT s.asset_id FROM sightings s WHERE s.agent_id = ?5)");
+        }
+        Self { listed, kind, search, verdict }
+    }
+
+    fn args<'a>(&'a self, filter: &'a AssetFilter) -> [&'a dyn rusqlite::ToSql; 13] {
+        [
+            &self.kind,
+            &filter.include_owned,
+            &filter.include_removed,
+            &self.search,
+            &filter.agent_id,
+            &filter.format,
+            &self.verdict,
+            &filter.first_seen_since,
+            &filter.last_seen_since,
+            &filter.ecosystem,
+            &filter.name,
+            &filter.version,
+            &filter.exposure,
+        ]
+    }
+}
+
+pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequest) -> Res<Page<AssetSummary>> {
+    let limit = page.effective_limit();
+    let query = AssetQuery::new(filter);
+    let (listed, wanted) = (&query.listed, query.args(filter));
     let sql = format!(
         "SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE {listed} AND (?14 IS NULL OR a.asset_id > ?14) \
          ORDER BY a.asset_id LIMIT ?15"
@@ -233,6 +262,30 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
         |r| count(r, 0),
     )?;
     Ok(paginate(rows, total, |a| a.id.clone()))
+}
+
+/// How many assets `filter` lists, and how many of those have a live sighting stating each of
+/// `verdicts`: the totals of the listing with `verdict` set to each, in one pass over the assets.
+pub(super) fn count_by_verdict(
+    tx: &Transaction<'_>,
+    filter: &AssetFilter,
+    verdicts: &[Verdict],
+) -> Res<(u64, Vec<u64>)> {
+    let query = AssetQuery::new(&AssetFilter { verdict: None, ..filter.clone() });
+    let sums: Vec<String> =
+        (0..verdicts.len()).map(|i| format!("SUM({})", verdict_exists(&format!("?{}", 14 + i)))).collect();
+    let names: Vec<&str> = verdicts.iter().map(|v| v.as_str()).collect();
+    let args = query.args(filter);
+    let all = args.iter().copied().chain(names.iter().map(|n| n as &dyn rusqlite::ToSql));
+    let sql = format!("SELECT COUNT(*), {} FROM assets a WHERE {}", sums.join(", "), query.listed);
+    tx.query_row(&sql, rusqlite::params_from_iter(all), |r| {
+        let total = count(r, 0)?;
+        let by = (0..verdicts.len())
+            .map(|i| r.get::<_, Option<i64>>(i + 1).map(|n| u64::try_from(n.unwrap_or(0)).unwrap_or_default()))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, by))
+    })
+    .map_err(Into::into)
 }
 
 /// A chunk of an export (`Store::export_sightings`). Only the filters given become conditions,
