@@ -5,8 +5,8 @@
 # digests, one in 50 dangerous, every 20th host silent), starts a release collector on it, waits
 # for its first findings evaluation, signs in with a read token (the session cookie, as a
 # browser does) and fetches each page RUNS times (default 20) with curl. Prints the store's size
-# and, per page, the median, 95th percentile and slowest time; exits 1 when a median is over the
-# target. README's Performance section quotes the table.
+# and, per page, the median, 95th percentile and slowest time; exits 1 when a page's 95th
+# percentile is over the target. README's Performance section quotes the table.
 #   scripts/bench/dashboard.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -52,7 +52,7 @@ for path in "/ui/" "/ui/findings" "/ui/findings?severity=critical&state=open" "/
   done
   read -r median p95 worst < <(sort -n "$dir/times" | awk '{t[NR]=$1} END {printf "%d %d %d\n", t[int((NR+1)/2)]*1000, t[int(NR*0.95+0.5)]*1000, t[NR]*1000}')
   printf '| `%s` | %d ms | %d ms | %d ms | %d |\n' "${path//$host/HOST}" "$median" "$p95" "$worst" "$(stat -c %s "$dir/page")" | sed "s/$model/MODEL/; s/$finding/FINDING/"
-  [ "$median" -le "$TARGET_MS" ] || fail=1
+  [ "$p95" -lt "$TARGET_MS" ] || fail=1
 done
 echo "collector RSS $(awk '/VmRSS/ {print int($2/1024)}' "/proc/$pid/status") MiB (peak $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status") MiB)" >&2
-[ "$fail" = 0 ] || { echo "a page's median is over ${TARGET_MS} ms" >&2; exit 1; }
+[ "$fail" = 0 ] || { echo "a page's 95th percentile is ${TARGET_MS} ms or more" >&2; exit 1; }

@@ -466,3 +466,43 @@ fn an_operators_acknowledgement_does_not_cover_a_severity_the_finding_rises_to()
     let log = store.audit_log(None, &PageRequest::default()).unwrap();
     assert!(log.items.iter().any(|r| r.kind == "finding.acknowledgement_dropped" && r.subject == id));
 }
+
+#[test]
+fn the_overview_trend_counts_each_day_the_findings_found_and_not_yet_resolved() {
+    const DAY: i64 = 86_400_000;
+    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let finding = |id: &str, severity: &str| NewFinding {
+        finding_id: id.into(),
+        rule_id: "silent-host".into(),
+        subject: id.into(),
+        severity: severity.into(),
+        title: id.into(),
+        evidence_json: "{}".into(),
+        hosts: Vec::new(),
+        assets: Vec::new(),
+        exception: None,
+    };
+    let t0 = 100 * DAY + 3_600_000;
+    let (stays, goes) = (finding("f-stays", "high"), finding("f-goes", "critical"));
+    store.reconcile_findings(&[stays.clone(), goes], t0).unwrap();
+    // The critical one's evidence is gone two days later: resolved at t0 + 2 days.
+    store.reconcile_findings(&[stays], t0 + 2 * DAY).unwrap();
+    let request = crate::store::OverviewRequest {
+        now_ms: t0 + 4 * DAY,
+        silent_before_ms: 0,
+        trend_days: 6,
+        spread_since_ms: 0,
+        list_limit: 5,
+    };
+    let o = store.overview(&request).unwrap();
+    let ends: Vec<i64> = o.trend.iter().map(|(end, _)| *end).collect();
+    assert_eq!(ends, (100..=105).map(|d| d * DAY).collect::<Vec<_>>(), "the days end at UTC midnights, oldest first");
+    let of = |severity: &str| -> Vec<u64> {
+        o.trend.iter().map(|(_, c)| c.iter().find(|(s, _)| s == severity).map_or(99, |(_, n)| *n)).collect()
+    };
+    assert_eq!(of("high"), [0, 1, 1, 1, 1, 1]);
+    assert_eq!(of("critical"), [0, 1, 1, 0, 0, 0]);
+    assert_eq!(of("low"), [0; 6]);
+    assert_eq!(o.open_findings.first(), Some(&("critical".to_string(), 0)), "most severe first");
+    assert!(o.open_findings.contains(&("high".to_string(), 1)));
+}

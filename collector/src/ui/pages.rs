@@ -678,7 +678,8 @@ pub async fn model(
             tbody {
                 @for f in safety {
                     tr {
-                        td { (render::severity(str_at(f, "/severity").unwrap_or(""))) }
+                        // The scan's own scale: dangerous or suspicious, as the verdicts.
+                        td { (render::verdict(str_at(f, "/severity"))) }
                         td { (at(f, "/kind")) }
                         td { code { (at(f, "/subject")) } }
                         td { (at(f, "/detail")) @if let Some(l) = str_at(f, "/location") { " (" (l) ")" } }

@@ -363,27 +363,24 @@ fn by_severity(counts: &HashMap<String, i64>) -> Vec<(String, u64)> {
 pub(super) fn trend(tx: &Transaction<'_>, now_ms: i64, days: u32) -> Res<Vec<TrendDay>> {
     const DAY: i64 = 86_400_000;
     let last_end = (now_ms.div_euclid(DAY) + 1) * DAY;
+    let ends: Vec<i64> = (0..i64::from(days)).rev().map(|n| last_end - n * DAY).collect();
+    let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); ends.len()];
+    // One pass over `findings_summary` (it holds every column read here); the days are counted
+    // here rather than by a join of every finding with every day.
     let mut stmt = tx.prepare(
-        "WITH RECURSIVE d(n, end_ms) AS (SELECT 0, ?1 UNION ALL SELECT n + 1, end_ms - ?2 FROM d WHERE n + 1 < ?3) \
-         SELECT d.end_ms, f.severity, COUNT(f.finding_id) FROM d LEFT JOIN findings f \
-             ON f.first_seen_ms < d.end_ms AND NOT (f.state = 'resolved' AND COALESCE(f.resolved_at_ms, 0) < d.end_ms) \
-         GROUP BY d.end_ms, f.severity ORDER BY d.end_ms",
+        "SELECT f.severity, f.first_seen_ms, CASE WHEN f.state = 'resolved' THEN COALESCE(f.resolved_at_ms, 0) END \
+         FROM findings f INDEXED BY findings_summary",
     )?;
-    let rows = stmt
-        .query_map(params![last_end, DAY, days], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out: Vec<(i64, HashMap<String, i64>)> = Vec::new();
-    for (end, severity, n) in rows {
-        if out.last().is_none_or(|(e, _)| *e != end) {
-            out.push((end, HashMap::new()));
-        }
-        if let (Some(severity), Some((_, counts))) = (severity, out.last_mut()) {
-            counts.insert(severity, n);
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (severity, first, resolved): (String, i64, Option<i64>) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        for (end, day) in ends.iter().zip(counts.iter_mut()) {
+            if first < *end && resolved.is_none_or(|r| r >= *end) {
+                *day.entry(severity.clone()).or_insert(0) += 1;
+            }
         }
     }
-    Ok(out.into_iter().map(|(end, counts)| (end, by_severity(&counts))).collect())
+    Ok(ends.into_iter().zip(counts).map(|(end, c)| (end, by_severity(&c))).collect())
 }
 
 pub(super) fn get(tx: &Transaction<'_>, finding_id: &str) -> Res<Option<FindingRecord>> {

@@ -198,11 +198,11 @@ impl AssetQuery {
              AND (?11 IS NULL OR json_extract(s.entry_json, '$.name') = ?11) \
              AND (?12 IS NULL OR json_extract(s.entry_json, '$.version') = ?12))) \
          AND (?13 IS NULL \
-             OR (a.kind = 'runtime' AND EXISTS (SELECT 1 FROM sightings s, json_each(s.entry_json, '$.listening') l \
-                 WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND {EXPOSURE})) \
+             OR (a.kind = 'runtime' AND EXISTS (SELECT 1 FROM sightings s, json_each(s.listening_json) l \
+                 WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL AND s.kind = 'runtime' AND {EXPOSURE})) \
              OR (a.kind = 'model' AND EXISTS (SELECT 1 FROM sightings m \
                  JOIN sightings r ON r.kind = 'runtime' AND r.removed_at_ms IS NULL, \
-                     json_each(r.entry_json, '$.open_models') om, json_each(r.entry_json, '$.listening') l \
+                     json_each(r.entry_json, '$.open_models') om, json_each(r.listening_json) l \
                  WHERE m.asset_id = a.asset_id AND m.removed_at_ms IS NULL AND r.agent_id = m.agent_id \
                      AND json_extract(om.value, '$.sha256') = json_extract(m.entry_json, '$.sha256') AND {EXPOSURE})))"
     );

@@ -18,3 +18,13 @@ ALTER TABLE sightings ADD COLUMN search_text TEXT GENERATED ALWAYS AS (lower(
     || COALESCE(json_extract(entry_json, '$.name'), '') || char(10)
     || COALESCE(json_extract(entry_json, '$.sha256'), ''))) VIRTUAL;
 CREATE INDEX sightings_live_search ON sightings (asset_id, search_text) WHERE removed_at_ms IS NULL;
+-- The overview's findings by severity, its newest critical ones and its 30-day trend, read from
+-- the index instead of the rows (which hold the evidence JSON).
+CREATE INDEX findings_summary ON findings (state, severity, first_seen_ms, resolved_at_ms);
+-- Where a server listens (`exposure=`, the overview's exposed servers): a runtime entry's
+-- `listening` array, kept for live runtimes in an index, so the test reads that short array
+-- instead of parsing the whole entry.
+ALTER TABLE sightings ADD COLUMN listening_json TEXT GENERATED ALWAYS AS (
+    CASE WHEN kind = 'runtime' THEN json_extract(entry_json, '$.listening') END) VIRTUAL;
+CREATE INDEX sightings_live_listening ON sightings (asset_id, listening_json)
+    WHERE removed_at_ms IS NULL AND kind = 'runtime';
