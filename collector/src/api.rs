@@ -7,7 +7,7 @@
 //! - `GET /api/v1/hosts`
 //! - `GET /api/v1/assets?kind=model|framework|runtime|tooling`
 //! - `GET /api/v1/assets/{id}` (with a page of its sightings: `?limit=&after=`)
-//! - `GET /api/v1/findings?severity=&rule=&state=&host=&asset=&since=&mapping=` and
+//! - `GET /api/v1/findings?severity=&exact_severity=&rule=&state=&host=&asset=&since=&mapping=` and
 //!   `GET /api/v1/findings/{id}` (`crate::findings`)
 //! - `POST /api/v1/findings/{id}/ack` (admin scope): `{"reason", "expires_ms"?}`
 //! - `GET /api/v1/audit?since=`: the audit trail, oldest first
@@ -503,6 +503,8 @@ pub struct FindingParams {
     since: Option<i64>,
     /// Of a rule mapped to this framework id (`LLM03:2025`, `AML.T0010.003`, `MEASURE 2.7`, …).
     mapping: Option<String>,
+    /// `severity` alone, not the severities above it.
+    exact_severity: Option<bool>,
 }
 
 async fn findings(
@@ -512,7 +514,7 @@ async fn findings(
     let p = query(params)?;
     for (key, value, allowed) in [
         ("severity", &p.severity, &crate::findings::SEVERITIES[..]),
-        ("state", &p.state, &["open", "acknowledged", "resolved", "reopened"][..]),
+        ("state", &p.state, &["open", "acknowledged", "resolved", "reopened", "active"][..]),
     ] {
         if let Some(v) = value.as_deref().filter(|v| !allowed.contains(v)) {
             return Err(ApiError(
@@ -544,6 +546,7 @@ async fn findings(
     })?;
     let filter = FindingFilter {
         min_severity: p.severity,
+        exact_severity: p.exact_severity.unwrap_or(false),
         rule_id: p.rule,
         state: p.state,
         agent_id: p.host,

@@ -12,7 +12,8 @@ use aiscout_e2e::{fixtures_dir, serve_holding_open, workspace_root};
 
 /// What the hostile agent calls its host: valid for the agent (no whitespace), a script anywhere
 /// a page would put it unescaped.
-const HOSTILE_HOSTNAME: &str = "<script>window.__xss=1;alert(1)</script>";
+/// The `<i>` is markup the Content-Security-Policy would not block: only escaping keeps it out.
+const HOSTILE_HOSTNAME: &str = "<script>window.__xss=1;alert(1)</script><i/id=aiscoutxss>i</i>";
 
 /// The Python of `var/browser-venv` (scripts/browser-venv.sh installs Chromium and playwright).
 fn browser_python() -> String {

@@ -885,9 +885,11 @@ pub struct FindingRecord {
 pub struct FindingFilter {
     /// At least this severity.
     pub min_severity: Option<String>,
+    /// `min_severity` only, not the severities above it.
+    pub exact_severity: bool,
     /// This rule.
     pub rule_id: Option<String>,
-    /// This state.
+    /// This state, or `active`: open or reopened.
     pub state: Option<String>,
     /// Concerning this host (agent id).
     pub agent_id: Option<String>,

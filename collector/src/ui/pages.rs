@@ -235,12 +235,17 @@ pub async fn logout(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<C
 
 // ---- overview ----
 
-/// A number that links to the list it counts, with a name the browser test reads.
-fn metric(label: &str, key: &str, value: u64, href: &str) -> Markup {
+/// A number that links to the list it counts (when there is one), with a name the browser
+/// test reads.
+fn metric(label: &str, key: &str, value: u64, href: Option<&str>) -> Markup {
+    let inner = html! {
+        span.value data-metric=(key) { (value) }
+        span.label { (label) }
+    };
     html! {
-        a.metric href=(href) {
-            span.value data-metric=(key) { (value) }
-            span.label { (label) }
+        @match href {
+            Some(href) => { a.metric href=(href) { (inner) } }
+            None => { span.metric { (inner) } }
         }
     }
 }
@@ -259,26 +264,26 @@ pub async fn overview(State(ui): State<Ui>, headers: HeaderMap) -> Result<Html<S
         section.cards {
             div.card {
                 h2 { "Hosts" }
-                (metric("online", "hosts.online", status("online"), "/ui/hosts?status=online"))
-                (metric("silent", "hosts.silent", status("silent"), "/ui/hosts?status=silent"))
-                (metric("clones", "hosts.clones", num_at(&o, "/hosts/clones"), "/ui/hosts"))
-                (metric("revoked", "hosts.revoked", status("revoked"), "/ui/hosts?status=revoked"))
+                (metric("online", "hosts.online", status("online"), Some("/ui/hosts?status=online")))
+                (metric("silent", "hosts.silent", status("silent"), Some("/ui/hosts?status=silent")))
+                (metric("clones", "hosts.clones", num_at(&o, "/hosts/clones"), None))
+                (metric("revoked", "hosts.revoked", status("revoked"), Some("/ui/hosts?status=revoked")))
             }
             div.card {
                 h2 { "Models" }
-                (metric("all", "models.total", num_at(&o, "/models/total"), "/ui/models"))
-                (metric("dangerous", "models.dangerous", verdict("dangerous"), "/ui/models?verdict=dangerous"))
-                (metric("suspicious", "models.suspicious", verdict("suspicious"), "/ui/models?verdict=suspicious"))
-                (metric("safe", "models.safe", verdict("safe"), "/ui/models?verdict=safe"))
+                (metric("all", "models.total", num_at(&o, "/models/total"), Some("/ui/models")))
+                (metric("dangerous", "models.dangerous", verdict("dangerous"), Some("/ui/models?verdict=dangerous")))
+                (metric("suspicious", "models.suspicious", verdict("suspicious"), Some("/ui/models?verdict=suspicious")))
+                (metric("safe", "models.safe", verdict("safe"), Some("/ui/models?verdict=safe")))
             }
             div.card {
                 h2 { "Inference servers" }
-                (metric("beyond loopback", "servers.exposed", num_at(&o, "/exposed_servers"), "/ui/hosts"))
+                (metric("beyond loopback", "servers.exposed", num_at(&o, "/exposed_servers"), None))
             }
             div.card {
                 h2 { "Open findings" }
                 @for sev in ["critical", "high", "medium", "low", "info"] {
-                    (metric(sev, &format!("findings.{sev}"), open(sev), &format!("/ui/findings?severity={sev}&state=open")))
+                    (metric(sev, &format!("findings.{sev}"), open(sev), Some(&format!("/ui/findings?severity={sev}&exact_severity=true&state=active"))))
                 }
             }
         }
@@ -347,6 +352,8 @@ pub struct FindingsQuery {
     #[serde(default)]
     mapping: String,
     #[serde(default)]
+    exact_severity: String,
+    #[serde(default)]
     after: String,
 }
 
@@ -371,19 +378,28 @@ pub async fn findings(
         ("state", q.state.as_str()),
         ("host", q.host.as_str()),
         ("mapping", q.mapping.as_str()),
+        ("exact_severity", q.exact_severity.as_str()),
         ("after", q.after.as_str()),
     ];
     let list = ui.api_get(&s, "/api/v1/findings", &params).await?;
     let rules: Vec<(&str, &str)> = crate::findings::RULES.iter().map(|r| (r.id, r.id)).collect();
     let severities: Vec<(&str, &str)> =
         ["critical", "high", "medium", "low", "info"].iter().map(|s| (*s, *s)).collect();
-    let states: Vec<(&str, &str)> = ["open", "reopened", "acknowledged", "resolved"].iter().map(|s| (*s, *s)).collect();
+    let states: Vec<(&str, &str)> = [
+        ("active", "open or reopened"),
+        ("open", "open"),
+        ("reopened", "reopened"),
+        ("acknowledged", "acknowledged"),
+        ("resolved", "resolved"),
+    ]
+    .to_vec();
     let mapped = crate::findings::mapped_ids();
     let empty = Vec::new();
     let items = list.get("items").and_then(Value::as_array).unwrap_or(&empty);
     let body = html! {
         form.filters method="get" action="/ui/findings" {
-            label { "Severity at least " (render::select("severity", "any", &severities, &q.severity)) }
+            label { "Severity " (render::select("severity", "any", &severities, &q.severity)) }
+            label { "Only that severity " (render::select("exact_severity", "and above", &[("true", "exactly")], &q.exact_severity)) }
             label { "Rule " (render::select("rule", "any", &rules, &q.rule)) }
             label { "State " (render::select("state", "any", &states, &q.state)) }
             label { "Host (agent id) " input type="text" name="host" value=(q.host) size="20"; }
@@ -520,6 +536,8 @@ pub struct ModelsQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
+    host: String,
+    #[serde(default)]
     verdict: String,
     #[serde(default)]
     format: String,
@@ -549,6 +567,7 @@ pub async fn models(
         ("q", q.q.as_str()),
         ("verdict", q.verdict.as_str()),
         ("format", q.format.as_str()),
+        ("host", q.host.as_str()),
         ("after", q.after.as_str()),
     ];
     let list = ui.api_get(&s, "/api/v1/assets", &params).await?;
@@ -560,6 +579,7 @@ pub async fn models(
             label { "Name, repo or digest " input type="search" name="q" value=(q.q) size="30" maxlength="200"; }
             label { "Verdict " (render::select("verdict", "any", &verdicts, &q.verdict)) }
             label { "Format " input type="text" name="format" value=(q.format) size="12"; }
+            label { "Host (agent id) " input type="text" name="host" value=(q.host) size="20"; }
             button type="submit" { "Search" }
         }
         table data-test="models" {
@@ -600,24 +620,63 @@ pub struct SightingsQuery {
 /// the processes (label) and their sockets (label, exposure).
 type OpenBy = BTreeMap<(String, String), Vec<(String, Vec<(String, String)>)>>;
 
+/// A graph (`GET /api/v1/graph`) indexed once: nodes by id and edge targets by source and
+/// type, so a page walks it in time linear in its size whatever an agent put in it.
+struct GraphIndex<'g> {
+    nodes: std::collections::HashMap<&'g str, &'g Value>,
+    targets: std::collections::HashMap<(&'g str, &'g str), Vec<&'g str>>,
+}
+
+/// Edge targets a page lists per process (an agent may report thousands of sockets).
+const MAX_TARGETS: usize = 50;
+
+impl<'g> GraphIndex<'g> {
+    fn new(graph: &'g Value) -> Self {
+        let mut nodes = std::collections::HashMap::new();
+        for n in graph.get("nodes").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(id) = str_at(n, "/id") {
+                nodes.insert(id, n);
+            }
+        }
+        let mut targets: std::collections::HashMap<(&str, &str), Vec<&str>> = std::collections::HashMap::new();
+        for e in graph.get("edges").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(from), Some(kind), Some(to)) = (str_at(e, "/from"), str_at(e, "/type"), str_at(e, "/to")) {
+                targets.entry((from, kind)).or_default().push(to);
+            }
+        }
+        Self { nodes, targets }
+    }
+
+    /// The nodes `from` has edges of `kind` to, at most [`MAX_TARGETS`].
+    fn targets(&self, from: &str, kind: &str) -> Vec<&'g Value> {
+        let ids = self.targets.get(&(from, kind)).map_or(&[][..], Vec::as_slice);
+        ids.iter().filter_map(|id| self.nodes.get(id).copied()).take(MAX_TARGETS).collect()
+    }
+
+    /// The nodes of `kind`, in id order.
+    fn of_type(&self, kind: &str) -> Vec<&'g Value> {
+        let mut found: Vec<&Value> =
+            self.nodes.values().copied().filter(|n| str_at(n, "/type") == Some(kind)).collect();
+        found.sort_by_key(|n| str_at(n, "/id"));
+        found
+    }
+}
+
 fn open_by(graph: &Value) -> OpenBy {
-    let empty = Vec::new();
-    let nodes = graph.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
-    let edges = graph.get("edges").and_then(Value::as_array).unwrap_or(&empty);
-    let node = |id: &str| nodes.iter().find(|n| str_at(n, "/id") == Some(id));
+    let index = GraphIndex::new(graph);
     let mut out = OpenBy::new();
-    for e in edges.iter().filter(|e| str_at(e, "/type") == Some("has_open")) {
-        let (Some(process), Some(model)) = (str_at(e, "/from"), str_at(e, "/to")) else { continue };
+    for process in index.of_type("process") {
+        let Some(id) = str_at(process, "/id") else { continue };
         // `process:<agent>:<pid>`
-        let agent = process.strip_prefix("process:").and_then(|r| r.rsplit_once(':')).map_or("", |(a, _)| a);
-        let sockets: Vec<(String, String)> = edges
-            .iter()
-            .filter(|l| str_at(l, "/type") == Some("listens") && str_at(l, "/from") == Some(process))
-            .filter_map(|l| str_at(l, "/to").and_then(node))
-            .map(|n| (at(n, "/label"), at(n, "/exposure")))
-            .collect();
-        let label = node(process).map_or_else(|| process.to_string(), |n| at(n, "/label"));
-        out.entry((agent.to_string(), model.to_string())).or_default().push((label, sockets));
+        let agent = id.strip_prefix("process:").and_then(|r| r.rsplit_once(':')).map_or("", |(a, _)| a);
+        let sockets: Vec<(String, String)> =
+            index.targets(id, "listens").iter().map(|n| (at(n, "/label"), at(n, "/exposure"))).collect();
+        for model in index.targets(id, "has_open") {
+            let Some(model) = str_at(model, "/id") else { continue };
+            out.entry((agent.to_string(), model.to_string()))
+                .or_default()
+                .push((at(process, "/label"), sockets.clone()));
+        }
     }
     out
 }
@@ -815,15 +874,14 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
     let findings = ui.api_get(&s, "/api/v1/findings", &[("host", &id), ("limit", "200")]).await?;
     let empty = Vec::new();
     let list = |v: &Value| v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let models_total = num_at(&models, "/total");
     let (models, frameworks, tooling) = (list(&models), list(&frameworks), list(&tooling));
     let mut by_env: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for f in &frameworks {
         by_env.entry(at(f, "/columns/environment")).or_default().push(f);
     }
-    let nodes = graph.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
-    let edges = graph.get("edges").and_then(Value::as_array).unwrap_or(&empty);
-    let label_of = |id: &str| nodes.iter().find(|n| str_at(n, "/id") == Some(id)).map(|n| (at(n, "/label"), n));
-    let processes: Vec<&Value> = nodes.iter().filter(|n| str_at(n, "/type") == Some("process")).collect();
+    let index = GraphIndex::new(&graph);
+    let processes = index.of_type("process");
     let facts = h.get("facts").unwrap_or(&Value::Null);
     let gpus = facts.get("gpus").and_then(Value::as_array).unwrap_or(&empty);
     let finding_items = list(&findings);
@@ -865,25 +923,24 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
                     tr {
                         td { (at(p, "/label")) }
                         td { (at(p, "/auth")) }
-                        td { @for e in edges.iter().filter(|e| str_at(e, "/from") == Some(pid) && str_at(e, "/type") == Some("has_open")) {
-                            @if let Some((label, n)) = str_at(e, "/to").and_then(label_of) {
-                                @match str_at(n, "/asset_id") {
-                                    Some(asset) => { a href={ "/ui/models/" (segment(asset)) } { (label) } " " }
-                                    None => { (label) " " }
-                                }
+                        td { @for n in index.targets(pid, "has_open") {
+                            @match str_at(n, "/asset_id") {
+                                Some(asset) => { a href={ "/ui/models/" (segment(asset)) } { (at(n, "/label")) } " " }
+                                None => { (at(n, "/label")) " " }
                             }
                         } }
-                        td { @for e in edges.iter().filter(|e| str_at(e, "/from") == Some(pid) && str_at(e, "/type") == Some("listens")) {
-                            @if let Some((label, n)) = str_at(e, "/to").and_then(label_of) {
-                                span class={ "badge exposure-" (if n.get("exposed").and_then(Value::as_bool) == Some(true) { "exposed" } else { "loopback" }) } { (label) " " (at(n, "/exposure")) } " "
-                            }
+                        td { @for n in index.targets(pid, "listens") {
+                            span class={ "badge exposure-" (if n.get("exposed").and_then(Value::as_bool) == Some(true) { "exposed" } else { "loopback" }) } { (at(n, "/label")) " " (at(n, "/exposure")) } " "
                         } }
                     }
                 }
                 @if processes.is_empty() { (render::empty_row(4, "no inference server or ML process running")) }
             }
         }
-        h2 { "Models (" (models.len()) ")" }
+        h2 { "Models (" (models_total) ")" }
+        @if models_total > models.len() as u64 {
+            p.hint { "The first " (models.len()) " are listed: " a href=(link("/ui/models", &[("host", &id)])) { "all of this host's models" } "." }
+        }
         table data-test="host-models" {
             thead { tr { th { "Name" } th { "Path" } th { "Format" } th { "Verdict" } } }
             tbody {

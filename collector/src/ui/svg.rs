@@ -51,7 +51,7 @@ pub fn trend(days: &[Value]) -> Markup {
     let width = (BAR + GAP) * days.len() as f64 + 40.0;
     html! {
         svg.trend xmlns="http://www.w3.org/2000/svg" width=(width) height=(HEIGHT + 30.0) role="img"
-            aria-label="open findings by severity, per day" {
+            aria-label="findings not resolved at each day's end, by severity" {
             text x="0" y="12" font-size="11" fill="#555" { (max) }
             line x1="30" y1=(HEIGHT) x2=(width) y2=(HEIGHT) stroke="#999" stroke-width="1" {}
             @for (i, bar) in bars.iter().enumerate() {

@@ -49,7 +49,14 @@ fn fixture() -> Fixture {
     ];
     store.apply_batch("agent-x", &delta(1, now - 500, upserts)).unwrap();
     let other = |sha: &str, verdict: &str| serde_json::json!({"path": format!("/m/{verdict}.gguf"), "format": "gguf", "sha256": sha, "safety": {"verdict": verdict}});
+    // A hostile agent's runtime whose arrays hold what no agent writes: every query over them
+    // must still answer (a malformed element once made json_extract fail the whole overview).
+    let odd =
+        serde_json::json!({"pid": 7, "kind": "vllm", "listening": ["x", 1, [2]], "open_models": ["y", {"sha256": 3}]});
+    let odd_listening = serde_json::json!({"pid": 8, "kind": "ollama", "listening": "abc", "open_models": "z"});
     let on_b = vec![
+        asset(AssetKind::Runtime, "vllm:7", odd),
+        asset(AssetKind::Runtime, "ollama:8", odd_listening),
         asset(AssetKind::Model, "/m/evil.pkl", pickle),
         asset(AssetKind::Model, "/m/safe.gguf", other(&"1".repeat(64), "safe")),
         asset(AssetKind::Model, "/m/suspicious.gguf", other(&"2".repeat(64), "suspicious")),
@@ -224,7 +231,12 @@ async fn the_overview_numbers_are_the_apis() {
     assert_eq!(metric(&page, "servers.exposed"), 1);
     let mut open = 0;
     for sev in ["critical", "high", "medium", "low", "info"] {
-        open += metric(&page, &format!("findings.{sev}"));
+        let shown = metric(&page, &format!("findings.{sev}"));
+        // The card links to exactly the findings it counts.
+        let link = format!("/api/v1/findings?severity={sev}&exact_severity=true&state=active");
+        assert_eq!(shown, total(f.api(&read, &link).await), "{sev}");
+        assert!(page.contains(&format!("/ui/findings?severity={sev}&amp;exact_severity=true&amp;state=active")));
+        open += shown;
     }
     let listed = total(f.api(&read, "/api/v1/findings?state=open").await)
         + total(f.api(&read, "/api/v1/findings?state=reopened").await);

@@ -286,11 +286,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<FindingRecord> {
 
 pub(super) fn list(tx: &Transaction<'_>, filter: &FindingFilter, page: &PageRequest) -> Res<Page<FindingRecord>> {
     let limit = page.effective_limit();
-    let severities = severities_json(filter.min_severity.as_deref())?;
+    let severities = match (filter.exact_severity, filter.min_severity.as_deref()) {
+        (true, Some(s)) if SEVERITIES.contains(&s) => Some(serde_json::json!([s]).to_string()),
+        _ => severities_json(filter.min_severity.as_deref())?,
+    };
     let min_rank = severities.as_ref().map(|_| 1);
     let ranked = severities.unwrap_or_else(|| "[]".into());
     let wanted = "(?1 IS NULL OR f.severity IN (SELECT value FROM json_each(?2))) \
-         AND (?3 IS NULL OR f.rule_id = ?3) AND (?4 IS NULL OR f.state = ?4) \
+         AND (?3 IS NULL OR f.rule_id = ?3) AND (?4 IS NULL OR f.state = ?4 OR (?4 = 'active' AND f.state IN ('open', 'reopened'))) \
          AND (?5 IS NULL OR EXISTS (SELECT 1 FROM finding_hosts h WHERE h.finding_id = f.finding_id AND h.agent_id = ?5)) \
          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM finding_assets x WHERE x.finding_id = f.finding_id AND x.asset_id = ?6)) \
          AND (?7 IS NULL OR MAX(f.first_seen_ms, f.state_changed_ms) >= ?7) \
@@ -450,7 +453,7 @@ pub(super) fn graph_entries(
         out.extend(live_entries(
             tx,
             "s.kind = 'runtime' AND EXISTS (SELECT 1 FROM json_each(s.entry_json, '$.open_models') j \
-                 WHERE json_extract(j.value, '$.sha256') = ?1)",
+                 WHERE CASE WHEN j.type = 'object' THEN json_extract(j.value, '$.sha256') END = ?1)",
             &[&sha],
             GRAPH_LIMIT,
         )?);

@@ -204,7 +204,8 @@ impl AssetQuery {
                  JOIN sightings r ON r.kind = 'runtime' AND r.removed_at_ms IS NULL, \
                      json_each(r.entry_json, '$.open_models') om, json_each(r.listening_json) l \
                  WHERE m.asset_id = a.asset_id AND m.removed_at_ms IS NULL AND r.agent_id = m.agent_id \
-                     AND json_extract(om.value, '$.sha256') = json_extract(m.entry_json, '$.sha256') AND {EXPOSURE})))"
+                     AND CASE WHEN om.type = 'object' THEN json_extract(om.value, '$.sha256') END \
+                         = json_extract(m.entry_json, '$.sha256') AND {EXPOSURE})))"
     );
         // The filters given also become conditions without `?n IS NULL OR`, which the planner can
         // drive from an index: the kind's (`assets_by_kind`), a host's sightings
@@ -381,7 +382,11 @@ pub(super) fn models_at(
 }
 
 /// A listening socket `l` (a `json_each` row) of the exposure ?13 (`exposed`: any but loopback).
-const EXPOSURE: &str = "(CASE ?13 WHEN 'exposed' THEN json_extract(l.value, '$.exposure') <> 'loopback' \
+/// A listening socket `l` with the exposure `?13` (`exposed`: any but loopback). An agent's
+/// `listening` may hold anything: an element that is not an object never matches (and never
+/// makes `json_extract` fail the whole query).
+const EXPOSURE: &str = "(CASE WHEN l.type <> 'object' THEN 0 \
+     WHEN ?13 = 'exposed' THEN json_extract(l.value, '$.exposure') <> 'loopback' \
      ELSE json_extract(l.value, '$.exposure') = ?13 END)";
 
 /// `text` with LIKE's wildcards and the escape character escaped (`\\`).
@@ -468,14 +473,14 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
 }
 
 /// Fills what a summary needs beyond its row: the hostnames, the latest live entry (`host`'s own
-/// when given, so a host's listing shows that host's path and environment), and a model's verdicts.
+/// when it has one, so a host's listing shows that host's path and environment), and a model's
+/// verdicts.
 fn complete(tx: &Transaction<'_>, asset: &mut AssetSummary, host: Option<&str>) -> Res<()> {
     asset.hostnames = hostnames(tx, &asset.id)?;
     asset.latest_entry = tx
         .prepare_cached(
             "SELECT entry_json FROM sightings WHERE asset_id = ?1 AND removed_at_ms IS NULL \
-                 AND (?2 IS NULL OR agent_id = ?2) \
-             ORDER BY last_seen_ms DESC, sighting_id DESC LIMIT 1",
+             ORDER BY (agent_id IS ?2) DESC, last_seen_ms DESC, sighting_id DESC LIMIT 1",
         )?
         .query_row(rusqlite::params![&asset.id, host], |r| r.get(0))
         .optional()?;

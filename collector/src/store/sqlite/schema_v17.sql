@@ -25,6 +25,7 @@ CREATE INDEX findings_summary ON findings (state, severity, first_seen_ms, resol
 -- `listening` array, kept for live runtimes in an index, so the test reads that short array
 -- instead of parsing the whole entry.
 ALTER TABLE sightings ADD COLUMN listening_json TEXT GENERATED ALWAYS AS (
-    CASE WHEN kind = 'runtime' THEN json_extract(entry_json, '$.listening') END) VIRTUAL;
+    CASE WHEN kind = 'runtime' AND json_type(entry_json, '$.listening') = 'array'
+        THEN json_extract(entry_json, '$.listening') END) VIRTUAL;
 CREATE INDEX sightings_live_listening ON sightings (asset_id, listening_json)
     WHERE removed_at_ms IS NULL AND kind = 'runtime';
