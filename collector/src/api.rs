@@ -190,13 +190,18 @@ async fn authenticate(store: &Arc<dyn Store>, headers: &HeaderMap) -> Result<Api
 
 /// Lets through a request whose bearer token holds one of `scopes` (module docs, *Scopes*): 401
 /// without a valid token, 403 with one lacking every scope; the token goes into the request's
-/// extensions as [`Caller`].
+/// extensions as [`Caller`]. A request the dashboard sends in process already carries the
+/// [`Caller`] it verified for the same page (`crate::ui`); a request from the network has no
+/// extensions, so its bearer token is always verified here.
 pub async fn require_scope(
     State((store, scopes)): State<(Arc<dyn Store>, &'static [Scope])>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = authenticate(&store, request.headers()).await?;
+    let token = match request.extensions().get::<Caller>() {
+        Some(Caller(token)) => token.clone(),
+        None => authenticate(&store, request.headers()).await?,
+    };
     if !scopes.iter().any(|s| token.allows(*s)) {
         let message = match scopes {
             [scope] => format!("api token {} does not have the {scope} scope", token.id),

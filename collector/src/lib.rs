@@ -137,13 +137,20 @@ where
     }
 }
 
-/// Creates `path` (which must not exist) with `mode` (set again against the umask), writes
-/// `contents` and syncs it.
+/// Creates `path` for writing, which must not exist (a link planted there is not followed),
+/// with `mode` (set again against the umask).
+pub fn create_new_file(path: &std::path::Path, mode: u32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok(f)
+}
+
+/// Creates `path` (which must not exist) with `mode` ([`create_new_file`]), writes `contents`
+/// and syncs it.
 pub fn write_new_file(path: &std::path::Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    let mut f = create_new_file(path, mode)?;
     f.write_all(contents)?;
     f.sync_all()
 }

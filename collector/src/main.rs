@@ -385,7 +385,6 @@ fn export_to_file(
     context: &aiscout_collector::export::ExportContext,
     path: &std::path::Path,
 ) -> anyhow::Result<aiscout_collector::export::ExportSummary> {
-    use std::os::unix::fs::OpenOptionsExt;
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
@@ -396,11 +395,7 @@ fn export_to_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", partial.display())),
     }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
+    let file = aiscout_collector::create_new_file(&partial, 0o600)
         .map_err(|e| anyhow::anyhow!("{}: {e}", partial.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let summary = match aiscout_collector::export::run(store, request, context, &mut writer) {

@@ -17,3 +17,21 @@ pub mod release;
 pub mod v1 {
     tonic::include_proto!("aiscout.v1");
 }
+
+/// Formats a byte count with binary units (`512 B`, `1.5 GiB`): the agent's text output and the
+/// collector's dashboard.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let name = UNITS.get(unit).copied().unwrap_or("B");
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {name}")
+    }
+}

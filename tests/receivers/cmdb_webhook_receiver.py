@@ -10,36 +10,22 @@ model), key and retired, and a server's host_key (and one of a model's host_keys
 record earlier in the same body. Anything off contract is answered 4xx and nothing is recorded;
 accepted records are appended to OUT, one JSON line each. Prints "ready" once listening.
 """
-import hashlib
-import hmac
 import json
 import sys
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
+
+from receiver import JsonHandler, check_signature, serve
 
 PORT, SECRET, OUT = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-        ts = self.headers.get("X-Aiscout-Timestamp", "0")
-        want = "sha256=" + hmac.new(SECRET.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, self.headers.get("X-Aiscout-Signature", "")):
-            return self.answer(401, {"error": "bad signature"})
-        if abs(time.time() - int(ts)) > 300:
-            return self.answer(401, {"error": "stale timestamp"})
+        body = self.body().decode()
+        try:
+            check_signature(self.headers, body, SECRET)
+        except PermissionError as e:
+            return self.answer(401, {"error": str(e)})
         try:
             assert self.headers["Idempotency-Key"]
             doc = json.loads(body)
@@ -63,6 +49,4 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, {"ok": True})
 
 
-server = HTTPServer(("127.0.0.1", PORT), Handler)
-print("ready", flush=True)
-server.serve_forever()
+serve(HTTPServer, PORT, Handler)

@@ -37,8 +37,10 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from receiver import JsonHandler, serve
 
 PORT, USER, PASSWORD = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 DATA_SOURCES = set(filter(None, sys.argv[4].split(",")))
@@ -113,20 +115,7 @@ def reconcile(payload, data_source, commit):
     return {"items": results, "relations": [{"errors": []} for _ in relations]}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body, headers=()):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def authorized(self):
         want = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         if self.headers.get("Authorization") == want:
@@ -155,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         url = urlparse(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = self.body()
         with LOCK:
             STATS["requests"] += 1
             STATS["posts"] += 1
@@ -180,6 +169,4 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, {"result": result})
 
 
-server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
-print("ready", flush=True)
-server.serve_forever()
+serve(ThreadingHTTPServer, PORT, Handler)

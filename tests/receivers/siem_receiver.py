@@ -13,12 +13,11 @@ line; anything off contract is answered 4xx and nothing is recorded:
   an _id seen before answers 409 for that item, as Elasticsearch does.
 Prints "ready" once listening.
 """
-import hashlib
-import hmac
 import json
 import sys
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
+
+from receiver import JsonHandler, check_signature, serve
 
 KIND, PORT, SECRET, OUT = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 SEEN = set()
@@ -30,20 +29,9 @@ def record(ids):
             f.write(i + "\n")
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        body = self.body().decode()
         try:
             ids, reply = getattr(self, KIND)(body)
         except (ValueError, KeyError, TypeError, AssertionError) as e:
@@ -54,12 +42,7 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, reply)
 
     def webhook(self, body):
-        ts = self.headers["X-Aiscout-Timestamp"]
-        want = "sha256=" + hmac.new(SECRET.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, self.headers.get("X-Aiscout-Signature", "")):
-            raise PermissionError("bad signature")
-        if abs(time.time() - int(ts)) > 300:
-            raise PermissionError("stale timestamp")
+        check_signature(self.headers, body, SECRET)
         assert self.headers["Idempotency-Key"]
         doc = json.loads(body)
         assert doc["source"] == "aiscout"
@@ -104,6 +87,4 @@ class Handler(BaseHTTPRequestHandler):
         return ids, {"errors": errors, "items": items}
 
 
-server = HTTPServer(("127.0.0.1", PORT), Handler)
-print("ready", flush=True)
-server.serve_forever()
+serve(HTTPServer, PORT, Handler)

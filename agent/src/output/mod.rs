@@ -20,22 +20,8 @@ use crate::report::Section;
 use crate::safety::Verdict;
 use crate::scan::Progress;
 
-/// Formats a byte count with binary units.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    let name = UNITS.get(unit).copied().unwrap_or("B");
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {name}")
-    }
-}
+/// Formats a byte count with binary units (shared with the collector's dashboard).
+pub use aiscout_proto::human_bytes;
 
 /// A progress bar on stderr, updated from the scan's counters until dropped.
 #[derive(Debug)]

@@ -149,10 +149,8 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
     let mut hosts = Vec::new();
     for h in agents.iter().filter(|h| h.agent.superseded_by.is_none()) {
         let a = &h.agent;
-        let facts: Value =
-            a.host_facts_json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
-        let identity: Value =
-            a.identity_json.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or(Value::Null);
+        let facts = crate::export::host_facts(h);
+        let identity = a.identity_json.as_deref().map_or(Value::Null, crate::export::entry);
         let list = |v: &Value, key: &str| -> Vec<String> {
             v.get(key)
                 .and_then(Value::as_array)
@@ -190,11 +188,8 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
     let mut live_hosts: HashMap<String, Vec<String>> = HashMap::new();
     let models = ExportFilter { kind: Some(AssetKind::Model), ..ExportFilter::default() };
     crate::store::each_sighting(store, &models, |s| -> Result<(), StoreError> {
-        let hosts = live_hosts.entry(s.key.asset_id.clone()).or_default();
-        let host = host_of(&s.key.agent_id);
-        if !hosts.contains(&host) {
-            hosts.push(host);
-        }
+        // Repeats are dropped where the list is used (sorted there).
+        live_hosts.entry(s.key.asset_id.clone()).or_default().push(host_of(&s.key.agent_id));
         Ok(())
     })?;
     let listing = |kind| {
@@ -279,6 +274,7 @@ pub fn read_inventory(store: &dyn Store) -> Result<CmdbInventory, StoreError> {
             entry_of(&asset)?
         };
         hosts.sort();
+        hosts.dedup();
         hosts.truncate(MAX_MODEL_HOSTS);
         let source = match text(&entry, "/source/kind").as_str() {
             "" => String::new(),
@@ -383,12 +379,21 @@ pub struct Batch<'a> {
 /// The inventory in batches of at most `size` CIs (module docs, *Batches*); `size` is at least 2.
 pub fn batches(inventory: &CmdbInventory, size: usize) -> Vec<Batch<'_>> {
     let size = size.max(2);
+    // Each host's dependents, its servers then its models in inventory order, indexed once
+    // rather than searched for per host (a model lists each of its hosts once).
+    let mut on: HashMap<&str, Vec<Ci<'_>>> = HashMap::new();
+    for s in &inventory.servers {
+        on.entry(s.agent_id.as_str()).or_default().push(Ci::Server(s));
+    }
+    for m in &inventory.models {
+        for h in &m.hosts {
+            on.entry(h.as_str()).or_default().push(Ci::Model(m));
+        }
+    }
     let mut out: Vec<Batch<'_>> = Vec::new();
     let mut current = Batch::default();
     for host in &inventory.hosts {
-        let mut dependents: Vec<Ci<'_>> = Vec::new();
-        dependents.extend(inventory.servers.iter().filter(|s| s.agent_id == host.agent_id).map(Ci::Server));
-        dependents.extend(inventory.models.iter().filter(|m| m.hosts.contains(&host.agent_id)).map(Ci::Model));
+        let dependents = on.remove(host.agent_id.as_str()).unwrap_or_default();
         if current.cis.len() + 1 + dependents.len() > size && !current.cis.is_empty() {
             out.push(std::mem::take(&mut current));
         }

@@ -19,11 +19,6 @@ pub fn host_ref(agent_id: &str) -> String {
     format!("host:{agent_id}")
 }
 
-/// Whether the request covers assets of `kind`.
-fn wanted(request: &ExportRequest, kind: AssetKind) -> bool {
-    request.kind.is_none_or(|k| k == kind)
-}
-
 /// The fleet facts of a host the BOM names besides the scan's: its agent id, identity facts and
 /// risk.
 fn host_extra(host: &HostSummary) -> Vec<(String, String)> {
@@ -129,17 +124,17 @@ pub(super) fn write(
         written.insert(bom_ref);
         Ok(())
     })?;
-    if wanted(request, AssetKind::Model) {
+    if request.wants(AssetKind::Model) {
         for_each_asset(store, request, Some(AssetKind::Model), |a| {
-            let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
+            let e = super::latest_entry(a);
             bom.component(&bom::model_component(&a.id, &a.identity, &e, asset_extra(a, &findings)))?;
             written.insert(a.id.clone());
             Ok(())
         })?;
     }
-    if wanted(request, AssetKind::Framework) {
+    if request.wants(AssetKind::Framework) {
         for_each_asset(store, request, Some(AssetKind::Framework), |a| {
-            let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
+            let e = super::latest_entry(a);
             bom.component(&bom::framework_component(&a.id, &e, asset_extra(a, &findings)))?;
             written.insert(a.id.clone());
             Ok(())
@@ -148,10 +143,13 @@ pub(super) fn write(
     // A runtime asset is one server on one host; a restarted server can leave a second live
     // sighting of it for a moment: the first (by sighting id) speaks for it.
     let mut last_server: Option<String> = None;
-    if wanted(request, AssetKind::Runtime) {
+    if request.wants(AssetKind::Runtime) {
         for_each_sighting(store, request, Some(AssetKind::Runtime), |s| {
+            if last_server.as_deref() == Some(s.key.asset_id.as_str()) {
+                return Ok(());
+            }
             let e = entry(&s.entry_json);
-            if !bom::is_server(&e) || last_server.as_deref() == Some(s.key.asset_id.as_str()) {
+            if !bom::is_server(&e) {
                 return Ok(());
             }
             last_server = Some(s.key.asset_id.clone());
@@ -168,16 +166,16 @@ pub(super) fn write(
     }
     // Dependencies. Servers: re-read (a server's open models are resolved against its host's
     // model sightings only here, so the services above were written without holding them).
-    if wanted(request, AssetKind::Runtime) {
+    if request.wants(AssetKind::Runtime) {
         last_server = None;
         for_each_sighting(store, request, Some(AssetKind::Runtime), |s| {
-            let e = entry(&s.entry_json);
             if !written.contains(&s.key.asset_id) || last_server.as_deref() == Some(s.key.asset_id.as_str()) {
                 return Ok(());
             }
+            let e = entry(&s.entry_json);
             last_server = Some(s.key.asset_id.clone());
             let mut depends_on = vec![host_ref(&s.key.agent_id)];
-            if wanted(request, AssetKind::Model) {
+            if request.wants(AssetKind::Model) {
                 let (paths, digests) = (bom::open_model_paths(&e), bom::open_model_digests(&e));
                 if !paths.is_empty() || !digests.is_empty() {
                     depends_on.extend(store.models_at(&s.key.agent_id, &paths, &digests)?);
@@ -188,7 +186,7 @@ pub(super) fn write(
         })?;
     }
     for kind in [AssetKind::Model, AssetKind::Framework] {
-        if wanted(request, kind) {
+        if request.wants(kind) {
             let mut hosts = HostsOfAsset::default();
             for_each_sighting(store, request, Some(kind), |s| hosts.add(&mut bom, s, &written))?;
             hosts.flush(&mut bom, &written)?;

@@ -135,6 +135,13 @@ pub struct ExportRequest {
     pub include_removed: bool,
 }
 
+impl ExportRequest {
+    /// Whether the request covers assets of `kind`.
+    pub(crate) fn wants(&self, kind: AssetKind) -> bool {
+        self.kind.is_none_or(|k| k == kind)
+    }
+}
+
 /// What varies from one export to the next: the clock, the serial number's randomness, the
 /// collector's version.
 #[derive(Debug, Clone)]
@@ -253,7 +260,8 @@ impl FindingsIndex {
     /// Reads every finding that still stands (on the request's host, when it names one).
     pub(crate) fn read(store: &dyn Store, request: &ExportRequest) -> Result<Self, StoreError> {
         let mut index: HashMap<String, Vec<(String, String, String)>> = HashMap::new();
-        for state in ["open", "reopened", "acknowledged"] {
+        // `active`: open or reopened.
+        for state in ["active", "acknowledged"] {
             let filter = FindingFilter {
                 state: Some(state.into()),
                 agent_id: request.agent_id.clone(),
@@ -287,6 +295,11 @@ impl FindingsIndex {
 /// An entry's JSON, or `null` when it does not parse (the store only keeps valid JSON).
 pub(crate) fn entry(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
+}
+
+/// An asset's latest live entry, `null` when it has none.
+pub(crate) fn latest_entry(asset: &AssetSummary) -> Value {
+    asset.latest_entry.as_deref().map_or(Value::Null, entry)
 }
 
 /// A host's facts (`host` of its scan), `null` when unknown.

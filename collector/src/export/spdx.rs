@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    entry, for_each_asset, for_each_host, for_each_sighting, hostname, ExportContext, ExportError, ExportRequest,
+    for_each_asset, for_each_host, for_each_sighting, hostname, ExportContext, ExportError, ExportRequest,
     ExportSummary, FindingsIndex,
 };
 use crate::store::{AssetKind, AssetSummary, Store};
@@ -205,7 +205,8 @@ pub(super) fn write(
         "spdxId": format!("urn:aiscout:spdx:{}", bom::uuid_v4(context.random)),
         "creationInfo": CREATION_INFO, "name": "aiscout AI inventory",
         "profileConformance": ["core", "software", "ai", "simpleLicensing"]}))?;
-    let wanted = |kind: AssetKind| request.kind.is_none_or(|k| k == kind);
+    // The hosts written, in order, for their `contains` relationships at the end.
+    let mut host_ids: Vec<String> = Vec::new();
     for_each_host(store, request, |h| {
         let facts = super::host_facts(h);
         let os = bom::text_at(&facts, &["os"]).unwrap_or("unknown os");
@@ -213,12 +214,13 @@ pub(super) fn write(
             "creationInfo": CREATION_INFO, "name": hostname(h), "software_primaryPurpose": "device",
             "comment": format!("aiscout host: agent id {}; {os}", h.agent.agent_id)}))?;
         graph.written.insert(host_id(&h.agent.agent_id));
+        host_ids.push(h.agent.agent_id.clone());
         Ok(())
     })?;
     let mut licences: HashSet<String> = HashSet::new();
-    if wanted(AssetKind::Model) {
+    if request.wants(AssetKind::Model) {
         for_each_asset(store, request, Some(AssetKind::Model), |a| {
-            let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
+            let e = super::latest_entry(a);
             graph.element(&model_element(a, &e, &findings))?;
             graph.written.insert(asset_id(&a.id));
             if let Some(licence) = bom::text_at(&e, &["metadata", "license"]).and_then(licence_expression) {
@@ -235,16 +237,18 @@ pub(super) fn write(
             Ok(())
         })?;
     }
-    if wanted(AssetKind::Framework) {
+    if request.wants(AssetKind::Framework) {
         for_each_asset(store, request, Some(AssetKind::Framework), |a| {
-            let e = a.latest_entry.as_deref().map_or(Value::Null, entry);
+            let e = super::latest_entry(a);
             graph.element(&framework_element(a, &e))?;
             graph.written.insert(asset_id(&a.id));
             Ok(())
         })?;
     }
     // Host by host: what each contains.
-    for_each_host(store, request, |h| contains(store, request, &wanted, &h.agent.agent_id, &mut graph))?;
+    for agent_id in &host_ids {
+        contains(store, request, agent_id, &mut graph)?;
+    }
     let items = graph.items;
     graph.out.write_all(b"\n]}\n")?;
     Ok(ExportSummary { items })
@@ -254,7 +258,6 @@ pub(super) fn write(
 fn contains(
     store: &dyn Store,
     request: &ExportRequest,
-    wanted: &dyn Fn(AssetKind) -> bool,
     agent_id: &str,
     graph: &mut Graph<'_>,
 ) -> Result<(), ExportError> {
@@ -274,7 +277,7 @@ fn contains(
         Ok(graph.element(&json!({"type": "Relationship", "spdxId": id, "creationInfo": CREATION_INFO,
             "from": host_id(agent_id), "relationshipType": "contains", "to": to}))?)
     };
-    for kind in [AssetKind::Model, AssetKind::Framework].into_iter().filter(|k| wanted(*k)) {
+    for kind in [AssetKind::Model, AssetKind::Framework].into_iter().filter(|k| request.wants(*k)) {
         for_each_sighting(store, &one_host, Some(kind), |s| {
             let id = asset_id(&s.key.asset_id);
             if last.as_ref() != Some(&id) && graph.written.contains(&id) {

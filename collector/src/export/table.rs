@@ -133,7 +133,7 @@ fn verdict_cell(verdict: Option<Verdict>) -> Cell {
 }
 
 fn asset_row(asset: &AssetSummary, findings: &FindingsIndex) -> Vec<Cell> {
-    let e = asset.latest_entry.as_deref().map_or(Value::Null, entry);
+    let e = super::latest_entry(asset);
     let text = |path: &[&str]| Cell::text(bom::text_at(&e, path));
     let (name, version, kind_type) = describe(asset.kind, &e);
     let (sha256, purl) = match asset.kind {

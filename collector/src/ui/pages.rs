@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
-use super::render::{self, at, link, num_at, page, segment, str_at, text, time_at};
+use super::render::{self, at, link, list_at, num_at, page, segment, str_at, text, time_at};
 use super::session::{self, Session};
 use super::{svg, Ui};
-use crate::store::Scope;
+use crate::findings::SEVERITIES;
+use crate::store::{ApiToken, Scope};
 
 /// Largest API answer a page reads (a page of 1,000 assets is far below it).
 const MAX_API_BODY: usize = 32 * 1024 * 1024;
@@ -46,23 +47,26 @@ impl IntoResponse for UiError {
 }
 
 impl Ui {
+    /// `token` as the store knows it now (`None`: unknown, expired or revoked), or the status
+    /// and message of the store's failure.
+    async fn verify(&self, token: String) -> Result<Option<ApiToken>, (StatusCode, String)> {
+        let store = std::sync::Arc::clone(&self.store);
+        crate::blocking(
+            |e| (StatusCode::INTERNAL_SERVER_ERROR, e),
+            move || store.verify_api_token(&token, crate::now_ms()).map_err(|e| (e.code().http(), e.to_string())),
+        )
+        .await
+    }
+
     /// The session of `headers`' cookie, whose token is live and holds the read scope; else to
     /// the sign-in page (a page that asks the API nothing must not show to a revoked token).
     async fn session(&self, headers: &HeaderMap) -> Result<Session, UiError> {
-        let s = session::from_headers(headers, self.tls).ok_or(UiError::SignIn)?;
-        let store = std::sync::Arc::clone(&self.store);
-        let token = s.token.clone();
-        let found = crate::blocking(
-            |e| UiError::Page(StatusCode::INTERNAL_SERVER_ERROR, e),
-            move || {
-                store
-                    .verify_api_token(&token, crate::now_ms())
-                    .map_err(|e| UiError::Page(e.code().http(), e.to_string()))
-            },
-        )
-        .await?;
-        match found {
-            Some(t) if t.allows(Scope::Read) => Ok(s),
+        let mut s = session::from_headers(headers, self.tls).ok_or(UiError::SignIn)?;
+        match self.verify(s.token.clone()).await.map_err(|(status, m)| UiError::Page(status, m))? {
+            Some(t) if t.allows(Scope::Read) => {
+                s.verified = Some(t);
+                Ok(s)
+            }
             _ => Err(UiError::SignIn),
         }
     }
@@ -80,13 +84,16 @@ impl Ui {
             }
             None => Body::empty(),
         };
-        let request = match request.body(body) {
+        let mut request = match request.body(body) {
             Ok(r) => r,
             Err(e) => {
                 return UiError::Page(StatusCode::BAD_REQUEST, format!("cannot ask the api for {path}: {e}"))
                     .into_response()
             }
         };
+        if let Some(token) = &session.verified {
+            request.extensions_mut().insert(crate::api::Caller(token.clone()));
+        }
         match self.api.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -107,14 +114,9 @@ impl Ui {
         let bytes = axum::body::to_bytes(response.into_body(), MAX_API_BODY)
             .await
             .map_err(|e| UiError::Page(StatusCode::BAD_GATEWAY, format!("reading the api's answer to {path}: {e}")))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         match status {
-            StatusCode::OK => Ok(value),
-            StatusCode::UNAUTHORIZED => Err(UiError::SignIn),
-            other => Err(UiError::Page(
-                other,
-                str_at(&value, "/error").map_or_else(|| format!("the api answered {other}"), str::to_string),
-            )),
+            StatusCode::OK => Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null)),
+            other => Err(api_failure(other, &bytes, || format!("the api answered {other}"))),
         }
     }
 
@@ -122,6 +124,16 @@ impl Ui {
     async fn api_get(&self, session: &Session, path: &str, params: &[(&str, &str)]) -> Result<Value, UiError> {
         self.api_json(session, Method::GET, &link(path, params), None).await
     }
+}
+
+/// What a page says of an API answer other than 200: a 401 sends the browser to sign in,
+/// another status is shown with the API's `{"error"}` message (`fallback` when it has none).
+fn api_failure(status: StatusCode, body: &[u8], fallback: impl FnOnce() -> String) -> UiError {
+    if status == StatusCode::UNAUTHORIZED {
+        return UiError::SignIn;
+    }
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    UiError::Page(status, str_at(&value, "/error").map_or_else(fallback, str::to_string))
 }
 
 /// A page's query parameters, or a 400 page naming what is wrong with them.
@@ -182,12 +194,7 @@ pub async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<Lo
     if !session::plausible_token(&token) {
         return refused(StatusCode::UNAUTHORIZED, "that is not an api token");
     }
-    let store = std::sync::Arc::clone(&ui.store);
-    let checked = token.clone();
-    let found =
-        crate::blocking(|e| e, move || store.verify_api_token(&checked, crate::now_ms()).map_err(|e| e.to_string()))
-            .await;
-    match found {
+    match ui.verify(token.clone()).await {
         Ok(Some(t)) if t.allows(Scope::Read) => {
             tracing::info!(token_id = %t.id, "dashboard sign-in");
             let mut response = Redirect::to("/ui/").into_response();
@@ -201,7 +208,7 @@ pub async fn login(State(ui): State<Ui>, headers: HeaderMap, Form(form): Form<Lo
             &format!("api token {} does not have the read scope the dashboard needs", t.id),
         ),
         Ok(None) => refused(StatusCode::UNAUTHORIZED, "unknown, expired or revoked api token"),
-        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check the token now: {e}")),
+        Err((_, e)) => refused(StatusCode::SERVICE_UNAVAILABLE, &format!("cannot check the token now: {e}")),
     }
 }
 
@@ -256,10 +263,9 @@ pub async fn overview(State(ui): State<Ui>, headers: HeaderMap) -> Result<Html<S
     let status = |k: &str| num_at(&o, &format!("/hosts/by_status/{k}"));
     let verdict = |k: &str| num_at(&o, &format!("/models/by_verdict/{k}"));
     let open = |k: &str| num_at(&o, &format!("/open_findings/{k}"));
-    let empty = Vec::new();
-    let trend = o.get("trend").and_then(Value::as_array).unwrap_or(&empty);
-    let critical = o.get("newest_critical").and_then(Value::as_array).unwrap_or(&empty);
-    let spreading = o.get("spreading").and_then(Value::as_array).unwrap_or(&empty);
+    let trend = list_at(&o, "/trend");
+    let critical = list_at(&o, "/newest_critical");
+    let spreading = list_at(&o, "/spreading");
     let body = html! {
         section.cards {
             div.card {
@@ -282,7 +288,7 @@ pub async fn overview(State(ui): State<Ui>, headers: HeaderMap) -> Result<Html<S
             }
             div.card {
                 h2 { "Open findings" }
-                @for sev in ["critical", "high", "medium", "low", "info"] {
+                @for sev in SEVERITIES.iter().rev() {
                     (metric(sev, &format!("findings.{sev}"), open(sev), Some(&format!("/ui/findings?severity={sev}&exact_severity=true&state=active"))))
                 }
             }
@@ -340,21 +346,20 @@ fn model_name(asset: &Value) -> String {
 // ---- findings ----
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct FindingsQuery {
-    #[serde(default)]
     severity: String,
-    #[serde(default)]
     rule: String,
-    #[serde(default)]
     state: String,
-    #[serde(default)]
     host: String,
-    #[serde(default)]
     mapping: String,
-    #[serde(default)]
     exact_severity: String,
-    #[serde(default)]
     after: String,
+}
+
+/// The severities as a filter's choices, most severe first.
+fn severity_choices() -> Vec<(&'static str, &'static str)> {
+    SEVERITIES.iter().rev().map(|s| (*s, *s)).collect()
 }
 
 /// The framework keys as the filter names them.
@@ -383,8 +388,7 @@ pub async fn findings(
     ];
     let list = ui.api_get(&s, "/api/v1/findings", &params).await?;
     let rules: Vec<(&str, &str)> = crate::findings::RULES.iter().map(|r| (r.id, r.id)).collect();
-    let severities: Vec<(&str, &str)> =
-        ["critical", "high", "medium", "low", "info"].iter().map(|s| (*s, *s)).collect();
+    let severities = severity_choices();
     let states: Vec<(&str, &str)> = [
         ("active", "open or reopened"),
         ("open", "open"),
@@ -394,8 +398,7 @@ pub async fn findings(
     ]
     .to_vec();
     let mapped = crate::findings::mapped_ids();
-    let empty = Vec::new();
-    let items = list.get("items").and_then(Value::as_array).unwrap_or(&empty);
+    let items = list_at(&list, "/items");
     let body = html! {
         form.filters method="get" action="/ui/findings" {
             label { "Severity " (render::select("severity", "any", &severities, &q.severity)) }
@@ -444,9 +447,8 @@ pub async fn finding(
 ) -> Result<Html<String>, UiError> {
     let s = ui.session(&headers).await?;
     let f = ui.api_get(&s, &format!("/api/v1/findings/{}", segment(&id)), &[]).await?;
-    let empty = Vec::new();
-    let hosts = f.get("hosts").and_then(Value::as_array).unwrap_or(&empty);
-    let assets = f.get("assets").and_then(Value::as_array).unwrap_or(&empty);
+    let hosts = list_at(&f, "/hosts");
+    let assets = list_at(&f, "/assets");
     let state = str_at(&f, "/state").unwrap_or("");
     let body = html! {
         dl.facts {
@@ -532,16 +534,12 @@ pub async fn acknowledge(
 // ---- models ----
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ModelsQuery {
-    #[serde(default)]
     q: String,
-    #[serde(default)]
     host: String,
-    #[serde(default)]
     verdict: String,
-    #[serde(default)]
     format: String,
-    #[serde(default)]
     after: String,
 }
 
@@ -572,8 +570,7 @@ pub async fn models(
     ];
     let list = ui.api_get(&s, "/api/v1/assets", &params).await?;
     let verdicts = [("dangerous", "dangerous"), ("suspicious", "suspicious"), ("safe", "safe")];
-    let empty = Vec::new();
-    let items = list.get("items").and_then(Value::as_array).unwrap_or(&empty);
+    let items = list_at(&list, "/items");
     let body = html! {
         form.filters method="get" action="/ui/models" {
             label { "Name, repo or digest " input type="search" name="q" value=(q.q) size="30" maxlength="200"; }
@@ -611,8 +608,8 @@ pub async fn models(
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SightingsQuery {
-    #[serde(default)]
     after: String,
 }
 
@@ -695,13 +692,12 @@ pub async fn model(
     let findings = ui.api_get(&s, "/api/v1/findings", &[("asset", &id), ("limit", "100")]).await?;
     let open = open_by(&graph);
     let model_node = format!("model:{id}");
-    let empty = Vec::new();
-    let sightings = a.pointer("/sightings_page/items").and_then(Value::as_array).unwrap_or(&empty);
+    let sightings = list_at(&a, "/sightings_page/items");
     let latest = sightings.iter().find(|s| s.get("removed_at_ms").is_none_or(Value::is_null)).or(sightings.first());
     let entry = latest.and_then(|s| s.get("entry")).unwrap_or(&Value::Null);
-    let safety = entry.pointer("/safety/findings").and_then(Value::as_array).unwrap_or(&empty);
+    let safety = list_at(entry, "/safety/findings");
     let metadata = entry.get("metadata").and_then(Value::as_object);
-    let finding_items = findings.get("items").and_then(Value::as_array).unwrap_or(&empty);
+    let finding_items = list_at(&findings, "/items");
     let mut history: Vec<(i64, String, String)> = Vec::new();
     for s in sightings {
         let host = at(s, "/hostname");
@@ -806,12 +802,10 @@ fn findings_table(items: &[Value]) -> Markup {
 // ---- hosts ----
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct HostsQuery {
-    #[serde(default)]
     status: String,
-    #[serde(default)]
     severity: String,
-    #[serde(default)]
     after: String,
 }
 
@@ -826,10 +820,8 @@ pub async fn hosts(
     let list = ui.api_get(&s, "/api/v1/hosts", &params).await?;
     let statuses =
         [("online", "online"), ("silent", "silent"), ("revoked", "revoked"), ("decommissioned", "decommissioned")];
-    let severities: Vec<(&str, &str)> =
-        ["critical", "high", "medium", "low", "info"].iter().map(|s| (*s, *s)).collect();
-    let empty = Vec::new();
-    let items = list.get("items").and_then(Value::as_array).unwrap_or(&empty);
+    let severities = severity_choices();
+    let items = list_at(&list, "/items");
     let body = html! {
         form.filters method="get" action="/ui/hosts" {
             label { "Status " (render::select("status", "any", &statuses, &q.status)) }
@@ -845,7 +837,7 @@ pub async fn hosts(
                             @if str_at(h, "/identity_status") == Some("clone") { " " span.badge.clone { "clone" } } }
                         td { (at(h, "/os")) }
                         td { (at(h, "/agent_version")) }
-                        td { (h.pointer("/update/state").map_or_else(|| "—".to_string(), |v| text(Some(v)))) }
+                        td { (at(h, "/update/state")) }
                         td { (at(h, "/status")) }
                         td { (time_at(h, "/last_seen_ms")) }
                         td { (at(h, "/gpu_count")) }
@@ -872,19 +864,18 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
     let tooling = assets("tooling").await?;
     let graph = ui.api_get(&s, "/api/v1/graph", &[("host", &id)]).await?;
     let findings = ui.api_get(&s, "/api/v1/findings", &[("host", &id), ("limit", "200")]).await?;
-    let empty = Vec::new();
-    let list = |v: &Value| v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
     let models_total = num_at(&models, "/total");
-    let (models, frameworks, tooling) = (list(&models), list(&frameworks), list(&tooling));
+    let (models, frameworks, tooling) =
+        (list_at(&models, "/items"), list_at(&frameworks, "/items"), list_at(&tooling, "/items"));
     let mut by_env: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for f in &frameworks {
+    for f in frameworks {
         by_env.entry(at(f, "/columns/environment")).or_default().push(f);
     }
     let index = GraphIndex::new(&graph);
     let processes = index.of_type("process");
     let facts = h.get("facts").unwrap_or(&Value::Null);
-    let gpus = facts.get("gpus").and_then(Value::as_array).unwrap_or(&empty);
-    let finding_items = list(&findings);
+    let gpus = list_at(facts, "/gpus");
+    let finding_items = list_at(&findings, "/items");
     let title = at(&h, "/hostname");
     let body = html! {
         p { a href=(link("/ui/graph", &[("host", &id)])) { "Graph of this host" } }
@@ -944,7 +935,7 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
         table data-test="host-models" {
             thead { tr { th { "Name" } th { "Path" } th { "Format" } th { "Verdict" } } }
             tbody {
-                @for m in &models {
+                @for m in models {
                     tr {
                         td { a href={ "/ui/models/" (segment(str_at(m, "/id").unwrap_or(""))) } { (model_name(m)) } }
                         td { code { (at(m, "/columns/path")) } }
@@ -965,10 +956,10 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
         table {
             thead { tr { th { "Kind" } th { "Client or provider" } th { "MCP servers or key name" } th { "File" } } }
             tbody {
-                @for t in &tooling {
+                @for t in tooling {
                     tr {
                         td { (at(t, "/columns/kind")) }
-                        td { (at(t, "/columns/client")) (if str_at(t, "/columns/provider").is_some() { at(t, "/columns/provider") } else { String::new() }) }
+                        td { (at(t, "/columns/client")) (str_at(t, "/columns/provider").unwrap_or("")) }
                         td { @if str_at(t, "/columns/variable").is_some() { code { (at(t, "/columns/variable")) } } @else { (at(t, "/columns/servers")) } }
                         td { code { (at(t, "/columns/path")) } }
                     }
@@ -977,7 +968,7 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
             }
         }
         h2 { "Findings" }
-        (findings_table(&finding_items))
+        (findings_table(finding_items))
     };
     Ok(html_page(&title, "/ui/hosts", &s, body))
 }
@@ -985,10 +976,9 @@ pub async fn host(State(ui): State<Ui>, headers: HeaderMap, Path(id): Path<Strin
 // ---- graph ----
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct GraphQuery {
-    #[serde(default)]
     host: String,
-    #[serde(default)]
     asset: String,
 }
 
@@ -1042,7 +1032,6 @@ pub async fn exports(State(ui): State<Ui>, headers: HeaderMap) -> Result<Html<St
         Err(UiError::Page(status, message)) => Err((status, message)),
         Err(other) => return Err(other),
     };
-    let empty = Vec::new();
     let body = html! {
         h2 { "Download" }
         ul.downloads {
@@ -1055,7 +1044,7 @@ pub async fn exports(State(ui): State<Ui>, headers: HeaderMap) -> Result<Html<St
         h2 { "Last CMDB push" }
         @match &pushes {
             Ok(v) => {
-                @let list = v.get("pushes").and_then(Value::as_array).unwrap_or(&empty);
+                @let list = list_at(v, "/pushes");
                 @if list.is_empty() { p { "No push yet (" code { "aiscout-collector push servicenow|webhook" } ")." } }
                 @for p in list {
                     h3 { (at(p, "/target")) " — " (time_at(p, "/at_ms")) }
@@ -1069,10 +1058,9 @@ pub async fn exports(State(ui): State<Ui>, headers: HeaderMap) -> Result<Html<St
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DownloadQuery {
-    #[serde(default)]
     format: String,
-    #[serde(default)]
     rows: String,
 }
 
@@ -1088,14 +1076,9 @@ pub async fn download(
     let response = ui.api(&s, Method::GET, &path, None).await;
     match response.status() {
         StatusCode::OK => Ok(response),
-        StatusCode::UNAUTHORIZED => Err(UiError::SignIn),
         status => {
             let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Err(UiError::Page(
-                status,
-                str_at(&value, "/error").map_or_else(|| format!("the export failed: {status}"), str::to_string),
-            ))
+            Err(api_failure(status, &bytes, || format!("the export failed: {status}")))
         }
     }
 }

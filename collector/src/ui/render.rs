@@ -82,6 +82,11 @@ pub fn str_at<'v>(v: &'v Value, at: &str) -> Option<&'v str> {
     v.pointer(at).and_then(Value::as_str)
 }
 
+/// The array at `at` (empty when absent or not an array).
+pub fn list_at<'v>(v: &'v Value, at: &str) -> &'v [Value] {
+    v.pointer(at).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
 /// The number at `at` (0 when absent).
 pub fn num_at(v: &Value, at: &str) -> u64 {
     v.pointer(at).and_then(Value::as_u64).unwrap_or(0)
@@ -107,10 +112,7 @@ pub fn time_at(v: &Value, at: &str) -> Markup {
 
 /// A severity as a coloured badge.
 pub fn severity(s: &str) -> Markup {
-    let class = match s {
-        "critical" | "high" | "medium" | "low" | "info" => s,
-        _ => "unknown",
-    };
+    let class = if crate::findings::SEVERITIES.contains(&s) { s } else { "unknown" };
     html! { span class={ "badge sev-" (class) } { (s) } }
 }
 
@@ -125,21 +127,7 @@ pub fn verdict(v: Option<&str>) -> Markup {
 }
 
 /// A byte count, in binary units.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    let name = UNITS.get(unit).copied().unwrap_or("B");
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {name}")
-    }
-}
+pub use aiscout_proto::human_bytes as bytes;
 
 /// A path segment, percent-encoded but for the unreserved characters (as a purl segment is).
 pub fn segment(s: &str) -> String {

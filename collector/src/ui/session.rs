@@ -33,6 +33,9 @@ pub struct Session {
     pub token: String,
     /// The CSRF token of [`Session::token`].
     pub csrf: String,
+    /// The token as the store verified it for this request: the pages hand it to the API
+    /// (`api::Caller`), which then does not verify it again.
+    pub verified: Option<crate::store::ApiToken>,
 }
 
 impl std::fmt::Debug for Session {
@@ -52,7 +55,7 @@ impl Session {
     /// The session of `token`.
     pub fn new(token: String) -> Self {
         let csrf = hex::encode(mac(&token).finalize().into_bytes());
-        Self { token, csrf }
+        Self { token, csrf, verified: None }
     }
 
     /// Whether `presented` is this session's CSRF token (compared in constant time).

@@ -5,10 +5,7 @@
 use rusqlite::{params, Transaction};
 
 use super::{findings, queries, Res};
-use crate::store::types::{AssetFilter, AssetKind, HostFilter, Overview, OverviewRequest, PageRequest, Verdict};
-
-/// The totals only: a listing asked for one row still counts every match.
-const ONE: PageRequest = PageRequest { after: None, limit: 1 };
+use crate::store::types::{AssetFilter, AssetKind, HostFilter, Overview, OverviewRequest, Verdict};
 
 pub(super) fn overview(tx: &Transaction<'_>, request: &OverviewRequest) -> Res<Overview> {
     let mut hosts_by_status = Vec::new();
@@ -18,7 +15,7 @@ pub(super) fn overview(tx: &Transaction<'_>, request: &OverviewRequest) -> Res<O
             silent_before_ms: request.silent_before_ms,
             ..HostFilter::default()
         };
-        hosts_by_status.push((status.to_string(), queries::hosts(tx, &filter, &ONE)?.total));
+        hosts_by_status.push((status.to_string(), queries::hosts_total(tx, &filter)?));
     }
     let clones: i64 = tx.query_row(
         "SELECT COUNT(*) FROM agents WHERE clone_detected_at_ms IS NOT NULL AND revoked_at_ms IS NULL \
@@ -32,11 +29,11 @@ pub(super) fn overview(tx: &Transaction<'_>, request: &OverviewRequest) -> Res<O
     let models_by_verdict = verdicts.iter().map(|v| v.as_str().to_string()).zip(by_verdict).collect();
     let exposed =
         AssetFilter { kind: Some(AssetKind::Runtime), exposure: Some("exposed".into()), ..AssetFilter::default() };
-    let exposed_servers = queries::assets(tx, &exposed, &ONE)?.total;
+    let exposed_servers = queries::assets_total(tx, &exposed)?;
     let mut spreading = Vec::new();
     for (asset_id, new_hosts) in spreading_models(tx, request.spread_since_ms, request.list_limit)? {
-        if let Some(detail) = queries::asset(tx, &asset_id, &ONE)? {
-            spreading.push((detail.asset, new_hosts));
+        if let Some(asset) = queries::asset_summary(tx, &asset_id)? {
+            spreading.push((asset, new_hosts));
         }
     }
     Ok(Overview {

@@ -39,14 +39,7 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
          WHERE {HOSTS_WANTED} AND (?7 IS NULL OR a.agent_id > ?7) ORDER BY a.agent_id LIMIT ?8"
     );
     let severities = super::findings::severities_json(filter.min_severity.as_deref())?;
-    let wanted: [&dyn rusqlite::ToSql; 6] = [
-        &filter.status,
-        &filter.silent_before_ms,
-        &filter.version,
-        &filter.agent_id,
-        &severities,
-        &filter.not_seen_since,
-    ];
+    let wanted = host_args(filter, &severities);
     let paging: [&dyn rusqlite::ToSql; 2] = [&page.after, &(limit + 1)];
     let mut stmt = tx.prepare(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(wanted.iter().chain(paging.iter())), |r| {
@@ -69,12 +62,23 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
             })
     })?;
     drop(stmt);
-    let total = tx.query_row(
-        &format!("SELECT COUNT(*) FROM agents a WHERE {HOSTS_WANTED}"),
-        rusqlite::params_from_iter(wanted),
-        |r| count(r, 0),
-    )?;
+    let total = hosts_total(tx, filter)?;
     Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
+}
+
+/// The parameters of [`HOSTS_WANTED`] for `filter` (`severities`: its severities as JSON).
+fn host_args<'a>(filter: &'a HostFilter, severities: &'a Option<String>) -> [&'a dyn rusqlite::ToSql; 6] {
+    [&filter.status, &filter.silent_before_ms, &filter.version, &filter.agent_id, severities, &filter.not_seen_since]
+}
+
+/// How many hosts `filter` lists: the `total` of [`hosts`].
+pub(super) fn hosts_total(tx: &Transaction<'_>, filter: &HostFilter) -> Res<u64> {
+    let severities = super::findings::severities_json(filter.min_severity.as_deref())?;
+    Ok(tx.query_row(
+        &format!("SELECT COUNT(*) FROM agents a WHERE {HOSTS_WANTED}"),
+        rusqlite::params_from_iter(host_args(filter, &severities)),
+        |r| count(r, 0),
+    )?)
 }
 
 /// Columns of an update record, for `agent_updates` aliased `u` (NULL when the agent never
@@ -257,12 +261,22 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
     for asset in &mut rows.0 {
         complete(tx, asset, filter.agent_id.as_deref())?;
     }
-    let total = tx.query_row(
-        &format!("SELECT COUNT(*) FROM assets a WHERE {listed}"),
-        rusqlite::params_from_iter(wanted),
-        |r| count(r, 0),
-    )?;
+    let total = listed_total(tx, &query, filter)?;
     Ok(paginate(rows, total, |a| a.id.clone()))
+}
+
+/// How many assets `query` (of `filter`) lists.
+fn listed_total(tx: &Transaction<'_>, query: &AssetQuery, filter: &AssetFilter) -> Res<u64> {
+    Ok(tx.query_row(
+        &format!("SELECT COUNT(*) FROM assets a WHERE {}", query.listed),
+        rusqlite::params_from_iter(query.args(filter)),
+        |r| count(r, 0),
+    )?)
+}
+
+/// How many assets `filter` lists: the `total` of [`assets`].
+pub(super) fn assets_total(tx: &Transaction<'_>, filter: &AssetFilter) -> Res<u64> {
+    listed_total(tx, &AssetQuery::new(filter), filter)
 }
 
 /// How many assets `filter` lists, and how many of those have a live sighting stating each of
@@ -401,13 +415,21 @@ fn like_escape(text: &str) -> String {
     out
 }
 
-pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) -> Res<Option<AssetDetail>> {
+/// One asset's summary, as a listing shows it.
+pub(super) fn asset_summary(tx: &Transaction<'_>, asset_id: &str) -> Res<Option<AssetSummary>> {
     let sql = format!("SELECT {ASSET_COLUMNS}, {PACKAGE_FILE} FROM assets a WHERE a.asset_id = ?1");
     let row = |r: &Row<'_>| Ok(AssetSummary { owned: r.get(ASSET_COLUMN_COUNT)?, ..asset_from_row(r)? });
     let Some(mut asset) = tx.query_row(&sql, [asset_id], row).optional()? else {
         return Ok(None);
     };
     complete(tx, &mut asset, None)?;
+    Ok(Some(asset))
+}
+
+pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) -> Res<Option<AssetDetail>> {
+    let Some(asset) = asset_summary(tx, asset_id)? else {
+        return Ok(None);
+    };
     let after: i64 = match &page.after {
         None => 0,
         Some(cursor) => cursor.parse().map_err(|_| StoreError::InvalidCursor { cursor: cursor.clone() })?,
