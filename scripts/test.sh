@@ -36,6 +36,12 @@ say "the API's OpenAPI document, by the reference validator (scripts/check-opena
 scripts/check-openapi.sh
 say "tests"
 cargo test --workspace --locked
+say "PostgreSQL: a fresh database (scripts/postgres-db.sh), dropped when the run ends"
+PG_URL=$(scripts/postgres-db.sh create)
+trap 'scripts/postgres-db.sh drop "$PG_URL" || true' EXIT
+say "the store conformance suite and everything built on the store, against PostgreSQL"
+AISCOUT_TEST_POSTGRES=$PG_URL cargo test -p aiscout-collector --lib --locked -- --include-ignored \
+  store:: findings:: export:: cmdb:: ui:: api:: server:: grpc::
 say "quickstart with its ports taken (scripts/test-quickstart.sh)"
 scripts/test-quickstart.sh
 say "packages: build .deb and .rpm, install, check, purge (scripts/test-packages.sh)"

@@ -229,6 +229,12 @@ async fn cmdb_last_push(State(store): State<Arc<dyn Store>>) -> Result<Json<Valu
     Ok(Json(json!({ "pushes": pushes })))
 }
 
+/// `routes` behind any valid API token, whatever its scopes (`/metrics`).
+pub fn any_token(store: &Arc<dyn Store>, routes: Router) -> Router {
+    const ANY: &[Scope] = &[Scope::Read, Scope::Export, Scope::Admin];
+    routes.route_layer(middleware::from_fn_with_state((Arc::clone(store), ANY), require_scope))
+}
+
 /// `routes` behind [`require_scope`] for any of `scopes`.
 fn scoped(store: &Arc<dyn Store>, scopes: &'static [Scope], routes: Router<Arc<dyn Store>>) -> Router<Arc<dyn Store>> {
     routes.route_layer(middleware::from_fn_with_state((Arc::clone(store), scopes), require_scope))
@@ -1021,7 +1027,7 @@ pub fn router_with(store: Arc<dyn Store>, settings: ApiSettings) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewApiToken, SqliteStore};
+    use crate::store::NewApiToken;
     use axum::body::Body;
     use tower::ServiceExt;
 
@@ -1080,7 +1086,7 @@ mod tests {
         assert_eq!(documented, declared_routes());
         // Each documented route answers as documented: served (not 404) with the scope it names,
         // refused (403) with another; and the document itself is served without a token.
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let store: Arc<dyn Store> = crate::store::tests::store().arc();
         let router = router(Arc::clone(&store));
         let read = token(&store, vec![Scope::Read], None);
         let admin = token(&store, vec![Scope::Admin], None);
@@ -1143,7 +1149,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_read_route_needs_a_live_token_with_the_read_scope() {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let store: Arc<dyn Store> = crate::store::tests::store().arc();
         let router = router(Arc::clone(&store));
         let reader = token(&store, vec![Scope::Read], None);
         let exporter = token(&store, vec![Scope::Export, Scope::Admin], None);
@@ -1170,7 +1176,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_cmdb_push_is_read_with_the_export_or_admin_scope() {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let store: Arc<dyn Store> = crate::store::tests::store().arc();
         let router = router(Arc::clone(&store));
         let path = "/api/v1/cmdb/last-push";
         let (reader, exporter, admin) = (

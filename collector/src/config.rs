@@ -10,6 +10,9 @@
 //!
 //! ```toml
 //! data_dir = "/var/lib/aiscout-collector"  # database, dev PKI
+//! store = ""                 # "" (SQLite in data_dir) or "postgres://user@host:5432/db" (docs/scale.md)
+//! store_password_file = ""   # PostgreSQL: the password, from a file (not in the URL)
+//! store_pool_size = 16       # PostgreSQL: most connections this collector holds
 //! listen = "0.0.0.0:7443"                  # gRPC over TLS (agents)
 //! api_listen = "127.0.0.1:7080"            # HTTP API (bearer tokens)
 //!
@@ -65,6 +68,12 @@ use serde::Deserialize;
 pub struct CollectorConfig {
     /// Where the database and the dev PKI live.
     pub data_dir: PathBuf,
+    /// The store: empty for SQLite in `data_dir`, or a PostgreSQL URL shared by replicas.
+    pub store: String,
+    /// The PostgreSQL password, read from this file so the URL in the configuration holds none.
+    pub store_password_file: PathBuf,
+    /// Most PostgreSQL connections this collector holds.
+    pub store_pool_size: u32,
     /// gRPC (TLS) listen address.
     pub listen: SocketAddr,
     /// HTTP API listen address.
@@ -218,6 +227,9 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("/var/lib/aiscout-collector"),
+            store: String::new(),
+            store_password_file: PathBuf::new(),
+            store_pool_size: 16,
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             tls: TlsConfig::default(),
@@ -468,6 +480,25 @@ impl CollectorConfig {
             problem("data_dir", "must not be empty".into());
         } else if !self.data_dir.is_absolute() {
             problem("data_dir", format!("must be an absolute path, got {:?}", self.data_dir.display().to_string()));
+        }
+        if !self.store.is_empty() {
+            if !crate::store::postgres::is_postgres_url(&self.store) {
+                problem("store", "must be empty (SQLite in data_dir) or a postgres:// URL".into());
+            } else if let Err(e) = self.store.parse::<postgres::Config>() {
+                problem("store", format!("not a postgresql URL: {e}"));
+            } else if crate::store::postgres::url_has_password(&self.store) {
+                problem("store", "holds a password: put it in store_password_file instead".into());
+            }
+            if self.store_pool_size == 0 || self.store_pool_size > 1000 {
+                problem("store_pool_size", format!("must be 1 to 1000, got {}", self.store_pool_size));
+            }
+        }
+        if !self.store_password_file.as_os_str().is_empty() {
+            if self.store.is_empty() {
+                problem("store_password_file", "only for a postgres:// store".into());
+            } else if !self.store_password_file.is_absolute() {
+                problem("store_password_file", "must be an absolute path".into());
+            }
         }
         if self.listen == self.api_listen {
             problem("api_listen", format!("must differ from listen ({})", self.listen));

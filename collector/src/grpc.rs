@@ -66,6 +66,8 @@ pub struct Services {
     pub releases_dir: std::path::PathBuf,
     /// When a cohort's rollout is paused.
     pub rollout: crate::release::RolloutPause,
+    /// What this collector counts (`crate::metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The update state an agent reports with its check, checked and cut to the store's limits.
@@ -247,6 +249,7 @@ impl Services {
 
     /// Logs a refused agent at WARN, once per agent per minute (docs/collector.md, *Logs*).
     fn refused(&self, agent_id: &str, why: &'static str) {
+        self.metrics.rejected("agent_refused");
         if self.refusals.first_in_window(agent_id) {
             tracing::warn!(agent_id = %agent_id, reason = why, "agent refused");
         }
@@ -518,6 +521,7 @@ impl Inventory for InventoryService {
         }
         let first_contact = authorized.first_contact;
         tokio::spawn(async move {
+            let _open = crate::metrics::StreamGuard::open(&services.metrics);
             let mut hello_seen = false;
             while let Some(next) = incoming.next().await {
                 let msg = match next {
@@ -526,7 +530,10 @@ impl Inventory for InventoryService {
                         // The stream ends with a status the agent can read, never with OK: a
                         // message over the size limit is refused as RESOURCE_EXHAUSTED.
                         let refusal = match e.code() {
-                            tonic::Code::OutOfRange => Status::resource_exhausted(e.message().to_owned()),
+                            tonic::Code::OutOfRange => {
+                                services.metrics.rejected("oversized");
+                                Status::resource_exhausted(e.message().to_owned())
+                            }
                             _ => e,
                         };
                         tracing::debug!(agent_id = %agent_id, error = %refusal, "stream ended");
@@ -544,6 +551,7 @@ impl Inventory for InventoryService {
                 if let Err(wait) =
                     services.rate.admit(&agent_id, std::time::Instant::now(), counted, message_bytes(&msg))
                 {
+                    services.metrics.rejected("rate_limit");
                     tracing::warn!(agent_id = %agent_id, "rate limit: stream ended");
                     let retry = message(collector_message::Message::RetryAfterMs(
                         u64::try_from(wait.as_millis()).unwrap_or(60_000),
@@ -626,6 +634,8 @@ async fn apply(
     let sequence = batch.sequence;
     // A gap right before a snapshot's first part is repaired by that snapshot.
     let opens_snapshot = batch.snapshot && batch.first_part;
+    let started = std::time::Instant::now();
+    let metrics = Arc::clone(&services.metrics);
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
     let outcome = blocking(Status::internal, move || {
         let authorized = services.authorize(&agent_id, &serial, true)?;
@@ -633,10 +643,15 @@ async fn apply(
         if dropped > 0 {
             tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");
         }
-        let outcome = services.store.apply_batch(&agent_id, &ingest).map_err(|e| status(&e))?;
+        let outcome = services.store.apply_batch(&agent_id, &ingest).map_err(|e| {
+            services.metrics.batch_failed(&e);
+            status(&e)
+        })?;
+        services.metrics.batch_applied(&outcome);
         Ok((outcome, authorized.resurfaced))
     })
     .await;
+    metrics.batch_duration.observe(started.elapsed().as_secs_f64());
     let ack = || Ok(message(collector_message::Message::Ack(v1::Ack { sequence })));
     let snapshot =
         |reason: String| Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest { reason })));
@@ -732,6 +747,7 @@ mod tests {
             refusals: crate::rate::LogLimiter::default(),
             releases_dir: std::path::PathBuf::from("/nonexistent"),
             rollout: crate::release::RolloutPause::default(),
+            metrics: Arc::default(),
         }));
         let new = NewEnrollmentToken { uses: 1, expires_at_ms: i64::MAX, label: "t".into(), now_ms: 0 };
         let token = store.create_enrollment_token(&new).unwrap();
@@ -783,6 +799,7 @@ mod tests {
             refusals: crate::rate::LogLimiter::default(),
             releases_dir: std::path::PathBuf::from("/nonexistent"),
             rollout: crate::release::RolloutPause::default(),
+            metrics: Arc::default(),
         }
     }
 

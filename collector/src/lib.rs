@@ -14,6 +14,7 @@
 //! - [`listener`]: TLS accept loops: handshakes off the accept path, failures logged once per
 //!   peer per minute.
 //! - [`grpc`]: the `Enrollment` and `Inventory` services, authentication, gRPC statuses.
+//! - [`metrics`]: the collector's own counters and histograms, served at `/metrics`.
 //! - [`rate`]: the per-agent batch rate limit the `Inventory` service applies.
 //! - [`ingest`]: wire batches into store batches.
 //! - [`api`]: the read-only HTTP API with bearer tokens and their scopes, HTTP statuses.
@@ -23,8 +24,8 @@
 //! - [`keys`]: private keys in the formats operators have (PKCS#8 plain or encrypted, PKCS#1,
 //!   SEC1), read into PKCS#8.
 //! - [`store`]: the fleet inventory store: the [`store::Store`] trait, its domain types and
-//!   identity rules, bounds on what an agent can store (`store::limits`), and the embedded
-//!   SQLite backend.
+//!   identity rules, bounds on what an agent can store (`store::limits`), the embedded
+//!   SQLite backend and the PostgreSQL one several collectors share.
 //! - [`release`]: the release manager's commands (keygen, sign, publish) and the published
 //!   release channel.
 //! - [`untrusted`]: agent-supplied text escaped and cut for log lines.
@@ -51,6 +52,7 @@ pub mod grpc;
 pub mod ingest;
 pub mod keys;
 pub mod listener;
+pub mod metrics;
 pub mod operator;
 pub mod pki;
 pub mod policy;

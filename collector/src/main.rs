@@ -12,7 +12,8 @@ use aiscout_collector::config::CollectorConfig;
 use aiscout_collector::now_ms;
 use aiscout_collector::operator;
 use aiscout_collector::store::limits::AgentQuota;
-use aiscout_collector::store::{NewApiToken, NewEnrollmentToken, Scope, SqliteStore, Store};
+use aiscout_collector::store::postgres::{redact_url, PgOptions};
+use aiscout_collector::store::{NewApiToken, NewEnrollmentToken, PgStore, Scope, SqliteStore, Store};
 use aiscout_collector::tls::TlsMaterial;
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,9 @@ enum Command {
     Serve,
     /// Check the configuration and print every problem.
     Validate,
+    /// Bring the store's schema to this build's version and exit (serve does it too; run this
+    /// first when several collectors share one PostgreSQL database).
+    Migrate,
     /// Enrollment tokens.
     Token {
         #[command(subcommand)]
@@ -372,9 +376,22 @@ fn read_policy(file: &std::path::Path) -> Result<(aiscout_collector::policy::Pol
 }
 
 fn open_store(config: &CollectorConfig) -> anyhow::Result<Arc<dyn Store>> {
-    aiscout_collector::create_private_dir(&config.data_dir)?;
     let quota = AgentQuota { max_stored_bytes: config.agents.max_stored_bytes };
-    Ok(Arc::new(SqliteStore::open(&config.database_path())?.with_quota(quota)))
+    if config.store.is_empty() {
+        aiscout_collector::create_private_dir(&config.data_dir)?;
+        return Ok(Arc::new(SqliteStore::open(&config.database_path())?.with_quota(quota)));
+    }
+    let password = if config.store_password_file.as_os_str().is_empty() {
+        None
+    } else {
+        let file = &config.store_password_file;
+        Some(
+            aiscout_collector::read_secret_file(file)
+                .map_err(|e| anyhow::anyhow!("store_password_file {}: {e}", file.display()))?,
+        )
+    };
+    let options = PgOptions { pool_size: config.store_pool_size, ..PgOptions::default() };
+    Ok(Arc::new(PgStore::open_with_password(&config.store, password.as_deref(), &options)?.with_quota(quota)))
 }
 
 /// Writes an export to `path` through `path.partial` (owner-only), renamed into place once
@@ -478,6 +495,20 @@ fn run(cli: Cli, config: CollectorConfig) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate => {
             println!("{}: valid", cli.config.display());
+            Ok(())
+        }
+        Command::Migrate => {
+            let (name, version) = if config.store.is_empty() {
+                drop(open_store(&config)?);
+                (
+                    config.database_path().display().to_string(),
+                    aiscout_collector::store::sqlite::schema::CURRENT_VERSION,
+                )
+            } else {
+                drop(open_store(&config)?);
+                (redact_url(&config.store), aiscout_collector::store::postgres::schema::CURRENT_VERSION)
+            };
+            println!("{name}: schema version {version}");
             Ok(())
         }
         Command::Serve => {

@@ -43,6 +43,7 @@ pub async fn run(
     api: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let services = Arc::new(Services {
         store: Arc::clone(&store),
         ca: Arc::clone(&tls.ca),
@@ -52,6 +53,7 @@ pub async fn run(
         refusals: LogLimiter::default(),
         releases_dir: config.releases_dir(),
         rollout: config.releases.pause(),
+        metrics: Arc::clone(&metrics),
     });
     let findings = crate::findings::Settings::load(config).map_err(|e| anyhow::anyhow!("findings: {e}"))?;
     let senders = config
@@ -101,7 +103,8 @@ pub async fn run(
         });
     let settings = crate::api::ApiSettings { silent_after: config.findings.silent_after };
     // The API and, under /ui/, the dashboard that is its client (crate::ui).
-    let router = crate::ui::app(store, settings, api_tls.is_some());
+    let router = crate::ui::app(Arc::clone(&store), settings, api_tls.is_some())
+        .merge(crate::api::any_token(&store, crate::metrics::router(metrics)));
     let api_stopped = async move {
         let _ = stop_api.wait_for(|s| *s).await;
     };
@@ -151,7 +154,7 @@ mod tests {
         let config = CollectorConfig::parse(&text, "t").unwrap();
         assert_eq!(config.validate(), vec![]);
         let tls = TlsMaterial::load(&config).unwrap();
-        let store: Arc<dyn Store> = Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let store: Arc<dyn Store> = crate::store::tests::store().arc();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_addr = api.local_addr().unwrap();

@@ -89,12 +89,29 @@ impl Collector {
 
     /// [`Collector::start`] with TOML tables appended to the configuration (`[agents]`).
     pub fn start_with(extra_toml: &str) -> Self {
+        Self::start_on("", None, extra_toml)
+    }
+
+    /// A collector on the PostgreSQL database `store_url`, one of several replicas: with
+    /// `pki_of`, it serves with that collector's dev CA and server certificate (replicas share
+    /// one CA, so an agent trusts all of them).
+    pub fn replica(store_url: &str, pki_of: Option<&Collector>) -> Self {
+        Self::start_on(store_url, pki_of, "")
+    }
+
+    fn start_on(store_url: &str, pki_of: Option<&Collector>, extra_toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temporary directory: {e}"));
         let (grpc_port, api_port) = (free_port(), free_port());
         let config = dir.path().join("collector.toml");
+        let data = dir.path().join("data");
+        if let Some(first) = pki_of {
+            std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("cannot make {}: {e}", data.display()));
+            std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap_or_default();
+            crate::copy_tree(&first.dir.path().join("data/pki"), &data);
+        }
         let text = format!(
-            "data_dir = \"{}\"\nlisten = \"127.0.0.1:{grpc_port}\"\napi_listen = \"127.0.0.1:{api_port}\"\n[tls]\ndev = true\n{extra_toml}",
-            dir.path().join("data").display()
+            "data_dir = \"{}\"\nstore = \"{store_url}\"\nlisten = \"127.0.0.1:{grpc_port}\"\napi_listen = \"127.0.0.1:{api_port}\"\n[tls]\ndev = true\n{extra_toml}",
+            data.display()
         );
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let mut c = Self {
@@ -206,6 +223,16 @@ impl Collector {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let body = resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("GET {url}: {e}"));
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not json: {e}: {body}"))
+    }
+
+    /// `GET path` with the API token, as text (`/metrics`).
+    pub fn get_text(&self, path: &str) -> String {
+        let url = format!("http://127.0.0.1:{}{path}", self.api_port);
+        let mut resp = ureq::get(&url)
+            .header("Authorization", &format!("Bearer {}", self.api_token))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
     /// Every item of a paged listing: the pages are at JSON pointer `page` of the answers

@@ -27,6 +27,7 @@ mod owner;
 mod redaction;
 mod release_channel;
 mod remote_code;
+mod replicas;
 mod rotation;
 mod runtimes;
 mod safety;

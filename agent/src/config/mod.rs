@@ -122,6 +122,9 @@ pub struct CollectorConfig {
     /// `https://host:port` of the collector; required (a daemon without one has nowhere to report).
     #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]
     pub url: Option<String>,
+    /// More collectors sharing one store (replicas not behind one load balancer address), tried
+    /// in order after `url` when it cannot be reached (`crate::fleet::channel`).
+    pub failover_urls: Vec<String>,
     /// PEM file of the CA that signed the collector's certificate, trusted at enrollment; this
     /// or `ca_sha256` is required (once enrolled the agent trusts the CAs it saved).
     #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]

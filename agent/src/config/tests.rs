@@ -387,7 +387,7 @@ fn the_example_file_states_every_default_and_validates() {
     let mut in_example = BTreeSet::new();
     dotted_keys(&toml::from_str(EXAMPLE).unwrap(), "", &mut in_example);
     assert_eq!(in_example, in_code);
-    assert_eq!(in_code.len(), 38);
+    assert_eq!(in_code.len(), 39);
     for key in &in_code {
         assert!(DOC.contains(&format!("`{key}`")), "docs/agent-config.md does not describe `{key}`");
     }

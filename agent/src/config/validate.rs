@@ -96,6 +96,14 @@ impl CollectorConfig {
                 }
             }
         }
+        for (i, url) in self.failover_urls.iter().enumerate() {
+            if let Err(message) = check_collector_url(url) {
+                p.add("collector.failover_urls", format!("entry {}: {message}", i + 1));
+            }
+        }
+        if self.failover_urls.len() > MAX_FAILOVER_URLS {
+            p.add("collector.failover_urls", format!("at most {MAX_FAILOVER_URLS} entries"));
+        }
         match (&self.ca_file, &self.ca_sha256) {
             (None, None) => p.add(
                 "collector.ca_file",
@@ -125,6 +133,9 @@ impl CollectorConfig {
         }
     }
 }
+
+/// Most `collector.failover_urls`: each unreachable one costs a connect timeout.
+pub const MAX_FAILOVER_URLS: usize = 16;
 
 /// `https://host[:port][/]`: the gRPC services live at the root, so no path, query or user.
 pub(super) fn check_collector_url(url: &str) -> Result<(), String> {

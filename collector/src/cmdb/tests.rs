@@ -2,9 +2,7 @@
 
 use super::http::retry_after;
 use super::*;
-use crate::store::{
-    AgentRegistration, AssetKind, BatchMode, HostFacts, IngestAsset, IngestBatch, IngestRemoval, SqliteStore,
-};
+use crate::store::{AgentRegistration, AssetKind, BatchMode, HostFacts, IngestAsset, IngestBatch, IngestRemoval};
 
 fn registration(agent_id: &str, hostname: &str) -> AgentRegistration {
     AgentRegistration {
@@ -63,7 +61,7 @@ const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 #[test]
 fn the_inventory_has_hosts_servers_and_models_with_gone_ones_retired() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     for (id, name) in [("a", "host-a"), ("b", "host-b"), ("c", "host-c")] {
         store.upsert_agent(&registration(id, name)).unwrap();
     }
@@ -192,7 +190,7 @@ fn times_and_retry_after_are_read_as_servicenow_and_http_say() {
 
 #[test]
 fn assets_seen_only_on_a_revoked_host_are_retired() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     for (id, name) in [("a", "host-a"), ("b", "host-b")] {
         store.upsert_agent(&registration(id, name)).unwrap();
     }
@@ -200,7 +198,7 @@ fn assets_seen_only_on_a_revoked_host_are_retired() {
     store.apply_batch("b", &batch(1, vec![model("/m/b.gguf", SHA_B), runtime("vllm", Some(8000))], vec![])).unwrap();
     // b is revoked by a store that leaves its sightings live: the asset listing still counts
     // them, the inventory must not.
-    store.with_connection(|c| c.execute("UPDATE agents SET revoked_at_ms = 500 WHERE agent_id = 'b'", []).unwrap());
+    store.execute("UPDATE agents SET revoked_at_ms = 500 WHERE agent_id = 'b'");
     let inv = read_inventory(&store).unwrap();
     let models: Vec<(&str, bool)> = inv.models.iter().map(|m| (m.sha256.as_str(), m.retired)).collect();
     assert_eq!(models, [(SHA_A, false), (SHA_B, true)]);
@@ -211,7 +209,7 @@ fn assets_seen_only_on_a_revoked_host_are_retired() {
 
 #[test]
 fn agent_stated_identifiers_are_withheld_from_retired_hosts_and_shared_ones() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     for id in ["honest", "liar", "victim", "gone", "reused"] {
         store.upsert_agent(&registration(id, id)).unwrap();
     }

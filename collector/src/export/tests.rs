@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::store::tests::TestStore;
 use crate::store::tests::{delta, registration, store};
 use crate::store::IngestRemoval;
-use crate::store::{HostFacts, IngestAsset, IngestBatch, SqliteStore};
+use crate::store::{HostFacts, IngestAsset, IngestBatch};
 
 const GGUF: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
 const PICKLE: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
@@ -29,7 +30,7 @@ fn gguf(path: &str) -> Value {
 
 /// host-a serves the GGUF on all interfaces and holds a dangerous pickle named like a formula;
 /// host-b holds the same GGUF; both have torch 2.3.0.
-fn fleet() -> SqliteStore {
+fn fleet() -> TestStore {
     let store = store();
     for (id, name) in [("agent-a", "host-a"), ("agent-b", "host-b")] {
         store.upsert_agent(&registration(id, name, &format!("fp-{id}"), NOW - 1000)).unwrap();
@@ -105,7 +106,7 @@ fn context(random: u8) -> ExportContext {
     ExportContext { now_ms: NOW + i64::from(random), random: [random; 16], tool_version: "0.1.0".into() }
 }
 
-fn export(store: &SqliteStore, request: &ExportRequest, random: u8) -> String {
+fn export(store: &TestStore, request: &ExportRequest, random: u8) -> String {
     let mut out = Vec::new();
     run(store, request, &context(random), &mut out).unwrap();
     String::from_utf8(out).unwrap()

@@ -148,7 +148,7 @@ fn the_rules_find_what_a_security_team_asks_and_nothing_else() {
 
 #[test]
 fn findings_open_refresh_resolve_reopen_and_acknowledgements_expire() {
-    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     let now = 10 * 86_400_000;
     let mut found = rules::run(&fleet(now), &Settings::default(), None, now);
     let c = store.reconcile_findings(&found, 100).unwrap();
@@ -301,7 +301,7 @@ reason = "lab key"
 
     // In the store: acknowledged by the policy; an operator's own acknowledgement is kept over
     // it; without the exception it is open again.
-    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     store.reconcile_findings(&found, 100).unwrap();
     let stored = store.finding(&key.finding_id).unwrap().unwrap();
     assert_eq!(stored.state, "acknowledged");
@@ -318,7 +318,7 @@ reason = "lab key"
 
 #[test]
 fn the_audit_trail_records_every_change_in_a_chain_that_names_the_first_tampered_record() {
-    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     let now = 10 * 86_400_000;
     let found = rules::run(&fleet(now), &Settings::default(), None, now);
     store.reconcile_findings(&found, 100).unwrap();
@@ -335,20 +335,24 @@ fn the_audit_trail_records_every_change_in_a_chain_that_names_the_first_tampered
     assert_eq!(store.verify_audit().unwrap(), crate::store::AuditVerification { records: 9, broken_at: None });
 
     // The database refuses to change or delete a record; one changed behind its back is named.
-    let refused = store.with_connection(|c| c.execute("UPDATE audit SET subject = 'x' WHERE seq = 3", []));
-    assert!(refused.unwrap_err().to_string().contains("append-only"));
-    assert!(store.with_connection(|c| c.execute("DELETE FROM audit WHERE seq = 9", [])).is_err());
-    store.with_connection(|c| {
-        c.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET detail_json = '{}' WHERE seq = 4;").unwrap();
-    });
+    let refused = store.try_execute("UPDATE audit SET subject = 'x' WHERE seq = 3");
+    assert!(refused.unwrap_err().contains("append-only"));
+    assert!(store.try_execute("DELETE FROM audit WHERE seq = 9").is_err());
+    let (no_update, no_delete) = if store.is_postgres() {
+        ("DROP TRIGGER audit_no_change ON audit", "")
+    } else {
+        ("DROP TRIGGER audit_no_update", "DROP TRIGGER audit_no_delete")
+    };
+    store.execute(&format!("{no_update}; UPDATE audit SET detail_json = '{{}}' WHERE seq = 4;"));
     let broken = store.verify_audit().unwrap();
     assert_eq!(broken.records, 3);
     let (seq, reason) = broken.broken_at.unwrap();
     assert_eq!(seq, 4);
     assert!(reason.contains("does not match its content"), "{reason}");
-    store.with_connection(|c| {
-        c.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2;").unwrap()
-    });
+    if !no_delete.is_empty() {
+        store.execute(no_delete);
+    }
+    store.execute("DELETE FROM audit WHERE seq = 2");
     let (seq, reason) = store.verify_audit().unwrap().broken_at.unwrap();
     assert_eq!(seq, 3);
     assert!(reason.contains("a record was removed"), "{reason}");
@@ -448,7 +452,7 @@ fn a_dangerous_model_in_a_directory_a_server_serves_is_critical_though_not_yet_o
 
 #[test]
 fn an_operators_acknowledgement_does_not_cover_a_severity_the_finding_rises_to() {
-    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     let now = 10 * 86_400_000;
     let mut found = rules::run(&fleet(now), &Settings::default(), None, now);
     let silent = found.iter().position(|f| f.rule_id == "silent-host").unwrap();
@@ -470,7 +474,7 @@ fn an_operators_acknowledgement_does_not_cover_a_severity_the_finding_rises_to()
 #[test]
 fn the_overview_trend_counts_each_day_the_findings_found_and_not_yet_resolved() {
     const DAY: i64 = 86_400_000;
-    let store = crate::store::SqliteStore::open_in_memory().unwrap();
+    let store = crate::store::tests::store();
     let finding = |id: &str, severity: &str| NewFinding {
         finding_id: id.into(),
         rule_id: "silent-host".into(),

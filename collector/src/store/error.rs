@@ -75,6 +75,14 @@ pub enum StoreError {
         operation: &'static str,
     },
     /// The operating system gave no random bytes for a token.
+    /// The database cannot be reached (down, refused, every connection busy): the caller backs
+    /// off and retries; nothing was written.
+    #[error("database is unavailable during {operation}: {source}")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: BackendError,
+    },
     #[error("cannot generate a token secret: {source}")]
     Random {
         /// Why.
@@ -100,7 +108,7 @@ impl StoreError {
             Self::InvalidBatch { .. } => ErrorCode::BadBatch,
             Self::InvalidArgument { .. } => ErrorCode::BadRequest,
             Self::InvalidCursor { .. } => ErrorCode::BadCursor,
-            Self::Busy { .. } => ErrorCode::Unavailable,
+            Self::Busy { .. } | Self::Unavailable { .. } => ErrorCode::Unavailable,
             Self::SchemaTooNew { .. } | Self::Open { .. } | Self::Random { .. } | Self::Backend { .. } => {
                 ErrorCode::Internal
             }

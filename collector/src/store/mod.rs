@@ -2,8 +2,8 @@
 //!
 //! Ingest converts wire batches into [`IngestBatch`] and calls [`Store::apply_batch`]; enrollment
 //! registers agents and spends tokens; the HTTP API reads pages. [`Store`] is the only thing they
-//! see: [`SqliteStore`] is the embedded backend, and a PostgreSQL backend shared by several
-//! stateless collectors is to implement the same trait without changing any caller.
+//! see: [`SqliteStore`] is the embedded backend and [`PgStore`] the PostgreSQL one that several
+//! stateless collectors share; both pass one conformance suite (`store/tests`).
 //!
 //! # Why the trait is shaped this way
 //! - **One call, one transaction.** Every method is a complete unit of work that a backend runs
@@ -106,11 +106,13 @@
 pub mod error;
 pub mod identity;
 pub mod limits;
+pub mod postgres;
 pub mod secret;
 pub mod sqlite;
 pub mod types;
 
 pub use error::{BackendError, StoreError, TokenError};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 

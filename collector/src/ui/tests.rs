@@ -11,7 +11,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::store::tests::{delta, registration};
-use crate::store::{AssetKind, IngestAsset, NewApiToken, Scope, SqliteStore, Store};
+use crate::store::{AssetKind, IngestAsset, NewApiToken, Scope, Store};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 const SHA: &str = "d53ded3de5debad164ac22d3946b5a47d6fb6456f6ca2e412f3245d635eff791";
@@ -29,7 +29,7 @@ fn asset(kind: AssetKind, key: &str, json: Value) -> IngestAsset {
 /// hostile host; a framework; the findings evaluated.
 fn fixture() -> Fixture {
     let now = crate::now_ms();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let store: Arc<dyn Store> = crate::store::tests::store().arc();
     store.upsert_agent(&registration("agent-x", HOSTILE, "fp-x", now - 1000)).unwrap();
     store.upsert_agent(&registration("agent-b", "host-b", "fp-b", now - 1000)).unwrap();
     let pickle = serde_json::json!({"path": "/srv/models/evil.pkl", "format": "pickle", "sha256": SHA, "size": 1234,

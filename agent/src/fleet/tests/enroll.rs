@@ -85,6 +85,24 @@ async fn enrolls_then_renews_over_mutual_tls() {
 }
 
 #[tokio::test]
+async fn an_unreachable_collector_fails_over_to_the_next_url_and_that_one_is_tried_first_after() {
+    let server = start(Behaviour::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agent_config(dir.path(), &server, "tok-1", None);
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let live = config.collector.url.replace(format!("https://127.0.0.1:{closed}"));
+    config.collector.failover_urls = vec![live.clone().unwrap(), live.clone().unwrap()];
+    let enrolled = enroll(&config, &state_of(&config), identity()).await.unwrap();
+    assert_eq!(enrolled.agent_id, AGENT_ID);
+    assert_eq!(channel::collector_urls(&config).unwrap().len(), 2, "each url once");
+    // The collector that answered is tried first: renewal reaches it although the first url
+    // still refuses.
+    let renewed = renew(&config, &state_of(&config), &enrolled).await.unwrap();
+    assert_eq!(renewed.agent_id, AGENT_ID);
+}
+
+#[tokio::test]
 async fn a_refused_token_is_reported_and_nothing_is_kept() {
     let server = start(Behaviour::Honest).await;
     let dir = tempfile::tempdir().unwrap();

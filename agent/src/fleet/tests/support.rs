@@ -253,6 +253,7 @@ pub(crate) fn agent_config(dir: &Path, server: &Running, token: &str, ca_pem: Op
             ca_sha256: None,
             enrollment_token_file: Some(token_file),
             server_name: Some("localhost".into()),
+            failover_urls: Vec::new(),
         },
         ..Config::default()
     }

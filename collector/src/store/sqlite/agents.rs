@@ -117,15 +117,40 @@ pub(super) fn enroll(
     agent: &AgentRegistration,
     install_key_sha256: Option<&str>,
 ) -> Res<HostStatus> {
-    let live: Vec<Agent> = if agent.machine_fingerprint.is_empty() {
+    let sharing: Vec<Agent> = if agent.machine_fingerprint.is_empty() {
         Vec::new()
     } else {
         by_machine_fingerprint(tx, &agent.machine_fingerprint)?
-            .into_iter()
-            .filter(|a| a.agent_id != agent.agent_id && a.revoked_at_ms.is_none() && a.superseded_by.is_none())
-            .collect()
     };
     upsert(tx, agent)?;
+    let (status, pending) = host_status(&agent.agent_id, &sharing, install_key_sha256);
+    tx.execute(
+        "UPDATE agents SET install_key_sha256 = ?2, supersedes_pending = ?3 WHERE agent_id = ?1",
+        rusqlite::params![agent.agent_id, install_key_sha256, pending],
+    )?;
+    if let HostStatus::Clone { of } = &status {
+        for id in of.iter().chain(std::iter::once(&agent.agent_id)) {
+            tx.execute(
+                "UPDATE agents SET clone_detected_at_ms = COALESCE(clone_detected_at_ms, ?2) WHERE agent_id = ?1",
+                rusqlite::params![id, agent.now_ms],
+            )?;
+        }
+    }
+    Ok(status)
+}
+
+/// The status [`enroll`] gives `agent_id`'s host, given the agents `sharing` its machine
+/// fingerprint (oldest first), and the JSON array of the agents it supersedes at its first
+/// complete snapshot (`supersedes_pending`), if any (shared by the backends).
+pub(crate) fn host_status(
+    agent_id: &str,
+    sharing: &[Agent],
+    install_key_sha256: Option<&str>,
+) -> (HostStatus, Option<String>) {
+    let live: Vec<&Agent> = sharing
+        .iter()
+        .filter(|a| a.agent_id != agent_id && a.revoked_at_ms.is_none() && a.superseded_by.is_none())
+        .collect();
     let proven = |a: &Agent| install_key_sha256.is_some() && a.install_key_sha256.as_deref() == install_key_sha256;
     let (same_install, others): (Vec<&Agent>, Vec<&Agent>) = live.iter().partition(|a| proven(a));
     let ids = |agents: &[&Agent]| agents.iter().map(|a| a.agent_id.clone()).collect::<Vec<_>>();
@@ -140,19 +165,7 @@ pub(super) fn enroll(
         HostStatus::Reinstall { superseded } => Some(serde_json::json!(superseded).to_string()),
         _ => None,
     };
-    tx.execute(
-        "UPDATE agents SET install_key_sha256 = ?2, supersedes_pending = ?3 WHERE agent_id = ?1",
-        rusqlite::params![agent.agent_id, install_key_sha256, pending],
-    )?;
-    if let HostStatus::Clone { of } = &status {
-        for id in of.iter().chain(std::iter::once(&agent.agent_id)) {
-            tx.execute(
-                "UPDATE agents SET clone_detected_at_ms = COALESCE(clone_detected_at_ms, ?2) WHERE agent_id = ?1",
-                rusqlite::params![id, agent.now_ms],
-            )?;
-        }
-    }
-    Ok(status)
+    (status, pending)
 }
 
 /// After `agent_id`'s first complete snapshot: the agents its enrollment proved it reinstalls

@@ -16,9 +16,9 @@ use super::Res;
 use crate::store::types::{AuditRecord, AuditVerification, Page, PageRequest};
 
 /// The `prev` of the first record.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn digest(prev: &str, seq: i64, at_ms: i64, kind: &str, subject: &str, detail_json: &str) -> String {
+pub(crate) fn digest(prev: &str, seq: i64, at_ms: i64, kind: &str, subject: &str, detail_json: &str) -> String {
     let mut h = Sha256::new();
     for part in [prev, &seq.to_string(), &at_ms.to_string(), kind, subject, detail_json] {
         h.update(part.as_bytes());
@@ -83,27 +83,58 @@ pub(super) fn list(tx: &Transaction<'_>, since_ms: Option<i64>, page: &PageReque
 pub(super) fn verify(tx: &Transaction<'_>) -> Res<AuditVerification> {
     let mut stmt = tx.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
     let rows = stmt.query_map([], record)?;
-    let (mut prev, mut expected_seq, mut checked) = (GENESIS.to_string(), 1u64, 0u64);
+    let mut chain = ChainCheck::default();
     for row in rows {
-        let r = row?;
+        if let Some(broken) = chain.check(row?) {
+            return Ok(broken);
+        }
+    }
+    Ok(chain.intact())
+}
+
+/// [`verify`]'s walk of the chain, record by record in `seq` order (shared by the backends).
+pub(crate) struct ChainCheck {
+    /// The `sha256` of the last record checked ([`GENESIS`] before the first).
+    prev: String,
+    /// The `seq` the next record must have.
+    expected_seq: u64,
+    /// Records found intact.
+    checked: u64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        Self { prev: GENESIS.to_string(), expected_seq: 1, checked: 0 }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next record: `Some` with the verdict when it breaks the chain (stop there).
+    pub(crate) fn check(&mut self, r: AuditRecord) -> Option<AuditVerification> {
+        let (prev, expected_seq) = (&self.prev, self.expected_seq);
         let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
         let broken = if r.seq != expected_seq {
             Some(format!("sequence {} where {expected_seq} was expected (a record was removed)", r.seq))
-        } else if r.prev_sha256 != prev {
+        } else if r.prev_sha256 != *prev {
             Some("its prev_sha256 is not the previous record's sha256".to_string())
-        } else if digest(&prev, seq, r.at_ms, &r.kind, &r.subject, &r.detail_json) != r.sha256 {
+        } else if digest(prev, seq, r.at_ms, &r.kind, &r.subject, &r.detail_json) != r.sha256 {
             Some("its sha256 does not match its content (the record was changed)".to_string())
         } else {
             None
         };
         if let Some(reason) = broken {
-            return Ok(AuditVerification { records: checked, broken_at: Some((r.seq, reason)) });
+            return Some(AuditVerification { records: self.checked, broken_at: Some((r.seq, reason)) });
         }
-        prev = r.sha256;
-        expected_seq += 1;
-        checked += 1;
+        self.prev = r.sha256;
+        self.expected_seq += 1;
+        self.checked += 1;
+        None
     }
-    Ok(AuditVerification { records: checked, broken_at: None })
+
+    /// The verdict when every record was found intact.
+    pub(crate) fn intact(&self) -> AuditVerification {
+        AuditVerification { records: self.checked, broken_at: None }
+    }
 }
 
 pub(super) fn finding_events(tx: &Transaction<'_>, after_seq: u64, limit: u32) -> Res<Vec<AuditRecord>> {
@@ -170,23 +201,14 @@ pub(super) fn reconcile_asset_states(tx: &Transaction<'_>, now_ms: i64) -> Res<u
     drop(stmt);
     let mut appended = 0;
     for (asset_id, kind, live, verdict, was_live, was_verdict, known) in rows {
-        if known {
-            let was_live = was_live.unwrap_or(false);
-            if was_live && !live {
-                append(tx, now_ms, "asset.disappeared", &asset_id, &serde_json::json!({"kind": kind}))?;
-                appended += 1;
-            } else if !was_live && live {
-                append(tx, now_ms, "asset.reappeared", &asset_id, &serde_json::json!({"kind": kind}))?;
-                appended += 1;
-            }
-            if live && was_live && verdict != was_verdict {
-                let detail = serde_json::json!({"kind": kind, "from": was_verdict, "to": verdict});
-                append(tx, now_ms, "asset.verdict_changed", &asset_id, &detail)?;
-                appended += 1;
-            }
-            if live == was_live && verdict == was_verdict {
-                continue;
-            }
+        let was = known.then_some((was_live, was_verdict.as_deref()));
+        let (records, changed) = asset_state_change(&kind, live, verdict.as_deref(), was);
+        for (record_kind, detail) in records {
+            append(tx, now_ms, record_kind, &asset_id, &detail)?;
+            appended += 1;
+        }
+        if !changed {
+            continue;
         }
         tx.execute(
             "INSERT INTO asset_states (asset_id, live, verdict) VALUES (?1, ?2, ?3) \
@@ -195,4 +217,28 @@ pub(super) fn reconcile_asset_states(tx: &Transaction<'_>, now_ms: i64) -> Res<u
         )?;
     }
     Ok(appended)
+}
+
+/// What [`reconcile_asset_states`] makes of one asset of `kind` found `live` with worst live
+/// `verdict`, given `was` (its stored liveness and verdict; `None` when none is stored): the
+/// records to append, and whether its stored state must be written (shared by the backends).
+pub(crate) fn asset_state_change(
+    kind: &str,
+    live: bool,
+    verdict: Option<&str>,
+    was: Option<(Option<bool>, Option<&str>)>,
+) -> (Vec<(&'static str, Value)>, bool) {
+    let mut records = Vec::new();
+    let Some((was_live, was_verdict)) = was else { return (records, true) };
+    let was_live = was_live.unwrap_or(false);
+    if was_live && !live {
+        records.push(("asset.disappeared", serde_json::json!({"kind": kind})));
+    } else if !was_live && live {
+        records.push(("asset.reappeared", serde_json::json!({"kind": kind})));
+    }
+    if live && was_live && verdict != was_verdict {
+        records.push(("asset.verdict_changed", serde_json::json!({"kind": kind, "from": was_verdict, "to": verdict})));
+    }
+    let changed = !(live == was_live && verdict == was_verdict);
+    (records, changed)
 }

@@ -16,26 +16,106 @@ use crate::store::types::{
 use crate::untrusted;
 
 /// The agent's row as a batch needs it.
-struct AgentState {
+pub(crate) struct AgentState {
     /// Last applied sequence.
-    last_sequence: u64,
+    pub(crate) last_sequence: u64,
     /// Set when the agent is revoked.
-    revoked: bool,
+    pub(crate) revoked: bool,
     /// The snapshot being received, if any.
-    open_snapshot: Option<i64>,
+    pub(crate) open_snapshot: Option<i64>,
     /// No gap hit the open snapshot so far.
-    open_complete: bool,
+    pub(crate) open_complete: bool,
     /// Bytes of sightings the agent has made the store keep.
-    stored_bytes: u64,
+    pub(crate) stored_bytes: u64,
 }
 
 /// The snapshot this batch's upserts are recorded under.
 #[derive(Clone, Copy)]
-struct OpenSnapshot {
+pub(crate) struct OpenSnapshot {
     /// Its id.
-    id: i64,
+    pub(crate) id: i64,
     /// Every part so far arrived without a gap.
-    complete: bool,
+    pub(crate) complete: bool,
+}
+
+/// What to do with a batch, decided from it and its agent's row (steps 1, 2 and 5 of the
+/// module docs' "Batches"), before anything is written.
+pub(crate) enum Admission {
+    /// Its sequence is at or below the agent's last: nothing to write.
+    AlreadyApplied {
+        /// The agent's last applied sequence.
+        last_sequence: u64,
+    },
+    /// Apply it.
+    Apply {
+        /// The sequence the agent's last applied one would be followed by.
+        expected: u64,
+        /// Its sequence is beyond `expected`.
+        gap: bool,
+        /// The snapshot its upserts are recorded under, if any.
+        snapshot: Option<OpenSnapshot>,
+        /// It starts a new snapshot: the keys recorded under the open one are dropped.
+        abandon: bool,
+    },
+}
+
+/// A batch refused as invalid, for `reason`.
+fn invalid(agent_id: &str, batch: &IngestBatch, reason: &str) -> StoreError {
+    StoreError::InvalidBatch { agent_id: agent_id.to_owned(), sequence: batch.sequence, reason: reason.to_owned() }
+}
+
+/// The batch's sequence as stored; refused when it is 0 or beyond 2^63.
+pub(crate) fn batch_sequence(agent_id: &str, batch: &IngestBatch) -> Result<i64, StoreError> {
+    let sequence = i64::try_from(batch.sequence).map_err(|_| invalid(agent_id, batch, "sequence is beyond 2^63"))?;
+    if sequence == 0 {
+        return Err(invalid(agent_id, batch, "sequence 0 (sequences start at 1)"));
+    }
+    Ok(sequence)
+}
+
+/// Whether and how `batch` applies to an agent whose row is `state` (module docs, "Batches").
+pub(crate) fn admit(agent_id: &str, batch: &IngestBatch, state: &AgentState) -> Result<Admission, StoreError> {
+    if state.revoked {
+        return Err(StoreError::AgentRevoked { agent_id: agent_id.to_owned() });
+    }
+    if batch.sequence <= state.last_sequence {
+        return Ok(Admission::AlreadyApplied { last_sequence: state.last_sequence });
+    }
+    if batch.sequence - state.last_sequence > limits::MAX_SEQUENCE_JUMP {
+        let reason = format!(
+            "sequence is more than {} ahead of the last applied {}",
+            limits::MAX_SEQUENCE_JUMP,
+            state.last_sequence
+        );
+        return Err(invalid(agent_id, batch, &reason));
+    }
+    let entries = batch.upserts.len().saturating_add(batch.removals.len());
+    if entries > limits::MAX_ENTRIES_PER_BATCH {
+        let reason = format!("{entries} entries, over the {} a batch may hold", limits::MAX_ENTRIES_PER_BATCH);
+        return Err(invalid(agent_id, batch, &reason));
+    }
+    let expected = state.last_sequence.saturating_add(1);
+    let gap = batch.sequence > expected;
+
+    let (snapshot, abandon) = match batch.mode {
+        BatchMode::Delta => {
+            (state.open_snapshot.map(|id| OpenSnapshot { id, complete: state.open_complete && !gap }), false)
+        }
+        BatchMode::SnapshotPart { snapshot_id, first_part, .. } => {
+            let id = i64::try_from(snapshot_id).map_err(|_| invalid(agent_id, batch, "snapshot id is beyond 2^63"))?;
+            if id == 0 {
+                return Err(invalid(agent_id, batch, "snapshot id 0"));
+            }
+            if state.open_snapshot == Some(id) {
+                (Some(OpenSnapshot { id, complete: state.open_complete && !gap }), false)
+            } else {
+                // A new snapshot abandons the open one; with a gap before it, its first parts
+                // may be among the lost batches, unless this is its first part.
+                (Some(OpenSnapshot { id, complete: !gap || first_part }), true)
+            }
+        }
+    };
+    Ok(Admission::Apply { expected, gap, snapshot, abandon })
 }
 
 pub(super) fn apply(
@@ -44,53 +124,15 @@ pub(super) fn apply(
     batch: &IngestBatch,
     quota: &AgentQuota,
 ) -> Res<ApplyOutcome> {
-    let invalid = |reason: &str| StoreError::InvalidBatch {
-        agent_id: agent_id.to_owned(),
-        sequence: batch.sequence,
-        reason: reason.to_owned(),
-    };
-    let sequence = i64::try_from(batch.sequence).map_err(|_| invalid("sequence is beyond 2^63"))?;
-    if sequence == 0 {
-        return Err(invalid("sequence 0 (sequences start at 1)").into());
-    }
+    let sequence = batch_sequence(agent_id, batch)?;
     let state = agent_state(tx, agent_id)?;
-    if state.revoked {
-        return Err(StoreError::AgentRevoked { agent_id: agent_id.to_owned() }.into());
-    }
-    if batch.sequence <= state.last_sequence {
-        return Ok(ApplyOutcome::AlreadyApplied { last_sequence: state.last_sequence });
-    }
-    if batch.sequence - state.last_sequence > limits::MAX_SEQUENCE_JUMP {
-        let reason = format!(
-            "sequence is more than {} ahead of the last applied {}",
-            limits::MAX_SEQUENCE_JUMP,
-            state.last_sequence
-        );
-        return Err(invalid(&reason).into());
-    }
-    let entries = batch.upserts.len().saturating_add(batch.removals.len());
-    if entries > limits::MAX_ENTRIES_PER_BATCH {
-        let reason = format!("{entries} entries, over the {} a batch may hold", limits::MAX_ENTRIES_PER_BATCH);
-        return Err(invalid(&reason).into());
-    }
-    let expected = state.last_sequence.saturating_add(1);
-    let gap = batch.sequence > expected;
-
-    let snapshot = match batch.mode {
-        BatchMode::Delta => state.open_snapshot.map(|id| OpenSnapshot { id, complete: state.open_complete && !gap }),
-        BatchMode::SnapshotPart { snapshot_id, first_part, .. } => {
-            let id = i64::try_from(snapshot_id).map_err(|_| invalid("snapshot id is beyond 2^63"))?;
-            if id == 0 {
-                return Err(invalid("snapshot id 0").into());
-            }
-            if state.open_snapshot == Some(id) {
-                Some(OpenSnapshot { id, complete: state.open_complete && !gap })
-            } else {
-                // A new snapshot abandons the open one; with a gap before it, its first parts
-                // may be among the lost batches, unless this is its first part.
+    let (expected, gap, snapshot) = match admit(agent_id, batch, &state)? {
+        Admission::AlreadyApplied { last_sequence } => return Ok(ApplyOutcome::AlreadyApplied { last_sequence }),
+        Admission::Apply { expected, gap, snapshot, abandon } => {
+            if abandon {
                 tx.execute("DELETE FROM snapshot_keys WHERE agent_id = ?1", [agent_id])?;
-                Some(OpenSnapshot { id, complete: !gap || first_part })
             }
+            (expected, gap, snapshot)
         }
     };
 
@@ -199,23 +241,54 @@ struct Times {
 }
 
 /// What the agent may still make the store keep in this batch (limits rule 4).
-struct Budget {
+pub(crate) struct Budget {
     /// Bytes of its sightings so far, this batch's included.
-    stored_bytes: u64,
+    pub(crate) stored_bytes: u64,
     /// Its quota.
-    quota: AgentQuota,
+    pub(crate) quota: AgentQuota,
 }
 
 /// Bytes of a rejected entry's local key kept in the summary and the log.
-const REJECTED_KEY_BYTES: usize = 256;
+pub(crate) const REJECTED_KEY_BYTES: usize = 256;
 
 /// `text` cut to at most `max` bytes, on a character boundary.
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     text.get(..end).unwrap_or_default().to_owned()
+}
+
+/// The agent's stored bytes once a sighting of `local_key`, `json` and `location` is stored,
+/// replacing one of `existing` bytes (its entry JSON and location) if any; or why it may not be
+/// (limits rule 4: the agent's quota).
+pub(crate) fn charge(
+    budget: &Budget,
+    local_key: &str,
+    json: &str,
+    location: &str,
+    existing: Option<u64>,
+) -> Result<u64, String> {
+    let size = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let adds = size(json.len()) + size(location.len()) + if existing.is_none() { size(local_key.len()) } else { 0 };
+    let frees = existing.unwrap_or(0);
+    if adds > frees && budget.stored_bytes.saturating_add(adds - frees) > budget.quota.max_stored_bytes {
+        return Err(format!("the agent's sightings are at their quota of {} bytes", budget.quota.max_stored_bytes));
+    }
+    Ok(budget.stored_bytes.saturating_add(adds).saturating_sub(frees))
+}
+
+/// Why an agent with `live` live sightings of an asset may not have one more, if so (limits
+/// rule 4).
+pub(crate) fn may_add_live(live: u64) -> Result<(), String> {
+    if live >= limits::MAX_LIVE_SIGHTINGS_PER_ASSET {
+        return Err(format!(
+            "the agent already has {} live sightings of this asset",
+            limits::MAX_LIVE_SIGHTINGS_PER_ASSET
+        ));
+    }
+    Ok(())
 }
 
 /// Stores one upsert; the inner `Err` says why it was rejected (no identity, over a bound,
@@ -247,14 +320,11 @@ fn store_upsert(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let size = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-    let adds = size(upsert.json.len())
-        + size(derived.location.len())
-        + if existing.is_none() { size(upsert.local_key.len()) } else { 0 };
-    let frees = existing.map_or(0, |(n, _)| u64::try_from(n).unwrap_or(0));
-    if adds > frees && budget.stored_bytes.saturating_add(adds - frees) > budget.quota.max_stored_bytes {
-        return Ok(Err(format!("the agent's sightings are at their quota of {} bytes", budget.quota.max_stored_bytes)));
-    }
+    let existing_bytes = existing.map(|(n, _)| u64::try_from(n).unwrap_or(0));
+    let charged = match charge(budget, &upsert.local_key, &upsert.json, &derived.location, existing_bytes) {
+        Ok(charged) => charged,
+        Err(reason) => return Ok(Err(reason)),
+    };
     // A new sighting, or a removed one coming back, adds to the live ones.
     if !existing.is_some_and(|(_, live)| live) {
         let live: i64 = tx.query_row(
@@ -262,14 +332,11 @@ fn store_upsert(
             params![derived.asset_id, agent_id],
             |r| r.get(0),
         )?;
-        if u64::try_from(live).unwrap_or(0) >= limits::MAX_LIVE_SIGHTINGS_PER_ASSET {
-            return Ok(Err(format!(
-                "the agent already has {} live sightings of this asset",
-                limits::MAX_LIVE_SIGHTINGS_PER_ASSET
-            )));
+        if let Err(reason) = may_add_live(u64::try_from(live).unwrap_or(0)) {
+            return Ok(Err(reason));
         }
     }
-    budget.stored_bytes = budget.stored_bytes.saturating_add(adds).saturating_sub(frees);
+    budget.stored_bytes = charged;
     let known: bool =
         tx.query_row("SELECT EXISTS (SELECT 1 FROM assets WHERE asset_id = ?1)", [&derived.asset_id], |r| r.get(0))?;
     if !known {
@@ -323,7 +390,7 @@ fn sweep(tx: &Transaction<'_>, agent_id: &str, snapshot_id: i64, observed: i64) 
 }
 
 /// Logs what a batch did, fields first.
-pub(super) fn log_outcome(agent_id: &str, sequence: u64, outcome: &ApplyOutcome) {
+pub(crate) fn log_outcome(agent_id: &str, sequence: u64, outcome: &ApplyOutcome) {
     let summary = match outcome {
         ApplyOutcome::AlreadyApplied { last_sequence } => {
             debug!(agent_id, sequence, last_sequence, "batch already applied");

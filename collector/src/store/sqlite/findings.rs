@@ -172,7 +172,7 @@ pub(super) fn reconcile(tx: &Transaction<'_>, found: &[NewFinding], now_ms: i64)
 
 /// The severities at or above `min` as a JSON list (for `json_each`); `None` without a minimum,
 /// refused when `min` is no severity.
-pub(super) fn severities_json(min: Option<&str>) -> Res<Option<String>> {
+pub(crate) fn severities_json(min: Option<&str>) -> Result<Option<String>, StoreError> {
     let Some(min) = min else { return Ok(None) };
     let list = crate::findings::at_or_above(min).ok_or_else(|| StoreError::InvalidArgument {
         field: "severity",
@@ -352,7 +352,7 @@ pub(super) fn open_by_severity(tx: &Transaction<'_>) -> Res<Vec<(String, u64)>> 
 }
 
 /// `counts` in severity order, most severe first, zero where absent.
-fn by_severity(counts: &HashMap<String, i64>) -> Vec<(String, u64)> {
+pub(crate) fn by_severity(counts: &HashMap<String, i64>) -> Vec<(String, u64)> {
     SEVERITIES
         .iter()
         .rev()
@@ -364,9 +364,7 @@ fn by_severity(counts: &HashMap<String, i64>) -> Vec<(String, u64)> {
 /// day's end and, by severity, the findings first seen by then and not resolved by then. A finding
 /// resolved and reopened since counts from its first sighting on (the store keeps one resolution).
 pub(super) fn trend(tx: &Transaction<'_>, now_ms: i64, days: u32) -> Res<Vec<TrendDay>> {
-    const DAY: i64 = 86_400_000;
-    let last_end = (now_ms.div_euclid(DAY) + 1) * DAY;
-    let ends: Vec<i64> = (0..i64::from(days)).rev().map(|n| last_end - n * DAY).collect();
+    let ends = trend_ends(now_ms, days);
     let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); ends.len()];
     // One pass over `findings_summary` (it holds every column read here); the days are counted
     // here rather than by a join of every finding with every day.
@@ -377,13 +375,32 @@ pub(super) fn trend(tx: &Transaction<'_>, now_ms: i64, days: u32) -> Res<Vec<Tre
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let (severity, first, resolved): (String, i64, Option<i64>) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        for (end, day) in ends.iter().zip(counts.iter_mut()) {
-            if first < *end && resolved.is_none_or(|r| r >= *end) {
-                *day.entry(severity.clone()).or_insert(0) += 1;
-            }
-        }
+        count_in_days(&ends, &mut counts, &severity, first, resolved);
     }
     Ok(ends.into_iter().zip(counts).map(|(end, c)| (end, by_severity(&c))).collect())
+}
+
+/// The ends of the trend's days ([`trend`]), oldest first.
+pub(crate) fn trend_ends(now_ms: i64, days: u32) -> Vec<i64> {
+    const DAY: i64 = 86_400_000;
+    let last_end = (now_ms.div_euclid(DAY) + 1) * DAY;
+    (0..i64::from(days)).rev().map(|n| last_end - n * DAY).collect()
+}
+
+/// Counts a finding of `severity`, first seen at `first` and resolved at `resolved`, in each day
+/// of `ends` it was active at the end of ([`trend`]).
+pub(crate) fn count_in_days(
+    ends: &[i64],
+    counts: &mut [HashMap<String, i64>],
+    severity: &str,
+    first: i64,
+    resolved: Option<i64>,
+) {
+    for (end, day) in ends.iter().zip(counts.iter_mut()) {
+        if first < *end && resolved.is_none_or(|r| r >= *end) {
+            *day.entry(severity.to_owned()).or_insert(0) += 1;
+        }
+    }
 }
 
 pub(super) fn get(tx: &Transaction<'_>, finding_id: &str) -> Res<Option<FindingRecord>> {
@@ -433,8 +450,17 @@ fn live_entries(tx: &Transaction<'_>, condition: &str, params: &[&dyn ToSql], li
     Ok(rows.filter_map(Result::transpose).collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The first non-empty `sha256` of `entries`: the digest whose open copies a graph of the asset
+/// they are sightings of also shows.
+pub(crate) fn entries_sha256(entries: &[LiveEntry]) -> Option<String> {
+    let sha: Option<String> = entries.iter().find_map(|e| {
+        serde_json::from_str::<serde_json::Value>(&e.entry_json).ok()?.get("sha256")?.as_str().map(str::to_string)
+    });
+    sha.filter(|s| !s.is_empty())
+}
+
 /// Most sightings read for one graph query.
-const GRAPH_LIMIT: i64 = 5000;
+pub(crate) const GRAPH_LIMIT: i64 = 5000;
 
 pub(super) fn graph_entries(
     tx: &Transaction<'_>,
@@ -446,10 +472,7 @@ pub(super) fn graph_entries(
     }
     let Some(asset) = asset_id else { return Ok(Vec::new()) };
     let mut out = live_entries(tx, "s.asset_id = ?1", &[&asset], GRAPH_LIMIT)?;
-    let sha: Option<String> = out.iter().find_map(|e| {
-        serde_json::from_str::<serde_json::Value>(&e.entry_json).ok()?.get("sha256")?.as_str().map(str::to_string)
-    });
-    if let Some(sha) = sha.filter(|s| !s.is_empty()) {
+    if let Some(sha) = entries_sha256(&out) {
         out.extend(live_entries(
             tx,
             "s.kind = 'runtime' AND EXISTS (SELECT 1 FROM json_each(s.entry_json, '$.open_models') j \

@@ -22,14 +22,14 @@
 //! transaction back as it unwinds, so a poisoned mutex still guards a consistent connection and
 //! is recovered.
 
-mod agents;
-mod audit;
-mod batch;
-mod findings;
-mod overview;
-mod queries;
-pub(crate) mod schema;
-mod tokens;
+pub(crate) mod agents;
+pub(crate) mod audit;
+pub(crate) mod batch;
+pub(crate) mod findings;
+pub(crate) mod overview;
+pub(crate) mod queries;
+pub mod schema;
+pub(crate) mod tokens;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};

@@ -50,20 +50,23 @@ pub(super) fn hosts(tx: &Transaction<'_>, filter: &HostFilter, page: &PageReques
             risk: u32::try_from(r.get::<_, i64>(AGENT_COLUMN_COUNT + 8)?).unwrap_or_default(),
         })
     })?;
-    let rows = bounded(rows, limit, |h| {
-        let a = &h.agent;
-        [&a.agent_id, &a.hostname, &a.agent_version, &a.machine_fingerprint].iter().map(|s| s.len()).sum::<usize>()
-            + [&a.host_facts_json, &a.reported_hostname, &a.reported_machine_fingerprint]
-                .iter()
-                .map(|s| s.as_ref().map_or(0, String::len))
-                .sum::<usize>()
-            + h.update.as_ref().map_or(0, |u| {
-                [&u.channel, &u.cohort, &u.agent_version, &u.state, &u.version, &u.detail].iter().map(|s| s.len()).sum()
-            })
-    })?;
+    let rows = bounded(rows, limit, host_bytes)?;
     drop(stmt);
     let total = hosts_total(tx, filter)?;
     Ok(paginate(rows, total, |h| h.agent.agent_id.clone()))
+}
+
+/// What a host counts toward [`MAX_PAGE_BYTES`].
+pub(crate) fn host_bytes(h: &HostSummary) -> usize {
+    let a = &h.agent;
+    [&a.agent_id, &a.hostname, &a.agent_version, &a.machine_fingerprint].iter().map(|s| s.len()).sum::<usize>()
+        + [&a.host_facts_json, &a.reported_hostname, &a.reported_machine_fingerprint]
+            .iter()
+            .map(|s| s.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+        + h.update.as_ref().map_or(0, |u| {
+            [&u.channel, &u.cohort, &u.agent_version, &u.state, &u.version, &u.detail].iter().map(|s| s.len()).sum()
+        })
 }
 
 /// The parameters of [`HOSTS_WANTED`] for `filter` (`severities`: its severities as JSON).
@@ -83,7 +86,8 @@ pub(super) fn hosts_total(tx: &Transaction<'_>, filter: &HostFilter) -> Res<u64>
 
 /// Columns of an update record, for `agent_updates` aliased `u` (NULL when the agent never
 /// reported one), read by [`update_from_row`].
-const UPDATE_COLUMNS: &str = "u.channel, u.cohort, u.agent_version, u.state, u.version, u.detail, u.reported_at_ms";
+pub(crate) const UPDATE_COLUMNS: &str =
+    "u.channel, u.cohort, u.agent_version, u.state, u.version, u.detail, u.reported_at_ms";
 
 /// The update record in the columns of `row` from `first` on, if the agent has one.
 fn update_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Option<UpdateRecord>> {
@@ -156,7 +160,7 @@ const PACKAGE_FILE: &str = "(EXISTS (SELECT 1 FROM sightings s WHERE s.asset_id 
          AND s.removed_at_ms IS NULL))";
 
 /// Columns of an asset summary, for `assets` aliased `a`, read by [`asset_from_row`].
-const ASSET_COLUMNS: &str = "a.asset_id, a.kind, a.identity, a.first_seen_ms, a.last_seen_ms, \
+pub(crate) const ASSET_COLUMNS: &str = "a.asset_id, a.kind, a.identity, a.first_seen_ms, a.last_seen_ms, \
      (SELECT COUNT(*) FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL), \
      (SELECT COUNT(DISTINCT s.agent_id) FROM sightings s WHERE s.asset_id = a.asset_id AND s.removed_at_ms IS NULL)";
 
@@ -256,13 +260,18 @@ pub(super) fn assets(tx: &Transaction<'_>, filter: &AssetFilter, page: &PageRequ
     let rows = stmt.query_map(rusqlite::params_from_iter(wanted.iter().chain(paging.iter())), |r| {
         Ok(AssetSummary { owned: r.get(ASSET_COLUMN_COUNT)?, ..asset_from_row(r)? })
     })?;
-    let mut rows = bounded(rows, limit, |a| a.id.len() + a.identity.len())?;
+    let mut rows = bounded(rows, limit, asset_bytes)?;
     drop(stmt);
     for asset in &mut rows.0 {
         complete(tx, asset, filter.agent_id.as_deref())?;
     }
     let total = listed_total(tx, &query, filter)?;
     Ok(paginate(rows, total, |a| a.id.clone()))
+}
+
+/// What an asset counts toward [`MAX_PAGE_BYTES`].
+pub(crate) fn asset_bytes(a: &AssetSummary) -> usize {
+    a.id.len() + a.identity.len()
 }
 
 /// How many assets `query` (of `filter`) lists.
@@ -366,10 +375,13 @@ pub(super) fn export_sightings(
             entry_json: r.get(10)?,
         })
     })?;
-    let (rows, _) = bounded(rows, limit, |s| {
-        s.key.asset_id.len() + s.key.agent_id.len() + s.hostname.len() + s.location.len() + s.entry_json.len()
-    })?;
+    let (rows, _) = bounded(rows, limit, export_bytes)?;
     Ok(rows)
+}
+
+/// What an exported sighting counts toward [`MAX_PAGE_BYTES`].
+pub(crate) fn export_bytes(s: &ExportSighting) -> usize {
+    s.key.asset_id.len() + s.key.agent_id.len() + s.hostname.len() + s.location.len() + s.entry_json.len()
 }
 
 /// `Store::models_at`, from indexes only: a live model sighting of the host at one of the
@@ -404,7 +416,7 @@ const EXPOSURE: &str = "(CASE WHEN l.type <> 'object' THEN 0 \
      ELSE json_extract(l.value, '$.exposure') = ?13 END)";
 
 /// `text` with LIKE's wildcards and the escape character escaped (`\\`).
-fn like_escape(text: &str) -> String {
+pub(crate) fn like_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -430,10 +442,7 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
     let Some(asset) = asset_summary(tx, asset_id)? else {
         return Ok(None);
     };
-    let after: i64 = match &page.after {
-        None => 0,
-        Some(cursor) => cursor.parse().map_err(|_| StoreError::InvalidCursor { cursor: cursor.clone() })?,
-    };
+    let after = sighting_cursor(page)?;
     let limit = page.effective_limit();
     let mut stmt = tx.prepare(
         "SELECT s.sighting_id, s.agent_id, g.hostname, s.local_key, s.location, s.first_seen_ms, s.last_seen_ms, \
@@ -455,14 +464,7 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
         };
         Ok((r.get::<_, i64>(0)?, sighting))
     })?;
-    let rows = bounded(rows, limit, |(_, s)| {
-        s.agent_id.len()
-            + s.hostname.len()
-            + s.reported_hostname.as_ref().map_or(0, String::len)
-            + s.local_key.len()
-            + s.path_or_environment.len()
-            + s.json.len()
-    })?;
+    let rows = bounded(rows, limit, |(_, s)| sighting_bytes(s))?;
     let total = tx.query_row("SELECT COUNT(*) FROM sightings WHERE asset_id = ?1", [asset_id], |r| count(r, 0))?;
     let page = paginate(rows, total, |(id, _)| id.to_string());
     let sightings =
@@ -470,8 +472,26 @@ pub(super) fn asset(tx: &Transaction<'_>, asset_id: &str, page: &PageRequest) ->
     Ok(Some(AssetDetail { asset, sightings }))
 }
 
+/// The sighting id after which a page of an asset's sightings starts (0: the first page).
+pub(crate) fn sighting_cursor(page: &PageRequest) -> Result<i64, StoreError> {
+    match &page.after {
+        None => Ok(0),
+        Some(cursor) => cursor.parse().map_err(|_| StoreError::InvalidCursor { cursor: cursor.clone() }),
+    }
+}
+
+/// What a sighting counts toward [`MAX_PAGE_BYTES`].
+pub(crate) fn sighting_bytes(s: &Sighting) -> usize {
+    s.agent_id.len()
+        + s.hostname.len()
+        + s.reported_hostname.as_ref().map_or(0, String::len)
+        + s.local_key.len()
+        + s.path_or_environment.len()
+        + s.json.len()
+}
+
 /// Columns in [`ASSET_COLUMNS`].
-const ASSET_COLUMN_COUNT: usize = 7;
+pub(crate) const ASSET_COLUMN_COUNT: usize = 7;
 
 fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<AssetSummary> {
     let kind: String = r.get(1)?;
@@ -519,10 +539,15 @@ fn verdict_hosts(tx: &Transaction<'_>, asset_id: &str) -> Res<Vec<(Verdict, u64)
         "SELECT COALESCE(s.verdict, 'unknown'), COUNT(DISTINCT s.agent_id) FROM sightings s \
          WHERE s.asset_id = ?1 AND s.removed_at_ms IS NULL GROUP BY 1",
     )?;
-    let mut counts = stmt
+    let counts = stmt
         .query_map([asset_id], |r| Ok((Verdict::from_name(&r.get::<_, String>(0)?), count(r, 1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    // Two stored names can map to `unknown`: merge them.
+    Ok(merge_verdicts(counts))
+}
+
+/// Host counts by stored verdict name, as verdicts worst first: two stored names can map to
+/// `unknown`, merged.
+pub(crate) fn merge_verdicts(mut counts: Vec<(Verdict, u64)>) -> Vec<(Verdict, u64)> {
     counts.sort_by_key(|(verdict, _)| std::cmp::Reverse(*verdict));
     counts.dedup_by(|later, first| {
         let same = later.0 == first.0;
@@ -531,7 +556,7 @@ fn verdict_hosts(tx: &Transaction<'_>, asset_id: &str) -> Res<Vec<(Verdict, u64)
         }
         same
     });
-    Ok(counts)
+    counts
 }
 
 /// Sorted hostnames of the hosts with a live sighting of the asset, at most the summary's cap.
@@ -553,11 +578,11 @@ fn count(r: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
 /// Reads up to `limit` rows, stopping early once they hold [`MAX_PAGE_BYTES`] by `size_of`
 /// (the first row is always taken); returns them and whether another page may follow. The
 /// query asks for one row more than `limit`, which tells the last page from a full one.
-fn bounded<T>(
-    rows: impl Iterator<Item = rusqlite::Result<T>>,
+pub(crate) fn bounded<T, E>(
+    rows: impl Iterator<Item = Result<T, E>>,
     limit: u32,
     size_of: impl Fn(&T) -> usize,
-) -> rusqlite::Result<(Vec<T>, bool)> {
+) -> Result<(Vec<T>, bool), E> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let (mut out, mut bytes) = (Vec::new(), 0usize);
     for row in rows {
@@ -575,7 +600,7 @@ fn bounded<T>(
 }
 
 /// The page of `rows` read by [`bounded`]: a cursor after the last row when more may follow.
-fn paginate<T>((rows, more): (Vec<T>, bool), total: u64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn paginate<T>((rows, more): (Vec<T>, bool), total: u64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let next_cursor = if more { rows.last().map(cursor_of) } else { None };
     Page { items: rows, next_cursor, total }
 }

@@ -54,12 +54,18 @@ pub(super) fn consume_enrollment(tx: &Transaction<'_>, secret: &str, now_ms: i64
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    Ok(Err(match found {
+    Ok(Err(refusal(found)))
+}
+
+/// Why a token that could not be spent was refused, from its `(token_id, uses_left,
+/// revoked_at_ms)`, `None` when no token has the secret (shared by the backends).
+pub(crate) fn refusal(found: Option<(String, i64, Option<i64>)>) -> TokenError {
+    match found {
         None => TokenError::Unknown,
         Some((token_id, _, Some(_))) => TokenError::Revoked { token_id },
         Some((token_id, 0, None)) => TokenError::Exhausted { token_id },
         Some((token_id, _, None)) => TokenError::Expired { token_id },
-    }))
+    }
 }
 
 /// Every enrollment token, oldest first.
@@ -91,13 +97,13 @@ pub(super) fn revoke_enrollment(tx: &Transaction<'_>, token_id: &str, now_ms: i6
 }
 
 /// The scopes as stored: names joined by `,`, in [`Scope::ALL`] order, each once.
-fn scopes_text(scopes: &[Scope]) -> String {
+pub(crate) fn scopes_text(scopes: &[Scope]) -> String {
     let names: Vec<&str> = Scope::ALL.into_iter().filter(|s| scopes.contains(s)).map(Scope::as_str).collect();
     names.join(",")
 }
 
 /// Stored scopes back; a name this build does not know (written by a newer collector) grants nothing.
-fn scopes_from_text(text: &str) -> Vec<Scope> {
+pub(crate) fn scopes_from_text(text: &str) -> Vec<Scope> {
     let granted: Vec<Scope> = text.split(',').filter_map(Scope::from_name).collect();
     Scope::ALL.into_iter().filter(|s| granted.contains(s)).collect()
 }

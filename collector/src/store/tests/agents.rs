@@ -46,15 +46,15 @@ fn a_revoked_agent_stays_revoked() {
 }
 
 /// Enrolls `agent_id` on the host with fingerprint `fp` and install key digest `key`.
-fn enroll(store: &SqliteStore, agent_id: &str, fp: &str, key: &str, now_ms: i64) -> HostStatus {
+fn enroll(store: &dyn Store, agent_id: &str, fp: &str, key: &str, now_ms: i64) -> HostStatus {
     store.enroll_agent(&registration(agent_id, "h", fp, now_ms), Some(key)).unwrap()
 }
 
-fn statuses(store: &SqliteStore, ids: &[&str]) -> Vec<IdentityStatus> {
+fn statuses(store: &dyn Store, ids: &[&str]) -> Vec<IdentityStatus> {
     ids.iter().map(|id| store.agent(id).unwrap().unwrap().identity_status()).collect()
 }
 
-fn live_sightings(store: &SqliteStore) -> (u64, u64) {
+fn live_sightings(store: &dyn Store) -> (u64, u64) {
     let assets = store.assets(&WITH_REMOVED, &PageRequest::default()).unwrap();
     (assets.items[0].live_sightings, assets.items[0].live_hosts)
 }

@@ -91,8 +91,7 @@ fn a_snapshot_in_two_parts_removes_what_no_part_named_after_the_last_part() {
     let b_asset = asset(&store, &format!("model:{SHA_B}")).asset;
     assert_eq!((b_asset.live_sightings, b_asset.hostnames.clone()), (1, vec!["host-b".to_owned()]));
     // The seen keys are dropped once the snapshot is closed.
-    let keys: i64 =
-        store.with_connection(|c| c.query_row("SELECT COUNT(*) FROM snapshot_keys", [], |r| r.get(0))).unwrap();
+    let keys: i64 = store.count("SELECT COUNT(*) FROM snapshot_keys");
     assert_eq!(keys, 0);
 }
 
@@ -220,16 +219,8 @@ fn a_failed_transaction_leaves_no_partial_state() {
     apply(&store, "a", &delta(1, 1_000, vec![model("/a", SHA_A), model("/b", SHA_B)]));
     apply(&store, "a", &snapshot_part(2, 3, false, 1_500, vec![model("/a", SHA_A)]));
     let before = dump(&store);
-    let keys_before: i64 =
-        store.with_connection(|c| c.query_row("SELECT COUNT(*) FROM snapshot_keys", [], |r| r.get(0))).unwrap();
-    store
-        .with_connection(|c| {
-            c.execute_batch(
-                "CREATE TEMP TRIGGER poison BEFORE INSERT ON sightings WHEN NEW.local_key = '/poison' \
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-            )
-        })
-        .unwrap();
+    let keys_before: i64 = store.count("SELECT COUNT(*) FROM snapshot_keys");
+    store.fail_inserts_of_sighting("/poison");
 
     // Removal, new asset, framework and host facts come before the poisoned row.
     let mut batch = snapshot_part(
@@ -246,12 +237,11 @@ fn a_failed_transaction_leaves_no_partial_state() {
     assert_eq!(dump(&store), before);
     let agent = store.agent("a").unwrap().unwrap();
     assert_eq!((agent.last_sequence, agent.hostname.as_str()), (2, "host-a"));
-    let keys_after: i64 =
-        store.with_connection(|c| c.query_row("SELECT COUNT(*) FROM snapshot_keys", [], |r| r.get(0))).unwrap();
+    let keys_after: i64 = store.count("SELECT COUNT(*) FROM snapshot_keys");
     assert_eq!(keys_after, keys_before);
 
     // The sequence was not consumed: once the fault is gone the same batch applies.
-    store.with_connection(|c| c.execute_batch("DROP TRIGGER poison")).unwrap();
+    store.stop_failing_inserts();
     let ApplyOutcome::Applied(summary) = apply(&store, "a", &batch) else { panic!() };
     assert_eq!((summary.upserted, summary.removed), (3, 1));
     // /b was named by no part of snapshot 3.

@@ -16,7 +16,7 @@ fn judged(path: &str, sha: &str, verdict: &str) -> IngestAsset {
     }
 }
 
-fn model_summary(store: &SqliteStore) -> crate::store::AssetSummary {
+fn model_summary(store: &dyn Store) -> crate::store::AssetSummary {
     let page = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     assert_eq!(page.items.len(), 1, "{page:#?}");
     page.items.into_iter().next().unwrap()
@@ -51,7 +51,7 @@ fn a_batch_with_too_many_entries_is_refused_whole() {
     assert_eq!(model_count(&store), 0);
 }
 
-fn model_count(store: &SqliteStore) -> u64 {
+fn model_count(store: &dyn Store) -> u64 {
     store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap().total
 }
 
@@ -141,7 +141,7 @@ fn a_flood_of_safe_sightings_does_not_hide_one_dangerous() {
     assert_eq!(model_summary_of(&store, SHA_A).verdict, Some(Verdict::Safe));
 }
 
-fn model_summary_of(store: &SqliteStore, sha: &str) -> crate::store::AssetSummary {
+fn model_summary_of(store: &dyn Store, sha: &str) -> crate::store::AssetSummary {
     let page = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     page.items.into_iter().find(|a| a.identity == sha).unwrap()
 }
@@ -176,7 +176,7 @@ fn live_sightings_of_one_asset_per_agent_are_bounded() {
 
 #[test]
 fn an_agent_over_its_storage_quota_stores_no_more_but_keeps_streaming() {
-    let store = store().with_quota(AgentQuota { max_stored_bytes: 2_000 });
+    let store = store_with_quota(AgentQuota { max_stored_bytes: 2_000 });
     store.upsert_agent(&registration("a", "host-a", "fp-a", 10)).unwrap();
     let entries: Vec<IngestAsset> = (0..40).map(|i| framework(&format!("/venv/{i:02}"), "torch", "2.3.0")).collect();
     let ApplyOutcome::Applied(summary) = apply(&store, "a", &delta(1, 1_000, entries)) else { panic!() };
@@ -196,23 +196,20 @@ fn an_agent_over_its_storage_quota_stores_no_more_but_keeps_streaming() {
 fn stored_bytes_follow_inserts_updates_and_deletes() {
     let store = store_with_two_agents();
     apply(&store, "a", &delta(1, 1_000, vec![model("/m", SHA_A)]));
-    let expected = |store: &SqliteStore| -> i64 {
-        store
-            .with_connection(|c| {
-                c.query_row(
-                    "SELECT SUM(length(CAST(entry_json AS BLOB)) + length(CAST(local_key AS BLOB)) \
-                         + length(CAST(location AS BLOB))) FROM sightings WHERE agent_id = 'a'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-            .unwrap()
+    let expected = |store: &TestStore| -> i64 {
+        store.count(if store.is_postgres() {
+            "SELECT SUM(octet_length(entry_json::text) + octet_length(local_key) + octet_length(location))::bigint \
+             FROM sightings WHERE agent_id = 'a'"
+        } else {
+            "SELECT SUM(length(CAST(entry_json AS BLOB)) + length(CAST(local_key AS BLOB)) \
+             + length(CAST(location AS BLOB))) FROM sightings WHERE agent_id = 'a'"
+        })
     };
-    let stored = |store: &SqliteStore| i64::try_from(store.agent("a").unwrap().unwrap().stored_bytes).unwrap();
+    let stored = |store: &dyn Store| i64::try_from(store.agent("a").unwrap().unwrap().stored_bytes).unwrap();
     assert_eq!(stored(&store), expected(&store));
     apply(&store, "a", &delta(2, 2_000, vec![judged("/m", SHA_A, "suspicious")]));
     assert_eq!(stored(&store), expected(&store));
-    store.with_connection(|c| c.execute("DELETE FROM sightings WHERE agent_id = 'a'", [])).unwrap();
+    store.execute("DELETE FROM sightings WHERE agent_id = 'a'");
     assert_eq!(stored(&store), 0);
 }
 

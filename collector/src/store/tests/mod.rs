@@ -1,8 +1,11 @@
-//! Behaviour tests of the store, run against the SQLite backend through the [`Store`] trait.
+//! Behaviour tests of the store through the [`Store`] trait: the conformance suite, run against
+//! SQLite and, when `AISCOUT_TEST_POSTGRES` is set, PostgreSQL (`backend.rs`).
 
 mod agents;
+pub(crate) mod backend;
 mod batches;
 mod bounds;
+mod concurrency;
 mod persistence;
 mod queries;
 mod tokens;
@@ -38,9 +41,7 @@ pub(super) fn of_kind(kind: AssetKind) -> AssetFilter {
     AssetFilter { kind: Some(kind), ..WITH_REMOVED }
 }
 
-pub(crate) fn store() -> SqliteStore {
-    SqliteStore::open_in_memory().expect("in-memory store")
-}
+pub(crate) use backend::{store, store_with_quota, TestStore};
 
 pub(crate) fn registration(agent_id: &str, hostname: &str, fingerprint: &str, now_ms: i64) -> AgentRegistration {
     AgentRegistration {
@@ -57,7 +58,7 @@ pub(crate) fn registration(agent_id: &str, hostname: &str, fingerprint: &str, no
 }
 
 /// A store with agents `a` (host-a) and `b` (host-b).
-pub(crate) fn store_with_two_agents() -> SqliteStore {
+pub(crate) fn store_with_two_agents() -> TestStore {
     let store = store();
     store.upsert_agent(&registration("a", "host-a", "fp-a", 10)).expect("enroll a");
     store.upsert_agent(&registration("b", "host-b", "fp-b", 20)).expect("enroll b");
@@ -127,7 +128,7 @@ pub(super) fn host_facts(hostname: &str, fingerprint: &str) -> HostFacts {
     }
 }
 
-pub(super) fn apply(store: &SqliteStore, agent_id: &str, batch: &IngestBatch) -> ApplyOutcome {
+pub(super) fn apply(store: &dyn Store, agent_id: &str, batch: &IngestBatch) -> ApplyOutcome {
     store.apply_batch(agent_id, batch).expect("apply batch")
 }
 
@@ -140,7 +141,7 @@ pub(super) struct Dump {
     pub assets: Vec<AssetDetail>,
 }
 
-pub(super) fn dump(store: &SqliteStore) -> Dump {
+pub(super) fn dump(store: &dyn Store) -> Dump {
     let mut hosts = Vec::new();
     let mut page = PageRequest::first(2);
     loop {
@@ -167,12 +168,12 @@ pub(super) fn dump(store: &SqliteStore) -> Dump {
 }
 
 /// The asset with all its sightings (one big page).
-pub(super) fn asset(store: &SqliteStore, asset_id: &str) -> AssetDetail {
+pub(super) fn asset(store: &dyn Store, asset_id: &str) -> AssetDetail {
     store.asset(asset_id, &PageRequest::first(1000)).expect("asset").expect("asset exists")
 }
 
 /// The sighting at `local_key` on `agent_id` (the only one, live or not).
-pub(super) fn sighting(store: &SqliteStore, agent_id: &str, local_key: &str) -> Sighting {
+pub(super) fn sighting(store: &dyn Store, agent_id: &str, local_key: &str) -> Sighting {
     let mut found: Vec<Sighting> = dump(store)
         .assets
         .into_iter()

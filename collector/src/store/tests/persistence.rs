@@ -59,13 +59,10 @@ fn a_database_from_a_newer_collector_is_refused() {
 #[test]
 fn foreign_keys_are_enforced() {
     let store = store();
-    let err = store.with_connection(|c| {
-        c.execute(
-            "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
-             VALUES ('model:x', 'nobody', 'model', '/k', '/k', '{}', 1, 1)",
-            [],
-        )
-    });
+    let err = store.try_execute(
+        "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
+         VALUES ('model:x', 'nobody', 'model', '/k', '/k', '{}', 1, 1)",
+    );
     assert!(err.is_err());
 }
 

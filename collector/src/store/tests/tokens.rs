@@ -25,8 +25,7 @@ fn an_expired_token_is_refused_without_spending_a_use() {
     let token = store.create_enrollment_token(&new_token(1, 10_000)).unwrap();
     let err = store.consume_enrollment_token(token.secret.expose(), 10_000).unwrap_err();
     assert!(matches!(&err, TokenError::Expired { token_id } if *token_id == token.id), "{err:?}");
-    let uses: i64 =
-        store.with_connection(|c| c.query_row("SELECT uses_left FROM enrollment_tokens", [], |r| r.get(0))).unwrap();
+    let uses: i64 = store.count("SELECT uses_left FROM enrollment_tokens");
     assert_eq!(uses, 1);
     assert_eq!(store.consume_enrollment_token(token.secret.expose(), 9_999).unwrap().uses_left, 0);
 }
@@ -106,7 +105,7 @@ fn api_tokens_keep_the_scopes_they_were_given_and_need_one() {
     let err = store.create_api_token(&scoped(Vec::new())).unwrap_err();
     assert!(matches!(err, StoreError::InvalidArgument { field: "scopes", .. }), "{err:?}");
     // A scope this build does not know (a newer collector wrote it) grants nothing.
-    store.with_connection(|c| c.execute("UPDATE api_tokens SET scopes = 'read,launch-missiles'", [])).unwrap();
+    store.execute("UPDATE api_tokens SET scopes = 'read,launch-missiles'");
     assert_eq!(store.verify_api_token(export.secret.expose(), 300).unwrap().unwrap().scopes, [Scope::Read]);
 }
 
@@ -195,7 +194,7 @@ fn two_collectors_on_one_file_never_overspend_a_token() {
     let first = SqliteStore::open(&path).unwrap();
     let second = SqliteStore::open(&path).unwrap();
     let token = first.create_enrollment_token(&new_token(5, 10_000)).unwrap();
-    let spend = |store: &SqliteStore| {
+    let spend = |store: &dyn Store| {
         (0..5).filter(|_| store.consume_enrollment_token(token.secret.expose(), 200).is_ok()).count()
     };
     let (a, b) = std::thread::scope(|s| {
