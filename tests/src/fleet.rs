@@ -99,6 +99,11 @@ impl Collector {
         Self::start_on(store_url, pki_of, "")
     }
 
+    /// [`Collector::replica`] with TOML tables appended to the configuration.
+    pub fn replica_with(store_url: &str, pki_of: Option<&Collector>, extra_toml: &str) -> Self {
+        Self::start_on(store_url, pki_of, extra_toml)
+    }
+
     fn start_on(store_url: &str, pki_of: Option<&Collector>, extra_toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temporary directory: {e}"));
         let (grpc_port, api_port) = (free_port(), free_port());
@@ -223,6 +228,11 @@ impl Collector {
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let body = resp.body_mut().read_to_string().unwrap_or_else(|e| panic!("GET {url}: {e}"));
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not json: {e}: {body}"))
+    }
+
+    /// The bearer token of the HTTP API.
+    pub fn api_token(&self) -> &str {
+        &self.api_token
     }
 
     /// `GET path` with the API token, as text (`/metrics`).

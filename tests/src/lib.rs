@@ -5,6 +5,7 @@
 //!   [`model_facts`].
 //! - [`fleet`]: a collector process and agent configurations on loopback, the HTTP API read
 //!   back.
+//! - [`proxy`]: a TCP proxy a test cuts and restores (a database that goes away).
 //! - `tests/e2e.rs`: the test binary; it `mod`s one file per area.
 
 // Test helpers fail the test by panicking, with the reason.
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod fleet;
+pub mod proxy;
 pub mod release;
 
 /// The workspace root.

@@ -8,7 +8,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use aiscout_e2e::fleet::{assert_ok, run_once, Collector};
+use std::time::{Duration, Instant};
+
+use aiscout_e2e::fleet::{assert_ok, poll, run_once, spawn_once, AgentOptions, Collector};
+use aiscout_e2e::proxy::Proxy;
 use aiscout_e2e::{fixtures_dir, workspace_root};
 
 /// A database for this test: a schema-free fresh one, dropped when the guard goes.
@@ -98,4 +101,101 @@ fn an_agent_fails_over_to_another_replica_and_the_inventory_stays_exact() {
     // Each replica counts what it applied: together, every batch the agent sent.
     let metrics = second.get_text("/metrics");
     assert!(metrics.lines().any(|l| l.starts_with("aiscout_batches_total{outcome=\"applied\"} ")), "{metrics}");
+}
+
+/// Model `i`: `weights.npy` with `i` in its first data bytes, so each has its own digest.
+fn model(i: usize) -> Vec<u8> {
+    let mut bytes = std::fs::read(fixtures_dir().join("models/weights.npy")).unwrap();
+    bytes[128..132].copy_from_slice(&u32::try_from(i).unwrap().to_le_bytes());
+    bytes
+}
+
+fn model_count(c: &Collector) -> u64 {
+    c.get("/api/v1/assets?kind=model&limit=1")["total"].as_u64().unwrap()
+}
+
+/// How long the database is away, as the issue states it.
+const CUT: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_database_cut_for_30_seconds_mid_stream_is_waited_out_and_nothing_is_lost() {
+    const MODELS: usize = 600;
+    let db = database();
+    let (host, port) = db
+        .url
+        .trim_start_matches("postgres://")
+        .split_once('@')
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .0
+        .split_once(':')
+        .unwrap();
+    let proxy = Proxy::start(format!("{host}:{port}").parse().unwrap());
+    let via_proxy = db.url.replace(&format!("{host}:{port}"), &format!("127.0.0.1:{}", proxy.port));
+    let c = Collector::replica_with(&via_proxy, None, "[agents]\nbatches_per_minute = 100000\n");
+    let root = tempfile::tempdir().unwrap();
+    for i in 0..MODELS {
+        std::fs::write(root.path().join(format!("m{i:04}.npy")), model(i)).unwrap();
+    }
+    let token = c.token_file("token", &[]);
+    let options = AgentOptions { extra_toml: "[transport]\nbatch_max_assets = 1\n".into(), ..AgentOptions::default() };
+    let config = c.agent_with("a", &[root.path()], &token, &options);
+
+    // The agent is sending, one model a batch, when the database goes away.
+    let log = c.dir.path().join("agent-1.log");
+    let mut agent = spawn_once(&config, &log);
+    poll(Duration::from_secs(30), "some models landed", || (model_count(&c) >= 20).then_some(()));
+    proxy.cut();
+    let cut_at = Instant::now();
+    // The API answers at once that the store is unavailable: nothing hangs.
+    poll(Duration::from_secs(15), "the api says 503", || {
+        (c.get_status("/api/v1/hosts", &c.api_token()) == 503).then_some(())
+    });
+    // The agent's run ends: its batches were not acknowledged, they stay in its spool.
+    let status = agent.0.wait().unwrap();
+    assert!(!status.success(), "the run could not finish without a store");
+    let landed_during_cut = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        landed_during_cut.contains("unavailable") || landed_during_cut.contains("Unavailable"),
+        "{landed_during_cut}"
+    );
+    // More changes on the host while the database is away.
+    for i in 0..10 {
+        std::fs::remove_file(root.path().join(format!("m{i:04}.npy"))).unwrap();
+    }
+    for i in MODELS..MODELS + 10 {
+        std::fs::write(root.path().join(format!("m{i:04}.npy")), model(i)).unwrap();
+    }
+    std::thread::sleep(CUT.saturating_sub(cut_at.elapsed()));
+    proxy.restore();
+
+    // The same collector, never restarted, serves again; the agent resumes from its spool.
+    poll(Duration::from_secs(30), "the api answers again", || {
+        (c.get_status("/api/v1/hosts", &c.api_token()) == 200).then_some(())
+    });
+    let mut ok = false;
+    for _ in 0..3 {
+        if run_once(&config).status.success() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the agent drains its spool once the store is back");
+    let mut live: Vec<String> = c
+        .live_model_sightings()
+        .into_iter()
+        .map(|s| Path::new(&s.path).file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    live.sort();
+    let mut disk: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    disk.sort();
+    assert_eq!(live.len(), disk.len(), "one live sighting per file");
+    assert_eq!(live, disk, "exactly the disk");
+    let metrics = c.get_text("/metrics");
+    assert!(metrics.lines().any(|l| l.starts_with("aiscout_store_errors_total{kind=\"unavailable\"} ")), "{metrics}");
 }
