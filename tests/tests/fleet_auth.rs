@@ -315,6 +315,8 @@ fn a_message_over_the_size_limit_is_refused_with_resource_exhausted_not_a_silent
     let refused = stream(&c, Some(&cert), vec![delta(1_000, vec![huge], Vec::new())]).unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(c.live_model_sightings().iter().all(|s| s.path != "/huge.onnx"));
+    let metrics = c.get_text("/metrics");
+    assert!(metrics.lines().any(|l| l == "aiscout_rejections_total{reason=\"oversized\"} 1"), "{metrics}");
 }
 
 #[test]
@@ -335,8 +337,18 @@ fn oversized_batches_and_forged_sequences_are_refused_and_the_stream_goes_on() {
 
     // Neither moved the agent's sequence: its next batch is applied and acknowledged.
     let next = delta(1_000, vec![model_upsert("/next.onnx", 0x33)], Vec::new());
-    let answers = stream(&c, Some(&cert), vec![next]).unwrap();
+    let answers = stream(&c, Some(&cert), vec![next.clone()]).unwrap();
     assert_eq!(acks(&answers), [1_000], "{answers:?}");
+    // A replay is acknowledged and changes nothing; every refusal and the replay are counted.
+    assert_eq!(acks(&stream(&c, Some(&cert), vec![next]).unwrap()), [1_000]);
+    let metrics = c.get_text("/metrics");
+    for line in [
+        "aiscout_rejections_total{reason=\"invalid_batch\"} 2",
+        "aiscout_batches_total{outcome=\"already_applied\"} 1",
+        "aiscout_batches_total{outcome=\"error\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in {metrics}");
+    }
     let paths: Vec<String> = c.live_model_sightings().into_iter().map(|s| s.path).collect();
     assert!(paths.contains(&"/next.onnx".to_string()) && !paths.contains(&"/forged.onnx".to_string()), "{paths:?}");
 }
