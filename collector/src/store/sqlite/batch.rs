@@ -1,5 +1,11 @@
 //! `apply_batch`: the steps of the module docs' "Batches" section, in one transaction, within
 //! the bounds of `store::limits`.
+//!
+//! Statements are prepared once per connection (`prepare_cached`): a batch runs several per
+//! upsert. A statement whose plan SQLite derives from a bound value is prepared again at every
+//! execution; `kind = ?` next to `removed_at_ms IS NULL` is one (SQLite checks whether it implies
+//! the partial index `sightings_live_listening`'s `kind = 'runtime'`), so the kind is bound as
+//! `CAST(? AS TEXT)`, which is still an index equality but is not compared with that literal.
 
 use std::collections::BTreeMap;
 
@@ -130,7 +136,7 @@ pub(super) fn apply(
         Admission::AlreadyApplied { last_sequence } => return Ok(ApplyOutcome::AlreadyApplied { last_sequence }),
         Admission::Apply { expected, gap, snapshot, abandon } => {
             if abandon {
-                tx.execute("DELETE FROM snapshot_keys WHERE agent_id = ?1", [agent_id])?;
+                tx.prepare_cached("DELETE FROM snapshot_keys WHERE agent_id = ?1")?.execute([agent_id])?;
             }
             (expected, gap, snapshot)
         }
@@ -142,21 +148,22 @@ pub(super) fn apply(
     let observed = batch.observed_at_ms.min(batch.received_at_ms);
     let mut budget = Budget { stored_bytes: state.stored_bytes, quota: *quota };
     for removal in &batch.removals {
-        let removed = tx.execute(
-            "UPDATE sightings SET removed_at_ms = ?4 \
-             WHERE agent_id = ?1 AND kind = ?2 AND local_key = ?3 AND removed_at_ms IS NULL",
-            params![agent_id, removal.kind.as_str(), removal.local_key, observed],
-        )?;
+        let removed = tx
+            .prepare_cached(
+                "UPDATE sightings SET removed_at_ms = ?4 \
+                 WHERE agent_id = ?1 AND kind = CAST(?2 AS TEXT) AND local_key = ?3 AND removed_at_ms IS NULL",
+            )?
+            .execute(params![agent_id, removal.kind.as_str(), removal.local_key, observed])?;
         summary.removed += removed as u64;
     }
     let times = Times { observed, received: batch.received_at_ms };
     for upsert in &batch.upserts {
         // A key over its bound cannot name anything stored: it is not recorded.
         if let (Some(open), true) = (snapshot, upsert.local_key.len() <= limits::MAX_LOCAL_KEY_BYTES) {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO snapshot_keys (agent_id, snapshot_id, kind, local_key) VALUES (?1, ?2, ?3, ?4)",
-                params![agent_id, open.id, upsert.kind.as_str(), upsert.local_key],
-            )?;
+            )?
+            .execute(params![agent_id, open.id, upsert.kind.as_str(), upsert.local_key])?;
         }
         match store_upsert(tx, agent_id, upsert, times, &mut budget)? {
             Ok(()) => summary.upserted += 1,
@@ -180,36 +187,35 @@ pub(super) fn apply(
             } else {
                 SnapshotProgress::ClosedIncomplete
             };
-            tx.execute("DELETE FROM snapshot_keys WHERE agent_id = ?1", [agent_id])?;
+            tx.prepare_cached("DELETE FROM snapshot_keys WHERE agent_id = ?1")?.execute([agent_id])?;
             (progress, None)
         }
         (_, Some(open)) => (SnapshotProgress::Open, Some(open)),
         (_, None) => (SnapshotProgress::None, None),
     };
     summary.snapshot = progress;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE agents SET last_sequence = ?2, open_snapshot_id = ?3, open_snapshot_complete = ?4 WHERE agent_id = ?1",
-        params![agent_id, sequence, still_open.map(|o| o.id), still_open.is_some_and(|o| o.complete)],
-    )?;
+    )?
+    .execute(params![agent_id, sequence, still_open.map(|o| o.id), still_open.is_some_and(|o| o.complete)])?;
     Ok(if gap { ApplyOutcome::Gap { expected, summary } } else { ApplyOutcome::Applied(summary) })
 }
 
 fn agent_state(tx: &Transaction<'_>, agent_id: &str) -> Res<AgentState> {
     let row = tx
-        .query_row(
+        .prepare_cached(
             "SELECT last_sequence, revoked_at_ms IS NOT NULL, open_snapshot_id, open_snapshot_complete, stored_bytes \
              FROM agents WHERE agent_id = ?1",
-            [agent_id],
-            |r| {
-                Ok(AgentState {
-                    last_sequence: u64::try_from(r.get::<_, i64>(0)?).unwrap_or_default(),
-                    revoked: r.get(1)?,
-                    open_snapshot: r.get(2)?,
-                    open_complete: r.get(3)?,
-                    stored_bytes: u64::try_from(r.get::<_, i64>(4)?).unwrap_or_default(),
-                })
-            },
-        )
+        )?
+        .query_row([agent_id], |r| {
+            Ok(AgentState {
+                last_sequence: u64::try_from(r.get::<_, i64>(0)?).unwrap_or_default(),
+                revoked: r.get(1)?,
+                open_snapshot: r.get(2)?,
+                open_complete: r.get(3)?,
+                stored_bytes: u64::try_from(r.get::<_, i64>(4)?).unwrap_or_default(),
+            })
+        })
         .optional()?;
     row.ok_or_else(|| StoreError::UnknownAgent { agent_id: agent_id.to_owned() }.into())
 }
@@ -311,58 +317,83 @@ fn store_upsert(
         return Ok(Err(reason));
     }
     let kind = upsert.kind.as_str();
-    // The sighting this upsert updates, if any: its stored size and whether it is live.
-    let existing: Option<(i64, bool)> = tx
-        .query_row(
-            "SELECT length(CAST(entry_json AS BLOB)) + length(CAST(location AS BLOB)), removed_at_ms IS NULL \
+    let verdict = derived.verdict.map(|v| v.as_str());
+    // The sighting this upsert updates, if any: its stored size, whether it is live, and its id
+    // when it holds what the upsert would write (the same entry text, location, verdict, owner).
+    let existing: Option<(i64, bool, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT length(CAST(entry_json AS BLOB)) + length(CAST(location AS BLOB)), removed_at_ms IS NULL, \
+                 CASE WHEN kind = ?4 AND entry_json = ?5 AND location = ?6 AND verdict IS ?7 AND owned = ?8 \
+                     THEN sighting_id END \
              FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND local_key = ?3",
-            params![derived.asset_id, agent_id, upsert.local_key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .query_row(
+            params![
+                derived.asset_id,
+                agent_id,
+                upsert.local_key,
+                kind,
+                upsert.json,
+                derived.location,
+                verdict,
+                derived.owned
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let existing_bytes = existing.map(|(n, _)| u64::try_from(n).unwrap_or(0));
+    let existing_bytes = existing.map(|(n, _, _)| u64::try_from(n).unwrap_or(0));
     let charged = match charge(budget, &upsert.local_key, &upsert.json, &derived.location, existing_bytes) {
         Ok(charged) => charged,
         Err(reason) => return Ok(Err(reason)),
     };
     // A new sighting, or a removed one coming back, adds to the live ones.
-    if !existing.is_some_and(|(_, live)| live) {
-        let live: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND removed_at_ms IS NULL",
-            params![derived.asset_id, agent_id],
-            |r| r.get(0),
-        )?;
+    if !existing.is_some_and(|(_, live, _)| live) {
+        let live: i64 = tx
+            .prepare_cached(
+                "SELECT COUNT(*) FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND removed_at_ms IS NULL",
+            )?
+            .query_row(params![derived.asset_id, agent_id], |r| r.get(0))?;
         if let Err(reason) = may_add_live(u64::try_from(live).unwrap_or(0)) {
             return Ok(Err(reason));
         }
     }
     budget.stored_bytes = charged;
-    let known: bool =
-        tx.query_row("SELECT EXISTS (SELECT 1 FROM assets WHERE asset_id = ?1)", [&derived.asset_id], |r| r.get(0))?;
+    let known: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM assets WHERE asset_id = ?1)")?
+        .query_row([&derived.asset_id], |r| r.get(0))?;
     if !known {
         let detail = serde_json::json!({"kind": kind, "identity": derived.identity, "first_agent": agent_id});
         super::audit::append(tx, times.received, "asset.appeared", &derived.asset_id, &detail)?;
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) \
          ON CONFLICT (asset_id) DO UPDATE SET first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
              last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
-        params![derived.asset_id, kind, derived.identity, times.received],
-    )?;
+    )?
+    .execute(params![derived.asset_id, kind, derived.identity, times.received])?;
     // What was at this key before, if it was another asset, is gone from it.
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE sightings SET removed_at_ms = ?5 \
-         WHERE agent_id = ?1 AND kind = ?2 AND local_key = ?3 AND asset_id <> ?4 AND removed_at_ms IS NULL",
-        params![agent_id, kind, upsert.local_key, derived.asset_id, times.observed],
-    )?;
-    let verdict = derived.verdict.map(|v| v.as_str());
-    tx.execute(
+         WHERE agent_id = ?1 AND kind = CAST(?2 AS TEXT) AND local_key = ?3 AND asset_id <> ?4 \
+             AND removed_at_ms IS NULL",
+    )?
+    .execute(params![agent_id, kind, upsert.local_key, derived.asset_id, times.observed])?;
+    // A live sighting that holds what the upsert says only gets its `last_seen`: rewriting its
+    // entry would recompute the indexed search text and listening ports and fire the stored
+    // bytes trigger, for the same row.
+    if let Some((_, true, Some(sighting_id))) = existing {
+        tx.prepare_cached("UPDATE sightings SET last_seen_ms = MAX(last_seen_ms, ?2) WHERE sighting_id = ?1")?
+            .execute(params![sighting_id, times.observed])?;
+        return Ok(Ok(()));
+    }
+    tx.prepare_cached(
         "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms, \
              verdict, owned) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) \
          ON CONFLICT (asset_id, agent_id, local_key) DO UPDATE SET location = excluded.location, \
              entry_json = excluded.entry_json, last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), \
              removed_at_ms = NULL, verdict = excluded.verdict, owned = excluded.owned",
-        params![
+    )?
+    .execute(params![
             derived.asset_id,
             agent_id,
             kind,
@@ -372,20 +403,20 @@ fn store_upsert(
             times.observed,
             verdict,
             derived.owned
-        ],
-    )?;
+        ])?;
     Ok(Ok(()))
 }
 
 /// Marks removed every live sighting of the agent that snapshot `snapshot_id` did not name.
 fn sweep(tx: &Transaction<'_>, agent_id: &str, snapshot_id: i64, observed: i64) -> Res<u64> {
-    let removed = tx.execute(
-        "UPDATE sightings SET removed_at_ms = ?3 \
-         WHERE agent_id = ?1 AND removed_at_ms IS NULL AND NOT EXISTS ( \
-             SELECT 1 FROM snapshot_keys k WHERE k.agent_id = sightings.agent_id AND k.snapshot_id = ?2 \
-                 AND k.kind = sightings.kind AND k.local_key = sightings.local_key)",
-        params![agent_id, snapshot_id, observed],
-    )?;
+    let removed = tx
+        .prepare_cached(
+            "UPDATE sightings SET removed_at_ms = ?3 \
+             WHERE agent_id = ?1 AND removed_at_ms IS NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM snapshot_keys k WHERE k.agent_id = sightings.agent_id AND k.snapshot_id = ?2 \
+                     AND k.kind = sightings.kind AND k.local_key = sightings.local_key)",
+        )?
+        .execute(params![agent_id, snapshot_id, observed])?;
     Ok(removed as u64)
 }
 
