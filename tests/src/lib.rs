@@ -1,10 +1,12 @@
 //! Helpers for the end-to-end tests: locate the built binaries and the committed fixtures.
 //!
 //! # Layout
-//! - this file: [`agent_bin`], [`fixtures_dir`], [`run_scan_json`], [`copy_tree`],
+//! - this file: [`agent_bin`], [`fleet_sim_bin`], [`fixtures_dir`], [`run_scan_json`], [`copy_tree`],
 //!   [`model_facts`].
 //! - [`fleet`]: a collector process and agent configurations on loopback, the HTTP API read
 //!   back.
+//! - [`fleet_sim`]: the fleet simulator behind the `aiscout-fleet-sim` binary: many agents
+//!   speaking the real protocol over mutual TLS, and a check of the store.
 //! - [`proxy`]: a TCP proxy a test cuts and restores (a database that goes away).
 //! - `tests/e2e.rs`: the test binary; it `mod`s one file per area.
 
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod fleet;
+pub mod fleet_sim;
 pub mod proxy;
 pub mod release;
 
@@ -45,6 +48,11 @@ pub fn agent_v2_bin() -> PathBuf {
     let bin = agent_bin().parent().map(|d| d.join("update-test/aiscout-agent-9.9.9")).unwrap_or_default();
     assert!(bin.is_file(), "{} is missing: run scripts/build-agent-v2.sh (scripts/test.sh does)", bin.display());
     bin
+}
+
+/// The `aiscout-fleet-sim` binary (this package's) of the profile these tests were built with.
+pub fn fleet_sim_bin() -> PathBuf {
+    workspace_bin("aiscout-fleet-sim")
 }
 
 fn workspace_bin(name: &str) -> PathBuf {

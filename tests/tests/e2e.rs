@@ -17,6 +17,7 @@ mod fleet;
 mod fleet_auth;
 mod fleet_hosts;
 mod fleet_resilience;
+mod fleet_sim;
 mod fleet_watch;
 mod frameworks;
 mod hazards;

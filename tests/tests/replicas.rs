@@ -151,7 +151,7 @@ fn a_database_cut_for_30_seconds_mid_stream_is_waited_out_and_nothing_is_lost() 
     let cut_at = Instant::now();
     // The API answers at once that the store is unavailable: nothing hangs.
     poll(Duration::from_secs(15), "the api says 503", || {
-        (c.get_status("/api/v1/hosts", &c.api_token()) == 503).then_some(())
+        (c.get_status("/api/v1/hosts", c.api_token()) == 503).then_some(())
     });
     // The agent's run ends: its batches were not acknowledged, they stay in its spool.
     let status = agent.0.wait().unwrap();
@@ -173,7 +173,7 @@ fn a_database_cut_for_30_seconds_mid_stream_is_waited_out_and_nothing_is_lost() 
 
     // The same collector, never restarted, serves again; the agent resumes from its spool.
     poll(Duration::from_secs(30), "the api answers again", || {
-        (c.get_status("/api/v1/hosts", &c.api_token()) == 200).then_some(())
+        (c.get_status("/api/v1/hosts", c.api_token()) == 200).then_some(())
     });
     let mut ok = false;
     for _ in 0..3 {
