@@ -79,13 +79,15 @@ tokens() {
 
 rss() { awk '/VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$1/status"; }
 
-# sim NAME URLS [EXTRA...]: the simulator against URLS (comma-separated), checked through NAME's API.
+# sim NAME URLS SECONDS [EXTRA...]: the simulator against URLS (comma-separated) streaming for
+# SECONDS after the first snapshots, checked through NAME's API.
 sim() {
-  local name=$1 urls=$2; shift 2
+  local name=$1 urls=$2 seconds=$3; shift 3
   local dir="$work/$name" api_var="api_$name"
   "$SIM" --collector "$urls" --ca "$dir/data/pki/ca.pem" --token-file "$dir/token" \
-    --agents "$agents" --entries "$entries" --shared "$shared" --duration "$duration" \
-    --api "http://127.0.0.1:${!api_var}" --api-token-file "$dir/api-token" --json "$@" > "$dir/report.json"
+    --agents "$agents" --entries "$entries" --shared "$shared" --duration "$seconds" \
+    --api "http://127.0.0.1:${!api_var}" --api-token-file "$dir/api-token" --drain-timeout 900 --json "$@" \
+    > "$dir/report.json" || echo "$name: the simulator reported a failure (the line below says which)" >&2
 }
 
 # show LABEL REPORT PIDS...: one line of the report's figures and the collectors' peak RSS.
@@ -102,7 +104,8 @@ v = r.get("verification") or {}
 print(f"{label}: {r['agents']} agents, {r['sightings_acked']} sightings acked; "
       f"streaming {r['sightings_per_s']:.0f}/s, first snapshots {r['initial_snapshot_sightings_per_s']:.0f}/s "
       f"in {r['initial_snapshot_s']:.1f} s; batch p50 {lat['p50_ms']:.0f} ms p99 {lat['p99_ms']:.0f} ms; "
-      f"errors {r['errors']}; verified {v.get('ok')}; collector peak RSS{rss}")
+      f"errors {r['errors']}; unflushed agents {r['unflushed_agents']}; verified {v.get('ok')}; "
+      f"collector peak RSS{rss}")
 PY
 }
 
@@ -111,7 +114,7 @@ for run in $only; do
     sqlite)
       start sqlite ""
       tokens sqlite
-      sim sqlite "https://127.0.0.1:$grpc_sqlite" --ramp 10
+      sim sqlite "https://127.0.0.1:$grpc_sqlite" "$duration" --ramp 10
       show "1. sqlite, one collector" "$work/sqlite/report.json" "$pid_sqlite"
       kill "$pid_sqlite"
       ;;
@@ -119,7 +122,7 @@ for run in $only; do
       db=$("$ROOT/scripts/postgres-db.sh" create); dbs+=("$db")
       start pg1 "$db"
       tokens pg1
-      sim pg1 "https://127.0.0.1:$grpc_pg1" --ramp 10 --state "$work/pg1/state.json"
+      sim pg1 "https://127.0.0.1:$grpc_pg1" "$duration" --ramp 10 --state "$work/pg1/state.json"
       show "2. postgresql, one collector" "$work/pg1/report.json" "$pid_pg1"
       ;;
     pg-2)
@@ -128,7 +131,7 @@ for run in $only; do
       start pgb "$db2" pga
       tokens pga
       cp "$work/pga/token" "$work/pga/api-token" "$work/pgb/"
-      sim pga "https://127.0.0.1:$grpc_pga,https://127.0.0.1:$grpc_pgb" --ramp 10
+      sim pga "https://127.0.0.1:$grpc_pga,https://127.0.0.1:$grpc_pgb" "$duration" --ramp 10
       show "2. postgresql, two collectors" "$work/pga/report.json" "$pid_pga" "$pid_pgb"
       kill "$pid_pga" "$pid_pgb"
       ;;
@@ -138,7 +141,7 @@ for run in $only; do
       "$COLLECTOR" --config "$work/pg1/collector.toml" serve >> "$work/pg1/serve.log" 2>&1 &
       pid_pg1=$!; pids+=("$pid_pg1")
       for _ in $(seq 200); do curl -sf "http://127.0.0.1:$api_pg1/healthz" >/dev/null && break; sleep 0.1; done
-      sim pg1 "https://127.0.0.1:$grpc_pg1" --state "$work/pg1/state.json" --seed 2 --duration 0
+      sim pg1 "https://127.0.0.1:$grpc_pg1" 0 --state "$work/pg1/state.json" --seed 2
       mv "$work/pg1/report.json" "$work/pg1/storm.json"
       show "3. reconnect storm (every agent at once, a new snapshot each)" "$work/pg1/storm.json" "$pid_pg1"
       ;;

@@ -231,8 +231,10 @@ impl PgStore {
         if !startup.is_empty() {
             startup.push(' ');
         }
+        // Notices ("relation … already exists, skipping") are not the operator's business.
         startup.push_str(&format!(
-            "-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={timeout_ms}"
+            "-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={timeout_ms} \
+             -c client_min_messages=warning"
         ));
         if let Some(schema) = &options.schema {
             let plain = !schema.is_empty()
