@@ -103,6 +103,7 @@
 //! Spending a use is one conditional update, so two enrollments racing for the last use cannot
 //! both win.
 
+pub(crate) mod audit_detail;
 pub mod error;
 pub mod identity;
 pub mod limits;

@@ -419,8 +419,7 @@ impl Store for PgStore {
     ) -> Result<HostStatus, StoreError> {
         self.write("enroll agent", |tx| {
             let status = agents::enroll(tx, agent, install_key_sha256)?;
-            let detail = json!({"hostname": agent.hostname, "agent_version": agent.agent_version,
-                "machine_fingerprint": agent.machine_fingerprint, "host_status": format!("{status:?}")});
+            let detail = super::audit_detail::enrolled(agent, &status);
             audit::append(tx, agent.now_ms, "agent.enrolled", &agent.agent_id, &detail)?;
             Ok(status)
         })
@@ -439,7 +438,7 @@ impl Store for PgStore {
     fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<IssuedToken, StoreError> {
         self.write("create enrollment token", |tx| {
             let issued = tokens::create_enrollment(tx, token)?;
-            let detail = json!({"label": token.label, "uses": token.uses, "expires_at_ms": token.expires_at_ms});
+            let detail = super::audit_detail::enrollment_token_created(token);
             audit::append(tx, token.now_ms, "enrollment_token.created", &issued.id, &detail)?;
             Ok(issued)
         })
@@ -466,8 +465,7 @@ impl Store for PgStore {
     fn create_api_token(&self, token: &NewApiToken) -> Result<IssuedToken, StoreError> {
         self.write("create api token", |tx| {
             let issued = tokens::create_api(tx, token)?;
-            let scopes: Vec<String> = token.scopes.iter().map(ToString::to_string).collect();
-            let detail = json!({"label": token.label, "scopes": scopes, "expires_at_ms": token.expires_at_ms});
+            let detail = super::audit_detail::api_token_created(token);
             audit::append(tx, token.now_ms, "api_token.created", &issued.id, &detail)?;
             Ok(issued)
         })
@@ -599,7 +597,7 @@ impl Store for PgStore {
     fn apply_policy(&self, policy: &PolicyRecord) -> Result<(), StoreError> {
         self.write("apply policy", |tx| {
             findings::apply_policy(tx, policy)?;
-            let detail = json!({"sha256": policy.sha256, "applied_by": policy.applied_by});
+            let detail = super::audit_detail::policy_applied(policy);
             audit::append(tx, policy.applied_at_ms, "policy.applied", &policy.version.to_string(), &detail)
         })
     }
