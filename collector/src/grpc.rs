@@ -42,7 +42,9 @@ use sha2::{Digest, Sha256};
 use crate::ingest::to_ingest;
 use crate::pki::CertificateAuthority;
 use crate::store::limits;
-use crate::store::{AgentRegistration, ApplyOutcome, HostStatus, Store, StoreError, TokenError};
+use crate::store::{
+    AgentRegistration, ApplyOutcome, HostStatus, RateBudget, RateCharge, Store, StoreError, TokenError,
+};
 use crate::untrusted;
 use crate::{blocking, now_ms};
 
@@ -58,8 +60,8 @@ pub struct Services {
     pub ca_bundle: String,
     /// Lifetime of agent certificates.
     pub cert_lifetime: Duration,
-    /// The per-agent batch rate limit.
-    pub rate: crate::rate::RateLimiter,
+    /// The per-agent rate limit, counted in the store's windows (`crate::rate`).
+    pub rate: RateBudget,
     /// One WARN line per refused agent per minute.
     pub refusals: crate::rate::LogLimiter,
     /// The published release channel (`crate::release`), served to authenticated agents.
@@ -544,46 +546,45 @@ impl Inventory for InventoryService {
                 // Every message counts against the agent's rate limit: its bytes always, and as a
                 // message unless it is the stream's first Hello. Nothing beyond the limit is
                 // applied: the answer ends the stream, and the agent resends from its first
-                // unacknowledged batch.
+                // unacknowledged batch. The windows are in the store, shared by every replica;
+                // the count and the work run in one blocking call.
                 let first_hello = matches!(msg.message, Some(agent_message::Message::Hello(_))) && !hello_seen;
                 hello_seen |= first_hello;
-                let counted = u32::from(!first_hello);
-                if let Err(wait) =
-                    services.rate.admit(&agent_id, std::time::Instant::now(), counted, message_bytes(&msg))
-                {
-                    services.metrics.rejected("rate_limit");
-                    tracing::warn!(agent_id = %agent_id, "rate limit: stream ended");
-                    let retry = message(collector_message::Message::RetryAfterMs(
-                        u64::try_from(wait.as_millis()).unwrap_or(60_000),
-                    ));
-                    let _ = tx.send(Ok(retry)).await;
-                    return;
-                }
+                let charge =
+                    RateCharge { messages: u32::from(!first_hello), bytes: message_bytes(&msg), now_ms: now_ms() };
                 let reply = match msg.message {
-                    Some(agent_message::Message::Hello(hello)) => {
-                        // A new agent's first batch is a snapshot already; a collector that lost
-                        // state sees a sequence gap and asks for one then.
-                        // Once a fleet is up, reconnections are routine: only a first contact is news.
-                        let version = untrusted::text(&hello.agent_version);
-                        // The heartbeat: a quiet host that connects is alive (findings, silent-host).
-                        let (store, id) = (Arc::clone(&services.store), agent_id.clone());
-                        if let Err(e) =
-                            blocking(Status::internal, move || store.touch_agent(&id, now_ms()).map_err(|e| status(&e)))
-                                .await
-                        {
-                            tracing::warn!(agent_id = %agent_id, error = %e.message(), "cannot record the heartbeat");
-                        }
-                        if first_contact {
-                            tracing::info!(agent_id = %agent_id, version = %version, "agent connected");
-                        } else {
-                            tracing::debug!(agent_id = %agent_id, version = %version, "agent connected");
-                        }
-                        Vec::new()
+                    Some(agent_message::Message::Batch(batch)) => {
+                        apply(&services, &agent_id, &serial, batch, charge).await
                     }
-                    Some(agent_message::Message::Batch(batch)) => apply(&services, &agent_id, &serial, batch).await,
-                    None => Vec::new(),
+                    // A Hello is the heartbeat: a quiet host that connects is alive (findings,
+                    // silent-host). A message without a body is only counted.
+                    other => match admit(&services, &agent_id, charge, other.is_some()).await {
+                        Ok(None) => {
+                            if let Some(agent_message::Message::Hello(hello)) = other {
+                                // Once a fleet is up, reconnections are routine: only a first
+                                // contact is news. A new agent's first batch is a snapshot
+                                // already; a collector that lost state sees a sequence gap and
+                                // asks for one then.
+                                let version = untrusted::text(&hello.agent_version);
+                                if first_contact {
+                                    tracing::info!(agent_id = %agent_id, version = %version, "agent connected");
+                                } else {
+                                    tracing::debug!(agent_id = %agent_id, version = %version, "agent connected");
+                                }
+                            }
+                            Vec::new()
+                        }
+                        Ok(Some(wait_ms)) => vec![retry_after(&services, &agent_id, wait_ms)],
+                        Err(e) => vec![Err(e)],
+                    },
                 };
-                let stop = reply.iter().any(Result::is_err);
+                let stop = reply.iter().any(|r| {
+                    matches!(
+                        r,
+                        Err(_)
+                            | Ok(v1::CollectorMessage { message: Some(collector_message::Message::RetryAfterMs(_)) })
+                    )
+                });
                 for r in reply {
                     if tx.send(r).await.is_err() {
                         return;
@@ -624,12 +625,54 @@ impl Inventory for InventoryService {
     }
 }
 
-/// Applies one batch and says what to answer: an ack, plus a snapshot request after a gap.
+/// The answer to a message over the agent's rate limit: wait the rest of its window. It ends
+/// the stream.
+fn retry_after(services: &Services, agent_id: &str, wait_ms: i64) -> Result<v1::CollectorMessage, Status> {
+    services.metrics.rejected("rate_limit");
+    tracing::warn!(agent_id = %agent_id, retry_after_ms = wait_ms, "rate limit: stream ended");
+    Ok(message(collector_message::Message::RetryAfterMs(u64::try_from(wait_ms).unwrap_or(0))))
+}
+
+/// Counts a message that is not a batch against the agent's rate limit and, when it fits and
+/// `heartbeat`, records that the agent was heard from; over the limit, the wait.
+async fn admit(
+    services: &Arc<Services>,
+    agent_id: &str,
+    charge: RateCharge,
+    heartbeat: bool,
+) -> Result<Option<i64>, Status> {
+    let (services, id) = (Arc::clone(services), agent_id.to_owned());
+    blocking(Status::internal, move || {
+        let wait = services.store.admit_message(&id, &charge, &services.rate).map_err(|e| {
+            services.metrics.store_failed(&e);
+            status(&e)
+        })?;
+        if wait.is_none() && heartbeat {
+            if let Err(e) = services.store.touch_agent(&id, now_ms()) {
+                tracing::warn!(agent_id = %id, error = %e, "cannot record the heartbeat");
+            }
+        }
+        Ok(wait)
+    })
+    .await
+}
+
+/// What a batch came to.
+enum Applied {
+    /// Over the agent's rate limit: not applied; wait this many milliseconds.
+    OverLimit(i64),
+    /// Applied (or already applied, or after a gap), and whether the agent resurfaced.
+    Stored(ApplyOutcome, bool),
+}
+
+/// Counts one batch against the agent's rate limit and applies it, and says what to answer:
+/// an ack, plus a snapshot request after a gap; or the wait, when it is over the limit.
 async fn apply(
     services: &Arc<Services>,
     agent_id: &str,
     serial: &str,
     batch: v1::Batch,
+    charge: RateCharge,
 ) -> Vec<Result<v1::CollectorMessage, Status>> {
     let sequence = batch.sequence;
     // A gap right before a snapshot's first part is repaired by that snapshot.
@@ -637,7 +680,15 @@ async fn apply(
     let started = std::time::Instant::now();
     let metrics = Arc::clone(&services.metrics);
     let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
+    let counted = Arc::clone(&services);
+    let id = agent_id.clone();
     let outcome = blocking(Status::internal, move || {
+        if let Some(wait) = services.store.admit_message(&agent_id, &charge, &services.rate).map_err(|e| {
+            services.metrics.store_failed(&e);
+            status(&e)
+        })? {
+            return Ok(Applied::OverLimit(wait));
+        }
         let authorized = services.authorize(&agent_id, &serial, true)?;
         let (ingest, dropped) = to_ingest(batch, now_ms());
         if dropped > 0 {
@@ -648,7 +699,7 @@ async fn apply(
             status(&e)
         })?;
         services.metrics.batch_applied(&outcome);
-        Ok((outcome, authorized.resurfaced))
+        Ok(Applied::Stored(outcome, authorized.resurfaced))
     })
     .await;
     metrics.batch_duration.observe(started.elapsed().as_secs_f64());
@@ -656,13 +707,17 @@ async fn apply(
     let snapshot =
         |reason: String| Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest { reason })));
     match outcome {
-        Ok((ApplyOutcome::Gap { expected, .. }, _)) if !opens_snapshot => {
+        Ok(Applied::OverLimit(wait)) => vec![retry_after(&counted, &id, wait)],
+        Ok(Applied::Stored(ApplyOutcome::Gap { expected, .. }, _)) if !opens_snapshot => {
             vec![ack(), snapshot(format!("sequence gap: expected {expected}, got {sequence}"))]
         }
-        Ok((_, true)) => vec![ack(), snapshot("this agent was superseded by a reinstall and is live again".into())],
-        Ok((ApplyOutcome::Applied(_) | ApplyOutcome::AlreadyApplied { .. } | ApplyOutcome::Gap { .. }, false)) => {
-            vec![ack()]
+        Ok(Applied::Stored(_, true)) => {
+            vec![ack(), snapshot("this agent was superseded by a reinstall and is live again".into())]
         }
+        Ok(Applied::Stored(
+            ApplyOutcome::Applied(_) | ApplyOutcome::AlreadyApplied { .. } | ApplyOutcome::Gap { .. },
+            false,
+        )) => vec![ack()],
         Err(e) => vec![Err(e)],
     }
 }
@@ -743,7 +798,7 @@ mod tests {
             ca: Arc::new(ca),
             ca_bundle: String::new(),
             cert_lifetime: Duration::from_secs(3600),
-            rate: crate::rate::RateLimiter::new(10, u64::MAX),
+            rate: RateBudget { messages_per_minute: 10, bytes_per_minute: u64::MAX },
             refusals: crate::rate::LogLimiter::default(),
             releases_dir: std::path::PathBuf::from("/nonexistent"),
             rollout: crate::release::RolloutPause::default(),
@@ -795,7 +850,7 @@ mod tests {
             ca: Arc::new(ca),
             ca_bundle: String::new(),
             cert_lifetime: Duration::from_secs(3600),
-            rate: crate::rate::RateLimiter::new(10, u64::MAX),
+            rate: RateBudget { messages_per_minute: 10, bytes_per_minute: u64::MAX },
             refusals: crate::rate::LogLimiter::default(),
             releases_dir: std::path::PathBuf::from("/nonexistent"),
             rollout: crate::release::RolloutPause::default(),

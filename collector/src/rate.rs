@@ -1,18 +1,19 @@
-//! The per-agent rate limit, and the same windows as a log limiter ([`LogLimiter`]: one line
-//! per key per minute).
+//! The per-agent rate limit, and the in-memory windows of the log limiter ([`LogLimiter`]: one
+//! line per key per minute).
 //!
 //! The rate limit: in fixed one-minute windows keyed by agent id, at most so many messages
 //! (batches, and every `Hello` after the first of a stream) and so many bytes of them (every
-//! message, `Hello`s included, so reconnecting is not free). The windows are shared by every
-//! stream of the agent on this collector, so reconnecting does not reset them. With several
-//! collectors behind a load balancer each enforces them on its own (an agent holds one stream at
-//! a time, so in practice it meets one).
+//! message, `Hello`s included, so reconnecting is not free). The windows live in the store
+//! (`Store::admit_message`, `store/rate_window.rs`), so every stream of the agent counts against
+//! the same window on every collector on that store: neither reconnecting nor moving to another
+//! replica resets it.
 //!
 //! A message over either budget is not applied: the stream ends with `RetryAfterMs` (the rest
 //! of the window) and the agent resends from its first unacknowledged batch.
 //!
-//! Memory: one entry per agent seen in the last minute; entries of finished windows are swept
-//! at most once per window.
+//! The log limiter's windows are this collector's own, in memory (a log line is per replica):
+//! one entry per key seen in the last minute; entries of finished windows are swept at most once
+//! per window.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,10 +41,10 @@ struct Windows {
     last_sweep: Instant,
 }
 
-/// Admits at most `per_minute` messages and `bytes_per_minute` bytes per agent per window
-/// (module docs).
+/// Admits at most `per_minute` messages and `bytes_per_minute` bytes per key per window, in
+/// memory (module docs).
 #[derive(Debug)]
-pub struct RateLimiter {
+struct RateLimiter {
     /// Messages per agent per window.
     per_minute: u32,
     /// Bytes per agent per window.
@@ -54,7 +55,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter of `per_minute` messages and `bytes_per_minute` bytes per agent per minute.
-    pub fn new(per_minute: u32, bytes_per_minute: u64) -> Self {
+    fn new(per_minute: u32, bytes_per_minute: u64) -> Self {
         Self {
             per_minute,
             bytes_per_minute,
@@ -65,7 +66,7 @@ impl RateLimiter {
     /// Counts `messages` (0 or 1) of `bytes` from `agent_id` at `now`; over either budget, the
     /// wait until its window ends. A message larger than the whole byte budget is admitted alone
     /// in a fresh window, so it is slowed, never refused forever.
-    pub fn admit(&self, agent_id: &str, now: Instant, messages: u32, bytes: u64) -> Result<(), Duration> {
+    fn admit(&self, agent_id: &str, now: Instant, messages: u32, bytes: u64) -> Result<(), Duration> {
         let mut w = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if now.saturating_duration_since(w.last_sweep) >= WINDOW {
             w.by_agent.retain(|_, window| now.saturating_duration_since(window.start) < WINDOW);

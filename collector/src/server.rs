@@ -15,7 +15,7 @@ use tonic::transport::Server;
 use crate::config::CollectorConfig;
 use crate::grpc::{EnrollmentService, InventoryService, Services};
 use crate::listener::TlsIncoming;
-use crate::rate::{LogLimiter, RateLimiter};
+use crate::rate::LogLimiter;
 use crate::store::Store;
 use crate::tls::TlsMaterial;
 
@@ -49,7 +49,10 @@ pub async fn run(
         ca: Arc::clone(&tls.ca),
         ca_bundle: tls.ca_bundle.clone(),
         cert_lifetime: config.agents.cert_lifetime,
-        rate: RateLimiter::new(config.agents.batches_per_minute, config.agents.bytes_per_minute),
+        rate: crate::store::RateBudget {
+            messages_per_minute: config.agents.batches_per_minute,
+            bytes_per_minute: config.agents.bytes_per_minute,
+        },
         refusals: LogLimiter::default(),
         releases_dir: config.releases_dir(),
         rollout: config.releases.pause(),

@@ -108,6 +108,7 @@ pub mod error;
 pub mod identity;
 pub mod limits;
 pub mod postgres;
+pub(crate) mod rate_window;
 pub mod secret;
 pub mod sqlite;
 pub mod types;
@@ -217,6 +218,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Marks `agent_id` as heard from at `now_ms` (a stream opened: the heartbeat).
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Counts one message of `agent_id` against its current rate-limit window
+    /// (collector/src/rate.rs), which every collector on this store shares: `None` when it fits
+    /// (a window that is over starts again with it), else how many milliseconds remain of the
+    /// window, and nothing is counted.
+    fn admit_message(
+        &self,
+        agent_id: &str,
+        charge: &RateCharge,
+        budget: &RateBudget,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// The live sightings a graph is drawn from: a host's models and processes, or an asset's
     /// sightings and the processes on any host that have it open (at most 5,000 each).

@@ -570,6 +570,26 @@ pub struct HostSummary {
     pub risk: u32,
 }
 
+/// What one agent may send in one rate-limit window (collector/src/rate.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBudget {
+    /// Messages: batches, and every `Hello` after a stream's first.
+    pub messages_per_minute: u32,
+    /// Bytes of every message, `Hello`s included.
+    pub bytes_per_minute: u64,
+}
+
+/// One message counted against its agent's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateCharge {
+    /// 1 for a counted message, 0 for a stream's first `Hello` (its bytes still count).
+    pub messages: u32,
+    /// Its encoded size.
+    pub bytes: u64,
+    /// When it arrived (the collector's clock).
+    pub now_ms: i64,
+}
+
 /// An agent's update state, as it last reported it with a check of the release channel
 /// (checked and truncated by the gRPC service; still the agent's word).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -249,3 +249,26 @@ pub(super) fn touch(tx: &mut Tx<'_>, agent_id: &str, now_ms: i64) -> Res<()> {
     )?;
     Ok(())
 }
+
+/// Counts a message against `agent_id`'s rate-limit window (`store::rate_window`, whose
+/// statement is written with SQLite's placeholders).
+pub(super) fn admit_message(
+    tx: &mut Tx<'_>,
+    agent_id: &str,
+    charge: &crate::store::types::RateCharge,
+    budget: &crate::store::types::RateBudget,
+) -> Res<Option<i64>> {
+    use crate::store::rate_window::{parameters, wait_ms, ADMIT, WINDOW_START};
+    static STATEMENTS: std::sync::LazyLock<(String, String)> =
+        std::sync::LazyLock::new(|| (ADMIT.replace('?', "$"), WINDOW_START.replace('?', "$")));
+    let [now, messages, bytes, message_budget, byte_budget, window] = parameters(charge, budget);
+    let fits = tx.query_opt(
+        STATEMENTS.0.as_str(),
+        &[&agent_id, &now, &messages, &bytes, &message_budget, &byte_budget, &window],
+    )?;
+    if fits.is_some() {
+        return Ok(None);
+    }
+    let start: i64 = tx.query_one(STATEMENTS.1.as_str(), &[&agent_id])?.try_get(0)?;
+    Ok(Some(wait_ms(start, now)))
+}

@@ -251,3 +251,23 @@ pub(super) fn touch(tx: &Transaction<'_>, agent_id: &str, now_ms: i64) -> Res<()
     )?;
     Ok(())
 }
+
+/// Counts a message against `agent_id`'s rate-limit window (`store::rate_window`).
+pub(super) fn admit_message(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    charge: &crate::store::types::RateCharge,
+    budget: &crate::store::types::RateBudget,
+) -> Res<Option<i64>> {
+    use crate::store::rate_window::{parameters, wait_ms, ADMIT, WINDOW_START};
+    let [now, messages, bytes, message_budget, byte_budget, window] = parameters(charge, budget);
+    let fits: Option<i64> = tx
+        .prepare_cached(ADMIT)?
+        .query_row(rusqlite::params![agent_id, now, messages, bytes, message_budget, byte_budget, window], |r| r.get(0))
+        .optional()?;
+    if fits.is_some() {
+        return Ok(None);
+    }
+    let start: i64 = tx.query_row(WINDOW_START, [agent_id], |r| r.get(0))?;
+    Ok(Some(wait_ms(start, now)))
+}

@@ -49,7 +49,7 @@ use super::types::{
     AuditRecord, AuditVerification, Changes, EnrollmentToken, ExportFilter, ExportSighting, FindingChanges,
     FindingFilter, FindingRecord, HostFilter, HostStatus, HostSummary, IngestBatch, IssuedToken, LiveEntry,
     LiveInventory, NewApiToken, NewEnrollmentToken, NewFinding, Overview, OverviewRequest, Page, PageRequest,
-    PolicyRecord, RolloutTally, SightingKey, TokenUse, UpdateRecord,
+    PolicyRecord, RateBudget, RateCharge, RolloutTally, SightingKey, TokenUse, UpdateRecord,
 };
 use super::Store;
 
@@ -357,6 +357,15 @@ impl Store for SqliteStore {
 
     fn touch_agent(&self, agent_id: &str, now_ms: i64) -> Result<(), StoreError> {
         self.write("heartbeat", |tx| agents::touch(tx, agent_id, now_ms))
+    }
+
+    fn admit_message(
+        &self,
+        agent_id: &str,
+        charge: &RateCharge,
+        budget: &RateBudget,
+    ) -> Result<Option<i64>, StoreError> {
+        self.write("count a message against its rate limit", |tx| agents::admit_message(tx, agent_id, charge, budget))
     }
 
     fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError> {

@@ -240,6 +240,15 @@ impl Store for TestStore {
         self.call(|s| s.touch_agent(agent_id, now_ms))
     }
 
+    fn admit_message(
+        &self,
+        agent_id: &str,
+        charge: &RateCharge,
+        budget: &RateBudget,
+    ) -> Result<Option<i64>, StoreError> {
+        self.call(|s| s.admit_message(agent_id, charge, budget))
+    }
+
     fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError> {
         self.call(|s| s.graph_entries(agent_id, asset_id))
     }

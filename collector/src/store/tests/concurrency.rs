@@ -9,7 +9,7 @@ use super::*;
 
 /// Two handles on one database: two PostgreSQL pools on one schema, or two SQLite
 /// connections on one file.
-fn two_collectors() -> (Arc<dyn Store>, Arc<dyn Store>, Option<tempfile::TempDir>) {
+pub(super) fn two_collectors() -> (Arc<dyn Store>, Arc<dyn Store>, Option<tempfile::TempDir>) {
     match std::env::var(backend::POSTGRES_VAR) {
         Ok(url) if !url.is_empty() => {
             let first = backend::postgres_store(&url);

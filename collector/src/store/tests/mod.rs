@@ -8,6 +8,7 @@ mod bounds;
 mod concurrency;
 mod persistence;
 mod queries;
+mod rate;
 mod tokens;
 
 use super::{
