@@ -18,9 +18,11 @@
 //! - **Retries.** A transaction PostgreSQL aborts for a deadlock or a serialisation failure
 //!   (SQLSTATE 40P01, 40001) is run again, up to [`RETRIES`] times: with several writers it is
 //!   an expected outcome, not an error.
-//! - **Back-pressure.** When the database cannot be reached (refused, down, pool exhausted for
-//!   [`PgOptions::connect_timeout`]) a call fails with [`StoreError::Unavailable`]: the gRPC
-//!   status is `UNAVAILABLE`, the agent keeps its spool and retries, nothing is lost.
+//! - **Back-pressure.** When the database cannot be reached (refused, down: no connection
+//!   within [`PgOptions::connect_timeout`]) a call fails with [`StoreError::Unavailable`]: the
+//!   gRPC status is `UNAVAILABLE`, the agent keeps its spool and retries, nothing is lost. A
+//!   pool whose connections are all busy is a queue, not an outage: a call waits for one for up
+//!   to [`PgOptions::queue_timeout`], so a burst of agents is served late rather than refused.
 //! - **Text.** PostgreSQL text cannot hold U+0000, which SQLite stores. An agent's strings may
 //!   contain it (a model file's metadata is the file author's), so the batch code replaces it
 //!   with U+FFFD before storing, in the entry JSON too; without this a hostile file would wedge
@@ -76,6 +78,10 @@ pub struct PgOptions {
     /// How long a call waits for a connection (a new one, or a free one of the pool) before it
     /// fails with [`StoreError::Unavailable`].
     pub connect_timeout: Duration,
+    /// How long a call waits for a connection while the pool holds connections that are all
+    /// busy (the database is up, the collector is loaded) before it fails with
+    /// [`StoreError::Unavailable`]. Below the agent's 60 s wait for an acknowledgement.
+    pub queue_timeout: Duration,
     /// The per-statement limit the server enforces (`statement_timeout`).
     pub statement_timeout: Duration,
     /// The schema the tables live in (first on the `search_path`, `public` after it for
@@ -88,6 +94,7 @@ impl Default for PgOptions {
         Self {
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
+            queue_timeout: Duration::from_secs(30),
             statement_timeout: Duration::from_secs(60),
             schema: None,
         }
@@ -104,6 +111,8 @@ pub struct PgStore {
     schema: Option<String>,
     /// What one agent may make the store keep.
     quota: AgentQuota,
+    /// [`PgOptions::queue_timeout`].
+    queue_timeout: Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -254,8 +263,13 @@ impl PgStore {
             .error_handler(Box::new(PoolErrors))
             .build(manager)
             .map_err(|e| open_error(Box::new(e)))?;
-        let store =
-            Self { pool: Some(pool), url: redacted, schema: options.schema.clone(), quota: AgentQuota::default() };
+        let store = Self {
+            pool: Some(pool),
+            url: redacted,
+            schema: options.schema.clone(),
+            quota: AgentQuota::default(),
+            queue_timeout: options.queue_timeout,
+        };
         if let Some(schema) = &options.schema {
             // Checked above to be a plain identifier.
             let mut conn = store.connection("create schema")?;
@@ -294,7 +308,16 @@ impl PgStore {
         operation: &'static str,
     ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
         let pool = self.pool.as_ref().ok_or(StoreError::Unavailable { operation, source: "store closed".into() })?;
-        pool.get().map_err(|e| StoreError::Unavailable { operation, source: Box::new(e) })
+        let started = std::time::Instant::now();
+        loop {
+            match pool.get() {
+                Ok(conn) => return Ok(conn),
+                // Connections that exist are busy ones (a broken one is dropped when it is
+                // checked out or given back): the database answers, this call waits its turn.
+                Err(_) if pool.state().connections > 0 && started.elapsed() < self.queue_timeout => {}
+                Err(e) => return Err(StoreError::Unavailable { operation, source: Box::new(e) }),
+            }
+        }
     }
 
     /// Runs `f` in one transaction at `isolation`, committed when it returns `Ok`, rolled back

@@ -113,3 +113,38 @@ fn one_agent_streaming_to_two_collectors_at_once_applies_each_sequence_once() {
     let models = first.assets(&of_kind(AssetKind::Model), &PageRequest::first(1000)).unwrap();
     assert_eq!(models.total, 20);
 }
+
+#[test]
+#[ignore = "needs AISCOUT_TEST_POSTGRES; scripts/test.sh runs it with --include-ignored"]
+fn a_call_waits_its_turn_for_a_busy_pool_instead_of_failing() {
+    use std::time::{Duration, Instant};
+    let url = std::env::var(backend::POSTGRES_VAR).expect("AISCOUT_TEST_POSTGRES names the database");
+    let first = backend::postgres_store(&url);
+    // One connection, a short wait for it, a long queue: a busy pool must not look like a
+    // database that is down.
+    let options = crate::store::postgres::PgOptions {
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(1),
+        queue_timeout: Duration::from_secs(20),
+        schema: Some(first.schema().expect("a test schema").to_owned()),
+        ..crate::store::postgres::PgOptions::default()
+    };
+    let store = Arc::new(crate::store::PgStore::open_with(&url, &options).expect("a one-connection store"));
+    store.upsert_agent(&registration("a", "host-a", "fp-a", 10)).unwrap();
+    let taken = Arc::new(Barrier::new(2));
+    let holder = {
+        let (store, taken) = (Arc::clone(&store), Arc::clone(&taken));
+        std::thread::spawn(move || {
+            store.with_client(|_| {
+                taken.wait();
+                std::thread::sleep(Duration::from_secs(3));
+            })
+        })
+    };
+    taken.wait();
+    let started = Instant::now();
+    let agent = store.agent("a").expect("the call waits for the connection instead of failing after 1 s");
+    assert_eq!(agent.map(|a| a.hostname).as_deref(), Some("host-a"));
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited for the holder: {:?}", started.elapsed());
+    holder.join().unwrap();
+}
