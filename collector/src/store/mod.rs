@@ -104,6 +104,7 @@
 //! both win.
 
 pub(crate) mod audit_detail;
+pub(crate) mod batch_log;
 pub mod error;
 pub mod identity;
 pub mod limits;

@@ -454,7 +454,7 @@ impl Store for PgStore {
 
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
         let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &self.quota))?;
-        super::sqlite::batch::log_outcome(agent_id, batch.sequence, &outcome);
+        super::batch_log::log_outcome(agent_id, batch.sequence, &outcome);
         Ok(outcome)
     }
 

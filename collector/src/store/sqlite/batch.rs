@@ -7,10 +7,9 @@
 //! the partial index `sightings_live_listening`'s `kind = 'runtime'`), so the kind is bound as
 //! `CAST(? AS TEXT)`, which is still an index equality but is not compared with that literal.
 
-use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Res;
 use crate::store::error::StoreError;
@@ -19,7 +18,6 @@ use crate::store::limits::{self, AgentQuota};
 use crate::store::types::{
     ApplyOutcome, ApplySummary, BatchMode, IngestAsset, IngestBatch, RejectedEntry, SnapshotProgress,
 };
-use crate::untrusted;
 
 /// The agent's row as a batch needs it.
 pub(crate) struct AgentState {
@@ -418,34 +416,4 @@ fn sweep(tx: &Transaction<'_>, agent_id: &str, snapshot_id: i64, observed: i64) 
         )?
         .execute(params![agent_id, snapshot_id, observed])?;
     Ok(removed as u64)
-}
-
-/// Logs what a batch did, fields first.
-pub(crate) fn log_outcome(agent_id: &str, sequence: u64, outcome: &ApplyOutcome) {
-    let summary = match outcome {
-        ApplyOutcome::AlreadyApplied { last_sequence } => {
-            debug!(agent_id, sequence, last_sequence, "batch already applied");
-            return;
-        }
-        ApplyOutcome::Gap { expected, summary } => {
-            warn!(agent_id, sequence, expected, "sequence gap: batch applied, snapshot needed");
-            summary
-        }
-        ApplyOutcome::Applied(summary) => summary,
-    };
-    if let Some(reason) = &summary.host_rejected {
-        warn!(agent_id, sequence, reason = %untrusted::text(reason), "host facts not stored");
-    }
-    // One line per batch whatever the number of rejected entries: counts by reason, and the
-    // first entry of each as an example.
-    let mut by_reason: BTreeMap<&str, (u64, &RejectedEntry)> = BTreeMap::new();
-    for rejected in &summary.rejected {
-        by_reason.entry(rejected.reason.as_str()).or_insert((0, rejected)).0 += 1;
-    }
-    for (reason, (count, example)) in by_reason {
-        warn!(agent_id, sequence, count, reason = %untrusted::text(reason), kind = %example.kind,
-            local_key = %untrusted::text(&example.local_key), "entries not stored");
-    }
-    debug!(agent_id, sequence, upserted = summary.upserted, removed = summary.removed,
-        snapshot = ?summary.snapshot, "batch applied");
 }
