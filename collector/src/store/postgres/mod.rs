@@ -277,6 +277,7 @@ impl PgStore {
                 .map_err(|e| db_error("create schema", e))?;
         }
         let version = store.migrate()?;
+        store.warn_without_autovacuum();
         debug!(url = %store.url, schema_version = version, "store opened");
         Ok(store)
     }
@@ -285,6 +286,21 @@ impl PgStore {
     pub fn migrate(&self) -> Result<i64, StoreError> {
         let mut conn = self.connection("migrate schema")?;
         schema::migrate(&mut conn, &self.url)
+    }
+
+    /// Warns when the server runs without autovacuum: its ANALYZE keeps the planner's
+    /// statistics, without which the plans are those of empty tables (measured here: an asset
+    /// listing at 400,000 sightings took 30 s instead of milliseconds until `ANALYZE`).
+    fn warn_without_autovacuum(&self) {
+        let setting = self
+            .connection("read settings")
+            .ok()
+            .and_then(|mut conn| conn.query_one("SHOW autovacuum", &[]).ok())
+            .and_then(|row| row.try_get::<_, String>(0).ok());
+        if setting.as_deref() == Some("off") {
+            warn!(url = %self.url, "autovacuum is off on the postgresql server: table statistics go stale and \
+                queries slow down as the inventory grows; turn it on, or run ANALYZE after large ingests");
+        }
     }
 
     /// The schema the tables live in, when one was chosen.

@@ -10,7 +10,7 @@ use super::{db_error, locks, Tx};
 use crate::store::error::StoreError;
 
 /// The migrations, oldest first.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
