@@ -7,7 +7,6 @@
 //! the partial index `sightings_live_listening`'s `kind = 'runtime'`), so the kind is bound as
 //! `CAST(? AS TEXT)`, which is still an index equality but is not compared with that literal.
 
-
 use rusqlite::{params, OptionalExtension, Transaction};
 use tracing::debug;
 

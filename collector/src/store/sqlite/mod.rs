@@ -22,14 +22,12 @@
 //! halfway (which can fail with a busy error the timeout does not cover); reads use a deferred
 //! transaction so a page and its total come from one snapshot. A panic inside a call rolls its
 //! transaction back as it unwinds, so a poisoned mutex still guards a consistent connection and
-//! is recovered. Batches are the exception to one call, one transaction: concurrent ones share
-//! a transaction and its commit, each in its own savepoint (group commit, `group.rs`).
+//! is recovered.
 
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod batch;
 pub(crate) mod findings;
-mod group;
 pub(crate) mod overview;
 pub(crate) mod queries;
 pub mod schema;
@@ -67,8 +65,6 @@ pub struct SqliteStore {
     path: PathBuf,
     /// What one agent may make the store keep.
     quota: AgentQuota,
-    /// Batches waiting for the next group commit (`group.rs`).
-    queue: group::Queue,
 }
 
 /// Failure inside a transaction: a database error, or a domain error decided by the code.
@@ -146,7 +142,7 @@ impl SqliteStore {
         }
         let version = schema::migrate(&mut conn, &path)?;
         debug!(path = %path.display(), schema_version = version, "store opened");
-        Ok(Self { conn: Mutex::new(conn), path, quota: AgentQuota::default(), queue: group::Queue::default() })
+        Ok(Self { conn: Mutex::new(conn), path, quota: AgentQuota::default() })
     }
 
     /// The database file this store uses (`:memory:` for an in-memory one).
@@ -265,12 +261,7 @@ impl Store for SqliteStore {
     }
 
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
-        // Queued before the connection is locked, so the call holding it now applies this
-        // batch with its own when it can (group.rs).
-        let mine = self.queue.push(agent_id, batch);
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let outcome = group::apply(&mut conn, &self.queue, &mine, &self.quota)?;
-        drop(conn);
+        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &self.quota))?;
         super::batch_log::log_outcome(agent_id, batch.sequence, &outcome);
         Ok(outcome)
     }
