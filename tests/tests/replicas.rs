@@ -10,9 +10,9 @@ use std::process::Command;
 
 use std::time::{Duration, Instant};
 
-use aiscout_e2e::fleet::{assert_ok, poll, run_once, spawn_once, AgentOptions, Collector};
+use aiscout_e2e::fleet::{assert_ok, poll, run_once, spawn_once, write_private, AgentOptions, Collector};
 use aiscout_e2e::proxy::Proxy;
-use aiscout_e2e::{fixtures_dir, workspace_root};
+use aiscout_e2e::{fixtures_dir, fleet_sim_bin, workspace_root};
 
 /// A database for this test: a schema-free fresh one, dropped when the guard goes.
 struct Database {
@@ -200,4 +200,56 @@ fn a_database_cut_for_30_seconds_mid_stream_is_waited_out_and_nothing_is_lost() 
     assert_eq!(live, disk, "exactly the disk");
     let metrics = c.get_text("/metrics");
     assert!(metrics.lines().any(|l| l.starts_with("aiscout_store_errors_total{kind=\"unavailable\"} ")), "{metrics}");
+}
+
+/// Agents the simulator plays in the replica-kill test: half start on each replica.
+const SIM_AGENTS: u64 = 30;
+
+#[test]
+fn a_replica_killed_mid_stream_loses_nothing_its_agents_fail_over() {
+    let db = database();
+    // Simulated agents send a batch every half second each: more than the default per-agent budget.
+    let limits = "[agents]\nbatches_per_minute = 100000\n";
+    let mut first = Collector::replica_with(&db.url, None, limits);
+    let second = Collector::replica_with(&db.url, Some(&first), limits);
+    let token = second.token_file("sim.token", &["--uses", "30"]);
+    let api_token = second.dir.path().join("sim.api-token");
+    write_private(&api_token, &second.command(&["api-token", "create", "--label", "sim"]));
+    let urls = format!("https://127.0.0.1:{},https://127.0.0.1:{}", first.grpc_port, second.grpc_port);
+    let sim = Command::new(fleet_sim_bin())
+        .args(["--collector", &urls, "--ca"])
+        .arg(first.ca_file())
+        .arg("--token-file")
+        .arg(&token)
+        .args(["--api", &format!("http://127.0.0.1:{}", second.api_port), "--api-token-file"])
+        .arg(&api_token)
+        .args(["--agents", &SIM_AGENTS.to_string(), "--entries", "120", "--batch-size", "20"])
+        .args(["--duration", "12", "--delta-interval", "0.5", "--drain-timeout", "60", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every agent has streamed to its first collector (hosts are in the store), and the deltas
+    // keep coming: the first replica dies under them.
+    poll(Duration::from_secs(60), "every simulated host in the store", || {
+        (second.hosts().len() as u64 == SIM_AGENTS).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    first.kill();
+    let out = sim.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "fleet-sim failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // The streams on the dead replica broke; their agents failed over and resent what was not
+    // acknowledged; the store, read through the survivor, is exactly what every agent holds.
+    let errors: u64 = report["errors"].as_object().unwrap().values().filter_map(serde_json::Value::as_u64).sum();
+    assert!(errors > 0, "the kill broke streams: {report:#}");
+    assert_eq!(report["verification"]["ok"], true, "{report:#}");
+    assert_eq!(report["verification"]["hosts_checked"].as_u64(), Some(SIM_AGENTS), "{report:#}");
+    assert_eq!(report["unflushed_agents"], 0, "{report:#}");
 }
