@@ -38,11 +38,20 @@ use crate::store::types::{
     ApplyOutcome, ApplySummary, BatchMode, IngestAsset, IngestBatch, IngestRemoval, RejectedEntry, SnapshotProgress,
 };
 
-pub(super) fn apply(tx: &mut Tx<'_>, agent_id: &str, batch: &IngestBatch, quota: &AgentQuota) -> Res<ApplyOutcome> {
+/// Applies `batch`; returns its outcome and the assets that existed before it and were seen in
+/// it, whose times the caller refreshes after the commit ([`refresh_assets`]).
+pub(super) fn apply(
+    tx: &mut Tx<'_>,
+    agent_id: &str,
+    batch: &IngestBatch,
+    quota: &AgentQuota,
+) -> Res<(ApplyOutcome, Vec<String>)> {
     let sequence = batch_sequence(agent_id, batch)?;
     let state = agent_state(tx, agent_id)?;
     let (expected, gap, snapshot) = match admit(agent_id, batch, &state)? {
-        Admission::AlreadyApplied { last_sequence } => return Ok(ApplyOutcome::AlreadyApplied { last_sequence }),
+        Admission::AlreadyApplied { last_sequence } => {
+            return Ok((ApplyOutcome::AlreadyApplied { last_sequence }, Vec::new()))
+        }
         Admission::Apply { expected, gap, snapshot, abandon } => {
             if abandon {
                 tx.execute("DELETE FROM snapshot_keys WHERE agent_id = $1", &[&agent_id])?;
@@ -92,9 +101,9 @@ pub(super) fn apply(tx: &mut Tx<'_>, agent_id: &str, batch: &IngestBatch, quota:
         (_, None) => (SnapshotProgress::None, None),
     };
     summary.snapshot = progress;
-    // Last, so the row locks of assets every host shares and the audit chain's lock are held
-    // for as short as can be: concurrent batches of other agents wait on them.
-    refresh_assets(tx, &stored.seen_assets, batch.received_at_ms)?;
+    // Last, so the audit chain's lock is held for as short as can be: concurrent batches of
+    // other agents wait on it. The assets every host shares are refreshed by the caller in a
+    // transaction of their own (refresh_assets).
     append_appeared(tx, &stored.appeared, batch.received_at_ms)?;
     tx.execute(
         "UPDATE agents SET last_seen_ms = GREATEST(last_seen_ms, $5), last_sequence = $2, open_snapshot_id = $3, \
@@ -107,7 +116,8 @@ pub(super) fn apply(tx: &mut Tx<'_>, agent_id: &str, batch: &IngestBatch, quota:
             &batch.received_at_ms,
         ],
     )?;
-    Ok(if gap { ApplyOutcome::Gap { expected, summary } } else { ApplyOutcome::Applied(summary) })
+    let outcome = if gap { ApplyOutcome::Gap { expected, summary } } else { ApplyOutcome::Applied(summary) };
+    Ok((outcome, stored.seen_assets))
 }
 
 /// A counter or byte count of the database as `u64`; a negative one is a corrupt row.
@@ -470,8 +480,12 @@ fn insert_assets(
 }
 
 /// Moves the first and last seen times of the assets `ids` to include `received`, locking only
-/// the rows that move, in id order.
-fn refresh_assets(tx: &mut Tx<'_>, ids: &[String], received: i64) -> Res<()> {
+/// the rows that move, in id order. Run in its own short transaction after the batch's: every
+/// snapshot of every host refreshes the fleet-wide shared assets, and inside the batch's
+/// transaction their row locks were held until its commit, queueing the other agents' batches
+/// behind it. Apart, a crash between the two leaves those times one batch behind, never the
+/// sightings.
+pub(super) fn refresh_assets(tx: &mut Tx<'_>, ids: &[String], received: i64) -> Res<()> {
     if ids.is_empty() {
         return Ok(());
     }

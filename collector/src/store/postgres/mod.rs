@@ -469,7 +469,16 @@ impl Store for PgStore {
     }
 
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
-        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &self.quota))?;
+        let (outcome, seen) = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &self.quota))?;
+        // The batch is committed: it is acknowledged whatever happens to the refresh of its
+        // assets' times (batch::refresh_assets).
+        if !seen.is_empty() {
+            if let Err(e) =
+                self.write("refresh asset times", |tx| batch::refresh_assets(tx, &seen, batch.received_at_ms))
+            {
+                warn!(agent_id, sequence = batch.sequence, error = %e, "asset times not refreshed");
+            }
+        }
         super::batch_log::log_outcome(agent_id, batch.sequence, &outcome);
         Ok(outcome)
     }
