@@ -633,6 +633,15 @@ fn retry_after(services: &Services, agent_id: &str, wait_ms: i64) -> Result<v1::
     Ok(message(collector_message::Message::RetryAfterMs(u64::try_from(wait_ms).unwrap_or(0))))
 }
 
+/// Counts one message of `agent_id` against its rate-limit window (in the store); over the
+/// limit, the wait. Runs on a blocking thread, as the work the message brings does.
+fn count_message(services: &Services, agent_id: &str, charge: &RateCharge) -> Result<Option<i64>, Status> {
+    services.store.admit_message(agent_id, charge, &services.rate).map_err(|e| {
+        services.metrics.store_failed(&e);
+        status(&e)
+    })
+}
+
 /// Counts a message that is not a batch against the agent's rate limit and, when it fits and
 /// `heartbeat`, records that the agent was heard from; over the limit, the wait.
 async fn admit(
@@ -643,10 +652,7 @@ async fn admit(
 ) -> Result<Option<i64>, Status> {
     let (services, id) = (Arc::clone(services), agent_id.to_owned());
     blocking(Status::internal, move || {
-        let wait = services.store.admit_message(&id, &charge, &services.rate).map_err(|e| {
-            services.metrics.store_failed(&e);
-            status(&e)
-        })?;
+        let wait = count_message(&services, &id, &charge)?;
         if wait.is_none() && heartbeat {
             if let Err(e) = services.store.touch_agent(&id, now_ms()) {
                 tracing::warn!(agent_id = %id, error = %e, "cannot record the heartbeat");
@@ -678,15 +684,10 @@ async fn apply(
     // A gap right before a snapshot's first part is repaired by that snapshot.
     let opens_snapshot = batch.snapshot && batch.first_part;
     let started = std::time::Instant::now();
-    let metrics = Arc::clone(&services.metrics);
-    let (services, agent_id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
-    let counted = Arc::clone(&services);
-    let id = agent_id.clone();
+    let (shared, id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
     let outcome = blocking(Status::internal, move || {
-        if let Some(wait) = services.store.admit_message(&agent_id, &charge, &services.rate).map_err(|e| {
-            services.metrics.store_failed(&e);
-            status(&e)
-        })? {
+        let (services, agent_id) = (shared, id);
+        if let Some(wait) = count_message(&services, &agent_id, &charge)? {
             return Ok(Applied::OverLimit(wait));
         }
         let authorized = services.authorize(&agent_id, &serial, true)?;
@@ -702,12 +703,12 @@ async fn apply(
         Ok(Applied::Stored(outcome, authorized.resurfaced))
     })
     .await;
-    metrics.batch_duration.observe(started.elapsed().as_secs_f64());
+    services.metrics.batch_duration.observe(started.elapsed().as_secs_f64());
     let ack = || Ok(message(collector_message::Message::Ack(v1::Ack { sequence })));
     let snapshot =
         |reason: String| Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest { reason })));
     match outcome {
-        Ok(Applied::OverLimit(wait)) => vec![retry_after(&counted, &id, wait)],
+        Ok(Applied::OverLimit(wait)) => vec![retry_after(services, agent_id, wait)],
         Ok(Applied::Stored(ApplyOutcome::Gap { expected, .. }, _)) if !opens_snapshot => {
             vec![ack(), snapshot(format!("sequence gap: expected {expected}, got {sequence}"))]
         }

@@ -36,10 +36,13 @@ mkdir -p "$work"
 chmod 700 "$work"
 free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 pids=()
-dbs=()
+# The databases made for this run, one URL a line: dropped at exit, analysed while it runs.
+dbs="$work/dbs"
+: > "$dbs"
+new_db() { local d; d=$("$ROOT/scripts/postgres-db.sh" create); echo "$d" >> "$dbs"; echo "$d"; }
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for d in "${dbs[@]}"; do "$ROOT/scripts/postgres-db.sh" drop "$d" >/dev/null 2>&1 || true; done
+  while read -r d; do "$ROOT/scripts/postgres-db.sh" drop "$d" >/dev/null 2>&1 || true; done < "$dbs"
 }
 trap cleanup EXIT
 
@@ -83,13 +86,11 @@ tokens() {
 
 # The PostgreSQL server of this machine runs with autovacuum off: without the ANALYZE it would
 # run, the planner keeps the statistics of empty tables, and after the first snapshots the
-# verification's listings took 30 s a page. While the benchmark runs, its databases (listed in
-# $work/dbs as they are created) are analysed every 20 s, as autovacuum would; the collector
-# warns about a server without autovacuum.
+# verification's listings took 30 s a page. While the benchmark runs, its databases are
+# analysed every 20 s, as autovacuum would; the collector warns about a server without it.
 analyze_loop() {
   while sleep 20; do
-    [ -f "$work/dbs" ] || continue
-    while read -r d; do psql -q "$d" -c "ANALYZE" >/dev/null 2>&1 || true; done < "$work/dbs"
+    while read -r d; do psql -q "$d" -c "ANALYZE" >/dev/null 2>&1 || true; done < "$dbs"
   done
 }
 if [ "$(psql -qtA "postgres://root@127.0.0.1:5432/postgres" -c "SHOW autovacuum" 2>/dev/null)" = "off" ]; then
@@ -144,14 +145,14 @@ for run in $only; do
       kill "$pid_sqlite"
       ;;
     pg-1)
-      db=$("$ROOT/scripts/postgres-db.sh" create); dbs+=("$db"); echo "$db" >> "$work/dbs"
+      db=$(new_db)
       start pg1 "$db"
       tokens pg1
       sim pg1 "https://127.0.0.1:$grpc_pg1" "$duration" --ramp 10 --state "$work/pg1/state.json"
       show "2. postgresql, one collector" "$work/pg1/report.json" "$pid_pg1"
       ;;
     pg-2)
-      db2=$("$ROOT/scripts/postgres-db.sh" create); dbs+=("$db2"); echo "$db2" >> "$work/dbs"
+      db2=$(new_db)
       start pga "$db2"
       start pgb "$db2" pga
       tokens pga
@@ -171,7 +172,7 @@ for run in $only; do
       show "3. reconnect storm (every agent at once, a new snapshot each)" "$work/pg1/storm.json" "$pid_pg1"
       ;;
     size)
-      url=${dbs[0]}
+      url=$(head -n 1 "$dbs")
       psql -qtA "$url" -c "SELECT count(*), pg_database_size(current_database()) FROM sightings" | {
         IFS='|' read -r rows bytes
         echo "4. postgresql: $rows sightings in $((bytes / 1048576)) MiB: $((bytes / (rows > 0 ? rows : 1))) bytes a sighting, $((bytes / (rows > 0 ? rows : 1) * 1000000 / 1048576)) MiB per million"

@@ -214,6 +214,21 @@ impl Collector {
         self.dir.path().join("data/pki/ca.pem")
     }
 
+    /// `aiscout-fleet-sim` against the gRPC `collectors` (comma-separated URLs) trusting this
+    /// collector's CA, enrolling with `token` and checking the store through this collector's
+    /// API with `api_token`; the caller adds the fleet's shape and `--json` reporting.
+    pub fn fleet_sim(&self, collectors: &str, token: &Path, api_token: &Path) -> Command {
+        let mut command = Command::new(crate::fleet_sim_bin());
+        command
+            .args(["--collector", collectors, "--ca"])
+            .arg(self.ca_file())
+            .arg("--token-file")
+            .arg(token)
+            .args(["--api", &format!("http://127.0.0.1:{}", self.api_port), "--api-token-file"])
+            .arg(api_token);
+        command
+    }
+
     /// The state directory of agent `name`.
     pub fn state_dir(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("agent-{name}"))

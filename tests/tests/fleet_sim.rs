@@ -4,25 +4,14 @@
 //! second run reuses the enrolled agents from the state file without enrolling them again.
 
 use std::path::Path;
-use std::process::Command;
 
 use aiscout_e2e::fleet::{write_private, Collector};
-use aiscout_e2e::fleet_sim_bin;
 use serde_json::Value;
 
 /// Runs the simulator against `c` with `extra` arguments and returns its JSON report.
 fn simulate(c: &Collector, token: &Path, api_token: &Path, state: &Path, extra: &[&str]) -> Value {
-    let out = Command::new(fleet_sim_bin())
-        .arg("--collector")
-        .arg(format!("https://127.0.0.1:{}", c.grpc_port))
-        .arg("--ca")
-        .arg(c.ca_file())
-        .arg("--token-file")
-        .arg(token)
-        .arg("--api")
-        .arg(format!("http://127.0.0.1:{}", c.api_port))
-        .arg("--api-token-file")
-        .arg(api_token)
+    let out = c
+        .fleet_sim(&format!("https://127.0.0.1:{}", c.grpc_port), token, api_token)
         .arg("--state")
         .arg(state)
         .args(["--agents", "20", "--entries", "120", "--batch-size", "50", "--json"])

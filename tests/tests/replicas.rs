@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aiscout_e2e::fleet::{assert_ok, poll, run_once, spawn_once, write_private, AgentOptions, Collector};
 use aiscout_e2e::proxy::Proxy;
-use aiscout_e2e::{fixtures_dir, fleet_sim_bin, workspace_root};
+use aiscout_e2e::{fixtures_dir, workspace_root};
 
 /// A database for this test: a schema-free fresh one, dropped when the guard goes.
 struct Database {
@@ -216,13 +216,8 @@ fn a_replica_killed_mid_stream_loses_nothing_its_agents_fail_over() {
     let api_token = second.dir.path().join("sim.api-token");
     write_private(&api_token, &second.command(&["api-token", "create", "--label", "sim"]));
     let urls = format!("https://127.0.0.1:{},https://127.0.0.1:{}", first.grpc_port, second.grpc_port);
-    let sim = Command::new(fleet_sim_bin())
-        .args(["--collector", &urls, "--ca"])
-        .arg(first.ca_file())
-        .arg("--token-file")
-        .arg(&token)
-        .args(["--api", &format!("http://127.0.0.1:{}", second.api_port), "--api-token-file"])
-        .arg(&api_token)
+    let sim = second
+        .fleet_sim(&urls, &token, &api_token)
         .args(["--agents", &SIM_AGENTS.to_string(), "--entries", "120", "--batch-size", "20"])
         .args(["--duration", "12", "--delta-interval", "0.5", "--drain-timeout", "60", "--json"])
         .stdout(std::process::Stdio::piped())
