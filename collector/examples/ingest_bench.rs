@@ -2,7 +2,7 @@
 //! PostgreSQL, with several agents streaming at once.
 //!
 //! `ingest_bench [--pg URL] [--agents N] [--threads T] [--batch B] [--entries E] [--shared PCT]
-//! [--rounds R] [--changed PCT] [--authorize] [--keep]`
+//! [--rounds R] [--changed PCT] [--snapshots] [--authorize] [--admit] [--keep]`
 //!
 //! Enrolls `N` agents (default 16) in a fresh store: a SQLite file in a temporary directory, or
 //! a new schema of the PostgreSQL database `URL` (dropped at the end). Each agent holds `E`
@@ -11,9 +11,11 @@
 //! 8 % framework packages from a shared pool of 100; 2 % servers. `T` threads (default 4) apply,
 //! agent after agent, first a snapshot of the `E` entries in parts of `B` upserts (default 500),
 //! then `R` rounds (default 3) of deltas re-sending every entry in batches of `B`, `--changed`
-//! percent of them (default 0) with a new file size. With `--authorize` each batch is preceded
-//! by `Store::agent`, as the gRPC path does; `--keep` keeps the PostgreSQL schema. Prints sightings/s and the p50/p99 time per batch
-//! of each phase.
+//! percent of them (default 0) with a new file size; with `--snapshots` each round is a full
+//! snapshot instead, as the agent's `schedule.snapshot_every` sends. With `--authorize` each
+//! batch is preceded by `Store::agent`, and with `--admit` by `Store::admit_message`, as the
+//! gRPC path does; `--keep` keeps the PostgreSQL schema. Prints sightings/s and the p50/p99
+//! time per batch of each phase.
 
 // The figures are this program's output.
 #![allow(clippy::print_stdout)]
@@ -25,8 +27,12 @@ use std::time::{Duration, Instant};
 use aiscout_collector::store::limits::AgentQuota;
 use aiscout_collector::store::postgres::PgOptions;
 use aiscout_collector::store::{
-    AgentRegistration, AssetKind, BatchMode, IngestAsset, IngestBatch, PgStore, SqliteStore, Store,
+    AgentRegistration, AssetKind, BatchMode, IngestAsset, IngestBatch, PgStore, RateBudget, RateCharge, SqliteStore,
+    Store,
 };
+
+/// The rate budget of `--admit`: counted, never over.
+const UNLIMITED: RateBudget = RateBudget { messages_per_minute: u32::MAX, bytes_per_minute: u64::MAX };
 use serde_json::json;
 
 /// The command line.
@@ -40,7 +46,9 @@ struct Args {
     shared: u64,
     rounds: u64,
     changed: u64,
+    snapshots: bool,
     authorize: bool,
+    admit: bool,
     keep: bool,
 }
 
@@ -54,14 +62,22 @@ fn parse() -> Result<Args, String> {
         shared: 50,
         rounds: 3,
         changed: 0,
+        snapshots: false,
         authorize: false,
+        admit: false,
         keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--authorize" || flag == "--keep" {
-            args.authorize |= flag == "--authorize";
-            args.keep |= flag == "--keep";
+        let switch = match flag.as_str() {
+            "--snapshots" => Some(&mut args.snapshots),
+            "--authorize" => Some(&mut args.authorize),
+            "--admit" => Some(&mut args.admit),
+            "--keep" => Some(&mut args.keep),
+            _ => None,
+        };
+        if let Some(switch) = switch {
+            *switch = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -87,7 +103,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "ingest_bench: {e}\nusage: ingest_bench [--pg URL] [--agents N] [--threads T] [--batch B] \
-                 [--entries E] [--shared PCT] [--rounds R] [--changed PCT] [--authorize] [--keep]"
+                 [--entries E] [--shared PCT] [--rounds R] [--changed PCT] [--snapshots] [--authorize] [--admit] \
+                 [--keep]"
             );
             return ExitCode::from(2);
         }
@@ -134,7 +151,8 @@ fn run(args: &Args) -> Result<(), Error> {
         }
     };
     println!(
-        "{} agents={} threads={} batch={} entries={} shared={}% rounds={} changed={}% authorize={}",
+        "{} agents={} threads={} batch={} entries={} shared={}% rounds={} changed={}% snapshots={} authorize={} \
+         admit={}",
         if args.pg.is_some() { "postgresql" } else { "sqlite" },
         args.agents,
         args.threads,
@@ -143,7 +161,9 @@ fn run(args: &Args) -> Result<(), Error> {
         args.shared,
         args.rounds,
         args.changed,
-        args.authorize
+        args.snapshots,
+        args.authorize,
+        args.admit
     );
     for a in 0..args.agents {
         let now = now_ms();
@@ -234,8 +254,8 @@ fn batches(args: &Args, agent: u64, generation: u64, first_sequence: u64) -> Vec
         .enumerate()
         .map(|(n, upserts)| IngestBatch {
             sequence: first_sequence + n as u64,
-            mode: if generation == 0 {
-                BatchMode::SnapshotPart { snapshot_id: 1, first_part: n == 0, last_part: n + 1 == count }
+            mode: if generation == 0 || args.snapshots {
+                BatchMode::SnapshotPart { snapshot_id: first_sequence, first_part: n == 0, last_part: n + 1 == count }
             } else {
                 BatchMode::Delta
             },
@@ -269,7 +289,7 @@ fn phase(args: &Args, store: &Arc<dyn Store>, name: &str, generation: u64, first
     let started = Instant::now();
     let mut handles = Vec::new();
     for queue in queues {
-        let (store, times, authorize) = (Arc::clone(store), Arc::clone(&times), args.authorize);
+        let (store, times, authorize, admit) = (Arc::clone(store), Arc::clone(&times), args.authorize, args.admit);
         handles.push(std::thread::spawn(move || -> Result<u64, Error> {
             let mut stored = 0u64;
             let mut mine = Vec::new();
@@ -280,6 +300,10 @@ fn phase(args: &Args, store: &Arc<dyn Store>, name: &str, generation: u64, first
                     let now = now_ms();
                     batch.observed_at_ms = now;
                     batch.received_at_ms = now;
+                    let charge = RateCharge { messages: 1, bytes: 100_000, now_ms: now };
+                    if admit && store.admit_message(&agent, &charge, &UNLIMITED)?.is_some() {
+                        return Err(format!("{agent}: over an unlimited rate").into());
+                    }
                     if authorize && store.agent(&agent)?.is_none() {
                         return Err(format!("{agent} is not enrolled").into());
                     }

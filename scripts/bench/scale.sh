@@ -6,6 +6,11 @@
 #    sqlite-again: the same agents (from the sqlite run's state file) reconnect all at once and
 #              send their snapshot again, nearly all unchanged: the steady state of a fleet that
 #              re-inventories on a schedule
+#    sqlite-steady: the same agents stay connected for DURATION seconds, and each sends a full
+#              snapshot (3 changes, the rest unchanged) as soon as its last one is acknowledged,
+#              at most every INTERVAL seconds, as the real agent with schedule.snapshot_every = 1
+#              and a spool: 2,000 streams that always have a batch waiting, so the rate is what
+#              one collector sustains
 # 2. pg-1:     one collector on a fresh PostgreSQL database
 #    pg-2:     two collectors on one fresh database, the agents split between them
 # 3. storm:    the pg-1 agents again (enrolled, from the state file) after the collector was
@@ -17,7 +22,8 @@
 # ends with the store checked against what the simulated agents hold (exit 1 otherwise).
 #
 # AGENTS (default 2000), ENTRIES per host (300), SHARED share of fleet-wide entries (0.5),
-# DURATION seconds of streaming after the first snapshots (60), ONLY (a list of the runs above).
+# DURATION seconds of streaming after the first snapshots (60), INTERVAL seconds between two
+# snapshots of an agent in sqlite-steady (1), ONLY (a list of the runs above).
 source "$(dirname "$0")/common.sh"
 need curl
 
@@ -29,7 +35,8 @@ agents=${AGENTS:-2000}
 entries=${ENTRIES:-300}
 shared=${SHARED:-0.5}
 duration=${DURATION:-60}
-only=${ONLY:-sqlite sqlite-again pg-1 pg-2 storm size}
+interval=${INTERVAL:-1}
+only=${ONLY:-sqlite sqlite-again sqlite-steady pg-1 pg-2 storm size}
 work="$BENCH/scale"
 rm -rf "$work"
 mkdir -p "$work"
@@ -98,6 +105,9 @@ if [ "$(psql -qtA "postgres://root@127.0.0.1:5432/postgres" -c "SHOW autovacuum"
   pids+=("$!")
 fi
 
+# The SQLite collector, once its runs are done, leaves the cores to PostgreSQL.
+stop_sqlite() { if [ -n "${pid_sqlite:-}" ]; then kill "$pid_sqlite" 2>/dev/null || true; pid_sqlite=""; fi; }
+
 rss() { awk '/VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$1/status"; }
 
 # sim NAME URLS SECONDS [EXTRA...]: the simulator against URLS (comma-separated) streaming for
@@ -142,9 +152,16 @@ for run in $only; do
       sim sqlite "https://127.0.0.1:$grpc_sqlite" 0 --state "$work/sqlite/state.json"
       mv "$work/sqlite/report.json" "$work/sqlite/again.json"
       show "1. sqlite, the same agents again at once (snapshots nearly all unchanged)" "$work/sqlite/again.json" "$pid_sqlite"
-      kill "$pid_sqlite"
+      ;;
+    sqlite-steady)
+      sim sqlite "https://127.0.0.1:$grpc_sqlite" "$duration" --state "$work/sqlite/state.json" \
+        --ramp "$interval" --delta-interval "$interval" --snapshot-every 1
+      mv "$work/sqlite/report.json" "$work/sqlite/steady.json"
+      show "1. sqlite, sustained: $duration s of full snapshots, each agent's next when its last is acknowledged" \
+        "$work/sqlite/steady.json" "$pid_sqlite"
       ;;
     pg-1)
+      stop_sqlite
       db=$(new_db)
       start pg1 "$db"
       tokens pg1
@@ -152,6 +169,7 @@ for run in $only; do
       show "2. postgresql, one collector" "$work/pg1/report.json" "$pid_pg1"
       ;;
     pg-2)
+      stop_sqlite
       db2=$(new_db)
       start pga "$db2"
       start pgb "$db2" pga

@@ -10,10 +10,13 @@
 //!    sequence: counted as a replay); a full snapshot when none was acknowledged yet, one was
 //!    requested, or a snapshot part was lost unacknowledged; else every unacknowledged delta
 //!    again, with its sequence (the collector applies each sequence once).
-//! 3. Every `--delta-interval` (the first at a random point of the first interval): a delta of
-//!    `--delta-changes` changes. An `Ack` acknowledges every sequence up to its own. A
-//!    `SnapshotRequest` is answered with a full snapshot; `RetryAfterMs` waits that long and
-//!    reconnects; `RenewCertificate` is counted and ignored.
+//! 3. Every `--delta-interval` (the first at a random point of the first interval): an inventory
+//!    of `--delta-changes` changes, sent as a delta, or as a full snapshot every
+//!    `--snapshot-every` inventories (the real agent's `schedule.snapshot_every`; a snapshot
+//!    due while the last one is unacknowledged waits for the next tick). An `Ack`
+//!    acknowledges every sequence up to its own. A `SnapshotRequest` is answered with a full
+//!    snapshot; `RetryAfterMs` waits that long and reconnects; `RenewCertificate` is counted
+//!    and ignored.
 //! 4. Every `--reconnect-every` (jittered per agent) the agent stops sending, waits for its
 //!    acknowledgements and opens a new connection (a planned reconnect).
 //! 5. At the end of `--duration` it sends nothing more, waits for its acknowledgements (at most
@@ -59,6 +62,8 @@ pub struct StreamOptions {
     pub delta_interval: Duration,
     /// Changes per delta.
     pub delta_changes: u32,
+    /// Every this many inventories is a full snapshot; 0: none.
+    pub snapshot_every: u32,
     /// Time between planned reconnects of one agent, if any.
     pub reconnect_every: Option<Duration>,
     /// Whether a planned reconnect replays the last acknowledged delta.
@@ -151,6 +156,8 @@ struct Agent {
     latencies: Vec<u32>,
     started: Instant,
     collector: usize,
+    /// Inventories taken so far.
+    inventories: u64,
 }
 
 /// Runs agent `credentials` until the deadline and its drain; the streaming phase began at
@@ -190,6 +197,7 @@ pub async fn run(
         first_snapshot_sightings: 0,
         latencies: Vec::new(),
         started,
+        inventories: 0,
     };
     agent.run().await;
     AgentOutcome {
@@ -392,8 +400,22 @@ impl Agent {
                     }
                     if now >= *next_delta {
                         *next_delta += options.delta_interval;
+                        let every = u64::from(options.snapshot_every);
+                        let snapshot_due = every > 0 && (self.inventories + 1).is_multiple_of(every);
+                        // As the real agent's spool, which holds what the collector has not
+                        // acknowledged: one snapshot in flight at a time; a snapshot due while
+                        // the last is unacknowledged waits for the next tick, inventory unchanged.
+                        if snapshot_due
+                            && self.in_flight.iter().any(|f| matches!(f.body, Body::SnapshotPart { .. }))
+                        {
+                            Stats::add(&self.stats.snapshots_deferred, 1);
+                            continue;
+                        }
+                        self.inventories += 1;
                         let changes = self.inventory.mutate(&mut self.rng, options.delta_changes);
-                        if !changes.is_empty() {
+                        if snapshot_due {
+                            self.snapshot(&tx);
+                        } else if !changes.is_empty() {
                             let sequence = self.take_sequence();
                             self.track(sequence, Body::Delta(changes.clone()));
                             self.send(&tx, Outbound::Batch { sequence, body: Body::Delta(changes) });

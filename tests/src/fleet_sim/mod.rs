@@ -83,6 +83,10 @@ pub struct Args {
     /// Entries a delta adds, removes or modifies.
     #[arg(long, default_value_t = 3)]
     pub delta_changes: u32,
+    /// Every Nth inventory (a tick of --delta-interval) is sent as a full snapshot instead of
+    /// a delta, as the real agent's `schedule.snapshot_every`; 0: never.
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_every: u32,
     /// Seconds between planned reconnects of one agent (jittered); 0: never.
     #[arg(long, default_value_t = 0.0)]
     pub reconnect_every: f64,
@@ -224,6 +228,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         batch_size: args.batch_size,
         delta_interval: Duration::from_secs_f64(args.delta_interval),
         delta_changes: args.delta_changes,
+        snapshot_every: args.snapshot_every,
         reconnect_every: (args.reconnect_every > 0.0).then(|| Duration::from_secs_f64(args.reconnect_every)),
         replay: args.replay,
         deadline: started + Duration::from_secs(args.duration),

@@ -27,6 +27,8 @@ pub struct Stats {
     pub resent: AtomicU64,
     /// Full snapshots sent (first contact, requests, repairs after a broken snapshot).
     pub snapshots: AtomicU64,
+    /// Scheduled snapshots (`--snapshot-every`) put off because the last was unacknowledged.
+    pub snapshots_deferred: AtomicU64,
     /// `SnapshotRequest`s received.
     pub snapshot_requests: AtomicU64,
     /// `RenewCertificate`s received (ignored).
@@ -123,6 +125,8 @@ pub struct Report {
     pub resent: u64,
     /// Full snapshots sent.
     pub snapshots: u64,
+    /// Scheduled snapshots put off because the last was unacknowledged.
+    pub snapshots_deferred: u64,
     /// Snapshot requests received.
     pub snapshot_requests: u64,
     /// Certificate renewal requests received (ignored).
@@ -147,6 +151,7 @@ impl Report {
         self.replays = Stats::get(&stats.replays);
         self.resent = Stats::get(&stats.resent);
         self.snapshots = Stats::get(&stats.snapshots);
+        self.snapshots_deferred = Stats::get(&stats.snapshots_deferred);
         self.snapshot_requests = Stats::get(&stats.snapshot_requests);
         self.renew_requests = Stats::get(&stats.renew_requests);
         self.errors.extend(stats.errors());
@@ -184,8 +189,15 @@ impl Report {
             self.latency.p50_ms, self.latency.p99_ms, self.latency.max_ms, self.latency.count
         ));
         line(format!(
-            "reconnects: {}, replays: {}, resent deltas: {}, snapshots: {}, snapshot requests: {}, renew requests: {}",
-            self.reconnects, self.replays, self.resent, self.snapshots, self.snapshot_requests, self.renew_requests
+            "reconnects: {}, replays: {}, resent deltas: {}, snapshots: {} ({} deferred), snapshot requests: {}, \
+             renew requests: {}",
+            self.reconnects,
+            self.replays,
+            self.resent,
+            self.snapshots,
+            self.snapshots_deferred,
+            self.snapshot_requests,
+            self.renew_requests
         ));
         let errors: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
         line(format!("errors: {}", if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }));
