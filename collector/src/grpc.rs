@@ -687,18 +687,20 @@ async fn apply(
     let (shared, id, serial) = (Arc::clone(services), agent_id.to_string(), serial.to_string());
     let outcome = blocking(Status::internal, move || {
         let (services, agent_id) = (shared, id);
-        if let Some(wait) = count_message(&services, &agent_id, &charge)? {
-            return Ok(Applied::OverLimit(wait));
-        }
         let authorized = services.authorize(&agent_id, &serial, true)?;
         let (ingest, dropped) = to_ingest(batch, now_ms());
-        if dropped > 0 {
-            tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");
-        }
-        let outcome = services.store.apply_batch(&agent_id, &ingest).map_err(|e| {
+        // Counted against the rate limit and applied in one call (one transaction on SQLite).
+        let outcome = services.store.admit_and_apply(&agent_id, &charge, &services.rate, &ingest).map_err(|e| {
             services.metrics.batch_failed(&e);
             status(&e)
         })?;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(wait) => return Ok(Applied::OverLimit(wait)),
+        };
+        if dropped > 0 {
+            tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");
+        }
         services.metrics.batch_applied(&outcome);
         Ok(Applied::Stored(outcome, authorized.resurfaced))
     })

@@ -64,15 +64,24 @@
 //! 3. Updates host facts and the agent's `last_seen`.
 //! 4. Applies removals (`removed_at` = observed time), then upserts (`last_seen` = observed
 //!    time), so a key both removed and upserted in one batch ends up live.
-//! 5. Snapshot parts: the (kind, local key) of every upsert is recorded under the open snapshot
-//!    in a table (so it works across transactions and collector restarts); a part with a new
-//!    snapshot id abandons the open one. Deltas arriving while a snapshot is open record their
+//! 5. Snapshot parts: the (kind, local key) of every upsert is recorded as named by the open
+//!    snapshot, in the database (so it works across transactions and collector restarts:
+//!    PostgreSQL keeps the keys in a table, SQLite marks the sightings with the snapshot's
+//!    epoch); a part with a new snapshot id abandons the open one. Deltas arriving while a snapshot is open record their
 //!    upserts too. After the last part every live sighting of the host not recorded is marked
 //!    removed, unless a sequence gap hit the snapshot: then some parts may be lost, nothing is
 //!    removed ([`SnapshotProgress::ClosedIncomplete`]) and the next snapshot does it. A gap
 //!    just before a part marked `first_part` lost nothing of that snapshot (an agent whose spool
 //!    compacted old deltas away sends exactly this), so it does not count.
 //! 6. Stores the sequence as the agent's last.
+//!
+//! # Asset times
+//! An asset's `first_seen` and `last_seen` are the collector's reception times of the batches
+//! that named it, `last_seen` to [`ASSET_SEEN_RESOLUTION_MS`]: a batch moves it only when it is
+//! that much older. Sightings keep the exact time. Without it every snapshot of every host
+//! rewrote the rows of the fleet-wide shared assets: on SQLite those scattered pages were most
+//! of a steady-state batch's writes, and on PostgreSQL each was a row lock the collectors queued
+//! on (docs/scale.md).
 //!
 //! # Package files
 //! A model sighting whose entry has an `owner` object is a file an installed package shipped (a
@@ -102,6 +111,10 @@
 //! listed and revoked by their public id. Only the SHA-256 of a secret is stored ([`secret`]); a secret is shown once.
 //! Spending a use is one conditional update, so two enrollments racing for the last use cannot
 //! both win.
+
+/// How far an asset's `last_seen_ms` may lag the last batch that named it (module docs,
+/// "Asset times").
+pub const ASSET_SEEN_RESOLUTION_MS: i64 = 60_000;
 
 pub(crate) mod audit_detail;
 pub(crate) mod batch_log;
@@ -230,6 +243,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         charge: &RateCharge,
         budget: &RateBudget,
     ) -> Result<Option<i64>, StoreError>;
+
+    /// Counts the batch `batch` of `agent_id` against its rate-limit window as
+    /// [`Store::admit_message`] does with `charge`, and applies it when it fits as
+    /// [`Store::apply_batch`] does: `Ok(Err(wait_ms))` when it is over the limit, and nothing is
+    /// applied. A batch refused by `apply_batch`'s rules is still counted. A backend may do both
+    /// in one transaction (SQLite does: one commit, not two, per batch).
+    fn admit_and_apply(
+        &self,
+        agent_id: &str,
+        charge: &RateCharge,
+        budget: &RateBudget,
+        batch: &IngestBatch,
+    ) -> Result<Result<ApplyOutcome, i64>, StoreError> {
+        if let Some(wait) = self.admit_message(agent_id, charge, budget)? {
+            return Ok(Err(wait));
+        }
+        self.apply_batch(agent_id, batch).map(Ok)
+    }
 
     /// The live sightings a graph is drawn from: a host's models and processes, or an asset's
     /// sightings and the processes on any host that have it open (at most 5,000 each).

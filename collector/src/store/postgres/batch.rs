@@ -28,15 +28,15 @@ use tracing::debug;
 
 use super::{Fail, Res, Tx};
 use crate::store::error::StoreError;
-use crate::store::identity;
 use crate::store::limits::{self, AgentQuota};
 use crate::store::sqlite::audit::{digest, GENESIS};
 use crate::store::sqlite::batch::{
-    admit, batch_sequence, charge, may_add_live, truncate, Admission, AgentState, Budget, REJECTED_KEY_BYTES,
+    admit, batch_sequence, charge, checked, may_add_live, truncate, Admission, AgentState, Budget, REJECTED_KEY_BYTES,
 };
 use crate::store::types::{
     ApplyOutcome, ApplySummary, BatchMode, IngestAsset, IngestBatch, IngestRemoval, RejectedEntry, SnapshotProgress,
 };
+use crate::store::ASSET_SEEN_RESOLUTION_MS;
 
 /// Applies `batch`; returns its outcome and the assets that existed before it and were seen in
 /// it, whose times the caller refreshes after the commit ([`refresh_assets`]).
@@ -236,10 +236,7 @@ struct Held {
 /// The per-upsert checks and identity of `upsert` (`sqlite/batch.rs`, `store_upsert`), or why
 /// it is rejected.
 fn prepare<'a>(agent_id: &str, upsert: &'a IngestAsset) -> Result<Prepared<'a>, String> {
-    limits::check_entry(&upsert.local_key, &upsert.json)?;
-    let derived =
-        identity::derive(agent_id, upsert.kind, &upsert.local_key, &upsert.json).map_err(|e| e.to_string())?;
-    limits::check_location(&derived.location)?;
+    let derived = checked(agent_id, upsert)?;
     Ok(Prepared {
         asset_id: derived.asset_id,
         identity: derived.identity,
@@ -480,7 +477,8 @@ fn insert_assets(
 }
 
 /// Moves the first and last seen times of the assets `ids` to include `received`, locking only
-/// the rows that move, in id order. Run in its own short transaction after the batch's: every
+/// the rows that move (a `last_seen` within [`ASSET_SEEN_RESOLUTION_MS`] does not), in id
+/// order. Run in its own short transaction after the batch's: every
 /// snapshot of every host refreshes the fleet-wide shared assets, and inside the batch's
 /// transaction their row locks were held until its commit, queueing the other agents' batches
 /// behind it. Apart, a crash between the two leaves those times one batch behind, never the
@@ -495,9 +493,9 @@ pub(super) fn refresh_assets(tx: &mut Tx<'_>, ids: &[String], received: i64) -> 
     tx.execute(
         "UPDATE assets SET first_seen_ms = LEAST(first_seen_ms, $2), last_seen_ms = GREATEST(last_seen_ms, $2) \
          WHERE asset_id = ANY(ARRAY(SELECT asset_id FROM assets WHERE asset_id = ANY($1::text[]) \
-                   AND (first_seen_ms > $2 OR last_seen_ms < $2) \
+                   AND (first_seen_ms > $2 OR last_seen_ms <= $2 - $3) \
                ORDER BY asset_id FOR NO KEY UPDATE))",
-        &[&ids, &received],
+        &[&ids, &received, &ASSET_SEEN_RESOLUTION_MS],
     )?;
     Ok(())
 }

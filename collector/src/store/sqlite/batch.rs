@@ -12,11 +12,12 @@ use tracing::debug;
 
 use super::Res;
 use crate::store::error::StoreError;
-use crate::store::identity;
+use crate::store::identity::{self, DerivedIdentity};
 use crate::store::limits::{self, AgentQuota};
 use crate::store::types::{
     ApplyOutcome, ApplySummary, BatchMode, IngestAsset, IngestBatch, RejectedEntry, SnapshotProgress,
 };
+use crate::store::ASSET_SEEN_RESOLUTION_MS;
 
 /// The agent's row as a batch needs it.
 pub(crate) struct AgentState {
@@ -121,23 +122,47 @@ pub(crate) fn admit(agent_id: &str, batch: &IngestBatch, state: &AgentState) -> 
     Ok(Admission::Apply { expected, gap, snapshot, abandon })
 }
 
+/// The per-upsert checks and identity of `upsert` (bounds of its entry and location, rule 6 of
+/// the store's "Asset identity"), or why it is rejected. Pure: the backends run it for a whole
+/// batch before they take the database.
+pub(crate) fn checked(agent_id: &str, upsert: &IngestAsset) -> Result<DerivedIdentity, String> {
+    limits::check_entry(&upsert.local_key, &upsert.json)?;
+    let derived =
+        identity::derive(agent_id, upsert.kind, &upsert.local_key, &upsert.json).map_err(|e| e.to_string())?;
+    limits::check_location(&derived.location)?;
+    Ok(derived)
+}
+
+/// Applies `batch`, whose upserts `checked` were checked by [`checked`], one for one.
 pub(super) fn apply(
     tx: &Transaction<'_>,
     agent_id: &str,
     batch: &IngestBatch,
+    checked: &[Result<DerivedIdentity, String>],
     quota: &AgentQuota,
 ) -> Res<ApplyOutcome> {
     let sequence = batch_sequence(agent_id, batch)?;
     let state = agent_state(tx, agent_id)?;
     let (expected, gap, snapshot) = match admit(agent_id, batch, &state)? {
         Admission::AlreadyApplied { last_sequence } => return Ok(ApplyOutcome::AlreadyApplied { last_sequence }),
-        Admission::Apply { expected, gap, snapshot, abandon } => {
-            if abandon {
-                tx.prepare_cached("DELETE FROM snapshot_keys WHERE agent_id = ?1")?.execute([agent_id])?;
-            }
-            (expected, gap, snapshot)
-        }
+        Admission::Apply { expected, gap, snapshot, abandon } => (expected, gap, snapshot.map(|open| (open, abandon))),
     };
+    // The epoch this batch's upserts mark while a snapshot is open; a new snapshot takes the
+    // agent's next one, so nothing an abandoned snapshot marked counts (schema_v19.sql).
+    let mark: Option<i64> = match snapshot {
+        None => None,
+        Some((_, true)) => Some(
+            tx.prepare_cached(
+                "UPDATE agents SET snapshot_epoch = snapshot_epoch + 1 WHERE agent_id = ?1 RETURNING snapshot_epoch",
+            )?
+            .query_row([agent_id], |r| r.get(0))?,
+        ),
+        Some((_, false)) => Some(
+            tx.prepare_cached("SELECT snapshot_epoch FROM agents WHERE agent_id = ?1")?
+                .query_row([agent_id], |r| r.get(0))?,
+        ),
+    };
+    let snapshot = snapshot.map(|(open, _)| open);
 
     let mut summary = ApplySummary { host_rejected: update_host(tx, agent_id, batch)?, ..ApplySummary::default() };
     // Sightings keep the agent's clock, never ahead of the collector's; assets only the
@@ -154,28 +179,32 @@ pub(super) fn apply(
         summary.removed += removed as u64;
     }
     let times = Times { observed, received: batch.received_at_ms };
-    for upsert in &batch.upserts {
-        // A key over its bound cannot name anything stored: it is not recorded.
-        if let (Some(open), true) = (snapshot, upsert.local_key.len() <= limits::MAX_LOCAL_KEY_BYTES) {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO snapshot_keys (agent_id, snapshot_id, kind, local_key) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![agent_id, open.id, upsert.kind.as_str(), upsert.local_key])?;
-        }
-        match store_upsert(tx, agent_id, upsert, times, &mut budget)? {
+    for (upsert, checked) in batch.upserts.iter().zip(checked) {
+        match store_upsert(tx, agent_id, upsert, checked, times, mark, &mut budget)? {
             Ok(()) => summary.upserted += 1,
-            Err(reason) => summary.rejected.push(RejectedEntry {
-                kind: upsert.kind,
-                local_key: truncate(&upsert.local_key, REJECTED_KEY_BYTES),
-                reason,
-            }),
+            Err(reason) => {
+                // A rejected entry still names its key (module docs, rule 6 of "Asset
+                // identity"): what is live there stays. A key over its bound names nothing stored.
+                if let (Some(mark), true) = (mark, upsert.local_key.len() <= limits::MAX_LOCAL_KEY_BYTES) {
+                    tx.prepare_cached(
+                        "UPDATE sightings SET snapshot_epoch = ?4 \
+                         WHERE agent_id = ?1 AND kind = CAST(?2 AS TEXT) AND local_key = ?3 AND removed_at_ms IS NULL",
+                    )?
+                    .execute(params![agent_id, upsert.kind.as_str(), upsert.local_key, mark])?;
+                }
+                summary.rejected.push(RejectedEntry {
+                    kind: upsert.kind,
+                    local_key: truncate(&upsert.local_key, REJECTED_KEY_BYTES),
+                    reason,
+                });
+            }
         }
     }
 
     let (progress, still_open) = match (batch.mode, snapshot) {
         (BatchMode::SnapshotPart { last_part: true, .. }, Some(open)) => {
-            let progress = if open.complete {
-                let removed = sweep(tx, agent_id, open.id, observed)?;
+            let progress = if let (true, Some(mark)) = (open.complete, mark) {
+                let removed = sweep(tx, agent_id, mark, observed)?;
                 // A proven reinstall takes over its host once it has stated it whole.
                 for old in super::agents::settle_reinstall(tx, agent_id, batch.received_at_ms)? {
                     debug!(agent_id, superseded = %old, "reinstall settled: earlier agent superseded");
@@ -184,7 +213,6 @@ pub(super) fn apply(
             } else {
                 SnapshotProgress::ClosedIncomplete
             };
-            tx.prepare_cached("DELETE FROM snapshot_keys WHERE agent_id = ?1")?.execute([agent_id])?;
             (progress, None)
         }
         (_, Some(open)) => (SnapshotProgress::Open, Some(open)),
@@ -300,29 +328,28 @@ fn store_upsert(
     tx: &Transaction<'_>,
     agent_id: &str,
     upsert: &IngestAsset,
+    checked: &Result<DerivedIdentity, String>,
     times: Times,
+    mark: Option<i64>,
     budget: &mut Budget,
 ) -> Res<Result<(), String>> {
-    if let Err(reason) = limits::check_entry(&upsert.local_key, &upsert.json) {
-        return Ok(Err(reason));
-    }
-    let derived = match identity::derive(agent_id, upsert.kind, &upsert.local_key, &upsert.json) {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e.to_string())),
+    let derived = match checked {
+        Ok(derived) => derived,
+        Err(reason) => return Ok(Err(reason.clone())),
     };
-    if let Err(reason) = limits::check_location(&derived.location) {
-        return Ok(Err(reason));
-    }
     let kind = upsert.kind.as_str();
     let verdict = derived.verdict.map(|v| v.as_str());
     // The sighting this upsert updates, if any: its stored size, whether it is live, and its id
     // when it holds what the upsert would write (the same entry text, location, verdict, owner).
+    // Found through the host's keys, not the (asset, host, key) unique index: one batch's
+    // lookups then stay in a few neighbouring pages of the index and of the table, where the
+    // unique index, ordered by asset, sends each to a page of its own (docs/scale.md).
     let existing: Option<(i64, bool, Option<i64>)> = tx
         .prepare_cached(
             "SELECT length(CAST(entry_json AS BLOB)) + length(CAST(location AS BLOB)), removed_at_ms IS NULL, \
-                 CASE WHEN kind = ?4 AND entry_json = ?5 AND location = ?6 AND verdict IS ?7 AND owned = ?8 \
-                     THEN sighting_id END \
-             FROM sightings WHERE asset_id = ?1 AND agent_id = ?2 AND local_key = ?3",
+                 CASE WHEN entry_json = ?5 AND location = ?6 AND verdict IS ?7 AND owned = ?8 THEN sighting_id END \
+             FROM sightings INDEXED BY sightings_by_host_key \
+             WHERE agent_id = ?2 AND kind = CAST(?4 AS TEXT) AND local_key = ?3 AND asset_id = ?1",
         )?
         .query_row(
             params![
@@ -355,40 +382,57 @@ fn store_upsert(
         }
     }
     budget.stored_bytes = charged;
-    let known: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM assets WHERE asset_id = ?1)")?
-        .query_row([&derived.asset_id], |r| r.get(0))?;
-    if !known {
-        let detail = serde_json::json!({"kind": kind, "identity": derived.identity, "first_agent": agent_id});
-        super::audit::append(tx, times.received, "asset.appeared", &derived.asset_id, &detail)?;
+    let seen: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT first_seen_ms, last_seen_ms FROM assets INDEXED BY assets_seen WHERE asset_id = ?1")?
+        .query_row([&derived.asset_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match seen {
+        None => {
+            let detail = serde_json::json!({"kind": kind, "identity": derived.identity, "first_agent": agent_id});
+            super::audit::append(tx, times.received, "asset.appeared", &derived.asset_id, &detail)?;
+            tx.prepare_cached(
+                "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![derived.asset_id, kind, derived.identity, times.received])?;
+        }
+        // Within the resolution, a known asset's row is not written (module docs, "Asset times").
+        Some((first, last)) if first > times.received || last <= times.received - ASSET_SEEN_RESOLUTION_MS => {
+            tx.prepare_cached(
+                "UPDATE assets SET first_seen_ms = MIN(first_seen_ms, ?2), last_seen_ms = MAX(last_seen_ms, ?2) \
+                 WHERE asset_id = ?1",
+            )?
+            .execute(params![derived.asset_id, times.received])?;
+        }
+        Some(_) => {}
     }
-    tx.prepare_cached(
-        "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) \
-         ON CONFLICT (asset_id) DO UPDATE SET first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms), \
-             last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms)",
-    )?
-    .execute(params![derived.asset_id, kind, derived.identity, times.received])?;
-    // What was at this key before, if it was another asset, is gone from it.
-    tx.prepare_cached(
-        "UPDATE sightings SET removed_at_ms = ?5 \
-         WHERE agent_id = ?1 AND kind = CAST(?2 AS TEXT) AND local_key = ?3 AND asset_id <> ?4 \
-             AND removed_at_ms IS NULL",
-    )?
-    .execute(params![agent_id, kind, upsert.local_key, derived.asset_id, times.observed])?;
+    // What was at this key before, if it was another asset, is gone from it. When this
+    // asset's sighting there is live, nothing else is (one live sighting per key).
+    if !existing.is_some_and(|(_, live, _)| live) {
+        tx.prepare_cached(
+            "UPDATE sightings SET removed_at_ms = ?5 \
+             WHERE agent_id = ?1 AND kind = CAST(?2 AS TEXT) AND local_key = ?3 AND asset_id <> ?4 \
+                 AND removed_at_ms IS NULL",
+        )?
+        .execute(params![agent_id, kind, upsert.local_key, derived.asset_id, times.observed])?;
+    }
     // A live sighting that holds what the upsert says only gets its `last_seen`: rewriting its
     // entry would recompute the indexed search text and listening ports and fire the stored
     // bytes trigger, for the same row.
     if let Some((_, true, Some(sighting_id))) = existing {
-        tx.prepare_cached("UPDATE sightings SET last_seen_ms = MAX(last_seen_ms, ?2) WHERE sighting_id = ?1")?
-            .execute(params![sighting_id, times.observed])?;
+        tx.prepare_cached(
+            "UPDATE sightings SET last_seen_ms = MAX(last_seen_ms, ?2), snapshot_epoch = COALESCE(?3, snapshot_epoch) \
+             WHERE sighting_id = ?1",
+        )?
+        .execute(params![sighting_id, times.observed, mark])?;
         return Ok(Ok(()));
     }
     tx.prepare_cached(
         "INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms, \
-             verdict, owned) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9) \
+             verdict, owned, snapshot_epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) \
          ON CONFLICT (asset_id, agent_id, local_key) DO UPDATE SET location = excluded.location, \
              entry_json = excluded.entry_json, last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms), \
-             removed_at_ms = NULL, verdict = excluded.verdict, owned = excluded.owned",
+             removed_at_ms = NULL, verdict = excluded.verdict, owned = excluded.owned, \
+             snapshot_epoch = COALESCE(excluded.snapshot_epoch, sightings.snapshot_epoch)",
     )?
     .execute(params![
             derived.asset_id,
@@ -399,20 +443,19 @@ fn store_upsert(
             upsert.json,
             times.observed,
             verdict,
-            derived.owned
+            derived.owned,
+            mark
         ])?;
     Ok(Ok(()))
 }
 
-/// Marks removed every live sighting of the agent that snapshot `snapshot_id` did not name.
-fn sweep(tx: &Transaction<'_>, agent_id: &str, snapshot_id: i64, observed: i64) -> Res<u64> {
+/// Marks removed every live sighting of the agent that the snapshot of epoch `mark` did not name.
+fn sweep(tx: &Transaction<'_>, agent_id: &str, mark: i64, observed: i64) -> Res<u64> {
     let removed = tx
         .prepare_cached(
             "UPDATE sightings SET removed_at_ms = ?3 \
-             WHERE agent_id = ?1 AND removed_at_ms IS NULL AND NOT EXISTS ( \
-                 SELECT 1 FROM snapshot_keys k WHERE k.agent_id = sightings.agent_id AND k.snapshot_id = ?2 \
-                     AND k.kind = sightings.kind AND k.local_key = sightings.local_key)",
+             WHERE agent_id = ?1 AND removed_at_ms IS NULL AND snapshot_epoch IS NOT ?2",
         )?
-        .execute(params![agent_id, snapshot_id, observed])?;
+        .execute(params![agent_id, mark, observed])?;
     Ok(removed as u64)
 }

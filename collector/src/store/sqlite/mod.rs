@@ -8,8 +8,11 @@
 //!   acknowledgement after which the agent deletes the batch from its spool: an acknowledged batch
 //!   must survive the machine. One fsync per batch is cheap next to the network round trip.
 //! - **Foreign keys on**, so a sighting never names a missing asset or agent.
-//! - **64 MiB page cache, temporary storage in memory**: a first snapshot's transaction outgrows
-//!   the default 2 MB cache, and its statement journal would be a temporary file.
+//! - **256 MiB page cache, temporary storage in memory**: a first snapshot's transaction outgrows
+//!   the default 2 MB cache, its statement journal would be a temporary file, and the keys every
+//!   upsert descends stay cached for a fleet of a few thousand hosts.
+//! - **Checkpoints off the writer's path** (`checkpoint.rs`): a thread copies the WAL into the
+//!   file every 100 ms; the writer only checkpoints past 64 MiB of WAL, as a backstop.
 //! - **Busy timeout** of [`BUSY_TIMEOUT`]: another process (a backup, `sqlite3`) holding the lock
 //!   delays a call instead of failing it; past it the call fails with [`StoreError::Busy`].
 //! - **Versioned schema**: a `schema_version` table, migrations applied at open in one
@@ -27,6 +30,7 @@
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod batch;
+mod checkpoint;
 pub(crate) mod findings;
 pub(crate) mod overview;
 pub(crate) mod queries;
@@ -53,6 +57,9 @@ use super::types::{
 };
 use super::Store;
 
+/// The page cache of the connection, at most (KiB).
+pub const CACHE_KIB: i64 = 256 * 1024;
+
 /// How long a call waits for a lock held by another connection.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -65,6 +72,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// What one agent may make the store keep.
     quota: AgentQuota,
+    /// Copies the WAL into the file off the writer's path (on-disk databases only).
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// Failure inside a transaction: a database error, or a domain error decided by the code.
@@ -130,9 +139,12 @@ impl SqliteStore {
             conn.pragma_update(None, "foreign_keys", true)?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             // A snapshot's transaction touches more pages than the default 2 MB cache holds, and
-            // its statement journal would go to a temporary file: 64 MiB of cache, temporary
-            // tables and journals in memory (measured: collector/examples/ingest_bench.rs).
-            conn.pragma_update(None, "cache_size", -65536)?;
+            // its statement journal would go to a temporary file: temporary tables and journals
+            // in memory (measured: collector/examples/ingest_bench.rs). Each upsert descends the
+            // sightings' and the assets' keys: with 2,000 hosts of 200 entries (a 1 GB file)
+            // 64 MiB of cache left 11 % of the collector's time in reads of evicted pages, which
+            // 256 MiB keeps (scripts/bench/scale.sh, docs/scale.md).
+            conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         };
@@ -142,7 +154,17 @@ impl SqliteStore {
         }
         let version = schema::migrate(&mut conn, &path)?;
         debug!(path = %path.display(), schema_version = version, "store opened");
-        Ok(Self { conn: Mutex::new(conn), path, quota: AgentQuota::default() })
+        let checkpointer = if on_disk {
+            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
+                .map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?;
+            Some(
+                checkpoint::Checkpointer::start(&path)
+                    .map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { conn: Mutex::new(conn), path, quota: AgentQuota::default(), _checkpointer: checkpointer })
     }
 
     /// The database file this store uses (`:memory:` for an in-memory one).
@@ -261,9 +283,47 @@ impl Store for SqliteStore {
     }
 
     fn apply_batch(&self, agent_id: &str, batch: &IngestBatch) -> Result<ApplyOutcome, StoreError> {
-        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &self.quota))?;
+        // Identities are derived before the connection is taken: the writer is the bottleneck.
+        let checked: Vec<_> = batch.upserts.iter().map(|u| batch::checked(agent_id, u)).collect();
+        let outcome = self.write("apply batch", |tx| batch::apply(tx, agent_id, batch, &checked, &self.quota))?;
         super::batch_log::log_outcome(agent_id, batch.sequence, &outcome);
         Ok(outcome)
+    }
+
+    fn admit_and_apply(
+        &self,
+        agent_id: &str,
+        charge: &RateCharge,
+        budget: &RateBudget,
+        batch: &IngestBatch,
+    ) -> Result<Result<ApplyOutcome, i64>, StoreError> {
+        let checked: Vec<_> = batch.upserts.iter().map(|u| batch::checked(agent_id, u)).collect();
+        let outcome = self.write("apply batch", |tx| {
+            if let Some(wait) = agents::admit_message(tx, agent_id, charge, budget)? {
+                return Ok(Err(wait));
+            }
+            // A refused batch is rolled back to here and still counted.
+            tx.execute_batch("SAVEPOINT apply")?;
+            match batch::apply(tx, agent_id, batch, &checked, &self.quota) {
+                Ok(outcome) => {
+                    tx.execute_batch("RELEASE apply")?;
+                    Ok(Ok(Ok(outcome)))
+                }
+                Err(Fail::Store(refused)) => {
+                    tx.execute_batch("ROLLBACK TO apply; RELEASE apply")?;
+                    Ok(Ok(Err(refused)))
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match outcome {
+            Err(wait) => Ok(Err(wait)),
+            Ok(Err(refused)) => Err(refused),
+            Ok(Ok(outcome)) => {
+                super::batch_log::log_outcome(agent_id, batch.sequence, &outcome);
+                Ok(Ok(outcome))
+            }
+        }
     }
 
     fn create_enrollment_token(&self, token: &NewEnrollmentToken) -> Result<IssuedToken, StoreError> {

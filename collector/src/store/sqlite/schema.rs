@@ -14,7 +14,7 @@ use super::db_error;
 use crate::store::error::StoreError;
 
 /// The migrations, oldest first.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v16.sql"),
     include_str!("schema_v17.sql"),
     include_str!("schema_v18.sql"),
+    include_str!("schema_v19.sql"),
 ];
 
 /// The schema version this build writes.

@@ -249,6 +249,16 @@ impl Store for TestStore {
         self.call(|s| s.admit_message(agent_id, charge, budget))
     }
 
+    fn admit_and_apply(
+        &self,
+        agent_id: &str,
+        charge: &RateCharge,
+        budget: &RateBudget,
+        batch: &IngestBatch,
+    ) -> Result<Result<ApplyOutcome, i64>, StoreError> {
+        self.call(|s| s.admit_and_apply(agent_id, charge, budget, batch))
+    }
+
     fn graph_entries(&self, agent_id: Option<&str>, asset_id: Option<&str>) -> Result<Vec<LiveEntry>, StoreError> {
         self.call(|s| s.graph_entries(agent_id, asset_id))
     }

@@ -1,13 +1,13 @@
 //! Deduplication, idempotency, snapshots, removals and atomicity of `apply_batch`.
 
 use super::*;
-use crate::store::{ApplySummary, SnapshotProgress, StoreError};
+use crate::store::{ApplySummary, SnapshotProgress, StoreError, ASSET_SEEN_RESOLUTION_MS};
 
 #[test]
 fn same_model_on_two_agents_is_one_asset_with_two_sightings() {
     let store = store_with_two_agents();
     apply(&store, "a", &delta(1, 1_000, vec![model("/home/a/m.gguf", SHA_A)]));
-    apply(&store, "b", &delta(1, 2_000, vec![model("/srv/b/model.gguf", &SHA_A.to_ascii_uppercase())]));
+    apply(&store, "b", &delta(1, 62_000, vec![model("/srv/b/model.gguf", &SHA_A.to_ascii_uppercase())]));
 
     let models = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
     assert_eq!(models.total, 1);
@@ -16,12 +16,35 @@ fn same_model_on_two_agents_is_one_asset_with_two_sightings() {
     assert_eq!((summary.live_sightings, summary.live_hosts), (2, 2));
     assert_eq!(summary.hostnames, ["host-a", "host-b"]);
     // Asset times are the collector's (received 5 ms after the agents observed).
-    assert_eq!((summary.first_seen_ms, summary.last_seen_ms), (1_005, 2_005));
+    assert_eq!((summary.first_seen_ms, summary.last_seen_ms), (1_005, 62_005));
 
     let detail = asset(&store, &summary.id);
     let places: Vec<_> =
         detail.sightings.items.iter().map(|s| (s.agent_id.as_str(), s.path_or_environment.as_str())).collect();
     assert_eq!(places, [("a", "/home/a/m.gguf"), ("b", "/srv/b/model.gguf")]);
+}
+
+#[test]
+fn an_asset_last_seen_moves_by_its_resolution_and_sightings_exactly() {
+    let store = store_with_two_agents();
+    let at = |agent: &str, sequence: u64, observed: i64| {
+        apply(&store, agent, &delta(sequence, observed, vec![model(&format!("/{agent}.gguf"), SHA_A)]));
+        let summary = model_summary(&store);
+        (summary.first_seen_ms, summary.last_seen_ms)
+    };
+    assert_eq!(at("a", 1, 1_000), (1_005, 1_005));
+    // Within the resolution the shared row is not rewritten, from any host.
+    let within = 1_000 + ASSET_SEEN_RESOLUTION_MS - 1;
+    assert_eq!(at("b", 1, within), (1_005, 1_005));
+    assert_eq!(at("a", 2, within), (1_005, 1_005));
+    // Its sightings keep the exact times.
+    let detail = asset(&store, &format!("model:{SHA_A}"));
+    let seen: Vec<i64> = detail.sightings.items.iter().map(|s| s.last_seen_ms).collect();
+    assert_eq!(seen, [within, within]);
+    // At the resolution it moves; an earlier reception still moves first_seen back at once.
+    let moved = 1_005 + ASSET_SEEN_RESOLUTION_MS;
+    assert_eq!(at("b", 2, moved - 5), (1_005, moved));
+    assert_eq!(at("a", 3, 0), (5, moved));
 }
 
 #[test]
@@ -90,9 +113,41 @@ fn a_snapshot_in_two_parts_removes_what_no_part_named_after_the_last_part() {
     }
     let b_asset = asset(&store, &format!("model:{SHA_B}")).asset;
     assert_eq!((b_asset.live_sightings, b_asset.hostnames.clone()), (1, vec!["host-b".to_owned()]));
-    // The seen keys are dropped once the snapshot is closed.
-    let keys: i64 = store.count("SELECT COUNT(*) FROM snapshot_keys");
-    assert_eq!(keys, 0);
+    // Nothing is named by an open snapshot once it is closed.
+    assert_eq!(named_by_open_snapshots(&store), 0);
+}
+
+#[test]
+fn a_snapshot_entry_rejected_at_a_live_key_keeps_that_sighting_live() {
+    let store = store_with_two_agents();
+    apply(&store, "a", &delta(1, 1_000, vec![model("/kept", SHA_A), model("/gone", SHA_B)]));
+    // The agent's entry at /kept is now unreadable: rejected, but it still names /kept.
+    let unreadable = IngestAsset { kind: AssetKind::Model, local_key: "/kept".into(), json: "not json".into() };
+    let mut last = snapshot_part(2, 9, true, 2_000, vec![unreadable, model("/new", SHA_C)]);
+    last.mode = BatchMode::SnapshotPart { snapshot_id: 9, first_part: true, last_part: true };
+    let ApplyOutcome::Applied(summary) = apply(&store, "a", &last) else { panic!() };
+    assert_eq!((summary.upserted, summary.rejected.len()), (1, 1), "{summary:?}");
+    assert_eq!(summary.snapshot, SnapshotProgress::Closed { removed: 1 });
+    assert_eq!(sighting(&store, "a", "/kept").removed_at_ms, None);
+    assert_eq!(sighting(&store, "a", "/gone").removed_at_ms, Some(2_000));
+    // The next snapshot that does not name it removes it.
+    let mut next = snapshot_part(3, 10, true, 3_000, vec![model("/new", SHA_C)]);
+    next.mode = BatchMode::SnapshotPart { snapshot_id: 10, first_part: true, last_part: true };
+    apply(&store, "a", &next);
+    assert_eq!(sighting(&store, "a", "/kept").removed_at_ms, Some(3_000));
+}
+
+/// What the backends keep of the keys the agents' open snapshots named: PostgreSQL records the
+/// keys, SQLite marks the live sightings with the snapshot's epoch.
+fn named_by_open_snapshots(store: &TestStore) -> i64 {
+    if store.is_postgres() {
+        store.count("SELECT COUNT(*) FROM snapshot_keys")
+    } else {
+        store.count(
+            "SELECT COUNT(*) FROM sightings s JOIN agents a ON a.agent_id = s.agent_id \
+             WHERE a.open_snapshot_id IS NOT NULL AND s.snapshot_epoch = a.snapshot_epoch",
+        )
+    }
 }
 
 #[test]
@@ -219,7 +274,8 @@ fn a_failed_transaction_leaves_no_partial_state() {
     apply(&store, "a", &delta(1, 1_000, vec![model("/a", SHA_A), model("/b", SHA_B)]));
     apply(&store, "a", &snapshot_part(2, 3, false, 1_500, vec![model("/a", SHA_A)]));
     let before = dump(&store);
-    let keys_before: i64 = store.count("SELECT COUNT(*) FROM snapshot_keys");
+    let keys_before = named_by_open_snapshots(&store);
+    assert_eq!(keys_before, 1, "/a, named by the open snapshot 3");
     store.fail_inserts_of_sighting("/poison");
 
     // Removal, new asset, framework and host facts come before the poisoned row.
@@ -237,8 +293,7 @@ fn a_failed_transaction_leaves_no_partial_state() {
     assert_eq!(dump(&store), before);
     let agent = store.agent("a").unwrap().unwrap();
     assert_eq!((agent.last_sequence, agent.hostname.as_str()), (2, "host-a"));
-    let keys_after: i64 = store.count("SELECT COUNT(*) FROM snapshot_keys");
-    assert_eq!(keys_after, keys_before);
+    assert_eq!(named_by_open_snapshots(&store), keys_before);
 
     // The sequence was not consumed: once the fault is gone the same batch applies.
     store.stop_failing_inserts();

@@ -1,8 +1,22 @@
 //! The database file: reopening, schema version, settings, permissions.
 
+use std::time::{Duration, Instant};
+
 use super::*;
 use crate::store::sqlite::schema::CURRENT_VERSION;
-use crate::store::StoreError;
+use crate::store::{ApplyOutcome, SnapshotProgress, StoreError};
+
+/// A database file at schema `version`, as a collector of that version left it, without its
+/// `schema_version` row (each test writes it with the rows it needs).
+fn database_at(version: usize) -> (tempfile::TempDir, std::path::PathBuf, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in &crate::store::sqlite::schema::MIGRATIONS[..version] {
+        conn.execute_batch(sql).unwrap();
+    }
+    (dir, path, conn)
+}
 
 #[test]
 fn reopening_the_file_keeps_the_state() {
@@ -68,10 +82,7 @@ fn foreign_keys_are_enforced() {
 
 #[test]
 fn a_version_1_database_is_migrated_keeping_its_agents() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(include_str!("../sqlite/schema_v1.sql")).unwrap();
+    let (_dir, path, conn) = database_at(1);
     conn.execute_batch(
         "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (1); \
          INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
@@ -88,11 +99,7 @@ fn a_version_1_database_is_migrated_keeping_its_agents() {
 #[test]
 fn a_version_2_database_is_migrated_keeping_its_tokens_as_read_only_and_unexpiring() {
     use crate::store::{ApiToken, Scope};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(include_str!("../sqlite/schema_v1.sql")).unwrap();
-    conn.execute_batch(include_str!("../sqlite/schema_v2.sql")).unwrap();
+    let (_dir, path, conn) = database_at(2);
     let api_hash = crate::store::secret::secret_hash("aiscout_api_old");
     let enroll_hash = crate::store::secret::secret_hash("aiscout_enroll_old");
     conn.execute_batch(
@@ -135,11 +142,7 @@ fn a_version_2_database_is_migrated_keeping_its_tokens_as_read_only_and_unexpiri
 
 #[test]
 fn a_version_2_database_is_migrated_with_its_stored_bytes_and_verdicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch(include_str!("../sqlite/schema_v1.sql")).unwrap();
-    conn.execute_batch(include_str!("../sqlite/schema_v2.sql")).unwrap();
+    let (_dir, path, conn) = database_at(2);
     conn.execute_batch(
         "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (2); \
          INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
@@ -160,17 +163,7 @@ fn a_version_2_database_is_migrated_with_its_stored_bytes_and_verdicts() {
 
 #[test]
 fn a_version_4_database_is_migrated_with_its_package_files_marked() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    for sql in [
-        include_str!("../sqlite/schema_v1.sql"),
-        include_str!("../sqlite/schema_v2.sql"),
-        include_str!("../sqlite/schema_v3.sql"),
-        include_str!("../sqlite/schema_v4.sql"),
-    ] {
-        conn.execute_batch(sql).unwrap();
-    }
+    let (_dir, path, conn) = database_at(4);
     conn.execute_batch(
         "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (4); \
          INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
@@ -189,4 +182,53 @@ fn a_version_4_database_is_migrated_with_its_package_files_marked() {
     assert_eq!(ids, ["model:y"]);
     let all = store.assets(&AssetFilter { include_owned: true, ..WITH_REMOVED }, &PageRequest::default()).unwrap();
     assert_eq!(all.items.iter().map(|a| a.owned).collect::<Vec<_>>(), [true, false]);
+}
+
+#[test]
+fn a_version_18_database_keeps_the_keys_its_open_snapshot_named() {
+    let (_dir, path, conn) = database_at(18);
+    // Agent a is inside snapshot 5: its first part named /named, not /unnamed.
+    conn.execute_batch(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT; INSERT INTO schema_version VALUES (18); \
+         INSERT INTO agents (agent_id, cert_serial, cert_fingerprint, cert_not_after_ms, machine_fingerprint, \
+             hostname, agent_version, enrolled_at_ms, last_sequence, open_snapshot_id, open_snapshot_complete) \
+             VALUES ('a', 's', 'f', 1, 'fp', 'h', '0.1.0', 5, 7, 5, 1); \
+         INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES ('model:x', 'model', 'x', 1, 1), \
+             ('model:y', 'model', 'y', 1, 1); \
+         INSERT INTO sightings (asset_id, agent_id, kind, local_key, location, entry_json, first_seen_ms, last_seen_ms) \
+             VALUES ('model:x', 'a', 'model', '/named', '/named', '{}', 1, 1), \
+             ('model:y', 'a', 'model', '/unnamed', '/unnamed', '{}', 1, 1); \
+         INSERT INTO snapshot_keys (agent_id, snapshot_id, kind, local_key) VALUES ('a', 5, 'model', '/named'), \
+             ('a', 4, 'model', '/unnamed');",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    let last = snapshot_part(8, 5, true, 2_000, vec![]);
+    let ApplyOutcome::Applied(summary) = store.apply_batch("a", &last).unwrap() else { panic!() };
+    assert_eq!(summary.snapshot, SnapshotProgress::Closed { removed: 1 });
+    let live: rusqlite::Result<Vec<String>> = store.with_connection(|c| {
+        c.prepare("SELECT local_key FROM sightings WHERE removed_at_ms IS NULL")?.query_map([], |r| r.get(0))?.collect()
+    });
+    assert_eq!(live.unwrap(), ["/named"]);
+}
+
+#[test]
+fn committed_pages_reach_the_file_without_the_writer_checkpointing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let backstop: i64 = store.with_connection(|c| c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))).unwrap();
+    assert_eq!(backstop, 16_384, "the writer checkpoints only past 64 MiB of WAL");
+    let file_size = || std::fs::metadata(&path).unwrap().len();
+    let before = file_size();
+    store.upsert_agent(&registration("a", "host-a", "fp-a", 10)).unwrap();
+    let models: Vec<IngestAsset> = (0..300).map(|i| model(&format!("/m/{i:03}"), SHA_A)).collect();
+    store.apply_batch("a", &delta(1, 1_000, models)).unwrap();
+    // Far below the backstop: only the checkpointer thread copies the new pages into the file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while file_size() == before {
+        assert!(Instant::now() < deadline, "the file stayed at {before} bytes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Barrier};
 
 use super::*;
-use crate::store::{RateBudget, RateCharge};
+use crate::store::{ApplyOutcome, RateBudget, RateCharge, StoreError};
 
 const MINUTE: i64 = crate::store::rate_window::WINDOW_MS;
 
@@ -83,4 +83,28 @@ fn two_collectors_count_against_one_window() {
         .collect();
     let admitted: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
     assert_eq!(admitted, BUDGET as usize, "one budget, whichever collector the messages reach");
+}
+
+#[test]
+fn a_batch_is_counted_and_applied_together_and_a_refused_one_still_counts() {
+    let store = store_with_two_agents();
+    let b = budget(2, u64::MAX);
+    let t0 = 9_000_000;
+    let charge = RateCharge { messages: 1, bytes: 10, now_ms: t0 };
+    let batch = delta(1, t0, vec![model("/m", SHA_A)]);
+    let applied = store.admit_and_apply("a", &charge, &b, &batch).unwrap();
+    assert!(matches!(applied, Ok(ApplyOutcome::Applied(ref s)) if s.upserted == 1), "{applied:?}");
+    // A refused batch (sequence 0) is an error, and it used the second message of the window.
+    let refused = store.admit_and_apply("a", &charge, &b, &delta(0, t0, vec![model("/n", SHA_B)]));
+    assert!(matches!(refused, Err(StoreError::InvalidBatch { .. })), "{refused:?}");
+    assert_eq!(sighting_count(&store, "a"), 1, "nothing of the refused batch is stored");
+    // The third waits for the window, and nothing of it is applied.
+    let over = store.admit_and_apply("a", &charge, &b, &delta(2, t0, vec![model("/o", SHA_C)])).unwrap();
+    assert_eq!(over.err(), Some(MINUTE));
+    assert_eq!(store.agent("a").unwrap().unwrap().last_sequence, 1);
+    assert_eq!(sighting_count(&store, "a"), 1);
+}
+
+fn sighting_count(store: &TestStore, agent: &str) -> i64 {
+    store.count(&format!("SELECT COUNT(*) FROM sightings WHERE agent_id = '{agent}'"))
 }
