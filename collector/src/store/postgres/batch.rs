@@ -233,7 +233,7 @@ struct Held {
     live: bool,
 }
 
-/// The per-upsert checks and identity of `upsert` (`sqlite/batch.rs`, `store_upsert`), or why
+/// The per-upsert checks and identity of `upsert` (`sqlite/batch.rs`, `checked`), or why
 /// it is rejected.
 fn prepare<'a>(agent_id: &str, upsert: &'a IngestAsset) -> Result<Prepared<'a>, String> {
     let derived = checked(agent_id, upsert)?;

@@ -415,9 +415,9 @@ fn store_upsert(
         )?
         .execute(params![agent_id, kind, upsert.local_key, derived.asset_id, times.observed])?;
     }
-    // A live sighting that holds what the upsert says only gets its `last_seen`: rewriting its
-    // entry would recompute the indexed search text and listening ports and fire the stored
-    // bytes trigger, for the same row.
+    // A live sighting that holds what the upsert says only gets its `last_seen` (and the open
+    // snapshot's mark): rewriting its entry would recompute the indexed search text and
+    // listening ports and fire the stored bytes trigger, for the same row.
     if let Some((_, true, Some(sighting_id))) = existing {
         tx.prepare_cached(
             "UPDATE sightings SET last_seen_ms = MAX(last_seen_ms, ?2), snapshot_epoch = COALESCE(?3, snapshot_epoch) \
