@@ -13,9 +13,9 @@
 //! then `R` rounds (default 3) of deltas re-sending every entry in batches of `B`, `--changed`
 //! percent of them (default 0) with a new file size; with `--snapshots` each round is a full
 //! snapshot instead, as the agent's `schedule.snapshot_every` sends. With `--authorize` each
-//! batch is preceded by `Store::agent`, and with `--admit` by `Store::admit_message`, as the
-//! gRPC path does; `--keep` keeps the PostgreSQL schema. Prints sightings/s and the p50/p99
-//! time per batch of each phase.
+//! batch is preceded by `Store::agent`, and with `--admit` counted and applied together by
+//! `Store::admit_and_apply`, as the gRPC path does; `--keep` keeps the PostgreSQL schema.
+//! Prints sightings/s and the p50/p99 time per batch of each phase.
 
 // The figures are this program's output.
 #![allow(clippy::print_stdout)]
@@ -30,10 +30,10 @@ use aiscout_collector::store::{
     AgentRegistration, AssetKind, BatchMode, IngestAsset, IngestBatch, PgStore, RateBudget, RateCharge, SqliteStore,
     Store,
 };
+use serde_json::json;
 
 /// The rate budget of `--admit`: counted, never over.
 const UNLIMITED: RateBudget = RateBudget { messages_per_minute: u32::MAX, bytes_per_minute: u64::MAX };
-use serde_json::json;
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -300,14 +300,18 @@ fn phase(args: &Args, store: &Arc<dyn Store>, name: &str, generation: u64, first
                     let now = now_ms();
                     batch.observed_at_ms = now;
                     batch.received_at_ms = now;
-                    let charge = RateCharge { messages: 1, bytes: 100_000, now_ms: now };
-                    if admit && store.admit_message(&agent, &charge, &UNLIMITED)?.is_some() {
-                        return Err(format!("{agent}: over an unlimited rate").into());
-                    }
                     if authorize && store.agent(&agent)?.is_none() {
                         return Err(format!("{agent} is not enrolled").into());
                     }
-                    match store.apply_batch(&agent, &batch)? {
+                    let charge = RateCharge { messages: 1, bytes: 100_000, now_ms: now };
+                    let outcome = if admit {
+                        store
+                            .admit_and_apply(&agent, &charge, &UNLIMITED, &batch)?
+                            .map_err(|_| format!("{agent}: over an unlimited rate"))?
+                    } else {
+                        store.apply_batch(&agent, &batch)?
+                    };
+                    match outcome {
                         aiscout_collector::store::ApplyOutcome::Applied(summary) => {
                             if !summary.rejected.is_empty() {
                                 return Err(format!("{agent}: rejected {:?}", summary.rejected.first()).into());

@@ -665,11 +665,15 @@ async fn admit(
 
 /// What a batch came to.
 enum Applied {
-    /// Over the agent's rate limit: not applied; wait this many milliseconds.
-    OverLimit(i64),
+    /// Over the agent's rate limit: not applied; wait this many milliseconds; and whether the
+    /// agent resurfaced (authorization comes first).
+    OverLimit(i64, bool),
     /// Applied (or already applied, or after a gap), and whether the agent resurfaced.
     Stored(ApplyOutcome, bool),
 }
+
+/// Why a resurfaced agent is asked for a snapshot.
+const RESURFACED: &str = "this agent was superseded by a reinstall and is live again";
 
 /// Counts one batch against the agent's rate limit and applies it, and says what to answer:
 /// an ack, plus a snapshot request after a gap; or the wait, when it is over the limit.
@@ -696,7 +700,7 @@ async fn apply(
         })?;
         let outcome = match outcome {
             Ok(outcome) => outcome,
-            Err(wait) => return Ok(Applied::OverLimit(wait)),
+            Err(wait) => return Ok(Applied::OverLimit(wait, authorized.resurfaced)),
         };
         if dropped > 0 {
             tracing::warn!(agent_id = %agent_id, sequence, dropped, "entries of unknown kind dropped");
@@ -710,12 +714,15 @@ async fn apply(
     let snapshot =
         |reason: String| Ok(message(collector_message::Message::SnapshotRequest(v1::SnapshotRequest { reason })));
     match outcome {
-        Ok(Applied::OverLimit(wait)) => vec![retry_after(services, agent_id, wait)],
+        // A resurfaced agent is asked for its snapshot even when this batch waits: the store
+        // no longer marks it superseded, so no later call would ask.
+        Ok(Applied::OverLimit(wait, true)) => vec![snapshot(RESURFACED.into()), retry_after(services, agent_id, wait)],
+        Ok(Applied::OverLimit(wait, false)) => vec![retry_after(services, agent_id, wait)],
         Ok(Applied::Stored(ApplyOutcome::Gap { expected, .. }, _)) if !opens_snapshot => {
             vec![ack(), snapshot(format!("sequence gap: expected {expected}, got {sequence}"))]
         }
         Ok(Applied::Stored(_, true)) => {
-            vec![ack(), snapshot("this agent was superseded by a reinstall and is live again".into())]
+            vec![ack(), snapshot(RESURFACED.into())]
         }
         Ok(Applied::Stored(
             ApplyOutcome::Applied(_) | ApplyOutcome::AlreadyApplied { .. } | ApplyOutcome::Gap { .. },
@@ -833,8 +840,13 @@ mod tests {
 
     /// Services over an in-memory store whose agent `a` holds certificate `serial-a` of `ca`.
     fn services_with_agent(ca_sha256: &str) -> Services {
+        services_on(Arc::new(crate::store::SqliteStore::open_in_memory().unwrap()), ca_sha256)
+    }
+
+    /// Services on `store` with agent `a` enrolled (certificate `serial-a`, CA `ca_sha256`, the
+    /// services' own when empty), at 10 messages a minute.
+    fn services_on(store: Arc<crate::store::SqliteStore>, ca_sha256: &str) -> Services {
         let (ca, _) = CertificateAuthority::generate("test ca").unwrap();
-        let store = crate::store::SqliteStore::open_in_memory().unwrap();
         store
             .upsert_agent(&AgentRegistration {
                 agent_id: "a".into(),
@@ -849,7 +861,7 @@ mod tests {
             })
             .unwrap();
         Services {
-            store: Arc::new(store),
+            store,
             ca: Arc::new(ca),
             ca_bundle: String::new(),
             cert_lifetime: Duration::from_secs(3600),
@@ -859,6 +871,31 @@ mod tests {
             rollout: crate::release::RolloutPause::default(),
             metrics: Arc::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_superseded_agent_over_its_rate_limit_is_still_asked_for_its_snapshot() {
+        let store = Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let services = Arc::new(services_on(Arc::clone(&store), ""));
+        store.with_connection(|c| {
+            c.execute("UPDATE agents SET superseded_by = 'b', superseded_at_ms = 1 WHERE agent_id = 'a'", []).unwrap();
+        });
+        let charge = RateCharge { messages: 1, bytes: 10, now_ms: now_ms() };
+        for _ in 0..10 {
+            assert_eq!(services.store.admit_message("a", &charge, &services.rate).unwrap(), None);
+        }
+        let answers =
+            apply(&services, "a", "serial-a", v1::Batch { sequence: 1, ..v1::Batch::default() }, charge).await;
+        let kinds: Vec<_> = answers
+            .into_iter()
+            .map(|a| match a.unwrap().message {
+                Some(collector_message::Message::SnapshotRequest(_)) => "snapshot",
+                Some(collector_message::Message::RetryAfterMs(_)) => "retry_after",
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["snapshot", "retry_after"], "the resurfacing is not lost to the rate limit");
+        assert_eq!(services.store.agent("a").unwrap().unwrap().superseded_by, None);
     }
 
     #[test]

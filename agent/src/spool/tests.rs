@@ -31,9 +31,11 @@ fn append_all(spool: &Spool, records: impl IntoIterator<Item = NewRecord>) -> Ve
     records.into_iter().map(|r| spool.append(r).unwrap()).collect()
 }
 
-/// Rewrites the stored value of `sequence` with `damage` applied, through sled directly.
+/// Rewrites the stored value of `sequence` with `damage` applied, through sled directly. Opened
+/// as the spool opens it: a spool dropped just before may leave sled's flusher thread holding the
+/// file lock for a moment (CI saw `could not acquire lock`), which `open_sled` waits out.
 fn damage(dir: &Path, sequence: u64, damage: impl Fn(&mut Vec<u8>)) {
-    let db = sled::Config::new().path(dir).open().unwrap();
+    let db = state_dir::open_sled(dir, 1 << 20).unwrap();
     let tree = db.open_tree(TREE).unwrap();
     let mut value = tree.get(record_key(sequence)).unwrap().unwrap().to_vec();
     damage(&mut value);

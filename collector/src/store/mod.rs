@@ -7,8 +7,9 @@
 //!
 //! # Why the trait is shaped this way
 //! - **One call, one transaction.** Every method is a complete unit of work that a backend runs
-//!   in one transaction, so several collectors writing one database never interleave half
-//!   operations: there is no begin/commit in the API and no cursor or connection type in it.
+//!   in one transaction (`admit_and_apply`'s default runs its two calls' two), so several
+//!   collectors writing one database never interleave half operations: there is no
+//!   begin/commit in the API and no cursor or connection type in it.
 //! - **Idempotent batches.** The agent's last applied sequence is stored in the same transaction
 //!   as the batch's effects. A batch whose sequence is not above it changes nothing, so a replay
 //!   after a lost acknowledgement, a reconnect to another collector, or a crash between commit
@@ -67,8 +68,8 @@
 //! 5. Snapshot parts: the (kind, local key) of every upsert is recorded as named by the open
 //!    snapshot, in the database (so it works across transactions and collector restarts:
 //!    PostgreSQL keeps the keys in a table, SQLite marks the sightings with the snapshot's
-//!    epoch); a part with a new snapshot id abandons the open one. Deltas arriving while a snapshot is open record their
-//!    upserts too. After the last part every live sighting of the host not recorded is marked
+//!    epoch); a part with a new snapshot id abandons the open one. Deltas arriving while a
+//!    snapshot is open record their upserts too. After the last part every live sighting of the host not recorded is marked
 //!    removed, unless a sequence gap hit the snapshot: then some parts may be lost, nothing is
 //!    removed ([`SnapshotProgress::ClosedIncomplete`]) and the next snapshot does it. A gap
 //!    just before a part marked `first_part` lost nothing of that snapshot (an agent whose spool
@@ -248,7 +249,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// [`Store::admit_message`] does with `charge`, and applies it when it fits as
     /// [`Store::apply_batch`] does: `Ok(Err(wait_ms))` when it is over the limit, and nothing is
     /// applied. A batch refused by `apply_batch`'s rules is still counted. A backend may do both
-    /// in one transaction (SQLite does: one commit, not two, per batch).
+    /// in one transaction (SQLite does: one commit, not two, per batch); then a database failure
+    /// undoes the count with the batch, where the default keeps the count it committed first.
+    /// Either way the entries are parsed before the count: an agent over its limit costs the
+    /// parse of the one batch that ends its stream.
     fn admit_and_apply(
         &self,
         agent_id: &str,

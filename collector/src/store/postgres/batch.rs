@@ -488,7 +488,7 @@ pub(super) fn refresh_assets(tx: &mut Tx<'_>, ids: &[String], received: i64) -> 
         return Ok(());
     }
     // ORDER BY is applied before the rows are locked, so batches lock shared rows in one order;
-    // a row another batch moved past `received` meanwhile is re-checked and left as it is. The
+    // a row another batch moved within the resolution meanwhile is re-checked and left as it is. The
     // update then finds the locked rows by primary key (`= ANY`), never by a scan.
     tx.execute(
         "UPDATE assets SET first_seen_ms = LEAST(first_seen_ms, $2), last_seen_ms = GREATEST(last_seen_ms, $2) \

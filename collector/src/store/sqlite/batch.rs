@@ -58,7 +58,8 @@ pub(crate) enum Admission {
         gap: bool,
         /// The snapshot its upserts are recorded under, if any.
         snapshot: Option<OpenSnapshot>,
-        /// It starts a new snapshot: the keys recorded under the open one are dropped.
+        /// It starts a new snapshot: what the open one named no longer counts (SQLite takes a
+        /// new epoch, PostgreSQL drops the keys).
         abandon: bool,
     },
 }
@@ -123,8 +124,8 @@ pub(crate) fn admit(agent_id: &str, batch: &IngestBatch, state: &AgentState) -> 
 }
 
 /// The per-upsert checks and identity of `upsert` (bounds of its entry and location, rule 6 of
-/// the store's "Asset identity"), or why it is rejected. Pure: the backends run it for a whole
-/// batch before they take the database.
+/// the store's "Asset identity"), or why it is rejected. Pure: SQLite runs it for a whole batch
+/// before it takes its one connection.
 pub(crate) fn checked(agent_id: &str, upsert: &IngestAsset) -> Result<DerivedIdentity, String> {
     limits::check_entry(&upsert.local_key, &upsert.json)?;
     let derived =
@@ -391,7 +392,8 @@ fn store_upsert(
             let detail = serde_json::json!({"kind": kind, "identity": derived.identity, "first_agent": agent_id});
             super::audit::append(tx, times.received, "asset.appeared", &derived.asset_id, &detail)?;
             tx.prepare_cached(
-                "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                "INSERT INTO assets (asset_id, kind, identity, first_seen_ms, last_seen_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
             )?
             .execute(params![derived.asset_id, kind, derived.identity, times.received])?;
         }

@@ -7,9 +7,10 @@
 //! on that path; docs/scale.md). Here a `PASSIVE` checkpoint runs every [`EVERY`] on another
 //! core: it never blocks the writer or a reader, and copies what no reader still needs. The
 //! writer keeps an automatic checkpoint at [`BACKSTOP_PAGES`] in case this thread falls behind
-//! or fails, so the WAL stays bounded whatever happens here.
+//! or fails, so the WAL stays bounded whatever happens here; when the thread cannot start, the
+//! writer keeps SQLite's default of 1,000 pages.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,11 +34,15 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database at `path` (already open in WAL mode).
-    pub(super) fn start(path: &Path) -> std::io::Result<Self> {
+    /// Starts checkpointing the database at `path` (already open in WAL mode) on a connection
+    /// of its own, opened here so that a failure is the caller's to handle.
+    pub(super) fn start(path: &Path) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (flag, path) = (Arc::clone(&stop), path.to_owned());
-        let thread = std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || run(&path, &flag))?;
+        let thread =
+            std::thread::Builder::new().name("sqlite-checkpoint".into()).spawn(move || run(&conn, &path, &flag))?;
         Ok(Self { stop, thread: Some(thread) })
     }
 }
@@ -53,14 +58,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(path: &PathBuf, stop: &(Mutex<bool>, Condvar)) {
-    let conn = match Connection::open(path).and_then(|c| c.busy_timeout(BUSY_TIMEOUT).map(|()| c)) {
-        Ok(conn) => conn,
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "wal checkpointer not started: the writer checkpoints alone");
-            return;
-        }
-    };
+fn run(conn: &Connection, path: &Path, stop: &(Mutex<bool>, Condvar)) {
     let (stopped, wake) = stop;
     let mut failing = false;
     loop {
@@ -76,11 +74,13 @@ fn run(path: &PathBuf, stop: &(Mutex<bool>, Condvar)) {
         }) {
             Ok((_, wal, copied)) => {
                 failing = false;
-                debug!(path = %path.display(), wal_pages = wal, copied, "wal checkpoint");
+                if copied > 0 {
+                    debug!(path = %path.display(), wal_pages = wal, copied, "wal checkpoint");
+                }
             }
             Err(e) if !failing => {
                 failing = true;
-                warn!(path = %path.display(), error = %e, "wal checkpoint failed: retrying; the writer's backstop bounds the wal");
+                warn!(path = %path.display(), error = %e, "wal checkpoint failed, retrying (the writer's backstop holds)");
             }
             Err(_) => {}
         }

@@ -154,15 +154,17 @@ impl SqliteStore {
         }
         let version = schema::migrate(&mut conn, &path)?;
         debug!(path = %path.display(), schema_version = version, "store opened");
-        let checkpointer = if on_disk {
-            conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
-                .map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?;
-            Some(
-                checkpoint::Checkpointer::start(&path)
-                    .map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?,
-            )
-        } else {
-            None
+        let checkpointer = match on_disk.then(|| checkpoint::Checkpointer::start(&path)) {
+            Some(Ok(checkpointer)) => {
+                conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
+                    .map_err(|e| StoreError::Open { path: path.clone(), source: Box::new(e) })?;
+                Some(checkpointer)
+            }
+            Some(Err(e)) => {
+                warn!(path = %path.display(), error = %e, "wal checkpointer not started: commits checkpoint as usual");
+                None
+            }
+            None => None,
         };
         Ok(Self { conn: Mutex::new(conn), path, quota: AgentQuota::default(), _checkpointer: checkpointer })
     }

@@ -168,7 +168,6 @@ pub(super) fn dump(store: &dyn Store) -> Dump {
     Dump { hosts, assets }
 }
 
-/// The asset with all its sightings (one big page).
 /// The one model asset of `store`'s listing.
 pub(super) fn model_summary(store: &dyn Store) -> crate::store::AssetSummary {
     let page = store.assets(&of_kind(AssetKind::Model), &PageRequest::default()).unwrap();
@@ -176,6 +175,7 @@ pub(super) fn model_summary(store: &dyn Store) -> crate::store::AssetSummary {
     page.items.into_iter().next().unwrap()
 }
 
+/// The asset with all its sightings (one big page).
 pub(super) fn asset(store: &dyn Store, asset_id: &str) -> AssetDetail {
     store.asset(asset_id, &PageRequest::first(1000)).expect("asset").expect("asset exists")
 }
