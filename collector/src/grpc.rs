@@ -633,15 +633,6 @@ fn retry_after(services: &Services, agent_id: &str, wait_ms: i64) -> Result<v1::
     Ok(message(collector_message::Message::RetryAfterMs(u64::try_from(wait_ms).unwrap_or(0))))
 }
 
-/// Counts one message of `agent_id` against its rate-limit window (in the store); over the
-/// limit, the wait. Runs on a blocking thread, as the work the message brings does.
-fn count_message(services: &Services, agent_id: &str, charge: &RateCharge) -> Result<Option<i64>, Status> {
-    services.store.admit_message(agent_id, charge, &services.rate).map_err(|e| {
-        services.metrics.store_failed(&e);
-        status(&e)
-    })
-}
-
 /// Counts a message that is not a batch against the agent's rate limit and, when it fits and
 /// `heartbeat`, records that the agent was heard from; over the limit, the wait.
 async fn admit(
@@ -652,7 +643,10 @@ async fn admit(
 ) -> Result<Option<i64>, Status> {
     let (services, id) = (Arc::clone(services), agent_id.to_owned());
     blocking(Status::internal, move || {
-        let wait = count_message(&services, &id, &charge)?;
+        let wait = services.store.admit_message(&id, &charge, &services.rate).map_err(|e| {
+            services.metrics.store_failed(&e);
+            status(&e)
+        })?;
         if wait.is_none() && heartbeat {
             if let Err(e) = services.store.touch_agent(&id, now_ms()) {
                 tracing::warn!(agent_id = %id, error = %e, "cannot record the heartbeat");

@@ -7,7 +7,7 @@
 //!
 //! # Why the trait is shaped this way
 //! - **One call, one transaction.** Every method is a complete unit of work that a backend runs
-//!   in one transaction (`admit_and_apply`'s default runs its two calls' two), so several
+//!   in one transaction (but `admit_and_apply`'s default, which is two calls), so several
 //!   collectors writing one database never interleave half operations: there is no
 //!   begin/commit in the API and no cursor or connection type in it.
 //! - **Idempotent batches.** The agent's last applied sequence is stored in the same transaction
@@ -69,9 +69,10 @@
 //!    snapshot, in the database (so it works across transactions and collector restarts:
 //!    PostgreSQL keeps the keys in a table, SQLite marks the sightings with the snapshot's
 //!    epoch); a part with a new snapshot id abandons the open one. Deltas arriving while a
-//!    snapshot is open record their upserts too. After the last part every live sighting of the host not recorded is marked
-//!    removed, unless a sequence gap hit the snapshot: then some parts may be lost, nothing is
-//!    removed ([`SnapshotProgress::ClosedIncomplete`]) and the next snapshot does it. A gap
+//!    snapshot is open record their upserts too. After the last part every live sighting of the
+//!    host not recorded is marked removed, unless a sequence gap hit the snapshot: then some
+//!    parts may be lost, nothing is removed ([`SnapshotProgress::ClosedIncomplete`]) and the
+//!    next snapshot does it. A gap
 //!    just before a part marked `first_part` lost nothing of that snapshot (an agent whose spool
 //!    compacted old deltas away sends exactly this), so it does not count.
 //! 6. Stores the sequence as the agent's last.

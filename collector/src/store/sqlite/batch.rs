@@ -144,26 +144,14 @@ pub(super) fn apply(
 ) -> Res<ApplyOutcome> {
     let sequence = batch_sequence(agent_id, batch)?;
     let state = agent_state(tx, agent_id)?;
-    let (expected, gap, snapshot) = match admit(agent_id, batch, &state)? {
+    // `mark`: the epoch this batch's upserts mark while a snapshot is open.
+    let (expected, gap, snapshot, mark) = match admit(agent_id, batch, &state)? {
         Admission::AlreadyApplied { last_sequence } => return Ok(ApplyOutcome::AlreadyApplied { last_sequence }),
-        Admission::Apply { expected, gap, snapshot, abandon } => (expected, gap, snapshot.map(|open| (open, abandon))),
+        Admission::Apply { expected, gap, snapshot, abandon } => {
+            let mark = snapshot.map(|_| snapshot_epoch(tx, agent_id, abandon)).transpose()?;
+            (expected, gap, snapshot, mark)
+        }
     };
-    // The epoch this batch's upserts mark while a snapshot is open; a new snapshot takes the
-    // agent's next one, so nothing an abandoned snapshot marked counts (schema_v19.sql).
-    let mark: Option<i64> = match snapshot {
-        None => None,
-        Some((_, true)) => Some(
-            tx.prepare_cached(
-                "UPDATE agents SET snapshot_epoch = snapshot_epoch + 1 WHERE agent_id = ?1 RETURNING snapshot_epoch",
-            )?
-            .query_row([agent_id], |r| r.get(0))?,
-        ),
-        Some((_, false)) => Some(
-            tx.prepare_cached("SELECT snapshot_epoch FROM agents WHERE agent_id = ?1")?
-                .query_row([agent_id], |r| r.get(0))?,
-        ),
-    };
-    let snapshot = snapshot.map(|(open, _)| open);
 
     let mut summary = ApplySummary { host_rejected: update_host(tx, agent_id, batch)?, ..ApplySummary::default() };
     // Sightings keep the agent's clock, never ahead of the collector's; assets only the
@@ -225,6 +213,17 @@ pub(super) fn apply(
     )?
     .execute(params![agent_id, sequence, still_open.map(|o| o.id), still_open.is_some_and(|o| o.complete)])?;
     Ok(if gap { ApplyOutcome::Gap { expected, summary } } else { ApplyOutcome::Applied(summary) })
+}
+
+/// The agent's snapshot epoch: its next one for a snapshot that opens now, so nothing an
+/// abandoned snapshot marked counts (schema_v19.sql); else the open snapshot's.
+fn snapshot_epoch(tx: &Transaction<'_>, agent_id: &str, opens: bool) -> Res<i64> {
+    let sql = if opens {
+        "UPDATE agents SET snapshot_epoch = snapshot_epoch + 1 WHERE agent_id = ?1 RETURNING snapshot_epoch"
+    } else {
+        "SELECT snapshot_epoch FROM agents WHERE agent_id = ?1"
+    };
+    Ok(tx.prepare_cached(sql)?.query_row([agent_id], |r| r.get(0))?)
 }
 
 fn agent_state(tx: &Transaction<'_>, agent_id: &str) -> Res<AgentState> {
